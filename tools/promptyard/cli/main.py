@@ -1,0 +1,137 @@
+"""The `promptyard` click group: global options, lazy commands, and the exit-code contract.
+
+Exit codes (DESIGN.md §4) are enforced here and nowhere else: commands return 0 or 1
+(the check failed); library errors carry their own code (2 usage/config, 3 infrastructure);
+anything unexpected is reported in one line (with `--debug`, the traceback) and exits 3.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from promptyard import __version__
+from promptyard.errors import ExitCode, PromptyardError
+
+# name -> "module:function"; modules are imported only when their command runs.
+COMMANDS: dict[str, str] = {
+    "init": "promptyard.cli.init:init",
+    "lint": "promptyard.cli.lint:lint",
+    "render": "promptyard.cli.render:render",
+    "schema": "promptyard.cli.schema:schema",
+}
+
+
+@dataclass
+class App:
+    """What every command gets through `click.pass_obj`."""
+
+    repo: Path | None = None
+    debug: bool = False
+    _workspace: Any = field(default=None, repr=False)
+
+    def workspace(self) -> Any:
+        """The promptyard repository: --repo, or the nearest folder holding promptyard.yaml."""
+        if self._workspace is None:
+            from promptyard.workspace import Workspace
+
+            if self.repo is not None:
+                if not (self.repo / "promptyard.yaml").is_file():
+                    from promptyard.errors import ConfigError
+
+                    raise ConfigError(
+                        f"--repo {self.repo}: no promptyard.yaml there",
+                        hint="point --repo at the folder holding promptyard.yaml",
+                    )
+                self._workspace = Workspace(self.repo)
+            else:
+                self._workspace = Workspace.discover()
+        return self._workspace
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class PromptyardGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or bool(os.environ.get("PROMPTYARD_DEBUG"))
+        err = stderr_console()
+        try:
+            result = super().main(argv, prog_name or "promptyard", standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            err.print("Aborted.")
+            sys.exit(130)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(ExitCode.USAGE)
+        except PromptyardError as exc:
+            if debug:
+                traceback.print_exc()
+            err.print(f"[red]error:[/red] {_escape(exc.message)}")
+            if exc.hint:
+                err.print(f"  [dim]hint:[/dim] {_escape(exc.hint)}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("Interrupted.")
+            sys.exit(130)
+        except Exception as exc:  # the one place that turns a crash into one line
+            if debug:
+                traceback.print_exc()
+            err.print(
+                f"[red]internal error:[/red] {type(exc).__name__}: {_escape(str(exc))} "
+                "(run with --debug for the traceback, and please report it)"
+            )
+            sys.exit(ExitCode.INFRA)
+        sys.exit(int(result) if isinstance(result, int) else ExitCode.OK)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+@click.group(cls=PromptyardGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The prompt repository (default: the nearest folder with promptyard.yaml).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="promptyard")
+@click.pass_context
+def cli(ctx: click.Context, repo: Path | None, debug: bool) -> None:
+    """Prompts as code, the GitOps way: lint, evaluate, compare and release prompts from git.
+
+    Exit codes: 0 ok, 1 the check failed, 2 usage or configuration error,
+    3 infrastructure failure.
+    """
+    ctx.obj = App(repo=repo.resolve() if repo else None, debug=debug)
+
+
+def main() -> None:
+    cli.main()

@@ -1,0 +1,321 @@
+"""Hostile-input-safe loading of YAML and JSON documents, with the position of every node.
+
+PyYAML's loaders accept duplicate keys silently, expand aliases (a "billion laughs" file
+takes all memory) and recurse without bound on deep nesting (libyaml crashes). So we
+build values ourselves from the parser's event stream, in one pass with an explicit
+stack: aliases and anchors are refused where they appear, duplicate keys are refused,
+nesting depth is capped before the parser can go quadratic, and only the plain JSON-like
+scalar types are accepted. Every value and key gets a 1-based line and column, so a
+validation error anywhere in the tree points at the exact place in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+try:  # libyaml is in every PyYAML wheel; the pure-Python parser is the fallback.
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+MAX_DEPTH = 64
+
+# Load-time rules: (code, name, what it catches). The lint rule registry lists these too.
+LOAD_RULES: tuple[tuple[str, str, str], ...] = (
+    ("Y001", "yaml-syntax", "the file does not parse as YAML/JSON"),
+    ("Y002", "duplicate-key", "a mapping has the same key twice"),
+    ("Y003", "yaml-alias", "anchors and aliases (which can expand exponentially) are not allowed"),
+    ("Y004", "encoding", "the file is not valid UTF-8"),
+    ("Y005", "file-too-large", "the file is over the size cap"),
+    ("Y006", "nesting-too-deep", f"the document nests deeper than {MAX_DEPTH} levels"),
+    ("Y007", "unsupported-value", "a tag, key or number that has no JSON equivalent"),
+)
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """1-based line and column. `block` marks a block scalar, whose text starts a line below."""
+
+    line: int
+    column: int
+    block: bool = False
+
+
+START = Position(1, 1)
+
+
+class DocumentError(Exception):
+    """A file that cannot be loaded; carries the load rule's code and where it happened."""
+
+    def __init__(self, code: str, path: str, position: Position, message: str) -> None:
+        super().__init__(f"{path}:{position.line}:{position.column}: {message}")
+        self.code = code
+        self.path = path
+        self.position = position
+        self.message = message
+
+
+@dataclass
+class Document:
+    """Parsed data plus where each value (and each mapping key) sits in the file."""
+
+    path: str
+    data: Any
+    values: dict[Loc, Position] = field(default_factory=dict)
+    keys: dict[Loc, Position] = field(default_factory=dict)
+
+    def locate(self, loc: Sequence[str | int], *, key: bool = False) -> Position:
+        """Position of the node at `loc`, or of its nearest located ancestor."""
+        loc = tuple(loc)
+        if key and loc in self.keys:
+            return self.keys[loc]
+        while loc:
+            if loc in self.values:
+                return self.values[loc]
+            loc = loc[:-1]
+        return self.values.get((), START)
+
+
+def decode(raw: bytes, path: str, *, max_bytes: int) -> str:
+    """Check the size cap and decode strict UTF-8 (a leading BOM is dropped)."""
+    if len(raw) > max_bytes:
+        raise DocumentError(
+            "Y005",
+            path,
+            START,
+            f"file is {len(raw):,} bytes, over the {max_bytes:,}-byte cap; split it or raise "
+            "`lint.max_file_bytes` in promptyard.yaml",
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DocumentError(
+            "Y004",
+            path,
+            Position(line, column),
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); re-save the file as UTF-8",
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def _position(mark: Any, *, block: bool = False) -> Position:
+    return Position(mark.line + 1, mark.column + 1, block)
+
+
+_CORE_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+}
+
+
+class _Frame:
+    __slots__ = ("container", "key", "key_lines", "loc")
+
+    def __init__(self, container: dict | list, loc: Loc) -> None:
+        self.container = container
+        self.loc = loc
+        self.key: str | None = None  # a mapping's key waiting for its value
+        self.key_lines: dict[str, int] = {}
+
+
+def parse_yaml(raw: bytes | str, path: str, *, max_bytes: int = 1 << 20) -> Document:
+    """Parse one YAML document safely. Raises `DocumentError` with a load rule code."""
+    text = decode(raw, path, max_bytes=max_bytes) if isinstance(raw, bytes) else raw
+    doc = Document(path, None)
+    loader = _Loader(text)
+    try:
+        _compose(loader, doc)
+    except DocumentError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        pos = _position(mark) if mark is not None else START
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise DocumentError("Y001", path, pos, f"YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise DocumentError("Y001", path, START, f"YAML error: {exc}") from None
+    finally:
+        loader.dispose()
+    return doc
+
+
+def _compose(loader: Any, doc: Document) -> None:
+    path = doc.path
+    stack: list[_Frame] = []
+    documents = 0
+    root: list[Any] = []
+    while True:
+        event = loader.get_event()
+        if isinstance(event, yaml.StreamEndEvent):
+            break
+        if isinstance(event, yaml.DocumentStartEvent):
+            documents += 1
+            if documents > 1:
+                raise DocumentError(
+                    "Y001",
+                    path,
+                    _position(event.start_mark),
+                    "more than one YAML document (`---`) in the file; keep one per file",
+                )
+            continue
+        if isinstance(event, yaml.StreamStartEvent | yaml.DocumentEndEvent):
+            continue
+        if isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+            stack.pop()
+            continue
+
+        pos = _position(event.start_mark, block=getattr(event, "style", None) in ("|", ">"))
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise DocumentError(
+                "Y003",
+                path,
+                pos,
+                "YAML anchors and aliases are not allowed (they can expand exponentially); "
+                "write the value out in full",
+            )
+        parent = stack[-1] if stack else None
+
+        # A mapping's key: must be a plain string, and not repeated.
+        if parent is not None and isinstance(parent.container, dict) and parent.key is None:
+            if not isinstance(event, yaml.ScalarEvent):
+                raise DocumentError(
+                    "Y007", path, pos, "mapping keys must be strings, not lists or mappings"
+                )
+            key = event.value
+            if key in parent.key_lines:
+                raise DocumentError(
+                    "Y002",
+                    path,
+                    pos,
+                    f"duplicate key {key!r} (first defined on line {parent.key_lines[key]}); "
+                    "remove one of them",
+                )
+            parent.key_lines[key] = pos.line
+            parent.key = key
+            doc.keys[(*parent.loc, key)] = pos
+            continue
+
+        if parent is None:
+            loc: Loc = ()
+        elif isinstance(parent.container, dict):
+            loc = (*parent.loc, parent.key)  # type: ignore[arg-type]
+        else:
+            loc = (*parent.loc, len(parent.container))
+        doc.values[loc] = pos
+
+        value: Any
+        if isinstance(event, yaml.ScalarEvent):
+            value = _scalar(loader, event, path, pos)
+        else:
+            if event.tag not in (None, "!") and event.tag not in _CORE_TAGS:
+                raise DocumentError(
+                    "Y007", path, pos, f"unsupported YAML tag {event.tag!r}; remove the tag"
+                )
+            if len(stack) >= MAX_DEPTH:
+                raise DocumentError(
+                    "Y006",
+                    path,
+                    pos,
+                    f"nesting deeper than {MAX_DEPTH} levels; flatten the document",
+                )
+            value = {} if isinstance(event, yaml.MappingStartEvent) else []
+
+        if parent is None:
+            root.append(value)
+        elif isinstance(parent.container, dict):
+            parent.container[parent.key] = value  # type: ignore[index]
+            parent.key = None
+        else:
+            parent.container.append(value)
+        if isinstance(value, dict | list):
+            stack.append(_Frame(value, loc))
+    doc.data = root[0] if root else None
+
+
+def _scalar(loader: Any, event: yaml.ScalarEvent, path: str, pos: Position) -> Any:
+    tag = event.tag
+    if tag in (None, "!"):
+        tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+    if tag not in _CORE_TAGS:
+        raise DocumentError("Y007", path, pos, f"unsupported YAML tag {tag!r}; remove the tag")
+    if tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"):
+        return event.value  # dates stay text: JSON has no date type
+    if tag == "tag:yaml.org,2002:null":
+        return None
+    node = yaml.ScalarNode(tag, event.value)
+    try:
+        if tag == "tag:yaml.org,2002:bool":
+            return loader.construct_yaml_bool(node)
+        if tag == "tag:yaml.org,2002:int":
+            return loader.construct_yaml_int(node)
+        number = loader.construct_yaml_float(node)
+    except (ValueError, yaml.YAMLError):
+        raise DocumentError(
+            "Y007", path, pos, f"{event.value[:40]!r} is not a usable number; quote it"
+        ) from None
+    if not math.isfinite(number):
+        raise DocumentError(
+            "Y007", path, pos, f"{event.value!r} is not a finite number; use a finite value"
+        )
+    return number
+
+
+# --- JSON ------------------------------------------------------------------------------
+
+
+def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}; remove one of them")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON; use a finite number or null")
+
+
+def parse_json_value(text: str) -> Any:
+    """`json.loads` that refuses duplicate keys and NaN/Infinity (raises ValueError)."""
+    try:
+        return json.loads(
+            text, object_pairs_hook=_pairs_without_duplicates, parse_constant=_reject_constant
+        )
+    except RecursionError:
+        raise ValueError("nesting too deep") from None
+
+
+def iter_json_lines(text: str, path: str) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, value) for each non-blank line of a JSONL text.
+
+    Raises `DocumentError` (Y001/Y002) at the first bad line.
+    """
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, parse_json_value(line)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(
+                "Y001", path, Position(number, exc.colno), f"invalid JSON: {exc.msg}"
+            ) from None
+        except ValueError as exc:
+            code = "Y002" if "duplicate key" in str(exc) else "Y001"
+            raise DocumentError(code, path, Position(number, 1), f"invalid JSON: {exc}") from None

@@ -1,0 +1,1 @@
+"""Evaluation: assertion types, providers, the runner, the cache and results."""

@@ -1,0 +1,6 @@
+"""Lint: rules (one small function each, with a code) and output formats."""
+
+from promptyard.lint.registry import RULES, rule_table
+from promptyard.lint.runner import Finding, LintResult, lint_repository
+
+__all__ = ["RULES", "Finding", "LintResult", "lint_repository", "rule_table"]

@@ -1,0 +1,50 @@
+"""What every lint check gets: the snapshots and helpers shared across rules."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+
+from promptyard.spec import ProjectConfig
+from promptyard.workspace import LoadedPrompt, Snapshot, Workspace
+
+
+@dataclass
+class DatasetUse:
+    """One prompt eval that reads a dataset."""
+
+    prompt: LoadedPrompt
+    eval_index: int
+
+
+@dataclass
+class LintContext:
+    workspace: Workspace
+    head: Snapshot
+    base: Snapshot | None = None
+    in_depth: bool = True  # False under --base for files outside the change
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> ProjectConfig | None:
+        return self.head.config_file.model
+
+
+@functools.lru_cache(maxsize=8192)
+def _schema_error(schema_json: str) -> str | None:
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_json))
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"{exc.message}" + (f" (at {where})" if where else "")
+    return None
+
+
+def schema_error(schema: Any) -> str | None:
+    """Why `schema` is not a valid JSON Schema (draft 2020-12), or None. Cached by content."""
+    return _schema_error(json.dumps(schema, sort_keys=True))

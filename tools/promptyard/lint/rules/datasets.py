@@ -1,0 +1,94 @@
+"""Rules about golden datasets and their cases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from promptyard.documents import START
+from promptyard.evals.assertions import assertion_problem
+from promptyard.lint.context import DatasetUse, LintContext
+from promptyard.lint.registry import Hit, rule
+from promptyard.problems import Problem
+from promptyard.render import variable_problems
+from promptyard.workspace import LoadedDataset
+
+MAX_CASE_FINDINGS = 20  # per dataset and rule: past this, one summary line
+
+
+@rule(
+    "D004",
+    "case-vars",
+    "error",
+    "a case's `vars` do not satisfy the inputs of a prompt that uses the dataset",
+    kind="dataset",
+)
+def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) -> Iterator[Hit]:
+    # Prompts with identical inputs are checked once.
+    by_inputs: dict[str, list[DatasetUse]] = {}
+    for use in uses:
+        if use.prompt.model is not None:
+            key = json.dumps(use.prompt.model.inputs, sort_keys=True)
+            by_inputs.setdefault(key, []).append(use)
+    reported = 0
+    for group in by_inputs.values():
+        prompt = group[0].prompt
+        assert prompt.model
+        names = ", ".join(sorted({u.prompt.name for u in group}))
+        validator = prompt.input_validator
+        for index, case in enumerate(dataset.cases):
+            if validator.is_valid(case.vars):
+                continue
+            for problem in variable_problems(prompt.model.inputs, case.vars, validator):
+                reported += 1
+                if reported <= MAX_CASE_FINDINGS:
+                    yield (
+                        dataset.path,
+                        dataset.locate(index, ("vars",)),
+                        f"case {case.id!r}: {problem} (prompt {names})",
+                    )
+    if reported > MAX_CASE_FINDINGS:
+        yield (
+            dataset.path,
+            dataset.locate(0),
+            f"... and {reported - MAX_CASE_FINDINGS} more case-vars findings in this file",
+        )
+
+
+@rule(
+    "A001",
+    "unknown-assertion-type",
+    "error",
+    "an assertion type that does not exist",
+    kind="dataset",
+)  # also reports A002 (value shape)
+def case_assertions(
+    ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]
+) -> Iterator[Hit]:
+    for index, case in enumerate(dataset.cases):
+        for a, assertion in enumerate(case.assert_):
+            problem = assertion_problem(assertion)
+            if problem:
+                code, message = problem
+                where = dataset.locate(index, ("assert", a))
+                yield Problem.at(code, dataset.path, where, f"case {case.id!r}: {message}")
+
+
+@rule("D005", "unreferenced-dataset", "warning", "a dataset no prompt's evals use", kind="dataset")
+def unreferenced_dataset(
+    ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]
+) -> Iterator[Hit]:
+    if not uses and not dataset.missing and not dataset.unsafe:
+        yield (
+            dataset.path,
+            dataset.locate(0) if dataset.cases else START,
+            "no prompt uses this dataset; reference it from a prompt's `evals` or delete it",
+        )
+
+
+@rule("D006", "empty-dataset", "warning", "a dataset without cases", kind="dataset")
+def empty_dataset(
+    ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]
+) -> Iterator[Hit]:
+    if not dataset.cases and not dataset.problems and not dataset.missing and not dataset.unsafe:
+        yield (dataset.path, START, "the dataset has no cases; add at least one")

@@ -1,0 +1,49 @@
+"""Rules about environment files (which version of each prompt serves where)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+from promptyard.lint.context import LintContext
+from promptyard.lint.registry import Hit, rule
+from promptyard.spec import EnvironmentSpec
+from promptyard.workspace import LoadedFile
+
+
+@rule(
+    "E001",
+    "unknown-pinned-prompt",
+    "error",
+    "an environment pins a prompt that does not exist",
+    kind="environment",
+)
+def unknown_pinned_prompt(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
+    assert env.model and env.document
+    for name in env.model.prompts:
+        if not ctx.head.has_prompt(name):
+            yield (
+                env.path,
+                env.document.locate(("prompts", name), key=True),
+                f"prompt {name!r} does not exist under {ctx.head.paths.prompts}/; "
+                "fix the name or remove the pin",
+            )
+
+
+@rule(
+    "E004",
+    "environment-name",
+    "error",
+    "`environment` differs from the file name",
+    kind="environment",
+)
+def environment_name(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
+    assert env.model and env.document
+    stem = PurePosixPath(env.path).stem
+    if env.model.environment != stem:
+        yield (
+            env.path,
+            env.document.locate(("environment",)),
+            f"environment {env.model.environment!r} does not match the file name; "
+            f"set `environment: {stem}`",
+        )

@@ -1,0 +1,41 @@
+"""Rules about A/B experiment files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+from promptyard.lint.context import LintContext
+from promptyard.lint.registry import Hit, rule
+from promptyard.spec import ExperimentSpec
+from promptyard.workspace import LoadedFile
+
+
+@rule(
+    "X002",
+    "unknown-experiment-prompt",
+    "error",
+    "an experiment variant names a prompt that does not exist",
+    kind="experiment",
+)
+def unknown_prompt(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterator[Hit]:
+    assert exp.model and exp.document
+    for index, variant in enumerate(exp.model.variants):
+        if not ctx.head.has_prompt(variant.prompt_name):
+            yield (
+                exp.path,
+                exp.document.locate(("variants", index, "prompt")),
+                f"variant {variant.name!r}: prompt {variant.prompt_name!r} does not exist",
+            )
+
+
+@rule("X004", "experiment-name", "error", "`name` differs from the file name", kind="experiment")
+def experiment_name(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterator[Hit]:
+    assert exp.model and exp.document
+    stem = PurePosixPath(exp.path).stem
+    if exp.model.name != stem:
+        yield (
+            exp.path,
+            exp.document.locate(("name",)),
+            f"name {exp.model.name!r} does not match the file name; set `name: {stem}`",
+        )

@@ -1,0 +1,235 @@
+"""Rules about prompt specs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+from promptyard.evals.assertions import assertion_problem
+from promptyard.lint.context import LintContext, schema_error
+from promptyard.lint.registry import Hit, rule
+from promptyard.problems import Problem
+from promptyard.render import TemplateInfo
+from promptyard.workspace import LoadedPrompt
+
+
+@rule("P001", "name-mismatch", "error", "a prompt's `name` differs from its path", kind="prompt")
+def name_matches_path(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    if prompt.model.name != prompt.name:
+        yield (
+            prompt.path,
+            prompt.document.locate(("name",)),
+            f"name {prompt.model.name!r} does not match the file path; set `name: {prompt.name}` "
+            "or move the file",
+        )
+
+
+def _variables_per_message(prompt: LoadedPrompt) -> list[set[str]]:
+    """Free variables of each message, including those of the partials it includes."""
+    _, partial_infos, _ = prompt.resolution
+    per_message = []
+    for info in prompt.message_templates:
+        seen: set[str] = set()
+        used = set(info.variables)
+        stack: list[TemplateInfo] = [info]
+        while stack:
+            current = stack.pop()
+            for include in current.includes:
+                if include is None or include in seen or include not in partial_infos:
+                    continue
+                seen.add(include)
+                used |= partial_infos[include].variables
+                stack.append(partial_infos[include])
+        per_message.append(used)
+    return per_message
+
+
+@rule(
+    "P003",
+    "undeclared-variable",
+    "error",
+    "a template uses a variable that is not declared under `inputs`",
+    kind="prompt",
+)
+def undeclared_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model
+    declared = set(prompt.model.inputs)
+    reported: set[str] = set()
+    for index, used in enumerate(_variables_per_message(prompt)):
+        for name in sorted(used - declared - reported):
+            reported.add(name)
+            yield (
+                prompt.path,
+                prompt.message_position(index),
+                f"messages[{index}] uses {{{{ {name} }}}} but `inputs` does not declare it; "
+                f"add `{name}: {{type: string}}` under inputs",
+            )
+
+
+@rule(
+    "P004", "unused-input", "warning", "an input is declared but no template uses it", kind="prompt"
+)
+def unused_input(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    if any(info.error for info in prompt.message_templates):
+        return
+    used = set().union(*_variables_per_message(prompt))
+    for name in prompt.model.inputs:
+        if name not in used:
+            yield (
+                prompt.path,
+                prompt.document.locate(("inputs", name), key=True),
+                f"input {name!r} is declared but never used; use it in a message or remove it",
+            )
+
+
+@rule(
+    "P007",
+    "unknown-provider",
+    "error",
+    "a prompt or assertion names a provider missing from promptyard.yaml",
+    kind="prompt",
+)
+def unknown_provider(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    if ctx.config is None:
+        return  # the config's own problems are reported on promptyard.yaml
+    known = sorted(ctx.config.providers)
+    if prompt.model.model.provider not in ctx.config.providers:
+        yield (
+            prompt.path,
+            prompt.document.locate(("model", "provider")),
+            f"provider {prompt.model.model.provider!r} is not defined in promptyard.yaml "
+            f"(defined: {', '.join(known) or 'none'})",
+        )
+    for e, spec in enumerate(prompt.model.evals):
+        for a, assertion in enumerate(spec.assert_):
+            if assertion.provider is not None and assertion.provider not in ctx.config.providers:
+                yield (
+                    prompt.path,
+                    prompt.document.locate(("evals", e, "assert", a, "provider")),
+                    f"provider {assertion.provider!r} is not defined in promptyard.yaml",
+                )
+
+
+@rule(
+    "P008",
+    "invalid-output-schema",
+    "error",
+    "`output.schema` is not a valid JSON Schema",
+    kind="prompt",
+)
+def invalid_output_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    output = prompt.model.output
+    if output is not None and output.schema_ is not None:
+        error = schema_error(output.schema_)
+        if error:
+            yield (
+                prompt.path,
+                prompt.document.locate(("output", "schema")),
+                f"output.schema is not a valid JSON Schema: {error}",
+            )
+
+
+@rule(
+    "P009",
+    "invalid-input-schema",
+    "error",
+    "an input's schema is invalid, or its default does not satisfy it",
+    kind="prompt",
+)
+def invalid_input_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    from jsonschema import Draft202012Validator
+
+    for name, schema in prompt.model.inputs.items():
+        error = schema_error(schema)
+        where = prompt.document.locate(("inputs", name))
+        if error:
+            yield (prompt.path, where, f"input {name!r}: not a valid JSON Schema: {error}")
+        elif "default" in schema and not Draft202012Validator(schema).is_valid(schema["default"]):
+            yield (
+                prompt.path,
+                where,
+                f"input {name!r}: default {schema['default']!r} does not match its schema",
+            )
+
+
+@rule(
+    "A001",
+    "unknown-assertion-type",
+    "error",
+    "an assertion type that does not exist",
+    kind="prompt",
+)  # also reports A002 (value shape)
+def eval_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    """Eval-level assertions; case-level ones are checked with their dataset."""
+    assert prompt.model and prompt.document
+    for e, spec in enumerate(prompt.model.evals):
+        for a, assertion in enumerate(spec.assert_):
+            problem = assertion_problem(assertion)
+            if problem:
+                code, message = problem
+                where = prompt.document.locate(("evals", e, "assert", a))
+                yield Problem.at(code, prompt.path, where, message)
+
+
+@rule(
+    "D001", "dataset-missing", "error", "an eval names a dataset that does not exist", kind="prompt"
+)
+def dataset_missing(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    for e, spec in enumerate(prompt.model.evals):
+        dataset = prompt.snapshot.dataset(spec.dataset)
+        if dataset.missing:
+            golden = ctx.head.paths.golden
+            yield (
+                prompt.path,
+                prompt.document.locate(("evals", e, "dataset")),
+                f"dataset {spec.dataset!r} does not exist; paths are relative to the "
+                f"repository root, e.g. {golden}/{PurePosixPath(spec.dataset).name}",
+            )
+
+
+@rule(
+    "D002",
+    "dataset-path-unsafe",
+    "error",
+    "a dataset path that leaves the repository or has an unsupported format",
+    kind="prompt",
+)
+def dataset_path_unsafe(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    for e, spec in enumerate(prompt.model.evals):
+        dataset = prompt.snapshot.dataset(spec.dataset)
+        if dataset.unsafe:
+            yield (
+                prompt.path,
+                prompt.document.locate(("evals", e, "dataset")),
+                f"dataset {spec.dataset!r}: {dataset.unsafe}",
+            )
+
+
+@rule(
+    "P010",
+    "json-output-without-instructions",
+    "warning",
+    "`output.format: json` but the messages never mention JSON",
+    kind="prompt",
+)
+def json_output_mentioned(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    output = prompt.model.output
+    if output is None or output.format != "json":
+        return
+    partials, _, _ = prompt.resolution
+    texts = [m.content for m in prompt.model.messages] + list(partials.values())
+    if not any("json" in text.lower() for text in texts):
+        yield (
+            prompt.path,
+            prompt.document.locate(("output", "format")),
+            "output.format is json but no message asks for JSON (OpenAI-compatible servers "
+            "reject JSON mode without it); say 'Reply in JSON' in a message",
+        )

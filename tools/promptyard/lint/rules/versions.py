@@ -1,0 +1,68 @@
+"""`lint --base`: the semver rules of DESIGN.md §3 for every prompt that changed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from promptyard.lint.context import LintContext
+from promptyard.lint.registry import Hit, declare, rule
+from promptyard.problems import Problem
+from promptyard.release.semver import Bump, classify_change, next_version, version_bump
+from promptyard.workspace import LoadedPrompt
+
+declare("R002", "version-lowered", "error", "a prompt's version went down")
+declare("R003", "bump-too-small", "error", "the version bump is smaller than the change needs")
+declare("R004", "bump-without-change", "warning", "the version changed but the content did not")
+
+
+@rule(
+    "R001",
+    "version-not-bumped",
+    "error",
+    "the content changed but the version did not",
+    kind="change",
+)  # also reports R002, R003, R004
+def semver_bump(ctx: LintContext, head: LoadedPrompt, base: LoadedPrompt) -> Iterator[Hit]:
+    assert head.model and head.document and base.model and base.document
+    old, new = base.model.version, head.model.version
+    where = head.document.locate(("version",))
+    bump = version_bump(old, new)
+    if bump is None:
+        yield Problem.at(
+            "R002", head.path, where, f"version went down from {old} to {new}; versions only go up"
+        )
+        return
+    if head.content_hash == base.content_hash:
+        if bump is not Bump.NONE:
+            yield Problem.at(
+                "R004",
+                head.path,
+                where,
+                f"version bumped {old} -> {new} but the content is identical",
+            )
+        return
+    changes = classify_change(
+        base.model,
+        base.document.data,
+        base.resolution[0],
+        head.model,
+        head.document.data,
+        head.resolution[0],
+    )
+    needed = changes[0].bump if changes else Bump.PATCH
+    why = changes[0].reason if changes else "content changed"
+    if bump is Bump.NONE:
+        yield (
+            head.path,
+            where,
+            f"content changed ({why}) but version is still {old}; bump it to at least "
+            f"{next_version(old, needed)} ({needed.label})",
+        )
+    elif bump < needed:
+        yield Problem.at(
+            "R003",
+            head.path,
+            where,
+            f"{old} -> {new} is a {bump.label} bump but {why}, which needs a {needed.label} "
+            f"bump: use {next_version(old, needed)}",
+        )

@@ -1,0 +1,1 @@
+"""Versions and releases: semver rules, tags, bundles, environments."""

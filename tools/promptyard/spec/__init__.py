@@ -1,0 +1,68 @@
+"""Every file format, as a pydantic v2 model; JSON Schemas are generated from these."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from promptyard.spec.assertion import Assertion
+from promptyard.spec.base import SPEC_RULES, SpecModel, SpecProblem, spec_problems
+from promptyard.spec.config import ProjectConfig, ProviderConfig
+from promptyard.spec.dataset import Case
+from promptyard.spec.environment import Canary, EnvironmentSpec, PromptPin
+from promptyard.spec.experiment import ExperimentSpec, Metric, Variant
+from promptyard.spec.prompt import EvalSpec, Message, ModelRef, OutputSpec, PromptSpec
+
+# `promptyard schema NAME` and tools/promptyard/schemas/NAME.json
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "prompt": PromptSpec,
+    "dataset-case": Case,
+    "assertion": Assertion,
+    "config": ProjectConfig,
+    "environment": EnvironmentSpec,
+    "experiment": ExperimentSpec,
+}
+
+
+def json_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the format called `name`."""
+    model = SCHEMAS[name]
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://promptyard.dev/schemas/{name}.json",
+        **schema,
+    }
+
+
+def json_schema_text(name: str) -> str:
+    """The schema as committed: stable key order, two-space indent, trailing newline."""
+    return json.dumps(json_schema(name), indent=2, ensure_ascii=False) + "\n"
+
+
+__all__ = [
+    "SCHEMAS",
+    "SPEC_RULES",
+    "Assertion",
+    "Canary",
+    "Case",
+    "EnvironmentSpec",
+    "EvalSpec",
+    "ExperimentSpec",
+    "Message",
+    "Metric",
+    "ModelRef",
+    "OutputSpec",
+    "ProjectConfig",
+    "PromptPin",
+    "PromptSpec",
+    "ProviderConfig",
+    "SpecModel",
+    "SpecProblem",
+    "Variant",
+    "json_schema",
+    "json_schema_text",
+    "spec_problems",
+]

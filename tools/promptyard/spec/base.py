@@ -1,0 +1,178 @@
+"""The base of every file-format model, and the rules that schema validation reports."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import semver
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+# Rules raised while validating a file against its model: (code, name, what it catches).
+# A model raises a custom error whose type is the rule's name (see `invalid`).
+SPEC_RULES: tuple[tuple[str, str, str], ...] = (
+    ("S001", "unknown-field", "a field the format does not have (typos must not pass silently)"),
+    ("S002", "invalid-value", "a value of the wrong type or out of range"),
+    ("S003", "missing-field", "a required field is absent"),
+    ("V001", "invalid-version", "a version that is not semver (MAJOR.MINOR.PATCH)"),
+    ("E002", "canary-weight", "a canary weight outside 0..100"),
+    ("E003", "canary-same-version", "a canary that pins the stable version"),
+    ("X001", "traffic-weights", "experiment traffic weights that do not sum to 100"),
+    ("X003", "experiment-reference", "an experiment that names an undefined variant or metric"),
+)
+_CODE_BY_ERROR_TYPE = {name: code for code, name, _ in SPEC_RULES} | {
+    "extra_forbidden": "S001",
+    "missing": "S003",
+}
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def invalid(rule_name: str, message: str, **context: Any) -> PydanticCustomError:
+    """An error that lint reports under the rule called `rule_name`."""
+    return PydanticCustomError(rule_name, message, context or None)
+
+
+def _allow_extension_keys(schema: dict[str, Any]) -> None:
+    schema["patternProperties"] = {"^x-": {}}
+
+
+class SpecModel(BaseModel):
+    """Unknown fields are errors, except `x-` extension keys, which are dropped."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra=_allow_extension_keys,
+        frozen=True,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_extension_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(isinstance(k, str) and k.startswith("x-") for k in data):
+            return {
+                k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))
+            }
+        return data
+
+
+def _check_semver(value: str) -> str:
+    if not semver.Version.is_valid(value):
+        raise invalid(
+            "invalid-version",
+            "{value!r} is not a semver version; write MAJOR.MINOR.PATCH, e.g. 1.0.0",
+            value=value,
+        )
+    return value
+
+
+SEMVER_PATTERN = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+
+# Checked by semver (for a message with the fix); the pattern is there for editors.
+SemVer = Annotated[
+    str, AfterValidator(_check_semver), Field(json_schema_extra={"pattern": SEMVER_PATTERN})
+]
+
+
+def is_valid_name(name: str) -> bool:
+    return bool(_NAME_RE.match(name))
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The model classes an annotation can hold (through Optional, list, dict, Annotated)."""
+    origin = typing.get_origin(annotation)
+    if origin is None:
+        return [annotation]
+    found: list[Any] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_unwrap(arg))
+    return found
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Field names (aliases) of the model found at `loc` (the loc of the unknown key's parent)."""
+    candidates: list[Any] = [model]
+    for part in loc:
+        nxt: list[Any] = []
+        for cls in candidates:
+            if isinstance(cls, type) and issubclass(cls, BaseModel):
+                for name, info in cls.model_fields.items():
+                    if part in (name, info.alias):
+                        nxt.extend(_unwrap(info.annotation))
+            elif isinstance(part, int | str):
+                nxt.append(cls)  # inside a list/dict: the element type was already unwrapped
+        candidates = nxt
+    fields: list[str] = []
+    for cls in candidates:
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            fields.extend(info.alias or name for name, info in cls.model_fields.items())
+    return fields
+
+
+def _data_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """The part of a pydantic error loc that walks the actual data (drops union branch tags)."""
+    kept: list[str | int] = []
+    node = data
+    for part in loc:
+        in_dict = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_dict or in_list:
+            node = node[part]
+            kept.append(part)
+    return tuple(kept)
+
+
+@dataclass(frozen=True)
+class SpecProblem:
+    """One validation error: the rule code, where in the data, and a message with the fix."""
+
+    code: str
+    loc: tuple[str | int, ...]
+    message: str
+    at_key: bool = False
+
+
+def spec_problems(model: type[BaseModel], data: Any, error: ValidationError) -> list[SpecProblem]:
+    """Turn a pydantic ValidationError into rule-coded problems with fixes."""
+    problems: list[SpecProblem] = []
+    for err in error.errors(include_url=False):
+        kind = err["type"]
+        code = _CODE_BY_ERROR_TYPE.get(kind, "S002")
+        raw_loc = tuple(err["loc"])
+        loc = _data_loc(data, raw_loc)
+        where = ".".join(str(p) for p in loc) or "file"
+        if kind == "extra_forbidden":
+            field = str(raw_loc[-1])
+            allowed = _allowed_fields(model, loc[:-1])
+            close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+            fix = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else ("remove it (or prefix it with `x-` to keep it as an extension)")
+            )
+            problems.append(SpecProblem(code, loc, f"unknown field {field!r}; {fix}", at_key=True))
+        elif kind == "missing":
+            field = str(raw_loc[-1])
+            parent = ".".join(str(p) for p in loc) or "the file"
+            problems.append(SpecProblem(code, loc, f"missing required field {field!r} in {parent}"))
+        elif code != "S002":
+            problems.append(SpecProblem(code, loc, err["msg"]))
+        else:
+            value = err.get("input")
+            shown = (
+                repr(value) if isinstance(value, str | int | float | bool) else type(value).__name__
+            )
+            if value is None:
+                shown = "null"
+            problems.append(SpecProblem(code, loc, f"{where}: {err['msg']} (got {shown})"))
+    return problems

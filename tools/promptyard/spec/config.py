@@ -1,0 +1,107 @@
+"""Project config: `promptyard.yaml` (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from promptyard.spec.base import SpecModel
+
+Action = Literal["block", "warn"]
+
+
+class ProviderConfig(SpecModel):
+    """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, LM Studio)."""
+
+    type: str = Field("openai", description="A provider type from the provider registry.")
+    base_url: str | None = Field(None, description="Base URL; `base_url_env` wins when set.")
+    base_url_env: str | None = Field("OPENAI_BASE_URL", description="Env var with the base URL.")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="Env var with the API key.")
+    max_concurrency: int = Field(16, ge=1, le=4096)
+    requests_per_minute: int | None = Field(None, ge=1, description="Optional rate limit.")
+    timeout_s: float = Field(60, gt=0, le=3600, description="Per-request timeout in seconds.")
+    max_retries: int = Field(6, ge=0, le=50)
+    embedding_model: str | None = Field(
+        None, description="Model used by `similar` assertions (embeddings endpoint)."
+    )
+
+
+class Price(SpecModel):
+    input: float = Field(ge=0, description="USD per million input tokens.")
+    output: float = Field(ge=0, description="USD per million output tokens.")
+
+
+class PassRateGate(SpecModel):
+    max_drop: float = Field(0.03, ge=0, le=1, description="Largest allowed drop in pass rate.")
+    action: Action = "block"
+    require_significance: bool = False
+
+
+class ScoreGate(SpecModel):
+    max_drop: float = Field(0.05, ge=0, le=1, description="Largest allowed drop in mean score.")
+    action: Action = "warn"
+    require_significance: bool = False
+
+
+class ErrorRateGate(SpecModel):
+    max: float = Field(0.01, ge=0, le=1, description="Largest allowed share of errored cases.")
+    action: Action = "block"
+
+
+class CostGate(SpecModel):
+    max_ratio: float = Field(1.2, gt=0, description="Largest allowed head/base cost per case.")
+    min_delta_usd: float = Field(
+        0.0001, ge=0, description="Differences per case below this are noise and never fail."
+    )
+    action: Action = "warn"
+
+
+class LatencyGate(SpecModel):
+    max_ratio: float = Field(2.0, gt=0, description="Largest allowed head/base p95 latency.")
+    min_delta_ms: float = Field(
+        50, ge=0, description="Differences below this many ms are noise and never fail."
+    )
+    action: Action = "block"
+
+
+class Gates(SpecModel):
+    """The merge gate (DESIGN.md §5)."""
+
+    pass_rate: PassRateGate = Field(default_factory=PassRateGate)
+    score: ScoreGate = Field(default_factory=ScoreGate)
+    error_rate: ErrorRateGate = Field(default_factory=ErrorRateGate)
+    cost_per_case: CostGate = Field(default_factory=CostGate)
+    latency_p95: LatencyGate = Field(default_factory=LatencyGate)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    power: float = Field(0.8, gt=0, lt=1)
+
+
+class Paths(SpecModel):
+    """Where things live, relative to the repository root (the DESIGN.md §1 layout by default)."""
+
+    prompts: str = "prompts"
+    partials: str = "prompts/partials"
+    golden: str = "golden"
+    recordings: str = "golden/recordings"
+    experiments: str = "experiments"
+    environments: str = "serving/environments"
+    clusters: str = "serving/clusters"
+
+
+class LintConfig(SpecModel):
+    ignore: list[str] = Field(default_factory=list, description="Rule codes never reported.")
+    max_file_bytes: int = Field(
+        1 << 20, ge=1024, description="Size cap for YAML files (prompts, config, environments)."
+    )
+    max_dataset_bytes: int = Field(64 << 20, ge=1024, description="Size cap for datasets.")
+
+
+class ProjectConfig(SpecModel):
+    providers: dict[str, ProviderConfig] = Field(
+        default_factory=lambda: {"default": ProviderConfig()}
+    )
+    pricing: dict[str, Price] = Field(default_factory=dict)
+    gates: Gates = Field(default_factory=Gates)
+    paths: Paths = Field(default_factory=Paths)
+    lint: LintConfig = Field(default_factory=LintConfig)

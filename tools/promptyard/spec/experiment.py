@@ -1,0 +1,116 @@
+"""A/B experiment: `experiments/<name>.yaml` (DESIGN.md §2)."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from promptyard.spec.base import NAME_PATTERN, SpecModel, invalid
+
+PROMPT_REF_PATTERN = NAME_PATTERN[:-1] + r"@\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$"
+
+
+class Variant(SpecModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    prompt: str = Field(pattern=PROMPT_REF_PATTERN, description="`<prompt>@<version>`.")
+    model: str | None = Field(None, description="Overrides the prompt's model name.")
+    weight: float = Field(gt=0, le=100, description="Percent of traffic.")
+
+    @property
+    def prompt_name(self) -> str:
+        return self.prompt.rsplit("@", 1)[0]
+
+    @property
+    def prompt_version(self) -> str:
+        return self.prompt.rsplit("@", 1)[1]
+
+
+class Assignment(SpecModel):
+    unit: str = Field("user_id", min_length=1, description="The randomisation unit column.")
+    salt: str = Field(min_length=1, description="Makes assignment independent across experiments.")
+
+
+class Metric(SpecModel):
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    type: Literal["binary", "continuous"]
+    direction: Literal["increase", "decrease"] = Field(description="Which way is better.")
+    baseline: float = Field(description="Control mean (a rate for binary metrics).")
+    sd: float | None = Field(None, gt=0, description="Standard deviation (continuous metrics).")
+    mde: float = Field(gt=0, description="Minimum detectable effect.")
+    relative_mde: bool = Field(False, description="`mde` is relative to the baseline.")
+
+
+class DecisionRule(SpecModel):
+    """Structured, never free text.
+
+    `primary-and-guardrails`: ship when the primary metric is significantly better and no
+    guardrail is significantly worse. `k-of-n`: ship when at least `k` of `metrics` are
+    significantly better and none of them is significantly worse.
+    """
+
+    rule: Literal["primary-and-guardrails", "k-of-n"] = "primary-and-guardrails"
+    k: int | None = Field(None, ge=1)
+    metrics: list[str] = Field(default_factory=list)
+
+
+class ExperimentSpec(SpecModel):
+    name: str = Field(pattern=NAME_PATTERN, description="Must equal the file's name.")
+    description: str = ""
+    hypothesis: str = ""
+    owners: list[str] = Field(default_factory=list)
+    variants: list[Variant] = Field(min_length=2)
+    control: str | None = Field(None, description="The control variant (default: the first).")
+    assignment: Assignment
+    metrics: list[Metric] = Field(min_length=1)
+    primary: str
+    guardrails: list[str] = Field(default_factory=list)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    power: float = Field(0.8, gt=0, lt=1)
+    min_samples: int = Field(0, ge=0, description="Minimum units per variant before deciding.")
+    daily_traffic: int | None = Field(None, gt=0, description="Expected units per day, in all.")
+    sequential: bool = Field(False, description="Use always-valid (mSPRT) p-values.")
+    decision: DecisionRule = Field(default_factory=DecisionRule)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentSpec:
+        total = sum(v.weight for v in self.variants)
+        if not math.isclose(total, 100, abs_tol=1e-6):
+            raise invalid(
+                "traffic-weights",
+                "variant weights sum to {total:g}, not 100; adjust them",
+                total=total,
+            )
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise invalid("experiment-reference", "variant names must be unique")
+        if self.control is not None and self.control not in names:
+            raise invalid(
+                "experiment-reference",
+                "control {control!r} is not a variant; use one of {names}",
+                control=self.control,
+                names=", ".join(names),
+            )
+        metrics = {m.name for m in self.metrics}
+        referenced = [self.primary, *self.guardrails, *self.decision.metrics]
+        for name in referenced:
+            if name not in metrics:
+                raise invalid(
+                    "experiment-reference",
+                    "metric {name!r} is not defined under `metrics`; define it or fix the name",
+                    name=name,
+                )
+        if self.decision.rule == "k-of-n" and (
+            self.decision.k is None or self.decision.k > len(self.decision.metrics or metrics)
+        ):
+            raise invalid(
+                "experiment-reference",
+                "a k-of-n decision needs `k` between 1 and the number of its metrics",
+            )
+        return self
+
+    @property
+    def control_variant(self) -> Variant:
+        name = self.control or self.variants[0].name
+        return next(v for v in self.variants if v.name == name)

@@ -1,0 +1,811 @@
+"""A repository snapshot, read from the working tree or from any git ref — one code path.
+
+`Workspace` is a promptyard repository on disk. `Workspace.snapshot(ref)` gives a `Snapshot`
+whose files come from a `Tree`: the working tree (`ref=None`) or a git commit. Everything
+above the `Tree` — parsing, validation, partial resolution, content hashes — is the same
+code for both, so "what does base look like" and "what does my checkout look like" can
+never disagree about how a file is read.
+
+Files are loaded lazily and cached, so `lint --base` on a large repository only reads
+what changed.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from promptyard.documents import (
+    START,
+    Document,
+    DocumentError,
+    Position,
+    decode,
+    iter_json_lines,
+    parse_json_value,
+    parse_yaml,
+)
+from promptyard.errors import ConfigError, RefError
+from promptyard.hashing import sha256_json
+from promptyard.problems import Problem
+from promptyard.render import (
+    TemplateInfo,
+    analyze_template,
+    input_validator,
+    make_environment,
+    partial_name,
+)
+from promptyard.spec import (
+    Case,
+    EnvironmentSpec,
+    ExperimentSpec,
+    ProjectConfig,
+    PromptSpec,
+    spec_problems,
+)
+from promptyard.spec.config import Paths
+
+CONFIG_FILE = "promptyard.yaml"
+MAX_SYMLINK_HOPS = 8
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def safe_relpath(path: str) -> str | None:
+    """`path` as a normalised repository-relative POSIX path, or None if it could escape."""
+    if not path or "\\" in path or "\x00" in path or path.startswith("/") or ":" in path[:3]:
+        return None
+    parts = PurePosixPath(path).parts
+    if not parts or any(p in ("..", ".", "") for p in parts):
+        return None
+    return "/".join(parts)
+
+
+class UnsafePathError(ConfigError):
+    """A path (or the symlink chain behind it) that leaves the repository."""
+
+
+# --- trees: where bytes come from ------------------------------------------------------------
+
+
+class Tree(ABC):
+    """Read-only view of a repository's files at one point: the working tree or a commit."""
+
+    label: str
+    revision: str | None  # the commit sha, or None for the working tree
+
+    @abstractmethod
+    def read(self, path: str, limit: int) -> bytes | None:
+        """At most `limit + 1` bytes of the file (so callers can detect oversize), or None."""
+
+    @abstractmethod
+    def list_files(self, directory: str) -> list[str]:
+        """Every file under `directory` (recursive), as sorted repository-relative paths."""
+
+
+class WorkingTree(Tree):
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.label = "working tree"
+        self.revision = None
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        full = self.root / path
+        try:
+            real = full.resolve()
+        except (OSError, RuntimeError):  # symlink loop
+            raise UnsafePathError(f"{path}: symlink loop") from None
+        if not real.is_relative_to(self.root):
+            raise UnsafePathError(f"{path}: symlink points outside the repository")
+        try:
+            with open(real, "rb") as handle:
+                return handle.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def list_files(self, directory: str) -> list[str]:
+        base = self.root / directory
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            found.extend(f"{rel}/{name}" for name in filenames if not name.startswith("."))
+        return sorted(found)
+
+
+class GitTree(Tree):
+    """The files of one commit, read through GitPython (`ls-tree` once, blobs on demand)."""
+
+    def __init__(self, repo: Any, commit: Any, prefix: str = "") -> None:
+        self.repo = repo
+        self.commit = commit
+        self.revision = commit.hexsha
+        self.prefix = prefix  # the promptyard root inside the git repository ("" or "a/b/")
+        self.label = f"{commit.hexsha[:12]}"
+
+    @cached_property
+    def _entries(self) -> dict[str, tuple[str, str]]:
+        """path -> (mode, blob sha) for every blob of the commit under the prefix."""
+        out = self.repo.git.ls_tree("-r", "-z", "--full-tree", self.commit.hexsha)
+        entries: dict[str, tuple[str, str]] = {}
+        for record in out.split("\x00"):
+            if not record:
+                continue
+            meta, _, path = record.partition("\t")
+            mode, kind, sha = meta.split()
+            if kind == "blob" and path.startswith(self.prefix):
+                entries[path[len(self.prefix) :]] = (mode, sha)
+        return entries
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        for _ in range(MAX_SYMLINK_HOPS):
+            entry = self._entries.get(path)
+            if entry is None:
+                return None
+            mode, sha = entry
+            stream = self.repo.odb.stream(bytes.fromhex(sha))
+            if mode != "120000":
+                return stream.read(limit + 1)
+            target = stream.read().decode("utf-8", "replace")
+            joined = os.path.normpath(str(PurePosixPath(path).parent / target))
+            resolved = safe_relpath(joined.replace(os.sep, "/"))
+            if resolved is None or target.startswith("/"):
+                raise UnsafePathError(f"{path}: symlink points outside the repository")
+            path = resolved
+        raise UnsafePathError(f"{path}: too many symlink hops")
+
+    def list_files(self, directory: str) -> list[str]:
+        prefix = directory.rstrip("/") + "/"
+        return sorted(p for p in self._entries if p.startswith(prefix))
+
+
+# --- loaded files ------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedFile(Generic[M]):
+    """A file read and validated: its model when valid, and every problem found loading it."""
+
+    path: str
+    document: Document | None = None
+    model: M | None = None
+    problems: list[Problem] = field(default_factory=list)
+    raw: bytes | None = None
+
+    def require(self) -> M:
+        """The model, or a ConfigError naming the first problem (exit 2)."""
+        if self.model is None:
+            first = (
+                self.problems[0] if self.problems else Problem(self.path, 1, 1, "S002", "invalid")
+            )
+            raise ConfigError(str(first), hint=f"run `promptyard lint {self.path}`")
+        return self.model
+
+
+def _validate(model: type[M], document: Document) -> tuple[M | None, list[Problem]]:
+    if not isinstance(document.data, dict):
+        kind = "an empty file" if document.data is None else type(document.data).__name__
+        return None, [
+            Problem.at("S002", document.path, START, f"expected a mapping of fields, got {kind}")
+        ]
+    try:
+        return model.model_validate(document.data), []
+    except ValidationError as exc:
+        return None, [
+            Problem.at(p.code, document.path, document.locate(p.loc, key=p.at_key), p.message)
+            for p in spec_problems(model, document.data, exc)
+        ]
+
+
+class LoadedPrompt(LoadedFile[PromptSpec]):
+    """A prompt file plus everything resolved from the snapshot: partials, hash, templates."""
+
+    def __init__(self, snapshot: Snapshot, name: str, path: str) -> None:
+        super().__init__(path)
+        self.snapshot = snapshot
+        self.name = name
+
+    def require_spec(self) -> PromptSpec:
+        return self.require()
+
+    @cached_property
+    def message_templates(self) -> list[TemplateInfo]:
+        assert self.model is not None
+        return [analyze_template(m.content) for m in self.model.messages]
+
+    def message_position(self, index: int, template_line: int = 1) -> Position:
+        """Where line `template_line` of message `index`'s content sits in the file."""
+        assert self.document is not None
+        pos = self.document.locate(("messages", index, "content"))
+        line = pos.line + (1 if pos.block else 0) + template_line - 1
+        return Position(line, pos.column if template_line == 1 and not pos.block else 1)
+
+    @cached_property
+    def resolution(self) -> tuple[dict[str, str], dict[str, TemplateInfo], list[Problem]]:
+        """(partial texts, partial analyses, problems): includes followed transitively.
+
+        The problems are template syntax errors (P002) and bad includes (P005, P006).
+        """
+        partials: dict[str, str] = {}
+        infos: dict[str, TemplateInfo] = {}
+        problems: list[Problem] = []
+        if self.model is None:
+            return partials, infos, problems
+        pending: list[tuple[str | None, str, Position]] = []
+        for index, info in enumerate(self.message_templates):
+            if info.error is not None:
+                problems.append(
+                    Problem.at(
+                        "P002",
+                        self.path,
+                        self.message_position(index, info.error_line or 1),
+                        f"template syntax error in messages[{index}]: {info.error}",
+                    )
+                )
+            pending.extend((inc, self.path, self.message_position(index)) for inc in info.includes)
+        partials_dir = self.snapshot.paths.partials
+        while pending:
+            include, source, where = pending.pop(0)
+            if include is None:
+                problems.append(
+                    Problem.at(
+                        "P006",
+                        source,
+                        where,
+                        "include with a computed name; include a fixed partial name so it can be "
+                        "resolved and hashed",
+                    )
+                )
+                continue
+            name = partial_name(include)
+            if name is None:
+                problems.append(
+                    Problem.at(
+                        "P006",
+                        source,
+                        where,
+                        f"include {include!r} leaves {partials_dir}/; includes are relative to it",
+                    )
+                )
+                continue
+            if name in partials:
+                continue
+            text = self.snapshot.partial_text(name)
+            if text is None:
+                available = self.snapshot.partial_names()
+                close = difflib.get_close_matches(name, available, n=1)
+                fix = f"did you mean {close[0]!r}?" if close else f"create {partials_dir}/{name}"
+                problems.append(
+                    Problem.at(
+                        "P005", source, where, f"included partial {name!r} does not exist; {fix}"
+                    )
+                )
+                continue
+            partials[name] = text
+            info = analyze_template(text)
+            infos[name] = info
+            partial_path = f"{partials_dir}/{name}"
+            if info.error is not None:
+                problems.append(
+                    Problem(
+                        partial_path,
+                        info.error_line or 1,
+                        1,
+                        "P002",
+                        f"template syntax error: {info.error}",
+                    )
+                )
+            pending.extend((inc, partial_path, START) for inc in info.includes)
+        return partials, infos, problems
+
+    @cached_property
+    def content_hash(self) -> str | None:
+        """sha256 of the canonical JSON of the resolved spec minus `version` (DESIGN.md §3)."""
+        if self.model is None or self.document is None:
+            return None
+        partials, _, problems = self.resolution
+        if problems:
+            return None
+        spec = {k: v for k, v in self.document.data.items() if k != "version"}
+        return sha256_json({"spec": spec, "partials": partials})
+
+    def require_hash(self) -> str:
+        self.require()
+        if self.content_hash is None:
+            problem = self.resolution[2][0]
+            raise ConfigError(str(problem), hint=f"run `promptyard lint {self.path}`")
+        return self.content_hash
+
+    @cached_property
+    def input_validator(self) -> Any:
+        return input_validator(self.require().inputs)
+
+    def compiled_templates(self) -> list[Any]:
+        """Compiled message templates (compiled once per loaded prompt)."""
+        return self._compiled
+
+    @cached_property
+    def _compiled(self) -> list[Any]:
+        self.require_hash()  # refuses prompts with syntax errors or bad includes
+        env = self.snapshot.jinja
+        return [env.from_string(m.content) for m in self.require().messages]
+
+
+@dataclass
+class LoadedDataset:
+    """A golden dataset: its cases, where each one starts, and problems found loading it."""
+
+    path: str
+    cases: list[Case] = field(default_factory=list)
+    positions: list[Position] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    record_indexes: list[int] = field(default_factory=list)  # each case's place in the file
+    document: Document | None = None  # YAML datasets: positions inside each case
+    missing: bool = False
+    unsafe: str | None = None  # why the path may not be read
+
+    def locate(self, index: int, loc: tuple[str | int, ...] = ()) -> Position:
+        """Where case `index` (or the node at `loc` inside it) sits in the file."""
+        if self.document is not None:
+            return self.document.locate((self.record_indexes[index], *loc))
+        return self.positions[index]
+
+    def require(self) -> list[Case]:
+        if self.unsafe:
+            raise ConfigError(f"{self.path}: {self.unsafe}")
+        if self.missing:
+            raise ConfigError(f"{self.path}: dataset does not exist")
+        if self.problems:
+            raise ConfigError(str(self.problems[0]), hint=f"run `promptyard lint {self.path}`")
+        return self.cases
+
+
+def _cases_from_records(dataset: LoadedDataset, records: Iterator[tuple[Position, Any]]) -> None:
+    seen: dict[str, int] = {}
+    for record_index, (position, record) in enumerate(records):
+        if not isinstance(record, dict):
+            dataset.problems.append(
+                Problem.at(
+                    "S002", dataset.path, position, "each case must be an object with an `id`"
+                )
+            )
+            continue
+        try:
+            case = Case.model_validate(record)
+        except ValidationError as exc:
+            for p in spec_problems(Case, record, exc):
+                where = (
+                    dataset.document.locate((record_index, *p.loc), key=p.at_key)
+                    if dataset.document is not None
+                    else position
+                )
+                dataset.problems.append(
+                    Problem.at(p.code, dataset.path, where, f"case: {p.message}")
+                )
+            continue
+        if case.id in seen:
+            dataset.problems.append(
+                Problem.at(
+                    "D003",
+                    dataset.path,
+                    position,
+                    f"duplicate case id {case.id!r} (first on line {seen[case.id]}); ids pair base "
+                    "and head results, so each must be unique",
+                )
+            )
+            continue
+        seen[case.id] = position.line
+        dataset.cases.append(case)
+        dataset.positions.append(position)
+        dataset.record_indexes.append(record_index)
+
+
+def _jsonl_records(text: str, path: str) -> tuple[Iterator[tuple[Position, Any]], Document | None]:
+    return ((Position(n, 1), v) for n, v in iter_json_lines(text, path)), None
+
+
+def _yaml_records(text: str, path: str) -> tuple[Iterator[tuple[Position, Any]], Document | None]:
+    doc = parse_yaml(text, path)
+    if doc.data is None:
+        return iter(()), doc
+    if not isinstance(doc.data, list):
+        raise DocumentError("S002", path, START, "a YAML dataset must be a list of cases")
+    return ((doc.locate((i,)), v) for i, v in enumerate(doc.data)), doc
+
+
+def _csv_records(text: str, path: str) -> tuple[Iterator[tuple[Position, Any]], Document | None]:
+    """CSV: `id`, `expected`, `tags` (`;`-separated); other columns are vars.
+
+    A column named `x:json` holds JSON (an empty cell leaves the var unset); others are text.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        return iter(()), None
+    except csv.Error as exc:
+        raise DocumentError("Y001", path, START, f"invalid CSV: {exc}") from None
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise DocumentError("Y002", path, START, f"duplicate CSV column {dup!r}")
+    if "id" not in header:
+        raise DocumentError("S003", path, START, "CSV dataset needs an `id` column")
+
+    def records() -> Iterator[tuple[Position, Any]]:
+        line = 1
+        try:
+            for row in reader:
+                line = reader.line_num
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise DocumentError(
+                        "Y001",
+                        path,
+                        Position(line, 1),
+                        f"row has {len(row)} cells but the header has {len(header)}",
+                    )
+                record: dict[str, Any] = {"vars": {}}
+                for column, cell in zip(header, row, strict=True):
+                    name, _, kind = column.partition(":")
+                    value: Any = cell
+                    if kind == "json":
+                        if cell == "":
+                            continue
+                        try:
+                            value = parse_json_value(cell)
+                        except ValueError as exc:
+                            raise DocumentError(
+                                "Y001",
+                                path,
+                                Position(line, 1),
+                                f"column {column!r}: invalid JSON ({exc})",
+                            ) from None
+                    if name == "id":
+                        record["id"] = value
+                    elif name == "expected":
+                        record["expected"] = value
+                    elif name == "tags":
+                        record["tags"] = [t.strip() for t in cell.split(";") if t.strip()]
+                    else:
+                        record["vars"][name] = value
+                yield Position(line, 1), record
+        except csv.Error as exc:
+            raise DocumentError(
+                "Y001", path, Position(line + 1, 1), f"invalid CSV: {exc}"
+            ) from None
+
+    return records(), None
+
+
+# Dataset formats by file extension: one small reader each.
+DATASET_READERS: dict[
+    str, Callable[[str, str], tuple[Iterator[tuple[Position, Any]], Document | None]]
+] = {
+    ".jsonl": _jsonl_records,
+    ".csv": _csv_records,
+    ".yaml": _yaml_records,
+    ".yml": _yaml_records,
+}
+
+
+# --- the snapshot ------------------------------------------------------------------------------
+
+
+class Snapshot:
+    """Every prompt-repository file at one point in time, loaded on demand."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self._prompts: dict[str, LoadedPrompt] = {}
+        self._datasets: dict[str, LoadedDataset] = {}
+        self._partials: dict[str, str | None] = {}
+        self._files: dict[str, LoadedFile[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Snapshot {self.tree.label}>"
+
+    # config -------------------------------------------------------------------------------
+
+    @cached_property
+    def config_file(self) -> LoadedFile[ProjectConfig]:
+        return self._load_yaml(CONFIG_FILE, ProjectConfig)
+
+    @property
+    def config(self) -> ProjectConfig:
+        """The project config; a ConfigError (exit 2) when it does not load."""
+        loaded = self.config_file
+        if loaded.raw is None and not loaded.problems:
+            raise ConfigError(
+                f"{CONFIG_FILE} not found in {self.tree.label}",
+                hint="run `promptyard init` to scaffold one",
+            )
+        return loaded.require()
+
+    @property
+    def paths(self) -> Paths:
+        model = self.config_file.model
+        return model.paths if model is not None else Paths()
+
+    @property
+    def limits(self) -> Any:
+        model = self.config_file.model
+        return (model or ProjectConfig()).lint
+
+    # generic loading ----------------------------------------------------------------------
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        return self.tree.read(path, limit)
+
+    def _load_yaml(self, path: str, model: type[M]) -> LoadedFile[M]:
+        if path in self._files:
+            return self._files[path]
+        loaded: LoadedFile[M] = LoadedFile(path)
+        try:
+            limit = (
+                self.config_file.model.lint.max_file_bytes
+                if path != CONFIG_FILE and self.config_file.model
+                else 1 << 20
+            )
+            raw = self.tree.read(path, limit)
+            if raw is not None:
+                loaded.raw = raw
+                loaded.document = parse_yaml(raw, path, max_bytes=limit)
+                loaded.model, loaded.problems = _validate(model, loaded.document)
+        except DocumentError as exc:
+            loaded.problems.append(Problem.from_document_error(exc))
+        except UnsafePathError as exc:
+            loaded.problems.append(Problem.at("D002", path, START, str(exc)))
+        self._files[path] = loaded
+        return loaded
+
+    # prompts ------------------------------------------------------------------------------
+
+    @cached_property
+    def prompt_paths(self) -> dict[str, str]:
+        """name -> path for every `prompts/**/*.yaml` outside the partials folder."""
+        root = self.paths.prompts.rstrip("/")
+        partials = self.paths.partials.rstrip("/") + "/"
+        found = {}
+        for path in self.tree.list_files(root):
+            if path.endswith(".yaml") and not path.startswith(partials):
+                found[path[len(root) + 1 : -len(".yaml")]] = path
+        return found
+
+    def prompt_names(self) -> list[str]:
+        return sorted(self.prompt_paths)
+
+    def has_prompt(self, name: str) -> bool:
+        return name in self.prompt_paths
+
+    def prompt(self, name: str) -> LoadedPrompt:
+        """The prompt called `name` (loaded, maybe invalid); ConfigError if there is none."""
+        if name in self._prompts:
+            return self._prompts[name]
+        path = self.prompt_paths.get(name)
+        if path is None:
+            close = difflib.get_close_matches(name, self.prompt_names(), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see `promptyard lint` for the list"
+            raise ConfigError(f"no prompt named {name!r} in {self.tree.label}", hint=hint)
+        loaded = LoadedPrompt(self, name, path)
+        base = self._load_yaml(path, PromptSpec)
+        loaded.raw, loaded.document, loaded.model, loaded.problems = (
+            base.raw,
+            base.document,
+            base.model,
+            list(base.problems),
+        )
+        self._prompts[name] = loaded
+        return loaded
+
+    def prompts(self) -> list[LoadedPrompt]:
+        return [self.prompt(name) for name in self.prompt_names()]
+
+    # partials -----------------------------------------------------------------------------
+
+    def partial_names(self) -> list[str]:
+        root = self.paths.partials.rstrip("/") + "/"
+        return [p[len(root) :] for p in self.tree.list_files(root.rstrip("/"))]
+
+    def partial_text(self, name: str) -> str | None:
+        """The text of a partial (a name relative to the partials folder), or None."""
+        if name not in self._partials:
+            path = f"{self.paths.partials.rstrip('/')}/{name}"
+            try:
+                limit = self.limits.max_file_bytes
+                raw = self.tree.read(path, limit)
+                self._partials[name] = None if raw is None else decode(raw, path, max_bytes=limit)
+            except (DocumentError, UnsafePathError):
+                self._partials[name] = None
+        return self._partials[name]
+
+    @cached_property
+    def jinja(self) -> Any:
+        """The sandboxed Jinja environment whose includes read this snapshot's partials."""
+        return make_environment(self.partial_text)
+
+    # datasets -----------------------------------------------------------------------------
+
+    def dataset_paths(self) -> list[str]:
+        recordings = self.paths.recordings.rstrip("/") + "/"
+        return [
+            p
+            for p in self.tree.list_files(self.paths.golden.rstrip("/"))
+            if not p.startswith(recordings) and PurePosixPath(p).suffix in DATASET_READERS
+        ]
+
+    def dataset(self, path: str) -> LoadedDataset:
+        """A dataset by its repository path (as written in a prompt's `evals[].dataset`)."""
+        if path in self._datasets:
+            return self._datasets[path]
+        dataset = LoadedDataset(path)
+        self._datasets[path] = dataset
+        safe = safe_relpath(path)
+        if safe is None:
+            dataset.unsafe = "dataset path must be relative to the repository root, without `..`"
+            return dataset
+        reader = DATASET_READERS.get(PurePosixPath(safe).suffix)
+        if reader is None:
+            dataset.unsafe = (
+                f"unsupported dataset format {PurePosixPath(safe).suffix!r}; "
+                f"use one of {', '.join(sorted(DATASET_READERS))}"
+            )
+            return dataset
+        limit = self.limits.max_dataset_bytes
+        try:
+            raw = self.tree.read(safe, limit)
+        except UnsafePathError as exc:
+            dataset.unsafe = str(exc).partition(": ")[2] or str(exc)
+            return dataset
+        if raw is None:
+            dataset.missing = True
+            return dataset
+        try:
+            text = decode(raw, path, max_bytes=limit)
+            records, dataset.document = reader(text, path)
+            _cases_from_records(dataset, records)
+        except DocumentError as exc:
+            dataset.problems.append(Problem.from_document_error(exc))
+            dataset.cases, dataset.positions, dataset.record_indexes = [], [], []
+        return dataset
+
+    # environments and experiments ---------------------------------------------------------
+
+    def environment_paths(self) -> list[str]:
+        return [p for p in self.tree.list_files(self.paths.environments) if p.endswith(".yaml")]
+
+    def environment(self, path: str) -> LoadedFile[EnvironmentSpec]:
+        return self._load_yaml(path, EnvironmentSpec)
+
+    def environment_by_name(self, name: str) -> LoadedFile[EnvironmentSpec]:
+        path = f"{self.paths.environments}/{name}.yaml"
+        if path not in self.environment_paths():
+            names = [PurePosixPath(p).stem for p in self.environment_paths()]
+            raise ConfigError(
+                f"no environment {name!r} in {self.tree.label}",
+                hint=f"environments: {', '.join(names) or 'none'}",
+            )
+        return self.environment(path)
+
+    def experiment_paths(self) -> list[str]:
+        return [p for p in self.tree.list_files(self.paths.experiments) if p.endswith(".yaml")]
+
+    def experiment(self, path: str) -> LoadedFile[ExperimentSpec]:
+        return self._load_yaml(path, ExperimentSpec)
+
+    def experiment_by_name(self, name: str) -> LoadedFile[ExperimentSpec]:
+        candidates = [name, f"{self.paths.experiments}/{name}.yaml"]
+        for path in candidates:
+            if path in self.experiment_paths():
+                return self.experiment(path)
+        raise ConfigError(f"no experiment {name!r} under {self.paths.experiments}/")
+
+
+# --- the workspace -----------------------------------------------------------------------------
+
+
+class Workspace:
+    """A promptyard repository on disk (the folder holding promptyard.yaml) and its git repo."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> Workspace:
+        """The nearest folder at or above `start` holding promptyard.yaml."""
+        here = (start or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            if (folder / CONFIG_FILE).is_file():
+                return cls(folder)
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {here} or any parent folder",
+            hint="run `promptyard init` to create a prompt repository, or pass --repo PATH",
+        )
+
+    @cached_property
+    def git(self) -> Any:
+        """The enclosing git repository (GitPython), or a ConfigError when there is none."""
+        import git
+
+        try:
+            return git.Repo(self.root, search_parent_directories=True)
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            raise ConfigError(
+                f"{self.root} is not inside a git repository", hint="run `git init`"
+            ) from None
+
+    @cached_property
+    def _prefix(self) -> str:
+        top = Path(self.git.working_tree_dir).resolve()
+        rel = self.root.relative_to(top).as_posix()
+        return "" if rel == "." else rel + "/"
+
+    @property
+    def git_prefix(self) -> str:
+        """Where the repository root sits inside its git work tree ("" at the top, or no git)."""
+        try:
+            return self._prefix
+        except ConfigError:
+            return ""
+
+    def resolve_commit(self, ref: str) -> Any:
+        """The commit a ref names; RefError (exit 2) when it names nothing."""
+        import git
+
+        try:
+            commit = self.git.commit(ref)
+        except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
+            raise RefError(
+                f"unknown git ref {ref!r}: not a branch, tag or commit in {self.root}",
+                hint="fetch it first; in GitHub Actions use actions/checkout with fetch-depth: 0",
+            ) from None
+        return commit
+
+    def merge_base(self, base: str, head: str | None = None) -> Any:
+        """Where the change starts: the merge base of `base` and head (HEAD by default)."""
+        base_commit = self.resolve_commit(base)
+        head_commit = self.resolve_commit(head or "HEAD")
+        bases = self.git.merge_base(base_commit, head_commit)
+        return bases[0] if bases else base_commit
+
+    def snapshot(self, ref: str | None = None) -> Snapshot:
+        """The repository at `ref`, or the working tree when `ref` is None."""
+        if ref is None:
+            return Snapshot(WorkingTree(self.root))
+        return self.snapshot_at(self.resolve_commit(ref))
+
+    def snapshot_at(self, commit: Any) -> Snapshot:
+        tree = GitTree(self.git, commit, self._prefix)
+        return Snapshot(tree)
+
+    def changed_paths(self, base_commit: Any, head: str | None = None) -> set[str]:
+        """Repository-relative paths that differ between a base commit and head.
+
+        Head is a ref, or the working tree (tracked changes, staged or not, plus untracked
+        files that git does not ignore) when None.
+        """
+        args = ["--name-only", "-z", "--no-renames", base_commit.hexsha]
+        if head is not None:
+            args.append(self.resolve_commit(head).hexsha)
+        names = self.git.git.diff(*args, "--", ".").split("\x00")
+        if head is None:
+            names += self.git.git.ls_files("--others", "--exclude-standard", "-z").split("\x00")
+        top = Path(self.git.working_tree_dir).resolve()
+        changed = set()
+        for name in names:
+            if not name:
+                continue
+            rel = os.path.relpath(top / name, self.root).replace(os.sep, "/")
+            if not rel.startswith("../"):
+                changed.add(rel)
+        return changed

@@ -1,0 +1,34 @@
+"""Sticky, reproducible assignment of keys to buckets (DESIGN.md §6).
+
+A key lands in bucket `int(sha256(text).hexdigest()[:8], 16) % 10000`, where `text` joins
+the parts with ":". The same key always lands in the same bucket, in any language and on
+any replica. Canaries and experiments both assign through `bucket`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+BUCKETS = 10_000  # so a weight in percent has two decimals of resolution
+
+
+def bucket(*parts: str) -> int:
+    """The bucket (0..9999) of the key made of `parts` joined by ':'."""
+    digest = hashlib.sha256(":".join(parts).encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) % BUCKETS
+
+
+def in_canary(environment: str, prompt: str, key: str, weight: float) -> bool:
+    """Whether `key` is routed to the canary of `prompt` in `environment` (weight in percent)."""
+    return bucket(environment, prompt, key) < weight * 100
+
+
+def pick(bucket_number: int, weights: Sequence[tuple[str, float]]) -> str:
+    """The name whose cumulative share (weights in percent, summing to 100) covers the bucket."""
+    edge = 0.0
+    for name, weight in weights:
+        edge += weight * 100
+        if bucket_number < edge:
+            return name
+    return weights[-1][0]

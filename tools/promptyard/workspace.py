@@ -66,9 +66,9 @@ def safe_relpath(path: str) -> str | None:
     if not path or "\\" in path or "\x00" in path or path.startswith("/") or ":" in path[:3]:
         return None
     parts = PurePosixPath(path).parts
-    if not parts or any(p in ("..", ".", "") for p in parts):
-        return None
-    return "/".join(parts)
+    if not parts or any(p in ("..", ".", "") for p in parts) or "/".join(parts) != path:
+        return None  # also refuses spellings like ./a or a//b: one path, one spelling
+    return path
 
 
 class UnsafePathError(ConfigError):

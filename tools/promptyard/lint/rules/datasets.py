@@ -31,6 +31,7 @@ def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) 
             key = json.dumps(use.prompt.model.inputs, sort_keys=True)
             by_inputs.setdefault(key, []).append(use)
     reported = 0
+    overflow_at = None
     for group in by_inputs.values():
         prompt = group[0].prompt
         assert prompt.model
@@ -41,17 +42,16 @@ def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) 
                 continue
             for problem in variable_problems(prompt.model.inputs, case.vars, validator):
                 reported += 1
+                where = dataset.locate(index, ("vars",))
                 if reported <= MAX_CASE_FINDINGS:
-                    yield (
-                        dataset.path,
-                        dataset.locate(index, ("vars",)),
-                        f"case {case.id!r}: {problem} (prompt {names})",
-                    )
-    if reported > MAX_CASE_FINDINGS:
+                    yield (dataset.path, where, f"case {case.id!r}: {problem} (prompt {names})")
+                elif overflow_at is None:
+                    overflow_at = where  # the summary sorts where the omitted findings start
+    if overflow_at is not None:
         yield (
             dataset.path,
-            dataset.locate(0),
-            f"... and {reported - MAX_CASE_FINDINGS} more case-vars findings in this file",
+            overflow_at,
+            f"... and {reported - MAX_CASE_FINDINGS} more case-vars findings from here on",
         )
 
 

@@ -389,3 +389,24 @@ def test_real_process_never_prints_a_traceback(repo: PromptRepo) -> None:
     assert result.exit_code == 2
     assert "unknown git ref 'does-not-exist'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_worker_processes_find_exactly_what_one_process_finds(
+    repo: PromptRepo, monkeypatch
+) -> None:
+    repo.write("golden/greet.jsonl", DATASET + '{"id": "c", "vars": {"who": 3}}\n')
+    for i in range(12):
+        name = f"p{i:02d}"
+        repo.write(
+            f"prompts/{name}.yaml",
+            prompt_doc(
+                name=name if i % 4 else "wrong",
+                version="1.0" if i == 5 else "1.0.0",
+                evals=[{"dataset": "golden/greet.jsonl"}],
+            ),
+        )
+    serial = findings(repo)
+    monkeypatch.setenv("PROMPTYARD_JOBS", "2")
+    parallel = findings(repo)
+    assert parallel == serial
+    assert {f["rule"] for f in serial} == {"P001", "V001", "D004"}

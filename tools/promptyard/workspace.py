@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import os
 from abc import ABC, abstractmethod
@@ -98,20 +99,36 @@ class WorkingTree(Tree):
         self.root = root.resolve()
         self.label = "working tree"
         self.revision = None
+        self._root_str = str(self.root)
+        self._root_prefix = self._root_str.rstrip(os.sep) + os.sep
+        self._folders: dict[str, str] = {}
 
     def read(self, path: str, limit: int) -> bytes | None:
-        full = self.root / path
+        full = os.path.join(self.root, path)
         try:
-            real = full.resolve()
-        except (OSError, RuntimeError):  # symlink loop
-            raise UnsafePathError(f"{path}: symlink loop") from None
-        if not real.is_relative_to(self.root):
+            # Resolve symlinks (the file's and its folders'); folders are resolved once.
+            folder, name = os.path.split(full)
+            real_folder = self._real_folder(folder)
+            real = os.path.join(real_folder, name)
+            if os.path.islink(real):
+                real = os.path.realpath(real, strict=True)
+        except (OSError, RuntimeError):  # a symlink loop, or a dangling link
+            if os.path.islink(full):
+                raise UnsafePathError(f"{path}: broken symlink or symlink loop") from None
+            return None
+        if not (real == self._root_str or real.startswith(self._root_prefix)):
             raise UnsafePathError(f"{path}: symlink points outside the repository")
         try:
             with open(real, "rb") as handle:
                 return handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+
+    def _real_folder(self, folder: str) -> str:
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return real
 
     def list_files(self, directory: str) -> list[str]:
         base = self.root / directory
@@ -241,7 +258,9 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         problems: list[Problem] = []
         if self.model is None:
             return partials, infos, problems
-        pending: list[tuple[str | None, str, Position]] = []
+        # (include name, file it is in, where in that file) -- positions are computed only
+        # for problems, since locating needs a second parse of the file.
+        pending: list[tuple[str | None, str, Callable[[], Position]]] = []
         for index, info in enumerate(self.message_templates):
             if info.error is not None:
                 problems.append(
@@ -252,7 +271,8 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                         f"template syntax error in messages[{index}]: {info.error}",
                     )
                 )
-            pending.extend((inc, self.path, self.message_position(index)) for inc in info.includes)
+            where = functools.partial(self.message_position, index)
+            pending.extend((inc, self.path, where) for inc in info.includes)
         partials_dir = self.snapshot.paths.partials
         while pending:
             include, source, where = pending.pop(0)
@@ -261,9 +281,9 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                     Problem.at(
                         "P006",
                         source,
-                        where,
-                        "include with a computed name; include a fixed partial name so it can be "
-                        "resolved and hashed",
+                        where(),
+                        "include with a computed name; include a fixed partial name so it can "
+                        "be resolved and hashed",
                     )
                 )
                 continue
@@ -273,7 +293,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                     Problem.at(
                         "P006",
                         source,
-                        where,
+                        where(),
                         f"include {include!r} leaves {partials_dir}/; includes are relative to it",
                     )
                 )
@@ -287,7 +307,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                 fix = f"did you mean {close[0]!r}?" if close else f"create {partials_dir}/{name}"
                 problems.append(
                     Problem.at(
-                        "P005", source, where, f"included partial {name!r} does not exist; {fix}"
+                        "P005", source, where(), f"included partial {name!r} does not exist; {fix}"
                     )
                 )
                 continue
@@ -305,7 +325,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                         f"template syntax error: {info.error}",
                     )
                 )
-            pending.extend((inc, partial_path, START) for inc in info.includes)
+            pending.extend((inc, partial_path, lambda: START) for inc in info.includes)
         return partials, infos, problems
 
     @cached_property

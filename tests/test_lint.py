@@ -410,3 +410,35 @@ def test_worker_processes_find_exactly_what_one_process_finds(
     parallel = findings(repo)
     assert parallel == serial
     assert {f["rule"] for f in serial} == {"P001", "V001", "D004"}
+
+
+def test_partials_are_checked_even_when_unused_and_unreadable_ones_say_why(
+    repo: PromptRepo,
+) -> None:
+    repo.write("prompts/partials/broken.j2", "{% if x %}never closed")
+    assert only(repo, "P002")["file"] == "prompts/partials/broken.j2"
+    repo.remove("prompts/partials/broken.j2")
+    repo.write(
+        "prompts/greet.yaml",
+        prompt_doc(messages=[{"role": "user", "content": '{{ who }}{% include "latin1.j2" %}'}]),
+    )
+    repo.write("prompts/partials/latin1.j2", b"caf\xe9")
+    finding = only(repo, "Y004")
+    assert finding["file"] == "prompts/partials/latin1.j2"
+    assert not [f for f in findings(repo) if f["rule"] == "P005"]
+
+
+def test_yml_files_in_prompts_are_flagged(repo: PromptRepo) -> None:
+    repo.write("prompts/greet.yml", prompt_doc())
+    assert "rename it to .yaml" in only(repo, "P011")["message"]
+
+
+def test_symlinked_dataset_escaping_the_repository(repo: PromptRepo, tmp_path) -> None:
+    import os
+
+    outside = tmp_path / "secrets.jsonl"
+    outside.write_text('{"id": "x", "vars": {"who": "x"}}\n')
+    (repo.root / "golden").mkdir()
+    os.symlink(outside, repo.root / "golden" / "greet.jsonl")
+    repo.write("prompts/greet.yaml", WITH_EVAL)
+    assert "outside the repository" in only(repo, "D002")["message"]

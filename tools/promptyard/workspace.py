@@ -301,6 +301,10 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
             if name in partials:
                 continue
             text = self.snapshot.partial_text(name)
+            unreadable = self.snapshot.partial_problem(name)
+            if unreadable is not None:
+                problems.append(unreadable)
+                continue
             if text is None:
                 available = self.snapshot.partial_names()
                 close = difflib.get_close_matches(name, available, n=1)
@@ -530,6 +534,7 @@ class Snapshot:
         self._prompts: dict[str, LoadedPrompt] = {}
         self._datasets: dict[str, LoadedDataset] = {}
         self._partials: dict[str, str | None] = {}
+        self._partial_problems: dict[str, Problem] = {}
         self._files: dict[str, LoadedFile[Any]] = {}
 
     def __repr__(self) -> str:
@@ -638,16 +643,26 @@ class Snapshot:
         return [p[len(root) :] for p in self.tree.list_files(root.rstrip("/"))]
 
     def partial_text(self, name: str) -> str | None:
-        """The text of a partial (a name relative to the partials folder), or None."""
+        """The text of a partial (a name relative to the partials folder), or None when it
+        is missing or unreadable (then `partial_problem` says why)."""
         if name not in self._partials:
             path = f"{self.paths.partials.rstrip('/')}/{name}"
+            text = None
             try:
                 limit = self.limits.max_file_bytes
                 raw = self.tree.read(path, limit)
-                self._partials[name] = None if raw is None else decode(raw, path, max_bytes=limit)
-            except (DocumentError, UnsafePathError):
-                self._partials[name] = None
+                text = None if raw is None else decode(raw, path, max_bytes=limit)
+            except DocumentError as exc:
+                self._partial_problems[name] = Problem.from_document_error(exc)
+            except UnsafePathError as exc:
+                self._partial_problems[name] = Problem.at("D002", path, START, str(exc))
+            self._partials[name] = text
         return self._partials[name]
+
+    def partial_problem(self, name: str) -> Problem | None:
+        """Why an existing partial could not be read (encoding, size, symlink), if it could not."""
+        self.partial_text(name)
+        return self._partial_problems.get(name)
 
     @cached_property
     def jinja(self) -> Any:

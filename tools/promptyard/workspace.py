@@ -18,7 +18,7 @@ import functools
 import io
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -713,6 +713,64 @@ class Snapshot:
             dataset.problems.append(Problem.from_document_error(exc))
             dataset.cases, dataset.positions, dataset.record_indexes = [], [], []
         return dataset
+
+    def is_dataset_path(self, path: str) -> bool:
+        """Whether a changed file may be a dataset: a dataset format under golden/ (not a
+        recording), or a .jsonl/.csv file anywhere (evals may name any path)."""
+        suffix = PurePosixPath(path).suffix
+        if path.startswith(self.paths.recordings.rstrip("/") + "/"):
+            return False
+        if path.startswith(self.paths.golden.rstrip("/") + "/"):
+            return suffix in DATASET_READERS
+        return suffix in (".jsonl", ".csv")
+
+    # what a change touches ----------------------------------------------------------------
+
+    def files_mentioning(self, paths: Iterable[str], needles: set[str]) -> set[str]:
+        """The files among `paths` whose bytes contain any needle: a cheap pre-filter that
+        avoids parsing every file to find the few that refer to something."""
+        if not needles:
+            return set()
+        encoded = [n.encode() for n in needles]
+        limit = self.limits.max_file_bytes
+        return {p for p in paths if any(n in (self.read(p, limit) or b"") for n in encoded)}
+
+    def prompts_touched_by(self, files: set[str]) -> set[str]:
+        """Names of the prompts whose resolved content may differ because `files` changed:
+        the prompt files themselves (present or deleted) and every prompt that includes a
+        changed partial, directly or through other partials."""
+        prompts_root = self.paths.prompts.rstrip("/") + "/"
+        partials_root = self.paths.partials.rstrip("/") + "/"
+        names: set[str] = set()
+        changed_partials: set[str] = set()
+        for path in files:
+            if path.startswith(partials_root):
+                changed_partials.add(path[len(partials_root) :])
+            elif path.startswith(prompts_root) and path.endswith(".yaml"):
+                names.add(path[len(prompts_root) : -len(".yaml")])
+        if changed_partials:
+            all_partials = {f"{partials_root}{n}": n for n in self.partial_names()}
+            closure = set(changed_partials)
+            while True:
+                more = {
+                    all_partials[f] for f in self.files_mentioning(all_partials, closure)
+                } - closure
+                if not more:
+                    break
+                closure |= more
+            by_path = {path: name for name, path in self.prompt_paths.items()}
+            names |= {by_path[f] for f in self.files_mentioning(by_path, closure)}
+        return names
+
+    def prompts_using_datasets(self, datasets: set[str]) -> set[str]:
+        """Names of the prompts whose evals name any of `datasets` (confirmed by loading)."""
+        by_path = {path: name for name, path in self.prompt_paths.items()}
+        found = set()
+        for path in self.files_mentioning(by_path, datasets):
+            model = self.prompt(by_path[path]).model
+            if model is not None and any(e.dataset in datasets for e in model.evals):
+                found.add(by_path[path])
+        return found
 
     # environments and experiments ---------------------------------------------------------
 

@@ -6,12 +6,12 @@ import gc
 import multiprocessing
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import promptyard.lint.rules  # noqa: F401  (registers the rules)
@@ -19,7 +19,7 @@ from promptyard.errors import ConfigError
 from promptyard.lint.context import DatasetUse, LintContext
 from promptyard.lint.registry import RULES, Severity, as_problem, checks
 from promptyard.problems import Problem
-from promptyard.workspace import CONFIG_FILE, DATASET_READERS, LoadedPrompt, Snapshot, Workspace
+from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, Workspace
 
 
 @dataclass(frozen=True, order=True)
@@ -85,63 +85,24 @@ class Focus:
     experiments: set[str] = field(default_factory=set)
 
 
-def _mentioning(snapshot: Snapshot, paths: Iterable[str], needles: set[str]) -> set[str]:
-    """The files among `paths` whose text contains any needle (a cheap pre-filter)."""
-    if not needles:
-        return set()
-    encoded = [n.encode() for n in needles]
-    found = set()
-    for path in paths:
-        raw = snapshot.read(path, snapshot.limits.max_file_bytes) or b""
-        if any(n in raw for n in encoded):
-            found.add(path)
-    return found
-
-
 def _focus_for(head: Snapshot, files: set[str]) -> Focus:
     if CONFIG_FILE in files:
         return Focus(everything=True)
     p = head.paths
-    prompts_root, partials_root = p.prompts.rstrip("/") + "/", p.partials.rstrip("/") + "/"
-    focus = Focus()
-    partials: set[str] = set()
+    focus = Focus(prompts=head.prompts_touched_by(files))
     for path in files:
-        if path.startswith(partials_root):
-            partials.add(path[len(partials_root) :])
-        elif path.startswith(prompts_root) and path.endswith(".yaml"):
-            focus.prompts.add(path[len(prompts_root) : -len(".yaml")])
-        elif path.startswith(p.environments.rstrip("/") + "/") and path.endswith(".yaml"):
+        if path.startswith(p.environments.rstrip("/") + "/") and path.endswith(".yaml"):
             focus.environments.add(path)
         elif path.startswith(p.experiments.rstrip("/") + "/") and path.endswith(".yaml"):
             focus.experiments.add(path)
-        elif PurePosixPath(path).suffix in DATASET_READERS and not path.startswith(
-            p.recordings.rstrip("/") + "/"
-        ):
+        elif head.is_dataset_path(path):
             focus.datasets.add(path)
-
-    # Dependents of a changed partial: partials that include it (transitively), then prompts.
-    if partials:
-        all_partials = {f"{partials_root}{n}": n for n in head.partial_names()}
-        closure = set(partials)
-        while True:
-            more = {
-                all_partials[f]
-                for f in _mentioning(head, all_partials, closure)
-                if all_partials[f] not in closure
-            }
-            if not more:
-                break
-            closure |= more
-        prompt_files = {path: name for name, path in head.prompt_paths.items()}
-        focus.prompts |= {prompt_files[f] for f in _mentioning(head, prompt_files, closure)}
-    # Prompts that use a changed dataset.
-    if focus.datasets:
-        prompt_files = {path: name for name, path in head.prompt_paths.items()}
-        focus.prompts |= {prompt_files[f] for f in _mentioning(head, prompt_files, focus.datasets)}
+    # Prompts that use a changed dataset are checked against it.
+    focus.prompts |= head.prompts_using_datasets(focus.datasets)
     # Environments and experiments naming a changed (or removed) prompt.
     if focus.prompts:
-        focus.environments |= _mentioning(head, head.environment_paths(), focus.prompts)
-        focus.experiments |= _mentioning(head, head.experiment_paths(), focus.prompts)
+        focus.environments |= head.files_mentioning(head.environment_paths(), focus.prompts)
+        focus.experiments |= head.files_mentioning(head.experiment_paths(), focus.prompts)
     return focus
 
 
@@ -384,9 +345,8 @@ def _add_other_uses(
     head: Snapshot, datasets: set[str], uses: dict[str, list[DatasetUse]], linted: list[str]
 ) -> None:
     """In a focused lint, find the prompts outside the focus that use the focused datasets."""
-    prompt_files = {path: name for name, path in head.prompt_paths.items() if name not in linted}
-    for path in sorted(_mentioning(head, prompt_files, datasets)):
-        prompt = head.prompt(prompt_files[path])
+    for name in sorted(head.prompts_using_datasets(datasets) - set(linted)):
+        prompt = head.prompt(name)
         if prompt.model is None:
             continue
         for dataset, use in _uses_of(prompt):

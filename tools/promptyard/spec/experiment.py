@@ -79,8 +79,8 @@ class ExperimentSpec(SpecModel):
         if not math.isclose(total, 100, abs_tol=1e-6):
             raise invalid(
                 "traffic-weights",
-                "variant weights sum to {total:g}, not 100; adjust them",
-                total=total,
+                "variant weights sum to {total}, not 100; adjust them",
+                total=f"{total:g}",
             )
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
@@ -88,8 +88,8 @@ class ExperimentSpec(SpecModel):
         if self.control is not None and self.control not in names:
             raise invalid(
                 "experiment-reference",
-                "control {control!r} is not a variant; use one of {names}",
-                control=self.control,
+                "control {control} is not a variant; use one of {names}",
+                control=repr(self.control),
                 names=", ".join(names),
             )
         metrics = {m.name for m in self.metrics}
@@ -98,8 +98,8 @@ class ExperimentSpec(SpecModel):
             if name not in metrics:
                 raise invalid(
                     "experiment-reference",
-                    "metric {name!r} is not defined under `metrics`; define it or fix the name",
-                    name=name,
+                    "metric {name} is not defined under `metrics`; define it or fix the name",
+                    name=repr(name),
                 )
         if self.decision.rule == "k-of-n" and (
             self.decision.k is None or self.decision.k > len(self.decision.metrics or metrics)

@@ -6,7 +6,8 @@ it would be against OpenAI, vLLM or Ollama. Standard library only.
 Endpoints: `POST /v1/chat/completions` (JSON mode, `stream: true` as SSE, `usage`),
 `POST /v1/embeddings` (float or base64), `GET /v1/models`, and `/_control/*` for a server
 running in another process (`GET /_control/requests`, `POST /_control/reset`,
-`POST /_control/faults`).
+`POST /_control/faults` with `{kind, times?, match?}`, `POST /_control/config` with any of
+`latency_s`, `retry_after_s`, `slow_s`).
 
 Replies are deterministic and computed from the request (see `default_reply`):
 
@@ -58,6 +59,7 @@ from typing import Any
 
 FAULT_KINDS = ("429", "503", "500", "400", "401", "404", "slow", "malformed", "drop")
 _FAULT = re.compile(r"\[\[fault:([a-z0-9]+)(?:\*(\d+))?\]\]")
+_FAULT_HEADER = re.compile(r"^\s*([a-z0-9]+)(?:\*(\d+))?\s*$")
 _REPLY = re.compile(r"\[\[reply:(.*?)\]\]", re.DOTALL)
 _JUDGE = re.compile(r"\[\[judge:(fail|pass|[01](?:\.\d+)?)\]\]")
 _MARKERS = re.compile(r"\s*\[\[(?:fault|reply):.*?\]\]", re.DOTALL)
@@ -183,7 +185,16 @@ class ServerState:
     requests: list[RecordedRequest] = field(default_factory=list)
     rules: list[FaultRule] = field(default_factory=list)
     attempts: dict[str, int] = field(default_factory=dict)
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most API requests handled at the same time
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.rules.clear()
+            self.attempts.clear()
+            self.max_in_flight = self.in_flight
 
     def fault_for(self, raw: bytes, header: str | None) -> str | None:
         """Which fault (if any) this request gets; counts attempts per identical body."""
@@ -191,8 +202,8 @@ class ServerState:
         with self.lock:
             attempt = self.attempts.get(digest, 0) + 1
             self.attempts[digest] = attempt
-            for source in (header or "", raw.decode("utf-8", "replace")):
-                match = _FAULT.search(source) if source else None
+            header_match = _FAULT_HEADER.match(header) if header else None
+            for match in (header_match, _FAULT.search(raw.decode("utf-8", "replace"))):
                 if match:
                     kind, times = match.group(1), match.group(2)
                     if times is None or attempt <= int(times):
@@ -251,7 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path == "/_control/requests":
             with state.lock:
                 rows = [r.to_dict() for r in state.requests]
-            self._json(200, {"requests": rows})
+                high = state.max_in_flight
+            self._json(200, {"requests": rows, "max_in_flight": high})
         else:
             self._error(404, f"no route {self.path}", "not_found")
 
@@ -269,9 +281,19 @@ class _Handler(BaseHTTPRequestHandler):
         record = RecordedRequest("POST", self.path, body, dict(self.headers.items()), time.time())
         fault = state.fault_for(raw, self.headers.get("X-Fault"))
         record.fault = fault
-        if state.record:
-            with state.lock:
+        with state.lock:
+            if state.record:
                 state.requests.append(record)
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            self._answer(record, body, fault)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _answer(self, record: RecordedRequest, body: Any, fault: str | None) -> None:
+        state = self.server.state
         if state.latency_s:
             time.sleep(state.latency_s)
         if fault is not None and self._fault(fault, record):
@@ -441,10 +463,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "control body is not JSON", "invalid_request_error")
             return
         if self.path == "/_control/reset":
-            with state.lock:
-                state.requests.clear()
-                state.rules.clear()
-                state.attempts.clear()
+            state.reset()
             self._json(200, {"ok": True})
         elif self.path == "/_control/faults":
             rule = FaultRule(str(body.get("kind")), body.get("times"), body.get("match"))
@@ -562,14 +581,15 @@ class OpenAIServer:
             self.state.rules.append(FaultRule(kind, times, match))
 
     def reset(self) -> None:
-        """Forget requests, fault rules and attempt counters."""
-        with self.state.lock:
-            self.state.requests.clear()
-            self.state.rules.clear()
-            self.state.attempts.clear()
+        """Forget requests, fault rules, attempt counters and the in-flight high mark."""
+        self.state.reset()
 
     def set_latency(self, milliseconds: float) -> None:
         self.state.latency_s = milliseconds / 1000
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.state.max_in_flight
 
 
 class OpenAIServerProcess:
@@ -635,6 +655,26 @@ class OpenAIServerProcess:
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"
+
+    def _control(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        import urllib.request
+
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}/_control/{path}", data=data)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self._control("requests")["requests"])
+
+    def add_fault(self, kind: str, *, times: int | None = None, match: str | None = None) -> None:
+        self._control("faults", {"kind": kind, "times": times, "match": match})
+
+    def reset(self) -> None:
+        self._control("reset", {})
+
+    def set_latency(self, milliseconds: float) -> None:
+        self._control("config", {"latency_s": milliseconds / 1000})
 
 
 def load_reply(ref: str) -> ReplyFunction:

@@ -217,9 +217,24 @@ def _cases_digest(cases: Sequence[Case]) -> str:
 
 
 class _Unreachable(Exception):
-    def __init__(self, runtime: _ProviderRuntime) -> None:
+    def __init__(self, runtime: _ProviderRuntime, kind: str) -> None:
         super().__init__(runtime.name)
         self.runtime = runtime
+        self.kind = kind
+
+
+@dataclass
+class _Tally:
+    """Outcomes of one kind of call (chat, judge, embed) to one provider."""
+
+    successes: int = 0
+    infra: int = 0
+    auth: int = 0
+    other: int = 0
+    last_error: ProviderError | None = None
+
+
+_CALL_NAMES = {"chat": "call(s)", "judge": "judge call(s)", "embed": "embeddings call(s)"}
 
 
 class _ProviderRuntime:
@@ -237,11 +252,8 @@ class _ProviderRuntime:
         )
         self.next_slot = 0.0
         self.paused_until = 0.0
-        self.successes = 0
-        self.infra_failures = 0
-        self.auth_failures = 0
-        self.other_failures = 0
-        self.last_error: ProviderError | None = None
+        # Per kind of call: a judge model that is down fails even when chat calls work.
+        self.tally: dict[str, _Tally] = {}
 
     async def _wait_turn(self) -> None:
         """Wait for a requests-per-minute slot, then for any pause a 429 asked for."""
@@ -261,8 +273,9 @@ class _ProviderRuntime:
         ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2**attempt)
         return ceiling * (0.5 + random.random() / 2)  # jitter: spread the retries out
 
-    async def call(self, attempt_once: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, kind: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
         """One logical call: attempts with retries; raises the last ProviderError."""
+        tally = self.tally.setdefault(kind, _Tally())
         timeout = self.config.timeout_s
         attempt = 0
         while True:
@@ -276,10 +289,10 @@ class _ProviderRuntime:
                 except TimeoutError:
                     error = ProviderError("timeout", f"no answer within {timeout:g} s")
                 else:
-                    self.successes += 1
+                    tally.successes += 1
                     return result
             if not error.retryable or attempt >= self.config.max_retries:
-                self._count_failure(error)
+                self._count_failure(kind, tally, error)
                 raise error
             delay = self._delay(error, attempt)
             if error.kind == "rate_limit" or error.retry_after is not None:
@@ -289,31 +302,33 @@ class _ProviderRuntime:
             attempt += 1
             await asyncio.sleep(delay)
 
-    def _count_failure(self, error: ProviderError) -> None:
-        self.last_error = error
+    def _count_failure(self, kind: str, tally: _Tally, error: ProviderError) -> None:
+        tally.last_error = error
         if error.infra:
-            self.infra_failures += 1
-            if self.successes == 0 and self.infra_failures >= ABORT_AFTER_INFRA_FAILURES:
-                raise _Unreachable(self)
+            tally.infra += 1
+            if tally.successes == 0 and tally.infra >= ABORT_AFTER_INFRA_FAILURES:
+                raise _Unreachable(self, kind)
         elif error.kind == "auth":
-            self.auth_failures += 1
+            tally.auth += 1
         else:
-            self.other_failures += 1
+            tally.other += 1
 
-    def unreachable_error(self, runs: list[EvalRun] | None = None) -> InfraError:
-        failures = self.infra_failures
+    def unreachable_error(self, kind: str, runs: list[EvalRun] | None = None) -> InfraError:
+        tally = self.tally[kind]
         retries = self.config.max_retries
-        last = self.last_error.message if self.last_error else "unknown error"
+        last = tally.last_error.message if tally.last_error else "unknown error"
         where = f" Partial results: {runs[0].run_dir}" if runs else ""
         return InfraError(
             f"provider {self.name!r} ({self.provider.describe()}) is unreachable: "
-            f"{failures} call(s) failed after {retries} retries, none succeeded (last: {last}).{where}",
+            f"{tally.infra} {_CALL_NAMES.get(kind, 'call(s)')} failed after {retries} retries, "
+            f"none succeeded (last: {last}).{where}",
             hint="check that the server is up and the base URL is right, then run the same "
             "command again; finished cases are kept",
         )
 
-    def auth_error(self) -> ConfigError:
-        last = self.last_error.message if self.last_error else ""
+    def auth_error(self, kind: str) -> ConfigError:
+        tally = self.tally[kind]
+        last = tally.last_error.message if tally.last_error else ""
         env = self.config.api_key_env or "the API key"
         return ConfigError(
             f"provider {self.name!r} ({self.provider.describe()}) refused every call: {last}",
@@ -603,7 +618,7 @@ class _Engine:
 
         async def live() -> CachedResponse:
             completion = await runtime.call(
-                lambda: runtime.provider.complete(request, timeout=runtime.config.timeout_s)
+                kind, lambda: runtime.provider.complete(request, timeout=runtime.config.timeout_s)
             )
             return CachedResponse(
                 kind,
@@ -624,7 +639,8 @@ class _Engine:
 
         async def live() -> CachedResponse:
             result = await runtime.call(
-                lambda: runtime.provider.embed(model, [text], timeout=runtime.config.timeout_s)
+                "embed",
+                lambda: runtime.provider.embed(model, [text], timeout=runtime.config.timeout_s),
             )
             return CachedResponse(
                 "embed",
@@ -801,7 +817,7 @@ class _Engine:
         except _Unreachable as exc:
             finished = [run.finish(complete=False) for run in opened]
             opened = []
-            raise exc.runtime.unreachable_error(finished) from None
+            raise exc.runtime.unreachable_error(exc.kind, finished) from None
         finally:
             for run in opened:
                 finished.append(run.finish(complete=complete))
@@ -832,12 +848,15 @@ class _Engine:
     def _check_providers(self, runs: list[EvalRun]) -> None:
         """No call of a provider succeeded: say why instead of reporting quality."""
         for runtime in self.runtimes.values():
-            if runtime.successes or runtime.offline:
+            if runtime.offline:
                 continue
-            if runtime.infra_failures:
-                raise runtime.unreachable_error(runs)
-            if runtime.auth_failures and not runtime.other_failures:
-                raise runtime.auth_error()
+            for kind, tally in runtime.tally.items():
+                if tally.successes:
+                    continue
+                if tally.infra:
+                    raise runtime.unreachable_error(kind, runs)
+                if tally.auth and not tally.other:
+                    raise runtime.auth_error(kind)
 
 
 # --- public entry points ------------------------------------------------------------------------

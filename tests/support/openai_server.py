@@ -66,7 +66,8 @@ _MARKERS = re.compile(r"\s*\[\[(?:fault|reply):.*?\]\]", re.DOTALL)
 JUDGE_SIGNATURE = "You grade an AI output against a rubric"
 EMBEDDING_DIMENSIONS = 64
 
-# (request body) -> the assistant's reply text, or a dict {"content": str, "usage": {...}}
+# (request body) -> the assistant's reply text, or a dict {"content": str, "usage": {...},
+# "delay_s": float} (usage overrides the word counts; delay_s simulates generation time)
 ReplyFunction = Callable[[dict[str, Any]], Any]
 
 
@@ -352,6 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if isinstance(result, dict) and isinstance(result.get("usage"), dict):
             usage.update(result["usage"])
+        if isinstance(result, dict) and result.get("delay_s"):
+            time.sleep(float(result["delay_s"]))
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         model = str(body.get("model", "local"))
         ident = (

@@ -41,6 +41,7 @@ from promptyard.evals.assertions import (
     GradingUnavailable,
     combine,
     evaluate,
+    split_type,
 )
 from promptyard.evals.cache import CachedResponse, ResponseCache
 from promptyard.evals.pricing import cost_usd
@@ -359,6 +360,12 @@ class _Run:
         self.repeat = engine.options.repeat or job.eval_spec.repeat
         self.min_pass = min(job.eval_spec.min_pass or self.repeat, self.repeat)
         self.runtime = engine.runtime(self.spec.model.provider)
+        # Providers of model-graded assertions, resolved now: an unknown name or an
+        # unreachable judge is found before any case runs, and offline is decided up front.
+        for assertion in (*job.eval_spec.assert_, *(a for c in self.cases for a in c.assert_)):
+            kind, _ = split_type(assertion.type)
+            if kind is not None and kind.model_graded:
+                engine.runtime(assertion.provider or self.spec.model.provider)
         self.json_mode = bool(self.spec.output and self.spec.output.format == "json")
         self.eval_asserts = list(job.eval_spec.assert_)
         self.model = self.spec.model.name

@@ -706,3 +706,49 @@ def test_eval_spec_default_runs_with_cases_given_directly(
         options=options(project.root, openai_server),
     )
     assert run.summary.dataset == "inline" and run.summary.passed == 1
+
+
+def test_identical_jobs_run_once(project: PromptRepo, openai_server: OpenAIServer) -> None:
+    from promptyard.evals.runner import EvalJob, run_evals
+
+    project.write("prompts/echo.yaml", echo_prompt())
+    project.write("golden/echo.jsonl", text_cases("a", "b"))
+    snapshot = Workspace(project.root).snapshot()
+    prompt = snapshot.prompt("echo")
+    spec = prompt.require_spec().evals[0]
+    report = run_evals(
+        [EvalJob(prompt, spec), EvalJob(prompt, spec)],
+        config=snapshot.config,
+        options=options(project.root, openai_server),
+    )
+    assert len(report.runs) == 2 and report.runs[0] is report.runs[1]
+    assert len(openai_server.chat_requests()) == 2
+
+
+def test_ctrl_c_keeps_finished_rows_and_marks_the_run_incomplete(project: PromptRepo) -> None:
+    import signal
+
+    project.write("prompts/echo.yaml", echo_prompt())
+    project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(30)]))
+    project.write(
+        "promptyard.yaml", EVAL_CONFIG.replace("max_concurrency: 8", "max_concurrency: 1")
+    )
+    with OpenAIServer(latency_ms=40) as server:
+        proc = spawn(project, "eval", env=live_env(server))
+        runs = project.root / ".promptyard/runs"
+        deadline = time.monotonic() + 30
+        files: list[Path] = []
+        while time.monotonic() < deadline:
+            files = list(runs.glob("*/results.jsonl"))
+            if files and len(files[0].read_text().splitlines()) >= 5:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 130, stderr
+        summary = json.loads((files[0].parent / "summary.json").read_text())
+        assert summary["complete"] is False and 5 <= summary["rows"] < 30
+        result = project.run("eval", "--format", "json", env=live_env(server))
+    assert result.exit_code == 0 and result.json["runs"][0]["cases"] == 30
+    ids = [json.loads(line)["case_id"] for line in files[0].read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 30

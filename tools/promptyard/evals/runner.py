@@ -388,6 +388,7 @@ class _Run:
             "format": FORMAT_VERSION,
             "prompt": self.name,
             "content_hash": self.content_hash,
+            "version": self.spec.version,
             "dataset": self.dataset,
             "cases": _cases_digest(self.cases),
             "eval": self.eval_spec.model_dump(mode="json", by_alias=True),
@@ -792,7 +793,13 @@ class _Engine:
             self._report_progress()
 
     async def run(self, jobs: Sequence[EvalJob]) -> EvalReport:
-        runs = [_Run(job, self) for job in jobs]
+        requested = [_Run(job, self) for job in jobs]
+        # The same prompt content on the same cases is one run (e.g. an unchanged prompt
+        # given as base and head): run it once, report it for each request.
+        unique: dict[str, _Run] = {}
+        for run in requested:
+            unique.setdefault(run.run_id, run)
+        runs = list(unique.values())
         live = any(not r.offline for r in self.runtimes.values())
         if live or self.options.use_cache:
             self.cache = ResponseCache(self.options.cache_path)
@@ -807,7 +814,7 @@ class _Engine:
         if note and self.options.notify is not None:
             self.options.notify(note)
         opened: list[_Run] = []
-        finished: list[EvalRun] = []
+        finished: dict[str, EvalRun] = {}
         complete = False
         try:
             for run in runs:
@@ -822,18 +829,18 @@ class _Engine:
             await asyncio.gather(*(self._worker(work) for _ in range(min(workers, self.total))))
             complete = True
         except _Unreachable as exc:
-            finished = [run.finish(complete=False) for run in opened]
+            partial = [run.finish(complete=False) for run in opened]
             opened = []
-            raise exc.runtime.unreachable_error(exc.kind, finished) from None
+            raise exc.runtime.unreachable_error(exc.kind, partial) from None
         finally:
             for run in opened:
-                finished.append(run.finish(complete=complete))
+                finished[run.run_id] = run.finish(complete=complete)
             if self.cache is not None:
                 self.cache.close()
             for runtime in self.runtimes.values():
                 await runtime.provider.aclose()
-        self._check_providers(finished)
-        report = EvalReport(finished)
+        self._check_providers(list(finished.values()))
+        report = EvalReport([finished[run.run_id] for run in requested])
         if note:
             report.notes.append(note)
         report.offline_providers = sorted(r.name for r in self.runtimes.values() if r.offline)

@@ -752,3 +752,21 @@ def test_ctrl_c_keeps_finished_rows_and_marks_the_run_incomplete(project: Prompt
     assert result.exit_code == 0 and result.json["runs"][0]["cases"] == 30
     ids = [json.loads(line)["case_id"] for line in files[0].read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 30
+
+
+def test_cases_given_directly_must_have_unique_ids(project: PromptRepo) -> None:
+    from promptyard.spec import Case
+
+    project.write("prompts/echo.yaml", echo_prompt())
+    project.write("golden/echo.jsonl", text_cases("a"))
+    snapshot = Workspace(project.root).snapshot()
+    prompt = snapshot.prompt("echo")
+    twice = [Case.model_validate({"id": "same", "vars": {"text": t}}) for t in ("a", "b")]
+    with pytest.raises(ConfigError, match="duplicate case id 'same'"):
+        run_eval(
+            prompt,
+            prompt.require_spec().evals[0],
+            twice,
+            config=snapshot.config,
+            options=options(project.root),
+        )

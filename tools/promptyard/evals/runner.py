@@ -357,6 +357,13 @@ class _Run:
             if job.cases is not None
             else prompt.snapshot.dataset(job.eval_spec.dataset).require()
         )
+        seen: set[str] = set()
+        for case in self.cases:  # ids pair rows across repeats, resumes and base vs head
+            if case.id in seen:
+                raise ConfigError(
+                    f"{self.dataset}: duplicate case id {case.id!r}", hint="case ids must be unique"
+                )
+            seen.add(case.id)
         self.repeat = engine.options.repeat or job.eval_spec.repeat
         self.min_pass = min(job.eval_spec.min_pass or self.repeat, self.repeat)
         self.runtime = engine.runtime(self.spec.model.provider)

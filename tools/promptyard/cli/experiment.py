@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -130,15 +129,17 @@ def _print_analysis(analysis: Any) -> None:
     )
     if srm.flagged:
         console.print(
-            Panel(
-                Text.assemble(
-                    ("SAMPLE RATIO MISMATCH", "bold red"),
-                    f"  chi-square {srm.statistic:.2f}, p = {srm.p_value:.3g} < {srm.threshold:g}\n",
-                    f"{counts}\n",
-                    "The units per variant do not match the weights: do not trust any result "
-                    "below until the cause (assignment, logging, bots) is found.",
-                ),
-                border_style="red",
+            Text.assemble(
+                ("SAMPLE RATIO MISMATCH", "bold red"),
+                f": chi-square {srm.statistic:.2f}, p = {srm.p_value:.3g} < {srm.threshold:g}",
+            )
+        )
+        console.print(f"  {counts}", markup=False)
+        console.print(
+            Text(
+                "  The units per variant do not match the weights: do not trust any result "
+                "below until the cause (assignment, logging, bots) is found.",
+                style="red",
             )
         )
     else:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.table import Table
 
 from promptyard.cli.main import stdout_console
 from promptyard.errors import ConfigError
@@ -18,8 +17,8 @@ TITLES = {
     "paired-t": "Paired t-test",
     "one-sample-t": "One-sample t-test",
     "margin": "Margin of error of one proportion",
-    "mcnemar": "McNemar's test (paired pass/fail)",
-    "eval": "Eval with repeats per case (Miller 2024)",
+    "mcnemar": "McNemar's test on paired pass/fail",
+    "eval": "Eval with repeats per case",
 }
 METHODS = {
     "pooled": "pooled z-test",
@@ -28,7 +27,7 @@ METHODS = {
     "noncentral-t": "noncentral t",
     "normal": "normal approximation",
     "connor": "Connor 1987",
-    "miller-2024": "normal, clustered by case",
+    "miller-2024": "Miller 2024, clustered by case",
 }
 UNIT_NAMES = {
     "paired-t": "pairs (cases)",
@@ -87,64 +86,62 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+def _rows(rows: list[tuple[str, str]]) -> list[str]:
+    """Aligned `key  value` lines (no trailing spaces, so the output pastes cleanly)."""
+    width = max((len(key) for key, _ in rows), default=0)
+    return [f"  {key:<{width}}  {value}" for key, value in rows]
+
+
 def _emit(result: Any, fmt: str) -> int:
     """Print a SampleSize or DetectableEffect as text or JSON."""
     from promptyard.stats.power import SampleSize
 
-    data = result.to_dict()
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
         return 0
     console = stdout_console()
     title = TITLES.get(result.test, result.test)
-    console.print(
-        f"[bold]{title}[/bold] ({METHODS.get(result.method, result.method)}, {result.alternative})"
-    )
-    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2, 0, 2))
+    method = METHODS.get(result.method, result.method)
+    console.print(f"[bold]{title}[/bold] · {method} · {result.alternative}")
     unit = UNIT_NAMES.get(result.test, "units")
+    rows: list[tuple[str, str]] = []
     if isinstance(result, SampleSize):
         if result.n_treatment is not None:
-            if result.n_treatment == result.n:
-                table.add_row("n per arm", f"[bold]{result.n:,}[/bold]")
-            else:
-                table.add_row(
-                    "n per arm",
-                    f"[bold]{result.n:,}[/bold] control, [bold]{result.n_treatment:,}[/bold] treatment",
-                )
-            table.add_row("total", f"{result.n_total:,}")
+            per_arm = (
+                f"{result.n:,}"
+                if result.n_treatment == result.n
+                else f"{result.n:,} control, {result.n_treatment:,} treatment"
+            )
+            rows += [("n per arm", per_arm), ("total", f"{result.n_total:,}")]
         else:
-            table.add_row(unit, f"[bold]{result.n:,}[/bold]")
-        table.add_row("before rounding up", f"{result.n_exact:,.4f}")
+            rows.append((unit, f"{result.n:,}"))
+        rows.append(("before rounding up", f"{result.n_exact:,.4f}"))
         if result.achieved_power is not None:
-            table.add_row("achieved power", f"{result.achieved_power:.4f}")
+            rows.append(("achieved power", f"{result.achieved_power:.4f}"))
         if result.days is not None:
-            table.add_row(
-                "duration", f"{result.days:,} days at {_number(result.daily_traffic)} units/day"
+            rows.append(
+                ("duration", f"{result.days:,} days at {_number(result.daily_traffic)} units/day")
             )
     else:
         label = "margin (±)" if result.test == "margin" else "detectable effect"
-        table.add_row(label, f"[bold]{result.effect:.6g}[/bold]")
+        rows.append((label, f"{result.effect:.6g}"))
         if result.relative_effect is not None:
-            table.add_row("relative to baseline", f"{result.relative_effect:+.2%}")
+            rows.append(("relative to baseline", f"{result.relative_effect:+.2%}"))
         if result.effect_size is not None:
-            table.add_row("standardised effect", f"{result.effect_size:.4g}")
+            rows.append(("standardised effect", f"{result.effect_size:.4g}"))
         if result.n_treatment is not None:
-            table.add_row("n per arm", f"{result.n:,} control, {result.n_treatment:,} treatment")
+            rows.append(("n per arm", f"{result.n:,} control, {result.n_treatment:,} treatment"))
         else:
-            table.add_row(unit, f"{result.n:,}")
-    console.print(table)
-    console.print("[dim]assumptions[/dim]")
-    assumptions = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2, 0, 2))
+            rows.append((unit, f"{result.n:,}"))
     echoed: dict[str, Any] = {"alpha": result.alpha, "power": result.power}
     if isinstance(result, SampleSize):
         echoed["effect"] = result.effect
         if result.effect_size is not None:
             echoed["effect size"] = result.effect_size
     echoed.update({k.replace("_", " "): v for k, v in result.assumptions.items()})
-    for key, value in echoed.items():
-        if value is not None:
-            assumptions.add_row(key, _number(value))
-    console.print(assumptions)
+    assumptions = [(key, _number(value)) for key, value in echoed.items() if value is not None]
+    lines = [*_rows(rows), "assumptions", *_rows(assumptions)]
+    console.print("\n".join(lines), markup=False)
     return 0
 
 

@@ -62,6 +62,16 @@ def test_relative_lift_delta_method() -> None:
 # --- Bayesian ---------------------------------------------------------------------------------
 
 
+def test_prob_beta_greater_large_counts_in_chunks() -> None:
+    # 1.5 million terms: summed in chunks; agrees with the normal approximation.
+    a1, b1, a2, b2 = 1_500_001, 8_500_001, 1_497_001, 8_503_001
+    exact = bayes.prob_beta_greater(a1, b1, a2, b2)
+    m1, m2 = a1 / (a1 + b1), a2 / (a2 + b2)
+    v1 = m1 * (1 - m1) / (a1 + b1 + 1)
+    v2 = m2 * (1 - m2) / (a2 + b2 + 1)
+    assert exact == pytest.approx(stats.norm.cdf((m1 - m2) / math.sqrt(v1 + v2)), abs=2e-3)
+
+
 def test_prob_beta_greater_closed_form() -> None:
     # X ~ Beta(2, 1) (density 2x) beats a uniform with probability ∫ 2x·x dx = 2/3.
     assert bayes.prob_beta_greater(2, 1, 1, 1) == pytest.approx(2 / 3, rel=1e-12)
@@ -185,3 +195,12 @@ def test_holm() -> None:
     assert multiple.holm([]) == []
     with pytest.raises(ConfigError):
         multiple.holm([1.5])
+
+
+def test_every_public_name_resolves() -> None:
+    import promptyard.stats as package
+
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    with pytest.raises(AttributeError):
+        package.no_such_function  # noqa: B018

@@ -27,6 +27,7 @@ from promptyard.errors import ConfigError
 from promptyard.stats._base import Result, check_positive, check_probability
 
 MAX_EXACT_TERMS = 5_000_000
+TERMS_PER_CHUNK = 1_000_000
 CHUNK = 50_000
 
 
@@ -74,14 +75,17 @@ def _exact_greater(a1: float, b1: float, a2: float, b2: float) -> float | None:
     """P(X1 > X2), X1 ~ Beta(a1, b1), X2 ~ Beta(a2, b2), when a1 is a manageable integer."""
     if a1 != int(a1) or a1 > MAX_EXACT_TERMS:
         return None
-    i = np.arange(int(a1), dtype=float)
-    log_terms = (
-        special.betaln(a2 + i, b2 + b1)
-        - np.log(b1 + i)
-        - special.betaln(1 + i, b1)
-        - special.betaln(a2, b2)
-    )
-    return float(min(1.0, max(0.0, np.exp(log_terms).sum())))
+    total = 0.0
+    for start in range(0, int(a1), TERMS_PER_CHUNK):  # bounded memory for large counts
+        i = np.arange(start, min(int(a1), start + TERMS_PER_CHUNK), dtype=float)
+        log_terms = (
+            special.betaln(a2 + i, b2 + b1)
+            - np.log(b1 + i)
+            - special.betaln(1 + i, b1)
+            - special.betaln(a2, b2)
+        )
+        total += float(np.exp(log_terms).sum())
+    return min(1.0, max(0.0, total))
 
 
 def prob_beta_greater(a1: float, b1: float, a2: float, b2: float) -> float | None:

@@ -25,9 +25,11 @@ from promptyard.errors import ExitCode, PromptyardError
 COMMANDS: dict[str, str] = {
     "cache": "promptyard.cli.cache:cache",
     "eval": "promptyard.cli.eval:eval_command",
+    "experiment": "promptyard.cli.experiment:experiment",
     "init": "promptyard.cli.init:init",
     "lint": "promptyard.cli.lint:lint",
     "render": "promptyard.cli.render:render",
+    "sample-size": "promptyard.cli.sample_size:sample_size",
     "schema": "promptyard.cli.schema:schema",
 }
 

@@ -24,6 +24,7 @@ SPEC_RULES: tuple[tuple[str, str, str], ...] = (
     ("E003", "canary-same-version", "a canary that pins the stable version"),
     ("X001", "traffic-weights", "experiment traffic weights that do not sum to 100"),
     ("X003", "experiment-reference", "an experiment that names an undefined variant or metric"),
+    ("X005", "experiment-metric", "an experiment metric whose baseline or effect is impossible"),
 )
 _CODE_BY_ERROR_TYPE = {name: code for code, name, _ in SPEC_RULES} | {
     "extra_forbidden": "S001",
@@ -35,8 +36,12 @@ _NAME_RE = re.compile(NAME_PATTERN)
 
 
 def invalid(rule_name: str, message: str, **context: Any) -> PydanticCustomError:
-    """An error that lint reports under the rule called `rule_name`."""
-    return PydanticCustomError(rule_name, message, context or None)
+    """An error that lint reports under the rule called `rule_name`.
+
+    `message` is a `str.format` template over `context` (format specs such as `{x!r}` and
+    `{x:g}` work); it is formatted here because pydantic only substitutes bare `{x}`.
+    """
+    return PydanticCustomError(rule_name, message.format(**context) if context else message)
 
 
 def _allow_extension_keys(schema: dict[str, Any]) -> None:

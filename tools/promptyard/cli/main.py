@@ -27,6 +27,11 @@ COMMANDS: dict[str, str] = {
     "lint": "promptyard.cli.lint:lint",
     "render": "promptyard.cli.render:render",
     "schema": "promptyard.cli.schema:schema",
+    "release": "promptyard.cli.release:release",
+    "bundle": "promptyard.cli.bundle:bundle",
+    "promote": "promptyard.cli.promote:promote",
+    "rollback": "promptyard.cli.promote:rollback",
+    "serve": "promptyard.cli.serve:serve",
 }
 
 

@@ -158,17 +158,22 @@ def _expand_paths(workspace: Workspace, paths: Sequence[str]) -> set[str]:
 
 
 def lint_repository(
-    workspace: Workspace, paths: Sequence[str] = (), base: str | None = None
+    workspace: Workspace,
+    paths: Sequence[str] = (),
+    base: str | None = None,
+    *,
+    ref: str | None = None,
 ) -> LintResult:
-    """Lint the working tree. With `paths` or `base`, check those files (or the change since
-    `base`) and the files that depend on them; with `base`, also apply the semver rules."""
-    head = workspace.snapshot()
+    """Lint the working tree (or the commit `ref` names). With `paths` or `base`, check those
+    files (or the change since `base`) and the files that depend on them; with `base`, also
+    apply the semver rules."""
+    head = workspace.snapshot(ref)
     base_snapshot: Snapshot | None = None
     files: set[str] | None = None
     if base is not None:
-        start = workspace.merge_base(base)
+        start = workspace.merge_base(base, ref)
         base_snapshot = workspace.snapshot_at(start)
-        files = workspace.changed_paths(start)
+        files = workspace.changed_paths(start, ref)
     if paths:
         files = _expand_paths(workspace, paths)
     focus = Focus(everything=True) if files is None else _focus_for(head, files, base_snapshot)

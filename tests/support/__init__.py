@@ -1,0 +1,1 @@
+"""Fixtures other suites can reuse (importable as `support.<module>`)."""

@@ -112,7 +112,9 @@ class PromptRepo:
                     f"  {name}:\n    version: {stable}\n"
                     f"    canary: {{version: {canary}, weight: {weight}}}\n"
                 )
-        self.write(f"serving/environments/{env}.yaml", ENVIRONMENT.format(env=env, pins="".join(lines)))
+        self.write(
+            f"serving/environments/{env}.yaml", ENVIRONMENT.format(env=env, pins="".join(lines))
+        )
 
     def commit(self, message: str) -> str:
         run_git(self.root, "add", "-A")

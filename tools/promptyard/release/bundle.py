@@ -111,6 +111,11 @@ def _tag_entry(
         snapshots[tag.commit] = workspace.snapshot_at(workspace.git.commit(tag.commit))
     snapshot = snapshots[tag.commit]
     at = f"tag {tag.tag} (commit {tag.commit[:12]})"
+    if tag.recorded_hash is None:
+        return None, (
+            f"{at}: not an annotated promptyard tag (no `content-sha256:` in its message); "
+            "delete it and run `promptyard release`"
+        )
     if not snapshot.has_prompt(tag.name):
         return None, f"{at}: the commit has no prompt {tag.name!r}"
     prompt = snapshot.prompt(tag.name)
@@ -119,12 +124,7 @@ def _tag_entry(
         first = str(problems[0]) if problems else f"{prompt.path} does not load"
         return None, f"{at}: {first}"
     if prompt.model.version != tag.version:
-        return None, f"{at}: {prompt.path} there says version {prompt.model.version}"
-    if tag.recorded_hash is None:
-        return None, (
-            f"{at}: not an annotated promptyard tag (no `content-sha256:` in its message); "
-            "delete it and run `promptyard release`"
-        )
+        return None, f"{at}: {prompt.path} at that commit says version {prompt.model.version}"
     if tag.recorded_hash != prompt.content_hash:
         return None, (
             f"{at}: records content-sha256 {tag.recorded_hash[:12]}… but the content there "

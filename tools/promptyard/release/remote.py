@@ -30,14 +30,14 @@ def _env() -> dict[str, str]:
 
 
 def _last_line(exc: Any) -> str:
-    lines = [
-        line.strip()
-        for line in (getattr(exc, "stderr", "") or str(exc)).splitlines()
-        if line.strip() and not line.strip().startswith("stderr:")
-    ]
+    """The line of git's stderr that says what went wrong (GitPython wraps it in quotes)."""
+    text = (getattr(exc, "stderr", "") or "").strip()
+    if text.startswith("stderr:"):
+        text = text[len("stderr:") :].strip().strip("'")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     fatal = [line for line in lines if line.startswith(("fatal:", "error:", "!"))]
-    text = (fatal or lines or [str(exc)])[-1]
-    return text.strip("'\" ")
+    chosen = (fatal or lines or [f"git exited with status {getattr(exc, 'status', '?')}"])[-1]
+    return chosen.removeprefix("fatal: ").removeprefix("error: ").strip()
 
 
 def run_git_remote(

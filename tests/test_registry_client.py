@@ -10,8 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.gitrepo import PromptRepo, make_repo
-from support.servers import ThreadedServer, wait_until
 
 import promptyard
 from promptyard.errors import InfraError
@@ -22,6 +20,8 @@ from promptyard.registry.snapshot import PromptNotFound
 from promptyard.release.bundle import build_bundle, bundle_bytes
 from promptyard.render import RenderError, VariablesError
 from promptyard.workspace import Workspace
+from support.gitrepo import PromptRepo, make_repo
+from support.servers import ThreadedServer, wait_until
 
 VARS = {"company": "Acme", "ticket": "My order is late"}
 
@@ -177,6 +177,7 @@ def test_renders_stay_consistent_while_the_registry_reconciles(repo: PromptRepo)
             seen.add(out.version)
             if not out.messages[0]["content"].startswith(greetings[out.version]):
                 errors.append(f"{out.version}: {out.messages[0]['content']!r}")
+            time.sleep(0.0005)  # leave the GIL to the refreshing thread now and then
 
     threads = [threading.Thread(target=hammer) for _ in range(2)]
     for thread in threads:

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
-from support.gitrepo import PromptRepo, make_repo, run_git
 
 from promptyard.hashing import sha256_json
 from promptyard.release.bundle import document_hash
+from support.cli import run_cli
+from support.gitrepo import PromptRepo, make_repo, run_git
 
 
 @pytest.fixture

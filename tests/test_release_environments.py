@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
-from support.gitrepo import PromptRepo, make_repo
 
 from promptyard.lint import lint_repository
 from promptyard.workspace import Workspace
+from support.cli import run_cli
+from support.gitrepo import PromptRepo, make_repo
 
 PRODUCTION = """\
 # yaml-language-server: $schema=../../tools/promptyard/schemas/environment.json

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
-from support.gitrepo import PromptRepo, make_repo, run_git
-from support.servers import closed_port
 
 from promptyard.release.tags import list_prompt_tags, parse_tag_name, tag_name
 from promptyard.workspace import Workspace
+from support.cli import run_cli
+from support.gitrepo import PromptRepo, make_repo, run_git
+from support.servers import closed_port
 
 
 @pytest.fixture

@@ -14,7 +14,9 @@ from promptyard.errors import InfraError
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before serving, so a busy port is one clear error (exit 3), not a log line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it every response waits ~40 ms for a delayed ACK (Nagle's algorithm).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -82,10 +84,20 @@ def serve(
     is refused and the last good snapshot keeps serving (GET /v1/status says why). If the
     source cannot be reached at start-up, --fallback-bundle serves; without it, exit 3.
     """
+    import logging
+
     import uvicorn
 
     from promptyard.registry.reconcile import Reconciler, open_source
     from promptyard.registry.service import create_app
+
+    # Reconcile outcomes go to stderr next to uvicorn's lines, in the same style.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:  %(message)s"))
+    logger = logging.getLogger("promptyard")
+    logger.addHandler(handler)
+    logger.setLevel(log_level.upper())
+    logger.propagate = False
 
     location = source or str(app.workspace().root)
     reconciler = Reconciler(open_source(location, branch, workdir), fallback_bundle=fallback_bundle)

@@ -219,8 +219,11 @@ class Reconciler:
         self.last_change: float | None = None
         self.counts: dict[str, int] = {}
 
-    def reconcile(self) -> ReconcileOutcome:
-        """Pull the source once; swap in a new snapshot when it changed and verifies."""
+    def reconcile(self, *, quiet: bool = False) -> ReconcileOutcome:
+        """Pull the source once; swap in a new snapshot when it changed and verifies.
+
+        Failures are logged unless `quiet` (the caller reports them itself).
+        """
         with self._lock:
             started = time.perf_counter()
             self.last_attempt = time.time()
@@ -244,15 +247,22 @@ class Reconciler:
                 self.state, self.reason = SYNCED, None
                 self.last_success = time.time()
             except InfraError as exc:
-                outcome = self._failed("unreachable", exc)
+                outcome = self._failed("unreachable", exc, quiet)
             except PromptyardError as exc:
-                outcome = self._failed("refused", exc)
+                outcome = self._failed("refused", exc, quiet)
             except Exception as exc:  # a bug must not stop the loop or the serving
                 log.exception("reconcile failed")
                 outcome = self._failed(
-                    "error", PromptyardError(f"internal error: {type(exc).__name__}: {exc}")
+                    "error", PromptyardError(f"internal error: {type(exc).__name__}: {exc}"), quiet
                 )
             outcome.seconds = time.perf_counter() - started
+            if outcome.outcome == "applied":
+                log.info(
+                    "reconcile applied: revision %s, commit %s (%.0f ms)",
+                    (outcome.revision or "")[:12],
+                    self.snapshot.commit[:12] if self.snapshot else "-",
+                    outcome.seconds * 1000,
+                )
             self.last_outcome = outcome
             self.counts[outcome.outcome] = self.counts.get(outcome.outcome, 0) + 1
             snapshot = self.snapshot
@@ -260,12 +270,13 @@ class Reconciler:
             listener(outcome, snapshot)
         return outcome
 
-    def _failed(self, kind: str, exc: PromptyardError) -> ReconcileOutcome:
+    def _failed(self, kind: str, exc: PromptyardError, quiet: bool) -> ReconcileOutcome:
         self.state = DEGRADED
         self.reason = exc.message
         if self.snapshot is not None and self.snapshot.is_fallback:
             self.reason = f"serving the fallback bundle: {exc.message}"
-        log.warning("reconcile %s: %s", kind, exc.message)
+        if not quiet:
+            log.warning("reconcile %s: %s", kind, exc.message)
         revision = self.snapshot.revision if self.snapshot else None
         return ReconcileOutcome(kind, revision, exc.message, error=exc)
 
@@ -288,7 +299,7 @@ class Reconciler:
     def start_up(self) -> ReconcileOutcome:
         """The first reconcile. When it yields nothing to serve: the fallback bundle if one is
         configured, else the error (InfraError for an unreachable git remote: exit 3)."""
-        outcome = self.reconcile()
+        outcome = self.reconcile(quiet=True)
         if self.snapshot is None:
             if self.fallback_bundle is not None:
                 self.use_fallback()

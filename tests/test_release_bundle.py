@@ -169,3 +169,15 @@ def test_bad_yaml_in_an_environment_file_is_refused_with_its_position(
     result = run_cli("bundle", repo=released.root)
     assert result.exit_code == 2
     assert "serving/environments/staging.yaml:3:1: Y001" in result.stderr
+
+
+def test_a_ref_without_promptyard_yaml_is_not_a_prompt_repository(tmp_path: Path) -> None:
+    from promptyard.release.bundle import BundleError, build_bundle
+    from promptyard.workspace import Workspace
+
+    repo = make_repo(tmp_path)
+    repo.release()
+    repo.git("rm", "-q", "promptyard.yaml")
+    repo.commit("remove the config")
+    with pytest.raises(BundleError, match=r"promptyard\.yaml not found at HEAD"):
+        build_bundle(Workspace(repo.root), "HEAD")

@@ -69,10 +69,17 @@ def remote_repo(tmp_path: Path) -> PromptRepo:
     return repo
 
 
-def serve(repo: PromptRepo, tmp_path: Path, *args: str, name: str = "serve") -> ServeProcess:
+def serve(
+    repo: PromptRepo, tmp_path: Path, *args: str, name: str = "serve", port: int = 0
+) -> ServeProcess:
     assert repo.remote is not None
     return ServeProcess(
-        "--source", repo.remote.as_uri(), *args, cwd=tmp_path, log=tmp_path / f"{name}.log"
+        "--source",
+        repo.remote.as_uri(),
+        *args,
+        cwd=tmp_path,
+        log=tmp_path / f"{name}.log",
+        port=port,
     )
 
 
@@ -375,6 +382,25 @@ def test_unreachable_git_at_start_without_fallback_fails_fast_with_exit_3(tmp_pa
     assert output[0].startswith("error: fetch http://127.0.0.1:")
     assert "git remote unreachable" in output[0]
     assert len(output) <= 2
+    assert "Traceback" not in process.output()
+
+
+def test_a_busy_port_is_one_clear_error_with_exit_3(
+    remote_repo: PromptRepo, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        process = serve(remote_repo, tmp_path, "--poll", "0", name="busy", port=port)
+        process.start(expect_ready=False)
+        try:
+            assert process.wait(timeout=60) == 3
+        finally:
+            process.stop()
+    assert f"error: cannot listen on 127.0.0.1:{port}" in process.output()
     assert "Traceback" not in process.output()
 
 

@@ -78,9 +78,9 @@ def promptyard_executable() -> str:
 class ServeProcess:
     """`promptyard serve ... --port 0` in a subprocess; its URL is read from its first line."""
 
-    def __init__(self, *args: str, cwd: Path, log: Path) -> None:
+    def __init__(self, *args: str, cwd: Path, log: Path, port: int = 0) -> None:
         self.log = log
-        self.cmd = [promptyard_executable(), "serve", "--port", "0", *args]
+        self.cmd = [promptyard_executable(), "serve", "--port", str(port), *args]
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""

@@ -182,7 +182,10 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
         params = request.query_params
         try:
             resolved = snapshot.resolve(
-                name, params.get("version"), params.get("label") or DEFAULT_LABEL, params.get("key")
+                name,
+                params.get("version") or None,  # `?version=` means no version
+                params.get("label") or DEFAULT_LABEL,
+                params.get("key") or None,
             )
         except PromptNotFound as exc:
             count("get", known, "", "", 404)
@@ -210,7 +213,7 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
             return _error(422, "invalid_request", invalid)
         started = time.perf_counter()
         try:
-            resolved = snapshot.resolve(name, version, label or DEFAULT_LABEL, key)
+            resolved = snapshot.resolve(name, version or None, label or DEFAULT_LABEL, key)
         except PromptNotFound as exc:
             count("render", known, "", "", 404)
             return _error(404, "not_found", exc.message)

@@ -171,6 +171,11 @@ def build_bundle(
         prompts.setdefault(tag.name, {})[tag.version] = entry
 
     head = workspace.snapshot_at(commit)
+    if head.config_file.raw is None and not head.config_file.problems:
+        problems.append(
+            f"{CONFIG_FILE} not found at {ref_label or ref}: not a promptyard repository "
+            "(or the wrong branch)"
+        )
     problems.extend(str(p) for p in head.config_file.problems)
     environments: dict[str, Any] = {}
     for path in head.environment_paths():

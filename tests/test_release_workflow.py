@@ -26,6 +26,8 @@ def test_workflow_releases_on_pushes_to_main_with_full_history() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())  # our own trusted file
     assert workflow[True]["push"]["branches"] == ["main"]  # PyYAML reads `on:` as True
     assert workflow["permissions"]["contents"] == "write"
+    # An explicit `shell: bash` runs with pipefail, so `release ... | tee` fails when release does.
+    assert workflow["defaults"]["run"]["shell"] == "bash"
     steps = workflow["jobs"]["release"]["steps"]
     checkout = next(s for s in steps if s.get("uses", "").startswith("actions/checkout@"))
     assert checkout["with"]["fetch-depth"] == 0

@@ -301,14 +301,17 @@ class _ServerBackend(_Backend):
     def _fetch_label(self, name: str, label: str) -> _LabelEntry:
         body = self._fetch(name, {"label": label})
         stable = self._definition(body)
-        canary = body.get("canary") or None
-        return _LabelEntry(
-            stable=stable,
-            canary_version=canary["version"] if canary else None,
-            weight=float(canary["weight"]) if canary else 0.0,
-            revision=str(body.get("revision", "")),
-            fetched_at=time.monotonic(),
-        )
+        try:
+            canary = body.get("canary") or None
+            return _LabelEntry(
+                stable=stable,
+                canary_version=str(canary["version"]) if canary else None,
+                weight=float(canary["weight"]) if canary else 0.0,
+                revision=str(body.get("revision", "")),
+                fetched_at=time.monotonic(),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise _ServerError(f"{self.url} sent a malformed canary for {name}@{label}") from None
 
     def _version(self, name: str, version: str) -> BundledPrompt:
         with self._lock:

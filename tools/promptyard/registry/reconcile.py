@@ -370,7 +370,7 @@ class Reconciler:
             "last_success": _iso(self.last_success),
             "last_change": _iso(self.last_change),
             "poll_seconds": self.poll,
-            "reconciles": dict(sorted(self.counts.items())),
+            "reconciles": dict(sorted(dict(self.counts).items())),
             "prompts": len(bundle.prompts) if bundle else 0,
             "versions": sum(len(v) for v in bundle.prompts.values()) if bundle else 0,
             "labels": snapshot.labels() if snapshot else [],

@@ -107,15 +107,15 @@ def _tag_entry(
     workspace: Workspace, tag: PromptTag, snapshots: dict[str, Snapshot]
 ) -> tuple[dict[str, Any] | None, str | None]:
     """The bundle entry of one tag, or the reason it cannot be trusted."""
-    if tag.commit not in snapshots:
-        snapshots[tag.commit] = workspace.snapshot_at(workspace.git.commit(tag.commit))
-    snapshot = snapshots[tag.commit]
     at = f"tag {tag.tag} (commit {tag.commit[:12]})"
     if tag.recorded_hash is None:
         return None, (
             f"{at}: not an annotated promptyard tag (no `content-sha256:` in its message); "
             "delete it and run `promptyard release`"
         )
+    if tag.commit not in snapshots:
+        snapshots[tag.commit] = workspace.snapshot_at(workspace.git.commit(tag.commit))
+    snapshot = snapshots[tag.commit]
     if not snapshot.has_prompt(tag.name):
         return None, f"{at}: the commit has no prompt {tag.name!r}"
     prompt = snapshot.prompt(tag.name)

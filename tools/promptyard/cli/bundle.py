@@ -17,7 +17,13 @@ from promptyard.cli.main import App, stdout_console
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the bundle here (atomically) instead of to standard output.",
 )
-@click.option("--ref", default="HEAD", show_default=True, help="Read the environment files at REF.")
+@click.option(
+    "--ref",
+    default="HEAD",
+    show_default=True,
+    metavar="REF",
+    help="Read the environment files at REF.",
+)
 @click.pass_context
 def bundle(ctx: click.Context, out: Path | None, ref: str) -> int:
     """Write every tagged prompt version and the environment files as one JSON bundle.

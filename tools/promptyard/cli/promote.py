@@ -22,11 +22,15 @@ def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "checkout is not touched.",
         ),
         click.option(
-            "--base", default="HEAD", show_default=True, help="Where --branch starts from."
+            "--base",
+            default="HEAD",
+            show_default=True,
+            metavar="REF",
+            help="Where --branch starts from.",
         ),
-        click.option("--message", "-m", help="The commit message (with --branch)."),
+        click.option("--message", "-m", metavar="TEXT", help="The commit message (with --branch)."),
         click.option("--push", is_flag=True, help="Push the new branch (with --branch)."),
-        click.option("--remote", default="origin", show_default=True),
+        click.option("--remote", default="origin", show_default=True, metavar="NAME"),
         click.option(
             "--format",
             "fmt",
@@ -75,7 +79,11 @@ def _print(change: Any, fmt: str) -> int:
 @click.argument("name")
 @click.argument("version")
 @click.option(
-    "--env", "env", required=True, help="The environment (serving/environments/ENV.yaml)."
+    "--env",
+    "env",
+    required=True,
+    metavar="ENV",
+    help="The environment (serving/environments/ENV.yaml).",
 )
 @click.option(
     "--canary",
@@ -124,7 +132,11 @@ def promote(
 @click.command()
 @click.argument("name")
 @click.option(
-    "--env", "env", required=True, help="The environment (serving/environments/ENV.yaml)."
+    "--env",
+    "env",
+    required=True,
+    metavar="ENV",
+    help="The environment (serving/environments/ENV.yaml).",
 )
 @click.option("--to", "to", metavar="VERSION", help="Pin this earlier tagged version instead.")
 @_delivery_options

@@ -11,10 +11,14 @@ from promptyard.cli.main import App, stdout_console
 
 
 @click.command()
-@click.option("--ref", default="HEAD", show_default=True, help="The commit to release.")
+@click.option(
+    "--ref", default="HEAD", show_default=True, metavar="REF", help="The commit to release."
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be tagged; create nothing.")
 @click.option("--push", is_flag=True, help="Push the tags of the versions at REF.")
-@click.option("--remote", default="origin", show_default=True, help="The remote to push to.")
+@click.option(
+    "--remote", default="origin", show_default=True, metavar="NAME", help="The remote to push to."
+)
 @click.option(
     "--format",
     "fmt",

@@ -37,7 +37,13 @@ def _listen(host: str, port: int) -> socket.socket:
     metavar="PATH|GIT-URL|BUNDLE",
     help="A local repository, a git URL, or a bundle file (default: this repository).",
 )
-@click.option("--branch", default="main", show_default=True, help="Environment files come from it.")
+@click.option(
+    "--branch",
+    default="main",
+    show_default=True,
+    metavar="NAME",
+    help="Environment files come from it.",
+)
 @click.option(
     "--poll",
     type=click.FloatRange(min=0),
@@ -45,7 +51,7 @@ def _listen(host: str, port: int) -> socket.socket:
     show_default=True,
     help="Seconds between reconciles (0: only on POST /v1/reconcile).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST")
 @click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
 @click.option(
     "--fallback-bundle",

@@ -1,4 +1,4 @@
-"""Shared pytest setup: `tests/` on sys.path so suites can import `support.<module>`."""
+"""Shared fixtures. `tests/support/` holds helpers other suites import as `support.<module>`."""
 
 from __future__ import annotations
 
@@ -6,9 +6,19 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 
-# Commits and tags made by the code under test need an identity; never read the user's.
 from support.gitrepo import GIT_ENV
+from support.repo import PromptRepo
 
+# Commits and tags made by the code under test (release, promote --branch) need an
+# identity; never read the developer's.
 os.environ.update(GIT_ENV)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> PromptRepo:
+    """A fresh git repository holding a minimal valid promptyard project, committed."""
+    return PromptRepo.create(tmp_path / "repo")

@@ -1,1 +1,0 @@
-"""Fixtures other suites can reuse (importable as `support.<module>`)."""

@@ -3,12 +3,23 @@
 A key lands in bucket `int(sha256(text).hexdigest()[:8], 16) % 10000`, where `text` joins
 the parts with ":". The same key always lands in the same bucket, in any language and on
 any replica. Canaries and experiments both assign through `bucket`.
+
+Experiments (`assign`): unit `u` of an experiment with salt `s` and variants
+`v1, v2, ...` (file order, weights `w1, w2, ...` in percent summing to 100) gets the first
+variant whose cumulative edge exceeds its bucket:
+
+    b = int(sha256(f"{s}:{u}".encode("utf-8")).hexdigest()[:8], 16) % 10000
+    variant = first v_k with b < (w1 + ... + wk) * 100
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from promptyard.spec.experiment import ExperimentSpec
 
 BUCKETS = 10_000  # so a weight in percent has two decimals of resolution
 
@@ -32,3 +43,13 @@ def pick(bucket_number: int, weights: Sequence[tuple[str, float]]) -> str:
         if bucket_number < edge:
             return name
     return weights[-1][0]
+
+
+def assign(unit_id: str, experiment: ExperimentSpec) -> str:
+    """The variant (name) an experiment serves to `unit_id`: sticky, the same everywhere.
+
+    `pick(bucket(salt, unit_id), [(variant, weight), ...])` — see the module docstring for
+    the formula in any language.
+    """
+    weights = [(variant.name, variant.weight) for variant in experiment.variants]
+    return pick(bucket(experiment.assignment.salt, str(unit_id)), weights)

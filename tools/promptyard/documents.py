@@ -14,8 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -40,8 +39,7 @@ LOAD_RULES: tuple[tuple[str, str, str], ...] = (
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
+class Position(NamedTuple):
     """1-based line and column. `block` marks a block scalar, whose text starts a line below."""
 
     line: int
@@ -63,25 +61,50 @@ class DocumentError(Exception):
         self.message = message
 
 
-@dataclass
 class Document:
-    """Parsed data plus where each value (and each mapping key) sits in the file."""
+    """Parsed data plus, on demand, where each value (and each mapping key) sits in the file.
 
-    path: str
-    data: Any
-    values: dict[Loc, Position] = field(default_factory=dict)
-    keys: dict[Loc, Position] = field(default_factory=dict)
+    Positions cost as much as the parse, and only files with findings need them, so they
+    come from a second pass the first time `locate` (or `values`/`keys`) is used.
+    """
+
+    def __init__(self, path: str, data: Any, text: str | None = None) -> None:
+        self.path = path
+        self.data = data
+        self._text = text
+        self._values: dict[Loc, Position] | None = None if text is not None else {}
+        self._keys: dict[Loc, Position] = {}
+
+    def _ensure_positions(self) -> None:
+        if self._values is None:
+            self._values = {}
+            loader = _Loader(self._text)
+            try:
+                _compose(loader, self, record=True)
+            finally:
+                loader.dispose()
+
+    @property
+    def values(self) -> dict[Loc, Position]:
+        self._ensure_positions()
+        return self._values  # type: ignore[return-value]
+
+    @property
+    def keys(self) -> dict[Loc, Position]:
+        self._ensure_positions()
+        return self._keys
 
     def locate(self, loc: Sequence[str | int], *, key: bool = False) -> Position:
         """Position of the node at `loc`, or of its nearest located ancestor."""
+        values, keys = self.values, self.keys
         loc = tuple(loc)
-        if key and loc in self.keys:
-            return self.keys[loc]
+        if key and loc in keys:
+            return keys[loc]
         while loc:
-            if loc in self.values:
-                return self.values[loc]
+            if loc in values:
+                return values[loc]
             loc = loc[:-1]
-        return self.values.get((), START)
+        return values.get((), START)
 
 
 def decode(raw: bytes, path: str, *, max_bytes: int) -> str:
@@ -125,10 +148,11 @@ _CORE_TAGS = {
 
 
 class _Frame:
-    __slots__ = ("container", "key", "key_lines", "loc")
+    __slots__ = ("container", "is_map", "key", "key_lines", "loc")
 
     def __init__(self, container: dict | list, loc: Loc) -> None:
         self.container = container
+        self.is_map = isinstance(container, dict)
         self.loc = loc
         self.key: str | None = None  # a mapping's key waiting for its value
         self.key_lines: dict[str, int] = {}
@@ -137,10 +161,10 @@ class _Frame:
 def parse_yaml(raw: bytes | str, path: str, *, max_bytes: int = 1 << 20) -> Document:
     """Parse one YAML document safely. Raises `DocumentError` with a load rule code."""
     text = decode(raw, path, max_bytes=max_bytes) if isinstance(raw, bytes) else raw
-    doc = Document(path, None)
+    doc = Document(path, None, text)
     loader = _Loader(text)
     try:
-        _compose(loader, doc)
+        doc.data = _compose(loader, doc, record=False)
     except DocumentError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -155,105 +179,130 @@ def parse_yaml(raw: bytes | str, path: str, *, max_bytes: int = 1 << 20) -> Docu
     return doc
 
 
-def _compose(loader: Any, doc: Document) -> None:
-    path = doc.path
+_SCALAR, _ALIAS = yaml.ScalarEvent, yaml.AliasEvent
+_MAP_START, _SEQ_START = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_SKIPPED = (yaml.StreamStartEvent, yaml.DocumentEndEvent)
+
+
+def _compose(loader: Any, doc: Document, *, record: bool) -> Any:
+    """Build the value from parser events (hot path: one iteration per YAML node).
+
+    With `record`, also fill the document's value and key positions.
+    """
+    path, values, keys = doc.path, doc._values, doc._keys
+    next_event = loader.get_event
     stack: list[_Frame] = []
-    documents = 0
     root: list[Any] = []
+    documents = 0
     while True:
-        event = loader.get_event()
-        if isinstance(event, yaml.StreamEndEvent):
+        event = next_event()
+        kind = event.__class__
+        if kind in _ENDS:
+            stack.pop()
+            continue
+        if kind is yaml.StreamEndEvent:
             break
-        if isinstance(event, yaml.DocumentStartEvent):
+        if kind in _SKIPPED:
+            continue
+        mark = event.start_mark
+        if kind is yaml.DocumentStartEvent:
             documents += 1
             if documents > 1:
                 raise DocumentError(
                     "Y001",
                     path,
-                    _position(event.start_mark),
+                    _position(mark),
                     "more than one YAML document (`---`) in the file; keep one per file",
                 )
             continue
-        if isinstance(event, yaml.StreamStartEvent | yaml.DocumentEndEvent):
-            continue
-        if isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
-            stack.pop()
-            continue
-
-        pos = _position(event.start_mark, block=getattr(event, "style", None) in ("|", ">"))
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+        if kind is _ALIAS or event.anchor is not None:
             raise DocumentError(
                 "Y003",
                 path,
-                pos,
+                _position(mark),
                 "YAML anchors and aliases are not allowed (they can expand exponentially); "
                 "write the value out in full",
             )
+        is_scalar = kind is _SCALAR
         parent = stack[-1] if stack else None
 
-        # A mapping's key: must be a plain string, and not repeated.
-        if parent is not None and isinstance(parent.container, dict) and parent.key is None:
-            if not isinstance(event, yaml.ScalarEvent):
+        if parent is not None and parent.is_map and parent.key is None:
+            # A mapping's key: must be a plain string, and not repeated.
+            if not is_scalar:
                 raise DocumentError(
-                    "Y007", path, pos, "mapping keys must be strings, not lists or mappings"
+                    "Y007",
+                    path,
+                    _position(mark),
+                    "mapping keys must be strings, not lists or mappings",
                 )
             key = event.value
             if key in parent.key_lines:
                 raise DocumentError(
                     "Y002",
                     path,
-                    pos,
+                    _position(mark),
                     f"duplicate key {key!r} (first defined on line {parent.key_lines[key]}); "
                     "remove one of them",
                 )
-            parent.key_lines[key] = pos.line
+            parent.key_lines[key] = mark.line + 1
             parent.key = key
-            doc.keys[(*parent.loc, key)] = pos
+            if record:
+                keys[(*parent.loc, key)] = _position(mark)
             continue
 
-        if parent is None:
-            loc: Loc = ()
-        elif isinstance(parent.container, dict):
-            loc = (*parent.loc, parent.key)  # type: ignore[arg-type]
-        else:
-            loc = (*parent.loc, len(parent.container))
-        doc.values[loc] = pos
+        loc: Loc = ()
+        if record:
+            if parent is None:
+                pass
+            elif parent.is_map:
+                loc = (*parent.loc, parent.key)  # type: ignore[arg-type]
+            else:
+                loc = (*parent.loc, len(parent.container))
+            values[loc] = _position(mark, block=is_scalar and event.style in ("|", ">"))
 
         value: Any
-        if isinstance(event, yaml.ScalarEvent):
-            value = _scalar(loader, event, path, pos)
+        if is_scalar:
+            value = _scalar(loader, event, path, mark)
         else:
             if event.tag not in (None, "!") and event.tag not in _CORE_TAGS:
                 raise DocumentError(
-                    "Y007", path, pos, f"unsupported YAML tag {event.tag!r}; remove the tag"
+                    "Y007",
+                    path,
+                    _position(mark),
+                    f"unsupported YAML tag {event.tag!r}; remove the tag",
                 )
             if len(stack) >= MAX_DEPTH:
                 raise DocumentError(
                     "Y006",
                     path,
-                    pos,
+                    _position(mark),
                     f"nesting deeper than {MAX_DEPTH} levels; flatten the document",
                 )
-            value = {} if isinstance(event, yaml.MappingStartEvent) else []
+            value = {} if kind is _MAP_START else []
 
         if parent is None:
             root.append(value)
-        elif isinstance(parent.container, dict):
+        elif parent.is_map:
             parent.container[parent.key] = value  # type: ignore[index]
             parent.key = None
         else:
-            parent.container.append(value)
-        if isinstance(value, dict | list):
+            parent.container.append(value)  # type: ignore[union-attr]
+        if not is_scalar:
             stack.append(_Frame(value, loc))
-    doc.data = root[0] if root else None
+    return root[0] if root else None
 
 
-def _scalar(loader: Any, event: yaml.ScalarEvent, path: str, pos: Position) -> Any:
+def _scalar(loader: Any, event: yaml.ScalarEvent, path: str, mark: Any) -> Any:
     tag = event.tag
+    if tag is None and event.style:
+        return event.value  # quoted or block scalars without a tag are text ('' = plain)
     if tag in (None, "!"):
         tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
     if tag not in _CORE_TAGS:
-        raise DocumentError("Y007", path, pos, f"unsupported YAML tag {tag!r}; remove the tag")
+        raise DocumentError(
+            "Y007", path, _position(mark), f"unsupported YAML tag {tag!r}; remove the tag"
+        )
     if tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"):
         return event.value  # dates stay text: JSON has no date type
     if tag == "tag:yaml.org,2002:null":
@@ -267,11 +316,14 @@ def _scalar(loader: Any, event: yaml.ScalarEvent, path: str, pos: Position) -> A
         number = loader.construct_yaml_float(node)
     except (ValueError, yaml.YAMLError):
         raise DocumentError(
-            "Y007", path, pos, f"{event.value[:40]!r} is not a usable number; quote it"
+            "Y007", path, _position(mark), f"{event.value[:40]!r} is not a usable number; quote it"
         ) from None
     if not math.isfinite(number):
         raise DocumentError(
-            "Y007", path, pos, f"{event.value!r} is not a finite number; use a finite value"
+            "Y007",
+            path,
+            _position(mark),
+            f"{event.value!r} is not a finite number; use a finite value",
         )
     return number
 

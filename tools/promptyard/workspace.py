@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import io
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -66,9 +67,9 @@ def safe_relpath(path: str) -> str | None:
     if not path or "\\" in path or "\x00" in path or path.startswith("/") or ":" in path[:3]:
         return None
     parts = PurePosixPath(path).parts
-    if not parts or any(p in ("..", ".", "") for p in parts):
-        return None
-    return "/".join(parts)
+    if not parts or any(p in ("..", ".", "") for p in parts) or "/".join(parts) != path:
+        return None  # also refuses spellings like ./a or a//b: one path, one spelling
+    return path
 
 
 class UnsafePathError(ConfigError):
@@ -98,20 +99,36 @@ class WorkingTree(Tree):
         self.root = root.resolve()
         self.label = "working tree"
         self.revision = None
+        self._root_str = str(self.root)
+        self._root_prefix = self._root_str.rstrip(os.sep) + os.sep
+        self._folders: dict[str, str] = {}
 
     def read(self, path: str, limit: int) -> bytes | None:
-        full = self.root / path
+        full = os.path.join(self.root, path)
         try:
-            real = full.resolve()
-        except (OSError, RuntimeError):  # symlink loop
-            raise UnsafePathError(f"{path}: symlink loop") from None
-        if not real.is_relative_to(self.root):
+            # Resolve symlinks (the file's and its folders'); folders are resolved once.
+            folder, name = os.path.split(full)
+            real_folder = self._real_folder(folder)
+            real = os.path.join(real_folder, name)
+            if os.path.islink(real):
+                real = os.path.realpath(real, strict=True)
+        except (OSError, RuntimeError):  # a symlink loop, or a dangling link
+            if os.path.islink(full):
+                raise UnsafePathError(f"{path}: broken symlink or symlink loop") from None
+            return None
+        if not (real == self._root_str or real.startswith(self._root_prefix)):
             raise UnsafePathError(f"{path}: symlink points outside the repository")
         try:
             with open(real, "rb") as handle:
                 return handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+
+    def _real_folder(self, folder: str) -> str:
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return real
 
     def list_files(self, directory: str) -> list[str]:
         base = self.root / directory
@@ -241,7 +258,9 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         problems: list[Problem] = []
         if self.model is None:
             return partials, infos, problems
-        pending: list[tuple[str | None, str, Position]] = []
+        # (include name, file it is in, where in that file) -- positions are computed only
+        # for problems, since locating needs a second parse of the file.
+        pending: list[tuple[str | None, str, Callable[[], Position]]] = []
         for index, info in enumerate(self.message_templates):
             if info.error is not None:
                 problems.append(
@@ -252,7 +271,8 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                         f"template syntax error in messages[{index}]: {info.error}",
                     )
                 )
-            pending.extend((inc, self.path, self.message_position(index)) for inc in info.includes)
+            where = functools.partial(self.message_position, index)
+            pending.extend((inc, self.path, where) for inc in info.includes)
         partials_dir = self.snapshot.paths.partials
         while pending:
             include, source, where = pending.pop(0)
@@ -261,9 +281,9 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                     Problem.at(
                         "P006",
                         source,
-                        where,
-                        "include with a computed name; include a fixed partial name so it can be "
-                        "resolved and hashed",
+                        where(),
+                        "include with a computed name; include a fixed partial name so it can "
+                        "be resolved and hashed",
                     )
                 )
                 continue
@@ -273,7 +293,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                     Problem.at(
                         "P006",
                         source,
-                        where,
+                        where(),
                         f"include {include!r} leaves {partials_dir}/; includes are relative to it",
                     )
                 )
@@ -281,13 +301,17 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
             if name in partials:
                 continue
             text = self.snapshot.partial_text(name)
+            unreadable = self.snapshot.partial_problem(name)
+            if unreadable is not None:
+                problems.append(unreadable)
+                continue
             if text is None:
                 available = self.snapshot.partial_names()
                 close = difflib.get_close_matches(name, available, n=1)
                 fix = f"did you mean {close[0]!r}?" if close else f"create {partials_dir}/{name}"
                 problems.append(
                     Problem.at(
-                        "P005", source, where, f"included partial {name!r} does not exist; {fix}"
+                        "P005", source, where(), f"included partial {name!r} does not exist; {fix}"
                     )
                 )
                 continue
@@ -305,7 +329,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                         f"template syntax error: {info.error}",
                     )
                 )
-            pending.extend((inc, partial_path, START) for inc in info.includes)
+            pending.extend((inc, partial_path, lambda: START) for inc in info.includes)
         return partials, infos, problems
 
     @cached_property
@@ -510,6 +534,7 @@ class Snapshot:
         self._prompts: dict[str, LoadedPrompt] = {}
         self._datasets: dict[str, LoadedDataset] = {}
         self._partials: dict[str, str | None] = {}
+        self._partial_problems: dict[str, Problem] = {}
         self._files: dict[str, LoadedFile[Any]] = {}
 
     def __repr__(self) -> str:
@@ -618,16 +643,26 @@ class Snapshot:
         return [p[len(root) :] for p in self.tree.list_files(root.rstrip("/"))]
 
     def partial_text(self, name: str) -> str | None:
-        """The text of a partial (a name relative to the partials folder), or None."""
+        """The text of a partial (a name relative to the partials folder), or None when it
+        is missing or unreadable (then `partial_problem` says why)."""
         if name not in self._partials:
             path = f"{self.paths.partials.rstrip('/')}/{name}"
+            text = None
             try:
                 limit = self.limits.max_file_bytes
                 raw = self.tree.read(path, limit)
-                self._partials[name] = None if raw is None else decode(raw, path, max_bytes=limit)
-            except (DocumentError, UnsafePathError):
-                self._partials[name] = None
+                text = None if raw is None else decode(raw, path, max_bytes=limit)
+            except DocumentError as exc:
+                self._partial_problems[name] = Problem.from_document_error(exc)
+            except UnsafePathError as exc:
+                self._partial_problems[name] = Problem.at("D002", path, START, str(exc))
+            self._partials[name] = text
         return self._partials[name]
+
+    def partial_problem(self, name: str) -> Problem | None:
+        """Why an existing partial could not be read (encoding, size, symlink), if it could not."""
+        self.partial_text(name)
+        return self._partial_problems.get(name)
 
     @cached_property
     def jinja(self) -> Any:
@@ -678,6 +713,64 @@ class Snapshot:
             dataset.problems.append(Problem.from_document_error(exc))
             dataset.cases, dataset.positions, dataset.record_indexes = [], [], []
         return dataset
+
+    def is_dataset_path(self, path: str) -> bool:
+        """Whether a changed file may be a dataset: a dataset format under golden/ (not a
+        recording), or a .jsonl/.csv file anywhere (evals may name any path)."""
+        suffix = PurePosixPath(path).suffix
+        if path.startswith(self.paths.recordings.rstrip("/") + "/"):
+            return False
+        if path.startswith(self.paths.golden.rstrip("/") + "/"):
+            return suffix in DATASET_READERS
+        return suffix in (".jsonl", ".csv")
+
+    # what a change touches ----------------------------------------------------------------
+
+    def files_mentioning(self, paths: Iterable[str], needles: set[str]) -> set[str]:
+        """The files among `paths` whose bytes contain any needle: a cheap pre-filter that
+        avoids parsing every file to find the few that refer to something."""
+        if not needles:
+            return set()
+        encoded = [n.encode() for n in needles]
+        limit = self.limits.max_file_bytes
+        return {p for p in paths if any(n in (self.read(p, limit) or b"") for n in encoded)}
+
+    def prompts_touched_by(self, files: set[str]) -> set[str]:
+        """Names of the prompts whose resolved content may differ because `files` changed:
+        the prompt files themselves (present or deleted) and every prompt that includes a
+        changed partial, directly or through other partials."""
+        prompts_root = self.paths.prompts.rstrip("/") + "/"
+        partials_root = self.paths.partials.rstrip("/") + "/"
+        names: set[str] = set()
+        changed_partials: set[str] = set()
+        for path in files:
+            if path.startswith(partials_root):
+                changed_partials.add(path[len(partials_root) :])
+            elif path.startswith(prompts_root) and path.endswith(".yaml"):
+                names.add(path[len(prompts_root) : -len(".yaml")])
+        if changed_partials:
+            all_partials = {f"{partials_root}{n}": n for n in self.partial_names()}
+            closure = set(changed_partials)
+            while True:
+                more = {
+                    all_partials[f] for f in self.files_mentioning(all_partials, closure)
+                } - closure
+                if not more:
+                    break
+                closure |= more
+            by_path = {path: name for name, path in self.prompt_paths.items()}
+            names |= {by_path[f] for f in self.files_mentioning(by_path, closure)}
+        return names
+
+    def prompts_using_datasets(self, datasets: set[str]) -> set[str]:
+        """Names of the prompts whose evals name any of `datasets` (confirmed by loading)."""
+        by_path = {path: name for name, path in self.prompt_paths.items()}
+        found = set()
+        for path in self.files_mentioning(by_path, datasets):
+            model = self.prompt(by_path[path]).model
+            if model is not None and any(e.dataset in datasets for e in model.evals):
+                found.add(by_path[path])
+        return found
 
     # environments and experiments ---------------------------------------------------------
 

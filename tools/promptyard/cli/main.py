@@ -23,9 +23,11 @@ from promptyard.errors import ExitCode, PromptyardError
 
 # name -> "module:function"; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
+    "experiment": "promptyard.cli.experiment:experiment",
     "init": "promptyard.cli.init:init",
     "lint": "promptyard.cli.lint:lint",
     "render": "promptyard.cli.render:render",
+    "sample-size": "promptyard.cli.sample_size:sample_size",
     "schema": "promptyard.cli.schema:schema",
     "release": "promptyard.cli.release:release",
     "bundle": "promptyard.cli.bundle:bundle",

@@ -11,14 +11,15 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from promptyard.spec import ProjectConfig
-from promptyard.workspace import LoadedPrompt, Snapshot, Workspace
+from promptyard.workspace import Snapshot, Workspace
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetUse:
-    """One prompt eval that reads a dataset."""
+    """One prompt eval that reads a dataset: what dataset checks need of the prompt."""
 
-    prompt: LoadedPrompt
+    prompt: str
+    inputs: dict[str, Any]
     eval_index: int
 
 

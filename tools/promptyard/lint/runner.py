@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import gc
+import multiprocessing
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from itertools import repeat
+from pathlib import Path
 from typing import Any
 
 import promptyard.lint.rules  # noqa: F401  (registers the rules)
@@ -12,7 +19,7 @@ from promptyard.errors import ConfigError
 from promptyard.lint.context import DatasetUse, LintContext
 from promptyard.lint.registry import RULES, Severity, as_problem, checks
 from promptyard.problems import Problem
-from promptyard.workspace import CONFIG_FILE, DATASET_READERS, LoadedPrompt, Snapshot, Workspace
+from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, Workspace
 
 
 @dataclass(frozen=True, order=True)
@@ -78,63 +85,24 @@ class Focus:
     experiments: set[str] = field(default_factory=set)
 
 
-def _mentioning(snapshot: Snapshot, paths: Iterable[str], needles: set[str]) -> set[str]:
-    """The files among `paths` whose text contains any needle (a cheap pre-filter)."""
-    if not needles:
-        return set()
-    encoded = [n.encode() for n in needles]
-    found = set()
-    for path in paths:
-        raw = snapshot.read(path, snapshot.limits.max_file_bytes) or b""
-        if any(n in raw for n in encoded):
-            found.add(path)
-    return found
-
-
-def _focus_for(head: Snapshot, files: set[str], base: Snapshot | None) -> Focus:
+def _focus_for(head: Snapshot, files: set[str]) -> Focus:
     if CONFIG_FILE in files:
         return Focus(everything=True)
     p = head.paths
-    prompts_root, partials_root = p.prompts.rstrip("/") + "/", p.partials.rstrip("/") + "/"
-    focus = Focus()
-    partials: set[str] = set()
+    focus = Focus(prompts=head.prompts_touched_by(files))
     for path in files:
-        if path.startswith(partials_root):
-            partials.add(path[len(partials_root) :])
-        elif path.startswith(prompts_root) and path.endswith(".yaml"):
-            focus.prompts.add(path[len(prompts_root) : -len(".yaml")])
-        elif path.startswith(p.environments.rstrip("/") + "/") and path.endswith(".yaml"):
+        if path.startswith(p.environments.rstrip("/") + "/") and path.endswith(".yaml"):
             focus.environments.add(path)
         elif path.startswith(p.experiments.rstrip("/") + "/") and path.endswith(".yaml"):
             focus.experiments.add(path)
-        elif PurePosixPath(path).suffix in DATASET_READERS and not path.startswith(
-            p.recordings.rstrip("/") + "/"
-        ):
+        elif head.is_dataset_path(path):
             focus.datasets.add(path)
-
-    # Dependents of a changed partial: partials that include it (transitively), then prompts.
-    if partials:
-        all_partials = {f"{partials_root}{n}": n for n in head.partial_names()}
-        closure = set(partials)
-        while True:
-            more = {
-                all_partials[f]
-                for f in _mentioning(head, all_partials, closure)
-                if all_partials[f] not in closure
-            }
-            if not more:
-                break
-            closure |= more
-        prompt_files = {path: name for name, path in head.prompt_paths.items()}
-        focus.prompts |= {prompt_files[f] for f in _mentioning(head, prompt_files, closure)}
-    # Prompts that use a changed dataset.
-    if focus.datasets:
-        prompt_files = {path: name for name, path in head.prompt_paths.items()}
-        focus.prompts |= {prompt_files[f] for f in _mentioning(head, prompt_files, focus.datasets)}
+    # Prompts that use a changed dataset are checked against it.
+    focus.prompts |= head.prompts_using_datasets(focus.datasets)
     # Environments and experiments naming a changed (or removed) prompt.
     if focus.prompts:
-        focus.environments |= _mentioning(head, head.environment_paths(), focus.prompts)
-        focus.experiments |= _mentioning(head, head.experiment_paths(), focus.prompts)
+        focus.environments |= head.files_mentioning(head.environment_paths(), focus.prompts)
+        focus.experiments |= head.files_mentioning(head.experiment_paths(), focus.prompts)
     return focus
 
 
@@ -157,6 +125,135 @@ def _expand_paths(workspace: Workspace, paths: Sequence[str]) -> set[str]:
     return files
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What a worker process needs to rebuild the lint context (picklable)."""
+
+    root: str
+    base_commit: str | None
+    run: str  # unique per lint run: a context never outlives its run
+    head_commit: str | None = None  # None: the working tree
+
+
+_CONTEXTS: dict[tuple[_Job, int], LintContext] = {}
+
+
+def _context(job: _Job) -> LintContext:
+    """The lint context of `job` in this process (each process opens its own git handles)."""
+    key = (job, os.getpid())
+    if key not in _CONTEXTS:
+        workspace = Workspace(Path(job.root))
+        base = (
+            workspace.snapshot_at(workspace.resolve_commit(job.base_commit))
+            if job.base_commit
+            else None
+        )
+        _CONTEXTS[key] = LintContext(workspace, workspace.snapshot(job.head_commit), base)
+    return _CONTEXTS[key]
+
+
+def _run_checks(ctx: LintContext, kind: str, *args: Any) -> Iterator[Problem]:
+    for registered in checks(kind):  # type: ignore[arg-type]
+        for hit in registered.check(ctx, *args):
+            yield as_problem(registered.rule, hit)
+
+
+@dataclass
+class _Batch:
+    """What checking a batch of files found: problems, files checked, dataset uses seen."""
+
+    problems: set[Problem] = field(default_factory=set)
+    checked: set[str] = field(default_factory=set)
+    uses: dict[str, list[DatasetUse]] = field(default_factory=dict)
+
+    def merge(self, other: _Batch) -> None:
+        self.problems |= other.problems
+        self.checked |= other.checked
+        for path, found in other.uses.items():
+            self.uses.setdefault(path, []).extend(found)
+
+
+def _uses_of(prompt: LoadedPrompt) -> Iterator[tuple[str, DatasetUse]]:
+    assert prompt.model is not None
+    for index, spec in enumerate(prompt.model.evals):
+        yield spec.dataset, DatasetUse(prompt.name, prompt.model.inputs, index)
+
+
+def _check_prompts(job: _Job, names: list[str]) -> _Batch:
+    ctx = _context(job)
+    batch = _Batch()
+    for name in names:
+        prompt = ctx.head.prompt(name)
+        batch.checked.add(prompt.path)
+        batch.problems.update(prompt.problems)
+        if prompt.model is None:
+            continue
+        batch.problems.update(prompt.resolution[2])
+        batch.problems.update(_run_checks(ctx, "prompt", prompt))
+        for path, use in _uses_of(prompt):
+            batch.uses.setdefault(path, []).append(use)
+        if ctx.base is not None:
+            base_prompt = _valid_prompt(ctx.base, name)
+            if base_prompt is not None and prompt.content_hash is not None:
+                batch.problems.update(_run_checks(ctx, "change", prompt, base_prompt))
+    return batch
+
+
+def _check_datasets(job: _Job, items: list[tuple[str, list[DatasetUse]]]) -> _Batch:
+    ctx = _context(job)
+    batch = _Batch()
+    for path, uses in items:
+        dataset = ctx.head.dataset(path)
+        if dataset.missing or dataset.unsafe:
+            continue  # reported where the dataset is referenced
+        batch.checked.add(path)
+        batch.problems.update(dataset.problems)
+        batch.problems.update(_run_checks(ctx, "dataset", dataset, uses))
+    return batch
+
+
+# Below these counts, starting worker processes costs more than it saves.
+PARALLEL_MIN_PROMPTS = 400
+PARALLEL_MIN_DATASETS = 8
+
+
+def _workers() -> int:
+    configured = os.environ.get("PROMPTYARD_JOBS")
+    if configured and configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return min(os.cpu_count() or 1, 8)
+
+
+def _run_batches(
+    fn: Callable[[_Job, Any], _Batch], job: _Job, items: list[Any], min_items: int
+) -> _Batch:
+    """Run `fn` over `items` in chunks, in worker processes when there is enough work."""
+    workers = _workers()
+    total = _Batch()
+    forced = "PROMPTYARD_JOBS" in os.environ
+    if workers == 1 or (len(items) < min_items and not forced) or len(items) < 2:
+        total.merge(fn(job, items))
+        return total
+    size = max(1, -(-len(items) // (workers * 4)))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for batch in pool.map(fn, repeat(job), chunks):
+            total.merge(batch)
+    return total
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Lint allocates many small acyclic objects; the cyclic GC only slows that down."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def lint_repository(
     workspace: Workspace,
     paths: Sequence[str] = (),
@@ -164,32 +261,50 @@ def lint_repository(
     *,
     ref: str | None = None,
 ) -> LintResult:
-    """Lint the working tree (or the commit `ref` names). With `paths` or `base`, check those
+    """Lint the working tree, or the commit `ref` names. With `paths` or `base`, check those
     files (or the change since `base`) and the files that depend on them; with `base`, also
-    apply the semver rules."""
-    head = workspace.snapshot(ref)
-    base_snapshot: Snapshot | None = None
-    files: set[str] | None = None
-    if base is not None:
-        start = workspace.merge_base(base, ref)
-        base_snapshot = workspace.snapshot_at(start)
-        files = workspace.changed_paths(start, ref)
+    apply the semver rules.
+
+    Large repositories are checked by several worker processes (`PROMPTYARD_JOBS`, default:
+    one per CPU); the findings are the same either way.
+    """
+    with _gc_paused():
+        return _lint(workspace, paths, base, ref)
+
+
+def _lint(
+    workspace: Workspace, paths: Sequence[str], base: str | None, ref: str | None = None
+) -> LintResult:
+    head_commit = workspace.resolve_commit(ref).hexsha if ref is not None else None
+    start = workspace.merge_base(base, head_commit) if base is not None else None
+    files: set[str] | None = (
+        workspace.changed_paths(start, head_commit) if start is not None else None
+    )
     if paths:
         files = _expand_paths(workspace, paths)
-    focus = Focus(everything=True) if files is None else _focus_for(head, files, base_snapshot)
-    ctx = LintContext(workspace, head, base_snapshot)
-    problems: set[Problem] = set()
-    checked: set[str] = set()
+    job = _Job(
+        str(workspace.root),
+        start.hexsha if start is not None else None,
+        uuid.uuid4().hex,
+        head_commit,
+    )
+    try:
+        ctx = _context(job)
+        focus = Focus(everything=True) if files is None else _focus_for(ctx.head, files)
+        return _lint_job(ctx, job, base, focus)
+    finally:
+        _CONTEXTS.pop((job, os.getpid()), None)
 
-    def run(kind: str, *args: Any) -> None:
-        for registered in checks(kind):  # type: ignore[arg-type]
-            for hit in registered.check(ctx, *args):
-                problems.add(as_problem(registered.rule, hit))
+
+def _lint_job(ctx: LintContext, job: _Job, base: str | None, focus: Focus) -> LintResult:
+    workspace = ctx.workspace
+    head = ctx.head
+    found = _Batch()
 
     if focus.everything or focus.config:
-        problems.update(head.config_file.problems)
-        checked.add(CONFIG_FILE)
-        run("project")
+        found.problems.update(head.config_file.problems)
+        found.checked.add(CONFIG_FILE)
+        found.problems.update(_run_checks(ctx, "project"))
 
     # Prompts, and which evals use which dataset.
     names = (
@@ -197,60 +312,42 @@ def lint_repository(
         if focus.everything
         else sorted(n for n in focus.prompts if head.has_prompt(n))
     )
-    uses: dict[str, list[DatasetUse]] = {}
-    for name in names:
-        prompt = head.prompt(name)
-        checked.add(prompt.path)
-        problems.update(prompt.problems)
-        if prompt.model is None:
-            continue
-        problems.update(prompt.resolution[2])
-        run("prompt", prompt)
-        for index, spec in enumerate(prompt.model.evals):
-            uses.setdefault(spec.dataset, []).append(DatasetUse(prompt, index))
-        if base_snapshot is not None:
-            base_prompt = _valid_prompt(base_snapshot, name)
-            if base_prompt is not None and prompt.content_hash is not None:
-                run("change", prompt, base_prompt)
+    found.merge(_run_batches(_check_prompts, job, names, PARALLEL_MIN_PROMPTS))
 
     # Datasets: every file under golden/ plus every referenced path.
+    uses = found.uses
     if focus.everything:
         dataset_paths = set(head.dataset_paths()) | set(uses)
     else:
         dataset_paths = focus.datasets | set(uses)
         _add_other_uses(head, focus.datasets, uses, names)
-    for path in sorted(dataset_paths):
-        dataset = head.dataset(path)
-        if dataset.missing or dataset.unsafe:
-            continue  # reported where the dataset is referenced
-        checked.add(path)
-        problems.update(dataset.problems)
-        run("dataset", dataset, uses.get(path, []))
+    items = [(path, uses.get(path, [])) for path in sorted(dataset_paths)]
+    found.merge(_run_batches(_check_datasets, job, items, PARALLEL_MIN_DATASETS))
 
     env_paths = head.environment_paths() if focus.everything else sorted(focus.environments)
     for path in env_paths:
         env = head.environment(path)
-        checked.add(path)
-        problems.update(env.problems)
+        found.checked.add(path)
+        found.problems.update(env.problems)
         if env.model is not None:
-            run("environment", env)
+            found.problems.update(_run_checks(ctx, "environment", env))
     exp_paths = head.experiment_paths() if focus.everything else sorted(focus.experiments)
     for path in exp_paths:
         exp = head.experiment(path)
-        checked.add(path)
-        problems.update(exp.problems)
+        found.checked.add(path)
+        found.problems.update(exp.problems)
         if exp.model is not None:
-            run("experiment", exp)
+            found.problems.update(_run_checks(ctx, "experiment", exp))
 
     ignored = set(ctx.config.lint.ignore) if ctx.config else set()
     findings = sorted(
         Finding(
             p.file, p.line, p.column, p.code, RULES[p.code].severity, p.message, RULES[p.code].name
         )
-        for p in problems
+        for p in found.problems
         if p.code not in ignored
     )
-    return LintResult(findings, len(checked), base, workspace.git_prefix)
+    return LintResult(findings, len(found.checked), base, workspace.git_prefix)
 
 
 def _valid_prompt(snapshot: Snapshot, name: str) -> LoadedPrompt | None:
@@ -264,11 +361,10 @@ def _add_other_uses(
     head: Snapshot, datasets: set[str], uses: dict[str, list[DatasetUse]], linted: list[str]
 ) -> None:
     """In a focused lint, find the prompts outside the focus that use the focused datasets."""
-    prompt_files = {path: name for name, path in head.prompt_paths.items() if name not in linted}
-    for path in sorted(_mentioning(head, prompt_files, datasets)):
-        prompt = head.prompt(prompt_files[path])
+    for name in sorted(head.prompts_using_datasets(datasets) - set(linted)):
+        prompt = head.prompt(name)
         if prompt.model is None:
             continue
-        for index, spec in enumerate(prompt.model.evals):
-            if spec.dataset in datasets:
-                uses.setdefault(spec.dataset, []).append(DatasetUse(prompt, index))
+        for dataset, use in _uses_of(prompt):
+            if dataset in datasets:
+                uses.setdefault(dataset, []).append(use)

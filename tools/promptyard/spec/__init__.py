@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from promptyard.spec.assertion import Assertion
 from promptyard.spec.base import SPEC_RULES, SpecModel, SpecProblem, spec_problems
@@ -16,8 +16,9 @@ from promptyard.spec.experiment import ExperimentSpec, Metric, Variant
 from promptyard.spec.prompt import EvalSpec, Message, ModelRef, OutputSpec, PromptSpec
 
 # `promptyard schema NAME` and tools/promptyard/schemas/NAME.json
-SCHEMAS: dict[str, type[BaseModel]] = {
+SCHEMAS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "prompt": PromptSpec,
+    "dataset": TypeAdapter(list[Case]),  # a YAML dataset file: a list of cases
     "dataset-case": Case,
     "assertion": Assertion,
     "config": ProjectConfig,
@@ -29,7 +30,10 @@ SCHEMAS: dict[str, type[BaseModel]] = {
 def json_schema(name: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the format called `name`."""
     model = SCHEMAS[name]
-    schema = model.model_json_schema(by_alias=True, mode="validation")
+    if isinstance(model, TypeAdapter):
+        schema = model.json_schema(by_alias=True, mode="validation")
+    else:
+        schema = model.model_json_schema(by_alias=True, mode="validation")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://promptyard.dev/schemas/{name}.json",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
 import typing
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import semver
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 # Rules raised while validating a file against its model: (code, name, what it catches).
@@ -23,6 +24,7 @@ SPEC_RULES: tuple[tuple[str, str, str], ...] = (
     ("E003", "canary-same-version", "a canary that pins the stable version"),
     ("X001", "traffic-weights", "experiment traffic weights that do not sum to 100"),
     ("X003", "experiment-reference", "an experiment that names an undefined variant or metric"),
+    ("X005", "experiment-metric", "an experiment metric whose baseline or effect is impossible"),
 )
 _CODE_BY_ERROR_TYPE = {name: code for code, name, _ in SPEC_RULES} | {
     "extra_forbidden": "S001",
@@ -34,8 +36,12 @@ _NAME_RE = re.compile(NAME_PATTERN)
 
 
 def invalid(rule_name: str, message: str, **context: Any) -> PydanticCustomError:
-    """An error that lint reports under the rule called `rule_name`."""
-    return PydanticCustomError(rule_name, message, context or None)
+    """An error that lint reports under the rule called `rule_name`.
+
+    `message` is a `str.format` template over `context` (format specs such as `{x!r}` and
+    `{x:g}` work); it is formatted here because pydantic only substitutes bare `{x}`.
+    """
+    return PydanticCustomError(rule_name, message.format(**context) if context else message)
 
 
 def _allow_extension_keys(schema: dict[str, Any]) -> None:
@@ -62,12 +68,21 @@ class SpecModel(BaseModel):
         return data
 
 
-def _check_semver(value: str) -> str:
+def _check_semver(value: Any) -> str:
+    if not isinstance(value, str):
+        parts = [*str(value).split("."), "0", "0"][:3] if isinstance(value, int | float) else []
+        suggestion = f'e.g. "{".".join(parts)}"' if parts else 'e.g. "1.0.0"'
+        raise invalid(
+            "invalid-version",
+            "{value} is not a version string; write a quoted MAJOR.MINOR.PATCH, {suggestion}",
+            value=repr(value),
+            suggestion=suggestion,
+        )
     if not semver.Version.is_valid(value):
         raise invalid(
             "invalid-version",
-            "{value!r} is not a semver version; write MAJOR.MINOR.PATCH, e.g. 1.0.0",
-            value=value,
+            "{value} is not a semver version; write MAJOR.MINOR.PATCH, e.g. 1.0.0",
+            value=repr(value),
         )
     return value
 
@@ -80,7 +95,7 @@ SEMVER_PATTERN = (
 
 # Checked by semver (for a message with the fix); the pattern is there for editors.
 SemVer = Annotated[
-    str, AfterValidator(_check_semver), Field(json_schema_extra={"pattern": SEMVER_PATTERN})
+    str, BeforeValidator(_check_semver), Field(json_schema_extra={"pattern": SEMVER_PATTERN})
 ]
 
 
@@ -88,35 +103,47 @@ def is_valid_name(name: str) -> bool:
     return bool(_NAME_RE.match(name))
 
 
-def _unwrap(annotation: Any) -> list[Any]:
-    """The model classes an annotation can hold (through Optional, list, dict, Annotated)."""
+def _alternatives(annotation: Any) -> list[Any]:
+    """The concrete types behind Optional/Union/Annotated."""
     origin = typing.get_origin(annotation)
-    if origin is None:
-        return [annotation]
-    found: list[Any] = []
-    for arg in typing.get_args(annotation):
-        found.extend(_unwrap(arg))
-    return found
+    if origin is typing.Annotated:
+        return _alternatives(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [t for arg in typing.get_args(annotation) for t in _alternatives(arg)]
+    return [annotation]
+
+
+def _step(annotation: Any, part: str | int) -> list[Any]:
+    """The annotation(s) of the value one loc part below a value of type `annotation`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, tuple, set, frozenset) and isinstance(part, int) and args:
+        return [args[0]]
+    if origin is dict and isinstance(part, str) and len(args) == 2:
+        return [args[1]]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [
+            info.annotation
+            for name, info in annotation.model_fields.items()
+            if part in (name, info.alias)
+        ]
+    return []
 
 
 def _allowed_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """Field names (aliases) of the model found at `loc` (the loc of the unknown key's parent)."""
+    """Field names (aliases) of the model(s) found at `loc` (the unknown key's parent)."""
     candidates: list[Any] = [model]
     for part in loc:
-        nxt: list[Any] = []
-        for cls in candidates:
-            if isinstance(cls, type) and issubclass(cls, BaseModel):
-                for name, info in cls.model_fields.items():
-                    if part in (name, info.alias):
-                        nxt.extend(_unwrap(info.annotation))
-            elif isinstance(part, int | str):
-                nxt.append(cls)  # inside a list/dict: the element type was already unwrapped
-        candidates = nxt
-    fields: list[str] = []
-    for cls in candidates:
-        if isinstance(cls, type) and issubclass(cls, BaseModel):
-            fields.extend(info.alias or name for name, info in cls.model_fields.items())
-    return fields
+        candidates = [
+            nxt for c in candidates for alt in _alternatives(c) for nxt in _step(alt, part)
+        ]
+    return [
+        info.alias or name
+        for c in candidates
+        for alt in _alternatives(c)
+        if isinstance(alt, type) and issubclass(alt, BaseModel)
+        for name, info in alt.model_fields.items()
+    ]
 
 
 def _data_loc(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -41,6 +41,43 @@ class Metric(SpecModel):
     mde: float = Field(gt=0, description="Minimum detectable effect.")
     relative_mde: bool = Field(False, description="`mde` is relative to the baseline.")
 
+    @property
+    def absolute_mde(self) -> float:
+        """The minimum detectable effect in the metric's units (always positive)."""
+        return self.mde * abs(self.baseline) if self.relative_mde else self.mde
+
+    @model_validator(mode="after")
+    def _possible(self) -> Metric:
+        if self.relative_mde and self.baseline == 0:
+            raise invalid(
+                "experiment-metric",
+                "metric {name!r}: a relative mde needs a non-zero baseline",
+                name=self.name,
+            )
+        if self.type != "binary":
+            return self
+        if not 0 < self.baseline < 1:
+            raise invalid(
+                "experiment-metric",
+                "metric {name!r}: the baseline of a binary metric is a rate and must be "
+                "between 0 and 1 (exclusive), got {baseline:g}",
+                name=self.name,
+                baseline=self.baseline,
+            )
+        step = self.absolute_mde if self.direction == "increase" else -self.absolute_mde
+        target = self.baseline + step
+        if not 0 < target < 1:
+            raise invalid(
+                "experiment-metric",
+                "metric {name!r}: an mde of {mde:g} moves the rate from {baseline:g} to "
+                "{target:g}, outside (0, 1); use a smaller mde",
+                name=self.name,
+                mde=self.mde,
+                baseline=self.baseline,
+                target=target,
+            )
+        return self
+
 
 class DecisionRule(SpecModel):
     """Structured, never free text.
@@ -79,8 +116,8 @@ class ExperimentSpec(SpecModel):
         if not math.isclose(total, 100, abs_tol=1e-6):
             raise invalid(
                 "traffic-weights",
-                "variant weights sum to {total:g}, not 100; adjust them",
-                total=total,
+                "variant weights sum to {total}, not 100; adjust them",
+                total=f"{total:g}",
             )
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
@@ -88,8 +125,8 @@ class ExperimentSpec(SpecModel):
         if self.control is not None and self.control not in names:
             raise invalid(
                 "experiment-reference",
-                "control {control!r} is not a variant; use one of {names}",
-                control=self.control,
+                "control {control} is not a variant; use one of {names}",
+                control=repr(self.control),
                 names=", ".join(names),
             )
         metrics = {m.name for m in self.metrics}
@@ -98,8 +135,8 @@ class ExperimentSpec(SpecModel):
             if name not in metrics:
                 raise invalid(
                     "experiment-reference",
-                    "metric {name!r} is not defined under `metrics`; define it or fix the name",
-                    name=name,
+                    "metric {name} is not defined under `metrics`; define it or fix the name",
+                    name=repr(name),
                 )
         if self.decision.rule == "k-of-n" and (
             self.decision.k is None or self.decision.k > len(self.decision.metrics or metrics)

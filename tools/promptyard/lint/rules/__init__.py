@@ -1,5 +1,12 @@
 """Lint rules, one small function each; importing this package registers them all."""
 
-from promptyard.lint.rules import datasets, environments, experiments, prompts, versions
+from promptyard.lint.rules import (
+    datasets,
+    environments,
+    experiments,
+    project,
+    prompts,
+    versions,
+)
 
-__all__ = ["datasets", "environments", "experiments", "prompts", "versions"]
+__all__ = ["datasets", "environments", "experiments", "project", "prompts", "versions"]

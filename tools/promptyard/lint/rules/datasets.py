@@ -10,7 +10,7 @@ from promptyard.evals.assertions import assertion_problem
 from promptyard.lint.context import DatasetUse, LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.problems import Problem
-from promptyard.render import variable_problems
+from promptyard.render import input_validator, variable_problems
 from promptyard.workspace import LoadedDataset
 
 MAX_CASE_FINDINGS = 20  # per dataset and rule: past this, one summary line
@@ -27,31 +27,28 @@ def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) 
     # Prompts with identical inputs are checked once.
     by_inputs: dict[str, list[DatasetUse]] = {}
     for use in uses:
-        if use.prompt.model is not None:
-            key = json.dumps(use.prompt.model.inputs, sort_keys=True)
-            by_inputs.setdefault(key, []).append(use)
+        by_inputs.setdefault(json.dumps(use.inputs, sort_keys=True), []).append(use)
     reported = 0
+    overflow_at = None
     for group in by_inputs.values():
-        prompt = group[0].prompt
-        assert prompt.model
-        names = ", ".join(sorted({u.prompt.name for u in group}))
-        validator = prompt.input_validator
+        inputs = group[0].inputs
+        names = ", ".join(sorted({u.prompt for u in group}))
+        validator = input_validator(inputs)
         for index, case in enumerate(dataset.cases):
             if validator.is_valid(case.vars):
                 continue
-            for problem in variable_problems(prompt.model.inputs, case.vars, validator):
+            for problem in variable_problems(inputs, case.vars, validator):
                 reported += 1
+                where = dataset.locate(index, ("vars",))
                 if reported <= MAX_CASE_FINDINGS:
-                    yield (
-                        dataset.path,
-                        dataset.locate(index, ("vars",)),
-                        f"case {case.id!r}: {problem} (prompt {names})",
-                    )
-    if reported > MAX_CASE_FINDINGS:
+                    yield (dataset.path, where, f"case {case.id!r}: {problem} (prompt {names})")
+                elif overflow_at is None:
+                    overflow_at = where  # the summary sorts where the omitted findings start
+    if overflow_at is not None:
         yield (
             dataset.path,
-            dataset.locate(0),
-            f"... and {reported - MAX_CASE_FINDINGS} more case-vars findings in this file",
+            overflow_at,
+            f"... and {reported - MAX_CASE_FINDINGS} more case-vars findings from here on",
         )
 
 

@@ -1,0 +1,105 @@
+"""Sandboxed rendering and variable validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptyard.render import RenderError, VariablesError, render_prompt
+from promptyard.workspace import Workspace
+from support.repo import PromptRepo, prompt_doc
+
+INPUTS = {
+    "who": {"type": "string"},
+    "history": {"type": "array", "items": {"type": "string"}, "default": []},
+    "count": {"type": "integer", "default": 2},
+}
+MESSAGES = [
+    {"role": "system", "content": '{% include "tone.j2" %}'},
+    {
+        "role": "user",
+        "content": "{{ who }} x{{ count }}{% for h in history %} | {{ h }}{% endfor %}",
+    },
+]
+
+
+@pytest.fixture
+def snapshot(repo: PromptRepo):
+    repo.write("prompts/greet.yaml", prompt_doc(inputs=INPUTS, messages=MESSAGES))
+    repo.write("prompts/partials/tone.j2", "Tone for {{ who }}.")
+    return Workspace(repo.root).snapshot()
+
+
+def test_renders_with_defaults_and_partials(snapshot) -> None:
+    rendered = render_prompt(snapshot.prompt("greet"), {"who": "Ann"})
+    assert rendered.messages == [
+        {"role": "system", "content": "Tone for Ann."},
+        {"role": "user", "content": "Ann x2"},
+    ]
+    assert rendered.variables == {"who": "Ann", "history": [], "count": 2}
+    assert rendered.model == "test-model" and rendered.parameters == {"temperature": 0}
+
+
+def test_every_bad_variable_is_named(snapshot) -> None:
+    with pytest.raises(VariablesError) as info:
+        render_prompt(snapshot.prompt("greet"), {"count": "two", "extra": 1})
+    problems = " | ".join(info.value.problems)
+    assert "missing required variable 'who'" in problems
+    assert "unknown variable 'extra'" in problems
+    assert "variable 'count': 'two' is not of type 'integer'" in problems
+
+
+def test_case_values_are_data_never_templates(snapshot) -> None:
+    rendered = render_prompt(snapshot.prompt("greet"), {"who": "{{ 7 * 7 }}{% include 'x' %}"})
+    assert rendered.messages[1]["content"].startswith("{{ 7 * 7 }}{% include 'x' %}")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ who.__class__.__mro__ }}",
+        "{{ ''.__class__.__base__.__subclasses__() }}",
+        "{{ 'x' * 100000000 }}",
+        "{{ 9 ** 99999 }}",
+        "{{ history.append(1) }}",
+    ],
+)
+def test_sandbox_stops_escapes_and_bombs(repo: PromptRepo, template: str) -> None:
+    repo.write(
+        "prompts/evil.yaml",
+        prompt_doc(name="evil", inputs=INPUTS, messages=[{"role": "user", "content": template}]),
+    )
+    prompt = Workspace(repo.root).snapshot().prompt("evil")
+    with pytest.raises(RenderError):
+        render_prompt(prompt, {"who": "Ann"})
+
+
+def test_render_command_text_and_json(repo: PromptRepo) -> None:
+    repo.write("prompts/greet.yaml", prompt_doc(inputs=INPUTS, messages=MESSAGES))
+    repo.write("prompts/partials/tone.j2", "Tone for {{ who }}.")
+    text = repo.cli("render", "greet", "--var", "who=Ann", "--var", 'history=["a","b"]')
+    assert text.exit_code == 0
+    assert "Ann x2 | a | b" in text.stdout
+    repo.write("vars.yaml", "who: Bo\ncount: 5\n")
+    as_json = repo.cli(
+        "render", "greet", "--vars", str(repo.root / "vars.yaml"), "--format", "json"
+    )
+    assert as_json.json["messages"][1]["content"] == "Bo x5"
+    missing = repo.cli("render", "greet")
+    assert missing.exit_code == 2
+    assert "missing required variable 'who'" in missing.stderr
+    assert "Traceback" not in missing.stderr + missing.stdout
+
+
+def test_render_at_a_ref(repo: PromptRepo) -> None:
+    repo.write("prompts/greet.yaml", prompt_doc())
+    repo.commit("v1")
+    repo.write(
+        "prompts/greet.yaml",
+        prompt_doc(version="1.1.0", messages=[{"role": "user", "content": "Hello {{ who }}!"}]),
+    )
+    old = repo.cli("render", "greet", "--ref", "HEAD", "--var", "who=Ann", "--format", "json")
+    new = repo.cli("render", "greet", "--var", "who=Ann", "--format", "json")
+    assert old.json["messages"][-1]["content"] == "Hi Ann"
+    assert new.json["messages"][-1]["content"] == "Hello Ann!"
+    unknown = repo.cli("render", "greet", "--ref", "no-such-branch", "--var", "who=x")
+    assert unknown.exit_code == 2 and "unknown git ref" in unknown.stderr

@@ -1,0 +1,159 @@
+"""`promptyard sample-size ...`: exit codes, JSON output and the echoed assumptions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from promptyard.cli.main import cli
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["sample-size", *args])
+
+
+def as_json(*args: str) -> Any:
+    result = run(*args, "--format", "json")
+    assert result.exit_code == 0, result.output + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_proportion_json_and_duration() -> None:
+    data = as_json("proportion", "--baseline", "0.1", "--mde", "0.02", "--daily-traffic", "1000")
+    assert (data["n"], data["n_treatment"], data["n_total"]) == (3841, 3841, 7682)
+    assert data["days"] == 8
+    assert data["n_exact"] == pytest.approx(3840.8475, rel=1e-4)
+    assert data["assumptions"] == {
+        "baseline": 0.1,
+        "treatment_rate": pytest.approx(0.12),
+        "relative_effect": pytest.approx(0.2),
+        "ratio": 1.0,
+    }
+    assert (data["alpha"], data["power"], data["alternative"]) == (0.05, 0.8, "two-sided")
+    relative = as_json("proportion", "--baseline", "0.1", "--relative-mde", "0.2")
+    assert relative["n"] == 3841
+    h = as_json("proportion", "--baseline", "0.1", "--mde", "0.02", "--method", "cohen-h")
+    assert h["method"] == "cohen-h" and h["n"] == 3835
+
+
+def test_proportion_text_echoes_assumptions() -> None:
+    result = run("proportion", "--baseline", "0.1", "--mde", "-0.02", "--ratio", "2")
+    assert result.exit_code == 0
+    for needle in ("n per arm", "control", "treatment", "total", "baseline", "ratio", "alpha"):
+        assert needle in result.stdout
+
+
+def test_mean_reference_and_inverse() -> None:
+    data = as_json("mean", "--effect-size", "0.5")
+    assert data["n"] == 64 and data["n_exact"] == pytest.approx(63.7656, rel=1e-4)
+    gpower = as_json("mean", "--effect-size", "0.5", "--power", "0.9")
+    assert gpower["n"] == 86 and gpower["achieved_power"] == pytest.approx(0.9032, rel=1e-4)
+    absolute = as_json("mean", "--mde", "5", "--sd", "10")
+    assert absolute["n"] == 64 and absolute["effect"] == 5
+    relative = as_json("mean", "--relative-mde", "0.05", "--baseline", "100", "--sd", "10")
+    assert relative["n"] == 64
+    inverse = as_json("mean", "--n", "64", "--sd", "10")
+    assert inverse["effect"] == pytest.approx(10 * inverse["effect_size"])
+    assert inverse["effect_size"] == pytest.approx(0.4991, abs=1e-3)
+
+
+def test_margin_reference() -> None:
+    data = as_json("margin", "--baseline", "0.9", "--margin", "0.01")
+    assert data["n"] == 3458
+    assert data["assumptions"]["confidence"] == 0.95
+    inverse = as_json("margin", "--baseline", "0.9", "--n", "3458")
+    assert inverse["effect"] <= 0.01
+
+
+def test_paired_mcnemar_and_t() -> None:
+    mcnemar = as_json(
+        "paired", "--discordant", "0.1", "--mde", "-0.03", "--alternative", "one-sided"
+    )
+    assert mcnemar["test"] == "mcnemar" and mcnemar["n"] == 685
+    t = as_json("paired", "--sd", "0.2", "--mde", "-0.05")
+    assert t["test"] == "paired-t" and t["effect_size"] == pytest.approx(-0.25)
+    inverse = as_json("paired", "--discordant", "0.1", "--n", "685", "--alternative", "one-sided")
+    assert inverse["effect"] == pytest.approx(0.03, rel=1e-3)
+
+
+def test_eval_with_repeats() -> None:
+    data = as_json(
+        "eval", "--mde", "0.05", "--between-sd", "0.3", "--within-sd", "0.2", "--repeats", "3"
+    )
+    assert data["n"] == 367 and data["method"] == "miller-2024"
+    assert data["assumptions"]["repeats"] == 3
+    pass_fail = as_json("eval", "--mde", "0.05", "--between-sd", "0.2", "--baseline", "0.8")
+    assert pass_fail["assumptions"]["within_sd"] == pytest.approx(0.4)
+    text = run("eval", "--mde", "0.05", "--between-sd", "0.3", "--within-sd", "0.2")
+    assert text.exit_code == 0 and "cases" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["proportion", "--baseline", "1.2", "--mde", "0.1"], "between 0 and 1"),
+        (["proportion", "--baseline", "0.95", "--mde", "0.1"], "outside (0, 1)"),
+        (["proportion", "--baseline", "0.1", "--mde", "0.02", "--alpha", "1.5"], "alpha"),
+        (["proportion", "--baseline", "0.1", "--mde", "0.02", "--power", "0"], "power"),
+        (["proportion", "--baseline", "0.1"], "exactly one"),
+        (["proportion", "--baseline", "0.1", "--mde", "0.02", "--n", "100"], "not both"),
+        (["mean", "--mde", "1"], "standard deviation"),
+        (["mean", "--mde", "1", "--sd", "-2"], "sd must be a positive"),
+        (["margin", "--baseline", "0.9"], "--margin"),
+        (["paired", "--discordant", "0.02", "--mde", "-0.05"], "discordant"),
+        (["paired", "--mde", "-0.05"], "--discordant"),
+        (["eval", "--mde", "0.05", "--within-sd", "0.2"], "--between-sd"),
+        (["eval", "--mde", "0.05", "--between-sd", "0.2", "--baseline", "2"], "--baseline"),
+        (
+            [
+                "eval",
+                "--mde",
+                "0.05",
+                "--between-sd",
+                "0.2",
+                "--within-sd",
+                "0.1",
+                "--repeats",
+                "0",
+            ],
+            "repeats",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert 1 <= len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_bad_flag_is_usage_error() -> None:
+    result = run("proportion", "--baseline", "abc", "--mde", "0.1")
+    assert result.exit_code == 2
+
+
+def test_console_script_end_to_end() -> None:
+    # The real entry point in a subprocess: exit codes, JSON on stdout, one-line errors.
+    entry = [sys.executable, "-c", "from promptyard.cli.main import main; main()"]
+    ok = subprocess.run(
+        [*entry, "sample-size", "mean", "--effect-size", "0.5", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["n"] == 64
+    bad = subprocess.run(
+        [*entry, "sample-size", "proportion", "--baseline", "0", "--mde", "0.1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: baseline rate must be between 0 and 1")

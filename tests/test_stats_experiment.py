@@ -1,0 +1,495 @@
+"""`promptyard experiment plan|analyze|allocate` on real files in a temporary repository."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner, Result
+
+from promptyard.assignment import assign
+from promptyard.cli.main import cli
+from promptyard.spec import ExperimentSpec
+from promptyard.stats.power import two_means_sample_size, two_proportions_sample_size
+from support.stats_experiments import experiment, simulate, write_repo
+
+WINNING = {
+    "control": {"resolved": 0.30, "handle_time": 300, "escalated": 0.10},
+    "friendly": {"resolved": 0.35, "handle_time": 285, "escalated": 0.10},
+}
+
+
+def run(repo: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--repo", str(repo), *args])
+
+
+def json_of(result: Result) -> Any:
+    assert result.exit_code in (0, 1), result.output + result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def winning(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A repository and the same winning data as CSV, JSONL and Parquet."""
+    root = write_repo(tmp_path_factory.mktemp("repo"))
+    frame = simulate(experiment(), 12_000, rates=WINNING)
+    frame.to_csv(root / "data.csv", index=False)
+    frame.to_json(root / "data.jsonl", orient="records", lines=True)
+    frame.to_parquet(root / "data.parquet")
+    return root
+
+
+# --- assignment --------------------------------------------------------------------------------
+
+
+def test_assign_formula_is_reproducible() -> None:
+    spec = ExperimentSpec.model_validate(experiment())
+    for unit in ("u000001", "42", "ünïcode"):
+        digest = hashlib.sha256(f"reply-tone-2024:{unit}".encode()).hexdigest()
+        bucket = int(digest[:8], 16) % 10000
+        assert assign(unit, spec) == ("control" if bucket < 5000 else "friendly")
+    shares = Counter(assign(f"user-{i}", spec) for i in range(20_000))
+    assert abs(shares["control"] / 20_000 - 0.5) < 0.015
+    uneven = ExperimentSpec.model_validate(
+        experiment(
+            variants=[
+                {"name": "control", "prompt": "p@1.0.0", "weight": 80},
+                {"name": "b", "prompt": "p@1.1.0", "weight": 15},
+                {"name": "c", "prompt": "p@1.2.0", "weight": 5},
+            ]
+        )
+    )
+    counts = Counter(assign(f"user-{i}", uneven) for i in range(20_000))
+    assert counts["b"] / 20_000 == pytest.approx(0.15, abs=0.01)
+    assert counts["c"] / 20_000 == pytest.approx(0.05, abs=0.01)
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def test_plan_holm_corrected_sample_sizes(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path)
+    result = run(repo, "experiment", "plan", "reply-tone", "--format", "json")
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["comparisons"] == 3
+    level = 0.05 / 3
+    resolved = two_proportions_sample_size(0.30, mde=0.03, alpha=level, power=0.8)
+    handle = two_means_sample_size(mde=-15, sd=120, alpha=level, power=0.8)
+    escalated = two_proportions_sample_size(0.10, mde=-0.02, alpha=level, power=0.8)
+    needed = max(resolved.n, handle.n, escalated.n)
+    assert plan["per_variant"] == {"control": needed, "friendly": needed}
+    assert plan["total"] == 2 * needed
+    assert plan["binding_metric"] == "resolved"
+    assert plan["min_samples_sufficient"] is False
+    assert plan["days"] == math.ceil(2 * needed / 2000)
+    text = run(repo, "experiment", "plan", "reply-tone")
+    assert text.exit_code == 0
+    assert f"{needed:,}" in text.stdout and "too few" in text.stdout
+
+
+def test_plan_unequal_weights_scales_total(tmp_path: Path) -> None:
+    spec = experiment(
+        variants=[
+            {"name": "control", "prompt": "support-reply@2.1.0", "weight": 80},
+            {"name": "friendly", "prompt": "support-reply@2.2.0", "weight": 20},
+        ],
+        metrics=[experiment()["metrics"][0]],
+        guardrails=[],
+        min_samples=100_000,
+    )
+    plan = json_of(
+        run(write_repo(tmp_path, spec), "experiment", "plan", "reply-tone", "--format", "json")
+    )
+    size = two_proportions_sample_size(0.30, mde=0.03, ratio=0.25)
+    assert plan["per_variant"]["friendly"] >= size.n_treatment
+    assert plan["per_variant"]["control"] >= size.n
+    assert plan["min_samples_sufficient"] is True
+
+
+def test_plan_continuous_metric_without_sd_is_exit_2(tmp_path: Path) -> None:
+    metrics = experiment()["metrics"]
+    metrics = [metrics[0], {**metrics[1], "sd": None}, metrics[2]]
+    spec = experiment(metrics=[{k: v for k, v in m.items() if v is not None} for m in metrics])
+    result = run(write_repo(tmp_path, spec), "experiment", "plan", "reply-tone")
+    assert result.exit_code == 2
+    assert "handle_time" in result.stderr and "sd" in result.stderr
+    assert "Traceback" not in result.output
+
+
+# --- analyze ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.jsonl", "data.parquet"])
+def test_analyze_every_format_ships_the_winner(winning: Path, name: str) -> None:
+    result = run(
+        winning,
+        "experiment",
+        "analyze",
+        "reply-tone",
+        "--data",
+        str(winning / name),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    analysis = json.loads(result.stdout)
+    assert analysis["srm"]["flagged"] is False
+    assert analysis["decision"]["action"] == "ship"
+    assert analysis["decision"]["variant"] == "friendly"
+    assert analysis["assignment"]["mismatched"] == 0
+    resolved = next(m for m in analysis["metrics"] if m["metric"] == "resolved")
+    assert resolved["outcome"] == "better" and resolved["role"] == "primary"
+    assert resolved["p_adjusted"] >= resolved["p_value"]
+    assert resolved["prob_better"] > 0.99
+    assert resolved["ci_low"] < resolved["difference"] < resolved["ci_high"]
+    assert resolved["sequential"] is None  # not a sequential experiment
+    handle = next(m for m in analysis["metrics"] if m["metric"] == "handle_time")
+    assert handle["test"] == "welch-t" and handle["outcome"] == "better"  # lower is better
+    escalated = next(m for m in analysis["metrics"] if m["metric"] == "escalated")
+    assert escalated["role"] == "guardrail"
+
+
+def test_analyze_formats_agree(winning: Path) -> None:
+    outputs = [
+        json_of(
+            run(
+                winning,
+                "experiment",
+                "analyze",
+                "reply-tone",
+                "--data",
+                str(winning / n),
+                "--format",
+                "json",
+            )
+        )
+        for n in ("data.csv", "data.jsonl", "data.parquet")
+    ]
+    first = outputs[0]
+    for other in outputs[1:]:
+        assert other["decision"] == first["decision"]
+        for a, b in zip(first["metrics"], other["metrics"], strict=True):
+            assert (a["metric"], a["outcome"], a["control_n"]) == (
+                b["metric"],
+                b["outcome"],
+                b["control_n"],
+            )
+            # CSV stores floats as text: equal to the last few bits.
+            assert a["difference"] == pytest.approx(b["difference"], rel=1e-9)
+            assert a["p_value"] == pytest.approx(b["p_value"], rel=1e-6)
+
+
+def test_analyze_text_markdown_and_plot(winning: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "out" / "intervals.png"
+    text = run(
+        winning,
+        "experiment",
+        "analyze",
+        "reply-tone",
+        "--data",
+        str(winning / "data.csv"),
+        "--plot",
+        str(plot),
+    )
+    assert text.exit_code == 0, text.output + text.stderr
+    assert text.stdout.startswith("sample ratio ok")
+    assert "decision: ship friendly" in text.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(plot.parent.glob(".*tmp"))  # written atomically
+    markdown = run(
+        winning,
+        "experiment",
+        "analyze",
+        "reply-tone",
+        "--data",
+        str(winning / "data.csv"),
+        "--format",
+        "markdown",
+    )
+    assert markdown.exit_code == 0
+    assert "## Experiment `reply-tone`: ship friendly" in markdown.stdout
+    assert "| resolved | primary | friendly |" in markdown.stdout
+    bad_plot = run(
+        winning,
+        "experiment",
+        "analyze",
+        "reply-tone",
+        "--data",
+        str(winning / "data.csv"),
+        "--plot",
+        str(tmp_path / "x.svg"),
+    )
+    assert bad_plot.exit_code == 2 and "PNG" in bad_plot.stderr
+
+
+def test_srm_failure_is_shown_first_and_exits_1(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path)
+    frame = simulate(experiment(), 10_000, rates=WINNING)
+    friendly = frame.index[frame["variant"] == "friendly"]
+    frame = frame.drop(friendly[: len(friendly) // 10])  # lose 10% of one arm's logs
+    frame.to_csv(repo / "data.csv", index=False)
+    args = ("experiment", "analyze", "reply-tone", "--data", str(repo / "data.csv"))
+    text = run(repo, *args)
+    assert text.exit_code == 1
+    first = text.stdout.strip().splitlines()[:3]
+    assert any("SAMPLE RATIO MISMATCH" in line for line in first)
+    assert text.stdout.index("SAMPLE RATIO MISMATCH") < text.stdout.index("resolved")
+    markdown = run(repo, *args, "--format", "markdown")
+    assert markdown.exit_code == 1
+    assert markdown.stdout.index("Sample ratio mismatch") < markdown.stdout.index("### Metrics")
+    data = json_of(run(repo, *args, "--format", "json"))
+    assert data["srm"]["flagged"] is True and data["srm"]["p_value"] < 0.001
+    assert data["decision"]["action"] == "invalid"
+
+
+def test_assignment_mismatches_are_counted(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path)
+    frame = simulate(experiment(), 4000, rates=WINNING)
+    flip = frame.index[:7]
+    frame.loc[flip, "variant"] = np.where(
+        frame.loc[flip, "variant"] == "control", "friendly", "control"
+    )
+    frame.to_csv(repo / "data.csv", index=False)
+    data = json_of(
+        run(
+            repo,
+            "experiment",
+            "analyze",
+            "reply-tone",
+            "--data",
+            str(repo / "data.csv"),
+            "--format",
+            "json",
+        )
+    )
+    assert data["assignment"]["mismatched"] == 7
+    assert sum(data["assignment"]["by_variant"].values()) == 7
+    assert any("assign()" in w for w in data["warnings"])
+
+
+def _analysis(tmp_path: Path, spec: dict[str, Any], rates: dict[str, Any], n: int = 12_000) -> Any:
+    repo = write_repo(tmp_path, spec)
+    simulate(spec, n, rates=rates).to_csv(repo / "data.csv", index=False)
+    result = run(
+        repo,
+        "experiment",
+        "analyze",
+        spec["name"],
+        "--data",
+        str(repo / "data.csv"),
+        "--format",
+        "json",
+    )
+    return json_of(result)
+
+
+def test_guardrail_worse_keeps_control(tmp_path: Path) -> None:
+    rates = {
+        "control": {"resolved": 0.30, "escalated": 0.10},
+        "friendly": {"resolved": 0.35, "escalated": 0.16},
+    }
+    data = _analysis(tmp_path, experiment(), rates)
+    assert data["decision"]["action"] == "keep-control"
+    assert "escalated" in data["decision"]["reason"]
+
+
+def test_nothing_significant_continues(tmp_path: Path) -> None:
+    rates = {"control": {}, "friendly": {}}
+    data = _analysis(tmp_path, experiment(), rates, n=3000)
+    assert data["decision"]["action"] == "continue"
+    assert "not significant" in data["decision"]["reason"]
+
+
+def test_min_samples_not_reached_continues(tmp_path: Path) -> None:
+    data = _analysis(tmp_path, experiment(min_samples=50_000), WINNING)
+    assert data["decision"]["action"] == "continue"
+    assert data["decision"]["variant"] == "friendly"
+    assert "min_samples" in data["decision"]["reason"]
+
+
+def test_k_of_n_decision(tmp_path: Path) -> None:
+    spec = experiment(decision={"rule": "k-of-n", "k": 2, "metrics": ["resolved", "handle_time"]})
+    data = _analysis(tmp_path, spec, WINNING)
+    assert data["decision"]["action"] == "ship"
+    assert "2 of 2 metrics" in data["decision"]["reason"]
+
+
+def test_sequential_experiment_uses_always_valid_p_values(tmp_path: Path) -> None:
+    data = _analysis(tmp_path, experiment(sequential=True), WINNING)
+    resolved = next(m for m in data["metrics"] if m["metric"] == "resolved")
+    assert resolved["sequential"]["method"] == "msprt-normal-mixture"
+    assert resolved["sequential"]["tau"] == pytest.approx(0.03)
+    assert resolved["p_adjusted"] >= resolved["sequential"]["p_value"]
+    # Always-valid p-values are more conservative than the fixed-horizon test.
+    assert resolved["sequential"]["p_value"] >= resolved["p_value"]
+    assert data["decision"]["action"] == "ship"
+
+
+# --- allocate -----------------------------------------------------------------------------------
+
+
+def test_allocate_thompson_weights_with_floor(winning: Path) -> None:
+    data = json_of(
+        run(
+            winning,
+            "experiment",
+            "allocate",
+            "reply-tone",
+            "--data",
+            str(winning / "data.csv"),
+            "--format",
+            "json",
+            "--floor",
+            "10",
+        )
+    )
+    weights = {v["name"]: v["weight"] for v in data["variants"]}
+    assert sum(weights.values()) == pytest.approx(100.0, abs=1e-9)
+    assert weights["control"] >= 10 and weights["friendly"] > weights["control"]
+    assert data["metric"] == "resolved"
+    text = run(winning, "experiment", "allocate", "reply-tone", "--data", str(winning / "data.csv"))
+    assert text.exit_code == 0 and "friendly" in text.stdout
+    too_big = run(
+        winning,
+        "experiment",
+        "allocate",
+        "reply-tone",
+        "--data",
+        str(winning / "data.csv"),
+        "--floor",
+        "50",
+    )
+    assert too_big.exit_code == 2 and "floor" in too_big.stderr
+
+
+# --- bad data -----------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "message"),
+    [
+        (
+            "missing.csv",
+            "user_id,variant,resolved\nu1,control,1\nu2,friendly,0\n",
+            "missing column",
+        ),
+        (
+            "single.csv",
+            "user_id,variant,resolved,handle_time,escalated\nu1,control,1,3,0\nu2,control,0,4,0\n",
+            "at least two variants",
+        ),
+        ("empty.csv", "", "empty"),
+        ("header.csv", "user_id,variant,resolved,handle_time,escalated\n", "no rows"),
+        (
+            "unknown.csv",
+            "user_id,variant,resolved,handle_time,escalated\nu1,control,1,3,0\nu2,blue,0,4,0\n",
+            "'blue'",
+        ),
+        (
+            "binary.csv",
+            "user_id,variant,resolved,handle_time,escalated\nu1,control,yes,3,0\nu2,friendly,0,4,0\n",
+            "row 1: 'resolved'",
+        ),
+        (
+            "number.csv",
+            "user_id,variant,resolved,handle_time,escalated\nu1,control,1,slow,0\nu2,friendly,0,4,0\n",
+            "'handle_time'",
+        ),
+        (
+            "novariant.csv",
+            "user_id,variant,resolved,handle_time,escalated\nu1,,1,3,0\nu2,friendly,0,4,0\n",
+            "row 1 has no 'variant'",
+        ),
+        ("broken.jsonl", '{"user_id": "u1", "variant": "control"\n', "not a valid JSONL"),
+        ("data.xlsx", "whatever", "unsupported data format"),
+        ("absent.csv", None, "no such file"),
+    ],
+)
+def test_bad_data_is_exit_2(
+    tmp_path: Path, filename: str, content: str | None, message: str
+) -> None:
+    repo = write_repo(tmp_path)
+    path = repo / filename
+    if content is not None:
+        _write(path, content)
+    result = run(repo, "experiment", "analyze", "reply-tone", "--data", str(path))
+    assert result.exit_code == 2, result.output + result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_too_few_values_in_an_arm_is_exit_2(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path)
+    rows = "user_id,variant,resolved,handle_time,escalated\nu1,control,1,3,0\nu2,control,0,5,0\nu3,friendly,0,4,0\n"
+    _write(repo / "few.csv", rows)
+    result = run(repo, "experiment", "analyze", "reply-tone", "--data", str(repo / "few.csv"))
+    assert result.exit_code == 2 and "need at least 2" in result.stderr
+
+
+def test_parquet_without_pyarrow_names_the_extra(
+    winning: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
+    result = run(
+        winning, "experiment", "analyze", "reply-tone", "--data", str(winning / "data.parquet")
+    )
+    assert result.exit_code == 2
+    assert "promptyard[parquet]" in result.stderr
+
+
+def test_unknown_experiment_and_invalid_file(tmp_path: Path) -> None:
+    import yaml
+
+    repo = write_repo(tmp_path / "repo")
+    missing = run(repo, "experiment", "plan", "nope")
+    assert missing.exit_code == 2 and "no experiment 'nope'" in missing.stderr
+    broken = experiment(guardrails=[])
+    broken["metrics"] = [{**broken["metrics"][0], "baseline": 0.99, "mde": 0.05}]
+    path = tmp_path / "elsewhere" / "reply-tone.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(broken))
+    result = run(repo, "experiment", "plan", str(path))
+    assert result.exit_code == 2
+    assert "X005" in result.stderr and "outside (0, 1)" in result.stderr
+    path.write_text(yaml.safe_dump(experiment()))
+    assert run(repo, "experiment", "plan", str(path)).exit_code == 0
+
+
+def test_lint_reports_impossible_metric(tmp_path: Path) -> None:
+    spec = experiment()
+    spec["metrics"] = [
+        spec["metrics"][0],
+        spec["metrics"][1],
+        {**spec["metrics"][2], "baseline": 0.01},
+    ]
+    repo = write_repo(tmp_path, spec)
+    result = run(repo, "lint", "--format", "json")
+    assert result.exit_code == 1
+    assert "X005" in result.stdout
+    assert "'escalated'" in result.stdout and "-0.01" in result.stdout
+
+
+def test_experiment_from_a_dataframe_api() -> None:
+    from promptyard.stats.experiment import analyze_experiment
+
+    spec = ExperimentSpec.model_validate(experiment())
+    frame = simulate(experiment(), 6000, rates=WINNING)
+    analysis = analyze_experiment(spec, frame)
+    assert analysis.result("resolved", "friendly").outcome == "better"
+    assert isinstance(analysis.to_dict()["metrics"][0]["lift"]["lift"], float)
+    assert pd.isna(frame["resolved"]).sum() == 0

@@ -1,0 +1,226 @@
+"""Paired tests for base vs head on the same golden cases (what the merge gate calls)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from promptyard.errors import ConfigError
+from promptyard.stats import paired as T
+from promptyard.stats.power import mcnemar_sample_size, paired_t_sample_size
+
+REL = 1e-4
+TABLE = [[101, 121], [59, 33]]  # rows: base pass/fail; columns: head pass/fail
+
+
+def _outcomes(table: list[list[int]]) -> tuple[list[bool], list[bool]]:
+    base: list[bool] = []
+    head: list[bool] = []
+    for i, row in enumerate(table):
+        for j, count in enumerate(row):
+            base += [i == 0] * count
+            head += [j == 0] * count
+    return base, head
+
+
+# --- McNemar -------------------------------------------------------------------------------
+
+
+def test_mcnemar_exact_reference() -> None:
+    result = T.mcnemar_from_table(TABLE)
+    # Issue 4: p = 4.434e-6 (statsmodels: 4.4344492637551645e-06).
+    assert result.p_value == pytest.approx(4.43445e-6, rel=REL)
+    assert f"{result.p_value:.3e}" == "4.434e-06"
+    assert result.test == "mcnemar-exact"
+    assert (result.regressions, result.improvements, result.n) == (121, 59, 314)
+
+
+def test_mcnemar_chi_square_reference_with_and_without_correction() -> None:
+    corrected = T.mcnemar_from_table(TABLE, method="chi2")
+    assert corrected.statistic == pytest.approx(20.6722, rel=REL)
+    assert corrected.test == "mcnemar-chi2-cc"
+    assert corrected.p_value == pytest.approx(stats.chi2.sf(20.6722222, 1), rel=REL)
+    plain = T.mcnemar_from_table(TABLE, method="chi2", correction=False)
+    assert plain.statistic == pytest.approx(62**2 / 180, rel=1e-12)  # 21.3556
+    assert plain.p_value < corrected.p_value
+
+
+def test_mcnemar_one_sided_for_regression_gates() -> None:
+    # 121 regressions vs 59 improvements: head is worse.
+    less = T.mcnemar_from_table(TABLE, alternative="less")
+    greater = T.mcnemar_from_table(TABLE, alternative="greater")
+    two = T.mcnemar_from_table(TABLE)
+    assert less.p_value == pytest.approx(two.p_value / 2, rel=1e-9)
+    assert less.p_value == pytest.approx(stats.binom.cdf(59, 180, 0.5), rel=1e-9)
+    assert greater.p_value > 0.99
+    chi_less = T.mcnemar_from_table(TABLE, method="chi2", alternative="less")
+    assert chi_less.p_value == pytest.approx(stats.norm.cdf(-math.sqrt(20.6722222)), rel=1e-6)
+
+
+def test_mcnemar_difference_and_interval() -> None:
+    result = T.mcnemar_from_table(TABLE)
+    assert result.base_rate == pytest.approx(222 / 314)
+    assert result.head_rate == pytest.approx(160 / 314)
+    assert result.difference == pytest.approx((59 - 121) / 314)
+    assert result.ci_low < result.difference < result.ci_high < 0
+    # Agresti–Min: Wald after adding 0.5 to each cell.
+    d = (59.5 - 121.5) / 316
+    se = math.sqrt(181 - 62**2 / 316) / 316
+    assert result.ci_low == pytest.approx(d - 1.959963984540054 * se, rel=1e-9)
+
+
+def test_mcnemar_on_outcome_lists_matches_table() -> None:
+    base, head = _outcomes(TABLE)
+    from_lists = T.mcnemar(base, head)
+    assert from_lists == T.mcnemar_from_table(TABLE)
+    assert T.mcnemar([1, 0, 1], [1, 0, 1]).p_value == 1.0  # no discordant pair
+
+
+def test_mcnemar_bad_input() -> None:
+    with pytest.raises(ConfigError, match="pair them"):
+        T.mcnemar([True, False], [True])
+    with pytest.raises(ConfigError, match="true/false"):
+        T.mcnemar([2, 0], [1, 0])
+    with pytest.raises(ConfigError, match="2×2"):
+        T.mcnemar_from_table([[1, 2, 3], [4, 5, 6]])
+    with pytest.raises(ConfigError, match="alternative"):
+        T.mcnemar_from_table(TABLE, alternative="smaller")
+    with pytest.raises(ConfigError, match="at least one"):
+        T.mcnemar_from_table([[0, 0], [0, 0]])
+
+
+# --- scores ----------------------------------------------------------------------------------
+
+BASE = [0.8, 0.6, 0.9, 0.7, 0.5, 0.95, 0.4, 0.85, 0.75, 0.65]
+HEAD = [0.7, 0.65, 0.8, 0.6, 0.45, 0.9, 0.3, 0.8, 0.7, 0.5]
+
+
+def test_paired_t_matches_scipy_with_interval() -> None:
+    result = T.paired_t(BASE, HEAD)
+    reference = stats.ttest_rel(HEAD, BASE)
+    assert result.statistic == pytest.approx(reference.statistic, rel=1e-12)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-12)
+    assert result.difference == pytest.approx(np.mean(np.subtract(HEAD, BASE)))
+    assert result.ci_low < result.difference < result.ci_high < 0
+    assert result.df == 9
+    less = T.paired_t(BASE, HEAD, alternative="less")
+    assert less.p_value == pytest.approx(result.p_value / 2, rel=1e-9)
+
+
+def test_paired_t_constant_shift() -> None:
+    result = T.paired_t([1, 2, 3], [0, 1, 2])
+    assert result.p_value == 0.0 and result.ci_low == result.ci_high == -1.0
+    same = T.paired_t([1, 2, 3], [1, 2, 3])
+    assert same.p_value == 1.0
+
+
+def test_wilcoxon_matches_scipy() -> None:
+    result = T.wilcoxon(BASE, HEAD)
+    reference = stats.wilcoxon(np.subtract(HEAD, BASE))
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-12)
+    assert result.statistic == reference.statistic
+    assert result.ci_low is None
+    assert T.wilcoxon([1, 1], [1, 1]).p_value == 1.0
+
+
+def test_paired_bootstrap_is_seeded() -> None:
+    a = T.paired_bootstrap(BASE, HEAD, seed=7)
+    b = T.paired_bootstrap(BASE, HEAD, seed=7)
+    c = T.paired_bootstrap(BASE, HEAD, seed=8)
+    assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high)
+    assert (a.ci_low, a.ci_high) != (c.ci_low, c.ci_high)
+    assert a.ci_low < a.difference < a.ci_high
+    constant = T.paired_bootstrap([1, 2, 3], [2, 3, 4])
+    assert constant.ci_low == constant.ci_high == 1.0
+
+
+def test_paired_scores_bad_input() -> None:
+    with pytest.raises(ConfigError, match="pair them"):
+        T.paired_t([1, 2, 3], [1, 2])
+    with pytest.raises(ConfigError, match="at least 2"):
+        T.paired_t([1], [2])
+    with pytest.raises(ConfigError, match="NaN"):
+        T.paired_t([1, float("nan")], [1, 2])
+
+
+# --- repeated samples -------------------------------------------------------------------------
+
+
+def test_clustered_mean_formula() -> None:
+    values = [1.0, 1.0, 0.0, 0.0, 1.0, 0.0]
+    clusters = ["a", "a", "b", "b", "c", "c"]
+    result = T.clustered_mean(values, clusters)
+    mean = 0.5
+    sums = [1.0, -1.0, 0.0]  # per-cluster sums of residuals
+    assert result.se == pytest.approx(math.sqrt(sum(s * s for s in sums)) / 6)
+    assert result.naive_se == pytest.approx(math.sqrt(6 * 0.25) / 6)
+    assert result.design_effect == pytest.approx((result.se / result.naive_se) ** 2)
+    assert result.mean == mean and result.n_clusters == 3
+    singletons = T.clustered_mean([1.0, 2.0, 4.0], ["a", "b", "c"])
+    assert singletons.se == pytest.approx(singletons.naive_se)
+
+
+def test_paired_repeated_pairs_case_means() -> None:
+    rng = np.random.default_rng(3)
+    base = {f"c{i}": list(rng.random(3)) for i in range(30)}
+    head = {f"c{i}": list(rng.random(3) - 0.1) for i in range(30)}
+    head["only-head"] = [1.0]
+    result = T.paired_repeated(base, head)
+    means_b = [np.mean(base[f"c{i}"]) for i in range(30)]
+    means_h = [np.mean(head[f"c{i}"]) for i in range(30)]
+    reference = stats.ttest_rel(means_h, means_b)
+    assert result.n_cases == 30 and result.unpaired_cases == 1
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert result.difference == pytest.approx(np.mean(np.subtract(means_h, means_b)))
+    assert result.n_base == result.n_head == 90
+    assert result.ci_low < result.difference < result.ci_high
+
+
+def test_eval_variance_components_recovers_simulation() -> None:
+    from promptyard.stats.power import eval_variance_components
+
+    rng = np.random.default_rng(11)
+    n, k, omega, sigma = 4000, 4, 0.2, 0.3
+    shift = rng.normal(0, omega, n)
+    base = {str(i): list(rng.normal(0, sigma, k)) for i in range(n)}
+    head = {str(i): list(shift[i] + rng.normal(0, sigma, k)) for i in range(n)}
+    parts = eval_variance_components(base, head)
+    assert parts.between_sd == pytest.approx(omega, rel=0.1)
+    assert parts.within_sd_base == pytest.approx(sigma, rel=0.05)
+    assert parts.within_sd_head == pytest.approx(sigma, rel=0.05)
+
+
+# --- cases needed -----------------------------------------------------------------------------
+
+
+def test_cases_needed_uses_observed_discordance() -> None:
+    base = [True] * 90 + [False] * 10
+    head = [True] * 85 + [False] * 5 + [True] * 2 + [False] * 8
+    result = T.mcnemar_cases_needed(base, head, 0.03)
+    expected = mcnemar_sample_size(0.07, -0.03, alternative="one-sided")
+    assert result.n == expected.n
+    assert result.assumptions["observed_discordant"] == pytest.approx(0.07)
+    # Never below the drop itself: no discordance observed still plans with psi = drop.
+    none = T.mcnemar_cases_needed([True] * 10, [True] * 10, 0.05)
+    assert none.assumptions["discordant"] == pytest.approx(0.05)
+
+
+def test_paired_t_cases_needed() -> None:
+    result = T.paired_t_cases_needed(BASE, HEAD, 0.02)
+    sd = float(np.std(np.subtract(HEAD, BASE), ddof=1))
+    expected = paired_t_sample_size(mde=-0.02, sd=sd, alternative="one-sided")
+    assert result.n == expected.n
+    assert result.assumptions["observed_cases"] == 10
+    flat = T.paired_t_cases_needed([1, 2], [1, 2], 0.1)
+    assert flat.n == 2 and flat.assumptions["sd"] == 0.0
+
+
+def test_results_are_json_ready() -> None:
+    import json
+
+    data = T.mcnemar_from_table(TABLE).to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert isinstance(data["p_value"], float)

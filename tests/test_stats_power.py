@@ -1,0 +1,335 @@
+"""Sample size, power and detectable effect: reference values, cross-checks, properties."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from promptyard.errors import ConfigError
+from promptyard.stats import power as P
+
+REL = 1e-4
+
+
+# --- reference values (issue 4) -------------------------------------------------------------
+
+
+def test_two_means_reference_d05_power08() -> None:
+    result = P.two_means_sample_size(effect_size=0.5, alpha=0.05, power=0.8)
+    assert result.n_exact == pytest.approx(63.7656, rel=REL)
+    assert result.n == 64
+    assert result.n_treatment == 64
+    assert result.n_total == 128
+    assert result.achieved_power >= 0.8
+
+
+def test_two_means_reference_gpower_manual() -> None:
+    # G*Power manual: d = 0.5, two-tailed, alpha 0.05, power 0.90 -> 86 per group, 0.9032.
+    result = P.two_means_sample_size(effect_size=0.5, alpha=0.05, power=0.9)
+    assert result.n == 86
+    assert result.achieved_power == pytest.approx(0.9032, rel=REL)
+
+
+def test_margin_reference() -> None:
+    result = P.margin_sample_size(0.90, 0.01, confidence=0.95)
+    # 3457.44 with z rounded to 1.96; 3457.31 with the exact z — equal to 1e-4.
+    assert result.n_exact == pytest.approx(3457.44, rel=REL)
+    assert result.n == 3458
+    assert result.assumptions["achieved_margin"] <= 0.01
+    # 3457 would leave the margin above E.
+    assert P.margin_of_error(0.90, 3457).effect > 0.01
+    assert P.margin_of_error(0.90, 3458).effect <= 0.01
+
+
+# --- literal values of the other designs ----------------------------------------------------
+
+
+def test_two_proportions_pooled_literal() -> None:
+    result = P.two_proportions_sample_size(0.10, mde=0.02)
+    assert result.n_exact == pytest.approx(3840.8475, rel=REL)
+    assert (result.n, result.n_treatment, result.n_total) == (3841, 3841, 7682)
+    assert result.effect == pytest.approx(0.02)
+    assert result.assumptions["treatment_rate"] == pytest.approx(0.12)
+
+
+def test_relative_mde_equals_absolute() -> None:
+    absolute = P.two_proportions_sample_size(0.10, mde=0.02)
+    relative = P.two_proportions_sample_size(0.10, relative_mde=0.2)
+    assert relative.n == absolute.n
+    assert relative.n_exact == pytest.approx(absolute.n_exact)
+
+
+def test_mcnemar_literal() -> None:
+    # Connor (1987): (z_a sqrt(psi) + z_b sqrt(psi - delta^2))^2 / delta^2, one-sided.
+    result = P.mcnemar_sample_size(0.10, -0.03, alternative="one-sided")
+    assert result.n_exact == pytest.approx(684.855, rel=REL)
+    assert result.n == 685
+
+
+def test_eval_miller_literal() -> None:
+    # (z_.975 + z_.8)^2 * (0.3^2 + 0.2^2/3 + 0.2^2/3) / 0.05^2
+    result = P.eval_sample_size(0.05, between_sd=0.3, within_sd=0.2, repeats=3)
+    assert result.n_exact == pytest.approx(366.2811, rel=REL)
+    assert result.n == 367
+    assert result.assumptions["model_calls"] == 367 * 6
+
+
+def test_eval_repeats_shrink_only_within_noise() -> None:
+    one = P.eval_sample_size(0.05, between_sd=0.1, within_sd=0.4, repeats=1)
+    ten = P.eval_sample_size(0.05, between_sd=0.1, within_sd=0.4, repeats=10)
+    floor = P.eval_sample_size(0.05, between_sd=0.1, within_sd=0.0, repeats=1)
+    assert one.n > ten.n > floor.n
+
+
+def test_with_traffic_gives_days() -> None:
+    result = P.two_proportions_sample_size(0.10, mde=0.02).with_traffic(1000)
+    assert result.days == 8  # 7682 units at 1000 a day
+    assert result.to_dict()["days"] == 8
+
+
+def test_unequal_ratio_rounds_each_arm_up() -> None:
+    result = P.two_means_sample_size(effect_size=0.3, ratio=2)
+    assert result.n_treatment >= 2 * result.n_exact
+    assert result.n >= result.n_exact
+    assert result.achieved_power >= 0.8
+
+
+# --- inverse problems ------------------------------------------------------------------------
+
+
+def test_detectable_effect_inverts_sample_size() -> None:
+    effect = P.two_proportions_detectable_effect(0.10, 3841)
+    assert effect.effect == pytest.approx(0.02, rel=1e-3)
+    d = P.two_means_detectable_effect(64).effect_size
+    assert P.two_means_power(d, 64) == pytest.approx(0.8, abs=1e-9)
+    m = P.mcnemar_detectable_effect(0.1, 685, alternative="one-sided")
+    assert m.effect == pytest.approx(0.03, rel=1e-3)
+    e = P.eval_detectable_effect(367, between_sd=0.3, within_sd=0.2, repeats=3)
+    assert e.effect == pytest.approx(0.05, rel=2e-3)
+    paired = P.paired_t_detectable_effect(100, sd=2.0)
+    assert paired.effect == pytest.approx(2.0 * paired.effect_size)
+
+
+def test_detectable_effect_impossible_is_config_error() -> None:
+    with pytest.raises(ConfigError, match="cannot reach power"):
+        P.two_proportions_detectable_effect(0.99, 3, direction="increase")
+
+
+# --- cross-checks against statsmodels (dev dependency only) --------------------------------
+
+
+def test_cross_check_statsmodels() -> None:
+    sm_power = pytest.importorskip("statsmodels.stats.power")
+    sm_prop = pytest.importorskip("statsmodels.stats.proportion")
+    for ratio in (0.5, 1.0, 2.0):
+        for alt, sm_alt in (("two-sided", "two-sided"), ("one-sided", "larger")):
+            mine = P.two_proportions_sample_size(0.10, mde=0.02, ratio=ratio, alternative=alt)
+            theirs = sm_prop.samplesize_proportions_2indep_onetail(
+                -0.02, 0.12, 0.8, ratio=ratio, alternative=sm_alt
+            )
+            assert mine.n_exact == pytest.approx(theirs, rel=1e-6)
+            h = sm_prop.proportion_effectsize(0.12, 0.10)
+            mine_h = P.two_proportions_sample_size(
+                0.10, mde=0.02, ratio=ratio, alternative=alt, method="cohen-h"
+            )
+            theirs_h = sm_power.NormalIndPower().solve_power(
+                h, nobs1=None, alpha=0.05, power=0.8, ratio=ratio, alternative=sm_alt
+            )
+            assert mine_h.n_exact == pytest.approx(theirs_h, rel=1e-6)
+            mine_t = P.two_means_sample_size(effect_size=0.3, ratio=ratio, alternative=alt)
+            theirs_t = sm_power.TTestIndPower().solve_power(
+                0.3, nobs1=None, alpha=0.05, power=0.8, ratio=ratio, alternative=sm_alt
+            )
+            assert mine_t.n_exact == pytest.approx(theirs_t, rel=1e-6)
+    paired = P.paired_t_sample_size(effect_size=0.3)
+    theirs_paired = sm_power.TTestPower().solve_power(0.3, nobs=None, alpha=0.05, power=0.8)
+    assert paired.n_exact == pytest.approx(theirs_paired, rel=1e-6)
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: P.two_proportions_sample_size(0.0, mde=0.1), "between 0 and 1"),
+        (lambda: P.two_proportions_sample_size(1.0, mde=-0.1), "between 0 and 1"),
+        (lambda: P.two_proportions_sample_size(float("nan"), mde=0.1), "between 0 and 1"),
+        (lambda: P.two_proportions_sample_size(0.95, mde=0.1), "outside \\(0, 1\\)"),
+        (lambda: P.two_proportions_sample_size(0.5, relative_mde=-1.0), "outside \\(0, 1\\)"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.0), "non-zero"),
+        (lambda: P.two_proportions_sample_size(0.5), "exactly one"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, relative_mde=0.1), "exactly one"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, alpha=0), "alpha"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, alpha=1), "alpha"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, power=1.0), "power"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, power=0.04), "greater than alpha"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, ratio=0), "ratio"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, method="exact"), "method"),
+        (lambda: P.two_proportions_sample_size(0.5, mde=0.1, alternative="less"), "alternative"),
+        (lambda: P.two_means_sample_size(mde=1.0), "standard deviation"),
+        (lambda: P.two_means_sample_size(mde=1.0, sd=0), "sd"),
+        (lambda: P.two_means_sample_size(effect_size=0.0), "non-zero"),
+        (lambda: P.two_means_sample_size(relative_mde=0.1, sd=1), "baseline"),
+        (lambda: P.two_means_sample_size(effect_size=1e-9), "too small"),
+        (lambda: P.margin_sample_size(0.9, 0), "margin"),
+        (lambda: P.margin_sample_size(0.9, 0.01, confidence=1), "confidence"),
+        (lambda: P.mcnemar_sample_size(0.02, -0.05), "discordant"),
+        (lambda: P.mcnemar_sample_size(1.0, -0.05), "between 0 and 1"),
+        (lambda: P.eval_sample_size(0.05, between_sd=0, within_sd=0), "both be zero"),
+        (lambda: P.eval_sample_size(0.05, between_sd=0.1, within_sd=0.1, repeats=0), "repeats"),
+        (lambda: P.eval_sample_size(0.05, between_sd=-1, within_sd=0.1), "between-case"),
+    ],
+)
+def test_bad_input_is_config_error(call: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        call()
+
+
+# --- properties ------------------------------------------------------------------------------
+
+PROPERTY = settings(max_examples=40, deadline=None)
+methods = st.sampled_from(["pooled", "unpooled", "cohen-h"])
+sides = st.sampled_from(["two-sided", "one-sided"])
+powers = st.floats(0.5, 0.95)
+
+
+@PROPERTY
+@given(
+    baseline=st.floats(0.02, 0.9),
+    small=st.floats(0.05, 0.9),
+    large=st.floats(0.05, 0.9),
+    method=methods,
+    alternative=sides,
+    ratio=st.sampled_from([0.5, 1.0, 3.0]),
+)
+def test_proportions_n_falls_as_effect_grows(
+    baseline: float, small: float, large: float, method: str, alternative: str, ratio: float
+) -> None:
+    room = (1 - baseline) * 0.98
+    small, large = sorted((small * room, large * room))
+    kwargs = {"method": method, "alternative": alternative, "ratio": ratio}
+    n_small = P.two_proportions_sample_size(baseline, mde=small, **kwargs)
+    n_large = P.two_proportions_sample_size(baseline, mde=large, **kwargs)
+    assert n_small.n >= n_large.n
+
+
+@PROPERTY
+@given(
+    baseline=st.floats(0.02, 0.95),
+    fraction=st.floats(0.02, 0.95),
+    low=powers,
+    high=powers,
+    method=methods,
+    alternative=sides,
+    decrease=st.booleans(),
+)
+def test_proportions_n_rises_with_power_and_reaches_it(
+    baseline: float,
+    fraction: float,
+    low: float,
+    high: float,
+    method: str,
+    alternative: str,
+    decrease: bool,
+) -> None:
+    mde = -fraction * baseline * 0.98 if decrease else fraction * (1 - baseline) * 0.98
+    low, high = sorted((low, high))
+    kwargs = {"method": method, "alternative": alternative}
+    at_low = P.two_proportions_sample_size(baseline, mde=mde, power=low, **kwargs)
+    at_high = P.two_proportions_sample_size(baseline, mde=mde, power=high, **kwargs)
+    assert at_low.n <= at_high.n
+    for result, target in ((at_low, low), (at_high, high)):
+        achieved = P.two_proportions_power(
+            baseline,
+            baseline + mde,
+            result.n,
+            **kwargs,
+        )
+        assert achieved >= target
+        assert result.n >= result.n_exact - 1e-9
+
+
+@PROPERTY
+@given(
+    d1=st.floats(0.05, 2.0),
+    d2=st.floats(0.05, 2.0),
+    p1=powers,
+    p2=powers,
+    alternative=sides,
+    ratio=st.sampled_from([0.5, 1.0, 2.0]),
+)
+def test_t_tests_properties(
+    d1: float, d2: float, p1: float, p2: float, alternative: str, ratio: float
+) -> None:
+    small, large = sorted((d1, d2))
+    low, high = sorted((p1, p2))
+    two = P.two_means_sample_size
+    assert (
+        two(effect_size=small, ratio=ratio, alternative=alternative).n
+        >= two(
+            effect_size=large,
+            ratio=ratio,
+            alternative=alternative,
+        ).n
+    )
+    lo_n = two(effect_size=small, power=low, ratio=ratio, alternative=alternative)
+    hi_n = two(effect_size=small, power=high, ratio=ratio, alternative=alternative)
+    assert lo_n.n <= hi_n.n
+    assert (
+        P.two_means_power(small, hi_n.n, ratio=hi_n.n_treatment / hi_n.n, alternative=alternative)
+        >= high
+    )
+    paired = P.paired_t_sample_size(effect_size=small, power=high, alternative=alternative)
+    assert P.one_sample_t_power(small, paired.n, alternative=alternative) >= high
+    assert (
+        paired.n >= P.paired_t_sample_size(effect_size=large, power=high, alternative=alternative).n
+    )
+
+
+@PROPERTY
+@given(
+    psi=st.floats(0.05, 0.95),
+    f1=st.floats(0.05, 1.0),
+    f2=st.floats(0.05, 1.0),
+    p1=powers,
+    p2=powers,
+    alternative=sides,
+)
+def test_mcnemar_properties(
+    psi: float, f1: float, f2: float, p1: float, p2: float, alternative: str
+) -> None:
+    small, large = sorted((f1 * psi, f2 * psi))
+    low, high = sorted((p1, p2))
+    a = P.mcnemar_sample_size(psi, -small, power=high, alternative=alternative)
+    b = P.mcnemar_sample_size(psi, -large, power=high, alternative=alternative)
+    c = P.mcnemar_sample_size(psi, -small, power=low, alternative=alternative)
+    assert a.n >= b.n
+    assert c.n <= a.n
+    assert P.mcnemar_power(psi, -small, a.n, alternative=alternative) >= high
+
+
+@PROPERTY
+@given(
+    e1=st.floats(0.01, 0.5),
+    e2=st.floats(0.01, 0.5),
+    between=st.floats(0.0, 0.5),
+    within=st.floats(0.01, 0.5),
+    repeats=st.integers(1, 10),
+    target=powers,
+)
+def test_eval_properties(
+    e1: float, e2: float, between: float, within: float, repeats: int, target: float
+) -> None:
+    small, large = sorted((e1, e2))
+    common = {"between_sd": between, "within_sd": within, "repeats": repeats}
+    a = P.eval_sample_size(small, power=target, **common)
+    b = P.eval_sample_size(large, power=target, **common)
+    assert a.n >= b.n
+    assert P.eval_power(small, a.n, **common) >= target
+    more = P.eval_sample_size(small, power=min(0.99, target + 0.04), **common)
+    assert more.n >= a.n
+    assert math.isfinite(a.n_exact)

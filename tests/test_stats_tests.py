@@ -1,0 +1,206 @@
+"""Two-sample tests, Bayesian comparison, sequential p-values, SRM and Holm."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from promptyard.errors import ConfigError
+from promptyard.stats import bayes, multiple, sequential, srm, twosample
+
+REL = 1e-4
+
+
+# --- two samples -----------------------------------------------------------------------------
+
+
+def test_two_proportion_ztest_reference() -> None:
+    # Issue 4: counts [5, 12] of [83, 99] -> z = -1.4078, p = 0.1592 (first minus second):
+    # treatment 5/83 against control 12/99.
+    result = twosample.two_proportions_ztest(12, 99, 5, 83)
+    assert result.statistic == pytest.approx(-1.4078, rel=REL)
+    assert result.p_value == pytest.approx(0.159181, rel=REL)
+    assert round(result.p_value, 4) == 0.1592
+    assert result.difference == pytest.approx(5 / 83 - 12 / 99)
+    assert result.ci_low < result.difference < result.ci_high
+    one_sided = twosample.two_proportions_ztest(12, 99, 5, 83, alternative="less")
+    assert one_sided.p_value == pytest.approx(result.p_value / 2, rel=1e-9)
+
+
+def test_two_proportion_ztest_bad_input() -> None:
+    with pytest.raises(ConfigError, match="exceed"):
+        twosample.two_proportions_ztest(10, 5, 1, 5)
+    with pytest.raises(ConfigError, match="at least one unit"):
+        twosample.two_proportions_ztest(0, 0, 1, 5)
+    no_successes = twosample.two_proportions_ztest(0, 50, 0, 50)
+    assert no_successes.p_value == 1.0
+
+
+def test_welch_matches_scipy() -> None:
+    rng = np.random.default_rng(5)
+    control, treatment = rng.normal(10, 2, 50), rng.normal(11, 4, 70)
+    result = twosample.welch_t(control, treatment)
+    reference = stats.ttest_ind(treatment, control, equal_var=False)
+    assert result.statistic == pytest.approx(reference.statistic, rel=1e-12)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-12)
+    interval = reference.confidence_interval()
+    assert (result.ci_low, result.ci_high) == pytest.approx((interval.low, interval.high))
+
+
+def test_relative_lift_delta_method() -> None:
+    lift = twosample.relative_lift(10.0, 0.5, 12.0, 0.6)
+    assert lift.lift == pytest.approx(0.2)
+    se = math.sqrt(0.6**2 / 100 + 144 * 0.25 / 10**4)
+    assert lift.se == pytest.approx(se)
+    assert lift.ci_low == pytest.approx(0.2 - 1.959963984540054 * se)
+    assert twosample.relative_lift(0.0, 0.1, 1.0, 0.1).lift is None
+
+
+# --- Bayesian ---------------------------------------------------------------------------------
+
+
+def test_prob_beta_greater_large_counts_in_chunks() -> None:
+    # 1.5 million terms: summed in chunks; agrees with the normal approximation.
+    a1, b1, a2, b2 = 1_500_001, 8_500_001, 1_497_001, 8_503_001
+    exact = bayes.prob_beta_greater(a1, b1, a2, b2)
+    m1, m2 = a1 / (a1 + b1), a2 / (a2 + b2)
+    v1 = m1 * (1 - m1) / (a1 + b1 + 1)
+    v2 = m2 * (1 - m2) / (a2 + b2 + 1)
+    assert exact == pytest.approx(stats.norm.cdf((m1 - m2) / math.sqrt(v1 + v2)), abs=2e-3)
+
+
+def test_prob_beta_greater_closed_form() -> None:
+    # X ~ Beta(2, 1) (density 2x) beats a uniform with probability ∫ 2x·x dx = 2/3.
+    assert bayes.prob_beta_greater(2, 1, 1, 1) == pytest.approx(2 / 3, rel=1e-12)
+    assert bayes.prob_beta_greater(1, 1, 2, 1) == pytest.approx(1 / 3, rel=1e-12)
+    assert bayes.prob_beta_greater(1.5, 2.5, 0.5, 1.5) is None
+
+
+def test_beta_binomial_exact_matches_monte_carlo() -> None:
+    result = bayes.beta_binomial(120, 1000, 140, 1000)
+    assert result.method == "exact"
+    rng = np.random.default_rng(99)
+    c = rng.beta(result.control_alpha, result.control_beta, 1_000_000)
+    t = rng.beta(result.treatment_alpha, result.treatment_beta, 1_000_000)
+    assert result.prob_treatment_better == pytest.approx(np.mean(t > c), abs=2e-3)
+    assert result.expected_loss_treatment == pytest.approx(np.mean(np.maximum(c - t, 0)), rel=0.02)
+    assert result.expected_loss_control - result.expected_loss_treatment == pytest.approx(
+        result.difference
+    )
+    assert result.ci_low < result.difference < result.ci_high
+
+
+def test_beta_binomial_symmetry_and_monte_carlo_fallback() -> None:
+    same = bayes.beta_binomial(50, 100, 50, 100)
+    assert same.prob_treatment_better == pytest.approx(0.5, abs=1e-9)
+    jeffreys = bayes.beta_binomial(120, 1000, 140, 1000, prior_alpha=0.5, prior_beta=0.5, seed=3)
+    assert jeffreys.method == "monte-carlo"
+    assert jeffreys == bayes.beta_binomial(
+        120, 1000, 140, 1000, prior_alpha=0.5, prior_beta=0.5, seed=3
+    )
+    assert jeffreys.prob_treatment_better == pytest.approx(0.907, abs=0.01)
+    with pytest.raises(ConfigError):
+        bayes.beta_binomial(5, 3, 1, 3)
+
+
+def test_gaussian_posterior_closed_form() -> None:
+    result = bayes.gaussian_posterior(1.0, 0.1, 1.2, 0.1)
+    sd = math.sqrt(0.02)
+    assert result.prob_treatment_better == pytest.approx(stats.norm.cdf(0.2 / sd))
+    loss = sd * stats.norm.pdf(0.2 / sd) - 0.2 * stats.norm.cdf(-0.2 / sd)
+    assert result.expected_loss_treatment == pytest.approx(loss)
+    assert result.expected_loss_control == pytest.approx(loss + 0.2)
+
+
+def test_prob_best_is_seeded_and_sums_to_one() -> None:
+    probs = bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    assert sum(probs) == pytest.approx(1.0)
+    assert probs.index(max(probs)) == 1
+    assert probs == bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    lower = bayes.prob_best_gaussian([5.0, 4.0], [0.1, 0.1], higher_is_better=False)
+    assert lower[1] > 0.99
+
+
+# --- sequential ------------------------------------------------------------------------------
+
+
+def test_msprt_single_look_literal() -> None:
+    # log Λ = ½·ln(1/2) + 1·4 / (2·1·2) = 1 − 0.34657; p = exp(−log Λ)
+    result = sequential.msprt_p_value(2.0, 1.0, tau=1.0)
+    assert result.p_value == pytest.approx(math.exp(-(1 + 0.5 * math.log(0.5))), rel=1e-12)
+    assert sequential.msprt_p_value(0.0, 1.0, tau=1.0).p_value == 1.0
+
+
+def test_msprt_running_minimum() -> None:
+    result = sequential.msprt_sequence([3.0, 0.0], [1.0, 1.0], tau=1.0)
+    assert result.p_value < result.last_look_p_value == 1.0
+    assert result.looks == 2
+
+
+def test_msprt_always_valid_under_the_null() -> None:
+    # Looking after every unit must not inflate false positives beyond alpha.
+    rng = np.random.default_rng(2024)
+    runs = 400
+    for binary, tau in ((False, 1.0), (False, 0.2), (True, 0.05)):
+        rejections = 0
+        for _ in range(runs):
+            arm = rng.random(1500) < 0.5
+            values = (rng.random(1500) < 0.3).astype(float) if binary else rng.normal(0, 1, 1500)
+            result = sequential.msprt_two_sample_stream(values, arm, tau=tau, binary=binary)
+            rejections += result.p_value <= 0.05
+        assert rejections / runs <= 0.05
+
+
+def test_msprt_detects_a_real_effect() -> None:
+    rng = np.random.default_rng(7)
+    arm = rng.random(4000) < 0.5
+    values = (rng.random(4000) < np.where(arm, 0.36, 0.30)).astype(float)
+    result = sequential.msprt_two_sample_stream(values, arm, tau=0.03, binary=True)
+    assert result.p_value < 0.01
+    assert result.estimate == pytest.approx(0.06, abs=0.03)
+    with pytest.raises(ConfigError, match="varying outcomes"):
+        sequential.msprt_two_sample_stream([1.0, 1.0, 1.0, 1.0], [True, False, True, False], tau=1)
+
+
+# --- SRM and Holm ---------------------------------------------------------------------------
+
+
+def test_srm_reference_values() -> None:
+    flagged = srm.srm_check({"a": 4800, "b": 5200}, {"a": 50, "b": 50})
+    assert flagged.statistic == pytest.approx(16.0, rel=REL)
+    # Issue 4: p = 6.33e-5 (exactly 6.3342e-5).
+    assert flagged.p_value == pytest.approx(6.3342e-5, rel=REL)
+    assert f"{flagged.p_value:.2e}" == "6.33e-05"
+    assert flagged.flagged
+    fine = srm.srm_check({"a": 5000, "b": 5200}, {"a": 50, "b": 50})
+    assert not fine.flagged
+    assert fine.p_value == pytest.approx(0.04767, rel=1e-3)
+
+
+def test_srm_unequal_weights_and_missing_variant() -> None:
+    ok = srm.srm_check({"a": 9000, "b": 1000}, {"a": 90, "b": 10})
+    assert ok.statistic == pytest.approx(0.0) and not ok.flagged
+    missing = srm.srm_check({"a": 100}, {"a": 50, "b": 50})
+    assert missing.observed == [100, 0] and missing.flagged
+    with pytest.raises(ConfigError, match="no weight"):
+        srm.srm_check({"a": 1, "z": 1}, {"a": 50, "b": 50})
+
+
+def test_holm() -> None:
+    assert multiple.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert multiple.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert multiple.holm([]) == []
+    with pytest.raises(ConfigError):
+        multiple.holm([1.5])
+
+
+def test_every_public_name_resolves() -> None:
+    import promptyard.stats as package
+
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    with pytest.raises(AttributeError):
+        package.no_such_function  # noqa: B018

@@ -1,0 +1,287 @@
+"""`promptyard experiment plan|analyze|allocate`: A/B experiments on prompt variants."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+from rich.text import Text
+
+from promptyard.cli.main import App, stdout_console
+from promptyard.errors import ConfigError
+
+OUTCOME_STYLE = {"better": "green", "worse": "red", "inconclusive": "dim"}
+ACTION_STYLE = {"ship": "green", "keep-control": "yellow", "continue": "cyan", "invalid": "red"}
+
+
+def load_spec(app: App, ref: str) -> Any:
+    """The experiment named `ref` in the repository, or the experiment file at path `ref`."""
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        from promptyard.workspace import Snapshot, WorkingTree
+
+        folder = path.resolve().parent
+        return Snapshot(WorkingTree(folder)).experiment(path.name).require()
+    return app.workspace().snapshot().experiment_by_name(ref).require()
+
+
+def _read(spec: Any, data: Path, variant_column: str) -> Any:
+    from promptyard.stats.data import read_data
+
+    return read_data(data, text_columns=[spec.assignment.unit, variant_column])
+
+
+def _format_option(*choices: str) -> Any:
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(choices)), default="text", show_default=True
+    )
+
+
+_data_option = click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="CSV, JSONL or Parquet: one row per unit, its variant and one column per metric.",
+)
+_variant_option = click.option(
+    "--variant-column", default="variant", show_default=True, help="The column naming the variant."
+)
+_seed_option = click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the Monte Carlo draws."
+)
+
+
+@click.group()
+def experiment() -> None:
+    """Plan, analyze and re-allocate A/B experiments (experiments/<name>.yaml).
+
+    EXP is an experiment name (or a path to its YAML file).
+    """
+
+
+# --- plan ----------------------------------------------------------------------------------
+
+
+@experiment.command()
+@click.argument("exp")
+@_format_option("text", "json")
+@click.pass_obj
+def plan(app: App, exp: str, fmt: str) -> int:
+    """Units needed per variant for every metric (Holm-corrected), and the duration."""
+    from promptyard.stats.experiment import plan_experiment
+
+    result = plan_experiment(load_spec(app, exp))
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return 0
+    from promptyard.stats.report import fmt_difference, fmt_value
+
+    console = stdout_console()
+    console.print(
+        f"[bold]Experiment {result.experiment}[/bold]: alpha {result.alpha:g} "
+        f"(Holm over {result.comparisons} comparison(s): {result.alpha / result.comparisons:.4g} "
+        f"each), power {result.power:g}"
+    )
+    table = Table(box=None, pad_edge=False, padding=(0, 1))
+    for column in ("metric", "role", "variant", "baseline", "mde", "n control", "n variant"):
+        table.add_column(column, justify="right" if column.startswith("n ") else "left")
+    for item in result.metrics:
+        size = item.sample_size
+        table.add_row(
+            item.metric,
+            item.role,
+            item.treatment,
+            fmt_value(item.baseline, item.type),
+            fmt_difference(item.mde if item.direction == "increase" else -item.mde, item.type),
+            f"{size.n:,}",
+            f"{size.n_treatment or 0:,}",
+        )
+    console.print(table)
+    per_variant = ", ".join(f"{name} {n:,}" for name, n in result.per_variant.items())
+    console.print(
+        f"needed per variant: [bold]{per_variant}[/bold] (set by {result.binding_metric})"
+    )
+    console.print(f"total units: [bold]{result.total:,}[/bold]")
+    verdict = "[green]enough[/green]" if result.min_samples_sufficient else "[red]too few[/red]"
+    console.print(f"min_samples {result.min_samples:,} per variant: {verdict}")
+    if result.days is not None:
+        console.print(
+            f"duration: [bold]{result.days:,} days[/bold] at {result.daily_traffic:,} units/day"
+        )
+    else:
+        console.print("[dim]duration: set daily_traffic in the experiment to estimate it[/dim]")
+    return 0
+
+
+# --- analyze -------------------------------------------------------------------------------
+
+
+def _print_analysis(analysis: Any) -> None:
+    from promptyard.stats.report import OUTCOME_MARK, fmt_p, fmt_value, interval, lift_text
+
+    console = stdout_console()
+    srm = analysis.srm
+    counts = ", ".join(
+        f"{v.name} {v.units:,} ({v.share:.1%} vs {v.weight:g}%)" for v in analysis.variants
+    )
+    if srm.flagged:
+        console.print(
+            Text.assemble(
+                ("SAMPLE RATIO MISMATCH", "bold red"),
+                f": chi-square {srm.statistic:.2f}, p = {srm.p_value:.3g} < {srm.threshold:g}",
+            )
+        )
+        console.print(f"  {counts}", markup=False)
+        console.print(
+            Text(
+                "  The units per variant do not match the weights: do not trust any result "
+                "below until the cause (assignment, logging, bots) is found.",
+                style="red",
+            )
+        )
+    else:
+        console.print(f"sample ratio ok (p = {srm.p_value:.3g}): {counts}")
+    decision = analysis.decision
+    style = ACTION_STYLE.get(decision.action, "bold")
+    headline = decision.action + (f" {decision.variant}" if decision.variant else "")
+    console.print(
+        Text.assemble(("decision: ", "bold"), (headline, f"bold {style}"), f" ({decision.rule})")
+    )
+    console.print(Text(decision.reason))
+    conf = f"{1 - analysis.alpha:.0%}"
+    adjusted = "Holm-adjusted" + (" always-valid (mSPRT)" if analysis.sequential else "")
+    for r in analysis.metrics:
+        console.print(
+            Text.assemble(
+                (r.metric, "bold"),
+                f" ({r.role}, {r.direction} is better): {r.treatment} vs {r.control}  ",
+                (OUTCOME_MARK[r.outcome], OUTCOME_STYLE[r.outcome]),
+            )
+        )
+        console.print(
+            f"  {r.control} {fmt_value(r.control_mean, r.type)} (n={r.control_n:,}), "
+            f"{r.treatment} {fmt_value(r.treatment_mean, r.type)} (n={r.treatment_n:,})"
+        )
+        console.print(f"  difference {interval(r)} ({conf}), lift {lift_text(r)}")
+        console.print(
+            f"  p {fmt_p(r.p_value)} ({r.test}), {adjusted} p {fmt_p(r.p_adjusted)}; "
+            f"P(better) {r.prob_better:.1%}, expected loss {fmt_value(r.expected_loss, r.type)}"
+        )
+    check = analysis.assignment
+    console.print(
+        f"assignment check: {check.mismatched:,} of {check.checked:,} rows differ from assign()"
+    )
+    for warning in analysis.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@experiment.command()
+@click.argument("exp")
+@_data_option
+@_variant_option
+@_format_option("text", "markdown", "json")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw each metric's interval into this PNG file (needs matplotlib).",
+)
+@_seed_option
+@click.pass_obj
+def analyze(
+    app: App,
+    exp: str,
+    data: Path,
+    variant_column: str,
+    fmt: str,
+    plot: Path | None,
+    seed: int,
+) -> int:
+    """Analyze experiment data: SRM first, every metric, and the decision.
+
+    Exits 1 when the sample ratio check fails (the data cannot be trusted).
+    """
+    from promptyard.stats.experiment import analyze_experiment
+
+    spec = load_spec(app, exp)
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ConfigError(f"--plot {plot}: the plot is a PNG; name the file *.png")
+    analysis = analyze_experiment(
+        spec,
+        _read(spec, data, variant_column),
+        variant_column=variant_column,
+        source=str(data),
+        seed=seed,
+    )
+    if plot is not None:
+        from promptyard.stats.plot import plot_analysis
+
+        plot_analysis(analysis, plot)
+    if fmt == "json":
+        click.echo(json.dumps(analysis.to_dict(), indent=2))
+    elif fmt == "markdown":
+        from promptyard.stats.report import analysis_markdown
+
+        click.echo(analysis_markdown(analysis), nl=False)
+    else:
+        _print_analysis(analysis)
+    return 1 if analysis.srm.flagged else 0
+
+
+# --- allocate ------------------------------------------------------------------------------
+
+
+@experiment.command()
+@click.argument("exp")
+@_data_option
+@_variant_option
+@click.option(
+    "--floor",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Smallest weight (percent) any variant keeps, so no arm starves.",
+)
+@_seed_option
+@_format_option("text", "json")
+@click.pass_obj
+def allocate(
+    app: App, exp: str, data: Path, variant_column: str, floor: float, seed: int, fmt: str
+) -> int:
+    """Thompson-sampling traffic weights: the probability each variant is best."""
+    from promptyard.stats.experiment import allocate_traffic
+
+    spec = load_spec(app, exp)
+    result = allocate_traffic(
+        spec,
+        _read(spec, data, variant_column),
+        floor=floor,
+        variant_column=variant_column,
+        source=str(data),
+        seed=seed,
+    )
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return 0
+    console = stdout_console()
+    console.print(
+        f"[bold]{result.experiment}[/bold]: weights by P(best on {result.metric}, "
+        f"{result.direction} is better), floor {result.floor:g}%"
+    )
+    table = Table(box=None, pad_edge=False, padding=(0, 1))
+    for column in ("variant", "units", "mean", "P(best)", "current", "suggested"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for v in result.variants:
+        table.add_row(
+            v.name,
+            f"{v.units:,}",
+            "—" if v.mean is None else f"{v.mean:.4g}",
+            f"{v.prob_best:.1%}",
+            f"{v.current_weight:g}%",
+            f"[bold]{v.weight:g}%[/bold]",
+        )
+    console.print(table)
+    console.print("[dim]set these as the variants' `weight` to re-allocate traffic[/dim]")
+    return 0

@@ -1,0 +1,102 @@
+"""What every stats module shares: the result base class and argument checks.
+
+Every public function of `promptyard.stats` returns a frozen dataclass deriving from
+`Result`; `to_dict()` gives plain JSON-ready data (numpy scalars become Python numbers,
+NaN and infinities become None, tuples become lists).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from promptyard.errors import ConfigError
+
+# Sample-size and power functions only care whether the test is one- or two-sided; tests
+# name the direction of the alternative for `treatment - control` (or `head - base`).
+Sided = Literal["two-sided", "one-sided"]
+Alternative = Literal["two-sided", "less", "greater"]
+
+SIDED = ("two-sided", "one-sided")
+ALTERNATIVES = ("two-sided", "less", "greater")
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as plain JSON data (numbers, strings, lists, dicts, None)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bool | str) or value is None:
+        return value
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """Base of every stats result: a frozen dataclass with `to_dict()`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (stable field names; documented on each class)."""
+        return jsonable(self)
+
+
+def check_probability(name: str, value: float) -> float:
+    """`value` when it lies strictly between 0 and 1, else a ConfigError naming `name`."""
+    if not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value < 1:
+        raise ConfigError(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
+    return float(value)
+
+
+def check_positive(name: str, value: float) -> float:
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def check_alpha_power(alpha: float, power: float | None = None) -> None:
+    """Alpha and power strictly inside (0, 1), and power above alpha (else nothing to plan)."""
+    check_probability("alpha", alpha)
+    if power is not None:
+        check_probability("power", power)
+        if power <= alpha:
+            raise ConfigError(f"power ({power:g}) must be greater than alpha ({alpha:g})")
+
+
+def check_sided(alternative: str) -> Sided:
+    if alternative not in SIDED:
+        raise ConfigError(f"alternative must be one of {', '.join(SIDED)}, got {alternative!r}")
+    return alternative  # type: ignore[return-value]
+
+
+def check_alternative(alternative: str) -> Alternative:
+    if alternative not in ALTERNATIVES:
+        raise ConfigError(
+            f"alternative must be one of {', '.join(ALTERNATIVES)}, got {alternative!r}"
+        )
+    return alternative  # type: ignore[return-value]
+
+
+def as_float_array(name: str, values: Sequence[float] | Any, *, minimum: int = 1) -> Any:
+    """A 1-D float numpy array of finite values, with at least `minimum` of them."""
+    import numpy as np
+
+    try:
+        array = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected numbers") from None
+    if array.ndim != 1:
+        raise ConfigError(f"{name}: expected a flat list of numbers")
+    if not np.all(np.isfinite(array)):
+        raise ConfigError(f"{name}: contains NaN or infinite values")
+    if array.size < minimum:
+        raise ConfigError(f"{name}: need at least {minimum} values, got {array.size}")
+    return array

@@ -1,0 +1,744 @@
+"""A/B experiments: plan, analyze and allocate (`promptyard experiment ...`).
+
+- `plan_experiment(spec)`: units needed per variant for every metric against the control,
+  at the Holm-corrected level (see `plan_experiment`), whether `min_samples` suffices, and
+  the duration at `daily_traffic`.
+- `analyze_experiment(spec, frame)`: one row per unit with its variant and one column per
+  metric. The sample-ratio check comes first; each metric is then compared with the
+  control (two-proportion z-test or Welch t, relative lift, Beta-Binomial or Gaussian
+  posterior, and the always-valid mSPRT p-value when `sequential: true`), p-values are
+  Holm-adjusted across metrics × treatments, rows whose variant disagrees with `assign()`
+  are counted, and the structured decision rule gives the decision and its reason.
+- `allocate_traffic(spec, frame)`: Thompson-sampling weights — the probability each variant
+  is best on the primary metric — with a floor so that no arm starves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from promptyard.assignment import bucket, pick
+from promptyard.errors import ConfigError
+from promptyard.spec.experiment import ExperimentSpec, Metric
+from promptyard.stats._base import Result
+from promptyard.stats.bayes import (
+    beta_binomial,
+    gaussian_posterior,
+    prob_best_beta,
+    prob_best_gaussian,
+)
+from promptyard.stats.data import metric_values, text_values
+from promptyard.stats.multiple import holm
+from promptyard.stats.power import SampleSize, two_means_sample_size, two_proportions_sample_size
+from promptyard.stats.sequential import SequentialResult, msprt_two_sample_stream
+from promptyard.stats.srm import SRMResult, srm_check
+from promptyard.stats.twosample import LiftResult, TwoSampleResult, two_proportions_ztest, welch_t
+
+Role = Literal["primary", "guardrail", "secondary"]
+Outcome = Literal["better", "worse", "inconclusive"]
+Action = Literal["ship", "keep-control", "continue", "invalid"]
+VARIANT_COLUMN = "variant"
+
+
+def metric_role(spec: ExperimentSpec, name: str) -> Role:
+    if name == spec.primary:
+        return "primary"
+    return "guardrail" if name in spec.guardrails else "secondary"
+
+
+def _treatments(spec: ExperimentSpec) -> list[str]:
+    control = spec.control_variant.name
+    return [v.name for v in spec.variants if v.name != control]
+
+
+def _shares(spec: ExperimentSpec) -> dict[str, float]:
+    total = sum(v.weight for v in spec.variants)
+    return {v.name: v.weight / total for v in spec.variants}
+
+
+# --- plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricPlan(Result):
+    """Units one metric needs for one treatment-vs-control comparison.
+
+    `alpha` is the per-comparison level (Holm's most stringent step, alpha / comparisons);
+    `sample_size` is the full `SampleSize` (control arm = `n`, treatment = `n_treatment`).
+    """
+
+    metric: str
+    role: str
+    type: str
+    direction: str
+    treatment: str
+    baseline: float
+    mde: float
+    relative_mde: float | None
+    alpha: float
+    sample_size: SampleSize
+
+
+@dataclass(frozen=True)
+class ExperimentPlan(Result):
+    """Units needed per variant so every metric reaches `power` against the control.
+
+    `per_variant` is the requirement of each variant at the configured weights, `total`
+    the units the whole experiment needs, `binding_metric` the metric that sets it,
+    `min_samples_sufficient` whether `min_samples` (per variant) reaches every requirement,
+    `days` the duration at `daily_traffic` (None without it).
+    """
+
+    experiment: str
+    control: str
+    alpha: float
+    power: float
+    correction: str
+    comparisons: int
+    metrics: list[MetricPlan]
+    per_variant: dict[str, int]
+    total: int
+    binding_metric: str
+    min_samples: int
+    min_samples_sufficient: bool
+    daily_traffic: int | None
+    days: int | None
+
+
+def metric_sample_size(
+    metric: Metric, *, alpha: float, power: float, ratio: float = 1.0
+) -> SampleSize:
+    """Units per arm to detect the metric's MDE (in its better direction), two-sided."""
+    sign = 1 if metric.direction == "increase" else -1
+    effect = sign * metric.absolute_mde
+    if metric.type == "binary":
+        return two_proportions_sample_size(
+            metric.baseline, mde=effect, alpha=alpha, power=power, ratio=ratio, method="pooled"
+        )
+    if metric.sd is None:
+        raise ConfigError(
+            f"metric {metric.name!r} is continuous: planning needs its standard deviation",
+            hint=f"add `sd:` to metric {metric.name!r} (from past data)",
+        )
+    return two_means_sample_size(mde=effect, sd=metric.sd, alpha=alpha, power=power, ratio=ratio)
+
+
+def plan_experiment(spec: ExperimentSpec) -> ExperimentPlan:
+    """Required units per variant for every metric, with Holm correction across metrics.
+
+    The family is every metric × every treatment (m comparisons). Each comparison is
+    planned at alpha / m, the level Holm's procedure applies to the smallest p-value; Holm
+    is at least as powerful as that for every other comparison, so the planned power holds.
+    """
+    control = spec.control_variant.name
+    shares = _shares(spec)
+    treatments = _treatments(spec)
+    comparisons = len(spec.metrics) * len(treatments)
+    level = spec.alpha / comparisons
+    plans: list[MetricPlan] = []
+    need_total = 0.0
+    binding = spec.primary
+    for metric in spec.metrics:
+        for treatment in treatments:
+            ratio = shares[treatment] / shares[control]
+            size = metric_sample_size(metric, alpha=level, power=spec.power, ratio=ratio)
+            plans.append(
+                MetricPlan(
+                    metric=metric.name,
+                    role=metric_role(spec, metric.name),
+                    type=metric.type,
+                    direction=metric.direction,
+                    treatment=treatment,
+                    baseline=metric.baseline,
+                    mde=metric.absolute_mde,
+                    relative_mde=(
+                        metric.absolute_mde / abs(metric.baseline) if metric.baseline else None
+                    ),
+                    alpha=level,
+                    sample_size=size,
+                )
+            )
+            assert size.n_treatment is not None
+            needed = max(size.n / shares[control], size.n_treatment / shares[treatment])
+            if needed > need_total:
+                need_total, binding = needed, metric.name
+    total = math.ceil(need_total - 1e-9)
+    per_variant = {name: math.ceil(total * share - 1e-9) for name, share in shares.items()}
+    days = math.ceil(total / spec.daily_traffic) if spec.daily_traffic else None
+    return ExperimentPlan(
+        experiment=spec.name,
+        control=control,
+        alpha=spec.alpha,
+        power=spec.power,
+        correction="holm",
+        comparisons=comparisons,
+        metrics=plans,
+        per_variant=per_variant,
+        total=total,
+        binding_metric=binding,
+        min_samples=spec.min_samples,
+        min_samples_sufficient=spec.min_samples >= max(per_variant.values()),
+        daily_traffic=spec.daily_traffic,
+        days=days,
+    )
+
+
+# --- analyze -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantCount(Result):
+    """Units observed in a variant against its configured weight (percent)."""
+
+    name: str
+    weight: float
+    units: int
+    share: float
+
+
+@dataclass(frozen=True)
+class AssignmentCheck(Result):
+    """Rows whose recorded variant differs from `assign(unit, experiment)`.
+
+    `by_variant` counts mismatches per recorded variant; `examples` lists a few unit ids.
+    """
+
+    checked: int
+    mismatched: int
+    share: float
+    by_variant: dict[str, int]
+    examples: list[str]
+
+
+@dataclass(frozen=True)
+class MetricResult(Result):
+    """One metric, one treatment against the control.
+
+    `difference` = treatment − control (rate or mean), with its (1 − alpha) interval
+    (`ci_low`, `ci_high`, not adjusted) and `lift` (relative, delta method). `p_value` is
+    the fixed-horizon test's, `sequential` the mSPRT result when the experiment is
+    sequential, `p_adjusted` the Holm-adjusted p-value of the one the decision uses.
+    `outcome` is better/worse (significant, by the metric's direction) or inconclusive.
+    `prob_better` and `expected_loss` (of shipping the treatment) take the direction into
+    account; `bayes` holds the full posterior result. `missing` counts rows without a value.
+    """
+
+    metric: str
+    role: str
+    type: str
+    direction: str
+    control: str
+    treatment: str
+    control_n: int
+    treatment_n: int
+    control_mean: float
+    treatment_mean: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    lift: LiftResult
+    test: str
+    statistic: float
+    p_value: float
+    sequential: SequentialResult | None
+    p_adjusted: float
+    significant: bool
+    outcome: str
+    prob_better: float
+    expected_loss: float
+    bayes: dict[str, Any]
+    missing: int
+
+
+@dataclass(frozen=True)
+class Decision(Result):
+    """What to do: ship (`variant`), keep-control, continue (collect more data) or invalid."""
+
+    action: str
+    variant: str | None
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExperimentAnalysis(Result):
+    """The full analysis; readers show `srm` first, and nothing else matters if it is flagged."""
+
+    experiment: str
+    control: str
+    alpha: float
+    sequential: bool
+    rows: int
+    srm: SRMResult
+    variants: list[VariantCount]
+    assignment: AssignmentCheck
+    duplicate_units: int
+    metrics: list[MetricResult]
+    decision: Decision
+    warnings: list[str] = field(default_factory=list)
+
+    def result(self, metric: str, treatment: str) -> MetricResult:
+        """The result of `metric` for `treatment`."""
+        for item in self.metrics:
+            if item.metric == metric and item.treatment == treatment:
+                return item
+        raise KeyError((metric, treatment))
+
+
+@dataclass
+class _Prepared:
+    units: np.ndarray
+    variants: np.ndarray
+    counts: dict[str, int]
+    rows: int
+
+
+def _prepare(
+    spec: ExperimentSpec,
+    frame: pd.DataFrame,
+    *,
+    variant_column: str,
+    source: str,
+    metrics: list[Metric],
+) -> _Prepared:
+    """Check the columns and variants of the data; the unit and variant of every row."""
+    unit_column = spec.assignment.unit
+    needed = [unit_column, variant_column, *[m.name for m in metrics]]
+    missing = [c for c in dict.fromkeys(needed) if c not in frame.columns]
+    if missing:
+        have = ", ".join(map(str, frame.columns)) or "none"
+        raise ConfigError(
+            f"{source}: missing column(s) {', '.join(map(repr, missing))} (columns: {have})",
+            hint=f"one row per unit: {unit_column!r}, {variant_column!r} and one column per "
+            "metric, named like the metric",
+        )
+    if len(frame) == 0:
+        raise ConfigError(f"{source}: no rows; the data needs one row per unit")
+    units = text_values(frame, unit_column, source)
+    variants = text_values(frame, variant_column, source)
+    counts = Counter(variants.tolist())
+    known = {v.name for v in spec.variants}
+    unknown = sorted(set(counts) - known)
+    if unknown:
+        listed = ", ".join(f"{name!r} ({counts[name]} rows)" for name in unknown[:5])
+        raise ConfigError(
+            f"{source}: variant(s) {listed} are not in experiment {spec.name!r}",
+            hint=f"its variants are {', '.join(v.name for v in spec.variants)}",
+        )
+    if len(counts) < 2:
+        only = next(iter(counts))
+        raise ConfigError(
+            f"{source}: every row is in variant {only!r}; comparing needs data for at least "
+            "two variants"
+        )
+    control = spec.control_variant.name
+    if control not in counts:
+        raise ConfigError(f"{source}: no rows for the control variant {control!r}")
+    return _Prepared(units, variants, dict(counts), len(frame))
+
+
+def _assignment_check(spec: ExperimentSpec, prepared: _Prepared) -> AssignmentCheck:
+    weights = [(v.name, v.weight) for v in spec.variants]
+    salt = spec.assignment.salt
+    cache: dict[str, str] = {}
+    mismatched: Counter[str] = Counter()
+    examples: list[str] = []
+    for unit, recorded in zip(prepared.units, prepared.variants, strict=True):
+        expected = cache.get(unit)
+        if expected is None:
+            expected = cache[unit] = pick(bucket(salt, unit), weights)
+        if expected != recorded:
+            mismatched[recorded] += 1
+            if len(examples) < 5:
+                examples.append(str(unit))
+    total = sum(mismatched.values())
+    return AssignmentCheck(
+        checked=prepared.rows,
+        mismatched=total,
+        share=total / prepared.rows,
+        by_variant=dict(sorted(mismatched.items())),
+        examples=examples,
+    )
+
+
+@dataclass
+class _Comparison:
+    metric: Metric
+    treatment: str
+    test: TwoSampleResult
+    sequential: SequentialResult | None
+    bayes: Any
+    missing: int
+
+
+def _compare(
+    spec: ExperimentSpec,
+    metric: Metric,
+    values: np.ndarray,
+    variants: np.ndarray,
+    treatment: str,
+    *,
+    source: str,
+    seed: int,
+) -> _Comparison:
+    control = spec.control_variant.name
+    in_pair = (variants == control) | (variants == treatment)
+    observed = in_pair & ~np.isnan(values)
+    x = values[observed]
+    is_treatment = variants[observed] == treatment
+    c, t = x[~is_treatment], x[is_treatment]
+    minimum = 1 if metric.type == "binary" else 2
+    for name, arm in ((control, c), (treatment, t)):
+        if arm.size < minimum:
+            raise ConfigError(
+                f"{source}: metric {metric.name!r} has {arm.size} value(s) in variant "
+                f"{name!r}; need at least {minimum}"
+            )
+    alpha = spec.alpha
+    if metric.type == "binary":
+        test = two_proportions_ztest(
+            int(c.sum()), int(c.size), int(t.sum()), int(t.size), confidence=1 - alpha
+        )
+        bayes: Any = beta_binomial(
+            int(c.sum()), int(c.size), int(t.sum()), int(t.size), confidence=1 - alpha, seed=seed
+        )
+    else:
+        test = welch_t(c, t, confidence=1 - alpha)
+        se_c = float(c.std(ddof=1) / math.sqrt(c.size))
+        se_t = float(t.std(ddof=1) / math.sqrt(t.size))
+        bayes = gaussian_posterior(
+            float(c.mean()), se_c, float(t.mean()), se_t, confidence=1 - alpha
+        )
+    sequential = None
+    if spec.sequential:
+        try:
+            sequential = msprt_two_sample_stream(
+                x, is_treatment, tau=metric.absolute_mde, binary=metric.type == "binary"
+            )
+        except ConfigError:
+            sequential = None  # too little varying data yet: the p-value stays 1 below
+    missing = int(np.sum(in_pair & np.isnan(values)))
+    return _Comparison(metric, treatment, test, sequential, bayes, missing)
+
+
+def _outcome(metric: Metric, significant: bool, difference: float) -> Outcome:
+    if not significant or difference == 0:
+        return "inconclusive"
+    good = difference > 0 if metric.direction == "increase" else difference < 0
+    return "better" if good else "worse"
+
+
+def analyze_experiment(
+    spec: ExperimentSpec,
+    frame: pd.DataFrame,
+    *,
+    variant_column: str = VARIANT_COLUMN,
+    source: str = "data",
+    seed: int = 0,
+) -> ExperimentAnalysis:
+    """Analyze an experiment's data: SRM, every metric, assignment check, decision."""
+    prepared = _prepare(
+        spec, frame, variant_column=variant_column, source=source, metrics=list(spec.metrics)
+    )
+    control = spec.control_variant.name
+    weights = {v.name: v.weight for v in spec.variants}
+    srm = srm_check(prepared.counts, weights)
+    counts = [
+        VariantCount(
+            name=v.name,
+            weight=v.weight,
+            units=prepared.counts.get(v.name, 0),
+            share=prepared.counts.get(v.name, 0) / prepared.rows,
+        )
+        for v in spec.variants
+    ]
+    warnings: list[str] = []
+    present = [t for t in _treatments(spec) if prepared.counts.get(t, 0) > 0]
+    for absent in (t for t in _treatments(spec) if t not in present):
+        warnings.append(f"variant {absent!r} has no rows; it is left out of the comparisons")
+    comparisons: list[_Comparison] = []
+    for metric in spec.metrics:
+        values = metric_values(frame, metric.name, binary=metric.type == "binary", path=source)
+        for treatment in present:
+            comparisons.append(
+                _compare(
+                    spec, metric, values, prepared.variants, treatment, source=source, seed=seed
+                )
+            )
+    decision_p = [
+        (item.sequential.p_value if item.sequential else 1.0)
+        if spec.sequential
+        else item.test.p_value
+        for item in comparisons
+    ]
+    adjusted = holm(decision_p)
+    results: list[MetricResult] = []
+    for item, p_adj in zip(comparisons, adjusted, strict=True):
+        metric, test = item.metric, item.test
+        significant = p_adj <= spec.alpha
+        increase = metric.direction == "increase"
+        bayes = item.bayes
+        results.append(
+            MetricResult(
+                metric=metric.name,
+                role=metric_role(spec, metric.name),
+                type=metric.type,
+                direction=metric.direction,
+                control=control,
+                treatment=item.treatment,
+                control_n=test.control_n,
+                treatment_n=test.treatment_n,
+                control_mean=test.control_mean,
+                treatment_mean=test.treatment_mean,
+                difference=test.difference,
+                ci_low=test.ci_low,
+                ci_high=test.ci_high,
+                lift=test.lift,
+                test=test.test,
+                statistic=test.statistic,
+                p_value=test.p_value,
+                sequential=item.sequential,
+                p_adjusted=p_adj,
+                significant=significant,
+                outcome=_outcome(metric, significant, test.difference),
+                prob_better=(
+                    bayes.prob_treatment_better if increase else 1 - bayes.prob_treatment_better
+                ),
+                expected_loss=(
+                    bayes.expected_loss_treatment if increase else bayes.expected_loss_control
+                ),
+                bayes=bayes.to_dict(),
+                missing=item.missing,
+            )
+        )
+        if item.missing:
+            warnings.append(
+                f"metric {metric.name!r}: {item.missing} row(s) of {control!r} or "
+                f"{item.treatment!r} have no value and were left out"
+            )
+    assignment = _assignment_check(spec, prepared)
+    if assignment.mismatched:
+        warnings.append(
+            f"{assignment.mismatched} row(s) ({assignment.share:.2%}) are in a different variant "
+            "than assign() gives their unit; check the assignment code and the salt"
+        )
+    duplicates = int(pd.Series(prepared.units).duplicated().sum())
+    if duplicates:
+        warnings.append(
+            f"{duplicates} row(s) repeat a unit already seen; the data should hold one row per unit"
+        )
+    decision = _decide(spec, srm, results, prepared.counts)
+    return ExperimentAnalysis(
+        experiment=spec.name,
+        control=control,
+        alpha=spec.alpha,
+        sequential=spec.sequential,
+        rows=prepared.rows,
+        srm=srm,
+        variants=counts,
+        assignment=assignment,
+        duplicate_units=duplicates,
+        metrics=results,
+        decision=decision,
+        warnings=warnings,
+    )
+
+
+def _improvement(result: MetricResult) -> float:
+    return result.difference if result.direction == "increase" else -result.difference
+
+
+def _describe(result: MetricResult) -> str:
+    kind = "Holm-adjusted" + (", always-valid" if result.sequential else "")
+    return f"{result.metric} {result.difference:+.4g} (p={result.p_adjusted:.3g}, {kind})"
+
+
+def _decide(
+    spec: ExperimentSpec,
+    srm: SRMResult,
+    results: list[MetricResult],
+    counts: dict[str, int],
+) -> Decision:
+    rule = spec.decision.rule
+    if srm.flagged:
+        return Decision(
+            "invalid",
+            None,
+            rule,
+            f"sample ratio mismatch (chi-square p={srm.p_value:.3g} < {srm.threshold:g}): the "
+            "units per variant do not match the weights, so no result can be trusted; find "
+            "the cause (assignment, logging, bots) before reading the metrics",
+        )
+    control = spec.control_variant.name
+    by_treatment: dict[str, dict[str, MetricResult]] = {}
+    for result in results:
+        by_treatment.setdefault(result.treatment, {})[result.metric] = result
+    candidates: list[tuple[tuple[float, float], str, str]] = []
+    losers: dict[str, str] = {}
+    pending: list[str] = []
+    for treatment, metrics in by_treatment.items():
+        primary = metrics[spec.primary]
+        if rule == "k-of-n":
+            names = spec.decision.metrics or [m.name for m in spec.metrics]
+            assert spec.decision.k is not None
+            wins = [metrics[n] for n in names if metrics[n].outcome == "better"]
+            worse = [metrics[n] for n in names if metrics[n].outcome == "worse"]
+            if worse:
+                losers[treatment] = "significantly worse on " + ", ".join(map(_describe, worse))
+            elif len(wins) >= spec.decision.k:
+                why = (
+                    f"{len(wins)} of {len(names)} metrics significantly better "
+                    f"(need {spec.decision.k}): "
+                    + ", ".join(map(_describe, wins))
+                    + "; none significantly worse"
+                )
+                candidates.append(((len(wins), _improvement(primary)), treatment, why))
+            else:
+                pending.append(
+                    f"{treatment}: {len(wins)} of {len(names)} metrics significantly better, "
+                    f"need {spec.decision.k}"
+                )
+            continue
+        worse_guardrails = [metrics[g] for g in spec.guardrails if metrics[g].outcome == "worse"]
+        if primary.outcome == "worse" or worse_guardrails:
+            bad = ([primary] if primary.outcome == "worse" else []) + worse_guardrails
+            losers[treatment] = "significantly worse on " + ", ".join(map(_describe, bad))
+        elif primary.outcome == "better":
+            why = f"primary {_describe(primary)} is significantly better" + (
+                " and no guardrail is significantly worse" if spec.guardrails else ""
+            )
+            candidates.append(((1, _improvement(primary)), treatment, why))
+        else:
+            pending.append(f"{treatment}: primary {_describe(primary)} is not significant")
+    if candidates:
+        candidates.sort(reverse=True)
+        _, best, why = candidates[0]
+        short = [name for name in (control, best) if counts.get(name, 0) < spec.min_samples]
+        if short:
+            return Decision(
+                "continue",
+                best,
+                rule,
+                f"{best}: {why}, but {', '.join(short)} has fewer than min_samples "
+                f"({spec.min_samples}) units; keep collecting",
+            )
+        return Decision("ship", best, rule, f"{best}: {why}")
+    if losers and not pending:
+        listed = "; ".join(f"{t}: {why}" for t, why in losers.items())
+        return Decision("keep-control", control, rule, f"keep {control}: {listed}")
+    listed = "; ".join(pending + [f"{t}: {why}" for t, why in losers.items()])
+    return Decision("continue", None, rule, f"no variant meets the decision rule yet ({listed})")
+
+
+# --- allocate ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariantAllocation(Result):
+    """A variant's suggested traffic weight (percent, two decimals; all sum to 100)."""
+
+    name: str
+    units: int
+    mean: float | None
+    prob_best: float
+    current_weight: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class Allocation(Result):
+    """Thompson-sampling weights on `metric`: weight = floor + (100 − k·floor) · P(best)."""
+
+    experiment: str
+    metric: str
+    direction: str
+    floor: float
+    draws: int
+    seed: int
+    variants: list[VariantAllocation]
+
+
+def _round_to_hundredths(weights: list[float]) -> list[float]:
+    """Round percentages to 0.01 keeping the sum exactly 100 (largest remainder)."""
+    cents = [w * 100 for w in weights]
+    floors = [math.floor(c + 1e-9) for c in cents]
+    left = 10_000 - sum(floors)
+    order = sorted(range(len(cents)), key=lambda i: cents[i] - floors[i], reverse=True)
+    for i in order[: max(0, left)]:
+        floors[i] += 1
+    return [f / 100 for f in floors]
+
+
+def allocate_traffic(
+    spec: ExperimentSpec,
+    frame: pd.DataFrame,
+    *,
+    floor: float = 5.0,
+    variant_column: str = VARIANT_COLUMN,
+    source: str = "data",
+    draws: int = 100_000,
+    seed: int = 0,
+) -> Allocation:
+    """Traffic weights from the probability each variant is best on the primary metric."""
+    k = len(spec.variants)
+    if not math.isfinite(floor) or floor < 0 or floor * k >= 100:
+        raise ConfigError(
+            f"the floor must be at least 0 and below {100 / k:g}% for {k} variants, got {floor:g}"
+        )
+    metric = next(m for m in spec.metrics if m.name == spec.primary)
+    prepared = _prepare(spec, frame, variant_column=variant_column, source=source, metrics=[metric])
+    values = metric_values(frame, metric.name, binary=metric.type == "binary", path=source)
+    names = [v.name for v in spec.variants]
+    arms = [values[(prepared.variants == name) & ~np.isnan(values)] for name in names]
+    higher = metric.direction == "increase"
+    if metric.type == "binary":
+        probs = prob_best_beta(
+            [int(a.sum()) for a in arms],
+            [int(a.size) for a in arms],
+            higher_is_better=higher,
+            draws=draws,
+            seed=seed,
+        )
+    else:
+        short = [name for name, a in zip(names, arms, strict=True) if a.size < 2]
+        if short:
+            raise ConfigError(
+                f"{source}: metric {metric.name!r} needs at least 2 values in every variant "
+                f"to allocate; {', '.join(short)} has fewer"
+            )
+        probs = prob_best_gaussian(
+            [float(a.mean()) for a in arms],
+            [float(a.std(ddof=1) / math.sqrt(a.size)) for a in arms],
+            higher_is_better=higher,
+            draws=draws,
+            seed=seed,
+        )
+    raw = [floor + (100 - k * floor) * p for p in probs]
+    weights = _round_to_hundredths(raw)
+    return Allocation(
+        experiment=spec.name,
+        metric=metric.name,
+        direction=metric.direction,
+        floor=floor,
+        draws=draws,
+        seed=seed,
+        variants=[
+            VariantAllocation(
+                name=name,
+                units=int(arm.size),
+                mean=float(arm.mean()) if arm.size else None,
+                prob_best=p,
+                current_weight=variant.weight,
+                weight=w,
+            )
+            for name, arm, p, w, variant in zip(
+                names, arms, probs, weights, spec.variants, strict=True
+            )
+        ],
+    )

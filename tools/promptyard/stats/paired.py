@@ -1,0 +1,628 @@
+"""Paired tests: base vs head on the same cases (what the merge gate runs).
+
+Arguments come in the order (base, head), one value per case in the same case order, and
+every difference is `head − base`; `alternative="less"` tests that head is below base (a
+regression), `"greater"` that it is above, `"two-sided"` either.
+
+- pass/fail per case: `mcnemar(base, head)` (or `mcnemar_from_counts` / `mcnemar_from_table`)
+  — exact binomial test on the discordant pairs by default, or chi-square with or without
+  continuity correction; with a confidence interval of the difference in pass rate;
+- scores per case: `paired_t(base, head)`, `wilcoxon(base, head)`, and
+  `paired_bootstrap(base, head)` (seeded, reproducible interval of the mean difference);
+- repeated samples per case: `paired_repeated(base, head)` pairs the per-case means
+  (mapping case id -> scores of each repeat) and gives the clustered standard error of the
+  difference; `clustered_mean(values, clusters)` is the clustered (cluster-robust) standard
+  error of one mean (Miller 2024, "Adding Error Bars to Evals", §3);
+- cases needed to detect a drop: `mcnemar_cases_needed(base, head, drop)` and
+  `paired_t_cases_needed(base, head, drop)` estimate the variance from the observed pairs
+  and return a `SampleSize` (see `promptyard.stats.power`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import stats
+
+from promptyard.errors import ConfigError
+from promptyard.stats._base import (
+    Alternative,
+    Result,
+    as_float_array,
+    check_alternative,
+    check_probability,
+)
+from promptyard.stats.power import SampleSize, mcnemar_sample_size, paired_t_sample_size
+
+McNemarMethod = Literal["exact", "chi2"]
+
+
+@dataclass(frozen=True)
+class PairedBinaryResult(Result):
+    """McNemar's test on paired pass/fail outcomes.
+
+    `regressions` = cases base passed and head failed, `improvements` = the reverse.
+    `difference` = head pass rate − base pass rate; `ci_low`/`ci_high` its interval at
+    `confidence` (Agresti–Min 2005: Wald after adding 0.5 to each cell of the 2×2 table).
+    `test` is mcnemar-exact, mcnemar-chi2 or mcnemar-chi2-cc (continuity corrected);
+    `statistic` is the chi-square (or, for the exact test, the improvements count).
+    """
+
+    test: str
+    n: int
+    both_pass: int
+    regressions: int
+    improvements: int
+    both_fail: int
+    base_rate: float
+    head_rate: float
+    difference: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    statistic: float
+    p_value: float
+    alternative: str
+
+
+@dataclass(frozen=True)
+class PairedContinuousResult(Result):
+    """A paired test on per-case scores (`difference` is the mean of head − base).
+
+    `test` is paired-t, wilcoxon or bootstrap; `ci_low`/`ci_high` are None when the test has
+    no interval (Wilcoxon); `statistic`, `p_value`, `df`, `se` are None when not applicable.
+    """
+
+    test: str
+    n: int
+    base_mean: float
+    head_mean: float
+    difference: float
+    median_difference: float
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    statistic: float | None
+    p_value: float | None
+    alternative: str
+    df: float | None = None
+    se: float | None = None
+    method: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusteredMean(Result):
+    """A mean over repeated samples with its clustered standard error.
+
+    `se` = √(Σ_c (Σ_{i∈c} (x_i − x̄))²) / N (Miller 2024, eq. for clustered SE);
+    `naive_se` treats every sample as independent; `design_effect` = (se / naive_se)².
+    The interval is normal at `confidence`.
+    """
+
+    mean: float
+    se: float
+    naive_se: float
+    design_effect: float | None
+    n_observations: int
+    n_clusters: int
+    ci_low: float
+    ci_high: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class PairedRepeatedResult(Result):
+    """Base vs head with several samples per case: the difference of per-case means.
+
+    `difference` = mean over cases of (head case mean − base case mean); `se` its clustered
+    standard error (the sd of the per-case differences / √cases); interval and p-value from
+    the t distribution with cases − 1 degrees of freedom. `between_sd` and `within_sd_*`
+    are the variance components `promptyard.stats.power.eval_sample_size` takes.
+    """
+
+    test: str
+    n_cases: int
+    n_base: int
+    n_head: int
+    unpaired_cases: int
+    base_mean: float
+    head_mean: float
+    difference: float
+    se: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    statistic: float
+    p_value: float
+    df: float
+    alternative: str
+    between_sd: float
+    within_sd_base: float
+    within_sd_head: float
+
+
+# --- McNemar -------------------------------------------------------------------------------
+
+
+def _as_outcomes(name: str, values: Sequence[bool] | Any) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ConfigError(f"{name}: expected a flat list of pass/fail outcomes")
+    if array.dtype != bool:
+        if not np.all(np.isin(array, [0, 1])):
+            raise ConfigError(f"{name}: pass/fail outcomes must be true/false or 1/0")
+        array = array.astype(bool)
+    return array
+
+
+def _paired_arrays(base: Any, head: Any, *, minimum: int) -> tuple[np.ndarray, np.ndarray]:
+    b = as_float_array("base", base)
+    h = as_float_array("head", head)
+    if b.size != h.size:
+        raise ConfigError(f"base has {b.size} values and head {h.size}; pair them by case first")
+    if b.size < minimum:
+        raise ConfigError(f"need at least {minimum} paired cases, got {b.size}")
+    return b, h
+
+
+def mcnemar(
+    base: Sequence[bool],
+    head: Sequence[bool],
+    *,
+    method: McNemarMethod = "exact",
+    correction: bool = True,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> PairedBinaryResult:
+    """McNemar's test on per-case pass/fail outcomes of base and head (same case order)."""
+    b = _as_outcomes("base", base)
+    h = _as_outcomes("head", head)
+    if b.size != h.size:
+        raise ConfigError(f"base has {b.size} outcomes and head {h.size}; pair them by case first")
+    return mcnemar_from_counts(
+        both_pass=int(np.sum(b & h)),
+        regressions=int(np.sum(b & ~h)),
+        improvements=int(np.sum(~b & h)),
+        both_fail=int(np.sum(~b & ~h)),
+        method=method,
+        correction=correction,
+        alternative=alternative,
+        confidence=confidence,
+    )
+
+
+def mcnemar_from_table(
+    table: Sequence[Sequence[int]],
+    *,
+    method: McNemarMethod = "exact",
+    correction: bool = True,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> PairedBinaryResult:
+    """McNemar's test on a 2×2 table: rows = base (pass, fail), columns = head (pass, fail).
+
+    So `table[0][1]` counts regressions (base pass, head fail) and `table[1][0]`
+    improvements.
+    """
+    cells = np.asarray(table)
+    if cells.shape != (2, 2):
+        raise ConfigError(
+            "the McNemar table must be 2×2: [[pass/pass, pass/fail], [fail/pass, fail/fail]]"
+        )
+    return mcnemar_from_counts(
+        both_pass=int(cells[0, 0]),
+        regressions=int(cells[0, 1]),
+        improvements=int(cells[1, 0]),
+        both_fail=int(cells[1, 1]),
+        method=method,
+        correction=correction,
+        alternative=alternative,
+        confidence=confidence,
+    )
+
+
+def mcnemar_from_counts(
+    *,
+    both_pass: int,
+    regressions: int,
+    improvements: int,
+    both_fail: int,
+    method: McNemarMethod = "exact",
+    correction: bool = True,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> PairedBinaryResult:
+    """McNemar's test from the four counts of the paired 2×2 table."""
+    counts = (both_pass, regressions, improvements, both_fail)
+    if any(not isinstance(c, int | np.integer) or c < 0 for c in counts):
+        raise ConfigError(f"McNemar counts must be whole numbers ≥ 0, got {counts}")
+    n = sum(counts)
+    if n == 0:
+        raise ConfigError("McNemar's test needs at least one paired case")
+    alternative = check_alternative(alternative)
+    check_probability("confidence", confidence)
+    b, c = regressions, improvements
+    discordant = b + c
+    if method == "exact":
+        test = "mcnemar-exact"
+        statistic = float(c)
+        # Under H0 each discordant pair is an improvement with probability 1/2.
+        p = 1.0 if discordant == 0 else stats.binomtest(c, discordant, 0.5, alternative).pvalue
+    elif method == "chi2":
+        test = "mcnemar-chi2-cc" if correction else "mcnemar-chi2"
+        gap = max(abs(c - b) - (1 if correction else 0), 0)
+        statistic = gap * gap / discordant if discordant else 0.0
+        if alternative == "two-sided":
+            p = float(stats.chi2.sf(statistic, 1)) if discordant else 1.0
+        else:
+            z = math.copysign(math.sqrt(statistic), c - b) if statistic else 0.0
+            p = float(stats.norm.cdf(z) if alternative == "less" else stats.norm.sf(z))
+    else:
+        raise ConfigError(f"McNemar method must be exact or chi2, got {method!r}")
+    low, high = _paired_difference_interval(b, c, n, confidence)
+    return PairedBinaryResult(
+        test=test,
+        n=n,
+        both_pass=both_pass,
+        regressions=b,
+        improvements=c,
+        both_fail=both_fail,
+        base_rate=(both_pass + b) / n,
+        head_rate=(both_pass + c) / n,
+        difference=(c - b) / n,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        statistic=float(statistic),
+        p_value=float(min(1.0, p)),
+        alternative=alternative,
+    )
+
+
+def _paired_difference_interval(b: int, c: int, n: int, confidence: float) -> tuple[float, float]:
+    """Agresti–Min (2005) interval for a difference of paired proportions."""
+    z = float(stats.norm.isf((1 - confidence) / 2))
+    b_adj, c_adj, n_adj = b + 0.5, c + 0.5, n + 2
+    diff = (c_adj - b_adj) / n_adj
+    se = math.sqrt(max((b_adj + c_adj) - (c_adj - b_adj) ** 2 / n_adj, 0.0)) / n_adj
+    return max(-1.0, diff - z * se), min(1.0, diff + z * se)
+
+
+# --- continuous scores ---------------------------------------------------------------------
+
+
+def paired_t(
+    base: Sequence[float],
+    head: Sequence[float],
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> PairedContinuousResult:
+    """Student's paired t-test on per-case scores (scipy `ttest_rel`), with its interval."""
+    b, h = _paired_arrays(base, head, minimum=2)
+    alternative = check_alternative(alternative)
+    check_probability("confidence", confidence)
+    d = h - b
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(d.size))
+    if se == 0:  # every case moved by the same amount: no sampling noise to test against
+        p = 1.0 if mean == 0 else _certain(mean, alternative)
+        statistic = 0.0 if mean == 0 else math.copysign(math.inf, mean)
+        low = high = mean
+    else:
+        result = stats.ttest_rel(h, b, alternative=alternative)
+        interval = result.confidence_interval(confidence_level=confidence)
+        statistic, p = float(result.statistic), float(result.pvalue)
+        low, high = float(interval.low), float(interval.high)
+    return PairedContinuousResult(
+        test="paired-t",
+        n=int(d.size),
+        base_mean=float(b.mean()),
+        head_mean=float(h.mean()),
+        difference=mean,
+        median_difference=float(np.median(d)),
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        statistic=statistic,
+        p_value=p,
+        alternative=alternative,
+        df=float(d.size - 1),
+        se=se,
+    )
+
+
+def _certain(mean: float, alternative: str) -> float:
+    """The p-value of a non-zero difference with zero variance."""
+    if alternative == "two-sided":
+        return 0.0
+    return 0.0 if (mean < 0) == (alternative == "less") else 1.0
+
+
+def wilcoxon(
+    base: Sequence[float],
+    head: Sequence[float],
+    *,
+    alternative: Alternative = "two-sided",
+    zero_method: Literal["wilcox", "pratt", "zsplit"] = "wilcox",
+    confidence: float = 0.95,
+) -> PairedContinuousResult:
+    """Wilcoxon signed-rank test on per-case scores (scipy `wilcoxon` on head − base).
+
+    With `zero_method="wilcox"` cases with no change are dropped (the default of scipy);
+    when every case is unchanged the p-value is 1.
+    """
+    b, h = _paired_arrays(base, head, minimum=1)
+    alternative = check_alternative(alternative)
+    check_probability("confidence", confidence)
+    d = h - b
+    if not np.any(d != 0):
+        statistic, p, method = 0.0, 1.0, "no-change"
+    else:
+        result = stats.wilcoxon(d, zero_method=zero_method, alternative=alternative)
+        statistic, p = float(result.statistic), float(result.pvalue)
+        method = zero_method
+    return PairedContinuousResult(
+        test="wilcoxon",
+        n=int(d.size),
+        base_mean=float(b.mean()),
+        head_mean=float(h.mean()),
+        difference=float(d.mean()),
+        median_difference=float(np.median(d)),
+        ci_low=None,
+        ci_high=None,
+        confidence=confidence,
+        statistic=statistic,
+        p_value=p,
+        alternative=alternative,
+        method=method,
+    )
+
+
+def paired_bootstrap(
+    base: Sequence[float],
+    head: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 9999,
+    seed: int = 0,
+    method: Literal["BCa", "percentile", "basic"] = "BCa",
+) -> PairedContinuousResult:
+    """Bootstrap interval of the mean paired difference (cases resampled with their pair).
+
+    Seeded: the same inputs and `seed` always give the same interval (scipy `bootstrap`).
+    """
+    b, h = _paired_arrays(base, head, minimum=2)
+    check_probability("confidence", confidence)
+    if not isinstance(n_resamples, int) or n_resamples < 100:
+        raise ConfigError(f"n_resamples must be a whole number ≥ 100, got {n_resamples!r}")
+    d = h - b
+    mean = float(d.mean())
+    if np.ptp(d) == 0:  # every resample has the same mean
+        low = high = mean
+        used = "constant"
+    else:
+        result = stats.bootstrap(
+            (d,),
+            np.mean,
+            confidence_level=confidence,
+            n_resamples=n_resamples,
+            method=method,
+            rng=np.random.default_rng(seed),
+        )
+        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        used = method
+        if not (math.isfinite(low) and math.isfinite(high)):  # BCa can fail on odd data
+            result = stats.bootstrap(
+                (d,),
+                np.mean,
+                confidence_level=confidence,
+                n_resamples=n_resamples,
+                method="percentile",
+                rng=np.random.default_rng(seed),
+            )
+            low = float(result.confidence_interval.low)
+            high = float(result.confidence_interval.high)
+            used = "percentile"
+    return PairedContinuousResult(
+        test="bootstrap",
+        n=int(d.size),
+        base_mean=float(b.mean()),
+        head_mean=float(h.mean()),
+        difference=mean,
+        median_difference=float(np.median(d)),
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        statistic=None,
+        p_value=None,
+        alternative="two-sided",
+        method=f"{used}, {n_resamples} resamples, seed {seed}",
+    )
+
+
+# --- repeated samples ----------------------------------------------------------------------
+
+
+def clustered_mean(
+    values: Sequence[float], clusters: Sequence[Any], *, confidence: float = 0.95
+) -> ClusteredMean:
+    """Mean of repeated samples with the clustered standard error (samples of a case correlate).
+
+    `clusters[i]` names the case of `values[i]` (e.g. the case id, one row per repeat).
+    """
+    x = as_float_array("values", values, minimum=2)
+    labels = np.asarray(clusters)
+    if labels.shape != x.shape:
+        raise ConfigError(f"{x.size} values but {labels.size} cluster labels")
+    check_probability("confidence", confidence)
+    _, index = np.unique(labels, return_inverse=True)
+    mean = float(x.mean())
+    residual_sums = np.bincount(index, weights=x - mean)
+    n = x.size
+    se = math.sqrt(float(np.sum(residual_sums**2))) / n
+    naive = math.sqrt(float(np.sum((x - mean) ** 2))) / n
+    z = float(stats.norm.isf((1 - confidence) / 2))
+    return ClusteredMean(
+        mean=mean,
+        se=se,
+        naive_se=naive,
+        design_effect=(se / naive) ** 2 if naive > 0 else None,
+        n_observations=n,
+        n_clusters=int(residual_sums.size),
+        ci_low=mean - z * se,
+        ci_high=mean + z * se,
+        confidence=confidence,
+    )
+
+
+def paired_repeated(
+    base: Mapping[str, Sequence[float]],
+    head: Mapping[str, Sequence[float]],
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> PairedRepeatedResult:
+    """Base vs head when each case was sampled several times: case id -> scores per repeat.
+
+    Cases are paired by id; cases scored on one side only are counted in
+    `unpaired_cases` and left out.
+    """
+    from promptyard.stats.power import eval_variance_components
+
+    alternative = check_alternative(alternative)
+    check_probability("confidence", confidence)
+    shared = [case for case in base if case in head and len(base[case]) and len(head[case])]
+    unpaired = len(set(base) ^ set(head)) + sum(
+        1 for case in base if case in head and case not in shared
+    )
+    if len(shared) < 2:
+        raise ConfigError(f"need at least 2 cases scored by both base and head, got {len(shared)}")
+    base_means = np.array([np.mean(as_float_array(f"base[{c}]", base[c])) for c in shared])
+    head_means = np.array([np.mean(as_float_array(f"head[{c}]", head[c])) for c in shared])
+    d = head_means - base_means
+    n = d.size
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(n))
+    df = float(n - 1)
+    if se == 0:
+        statistic = 0.0 if mean == 0 else math.copysign(math.inf, mean)
+        p = 1.0 if mean == 0 else _certain(mean, alternative)
+        low = high = mean
+    else:
+        statistic = mean / se
+        if alternative == "two-sided":
+            p = float(2 * stats.t.sf(abs(statistic), df))
+        elif alternative == "less":
+            p = float(stats.t.cdf(statistic, df))
+        else:
+            p = float(stats.t.sf(statistic, df))
+        half = float(stats.t.isf((1 - confidence) / 2, df)) * se
+        low, high = mean - half, mean + half
+    parts = eval_variance_components({c: base[c] for c in shared}, {c: head[c] for c in shared})
+    return PairedRepeatedResult(
+        test="paired-clustered",
+        n_cases=n,
+        n_base=int(sum(len(base[c]) for c in shared)),
+        n_head=int(sum(len(head[c]) for c in shared)),
+        unpaired_cases=unpaired,
+        base_mean=float(base_means.mean()),
+        head_mean=float(head_means.mean()),
+        difference=mean,
+        se=se,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        statistic=float(statistic),
+        p_value=p,
+        df=df,
+        alternative=alternative,
+        between_sd=parts.between_sd,
+        within_sd_base=parts.within_sd_base,
+        within_sd_head=parts.within_sd_head,
+    )
+
+
+# --- cases needed --------------------------------------------------------------------------
+
+
+def mcnemar_cases_needed(
+    base: Sequence[bool],
+    head: Sequence[bool],
+    drop: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Literal["two-sided", "one-sided"] = "one-sided",
+) -> SampleSize:
+    """Cases McNemar's test needs to detect a pass-rate drop of `drop` at `power`.
+
+    The discordant fraction is estimated from the observed pairs, and never taken below
+    `drop` (a drop of D needs at least a share D of discordant cases).
+    """
+    b = _as_outcomes("base", base)
+    h = _as_outcomes("head", head)
+    if b.size != h.size or b.size == 0:
+        raise ConfigError("base and head need the same, non-zero number of outcomes")
+    check_probability("drop", drop)
+    observed = float(np.mean(b != h))
+    discordant = min(max(observed, drop), 1 - 1e-9)
+    result = mcnemar_sample_size(
+        discordant, -drop, alpha=alpha, power=power, alternative=alternative
+    )
+    return dataclasses.replace(
+        result,
+        assumptions={
+            **result.assumptions,
+            "observed_discordant": observed,
+            "observed_cases": int(b.size),
+        },
+    )
+
+
+def paired_t_cases_needed(
+    base: Sequence[float],
+    head: Sequence[float],
+    drop: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Literal["two-sided", "one-sided"] = "one-sided",
+) -> SampleSize:
+    """Cases a paired t-test needs to detect a mean-score drop of `drop` at `power`.
+
+    The sd of the paired differences is estimated from the observed pairs; when every
+    observed difference is identical there is no noise to plan for and the minimum (2) is
+    returned, with `assumptions["sd"] == 0`.
+    """
+    b, h = _paired_arrays(base, head, minimum=2)
+    if not math.isfinite(drop) or drop <= 0:
+        raise ConfigError(f"drop must be a positive number, got {drop!r}")
+    sd = float(np.std(h - b, ddof=1))
+    if sd == 0:
+        return SampleSize(
+            test="paired-t",
+            method="noncentral-t",
+            n=2,
+            n_treatment=None,
+            n_total=2,
+            n_exact=2.0,
+            alpha=alpha,
+            power=power,
+            achieved_power=None,
+            alternative=alternative,
+            effect=-drop,
+            effect_size=None,
+            assumptions={"sd": 0.0, "observed_cases": int(b.size)},
+        )
+    result = paired_t_sample_size(
+        mde=-drop, sd=sd, alpha=alpha, power=power, alternative=alternative
+    )
+    return dataclasses.replace(
+        result, assumptions={**result.assumptions, "observed_cases": int(b.size)}
+    )

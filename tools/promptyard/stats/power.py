@@ -1,0 +1,1058 @@
+"""Sample size, power and minimum detectable effect.
+
+Every `*_sample_size` function returns a `SampleSize` (rounded up; the achieved power of the
+rounded n is at least the requested power), every `*_power` function a float, and every
+`*_detectable_effect` function a `DetectableEffect` (the inverse: the smallest effect that a
+given n detects with the requested power).
+
+Designs and the method each uses:
+
+- two proportions (A/B on a rate): `method="pooled"` — normal approximation with the pooled
+  null variance, as statsmodels' `samplesize_proportions_2indep_onetail`; `"unpooled"` — the
+  same with the unpooled variance under the null; `"cohen-h"` — Cohen's h on the arcsine
+  scale, as statsmodels' `NormalIndPower` (both tails counted);
+- two means: Student's t solved on the noncentral t distribution, as `TTestIndPower`;
+- paired / one-sample means: the one-sample t on the differences (`TTestPower`);
+- margin of error of one proportion: n = z² p (1 - p) / E², rounded up;
+- paired binary (McNemar), from the discordant fraction ψ = P(pair disagrees) and the
+  difference δ in pass rate: n = (z_α √ψ + z_β √(ψ - δ²))² / δ² (Connor 1987);
+- evals with K repeats per case (Miller 2024, "Adding Error Bars to Evals", §5):
+  n = (z_α + z_β)² (ω² + σ²_base/K_base + σ²_head/K_head) / δ², where ω is the standard
+  deviation across cases of the difference of the two versions' expected case scores and σ
+  the standard deviation of one sample's score around its case's expected score.
+
+Conventions: `ratio` is n_treatment / n_control and `n` is the control arm; effects are
+absolute (`mde`) or relative to the baseline (`relative_mde`), signed (a negative effect is a
+decrease); `alternative` is "two-sided" or "one-sided" (the test looks in the direction of
+the effect). Bad arguments raise `ConfigError` (exit 2 from the CLI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from scipy import optimize, stats
+
+from promptyard.errors import ConfigError
+from promptyard.stats._base import (
+    Result,
+    Sided,
+    check_alpha_power,
+    check_positive,
+    check_probability,
+    check_sided,
+)
+
+ProportionMethod = Literal["pooled", "unpooled", "cohen-h"]
+PROPORTION_METHODS = ("pooled", "unpooled", "cohen-h")
+MAX_N = 1e10  # beyond this the effect is not detectable in practice
+
+
+@dataclass(frozen=True)
+class SampleSize(Result):
+    """The units needed to detect an effect with the requested power.
+
+    Fields: `test` (two-proportions | two-means | paired-t | one-sample-t | margin | mcnemar |
+    eval), `method`, `n` (the control arm for two-arm designs; otherwise units, pairs or
+    cases), `n_treatment` (two-arm designs), `n_total`, `n_exact` (before rounding up),
+    `alpha`, `power` (requested), `achieved_power` (of the rounded n), `alternative`,
+    `effect` (absolute, signed, in the metric's units), `effect_size` (standardised, when the
+    test has one), `assumptions` (every other input), `daily_traffic` and `days` (set by
+    `with_traffic`).
+    """
+
+    test: str
+    method: str
+    n: int
+    n_treatment: int | None
+    n_total: int
+    n_exact: float
+    alpha: float
+    power: float | None
+    achieved_power: float | None
+    alternative: str
+    effect: float
+    effect_size: float | None
+    assumptions: dict[str, Any] = field(default_factory=dict)
+    daily_traffic: float | None = None
+    days: int | None = None
+
+    def with_traffic(self, daily_traffic: float | None) -> SampleSize:
+        """The same result with the duration at `daily_traffic` units per day (all arms)."""
+        if daily_traffic is None:
+            return self
+        check_positive("daily traffic", daily_traffic)
+        return dataclasses.replace(
+            self, daily_traffic=daily_traffic, days=math.ceil(self.n_total / daily_traffic)
+        )
+
+
+@dataclass(frozen=True)
+class DetectableEffect(Result):
+    """The smallest effect `n` units detect with the requested power (the inverse problem).
+
+    `effect` is absolute and positive (its size), `relative_effect` is relative to the
+    baseline when there is one, `effect_size` is standardised when the test has one.
+    """
+
+    test: str
+    method: str
+    n: int
+    n_treatment: int | None
+    n_total: int
+    alpha: float
+    power: float | None
+    alternative: str
+    effect: float
+    relative_effect: float | None
+    effect_size: float | None
+    assumptions: dict[str, Any] = field(default_factory=dict)
+
+
+# --- shared helpers ------------------------------------------------------------------------
+
+
+def _z_alpha(alpha: float, alternative: Sided) -> float:
+    return float(stats.norm.isf(alpha / 2 if alternative == "two-sided" else alpha))
+
+
+def _check_ratio(ratio: float) -> float:
+    check_positive("ratio (n_treatment / n_control)", ratio)
+    return float(ratio)
+
+
+def _check_n(name: str, n: float, minimum: float = 1) -> float:
+    if not isinstance(n, int | float) or not math.isfinite(n) or n < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {n!r}")
+    return float(n)
+
+
+def _solve_increasing(
+    fn: Callable[[float], float], target: float, lo: float, hi: float, limit: float
+) -> float:
+    """The x in [lo, limit] where the increasing `fn` reaches `target` (lo when fn(lo) does)."""
+    if fn(lo) >= target:
+        return lo
+    hi = min(max(hi, lo), limit)
+    while fn(hi) < target:
+        if hi >= limit:
+            _too_small(limit)
+        lo, hi = hi, min(hi * 4, limit)
+    return float(optimize.brentq(lambda x: fn(x) - target, lo, hi, xtol=1e-12, rtol=1e-14))
+
+
+def _too_small(n: float) -> None:
+    raise ConfigError(
+        f"the effect is too small to detect: more than {MAX_N:.3g} units would be needed "
+        f"({n:.3g}); plan for a larger effect"
+    )
+
+
+def _feasible(n_exact: float) -> float:
+    """`n_exact`, or a ConfigError when no realistic sample reaches it."""
+    if not math.isfinite(n_exact) or n_exact > MAX_N:
+        _too_small(n_exact)
+    return n_exact
+
+
+def _round_up_two_arm(
+    n_exact: float, ratio: float, power_of: Callable[[int, int], float], target: float, minimum: int
+) -> tuple[int, int, float]:
+    """Round both arms up, then add units until the achieved power reaches the target."""
+    n_control = max(minimum, math.ceil(n_exact - 1e-9))
+    while True:
+        n_treatment = max(minimum, math.ceil(ratio * n_control - 1e-9))
+        achieved = power_of(n_control, n_treatment)
+        if achieved >= target or n_control > MAX_N:
+            return n_control, n_treatment, achieved
+        n_control += 1
+
+
+def _round_up_one_arm(
+    n_exact: float, power_of: Callable[[int], float], target: float, minimum: int
+) -> tuple[int, float]:
+    n = max(minimum, math.ceil(n_exact - 1e-9))
+    achieved = power_of(n)
+    while achieved < target and n <= MAX_N:
+        n += 1
+        achieved = power_of(n)
+    return n, achieved
+
+
+# --- two proportions -----------------------------------------------------------------------
+
+
+def resolve_rates(
+    baseline: float, mde: float | None = None, relative_mde: float | None = None
+) -> tuple[float, float]:
+    """(control rate, treatment rate) from a baseline and an absolute or relative effect."""
+    check_probability("baseline rate", baseline)
+    if (mde is None) == (relative_mde is None):
+        raise ConfigError("give exactly one of an absolute effect (mde) or a relative one")
+    if mde is not None:
+        if not math.isfinite(mde) or mde == 0:
+            raise ConfigError(f"the effect (mde) must be a non-zero number, got {mde!r}")
+        treatment = baseline + mde
+        told = f"an effect of {mde:+g}"
+    else:
+        assert relative_mde is not None
+        if not math.isfinite(relative_mde) or relative_mde == 0:
+            raise ConfigError(f"the relative effect must be non-zero, got {relative_mde!r}")
+        treatment = baseline * (1 + relative_mde)
+        told = f"a relative effect of {relative_mde:+g}"
+    if not 0 < treatment < 1:
+        raise ConfigError(
+            f"{told} moves the rate from {baseline:g} to {treatment:g}, outside (0, 1); "
+            "use a smaller effect"
+        )
+    return float(baseline), float(treatment)
+
+
+def cohens_h(p_control: float, p_treatment: float) -> float:
+    """Cohen's h: 2·asin(√p_treatment) − 2·asin(√p_control)."""
+    return 2 * math.asin(math.sqrt(p_treatment)) - 2 * math.asin(math.sqrt(p_control))
+
+
+def _proportion_sds(p_c: float, p_t: float, ratio: float, method: str) -> tuple[float, float]:
+    """(sd under the null, sd under the alternative) of the difference, times √n_control."""
+    alt = math.sqrt(p_c * (1 - p_c) + p_t * (1 - p_t) / ratio)
+    if method == "pooled":
+        pooled = (p_c + ratio * p_t) / (1 + ratio)
+        return math.sqrt(pooled * (1 - pooled) * (1 + 1 / ratio)), alt
+    return alt, alt
+
+
+def _check_method(method: str) -> str:
+    if method not in PROPORTION_METHODS:
+        raise ConfigError(f"method must be one of {', '.join(PROPORTION_METHODS)}, got {method!r}")
+    return method
+
+
+def _proportions_power(
+    p_c: float, p_t: float, n_c: float, n_t: float, alpha: float, alternative: Sided, method: str
+) -> float:
+    z_a = _z_alpha(alpha, alternative)
+    if method == "cohen-h":
+        shift = abs(cohens_h(p_c, p_t)) * math.sqrt(n_c * n_t / (n_c + n_t))
+        power = stats.norm.cdf(shift - z_a)
+        if alternative == "two-sided":
+            power += stats.norm.cdf(-shift - z_a)
+        return float(power)
+    ratio = n_t / n_c
+    sd_null, sd_alt = _proportion_sds(p_c, p_t, ratio, method)
+    diff = abs(p_t - p_c) * math.sqrt(n_c)
+    power = stats.norm.cdf((diff - z_a * sd_null) / sd_alt)
+    if alternative == "two-sided":
+        power += stats.norm.cdf((-diff - z_a * sd_null) / sd_alt)
+    return float(power)
+
+
+def two_proportions_power(
+    baseline: float,
+    treatment_rate: float,
+    n_control: float,
+    *,
+    ratio: float = 1.0,
+    alpha: float = 0.05,
+    alternative: Sided = "two-sided",
+    method: ProportionMethod = "pooled",
+) -> float:
+    """Power of the two-proportion test with `n_control` and `ratio * n_control` units."""
+    check_probability("baseline rate", baseline)
+    check_probability("treatment rate", treatment_rate)
+    check_alpha_power(alpha)
+    _check_n("n_control", n_control)
+    ratio = _check_ratio(ratio)
+    return _proportions_power(
+        baseline,
+        treatment_rate,
+        n_control,
+        ratio * n_control,
+        alpha,
+        check_sided(alternative),
+        _check_method(method),
+    )
+
+
+def two_proportions_sample_size(
+    baseline: float,
+    *,
+    mde: float | None = None,
+    relative_mde: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    alternative: Sided = "two-sided",
+    method: ProportionMethod = "pooled",
+) -> SampleSize:
+    """Units per arm to detect a change of a rate from `baseline` (an A/B test on a rate)."""
+    p_c, p_t = resolve_rates(baseline, mde, relative_mde)
+    check_alpha_power(alpha, power)
+    ratio = _check_ratio(ratio)
+    alternative = check_sided(alternative)
+    method = _check_method(method)  # type: ignore[assignment]
+    z_a, z_b = _z_alpha(alpha, alternative), float(stats.norm.ppf(power))
+    h = cohens_h(p_c, p_t)
+    if method == "cohen-h":
+        # NormalIndPower counts both tails, so solve the power equation itself.
+        approx = ((z_a + z_b) / h) ** 2 * (1 + ratio) / ratio
+        n_exact = _solve_increasing(
+            lambda n: _proportions_power(p_c, p_t, n, ratio * n, alpha, alternative, method),
+            power,
+            lo=1e-6,
+            hi=max(approx, 1e-3),
+            limit=MAX_N,
+        )
+    else:
+        # Closed form on the near tail, as samplesize_proportions_2indep_onetail.
+        sd_null, sd_alt = _proportion_sds(p_c, p_t, ratio, method)
+        n_exact = _feasible(((z_a * sd_null + z_b * sd_alt) / (p_t - p_c)) ** 2)
+    n_c, n_t, achieved = _round_up_two_arm(
+        n_exact,
+        ratio,
+        lambda a, b: _proportions_power(p_c, p_t, a, b, alpha, alternative, method),
+        power,
+        minimum=1,
+    )
+    return SampleSize(
+        test="two-proportions",
+        method=method,
+        n=n_c,
+        n_treatment=n_t,
+        n_total=n_c + n_t,
+        n_exact=n_exact,
+        alpha=alpha,
+        power=power,
+        achieved_power=achieved,
+        alternative=alternative,
+        effect=p_t - p_c,
+        effect_size=h,
+        assumptions={
+            "baseline": p_c,
+            "treatment_rate": p_t,
+            "relative_effect": (p_t - p_c) / p_c,
+            "ratio": ratio,
+        },
+    )
+
+
+def two_proportions_detectable_effect(
+    baseline: float,
+    n_control: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    alternative: Sided = "two-sided",
+    method: ProportionMethod = "pooled",
+    direction: Literal["increase", "decrease"] = "increase",
+) -> DetectableEffect:
+    """The smallest change of the rate (in `direction`) that `n_control` units per arm detect."""
+    check_probability("baseline rate", baseline)
+    check_alpha_power(alpha, power)
+    n_c = _check_n("n", n_control)
+    ratio = _check_ratio(ratio)
+    alternative = check_sided(alternative)
+    method = _check_method(method)  # type: ignore[assignment]
+    room = 1 - baseline if direction == "increase" else baseline
+    sign = 1 if direction == "increase" else -1
+
+    def power_at(delta: float) -> float:
+        return _proportions_power(
+            baseline, baseline + sign * delta, n_c, ratio * n_c, alpha, alternative, method
+        )
+
+    edge = room * (1 - 1e-9)
+    if power_at(edge) < power:
+        raise ConfigError(
+            f"{n_c:g} units per arm cannot reach power {power:g} for any {direction} of a "
+            f"{baseline:g} rate; add units"
+        )
+    delta = float(optimize.brentq(lambda d: power_at(d) - power, 1e-12, edge, xtol=1e-14))
+    return DetectableEffect(
+        test="two-proportions",
+        method=method,
+        n=math.ceil(n_c),
+        n_treatment=math.ceil(ratio * n_c),
+        n_total=int(math.ceil(n_c) + math.ceil(ratio * n_c)),
+        alpha=alpha,
+        power=power,
+        alternative=alternative,
+        effect=delta,
+        relative_effect=delta / baseline,
+        effect_size=abs(cohens_h(baseline, baseline + sign * delta)),
+        assumptions={"baseline": baseline, "ratio": ratio, "direction": direction},
+    )
+
+
+# --- t tests: two means, paired, one sample ------------------------------------------------
+
+
+def resolve_effect_size(
+    *,
+    effect_size: float | None = None,
+    mde: float | None = None,
+    sd: float | None = None,
+    baseline: float | None = None,
+    relative_mde: float | None = None,
+) -> tuple[float, float | None, dict[str, Any]]:
+    """(standardised effect d, absolute effect or None, assumptions) from the given inputs.
+
+    Give `effect_size` (Cohen's d), or `mde` with `sd`, or `relative_mde` with `baseline`
+    and `sd`.
+    """
+    given = [effect_size is not None, mde is not None, relative_mde is not None]
+    if sum(given) != 1:
+        raise ConfigError(
+            "give exactly one of an effect size (Cohen's d), an absolute effect (mde, with "
+            "sd) or a relative effect (with baseline and sd)"
+        )
+    if effect_size is not None:
+        if not math.isfinite(effect_size) or effect_size == 0:
+            raise ConfigError(f"the effect size must be a non-zero number, got {effect_size!r}")
+        absolute = effect_size * sd if sd is not None else None
+        if sd is not None:
+            check_positive("sd", sd)
+        return float(effect_size), absolute, {"sd": sd}
+    if sd is None:
+        raise ConfigError("an absolute or relative effect needs the standard deviation (sd)")
+    check_positive("sd", sd)
+    if mde is not None:
+        if not math.isfinite(mde) or mde == 0:
+            raise ConfigError(f"the effect (mde) must be a non-zero number, got {mde!r}")
+        return mde / sd, float(mde), {"sd": sd}
+    assert relative_mde is not None
+    if baseline is None or not math.isfinite(baseline) or baseline == 0:
+        raise ConfigError("a relative effect needs a non-zero baseline mean")
+    if not math.isfinite(relative_mde) or relative_mde == 0:
+        raise ConfigError(f"the relative effect must be non-zero, got {relative_mde!r}")
+    absolute = baseline * relative_mde
+    return absolute / sd, absolute, {"sd": sd, "baseline": baseline, "relative_mde": relative_mde}
+
+
+def _t_power(d: float, df: float, nc: float, alpha: float, alternative: Sided) -> float:
+    nc = abs(nc)
+    if alternative == "two-sided":
+        crit = stats.t.isf(alpha / 2, df)
+        power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    else:
+        crit = stats.t.isf(alpha, df)
+        power = float(stats.nct.sf(crit, df, nc))
+    if math.isnan(power):  # the noncentral t fails far in the tail, where power is ~1
+        power = float(stats.norm.cdf(nc - crit))
+    return power
+
+
+def _two_means_power(d: float, n_c: float, n_t: float, alpha: float, alt: Sided) -> float:
+    return _t_power(d, n_c + n_t - 2, d * math.sqrt(n_c * n_t / (n_c + n_t)), alpha, alt)
+
+
+def _one_sample_power(d: float, n: float, alpha: float, alt: Sided) -> float:
+    return _t_power(d, n - 1, d * math.sqrt(n), alpha, alt)
+
+
+def two_means_power(
+    effect_size: float,
+    n_control: float,
+    *,
+    ratio: float = 1.0,
+    alpha: float = 0.05,
+    alternative: Sided = "two-sided",
+) -> float:
+    """Power of the two-sample t-test (noncentral t) for Cohen's d = `effect_size`."""
+    check_alpha_power(alpha)
+    ratio = _check_ratio(ratio)
+    n_c = _check_n("n_control", n_control, 2 / (1 + ratio) + 1e-9)
+    return _two_means_power(effect_size, n_c, ratio * n_c, alpha, check_sided(alternative))
+
+
+def two_means_sample_size(
+    *,
+    effect_size: float | None = None,
+    mde: float | None = None,
+    sd: float | None = None,
+    baseline: float | None = None,
+    relative_mde: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    alternative: Sided = "two-sided",
+) -> SampleSize:
+    """Units per arm for a two-sample t-test, solved on the noncentral t (as TTestIndPower)."""
+    d, absolute, assumptions = resolve_effect_size(
+        effect_size=effect_size, mde=mde, sd=sd, baseline=baseline, relative_mde=relative_mde
+    )
+    check_alpha_power(alpha, power)
+    ratio = _check_ratio(ratio)
+    alternative = check_sided(alternative)
+    z = _z_alpha(alpha, alternative) + float(stats.norm.ppf(power))
+    approx = (z / d) ** 2 * (1 + ratio) / ratio
+    n_exact = _solve_increasing(
+        lambda n: _two_means_power(d, n, ratio * n, alpha, alternative),
+        power,
+        lo=3 / (1 + ratio),  # one degree of freedom
+        hi=max(approx * 1.5, 4.0),
+        limit=MAX_N,
+    )
+    n_c, n_t, achieved = _round_up_two_arm(
+        n_exact,
+        ratio,
+        lambda a, b: _two_means_power(d, a, b, alpha, alternative),
+        power,
+        minimum=2,
+    )
+    return SampleSize(
+        test="two-means",
+        method="noncentral-t",
+        n=n_c,
+        n_treatment=n_t,
+        n_total=n_c + n_t,
+        n_exact=n_exact,
+        alpha=alpha,
+        power=power,
+        achieved_power=achieved,
+        alternative=alternative,
+        effect=absolute if absolute is not None else d,
+        effect_size=d,
+        assumptions={**assumptions, "ratio": ratio},
+    )
+
+
+def _solve_effect_size(power_of_d: Callable[[float], float], target: float) -> float:
+    """The standardised effect at which the increasing `power_of_d` reaches `target`."""
+    hi = 1.0
+    while power_of_d(hi) < target:
+        if hi > 1e4:
+            raise ConfigError("too few units to reach the requested power for any effect")
+        hi *= 2
+    return float(
+        optimize.brentq(lambda d: power_of_d(d) - target, 1e-12, hi, xtol=1e-14, rtol=1e-14)
+    )
+
+
+def two_means_detectable_effect(
+    n_control: float,
+    *,
+    sd: float | None = None,
+    baseline: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    ratio: float = 1.0,
+    alternative: Sided = "two-sided",
+) -> DetectableEffect:
+    """The smallest difference of means (Cohen's d, and absolute with `sd`) n units detect."""
+    check_alpha_power(alpha, power)
+    ratio = _check_ratio(ratio)
+    n_c = _check_n("n", n_control, 2)
+    alternative = check_sided(alternative)
+    if sd is not None:
+        check_positive("sd", sd)
+    d = _solve_effect_size(
+        lambda x: _two_means_power(x, n_c, ratio * n_c, alpha, alternative), power
+    )
+    absolute = d * sd if sd is not None else None
+    return DetectableEffect(
+        test="two-means",
+        method="noncentral-t",
+        n=math.ceil(n_c),
+        n_treatment=math.ceil(ratio * n_c),
+        n_total=int(math.ceil(n_c) + math.ceil(ratio * n_c)),
+        alpha=alpha,
+        power=power,
+        alternative=alternative,
+        effect=absolute if absolute is not None else d,
+        relative_effect=absolute / baseline if absolute is not None and baseline else None,
+        effect_size=d,
+        assumptions={"sd": sd, "baseline": baseline, "ratio": ratio},
+    )
+
+
+def one_sample_t_power(
+    effect_size: float, n: float, *, alpha: float = 0.05, alternative: Sided = "two-sided"
+) -> float:
+    """Power of the one-sample (or paired) t-test for d = `effect_size` with n units (pairs)."""
+    check_alpha_power(alpha)
+    return _one_sample_power(effect_size, _check_n("n", n, 2), alpha, check_sided(alternative))
+
+
+def paired_t_sample_size(
+    *,
+    effect_size: float | None = None,
+    mde: float | None = None,
+    sd: float | None = None,
+    baseline: float | None = None,
+    relative_mde: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Sided = "two-sided",
+    test: Literal["paired-t", "one-sample-t"] = "paired-t",
+) -> SampleSize:
+    """Pairs (or units, for a one-sample test) needed by the t-test on the differences.
+
+    For paired designs `sd` is the standard deviation of the paired differences and
+    `effect_size` is d_z = mean difference / sd of differences (as TTestPower).
+    """
+    d, absolute, assumptions = resolve_effect_size(
+        effect_size=effect_size, mde=mde, sd=sd, baseline=baseline, relative_mde=relative_mde
+    )
+    check_alpha_power(alpha, power)
+    alternative = check_sided(alternative)
+    z = _z_alpha(alpha, alternative) + float(stats.norm.ppf(power))
+    n_exact = _solve_increasing(
+        lambda n: _one_sample_power(d, n, alpha, alternative),
+        power,
+        lo=2.0,
+        hi=max((z / d) ** 2 * 1.5, 4.0),
+        limit=MAX_N,
+    )
+    n, achieved = _round_up_one_arm(
+        n_exact, lambda k: _one_sample_power(d, k, alpha, alternative), power, minimum=2
+    )
+    return SampleSize(
+        test=test,
+        method="noncentral-t",
+        n=n,
+        n_treatment=None,
+        n_total=n,
+        n_exact=n_exact,
+        alpha=alpha,
+        power=power,
+        achieved_power=achieved,
+        alternative=alternative,
+        effect=absolute if absolute is not None else d,
+        effect_size=d,
+        assumptions=assumptions,
+    )
+
+
+def one_sample_t_sample_size(**kwargs: Any) -> SampleSize:
+    """Units for a one-sample t-test; the arguments of `paired_t_sample_size`."""
+    return paired_t_sample_size(**kwargs, test="one-sample-t")
+
+
+def paired_t_detectable_effect(
+    n: float,
+    *,
+    sd: float | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Sided = "two-sided",
+) -> DetectableEffect:
+    """The smallest mean paired difference (d_z, and absolute with `sd`) n pairs detect."""
+    check_alpha_power(alpha, power)
+    n = _check_n("n", n, 2)
+    alternative = check_sided(alternative)
+    if sd is not None:
+        check_positive("sd", sd)
+    d = _solve_effect_size(lambda x: _one_sample_power(x, n, alpha, alternative), power)
+    return DetectableEffect(
+        test="paired-t",
+        method="noncentral-t",
+        n=math.ceil(n),
+        n_treatment=None,
+        n_total=math.ceil(n),
+        alpha=alpha,
+        power=power,
+        alternative=alternative,
+        effect=d * sd if sd is not None else d,
+        relative_effect=None,
+        effect_size=d,
+        assumptions={"sd": sd},
+    )
+
+
+# --- margin of error -----------------------------------------------------------------------
+
+
+def margin_sample_size(p: float, margin: float, *, confidence: float = 0.95) -> SampleSize:
+    """Units to estimate one proportion near `p` within ±`margin`: n = z²p(1−p)/E², rounded up."""
+    check_probability("the expected proportion", p)
+    check_probability("the margin", margin)
+    check_probability("confidence", confidence)
+    z = float(stats.norm.isf((1 - confidence) / 2))
+    n_exact = z * z * p * (1 - p) / (margin * margin)
+    n = max(1, math.ceil(n_exact - 1e-9))
+    return SampleSize(
+        test="margin",
+        method="normal",
+        n=n,
+        n_treatment=None,
+        n_total=n,
+        n_exact=n_exact,
+        alpha=round(1 - confidence, 12),
+        power=None,
+        achieved_power=None,
+        alternative="two-sided",
+        effect=margin,
+        effect_size=None,
+        assumptions={
+            "p": p,
+            "margin": margin,
+            "confidence": confidence,
+            "z": z,
+            "achieved_margin": z * math.sqrt(p * (1 - p) / n),
+        },
+    )
+
+
+def margin_of_error(p: float, n: float, *, confidence: float = 0.95) -> DetectableEffect:
+    """The ± margin of a proportion near `p` estimated from n units: z·√(p(1−p)/n)."""
+    check_probability("the expected proportion", p)
+    check_probability("confidence", confidence)
+    n = _check_n("n", n)
+    z = float(stats.norm.isf((1 - confidence) / 2))
+    margin = z * math.sqrt(p * (1 - p) / n)
+    return DetectableEffect(
+        test="margin",
+        method="normal",
+        n=math.ceil(n),
+        n_treatment=None,
+        n_total=math.ceil(n),
+        alpha=round(1 - confidence, 12),
+        power=None,
+        alternative="two-sided",
+        effect=margin,
+        relative_effect=margin / p,
+        effect_size=None,
+        assumptions={"p": p, "confidence": confidence, "z": z},
+    )
+
+
+# --- McNemar (paired pass/fail) ------------------------------------------------------------
+
+
+def _check_discordant(discordant: float, mde: float) -> None:
+    check_probability("the discordant fraction", discordant)
+    if not math.isfinite(mde) or mde == 0 or abs(mde) >= 1:
+        raise ConfigError(
+            f"the difference in pass rate must be in (-1, 1) and non-zero, got {mde!r}"
+        )
+    if abs(mde) > discordant:
+        raise ConfigError(
+            f"a difference of {abs(mde):g} in pass rate needs at least that share of "
+            f"discordant pairs; the discordant fraction {discordant:g} is smaller"
+        )
+
+
+def _mcnemar_power(psi: float, delta: float, n: float, alpha: float, alt: Sided) -> float:
+    z_a = _z_alpha(alpha, alt)
+    spread = math.sqrt(max(psi - delta * delta, 1e-300))
+    shift = abs(delta) * math.sqrt(n)
+    power = stats.norm.cdf((shift - z_a * math.sqrt(psi)) / spread)
+    if alt == "two-sided":
+        power += stats.norm.cdf((-shift - z_a * math.sqrt(psi)) / spread)
+    return float(power)
+
+
+def mcnemar_power(
+    discordant: float,
+    mde: float,
+    n: float,
+    *,
+    alpha: float = 0.05,
+    alternative: Sided = "two-sided",
+) -> float:
+    """Power of McNemar's test with n pairs (normal approximation, Connor 1987)."""
+    _check_discordant(discordant, mde)
+    check_alpha_power(alpha)
+    return _mcnemar_power(discordant, mde, _check_n("n", n), alpha, check_sided(alternative))
+
+
+def mcnemar_sample_size(
+    discordant: float,
+    mde: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Sided = "two-sided",
+) -> SampleSize:
+    """Pairs (golden cases) McNemar's test needs to detect a change `mde` in pass rate.
+
+    `discordant` is the expected share of cases whose outcome differs between the two
+    versions (pass→fail plus fail→pass); it must be at least |mde|.
+    """
+    _check_discordant(discordant, mde)
+    check_alpha_power(alpha, power)
+    alternative = check_sided(alternative)
+    z_a, z_b = _z_alpha(alpha, alternative), float(stats.norm.ppf(power))
+    psi, delta = float(discordant), float(mde)
+    n_exact = _feasible(
+        (z_a * math.sqrt(psi) + z_b * math.sqrt(psi - delta * delta)) ** 2 / delta**2
+    )
+    n, achieved = _round_up_one_arm(
+        n_exact, lambda k: _mcnemar_power(psi, delta, k, alpha, alternative), power, minimum=1
+    )
+    return SampleSize(
+        test="mcnemar",
+        method="connor",
+        n=n,
+        n_treatment=None,
+        n_total=n,
+        n_exact=n_exact,
+        alpha=alpha,
+        power=power,
+        achieved_power=achieved,
+        alternative=alternative,
+        effect=delta,
+        effect_size=None,
+        assumptions={"discordant": psi},
+    )
+
+
+def mcnemar_detectable_effect(
+    discordant: float,
+    n: float,
+    *,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Sided = "two-sided",
+) -> DetectableEffect:
+    """The smallest change in pass rate n pairs detect, given the discordant fraction."""
+    check_probability("the discordant fraction", discordant)
+    check_alpha_power(alpha, power)
+    n = _check_n("n", n)
+    alternative = check_sided(alternative)
+    edge = discordant * (1 - 1e-12)
+    if _mcnemar_power(discordant, edge, n, alpha, alternative) < power:
+        raise ConfigError(
+            f"{n:g} pairs cannot reach power {power:g} with a discordant fraction of "
+            f"{discordant:g}; add cases"
+        )
+    delta = float(
+        optimize.brentq(
+            lambda d: _mcnemar_power(discordant, d, n, alpha, alternative) - power,
+            1e-12,
+            edge,
+            xtol=1e-14,
+        )
+    )
+    return DetectableEffect(
+        test="mcnemar",
+        method="connor",
+        n=math.ceil(n),
+        n_treatment=None,
+        n_total=math.ceil(n),
+        alpha=alpha,
+        power=power,
+        alternative=alternative,
+        effect=delta,
+        relative_effect=None,
+        effect_size=None,
+        assumptions={"discordant": discordant},
+    )
+
+
+# --- evals with repeats (Miller 2024) ------------------------------------------------------
+
+
+def _eval_variance(
+    between_sd: float,
+    within_sd: float,
+    repeats: int,
+    head_within_sd: float | None,
+    head_repeats: int | None,
+) -> tuple[float, dict[str, Any]]:
+    for name, value in (("between-case sd", between_sd), ("within-case sd", within_sd)):
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"the {name} must be zero or positive, got {value!r}")
+    head_sd = within_sd if head_within_sd is None else head_within_sd
+    head_k = repeats if head_repeats is None else head_repeats
+    for name, k in (("repeats", repeats), ("head repeats", head_k)):
+        if not isinstance(k, int) or k < 1:
+            raise ConfigError(f"{name} must be a whole number of at least 1, got {k!r}")
+    if head_sd < 0 or not math.isfinite(head_sd):
+        raise ConfigError(f"the head's within-case sd must be zero or positive, got {head_sd!r}")
+    variance = between_sd**2 + within_sd**2 / repeats + head_sd**2 / head_k
+    if variance <= 0:
+        raise ConfigError("the between- and within-case sds cannot both be zero")
+    return variance, {
+        "between_sd": between_sd,
+        "within_sd": within_sd,
+        "repeats": repeats,
+        "head_within_sd": head_sd,
+        "head_repeats": head_k,
+        "case_sd": math.sqrt(variance),
+    }
+
+
+def _normal_power(shift: float, z_a: float, alternative: Sided) -> float:
+    power = stats.norm.cdf(abs(shift) - z_a)
+    if alternative == "two-sided":
+        power += stats.norm.cdf(-abs(shift) - z_a)
+    return float(power)
+
+
+def eval_power(
+    mde: float,
+    n: float,
+    *,
+    between_sd: float,
+    within_sd: float,
+    repeats: int = 1,
+    head_within_sd: float | None = None,
+    head_repeats: int | None = None,
+    alpha: float = 0.05,
+    alternative: Sided = "two-sided",
+) -> float:
+    """Power of a paired eval comparison on n cases with K repeats (Miller 2024)."""
+    variance, _ = _eval_variance(between_sd, within_sd, repeats, head_within_sd, head_repeats)
+    check_alpha_power(alpha)
+    alternative = check_sided(alternative)
+    n = _check_n("n", n)
+    return _normal_power(mde * math.sqrt(n / variance), _z_alpha(alpha, alternative), alternative)
+
+
+def eval_sample_size(
+    mde: float,
+    *,
+    between_sd: float,
+    within_sd: float,
+    repeats: int = 1,
+    head_within_sd: float | None = None,
+    head_repeats: int | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Sided = "two-sided",
+) -> SampleSize:
+    """Golden cases needed to detect a change `mde` in mean score between two prompt versions.
+
+    Each case is run `repeats` times per version (`head_repeats` for the head when it
+    differs). `between_sd` is ω, the sd across cases of the difference between the versions'
+    expected case scores; `within_sd` is σ, the sd of one sample around its case's expected
+    score (for pass/fail scores σ² = E[p_i(1 − p_i)] ≤ p(1 − p)). Miller (2024):
+    n = (z_α + z_β)² (ω² + σ²_base/K_base + σ²_head/K_head) / δ².
+    """
+    if not isinstance(mde, int | float) or not math.isfinite(mde) or mde == 0:
+        raise ConfigError(f"the effect (mde) must be a non-zero number, got {mde!r}")
+    variance, assumptions = _eval_variance(
+        between_sd, within_sd, repeats, head_within_sd, head_repeats
+    )
+    check_alpha_power(alpha, power)
+    alternative = check_sided(alternative)
+    z_a = _z_alpha(alpha, alternative)
+    n_exact = _feasible((z_a + float(stats.norm.ppf(power))) ** 2 * variance / mde**2)
+    n, achieved = _round_up_one_arm(
+        n_exact,
+        lambda k: _normal_power(mde * math.sqrt(k / variance), z_a, alternative),
+        power,
+        minimum=2,
+    )
+    assumptions["model_calls"] = n * (assumptions["repeats"] + assumptions["head_repeats"])
+    return SampleSize(
+        test="eval",
+        method="miller-2024",
+        n=n,
+        n_treatment=None,
+        n_total=n,
+        n_exact=n_exact,
+        alpha=alpha,
+        power=power,
+        achieved_power=achieved,
+        alternative=alternative,
+        effect=float(mde),
+        effect_size=float(mde) / math.sqrt(variance),
+        assumptions=assumptions,
+    )
+
+
+def eval_detectable_effect(
+    n: float,
+    *,
+    between_sd: float,
+    within_sd: float,
+    repeats: int = 1,
+    head_within_sd: float | None = None,
+    head_repeats: int | None = None,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    alternative: Sided = "two-sided",
+) -> DetectableEffect:
+    """The smallest change in mean score n cases with K repeats detect (Miller 2024)."""
+    variance, assumptions = _eval_variance(
+        between_sd, within_sd, repeats, head_within_sd, head_repeats
+    )
+    check_alpha_power(alpha, power)
+    alternative = check_sided(alternative)
+    n = _check_n("n", n)
+    z_a = _z_alpha(alpha, alternative)
+    shift = _solve_effect_size(lambda s: _normal_power(s, z_a, alternative), power)
+    effect = shift * math.sqrt(variance / n)
+    return DetectableEffect(
+        test="eval",
+        method="miller-2024",
+        n=math.ceil(n),
+        n_treatment=None,
+        n_total=math.ceil(n),
+        alpha=alpha,
+        power=power,
+        alternative=alternative,
+        effect=effect,
+        relative_effect=None,
+        effect_size=effect / math.sqrt(variance),
+        assumptions=assumptions,
+    )
+
+
+@dataclass(frozen=True)
+class EvalVariance(Result):
+    """Variance components of a pilot eval, the inputs of `eval_sample_size` (Miller 2024).
+
+    `between_sd` (ω) is estimated as √max(0, Var(d̄_i) − mean(s²_base,i/K_base,i) −
+    mean(s²_head,i/K_head,i)), where d̄_i is the difference of the case means and s²_i the
+    within-case sample variance; `within_sd_*` is √mean(s²_i) over cases with ≥ 2 samples.
+    """
+
+    n_cases: int
+    base_repeats: float
+    head_repeats: float
+    mean_difference: float
+    between_sd: float
+    within_sd_base: float
+    within_sd_head: float
+
+
+def eval_variance_components(
+    base: Mapping[str, Sequence[float]], head: Mapping[str, Sequence[float]]
+) -> EvalVariance:
+    """Estimate ω and σ from a pilot: per case id, the scores of each repeat of each version.
+
+    Cases present on one side only are ignored; at least 2 shared cases are needed.
+    """
+    import numpy as np
+
+    shared = [case for case in base if case in head and len(base[case]) and len(head[case])]
+    if len(shared) < 2:
+        raise ConfigError("need at least 2 cases scored by both versions to estimate variance")
+
+    def parts(side: Mapping[str, Sequence[float]]) -> tuple[Any, Any, Any]:
+        means, within, counts = [], [], []
+        for case in shared:
+            values = np.asarray(side[case], dtype=float)
+            means.append(values.mean())
+            counts.append(values.size)
+            within.append(values.var(ddof=1) if values.size > 1 else np.nan)
+        return np.array(means), np.array(within), np.array(counts, dtype=float)
+
+    mean_b, var_b, k_b = parts(base)
+    mean_h, var_h, k_h = parts(head)
+    diffs = mean_h - mean_b
+
+    def mean_or_zero(values: Any) -> float:
+        finite = values[np.isfinite(values)]
+        return float(finite.mean()) if finite.size else 0.0
+
+    noise = mean_or_zero(var_b / k_b) + mean_or_zero(var_h / k_h)
+    omega2 = max(0.0, float(diffs.var(ddof=1)) - noise)
+    return EvalVariance(
+        n_cases=len(shared),
+        base_repeats=float(k_b.mean()),
+        head_repeats=float(k_h.mean()),
+        mean_difference=float(diffs.mean()),
+        between_sd=math.sqrt(omega2),
+        within_sd_base=math.sqrt(mean_or_zero(var_b)),
+        within_sd_head=math.sqrt(mean_or_zero(var_h)),
+    )

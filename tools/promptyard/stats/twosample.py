@@ -1,0 +1,205 @@
+"""Two-sample tests for A/B experiments: control vs treatment, independent units.
+
+Arguments come in the order (control, treatment) and every difference is
+`treatment − control`; `alternative="greater"` tests that treatment is above control.
+
+- `two_proportions_ztest(control_successes, control_n, treatment_successes, treatment_n)`:
+  the z-test with the pooled variance (as statsmodels' `proportions_ztest`), with a Wald
+  interval of the difference (unpooled variance);
+- `welch_t(control, treatment)`: Welch's unequal-variance t-test (scipy `ttest_ind`);
+- `relative_lift(...)`: treatment / control − 1 with a delta-method interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from promptyard.errors import ConfigError
+from promptyard.stats._base import (
+    Alternative,
+    Result,
+    as_float_array,
+    check_alternative,
+    check_probability,
+)
+
+
+@dataclass(frozen=True)
+class LiftResult(Result):
+    """Relative lift `treatment_mean / control_mean − 1` and its delta-method interval.
+
+    Var(lift) ≈ se_t² / m_c² + m_t² se_c² / m_c⁴ (independent arms). Every field but the
+    means is None when the control mean is 0 (the lift is undefined).
+    """
+
+    lift: float | None
+    se: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+
+
+@dataclass(frozen=True)
+class TwoSampleResult(Result):
+    """A two-sample test: `difference` = treatment mean − control mean (a rate for z-tests).
+
+    `test` is two-proportions-z or welch-t; `se` is the standard error of the difference
+    used for the interval; `df` is Welch's degrees of freedom (None for the z-test);
+    `lift` is the relative lift with its interval.
+    """
+
+    test: str
+    control_n: int
+    treatment_n: int
+    control_mean: float
+    treatment_mean: float
+    control_sd: float
+    treatment_sd: float
+    difference: float
+    se: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    statistic: float
+    p_value: float
+    alternative: str
+    df: float | None
+    lift: LiftResult
+
+
+def _z_p_value(z: float, alternative: str) -> float:
+    if alternative == "two-sided":
+        return float(2 * stats.norm.sf(abs(z)))
+    return float(stats.norm.cdf(z) if alternative == "less" else stats.norm.sf(z))
+
+
+def relative_lift(
+    control_mean: float,
+    control_se: float,
+    treatment_mean: float,
+    treatment_se: float,
+    *,
+    confidence: float = 0.95,
+) -> LiftResult:
+    """Relative lift of treatment over control with a delta-method normal interval."""
+    check_probability("confidence", confidence)
+    if control_mean == 0 or not math.isfinite(control_mean):
+        return LiftResult(None, None, None, None, confidence)
+    lift = treatment_mean / control_mean - 1
+    variance = (
+        treatment_se**2 / control_mean**2 + treatment_mean**2 * control_se**2 / control_mean**4
+    )
+    se = math.sqrt(variance)
+    z = float(stats.norm.isf((1 - confidence) / 2))
+    return LiftResult(lift, se, lift - z * se, lift + z * se, confidence)
+
+
+def two_proportions_ztest(
+    control_successes: int,
+    control_n: int,
+    treatment_successes: int,
+    treatment_n: int,
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> TwoSampleResult:
+    """Two-proportion z-test (pooled variance under the null) of treatment vs control."""
+    for name, value in (
+        ("control successes", control_successes),
+        ("control n", control_n),
+        ("treatment successes", treatment_successes),
+        ("treatment n", treatment_n),
+    ):
+        if not isinstance(value, int | np.integer) or value < 0:
+            raise ConfigError(f"{name} must be a whole number ≥ 0, got {value!r}")
+    if control_n == 0 or treatment_n == 0:
+        raise ConfigError("each arm needs at least one unit")
+    if control_successes > control_n or treatment_successes > treatment_n:
+        raise ConfigError("successes cannot exceed the number of units")
+    alternative = check_alternative(alternative)
+    check_probability("confidence", confidence)
+    p_c, p_t = control_successes / control_n, treatment_successes / treatment_n
+    pooled = (control_successes + treatment_successes) / (control_n + treatment_n)
+    se_null = math.sqrt(pooled * (1 - pooled) * (1 / control_n + 1 / treatment_n))
+    diff = p_t - p_c
+    z = diff / se_null if se_null > 0 else 0.0
+    se_c = math.sqrt(p_c * (1 - p_c) / control_n)
+    se_t = math.sqrt(p_t * (1 - p_t) / treatment_n)
+    se = math.sqrt(se_c**2 + se_t**2)
+    half = float(stats.norm.isf((1 - confidence) / 2)) * se
+    return TwoSampleResult(
+        test="two-proportions-z",
+        control_n=int(control_n),
+        treatment_n=int(treatment_n),
+        control_mean=p_c,
+        treatment_mean=p_t,
+        control_sd=math.sqrt(p_c * (1 - p_c)),
+        treatment_sd=math.sqrt(p_t * (1 - p_t)),
+        difference=diff,
+        se=se,
+        ci_low=diff - half,
+        ci_high=diff + half,
+        confidence=confidence,
+        statistic=z,
+        p_value=_z_p_value(z, alternative) if se_null > 0 else 1.0,
+        alternative=alternative,
+        df=None,
+        lift=relative_lift(p_c, se_c, p_t, se_t, confidence=confidence),
+    )
+
+
+def welch_t(
+    control: Sequence[float],
+    treatment: Sequence[float],
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> TwoSampleResult:
+    """Welch's t-test (unequal variances) of treatment vs control, with its interval."""
+    c = as_float_array("control", control, minimum=2)
+    t = as_float_array("treatment", treatment, minimum=2)
+    alternative = check_alternative(alternative)
+    check_probability("confidence", confidence)
+    se_c = float(c.std(ddof=1) / math.sqrt(c.size))
+    se_t = float(t.std(ddof=1) / math.sqrt(t.size))
+    diff = float(t.mean() - c.mean())
+    se = math.sqrt(se_c**2 + se_t**2)
+    if se == 0:  # both arms constant: the difference is known exactly
+        statistic = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+        if diff == 0:
+            p = 1.0
+        elif alternative == "two-sided":
+            p = 0.0
+        else:
+            p = 0.0 if (diff < 0) == (alternative == "less") else 1.0
+        low = high = diff
+        df = float(c.size + t.size - 2)
+    else:
+        result = stats.ttest_ind(t, c, equal_var=False, alternative=alternative)
+        interval = result.confidence_interval(confidence_level=confidence)
+        statistic, p, df = float(result.statistic), float(result.pvalue), float(result.df)
+        low, high = float(interval.low), float(interval.high)
+    return TwoSampleResult(
+        test="welch-t",
+        control_n=int(c.size),
+        treatment_n=int(t.size),
+        control_mean=float(c.mean()),
+        treatment_mean=float(t.mean()),
+        control_sd=float(c.std(ddof=1)),
+        treatment_sd=float(t.std(ddof=1)),
+        difference=diff,
+        se=se,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        statistic=statistic,
+        p_value=p,
+        alternative=alternative,
+        df=df,
+        lift=relative_lift(float(c.mean()), se_c, float(t.mean()), se_t, confidence=confidence),
+    )

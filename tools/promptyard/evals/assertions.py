@@ -40,18 +40,28 @@ class AssertionType:
     check_shape: ShapeCheck
     evaluate: Evaluator
     model_graded: bool = False
+    # True: the evaluator reads `threshold` itself (a distance, a minimum score, a limit).
+    # False: `threshold` is the minimum score to pass (e.g. contains-all at 0.5).
+    uses_threshold: bool = False
 
 
 ASSERTION_TYPES: dict[str, AssertionType] = {}
 
 
 def assertion_type(
-    name: str, summary: str, shape: ShapeCheck, *, model_graded: bool = False
+    name: str,
+    summary: str,
+    shape: ShapeCheck,
+    *,
+    model_graded: bool = False,
+    uses_threshold: bool = False,
 ) -> Callable[[Evaluator], Evaluator]:
     """Register an evaluator under `name` with the shape its `value` must have."""
 
     def register(fn: Evaluator) -> Evaluator:
-        ASSERTION_TYPES[name] = AssertionType(name, summary, shape, fn, model_graded)
+        ASSERTION_TYPES[name] = AssertionType(
+            name, summary, shape, fn, model_graded, uses_threshold
+        )
         return fn
 
     return register
@@ -164,7 +174,10 @@ def render_value(value: Any, case: Case) -> Any:
                     return value
                 node = node[part]
             return node
-        return _VALUE_ENV.from_string(value).render(context)
+        try:
+            return _VALUE_ENV.from_string(value).render(context)
+        except Exception as exc:  # a template in a dataset: report it on the assertion
+            raise AssertionFailure(f"cannot resolve {_short(value)!r}: {exc}") from None
     if isinstance(value, list):
         return [render_value(v, case) for v in value]
     if isinstance(value, dict):
@@ -173,35 +186,59 @@ def render_value(value: Any, case: Case) -> Any:
 
 
 async def evaluate(assertion: Assertion, ctx: AssertionContext) -> AssertionResult:
-    """Run one assertion (negation, value references and errors handled here)."""
+    """Run one assertion: value references, generic `threshold`, negation, and errors.
+
+    An assertion that cannot run (a bad value after resolving references, a judge reply
+    that is not JSON, user code that raises) fails with the reason, negated or not.
+    `GradingUnavailable` (the judge or embeddings provider cannot be reached) propagates:
+    the eval engine reports the case as an error, not as a quality failure.
+    """
     kind, negated = split_type(assertion.type)
-    if kind is None:
+
+    def result(passed: bool, score: float, reason: str) -> AssertionResult:
         return AssertionResult(
-            assertion.type, False, 0.0, "unknown assertion type", assertion.weight, assertion.metric
+            assertion.type, passed, score, reason, assertion.weight, assertion.metric
         )
+
+    if kind is None:
+        return result(False, 0.0, "unknown assertion type")
     try:
-        resolved = assertion.model_copy(update={"value": render_value(assertion.value, ctx.case)})
+        value = render_value(assertion.value, ctx.case)
+        resolved = assertion
+        if value is not assertion.value:
+            resolved = assertion.model_copy(update={"value": value})
+            problem = kind.check_shape(resolved)
+            if problem:
+                raise AssertionFailure(f"after resolving references, {problem}")
         passed, score, reason = await kind.evaluate(resolved, ctx)
+        score = float(score)
+        if not math.isfinite(score):
+            raise AssertionFailure(f"score is {score}, not a number between 0 and 1")
+    except GradingUnavailable:
+        raise
     except AssertionFailure as exc:
-        passed, score, reason = False, 0.0, str(exc)
-        if negated:  # an assertion that could not run never passes, negated or not
-            return AssertionResult(
-                assertion.type, False, 0.0, reason, assertion.weight, assertion.metric
-            )
+        return result(False, 0.0, str(exc))
+    except Exception as exc:  # evaluators meet hostile values and user code: never crash the run
+        return result(False, 0.0, f"could not evaluate: {type(exc).__name__}: {exc}")
+    score = max(0.0, min(1.0, score))
+    if assertion.threshold is not None and not kind.uses_threshold:
+        passed = score >= assertion.threshold
+        reason = f"{reason} (score {score:.2f}, min {assertion.threshold:g})"
     if negated:
         passed, score, reason = not passed, 1.0 - score, f"not: {reason}"
-    return AssertionResult(
-        assertion.type,
-        passed,
-        max(0.0, min(1.0, score)),
-        reason,
-        assertion.weight,
-        assertion.metric,
-    )
+    return result(passed, score, reason)
 
 
 class AssertionFailure(Exception):
     """An assertion that could not be evaluated (bad judge reply, python error, ...)."""
+
+
+class GradingUnavailable(Exception):
+    """A judge or embeddings call could not be made (provider unreachable, no recording)."""
+
+    def __init__(self, message: str, *, kind: str = "infra") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 def combine(results: list[AssertionResult]) -> tuple[bool, float]:
@@ -500,7 +537,10 @@ def levenshtein(a: str, b: str) -> int:
 
 
 @assertion_type(
-    "levenshtein", "edit distance to `value` at most `threshold` (default 5)", _levenshtein_value
+    "levenshtein",
+    "edit distance to `value` at most `threshold` (default 5)",
+    _levenshtein_value,
+    uses_threshold=True,
 )
 async def _levenshtein(a: Assertion, ctx: AssertionContext) -> Outcome:
     limit = a.threshold if a.threshold is not None else 5
@@ -521,6 +561,7 @@ def cosine(u: list[float], v: list[float]) -> float:
     "cosine similarity of embeddings to `value` at least `threshold` (default 0.8)",
     _scored_text_value,
     model_graded=True,
+    uses_threshold=True,
 )
 async def _similar(a: Assertion, ctx: AssertionContext) -> Outcome:
     if ctx.embed is None:
@@ -553,6 +594,7 @@ def rubric_messages(rubric: str, output: str) -> list[dict[str, str]]:
     "an LLM judge grades the output against the rubric in `value`",
     _scored_text_value,
     model_graded=True,
+    uses_threshold=True,
 )
 async def _llm_rubric(a: Assertion, ctx: AssertionContext) -> Outcome:
     if ctx.judge is None:
@@ -574,7 +616,12 @@ async def _llm_rubric(a: Assertion, ctx: AssertionContext) -> Outcome:
     return passed, score, f"judge: {reason}" if reason else "judge verdict"
 
 
-@assertion_type("latency", "response latency at most `threshold` ms", _limit_threshold("ms"))
+@assertion_type(
+    "latency",
+    "response latency at most `threshold` ms",
+    _limit_threshold("ms"),
+    uses_threshold=True,
+)
 async def _latency(a: Assertion, ctx: AssertionContext) -> Outcome:
     if ctx.latency_ms is None:
         raise AssertionFailure("latency was not measured")
@@ -582,7 +629,9 @@ async def _latency(a: Assertion, ctx: AssertionContext) -> Outcome:
     return ok, float(ok), f"latency {ctx.latency_ms:.0f} ms (max {a.threshold:g})"
 
 
-@assertion_type("cost", "cost of the call at most `threshold` USD", _limit_threshold("USD"))
+@assertion_type(
+    "cost", "cost of the call at most `threshold` USD", _limit_threshold("USD"), uses_threshold=True
+)
 async def _cost(a: Assertion, ctx: AssertionContext) -> Outcome:
     if ctx.cost_usd is None:
         raise AssertionFailure("cost unknown: add the model to `pricing` in promptyard.yaml")
@@ -622,7 +671,10 @@ def load_python_check(ref: str, repo_root: Path | None) -> Callable[..., Any]:
 
 
 @assertion_type(
-    "python", "a `module:function` from the repository returns bool, score or dict", _python_value
+    "python",
+    "a `module:function` from the repository returns bool, score or dict",
+    _python_value,
+    uses_threshold=True,
 )
 async def _python(a: Assertion, ctx: AssertionContext) -> Outcome:
     function = load_python_check(a.value, ctx.repo_root)

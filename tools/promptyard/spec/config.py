@@ -25,6 +25,9 @@ class ProviderConfig(SpecModel):
     embedding_model: str | None = Field(
         None, description="Model used by `similar` assertions (embeddings endpoint)."
     )
+    judge_model: str | None = Field(
+        None, description="Model used by `llm-rubric` assertions (default: the prompt's model)."
+    )
 
 
 class Price(SpecModel):

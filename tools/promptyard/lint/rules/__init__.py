@@ -1,6 +1,7 @@
 """Lint rules, one small function each; importing this package registers them all."""
 
 from promptyard.lint.rules import (
+    config,
     datasets,
     environments,
     experiments,
@@ -9,4 +10,4 @@ from promptyard.lint.rules import (
     versions,
 )
 
-__all__ = ["datasets", "environments", "experiments", "project", "prompts", "versions"]
+__all__ = ["config", "datasets", "environments", "experiments", "project", "prompts", "versions"]

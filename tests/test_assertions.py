@@ -1,0 +1,252 @@
+"""The assertion registry: every type, negation, threshold, weight, metric, value references.
+
+Model-graded types get their judge and embeddings through the context; here those are
+plain functions standing in for the engine (the engine's real wiring is tested against
+the local server in test_eval_engine.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptyard.evals.assertions import (
+    ASSERTION_TYPES,
+    AssertionContext,
+    GradingUnavailable,
+    assertion_problem,
+    combine,
+    evaluate,
+    levenshtein,
+)
+from promptyard.spec import Assertion, Case, PromptSpec
+
+PROMPT = PromptSpec.model_validate(
+    {
+        "name": "p",
+        "version": "1.0.0",
+        "model": {"name": "m"},
+        "messages": [{"role": "user", "content": "x"}],
+        "output": {"format": "json", "schema": {"type": "object", "required": ["reply"]}},
+    }
+)
+
+
+def check(
+    spec: dict[str, Any],
+    output: str,
+    *,
+    case: dict[str, Any] | None = None,
+    **ctx: Any,
+) -> tuple[bool, float, str]:
+    context = AssertionContext(
+        output=output,
+        case=Case.model_validate(case or {"id": "c"}),
+        prompt=PROMPT,
+        **ctx,
+    )
+    result = asyncio.run(evaluate(Assertion.model_validate(spec), context))
+    return result.passed, result.score, result.reason
+
+
+EXPECTED_TYPES = {
+    "equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",
+    "is-json", "json-schema", "json-path", "levenshtein", "similar", "llm-rubric", "latency",
+    "cost", "word-count", "python",
+}  # fmt: skip
+
+
+def test_every_type_of_the_issue_is_registered() -> None:
+    assert set(ASSERTION_TYPES) == EXPECTED_TYPES
+
+
+@pytest.mark.parametrize(
+    ("spec", "output", "passed"),
+    [
+        ({"type": "equals", "value": "Paris"}, " Paris\n", True),
+        ({"type": "equals", "value": {"a": 1}}, '{"a": 1}', True),
+        ({"type": "equals", "value": {"a": 1}}, '{"a": 2}', False),
+        ({"type": "contains", "value": "BC-1"}, "order BC-1 ok", True),
+        ({"type": "contains", "value": "bc-1"}, "order BC-1 ok", False),
+        ({"type": "icontains", "value": "bc-1"}, "order BC-1 ok", True),
+        ({"type": "contains-any", "value": ["x", "ok"]}, "order ok", True),
+        ({"type": "contains-all", "value": ["order", "nope"]}, "order ok", False),
+        ({"type": "starts-with", "value": "Dear"}, "  Dear Ann", True),
+        ({"type": "regex", "value": "^\\d{3}$"}, "123", True),
+        ({"type": "is-json"}, "```json\n{\"a\": 1}\n```", True),
+        ({"type": "is-json"}, "{broken", False),
+        ({"type": "json-schema"}, '{"reply": "hi"}', True),
+        ({"type": "json-schema"}, '{"other": 1}', False),
+        ({"type": "json-schema", "value": {"type": "array"}}, "[1]", True),
+        ({"type": "json-path", "value": {"path": "$.items[1].name", "equals": "b"}}, '{"items": [{"name": "a"}, {"name": "b"}]}', True),
+        ({"type": "json-path", "value": {"path": "$.tags", "contains": "x"}}, '{"tags": ["x"]}', True),
+        ({"type": "json-path", "value": {"path": "$.gone", "exists": False}}, "{}", True),
+        ({"type": "levenshtein", "value": "kitten", "threshold": 3}, "sitting", True),
+        ({"type": "levenshtein", "value": "kitten", "threshold": 2}, "sitting", False),
+        ({"type": "word-count", "value": {"min": 2, "max": 3}}, "one two three", True),
+        ({"type": "word-count", "value": 2}, "one two three", False),
+        ({"type": "latency", "threshold": 100}, "x", True),
+        ({"type": "cost", "threshold": 0.001}, "x", True),
+    ],
+)  # fmt: skip
+def test_deterministic_types(spec: dict[str, Any], output: str, passed: bool) -> None:
+    assert check(spec, output, latency_ms=50.0, cost_usd=0.0001)[0] is passed
+
+
+def test_negation_inverts_pass_and_score() -> None:
+    assert check({"type": "not-contains", "value": "refund"}, "no money back") == (
+        True,
+        1.0,
+        "not: does not contain 'refund'",
+    )
+    passed, score, _ = check({"type": "not-contains-all", "value": ["a", "b"]}, "a only")
+    assert passed and score == 0.5
+
+
+def test_an_assertion_that_cannot_run_fails_even_negated() -> None:
+    assert check({"type": "not-json-schema"}, "{}")[0] is True  # {} lacks `reply`
+    passed, _, reason = check({"type": "not-cost", "threshold": 1}, "x", cost_usd=None)
+    assert passed is False and "add the model to `pricing`" in reason
+
+
+def test_value_references_resolve_with_their_type() -> None:
+    case = {"id": "c", "vars": {"order": "A-1", "n": 2}, "expected": {"category": "billing"}}
+    assert check({"type": "contains", "value": "{{ vars.order }}"}, "about A-1", case=case)[0]
+    assert check(
+        {"type": "equals", "value": "{{ expected }}"}, '{"category": "billing"}', case=case
+    )[0]
+    assert check({"type": "contains", "value": "order {{ vars.order }}!"}, "order A-1!", case=case)[
+        0
+    ]
+    # a reference that resolves to the wrong shape fails with the reason, never crashes
+    passed, _, reason = check({"type": "contains", "value": "{{ vars.n }}"}, "2", case=case)
+    assert not passed and "after resolving references" in reason
+    passed, _, reason = check(
+        {"type": "contains", "value": "{{ vars.missing.deep }}x"}, "x", case=case
+    )
+    assert not passed and "cannot resolve" in reason
+
+
+def test_threshold_is_a_minimum_score_for_types_that_do_not_read_it() -> None:
+    spec = {"type": "contains-all", "value": ["a", "b", "c", "d"], "threshold": 0.5}
+    assert check(spec, "a b")[0] is True
+    assert check(spec, "a")[0] is False
+
+
+def test_weights_and_metrics_combine_into_the_case_score() -> None:
+    context = AssertionContext(output="a", case=Case(id="c"), prompt=PROMPT)
+    results = [
+        asyncio.run(evaluate(Assertion.model_validate(s), context))
+        for s in (
+            {"type": "contains", "value": "a", "weight": 3, "metric": "hit"},
+            {"type": "contains", "value": "b", "weight": 1},
+        )
+    ]
+    assert results[0].to_dict()["metric"] == "hit" and results[0].weight == 3
+    assert combine(results) == (False, 0.75)
+    assert combine([]) == (True, 1.0)
+
+
+def test_llm_rubric_uses_the_judge_and_validates_its_reply() -> None:
+    seen: list[Any] = []
+
+    async def judge(messages: list[dict[str, str]], provider: str | None) -> str:
+        seen.append((messages, provider))
+        return '{"pass": true, "score": 0.7, "reason": "fine"}'
+
+    spec = {"type": "llm-rubric", "value": "is kind", "provider": "grader"}
+    assert check(spec, "hello", judge=judge) == (True, 0.7, "judge: fine")
+    assert "is kind" in seen[0][0][1]["content"] and "hello" in seen[0][0][1]["content"]
+    assert seen[0][1] == "grader"
+    assert check({**spec, "threshold": 0.8}, "hello", judge=judge)[0] is False
+
+    async def rambling(messages: list[dict[str, str]], provider: str | None) -> str:
+        return "I think it is fine"
+
+    passed, _, reason = check(spec, "hello", judge=rambling)
+    assert not passed and "judge reply is not {pass, score, reason} JSON" in reason
+
+
+def test_grading_unavailable_propagates() -> None:
+    async def down(messages: list[dict[str, str]], provider: str | None) -> str:
+        raise GradingUnavailable("judge call failed")
+
+    with pytest.raises(GradingUnavailable):
+        check({"type": "llm-rubric", "value": "x"}, "y", judge=down)
+
+
+def test_similar_uses_cosine_of_embeddings() -> None:
+    async def embed(texts: list[str], provider: str | None) -> list[list[float]]:
+        return [[1.0, 0.0] if t == "cat" else [0.6, 0.8] for t in texts]
+
+    assert check({"type": "similar", "value": "kitten", "threshold": 0.5}, "cat", embed=embed)[
+        :2
+    ] == (
+        True,
+        pytest.approx(0.6),
+    )
+    assert check({"type": "similar", "value": "kitten"}, "cat", embed=embed)[0] is False  # 0.8
+
+
+def test_python_checks_from_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "mychecks_a.py").write_text(
+        "def score(output, ctx):\n    return len(output) / 10\n"
+        "def boom(output, ctx):\n    raise KeyError('x')\n"
+        "def weird(output, ctx):\n    return 'yes'\n"
+        "async def later(output, ctx):\n    return ctx['vars']['n'] == 1\n"
+    )
+    kwargs = {"repo_root": tmp_path, "case": {"id": "c", "vars": {"n": 1}}}
+    assert check({"type": "python", "value": "mychecks_a:score"}, "abcdefgh", **kwargs)[:2] == (
+        True,
+        0.8,
+    )
+    assert (
+        check(
+            {"type": "python", "value": "mychecks_a:score", "threshold": 0.9}, "abcdefgh", **kwargs
+        )[0]
+        is False
+    )
+    assert check({"type": "python", "value": "mychecks_a:later"}, "", **kwargs)[0] is True
+    assert (
+        "raised KeyError" in check({"type": "python", "value": "mychecks_a:boom"}, "", **kwargs)[2]
+    )
+    assert "returned str" in check({"type": "python", "value": "mychecks_a:weird"}, "", **kwargs)[2]
+    assert "cannot load" in check({"type": "python", "value": "no_such_mod:f"}, "", **kwargs)[2]
+
+
+def test_non_finite_scores_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "mychecks_b.py").write_text("def nan(output, ctx):\n    return float('nan')\n")
+    passed, score, reason = check(
+        {"type": "python", "value": "mychecks_b:nan"}, "", repo_root=tmp_path
+    )
+    assert (passed, score) == (False, 0.0) and "not a number" in reason
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ({"type": "contians", "value": "x"}, "did you mean 'contains'?"),
+        ({"type": "regex", "value": "("}, "not a valid regular expression"),
+        ({"type": "is-json", "value": 1}, "takes no `value`"),
+        ({"type": "latency", "value": 5}, "takes its limit in `threshold`"),
+        ({"type": "json-path", "value": {"path": "$..x"}}, "is not a JSON path"),
+        ({"type": "word-count", "value": {"min": 5, "max": 2}}, "`min` is above `max`"),
+        ({"type": "python", "value": "not a ref"}, "`module:function`"),
+    ],
+)
+def test_value_shapes_are_checked_for_lint(spec: dict[str, Any], problem: str) -> None:
+    found = assertion_problem(Assertion.model_validate(spec))
+    assert found is not None and problem in found[1]
+
+
+def test_levenshtein_distance() -> None:
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3
+    assert (
+        json.dumps(check({"type": "levenshtein", "value": "abc"}, "abd")[:2])
+        == "[true, 0.6666666666666667]"
+    )

@@ -1,0 +1,154 @@
+"""`promptyard eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from promptyard.cli.main import App, stderr_console, stdout_console
+
+FAILURES_SHOWN = 10
+
+
+def _dataset_arg(app: App, dataset: str | None) -> str | None:
+    """--dataset as a repository-relative path (given relative to the cwd or the repo)."""
+    if dataset is None:
+        return None
+    root = app.workspace().root
+    candidate = (Path.cwd() / dataset).resolve()
+    if candidate.is_file() and candidate.is_relative_to(root):
+        return candidate.relative_to(root).as_posix()
+    return dataset.replace(os.sep, "/")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _cost(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:,.2f}" if value >= 1 else f"${value:.6f}".rstrip("0").rstrip(".")
+
+
+def _print_text(report: Any) -> None:
+    console = stdout_console()
+    table = Table(show_edge=False, header_style="bold", pad_edge=False)
+    table.add_column("prompt / dataset", overflow="fold", min_width=24)
+    for column in ("cases", "pass", "score", "errors", "p50/p95 ms", "tokens in/out", "cost"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for run in report.runs:
+        s = run.summary
+        style = "green" if s.ok else "red"
+        table.add_row(
+            f"{escape(s.prompt)} {s.version}\n[dim]{escape(s.dataset)}[/dim]",
+            str(s.cases),
+            f"[{style}]{_percent(s.pass_rate)}[/{style}]\n[dim]min {_percent(s.threshold)}[/dim]",
+            _number(s.mean_score, 3),
+            f"[red]{s.errors}[/red]" if s.errors else "0",
+            f"{_number(s.latency_ms_p50)}/{_number(s.latency_ms_p95)}",
+            f"{_number(s.tokens_in)}/{_number(s.tokens_out)}",
+            _cost(s.cost_usd),
+        )
+    console.print(table)
+    for run in report.runs:
+        if not run.failures:
+            continue
+        s = run.summary
+        console.print(
+            f"\n[bold]{escape(s.prompt)}[/bold] on {escape(s.dataset)}: "
+            f"{run.failures_total} failing row(s)"
+        )
+        for row in run.failures[:FAILURES_SHOWN]:
+            repeat = f" #{row.repeat + 1}" if s.repeat > 1 else ""
+            mark = "[yellow]error[/yellow]" if row.error else "[red]fail[/red]"
+            console.print(f"  {mark} {escape(row.case_id)}{repeat}: {escape(row.reason)}")
+        if run.failures_total > FAILURES_SHOWN:
+            console.print(
+                f"  ... and {run.failures_total - FAILURES_SHOWN} more in {escape(str(run.results_path))}"
+            )
+    console.print()
+    below = [run.summary for run in report.runs if not run.ok]
+    if below:
+        for s in below:
+            console.print(
+                f"[red]below threshold:[/red] {escape(s.prompt)} on {escape(s.dataset)}: "
+                f"pass rate {_percent(s.pass_rate)} < {_percent(s.threshold)}"
+            )
+    else:
+        console.print(f"[green]{len(report.runs)} eval(s) met their threshold[/green]")
+    for path in report.recordings_written:
+        console.print(f"recorded responses to {escape(path)}")
+
+
+@click.command("eval")
+@click.argument("names", nargs=-1)
+@click.option("--dataset", metavar="PATH", help="Only evals on this dataset (or run NAME on it).")
+@click.option(
+    "--repeat", type=click.IntRange(1, 1000), help="Runs per case (overrides evals[].repeat)."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 4096),
+    help="Parallel calls per provider (overrides max_concurrency).",
+)
+@click.option("--no-cache", is_flag=True, help="Do not answer from the cache.")
+@click.option("--offline", is_flag=True, help="Answer only from the cache and golden/recordings.")
+@click.option("--record", is_flag=True, help="Write every response to golden/recordings/.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_obj
+def eval_command(
+    app: App,
+    names: tuple[str, ...],
+    dataset: str | None,
+    repeat: int | None,
+    concurrency: int | None,
+    no_cache: bool,
+    offline: bool,
+    record: bool,
+    fmt: str,
+) -> int:
+    """Run the evals of prompt NAMEs (default: every prompt with evals).
+
+    Live against the providers in promptyard.yaml (any OpenAI-compatible endpoint); offline
+    from golden/recordings when no key or base URL is set, or with --offline. Results are
+    written to .promptyard/runs/. Exits 1 when an eval's pass rate is below its threshold,
+    3 when a provider cannot be reached.
+    """
+    from promptyard.cli.progress import eval_progress
+    from promptyard.evals.runner import EvalOptions, evaluate_snapshot
+
+    if offline and record:
+        raise click.UsageError("--offline and --record cannot be used together")
+    workspace = app.workspace()
+    err = stderr_console()
+    with eval_progress(err) as progress:
+        options = EvalOptions(
+            repo_root=workspace.root,
+            mode="offline" if offline else "record" if record else "auto",
+            use_cache=not no_cache,
+            repeat=repeat,
+            concurrency=concurrency,
+            progress=progress,
+            notify=lambda note: err.print(escape(note), highlight=False),
+        )
+        report = evaluate_snapshot(
+            workspace.snapshot(), names, options=options, dataset=_dataset_arg(app, dataset)
+        )
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_text(report)
+    return 0 if report.ok else 1

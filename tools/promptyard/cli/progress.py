@@ -1,0 +1,79 @@
+"""Progress for long work: a rich bar on a terminal, plain periodic lines otherwise (CI)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+PLAIN_EVERY_S = 5.0
+
+
+def _rate(done: int, elapsed: float) -> float:
+    return done / elapsed if elapsed > 0 else 0.0
+
+
+@contextmanager
+def eval_progress(console: Console, label: str = "eval") -> Iterator[Callable[[Any], None]]:
+    """A callback for `EvalOptions.progress` (anything with total, done, cached, errors,
+    elapsed_s). On a terminal: a bar with done/total, rate, cache hits, errors and ETA.
+    Otherwise: one line every few seconds and one at the end."""
+    if console.is_terminal:
+        columns = (
+            TextColumn(f"[bold]{label}[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>7.1f}/s"),
+            TextColumn("cached {task.fields[cached]}"),
+            TextColumn("errors {task.fields[errors]}"),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label, total=None, rate=0.0, cached=0, errors=0)
+
+            def update(event: Any) -> None:
+                bar.update(
+                    task,
+                    total=event.total,
+                    completed=event.done,
+                    rate=_rate(event.done, event.elapsed_s),
+                    cached=event.cached,
+                    errors=event.errors,
+                )
+
+            yield update
+        return
+
+    state: dict[str, Any] = {"last": time.monotonic(), "event": None}
+
+    def line(event: Any) -> str:
+        percent = f" ({event.done / event.total:.0%})" if event.total else ""
+        rate = _rate(event.done, event.elapsed_s)
+        left = (event.total - event.done) / rate if rate else 0.0
+        return (
+            f"{label}: {event.done}/{event.total}{percent}, {rate:.1f}/s, "
+            f"cached {event.cached}, errors {event.errors}, ETA {left:.0f}s"
+        )
+
+    def plain(event: Any) -> None:
+        state["event"] = event
+        now = time.monotonic()
+        if event.done and event.done < event.total and now - state["last"] >= PLAIN_EVERY_S:
+            state["last"] = now
+            console.print(line(event), highlight=False)
+
+    yield plain
+    last = state["event"]
+    if last is not None and last.total:
+        console.print(line(last), highlight=False)

@@ -1,0 +1,46 @@
+"""Provider types, by name: `type:` in a `providers:` entry of promptyard.yaml.
+
+Adding a type is one file (a `Provider` subclass) and one entry in `PROVIDERS`. Importing
+this package never imports a provider's client library; that happens on the first call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from promptyard.errors import ConfigError
+from promptyard.evals.providers.base import (
+    ChatRequest,
+    Completion,
+    Embeddings,
+    Provider,
+    ProviderError,
+)
+from promptyard.evals.providers.openai import OpenAIProvider
+from promptyard.spec import ProviderConfig
+
+PROVIDERS: dict[str, type[Provider]] = {
+    "openai": OpenAIProvider,
+}
+
+
+def create_provider(name: str, config: ProviderConfig, environ: Mapping[str, str]) -> Provider:
+    """The provider for the `providers.<name>` entry; ConfigError for an unknown type."""
+    cls = PROVIDERS.get(config.type)
+    if cls is None:
+        raise ConfigError(
+            f"promptyard.yaml: provider {name!r} has unknown type {config.type!r}",
+            hint=f"known types: {', '.join(sorted(PROVIDERS))}",
+        )
+    return cls(name, config, environ)
+
+
+__all__ = [
+    "PROVIDERS",
+    "ChatRequest",
+    "Completion",
+    "Embeddings",
+    "Provider",
+    "ProviderError",
+    "create_provider",
+]

@@ -1,0 +1,150 @@
+"""What every provider type implements, and the errors the runner knows how to handle.
+
+A provider turns a `ChatRequest` into a `Completion` (and texts into embeddings) over
+some API. It does one attempt per call: retries, backoff, rate limits, concurrency, the
+cache and recordings all live in the runner, so a new provider type gets them for free.
+It reports failures as `ProviderError` with a `kind` that says whether a retry can help.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from promptyard.spec import ProviderConfig
+
+ErrorKind = Literal[
+    "timeout",  # no answer within timeout_s
+    "connection",  # refused, reset, dropped mid-response
+    "rate_limit",  # 429
+    "server",  # 5xx
+    "malformed",  # a 2xx whose body is not the expected JSON
+    "auth",  # 401 / 403: the key is missing or wrong
+    "request",  # 400 / 404 / 422 ...: the request itself is wrong (model name, parameters)
+]
+RETRYABLE: frozenset[str] = frozenset(
+    {"timeout", "connection", "rate_limit", "server", "malformed"}
+)
+
+
+class ProviderError(Exception):
+    """One failed attempt. `retryable` kinds are infrastructure; the others end the case."""
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after  # seconds the server asked us to wait (Retry-After)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+    @property
+    def infra(self) -> bool:
+        """An infrastructure failure: the provider, not the request, is at fault."""
+        return self.kind in RETRYABLE
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat call: the model, the rendered messages, parameters passed through as given."""
+
+    model: str
+    messages: list[dict[str, str]]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    json_mode: bool = False  # the prompt's output.format is json: ask for a JSON object
+
+    def body(self) -> dict[str, Any]:
+        """The request body of an OpenAI-compatible chat completion."""
+        body: dict[str, Any] = {**self.parameters, "model": self.model, "messages": self.messages}
+        if self.json_mode and "response_format" not in body:
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies this request for the cache (everything that shapes the answer)."""
+        return self.body()
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer with what it cost: tokens (None when not reported) and latency."""
+
+    text: str
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: list[list[float]]
+    tokens_in: int | None = None
+    latency_ms: float = 0.0
+
+
+class Provider(ABC):
+    """A configured endpoint of one provider type (a `providers:` entry of promptyard.yaml)."""
+
+    type_name: ClassVar[str]
+    default_embedding_model: ClassVar[str | None] = None
+
+    def __init__(self, name: str, config: ProviderConfig, environ: Mapping[str, str]) -> None:
+        self.name = name
+        self.config = config
+        self.environ = environ
+
+    # where it is and whether it can be reached
+
+    @property
+    def base_url(self) -> str | None:
+        """`base_url_env` when set in the environment, else `base_url`, else the type's default."""
+        env = self.config.base_url_env
+        if env and self.environ.get(env):
+            return self.environ[env]
+        return self.config.base_url
+
+    @property
+    def api_key(self) -> str | None:
+        env = self.config.api_key_env
+        return (self.environ.get(env) or None) if env else None
+
+    @property
+    def configured(self) -> bool:
+        """Whether a live call is possible at all: a key or a base URL is set.
+
+        With neither, evals run offline (from the cache and recordings).
+        """
+        return bool(self.api_key or self.base_url)
+
+    def unconfigured_hint(self) -> str:
+        names = [n for n in (self.config.api_key_env, self.config.base_url_env) if n]
+        return " or ".join(names) if names else "base_url in promptyard.yaml"
+
+    @abstractmethod
+    def describe(self) -> str:
+        """How to name this endpoint in a message: type and base URL."""
+
+    # calls: one attempt each
+
+    @abstractmethod
+    async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        """One chat completion; raise ProviderError."""
+
+    @abstractmethod
+    async def embed(self, model: str, texts: list[str], *, timeout: float) -> Embeddings:
+        """One embeddings call; raise ProviderError."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; most types hold nothing
+        """Release connections (called once when the run ends)."""

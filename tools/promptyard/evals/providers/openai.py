@@ -1,0 +1,190 @@
+"""Provider type `openai`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, LM Studio).
+
+Calls go through the official `openai` client (`AsyncOpenAI`), imported only when a call is
+made so that `lint` and the CLI stay fast. The client's own retries are off: the runner
+retries (with Retry-After) for every provider type alike.
+
+Requests use the client's documented generic `post` with the body passed through as
+given, and the JSON answer is read leniently here: OpenAI-compatible servers differ in the
+extra fields they return, and building the client's typed models costs more CPU per call
+than everything else in a cached eval.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from promptyard.evals.providers.base import (
+    ChatRequest,
+    Completion,
+    Embeddings,
+    Provider,
+    ProviderError,
+)
+from promptyard.spec import ProviderConfig
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def _http_client(openai: Any) -> Any:
+    """The SDK's aiohttp transport when installed (`openai[aiohttp]`), else its default.
+
+    The SDK documents aiohttp as its faster option under concurrency; on a small machine it
+    halves the CPU each call costs, which is what bounds an eval's throughput.
+    """
+    try:
+        import aiohttp  # noqa: F401
+
+        return openai.DefaultAioHttpClient()
+    except (ImportError, RuntimeError, AttributeError):
+        return None
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+        if isinstance(inner, str):
+            return inner
+    return str(getattr(exc, "message", None) or exc)
+
+
+class OpenAIProvider(Provider):
+    type_name = "openai"
+    default_embedding_model = "text-embedding-3-small"
+
+    def __init__(self, name: str, config: ProviderConfig, environ: Mapping[str, str]) -> None:
+        super().__init__(name, config, environ)
+        self._client_instance: Any = None
+
+    def describe(self) -> str:
+        return f"openai at {self.base_url or OPENAI_BASE_URL}"
+
+    def _client(self) -> Any:
+        """The client, created on first use (inside the running event loop)."""
+        if self._client_instance is None:
+            import openai
+
+            self._client_instance = openai.AsyncOpenAI(
+                api_key=self.api_key or "unused",  # local servers need no key
+                base_url=self.base_url or OPENAI_BASE_URL,
+                max_retries=0,  # the runner retries
+                timeout=self.config.timeout_s,
+                http_client=_http_client(openai),
+            )
+        return self._client_instance
+
+    async def _post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[Any, float]:
+        import openai
+
+        client = self._client()
+        started = time.perf_counter()
+        try:
+            raw = await client.post(path, cast_to=bytes, body=body, options={"timeout": timeout})
+        except openai.APITimeoutError:
+            raise ProviderError("timeout", f"no answer within {timeout:g} s") from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc.__context__
+            detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+            raise ProviderError("connection", f"connection failed ({detail})") from None
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            snippet = raw[:80].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+            raise ProviderError("malformed", f"response is not JSON: {snippet!r}") from None
+        if isinstance(data, dict) and "error" in data and "choices" not in data:
+            raise ProviderError("server", f"error in a 200 response: {_error_message(data)}")
+        return data, latency_ms
+
+    def _status_error(self, exc: Any) -> ProviderError:
+        status = int(exc.status_code)
+        message = f"HTTP {status}: {_error_message(exc)}"
+        headers = getattr(exc.response, "headers", None)
+        if status == 429:
+            return ProviderError(
+                "rate_limit", message, status=status, retry_after=parse_retry_after(headers)
+            )
+        if status >= 500:
+            retry_after = parse_retry_after(headers) if status == 503 else None
+            return ProviderError("server", message, status=status, retry_after=retry_after)
+        if status in (401, 403):
+            return ProviderError("auth", message, status=status)
+        return ProviderError("request", message, status=status)
+
+    async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
+        data, latency_ms = await self._post("/chat/completions", request.body(), timeout)
+        try:
+            message = data["choices"][0]["message"]
+            text = message.get("content") or ""
+            if not isinstance(text, str):
+                text = json.dumps(text, ensure_ascii=False)
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ProviderError(
+                "malformed", "response has no choices[0].message (not a chat completion)"
+            ) from None
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        return Completion(
+            text=text,
+            tokens_in=_int_or_none(usage.get("prompt_tokens")),
+            tokens_out=_int_or_none(usage.get("completion_tokens")),
+            latency_ms=latency_ms,
+        )
+
+    async def embed(self, model: str, texts: list[str], *, timeout: float) -> Embeddings:
+        body = {"model": model, "input": texts, "encoding_format": "float"}
+        data, latency_ms = await self._post("/embeddings", body, timeout)
+        try:
+            rows = sorted(data["data"], key=lambda row: row.get("index", 0))
+            vectors = [[float(x) for x in row["embedding"]] for row in rows]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProviderError("malformed", "response is not an embeddings list") from None
+        if len(vectors) != len(texts):
+            raise ProviderError(
+                "malformed", f"asked for {len(texts)} embeddings, got {len(vectors)}"
+            )
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        return Embeddings(vectors, _int_or_none(usage.get("prompt_tokens")), latency_ms)
+
+    async def aclose(self) -> None:
+        client, self._client_instance = self._client_instance, None
+        if client is not None:
+            await client.close()
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None

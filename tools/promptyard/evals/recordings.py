@@ -1,0 +1,258 @@
+"""Recorded responses: `golden/recordings/<prompt>.jsonl`, so evals run offline.
+
+`promptyard eval --record` writes every response an eval used (the prompt's answers and the
+judge and embedding calls its assertions made), keyed by the same request hash as the
+cache. One row per request, sorted by dataset, case, repeat, kind and key, with latency
+rounded to whole milliseconds, so re-recording an unchanged prompt changes little and a git
+diff shows what moved. Prompt names may contain `/`: recordings mirror the folders.
+
+Offline, responses are looked up in the recordings of the snapshot a prompt was loaded
+from (the working tree or a git ref) and of any extra snapshots the caller adds — the
+merge gate runs a base prompt against the head's recordings too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from promptyard.documents import DocumentError, decode, iter_json_lines
+from promptyard.errors import ConfigError
+from promptyard.evals.cache import CachedResponse
+from promptyard.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    from promptyard.workspace import Snapshot
+
+KINDS = ("chat", "judge", "embed")
+_KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}
+RecordMode = Literal["replace", "merge"]
+MAX_RECORDING_BYTES = 256 << 20
+
+
+def recording_path(recordings_dir: str, prompt: str) -> str:
+    """Repository-relative path of a prompt's recordings."""
+    return f"{recordings_dir.rstrip('/')}/{prompt}.jsonl"
+
+
+def record_command(prompt: str) -> str:
+    return f"promptyard eval {prompt} --record"
+
+
+@dataclass(frozen=True)
+class RecordingRow:
+    """One recorded response and the eval slot that first used it."""
+
+    key: str
+    kind: str
+    model: str
+    dataset: str
+    case: str
+    repeat: int
+    payload: dict[str, Any]  # {"text": ...} or {"vector": [...]}
+    tokens_in: int | None
+    tokens_out: int | None
+    latency_ms: float
+
+    def sort_key(self) -> tuple[str, str, int, int, str]:
+        return (self.dataset, self.case, self.repeat, _KIND_ORDER.get(self.kind, 9), self.key)
+
+    def to_json(self) -> str:
+        row: dict[str, Any] = {
+            "case": self.case,
+            "repeat": self.repeat,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "model": self.model,
+            "key": self.key,
+            **self.payload,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "latency_ms": round(self.latency_ms),
+        }
+        return json.dumps(row, ensure_ascii=False)
+
+    def response(self) -> CachedResponse:
+        return CachedResponse(
+            self.kind,
+            "",
+            self.model,
+            self.payload,
+            self.tokens_in,
+            self.tokens_out,
+            self.latency_ms,
+        )
+
+
+def _bad(path: str, line: int, why: str, prompt: str) -> ConfigError:
+    return ConfigError(
+        f"{path}:{line}: {why}",
+        hint=f"fix the line, or delete the file and run `{record_command(prompt)}`",
+    )
+
+
+def _count(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+def parse_recordings(text: str, path: str, prompt: str) -> list[RecordingRow]:
+    """Rows of a recordings file; ConfigError naming the line of the first bad one."""
+    rows: list[RecordingRow] = []
+    try:
+        for line, value in iter_json_lines(text, path):
+            rows.append(_row(value, path, line, prompt))
+    except DocumentError as exc:
+        raise _bad(path, exc.position.line, exc.message, prompt) from None
+    return rows
+
+
+def _row(value: Any, path: str, line: int, prompt: str) -> RecordingRow:
+    if not isinstance(value, dict):
+        raise _bad(path, line, "each line must be a JSON object", prompt)
+    key, kind = value.get("key"), value.get("kind")
+    if not isinstance(key, str) or len(key) != 64:
+        raise _bad(path, line, "`key` must be the request's sha256 (64 hex digits)", prompt)
+    if kind not in KINDS:
+        raise _bad(path, line, f"`kind` must be one of {', '.join(KINDS)}", prompt)
+    if kind == "embed":
+        vector = value.get("vector")
+        if not isinstance(vector, list) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+            for x in vector
+        ):
+            raise _bad(path, line, "`vector` must be a list of numbers", prompt)
+        payload: dict[str, Any] = {"vector": vector}
+    else:
+        if not isinstance(value.get("text"), str):
+            raise _bad(path, line, "`text` must be the response text", prompt)
+        payload = {"text": value["text"]}
+    if not _count(value.get("tokens_in")) or not _count(value.get("tokens_out")):
+        raise _bad(path, line, "`tokens_in`/`tokens_out` must be counts or null", prompt)
+    latency = value.get("latency_ms", 0)
+    if not isinstance(latency, int | float) or isinstance(latency, bool) or not latency >= 0:
+        raise _bad(path, line, "`latency_ms` must be a number >= 0", prompt)
+    repeat = value.get("repeat", 0)
+    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
+        raise _bad(path, line, "`repeat` must be an integer >= 0", prompt)
+    return RecordingRow(
+        key=key,
+        kind=kind,
+        model=str(value.get("model", "")),
+        dataset=str(value.get("dataset", "")),
+        case=str(value.get("case", "")),
+        repeat=repeat,
+        payload=payload,
+        tokens_in=value.get("tokens_in"),
+        tokens_out=value.get("tokens_out"),
+        latency_ms=float(latency),
+    )
+
+
+class RecordingStore:
+    """Read-only lookups in the recordings of one or more snapshots (loaded lazily)."""
+
+    def __init__(self, sources: Sequence[Snapshot] = ()) -> None:
+        self._sources: list[Snapshot] = []
+        self._loaded: dict[tuple[int, str], dict[str, RecordingRow]] = {}
+        for snapshot in sources:
+            self.add_source(snapshot)
+
+    def add_source(self, snapshot: Snapshot) -> None:
+        if all(s is not snapshot for s in self._sources):
+            self._sources.append(snapshot)
+
+    def _rows(self, snapshot: Snapshot, prompt: str) -> dict[str, RecordingRow]:
+        cache_key = (id(snapshot), prompt)
+        if cache_key not in self._loaded:
+            path = recording_path(snapshot.paths.recordings, prompt)
+            raw = snapshot.read(path, MAX_RECORDING_BYTES)
+            rows: dict[str, RecordingRow] = {}
+            if raw is not None:
+                try:
+                    text = decode(raw, path, max_bytes=MAX_RECORDING_BYTES)
+                except DocumentError as exc:
+                    raise _bad(path, exc.position.line, exc.message, prompt) from None
+                rows = {row.key: row for row in parse_recordings(text, path, prompt)}
+            self._loaded[cache_key] = rows
+        return self._loaded[cache_key]
+
+    def lookup(self, prompt: str, key: str) -> CachedResponse | None:
+        """The recorded response for a request of `prompt`'s evals, from the first source holding it."""
+        for snapshot in self._sources:
+            row = self._rows(snapshot, prompt).get(key)
+            if row is not None:
+                return row.response()
+        return None
+
+
+class RecordingWriter:
+    """Collects the responses a `--record` run used and writes each prompt's file atomically.
+
+    `replace` (the default): for each prompt × dataset the run completed, the file's rows
+    for that dataset are replaced by this run's, so stale responses disappear; rows of
+    other datasets stay. `merge`: rows are added and updated, never removed.
+    """
+
+    def __init__(self, root: Path, recordings_dir: str, mode: RecordMode = "replace") -> None:
+        from promptyard.workspace import safe_relpath
+
+        if safe_relpath(recordings_dir.rstrip("/")) is None:
+            raise ConfigError(
+                f"promptyard.yaml: paths.recordings {recordings_dir!r} must be a folder inside "
+                "the repository"
+            )
+        self.root = root
+        self.recordings_dir = recordings_dir
+        self.mode = mode
+        self._rows: dict[str, dict[str, RecordingRow]] = {}
+        self._completed: dict[str, set[str]] = {}
+
+    def add(self, prompt: str, row: RecordingRow) -> None:
+        rows = self._rows.setdefault(prompt, {})
+        existing = rows.get(row.key)
+        if existing is None or row.sort_key() < existing.sort_key():
+            rows[row.key] = row
+
+    def complete(self, prompt: str, dataset: str) -> None:
+        """The run of `prompt` on `dataset` finished: its rows are the dataset's whole set."""
+        self._completed.setdefault(prompt, set()).add(dataset)
+        self._rows.setdefault(prompt, {})
+
+    def prompts(self) -> list[str]:
+        return sorted(self._rows)
+
+    def write(self) -> list[Path]:
+        """Write every touched prompt's recordings; returns the files written."""
+        written = []
+        for prompt in self.prompts():
+            path = self.root / recording_path(self.recordings_dir, prompt)
+            relative = recording_path(self.recordings_dir, prompt)
+            kept: dict[str, RecordingRow] = {}
+            if path.is_file():
+                try:
+                    text = decode(path.read_bytes(), relative, max_bytes=MAX_RECORDING_BYTES)
+                except DocumentError as exc:
+                    raise _bad(relative, exc.position.line, exc.message, prompt) from None
+                replaced = self._completed.get(prompt, set()) if self.mode == "replace" else set()
+                kept = {
+                    row.key: row
+                    for row in parse_recordings(text, relative, prompt)
+                    if row.dataset not in replaced
+                }
+            kept.update(self._rows[prompt])
+            if kept:
+                atomic_write(path, recordings_text(kept.values()))
+                written.append(path)
+            elif path.exists():
+                path.unlink()
+                written.append(path)
+        return written
+
+
+def recordings_text(rows: Iterable[RecordingRow]) -> str:
+    """The text of a recordings file holding `rows` (sorted as written)."""
+    return "".join(row.to_json() + "\n" for row in sorted(rows, key=RecordingRow.sort_key))

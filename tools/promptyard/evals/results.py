@@ -1,0 +1,545 @@
+"""Eval results on disk: `.promptyard/runs/<run-id>/results.jsonl` and `summary.json`.
+
+`results.jsonl` holds one row per case × repeat, appended and flushed as each finishes, so
+an interrupted run (Ctrl-C, kill -9) loses at most the row being written. The run id is
+derived from everything that shapes the results (prompt content, cases, assertions,
+repeats, mode): re-running the same command finds the directory and runs only the rows
+that are missing. A completed run run again starts over (answered from the cache).
+
+`summary.json` is written atomically at the end. `load_results(path)` reads rows into a
+pandas DataFrame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from promptyard.errors import ConfigError
+from promptyard.fsutil import atomic_write
+
+if TYPE_CHECKING:
+    import pandas
+
+RESULTS_FILE = "results.jsonl"
+SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+FORMAT_VERSION = 1
+MAX_FAILURES_KEPT = 50  # failing rows kept in memory for the report; all are in the file
+
+COLUMNS = (
+    "run_id",
+    "prompt",
+    "version",
+    "content_hash",
+    "dataset",
+    "case_id",
+    "repeat",
+    "model",
+    "output",
+    "pass",
+    "score",
+    "latency_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "cached",
+    "error",
+    "error_kind",
+    "assertions",
+)
+
+
+@dataclass
+class CaseResult:
+    """One case × repeat: the output, each assertion's verdict, and what the call cost."""
+
+    run_id: str
+    prompt: str
+    version: str
+    content_hash: str
+    dataset: str
+    case_id: str
+    repeat: int
+    model: str
+    output: str | None
+    passed: bool
+    score: float
+    assertions: list[dict[str, Any]] = field(default_factory=list)
+    latency_ms: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    error: str | None = None
+    error_kind: str | None = None  # render | request | auth | offline | infra | assertion
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "prompt": self.prompt,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "dataset": self.dataset,
+            "case_id": self.case_id,
+            "repeat": self.repeat,
+            "model": self.model,
+            "output": self.output,
+            "pass": self.passed,
+            "score": self.score,
+            "latency_ms": self.latency_ms,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "cached": self.cached,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "assertions": self.assertions,
+        }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> CaseResult:
+        return cls(
+            run_id=row["run_id"],
+            prompt=row["prompt"],
+            version=row["version"],
+            content_hash=row["content_hash"],
+            dataset=row["dataset"],
+            case_id=row["case_id"],
+            repeat=row["repeat"],
+            model=row.get("model", ""),
+            output=row.get("output"),
+            passed=row["pass"],
+            score=row["score"],
+            assertions=row.get("assertions") or [],
+            latency_ms=row.get("latency_ms"),
+            tokens_in=row.get("tokens_in"),
+            tokens_out=row.get("tokens_out"),
+            cost_usd=row.get("cost_usd"),
+            cached=row.get("cached", False),
+            error=row.get("error"),
+            error_kind=row.get("error_kind"),
+        )
+
+    def metric_scores(self) -> dict[str, float]:
+        """Weighted mean score per assertion `metric` name (assertions without one skipped)."""
+        return metric_scores(self.assertions)
+
+    @property
+    def reason(self) -> str:
+        """Why the row failed, in one line (empty when it passed)."""
+        if self.error:
+            return self.error
+        return "; ".join(a["reason"] for a in self.assertions if not a.get("pass"))
+
+
+def metric_scores(assertions: list[dict[str, Any]]) -> dict[str, float]:
+    sums: dict[str, list[float]] = {}
+    for a in assertions:
+        name = a.get("metric")
+        if name:
+            acc = sums.setdefault(name, [0.0, 0.0])
+            acc[0] += a["score"] * a.get("weight", 1.0)
+            acc[1] += a.get("weight", 1.0)
+    return {name: (s / w if w else 0.0) for name, (s, w) in sums.items()}
+
+
+def _valid_row(row: Any) -> bool:
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("case_id"), str)
+        and isinstance(row.get("repeat"), int)
+        and isinstance(row.get("pass"), bool)
+        and isinstance(row.get("score"), int | float)
+    )
+
+
+def percentile(sorted_values: list[float] | array, q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    position = (n - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, n - 1)
+    fraction = position - low
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * fraction
+
+
+# --- summary -------------------------------------------------------------------------------
+
+
+class RunStats:
+    """Running totals of one run's rows; memory grows with cases, not with output text."""
+
+    def __init__(self, repeat: int, min_pass: int) -> None:
+        self.repeat = repeat
+        self.min_pass = min_pass
+        self.per_case: dict[str, list[float]] = {}  # id -> [rows, passes, errors, score sum]
+        self.latencies = array("d")
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.tokens_known = False
+        self.cost = 0.0
+        self.cost_known = False
+        self.rows = 0
+        self.cached = 0
+        self.row_errors = 0
+        self.metrics: dict[str, list[float]] = {}  # name -> [score sum, count, passes]
+        self.failures: list[CaseResult] = []
+        self.failures_total = 0
+
+    def add(self, result: CaseResult) -> None:
+        self.rows += 1
+        acc = self.per_case.get(result.case_id)
+        if acc is None:
+            acc = self.per_case[result.case_id] = [0, 0, 0, 0.0]
+        acc[0] += 1
+        acc[1] += result.passed
+        acc[2] += result.error is not None
+        acc[3] += result.score
+        if result.cached:
+            self.cached += 1
+        if result.error is not None:
+            self.row_errors += 1
+        elif result.latency_ms is not None:
+            self.latencies.append(result.latency_ms)
+        if result.tokens_in is not None or result.tokens_out is not None:
+            self.tokens_known = True
+            self.tokens_in += result.tokens_in or 0
+            self.tokens_out += result.tokens_out or 0
+        if result.cost_usd is not None:
+            self.cost_known = True
+            self.cost += result.cost_usd
+        for a in result.assertions:
+            name = a.get("metric")
+            if name:
+                m = self.metrics.setdefault(name, [0.0, 0, 0])
+                m[0] += a["score"]
+                m[1] += 1
+                m[2] += bool(a.get("pass"))
+        if not result.passed:
+            self.failures_total += 1
+            if len(self.failures) < MAX_FAILURES_KEPT:
+                self.failures.append(result)
+
+    def add_row(self, row: dict[str, Any]) -> None:
+        self.add(CaseResult.from_dict(row))
+
+    def counts(self) -> tuple[int, int, int, int]:
+        """(cases, passed, failed, errors): a case passes when min_pass of its repeats pass;
+        a case that did not pass and had an errored repeat counts as an error."""
+        passed = failed = errors = 0
+        need = min(self.min_pass, self.repeat)
+        for _, passes, errored, _ in self.per_case.values():
+            if passes >= need:
+                passed += 1
+            elif errored:
+                errors += 1
+            else:
+                failed += 1
+        return len(self.per_case), passed, failed, errors
+
+    def case_pass_fractions(self) -> dict[str, float]:
+        return {cid: acc[1] / acc[0] for cid, acc in self.per_case.items() if acc[0]}
+
+    def mean_score(self) -> float | None:
+        if not self.per_case:
+            return None
+        total = sum(acc[3] / acc[0] for acc in self.per_case.values() if acc[0])
+        return total / len(self.per_case)
+
+
+@dataclass
+class EvalSummary:
+    """The outcome of one prompt × dataset eval (what `summary.json` holds)."""
+
+    run_id: str
+    prompt: str
+    version: str
+    content_hash: str
+    dataset: str
+    model: str
+    provider: str
+    mode: str
+    cases: int
+    passed: int
+    failed: int
+    errors: int
+    pass_rate: float | None
+    mean_score: float | None
+    threshold: float
+    repeat: int
+    min_pass: int
+    rows: int
+    cached: int
+    latency_ms_p50: float | None
+    latency_ms_p95: float | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: float | None
+    metrics: dict[str, dict[str, float]]
+    results_path: str
+    complete: bool = True
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """The pass rate meets the eval's threshold (an eval without cases is vacuously ok)."""
+        return self.pass_rate is None or self.pass_rate >= self.threshold - 1e-12
+
+    @property
+    def cost_per_case_usd(self) -> float | None:
+        return self.cost_usd / self.cases if self.cost_usd is not None and self.cases else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, as written to summary.json."""
+        return {
+            "format": FORMAT_VERSION,
+            "run_id": self.run_id,
+            "prompt": self.prompt,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "dataset": self.dataset,
+            "model": self.model,
+            "provider": self.provider,
+            "mode": self.mode,
+            "cases": self.cases,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "pass_rate": self.pass_rate,
+            "mean_score": self.mean_score,
+            "threshold": self.threshold,
+            "ok": self.ok,
+            "repeat": self.repeat,
+            "min_pass": self.min_pass,
+            "rows": self.rows,
+            "cached": self.cached,
+            "latency_ms_p50": self.latency_ms_p50,
+            "latency_ms_p95": self.latency_ms_p95,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "cost_per_case_usd": self.cost_per_case_usd,
+            "metrics": self.metrics,
+            "results_path": self.results_path,
+            "complete": self.complete,
+            "duration_s": self.duration_s,
+        }
+
+    def to_json_row(self) -> dict[str, Any]:
+        """The row of `promptyard eval --format json` (the documented, stable keys)."""
+        return {
+            "prompt": self.prompt,
+            "version": self.version,
+            "dataset": self.dataset,
+            "cases": self.cases,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "pass_rate": self.pass_rate,
+            "mean_score": self.mean_score,
+            "latency_ms_p50": self.latency_ms_p50,
+            "latency_ms_p95": self.latency_ms_p95,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_usd,
+            "results_path": self.results_path,
+        }
+
+
+def summarize(stats: RunStats, **fields: Any) -> EvalSummary:
+    cases, passed, failed, errors = stats.counts()
+    latencies = sorted(stats.latencies)
+    metrics = {
+        name: {"mean_score": s / n, "pass_rate": p / n, "count": int(n)}
+        for name, (s, n, p) in sorted(stats.metrics.items())
+        if n
+    }
+    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    return EvalSummary(
+        cases=cases,
+        passed=passed,
+        failed=failed,
+        errors=errors,
+        pass_rate=passed / cases if cases else None,
+        mean_score=stats.mean_score(),
+        rows=stats.rows,
+        cached=stats.cached,
+        latency_ms_p50=round(p50, 3) if p50 is not None else None,
+        latency_ms_p95=round(p95, 3) if p95 is not None else None,
+        tokens_in=stats.tokens_in if stats.tokens_known else None,
+        tokens_out=stats.tokens_out if stats.tokens_known else None,
+        cost_usd=stats.cost if stats.cost_known else None,
+        metrics=metrics,
+        repeat=stats.repeat,
+        min_pass=stats.min_pass,
+        **fields,
+    )
+
+
+# --- the run directory ------------------------------------------------------------------
+
+
+class RunLockedError(ConfigError):
+    pass
+
+
+class RunWriter:
+    """Owns one run directory while a run writes to it (an exclusive lock, released on close)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.results_path = run_dir / RESULTS_FILE
+        self.summary_path = run_dir / SUMMARY_FILE
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_handle: IO[bytes] | None = open(run_dir / LOCK_FILE, "ab")  # noqa: SIM115
+        try:
+            import fcntl
+
+            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - no flock (Windows): no cross-process guard
+            pass
+        except OSError:
+            self._lock_handle.close()
+            self._lock_handle = None
+            raise RunLockedError(
+                f"another promptyard process is writing this run ({run_dir})",
+                hint="wait for it to finish, or stop it; the re-run then completes what is missing",
+            ) from None
+        self._out: IO[str] | None = None
+
+    def previous_rows(self) -> Iterator[dict[str, Any]]:
+        """Rows already on disk that a resumed run keeps, each (case, repeat) once.
+
+        Dropped, so that their cases run again: a line cut short by a kill, a damaged
+        line, a duplicate, and a row that ended in an error (errors are never kept, like
+        they are never cached). When anything is dropped the file is rewritten atomically.
+        """
+        if not self.results_path.exists():
+            return
+        dropped = False
+        for row in self._kept_rows():
+            if row is None:
+                dropped = True
+                continue
+            yield row
+        if dropped:
+            atomic_write(
+                self.results_path,
+                b"".join(
+                    json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+                    for row in self._kept_rows()
+                    if row is not None
+                ),
+            )
+
+    def _kept_rows(self) -> Iterator[dict[str, Any] | None]:
+        """Each line's row, or None for a line a resumed run drops."""
+        seen: set[tuple[str, int]] = set()
+        with open(self.results_path, "rb") as handle:
+            for raw in handle:
+                try:
+                    row = json.loads(raw)
+                except ValueError:
+                    yield None
+                    continue
+                if not raw.endswith(b"\n") or not _valid_row(row) or row.get("error"):
+                    yield None
+                    continue
+                slot = (row["case_id"], row["repeat"])
+                if slot in seen:
+                    yield None
+                    continue
+                seen.add(slot)
+                yield row
+
+    def start(self, fresh: bool) -> None:
+        """Open for appending (or truncate first when `fresh`)."""
+        if fresh:
+            self.summary_path.unlink(missing_ok=True)
+        self._out = open(self.results_path, "w" if fresh else "a", encoding="utf-8")  # noqa: SIM115
+
+    def append(self, result: CaseResult) -> None:
+        assert self._out is not None
+        self._out.write(
+            json.dumps(result.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        )
+        self._out.flush()
+
+    def write_summary(self, summary: EvalSummary) -> None:
+        atomic_write(self.summary_path, json.dumps(summary.to_dict(), indent=2) + "\n")
+
+    def close(self) -> None:
+        if self._out is not None:
+            with contextlib.suppress(OSError):
+                self._out.flush()
+                os.fsync(self._out.fileno())
+            self._out.close()
+            self._out = None
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def iter_results(path: Path) -> Iterator[CaseResult]:
+    """Rows of a run (its directory or its results.jsonl), streamed from disk."""
+    file = path / RESULTS_FILE if path.is_dir() else path
+    with open(file, "rb") as handle:
+        for raw in handle:
+            try:
+                row = json.loads(raw)
+            except ValueError:
+                continue  # a torn last line of an interrupted run
+            if _valid_row(row):
+                yield CaseResult.from_dict(row)
+
+
+def _result_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if (path / RESULTS_FILE).is_file():
+        return [path / RESULTS_FILE]
+    if path.is_dir():
+        return sorted(path.glob(f"*/{RESULTS_FILE}"))
+    raise ConfigError(f"{path}: no such results file or run directory")
+
+
+def load_results(path: str | os.PathLike[str]) -> pandas.DataFrame:
+    """Eval results as a pandas DataFrame, one row per case × repeat.
+
+    `path` is a run directory (`.promptyard/runs/<run-id>`), its `results.jsonl`, or a folder
+    of runs (`.promptyard/runs`), whose runs are concatenated. Columns: see `COLUMNS`;
+    `assertions` holds each row's list of assertion results (type, pass, score, reason,
+    weight, metric).
+    """
+    import pandas as pd
+
+    files = _result_files(Path(path))
+    records = [result.to_dict() for file in files for result in iter_results(file)]
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    if not frame.empty:
+        frame["pass"] = frame["pass"].astype(bool)
+        frame["cached"] = frame["cached"].astype(bool)
+        frame["repeat"] = frame["repeat"].astype(int)
+        for column in ("score", "latency_ms", "cost_usd"):
+            frame[column] = frame[column].astype(float)
+        for column in ("tokens_in", "tokens_out"):
+            frame[column] = frame[column].astype("Int64")
+    return frame

@@ -1,0 +1,964 @@
+"""The eval engine: run prompts over golden cases through providers, with cache and recordings.
+
+Public entry points:
+
+- `run_evals(jobs, config=..., options=...)` runs several prompt × dataset evals in one
+  event loop, sharing providers, concurrency limits and the cache; returns an `EvalReport`.
+- `run_eval(prompt, eval_spec, cases, config=..., options=...)` runs one and returns its
+  `EvalRun` (the merge gate calls it for the base and the head prompt on the same cases).
+- `evaluate_snapshot(snapshot, names, options=...)` runs the evals of named prompts with
+  their own datasets (what `promptyard eval` does).
+
+What happens to one case × repeat: render the messages (sandboxed), hash the request, answer
+it from the cache (live) or the recordings (offline), else call the provider — bounded per
+provider by `max_concurrency` and `requests_per_minute`, one attempt limited to `timeout_s`,
+retried with exponential backoff and jitter on timeouts, dropped connections, 429 and 5xx
+(`Retry-After` honoured, and a 429 pauses the whole provider) — then run the assertions,
+write the row to `results.jsonl` and fold it into the summary.
+
+If no call to a provider succeeds and its calls fail for infrastructure reasons, the run
+stops with `InfraError` (exit 3): an unreachable provider never looks like a pass or a
+quality failure. A 400/404 ends its case with the error; a 401/403 on every call is a
+configuration error (exit 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from promptyard.errors import ConfigError, InfraError
+from promptyard.evals.assertions import (
+    AssertionContext,
+    GradingUnavailable,
+    combine,
+    evaluate,
+    split_type,
+)
+from promptyard.evals.cache import CachedResponse, ResponseCache
+from promptyard.evals.pricing import cost_usd
+from promptyard.evals.providers import ChatRequest, Provider, ProviderError, create_provider
+from promptyard.evals.recordings import (
+    RecordingRow,
+    RecordingStore,
+    RecordingWriter,
+    RecordMode,
+    record_command,
+    recording_path,
+)
+from promptyard.evals.results import (
+    FORMAT_VERSION,
+    CaseResult,
+    EvalSummary,
+    RunStats,
+    RunWriter,
+    iter_results,
+    read_summary,
+    summarize,
+)
+from promptyard.hashing import sha256_json
+from promptyard.render import render_prompt
+from promptyard.spec import Case, EvalSpec, ProjectConfig
+
+if TYPE_CHECKING:
+    import pandas
+
+    from promptyard.workspace import LoadedPrompt, Snapshot
+
+T = TypeVar("T")
+Mode = Literal["auto", "offline", "record"]
+STATE_DIR = ".promptyard"
+# With no success yet, this many calls failing for infrastructure reasons (after their
+# retries) means the provider is down: stop instead of grinding through every case.
+ABORT_AFTER_INFRA_FAILURES = 3
+JUDGE_PARAMETERS: dict[str, Any] = {"temperature": 0}
+
+
+# --- options, jobs and results --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Counts for a progress display, reported after every finished case × repeat."""
+
+    total: int
+    done: int
+    cached: int
+    errors: int
+    elapsed_s: float
+
+
+ProgressCallback = Callable[[EvalProgress], None]
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to run: where state lives, live or offline, overrides, retry timing."""
+
+    repo_root: Path  # `.promptyard/` lives here; `python` assertions import from here
+    mode: Mode = "auto"  # auto: offline for providers with neither key nor base URL set
+    use_cache: bool = True  # False: never answer from the cache (fresh answers still fill it)
+    repeat: int | None = None  # overrides `evals[].repeat`
+    concurrency: int | None = None  # overrides every provider's `max_concurrency`
+    record_mode: RecordMode = "replace"
+    # Extra snapshots whose recordings answer offline requests (besides the prompt's own).
+    recording_sources: tuple[Snapshot, ...] = ()
+    environ: Mapping[str, str] | None = None  # default: os.environ
+    state_dir: Path | None = None  # default: <repo_root>/.promptyard
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_retry_after_s: float = 300.0
+    progress: ProgressCallback | None = None
+    notify: Callable[[str], None] | None = None  # one-line notes, e.g. "running offline"
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir or self.repo_root / STATE_DIR
+
+    @property
+    def cache_path(self) -> Path:
+        return self.state / "cache.sqlite"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state / "runs"
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """One prompt × eval to run. `cases` None: the eval's dataset, read from the prompt's snapshot."""
+
+    prompt: LoadedPrompt
+    eval_spec: EvalSpec
+    cases: Sequence[Case] | None = None
+    dataset: str | None = None  # a label for reports; default: eval_spec.dataset
+
+
+@dataclass
+class EvalRun:
+    """One finished prompt × dataset eval: its summary and where its rows are."""
+
+    summary: EvalSummary
+    run_dir: Path
+    failures: list[CaseResult] = field(default_factory=list)  # the first failing rows
+    failures_total: int = 0
+    case_pass_fraction: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.summary.results_path)
+
+    @property
+    def ok(self) -> bool:
+        return self.summary.ok
+
+    def iter_results(self) -> Iterator[CaseResult]:
+        """Every row (case × repeat), streamed from results.jsonl."""
+        return iter_results(self.results_path)
+
+    def results(self) -> list[CaseResult]:
+        return list(self.iter_results())
+
+    def dataframe(self) -> pandas.DataFrame:
+        from promptyard.evals.results import load_results
+
+        return load_results(self.run_dir)
+
+
+@dataclass
+class EvalReport:
+    """Every eval of one invocation."""
+
+    runs: list[EvalRun]
+    notes: list[str] = field(default_factory=list)  # e.g. the one line saying we ran offline
+    offline_providers: list[str] = field(default_factory=list)
+    recordings_written: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every eval met its threshold."""
+        return all(run.ok for run in self.runs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`promptyard eval --format json`."""
+        return {"runs": [run.summary.to_json_row() for run in self.runs]}
+
+
+# --- request identity -----------------------------------------------------------------------
+
+
+def request_key(kind: str, provider_type: str, request: Mapping[str, Any], repeat: int = 0) -> str:
+    """sha256 of the canonical request: what the cache and the recordings are keyed by."""
+    return sha256_json(
+        {"v": 1, "kind": kind, "provider": provider_type, "request": request, "repeat": repeat}
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "run"
+
+
+def _cases_digest(cases: Sequence[Case]) -> str:
+    digest = hashlib.sha256()
+    for case in cases:
+        digest.update(case.model_dump_json(by_alias=True).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+# --- providers at run time --------------------------------------------------------------------
+
+
+class _Unreachable(Exception):
+    def __init__(self, runtime: _ProviderRuntime, kind: str) -> None:
+        super().__init__(runtime.name)
+        self.runtime = runtime
+        self.kind = kind
+
+
+@dataclass
+class _Tally:
+    """Outcomes of one kind of call (chat, judge, embed) to one provider."""
+
+    successes: int = 0
+    infra: int = 0
+    auth: int = 0
+    other: int = 0
+    last_error: ProviderError | None = None
+
+
+_CALL_NAMES = {"chat": "call(s)", "judge": "judge call(s)", "embed": "embeddings call(s)"}
+
+
+class _ProviderRuntime:
+    """A provider with its limits: concurrency, requests per minute, retries, pauses."""
+
+    def __init__(self, name: str, provider: Provider, offline: bool, options: EvalOptions) -> None:
+        self.name = name
+        self.provider = provider
+        self.config = provider.config
+        self.offline = offline
+        self.options = options
+        self.semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        self.interval = (
+            60.0 / self.config.requests_per_minute if self.config.requests_per_minute else 0
+        )
+        self.next_slot = 0.0
+        self.paused_until = 0.0
+        # Per kind of call: a judge model that is down fails even when chat calls work.
+        self.tally: dict[str, _Tally] = {}
+
+    async def _wait_turn(self) -> None:
+        """Wait for a requests-per-minute slot, then for any pause a 429 asked for."""
+        loop = asyncio.get_running_loop()
+        if self.interval:
+            now = loop.time()
+            slot = max(now, self.next_slot)
+            self.next_slot = slot + self.interval  # reserve it before sleeping
+            if slot > now:
+                await asyncio.sleep(slot - now)
+        while (wait := self.paused_until - loop.time()) > 0:
+            await asyncio.sleep(wait)
+
+    def _delay(self, error: ProviderError, attempt: int) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, self.options.max_retry_after_s)
+        ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2**attempt)
+        return ceiling * (0.5 + random.random() / 2)  # jitter: spread the retries out
+
+    async def call(self, kind: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
+        """One logical call: attempts with retries; raises the last ProviderError."""
+        tally = self.tally.setdefault(kind, _Tally())
+        timeout = self.config.timeout_s
+        attempt = 0
+        while True:
+            await self._wait_turn()
+            async with self.semaphore:
+                try:
+                    async with asyncio.timeout(timeout):
+                        result = await attempt_once()
+                except ProviderError as exc:
+                    error = exc
+                except TimeoutError:
+                    error = ProviderError("timeout", f"no answer within {timeout:g} s")
+                else:
+                    tally.successes += 1
+                    return result
+            if not error.retryable or attempt >= self.config.max_retries:
+                self._count_failure(kind, tally, error)
+                raise error
+            delay = self._delay(error, attempt)
+            if error.kind == "rate_limit" or error.retry_after is not None:
+                # The server asked everyone to slow down, not just this request.
+                loop = asyncio.get_running_loop()
+                self.paused_until = max(self.paused_until, loop.time() + delay)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _count_failure(self, kind: str, tally: _Tally, error: ProviderError) -> None:
+        tally.last_error = error
+        if error.infra:
+            tally.infra += 1
+            if tally.successes == 0 and tally.infra >= ABORT_AFTER_INFRA_FAILURES:
+                raise _Unreachable(self, kind)
+        elif error.kind == "auth":
+            tally.auth += 1
+        else:
+            tally.other += 1
+
+    def unreachable_error(self, kind: str, runs: list[EvalRun] | None = None) -> InfraError:
+        tally = self.tally[kind]
+        retries = self.config.max_retries
+        last = tally.last_error.message if tally.last_error else "unknown error"
+        where = f" Partial results: {runs[0].run_dir}" if runs else ""
+        return InfraError(
+            f"provider {self.name!r} ({self.provider.describe()}) is unreachable: "
+            f"{tally.infra} {_CALL_NAMES.get(kind, 'call(s)')} failed after {retries} retries, "
+            f"none succeeded (last: {last}).{where}",
+            hint="check that the server is up and the base URL is right, then run the same "
+            "command again; finished cases are kept",
+        )
+
+    def auth_error(self, kind: str) -> ConfigError:
+        tally = self.tally[kind]
+        last = tally.last_error.message if tally.last_error else ""
+        env = self.config.api_key_env or "the API key"
+        return ConfigError(
+            f"provider {self.name!r} ({self.provider.describe()}) refused every call: {last}",
+            hint=f"check {env}",
+        )
+
+
+# --- one run (prompt × dataset) ----------------------------------------------------------------
+
+
+class _Run:
+    """A prompt × dataset eval in progress: its cases, its run directory, its totals."""
+
+    def __init__(self, job: EvalJob, engine: _Engine) -> None:
+        self.job = job
+        prompt = job.prompt
+        self.loaded = prompt
+        self.spec = prompt.require_spec()
+        self.content_hash = prompt.require_hash()
+        self.name = prompt.name
+        self.eval_spec = job.eval_spec
+        self.dataset = job.dataset or job.eval_spec.dataset
+        self.cases = list(
+            job.cases
+            if job.cases is not None
+            else prompt.snapshot.dataset(job.eval_spec.dataset).require()
+        )
+        seen: set[str] = set()
+        for case in self.cases:  # ids pair rows across repeats, resumes and base vs head
+            if case.id in seen:
+                raise ConfigError(
+                    f"{self.dataset}: duplicate case id {case.id!r}", hint="case ids must be unique"
+                )
+            seen.add(case.id)
+        self.repeat = engine.options.repeat or job.eval_spec.repeat
+        self.min_pass = min(job.eval_spec.min_pass or self.repeat, self.repeat)
+        self.runtime = engine.runtime(self.spec.model.provider)
+        # Providers of model-graded assertions, resolved now: an unknown name or an
+        # unreachable judge is found before any case runs, and offline is decided up front.
+        for assertion in (*job.eval_spec.assert_, *(a for c in self.cases for a in c.assert_)):
+            kind, _ = split_type(assertion.type)
+            if kind is not None and kind.model_graded:
+                engine.runtime(assertion.provider or self.spec.model.provider)
+        self.json_mode = bool(self.spec.output and self.spec.output.format == "json")
+        self.eval_asserts = list(job.eval_spec.assert_)
+        self.model = self.spec.model.name
+        self.parameters = dict(self.spec.model.parameters)
+        self.mode = (
+            "offline"
+            if self.runtime.offline
+            else ("record" if engine.options.mode == "record" else "live")
+        )
+        self.run_id = self._run_id(engine)
+        self.run_dir = engine.options.runs_dir / self.run_id
+        self.stats = RunStats(self.repeat, self.min_pass)
+        self.writer: RunWriter | None = None
+        self.pending: list[tuple[Case, int]] = []
+        self.started = time.monotonic()
+
+    def _run_id(self, engine: _Engine) -> str:
+        runtime = self.runtime
+        identity = {
+            "format": FORMAT_VERSION,
+            "prompt": self.name,
+            "content_hash": self.content_hash,
+            "version": self.spec.version,
+            "dataset": self.dataset,
+            "cases": _cases_digest(self.cases),
+            "eval": self.eval_spec.model_dump(mode="json", by_alias=True),
+            "repeat": self.repeat,
+            "mode": self.mode,
+            "use_cache": engine.options.use_cache,
+            "endpoint": None if runtime.offline else runtime.provider.describe(),
+        }
+        stem = Path(self.dataset).stem
+        return f"{_slug(self.name)}--{_slug(stem)}-{sha256_json(identity)[:12]}"
+
+    def open(self, engine: _Engine) -> None:
+        """Lock the run directory and work out which rows are still missing."""
+        self.writer = RunWriter(self.run_dir)
+        previous = read_summary(self.run_dir)
+        fresh = self.mode == "record" or bool(previous and previous.get("complete"))
+        done: set[tuple[str, int]] = set()
+        if not fresh:
+            for row in self.writer.previous_rows():
+                done.add((row["case_id"], row["repeat"]))
+                self.stats.add_row(row)
+        self.writer.start(fresh)
+        self.pending = [
+            (case, r) for case in self.cases for r in range(self.repeat) if (case.id, r) not in done
+        ]
+
+    def finish(self, complete: bool) -> EvalRun:
+        assert self.writer is not None
+        summary = summarize(
+            self.stats,
+            run_id=self.run_id,
+            prompt=self.name,
+            version=self.spec.version,
+            content_hash=self.content_hash,
+            dataset=self.dataset,
+            model=self.model,
+            provider=self.spec.model.provider,
+            mode=self.mode,
+            threshold=self.eval_spec.threshold,
+            results_path=str(self.writer.results_path),
+            complete=complete,
+            duration_s=round(time.monotonic() - self.started, 3),
+        )
+        self.writer.write_summary(summary)
+        self.writer.close()
+        return EvalRun(
+            summary,
+            self.run_dir,
+            list(self.stats.failures),
+            self.stats.failures_total,
+            self.stats.case_pass_fractions(),
+        )
+
+    def row(self, case: Case, repeat: int, **fields: Any) -> CaseResult:
+        return CaseResult(
+            run_id=self.run_id,
+            prompt=self.name,
+            version=self.spec.version,
+            content_hash=self.content_hash,
+            dataset=self.dataset,
+            case_id=case.id,
+            repeat=repeat,
+            model=self.model,
+            **fields,
+        )
+
+
+class _MissingRecording(Exception):
+    pass
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+class _Engine:
+    def __init__(self, config: ProjectConfig, options: EvalOptions) -> None:
+        self.config = config
+        self.options = options
+        self.environ = options.environ if options.environ is not None else os.environ
+        self.runtimes: dict[str, _ProviderRuntime] = {}
+        self.store = RecordingStore(options.recording_sources)
+        self.cache: ResponseCache | None = None
+        self.recorder: RecordingWriter | None = None
+        self.inflight: dict[str, asyncio.Future[tuple[CachedResponse, bool]]] = {}
+        self.total = self.done = self.cached = self.errors = 0
+        self.started = time.monotonic()
+        self._prices: dict[str, Any] = {}
+
+    # providers
+
+    def runtime(self, name: str) -> _ProviderRuntime:
+        runtime = self.runtimes.get(name)
+        if runtime is not None:
+            return runtime
+        provider_config = self.config.providers.get(name)
+        if provider_config is None:
+            raise ConfigError(
+                f"provider {name!r} is not defined in promptyard.yaml",
+                hint=f"defined providers: {', '.join(sorted(self.config.providers)) or 'none'}",
+            )
+        if self.options.concurrency:
+            provider_config = provider_config.model_copy(
+                update={"max_concurrency": self.options.concurrency}
+            )
+        provider = create_provider(name, provider_config, self.environ)
+        mode = self.options.mode
+        if mode == "record" and not provider.configured:
+            raise ConfigError(
+                f"--record needs a live provider, but {name!r} has no endpoint: set "
+                f"{provider.unconfigured_hint()}",
+                hint="or run without --record to evaluate from the recordings",
+            )
+        offline = mode == "offline" or (mode == "auto" and not provider.configured)
+        runtime = _ProviderRuntime(name, provider, offline, self.options)
+        self.runtimes[name] = runtime
+        return runtime
+
+    def offline_note(self) -> str | None:
+        unset = [r for r in self.runtimes.values() if r.offline and self.options.mode == "auto"]
+        if not unset:
+            return None
+        names = ", ".join(f"{r.name!r}" for r in unset)
+        hints = sorted({r.provider.unconfigured_hint() for r in unset})
+        return (
+            f"running offline: no {' / '.join(hints)} set for provider {names}; "
+            "answering from recordings and the cache"
+        )
+
+    # lookups and calls
+
+    def _lookup(self, runtime: _ProviderRuntime, prompt: str, key: str) -> CachedResponse | None:
+        if runtime.offline:  # committed recordings first: the same answers as CI gets
+            hit = self.store.lookup(prompt, key)
+            if hit is None and self.options.use_cache and self.cache is not None:
+                hit = self.cache.get(key)
+            return hit
+        if self.options.use_cache and self.cache is not None:
+            return self.cache.get(key)
+        return None
+
+    async def respond(
+        self,
+        runtime: _ProviderRuntime,
+        run: _Run,
+        kind: str,
+        key: str,
+        model: str,
+        slot: tuple[str, int],
+        live: Callable[[], Awaitable[CachedResponse]],
+    ) -> tuple[CachedResponse, bool]:
+        """The response for one request and whether it came from storage.
+
+        Identical requests in flight at the same time share one call.
+        """
+        hit = self._lookup(runtime, run.name, key)
+        if hit is not None:
+            self._record(run, kind, key, model, slot, hit)
+            return hit, True
+        if runtime.offline:
+            raise _MissingRecording(
+                f"no recorded response (not in {recording_path(run.loaded.snapshot.paths.recordings, run.name)}"
+                f" or the cache); record it with `{record_command(run.name)}`"
+            )
+        waiting = self.inflight.get(key)
+        if waiting is not None:
+            response, _ = await asyncio.shield(waiting)
+            return response, False
+        future: asyncio.Future[tuple[CachedResponse, bool]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.inflight[key] = future
+        try:
+            response = await live()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # mark it retrieved: often nobody else is waiting
+            raise
+        finally:
+            self.inflight.pop(key, None)
+        future.set_result((response, False))
+        if self.cache is not None:
+            self.cache.put(
+                key,
+                kind,
+                runtime.provider.type_name,
+                model,
+                response.payload,
+                response.tokens_in,
+                response.tokens_out,
+                response.latency_ms,
+            )
+        self._record(run, kind, key, model, slot, response)
+        return response, False
+
+    def _record(
+        self,
+        run: _Run,
+        kind: str,
+        key: str,
+        model: str,
+        slot: tuple[str, int],
+        response: CachedResponse,
+    ) -> None:
+        if self.recorder is None:
+            return
+        self.recorder.add(
+            run.name,
+            RecordingRow(
+                key=key,
+                kind=kind,
+                model=model,
+                dataset=run.dataset,
+                case=slot[0],
+                repeat=slot[1],
+                payload=response.payload,
+                tokens_in=response.tokens_in,
+                tokens_out=response.tokens_out,
+                latency_ms=response.latency_ms,
+            ),
+        )
+
+    async def chat(
+        self,
+        runtime: _ProviderRuntime,
+        run: _Run,
+        kind: str,
+        request: ChatRequest,
+        repeat: int,
+        slot: tuple[str, int],
+    ) -> tuple[CachedResponse, bool]:
+        key = request_key(kind, runtime.provider.type_name, request.identity(), repeat)
+
+        async def live() -> CachedResponse:
+            completion = await runtime.call(
+                kind, lambda: runtime.provider.complete(request, timeout=runtime.config.timeout_s)
+            )
+            return CachedResponse(
+                kind,
+                runtime.provider.type_name,
+                request.model,
+                {"text": completion.text},
+                completion.tokens_in,
+                completion.tokens_out,
+                completion.latency_ms,
+            )
+
+        return await self.respond(runtime, run, kind, key, request.model, slot, live)
+
+    async def embed_one(
+        self, runtime: _ProviderRuntime, run: _Run, model: str, text: str, slot: tuple[str, int]
+    ) -> list[float]:
+        key = request_key("embed", runtime.provider.type_name, {"model": model, "input": text})
+
+        async def live() -> CachedResponse:
+            result = await runtime.call(
+                "embed",
+                lambda: runtime.provider.embed(model, [text], timeout=runtime.config.timeout_s),
+            )
+            return CachedResponse(
+                "embed",
+                runtime.provider.type_name,
+                model,
+                {"vector": result.vectors[0]},
+                result.tokens_in,
+                None,
+                result.latency_ms,
+            )
+
+        response, _ = await self.respond(runtime, run, "embed", key, model, slot, live)
+        return list(response.payload["vector"])
+
+    # grading hooks handed to the assertions
+
+    def grading(self, run: _Run, case: Case, repeat: int) -> tuple[Any, Any]:
+        slot = (case.id, repeat)
+
+        async def judge(messages: list[dict[str, str]], provider: str | None) -> str:
+            runtime = self.runtime(provider or run.spec.model.provider)
+            model = runtime.config.judge_model or run.model
+            request = ChatRequest(model, messages, JUDGE_PARAMETERS, json_mode=True)
+            try:
+                response, _ = await self.chat(runtime, run, "judge", request, 0, slot)
+            except ProviderError as exc:
+                raise GradingUnavailable(
+                    f"judge call to {runtime.name!r} failed: {exc.message}",
+                    kind="infra" if exc.infra else exc.kind,
+                ) from None
+            except _MissingRecording as exc:
+                raise GradingUnavailable(f"judge: {exc}", kind="offline") from None
+            return str(response.payload.get("text", ""))
+
+        async def embed(texts: list[str], provider: str | None) -> list[list[float]]:
+            runtime = self.runtime(provider or run.spec.model.provider)
+            model = runtime.config.embedding_model or runtime.provider.default_embedding_model
+            if not model:
+                raise GradingUnavailable(
+                    f"provider {runtime.name!r} has no embedding_model", kind="request"
+                )
+            try:
+                return [await self.embed_one(runtime, run, model, t, slot) for t in texts]
+            except ProviderError as exc:
+                raise GradingUnavailable(
+                    f"embeddings call to {runtime.name!r} failed: {exc.message}",
+                    kind="infra" if exc.infra else exc.kind,
+                ) from None
+            except _MissingRecording as exc:
+                raise GradingUnavailable(f"embeddings: {exc}", kind="offline") from None
+
+        return judge, embed
+
+    def price(self, model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
+        return cost_usd(self.config.pricing, model, tokens_in, tokens_out)
+
+    # one case × repeat
+
+    async def process(self, run: _Run, case: Case, repeat: int) -> CaseResult:
+        try:
+            rendered = render_prompt(run.loaded, case.vars)
+        except ConfigError as exc:  # variables that do not fit the inputs, a template error
+            return run.row(
+                case, repeat, output=None, passed=False, score=0.0,
+                error=f"cannot render: {exc.message}", error_kind="render",
+            )  # fmt: skip
+        request = ChatRequest(run.model, rendered.messages, run.parameters, run.json_mode)
+        try:
+            response, cached = await self.chat(
+                run.runtime, run, "chat", request, repeat, (case.id, repeat)
+            )
+        except ProviderError as exc:
+            kind = "infra" if exc.infra else exc.kind
+            return run.row(
+                case, repeat, output=None, passed=False, score=0.0,
+                error=f"{run.runtime.name}: {exc.message}", error_kind=kind,
+            )  # fmt: skip
+        except _MissingRecording as exc:
+            return run.row(
+                case, repeat, output=None, passed=False, score=0.0,
+                error=str(exc), error_kind="offline",
+            )  # fmt: skip
+        output = str(response.payload.get("text", ""))
+        cost = self.price(run.model, response.tokens_in, response.tokens_out)
+        judge, embed = self.grading(run, case, repeat)
+        ctx = AssertionContext(
+            output=output,
+            case=case,
+            prompt=run.spec,
+            repo_root=self.options.repo_root,
+            latency_ms=response.latency_ms,
+            cost_usd=cost,
+            judge=judge,
+            embed=embed,
+        )
+        error: str | None = None
+        error_kind: str | None = None
+        results = []
+        try:
+            for assertion in (*run.eval_asserts, *case.assert_):
+                results.append(await evaluate(assertion, ctx))
+        except GradingUnavailable as exc:
+            error, error_kind = str(exc), exc.kind
+        passed, score = combine(results)
+        if error is not None:
+            passed, score = False, 0.0
+        return run.row(
+            case,
+            repeat,
+            output=output,
+            passed=passed,
+            score=score,
+            assertions=[r.to_dict() for r in results],
+            latency_ms=response.latency_ms,
+            tokens_in=response.tokens_in,
+            tokens_out=response.tokens_out,
+            cost_usd=cost,
+            cached=cached,
+            error=error,
+            error_kind=error_kind,
+        )
+
+    # the loop
+
+    def _report_progress(self) -> None:
+        if self.options.progress is not None:
+            self.options.progress(
+                EvalProgress(
+                    self.total, self.done, self.cached, self.errors, time.monotonic() - self.started
+                )
+            )
+
+    async def _worker(self, work: Iterator[tuple[_Run, Case, int]]) -> None:
+        for run, case, repeat in work:
+            result = await self.process(run, case, repeat)
+            assert run.writer is not None
+            run.writer.append(result)
+            run.stats.add(result)
+            self.done += 1
+            self.cached += result.cached
+            self.errors += result.error is not None
+            self._report_progress()
+
+    async def run(self, jobs: Sequence[EvalJob]) -> EvalReport:
+        requested = [_Run(job, self) for job in jobs]
+        # The same prompt content on the same cases is one run (e.g. an unchanged prompt
+        # given as base and head): run it once, report it for each request.
+        unique: dict[str, _Run] = {}
+        for run in requested:
+            unique.setdefault(run.run_id, run)
+        runs = list(unique.values())
+        live = any(not r.offline for r in self.runtimes.values())
+        if live or self.options.use_cache:
+            self.cache = ResponseCache(self.options.cache_path)
+        if self.options.mode == "record":
+            paths = {run.loaded.snapshot.paths.recordings for run in runs}
+            self.recorder = RecordingWriter(
+                self.options.repo_root, sorted(paths)[0], self.options.record_mode
+            )
+        for run in runs:
+            self.store.add_source(run.loaded.snapshot)
+        note = self.offline_note()
+        if note and self.options.notify is not None:
+            self.options.notify(note)
+        opened: list[_Run] = []
+        finished: dict[str, EvalRun] = {}
+        complete = False
+        try:
+            for run in runs:
+                run.open(self)
+                opened.append(run)
+            self.total = sum(len(run.pending) for run in runs)
+            self._report_progress()
+            work = ((run, case, r) for run in runs for case, r in run.pending)
+            workers = max(
+                1, min(4096, sum(rt.config.max_concurrency for rt in self._prompt_runtimes(runs)))
+            )
+            await asyncio.gather(*(self._worker(work) for _ in range(min(workers, self.total))))
+            complete = True
+        except _Unreachable as exc:
+            partial = [run.finish(complete=False) for run in opened]
+            opened = []
+            raise exc.runtime.unreachable_error(exc.kind, partial) from None
+        finally:
+            for run in opened:
+                finished[run.run_id] = run.finish(complete=complete)
+            if self.cache is not None:
+                self.cache.close()
+            for runtime in self.runtimes.values():
+                await runtime.provider.aclose()
+        self._check_providers(list(finished.values()))
+        report = EvalReport([finished[run.run_id] for run in requested])
+        if note:
+            report.notes.append(note)
+        report.offline_providers = sorted(r.name for r in self.runtimes.values() if r.offline)
+        if self.recorder is not None:
+            for run in runs:
+                self.recorder.complete(run.name, run.dataset)
+            report.recordings_written = [
+                p.relative_to(self.options.repo_root).as_posix() for p in self.recorder.write()
+            ]
+        return report
+
+    @staticmethod
+    def _prompt_runtimes(runs: list[_Run]) -> list[_ProviderRuntime]:
+        seen: dict[str, _ProviderRuntime] = {}
+        for run in runs:
+            seen[run.runtime.name] = run.runtime
+        return list(seen.values())
+
+    def _check_providers(self, runs: list[EvalRun]) -> None:
+        """No call of a provider succeeded: say why instead of reporting quality."""
+        for runtime in self.runtimes.values():
+            if runtime.offline:
+                continue
+            for kind, tally in runtime.tally.items():
+                if tally.successes:
+                    continue
+                if tally.infra:
+                    raise runtime.unreachable_error(kind, runs)
+                if tally.auth and not tally.other:
+                    raise runtime.auth_error(kind)
+
+
+# --- public entry points ------------------------------------------------------------------------
+
+
+async def run_evals_async(
+    jobs: Sequence[EvalJob], *, config: ProjectConfig, options: EvalOptions
+) -> EvalReport:
+    """`run_evals` for callers that already run an event loop."""
+    return await _Engine(config, options).run(jobs)
+
+
+def run_evals(
+    jobs: Sequence[EvalJob], *, config: ProjectConfig, options: EvalOptions
+) -> EvalReport:
+    """Run prompt × dataset evals together (shared providers, limits and cache).
+
+    Raises ConfigError (exit 2) for bad input and InfraError (exit 3) when a provider cannot
+    be reached. Results stream to `<state>/runs/<run-id>/results.jsonl`.
+    """
+    return asyncio.run(run_evals_async(jobs, config=config, options=options))
+
+
+def run_eval(
+    prompt: LoadedPrompt,
+    eval_spec: EvalSpec,
+    cases: Sequence[Case] | None = None,
+    *,
+    config: ProjectConfig,
+    options: EvalOptions,
+    dataset: str | None = None,
+) -> EvalRun:
+    """Run one prompt on cases with an eval's assertions, threshold and repeats.
+
+    The merge gate calls this for the base prompt (loaded from a git ref) and the head
+    prompt on the same cases (the head's dataset); both go through the same cache.
+    """
+    report = run_evals([EvalJob(prompt, eval_spec, cases, dataset)], config=config, options=options)
+    return report.runs[0]
+
+
+def select_jobs(
+    snapshot: Snapshot, names: Sequence[str] = (), *, dataset: str | None = None
+) -> list[EvalJob]:
+    """The evals `promptyard eval [NAME...] [--dataset PATH]` runs.
+
+    No names: every prompt that has evals. `dataset`: only evals on that dataset; a named
+    prompt with no eval on it is run on it with no eval-level assertions.
+    """
+    chosen = list(dict.fromkeys(names)) or snapshot.prompt_names()
+    jobs: list[EvalJob] = []
+    for name in chosen:
+        prompt = snapshot.prompt(name)
+        spec = prompt.require_spec()
+        prompt.require_hash()
+        evals = [e for e in spec.evals if dataset is None or e.dataset == dataset]
+        if not evals and names:
+            if dataset is None:
+                raise ConfigError(
+                    f"prompt {name!r} has no evals",
+                    hint=f"add an `evals:` entry to {prompt.path}, or pass --dataset PATH",
+                )
+            evals = [EvalSpec.model_validate({"dataset": dataset})]
+        jobs.extend(EvalJob(prompt, e) for e in evals)
+    if not jobs:
+        what = f" on {dataset}" if dataset else ""
+        raise ConfigError(
+            f"no evals to run{what}",
+            hint="add `evals:` (a dataset and assertions) to a prompt spec",
+        )
+    return jobs
+
+
+def evaluate_snapshot(
+    snapshot: Snapshot,
+    names: Sequence[str] = (),
+    *,
+    options: EvalOptions,
+    dataset: str | None = None,
+) -> EvalReport:
+    """Run the evals of the named prompts (all prompts with evals when none are named)."""
+    return run_evals(
+        select_jobs(snapshot, names, dataset=dataset), config=snapshot.config, options=options
+    )

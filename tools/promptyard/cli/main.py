@@ -31,6 +31,11 @@ COMMANDS: dict[str, str] = {
     "render": "promptyard.cli.render:render",
     "sample-size": "promptyard.cli.sample_size:sample_size",
     "schema": "promptyard.cli.schema:schema",
+    "release": "promptyard.cli.release:release",
+    "bundle": "promptyard.cli.bundle:bundle",
+    "promote": "promptyard.cli.promote:promote",
+    "rollback": "promptyard.cli.promote:rollback",
+    "serve": "promptyard.cli.serve:serve",
 }
 
 

@@ -35,6 +35,23 @@ class LintContext:
     def config(self) -> ProjectConfig | None:
         return self.head.config_file.model
 
+    def tagged_versions(self) -> dict[str, set[str]]:
+        """Prompt name -> every version with a release tag (read once per run; none outside git)."""
+        if "tagged_versions" not in self.extra:
+            from promptyard.errors import ConfigError
+            from promptyard.release.tags import list_prompt_tags
+
+            try:
+                tags = list_prompt_tags(self.workspace.git)
+            except ConfigError:  # not a git repository: nothing is tagged
+                tags = []
+            found: dict[str, set[str]] = {}
+            for tag in tags:
+                found.setdefault(tag.name, set()).add(tag.version)
+            self.extra["tagged_versions"] = found
+        tagged: dict[str, set[str]] = self.extra["tagged_versions"]
+        return tagged
+
 
 @functools.lru_cache(maxsize=8192)
 def _schema_error(schema_json: str) -> str | None:

@@ -51,24 +51,6 @@ def environment_name(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iter
         )
 
 
-def _tagged_versions(ctx: LintContext) -> dict[str, set[str]]:
-    """name -> every version that has a tag (read once per lint run; none outside git)."""
-    if "tagged_versions" not in ctx.extra:
-        from promptyard.errors import ConfigError
-        from promptyard.release.tags import list_prompt_tags
-
-        try:
-            tags = list_prompt_tags(ctx.workspace.git)
-        except ConfigError:  # not a git repository: nothing is tagged
-            tags = []
-        found: dict[str, set[str]] = {}
-        for tag in tags:
-            found.setdefault(tag.name, set()).add(tag.version)
-        ctx.extra["tagged_versions"] = found
-    tagged: dict[str, set[str]] = ctx.extra["tagged_versions"]
-    return tagged
-
-
 @rule(
     "E005",
     "untagged-pin",
@@ -78,7 +60,7 @@ def _tagged_versions(ctx: LintContext) -> dict[str, set[str]]:
 )
 def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
-    tagged = _tagged_versions(ctx)
+    tagged = ctx.tagged_versions()
     for name, pin in env.model.prompts.items():
         if not ctx.head.has_prompt(name):
             continue  # E001 reports it

@@ -60,19 +60,17 @@ def environment_name(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iter
 )
 def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
-    tagged = ctx.tagged_versions()
     for name, pin in env.model.prompts.items():
         if not ctx.head.has_prompt(name):
             continue  # E001 reports it
-        spec = ctx.head.prompt(name).model
-        current = spec.version if spec is not None else None
+        current = ctx.current_version(name)
         pins = [(("prompts", name, "version"), pin.version, "")]
         if pin.canary is not None:
             pins.append((("prompts", name, "canary", "version"), pin.canary.version, "canary "))
         for loc, version, role in pins:
-            if version in tagged.get(name, set()) or version == current:
+            if ctx.is_pinnable(name, version):
                 continue
-            known = sorted(tagged.get(name, set()), key=semver.Version.parse)
+            known = sorted(ctx.tagged_versions().get(name, set()), key=semver.Version.parse)
             have = f"tagged: {', '.join(known)}" if known else "no version is tagged yet"
             yield (
                 env.path,

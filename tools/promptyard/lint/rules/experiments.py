@@ -50,18 +50,14 @@ def experiment_name(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterat
 )
 def unreleased_variant(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterator[Hit]:
     assert exp.model and exp.document
-    tagged = ctx.tagged_versions()
     for index, variant in enumerate(exp.model.variants):
         name, version = variant.prompt_name, variant.prompt_version
-        if not ctx.head.has_prompt(name):
-            continue  # X002 reports it
-        spec = ctx.head.prompt(name).model
-        if version in tagged.get(name, set()) or (spec is not None and version == spec.version):
-            continue
+        if not ctx.head.has_prompt(name) or ctx.is_pinnable(name, version):
+            continue  # a missing prompt is X002's
         yield (
             exp.path,
             exp.document.locate(("variants", index, "prompt")),
             f"variant {variant.name!r}: {name}@{version} is neither released (no tag "
             f"prompts/{name}/v{version}) nor the prompt's current version "
-            f"({spec.version if spec else 'invalid'})",
+            f"({ctx.current_version(name) or 'invalid'})",
         )

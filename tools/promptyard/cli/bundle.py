@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from promptyard.cli.main import App, stdout_console
+from promptyard.cli.main import App, format_option, stdout_console
 
 
 @click.group(invoke_without_command=True)
@@ -55,9 +55,7 @@ def bundle(ctx: click.Context, out: Path | None, ref: str) -> int:
 
 @bundle.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@format_option()
 def verify(file: Path, fmt: str) -> int:
     """Recompute every hash of a bundle FILE; exits 1 when any does not match."""
     from promptyard.release.bundle import verify_bundle

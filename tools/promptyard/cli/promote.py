@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from promptyard.cli.main import App, stdout_console
+from promptyard.cli.main import App, format_option, stdout_console
 
 
 def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -31,13 +31,7 @@ def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--message", "-m", metavar="TEXT", help="The commit message (with --branch)."),
         click.option("--push", is_flag=True, help="Push the new branch (with --branch)."),
         click.option("--remote", default="origin", show_default=True, metavar="NAME"),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-        ),
+        format_option(),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -7,7 +7,7 @@ import json
 import click
 from rich.markup import escape
 
-from promptyard.cli.main import App, stdout_console
+from promptyard.cli.main import App, format_option, stdout_console
 
 
 @click.command()
@@ -19,13 +19,8 @@ from promptyard.cli.main import App, stdout_console
 @click.option(
     "--remote", default="origin", show_default=True, metavar="NAME", help="The remote to push to."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="markdown: release notes ready for a GitHub release.",
+@format_option(
+    "text", "json", "markdown", help="markdown: release notes ready for a GitHub release."
 )
 @click.pass_obj
 def release(app: App, ref: str, dry_run: bool, push: bool, remote: str, fmt: str) -> int:

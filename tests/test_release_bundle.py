@@ -124,12 +124,24 @@ def test_verify_refuses_garbage_with_one_line(tmp_path: Path, content: bytes, me
     assert len(result.stderr.strip().splitlines()) <= 2
 
 
-def test_verify_refuses_a_document_of_another_shape(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "document",
+    [{}, [], {"format": "promptyard.bundle/v1", "prompts": []}, {"format": "other/v9"}],
+    ids=["empty-object", "empty-array", "wrong-shape", "wrong-format"],
+)
+def test_verify_says_a_file_that_is_not_a_bundle_is_a_usage_error(
+    tmp_path: Path, document: object
+) -> None:
+    # Not a bundle at all is exit 2 whatever its JSON type; a bundle whose hashes do not
+    # verify is exit 1 (test_verify_catches_a_modified_document).
     path = tmp_path / "other.json"
-    path.write_text(json.dumps({"format": "promptyard.bundle/v1", "prompts": []}))
+    path.write_text(json.dumps(document))
     result = run_cli("bundle", "verify", str(path))
-    assert result.exit_code == 1
-    assert "not a promptyard bundle" in result.stdout
+    assert result.exit_code == 2, result.stdout + result.stderr
+    assert "other.json: not a promptyard bundle" in result.stderr
+    assert "promptyard bundle --out FILE" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
+    assert result.stdout == ""
 
 
 def test_a_pin_without_a_tag_is_refused(released: PromptRepo) -> None:

@@ -927,11 +927,35 @@ class Workspace:
         try:
             commit = self.git.commit(ref)
         except (git.BadName, git.BadObject, ValueError, git.GitCommandError):
+            # "Fetch it" is the wrong advice before the first commit: there is nothing to fetch.
+            unborn = self._unborn_head()
+            if unborn is not None and not self._has_refs():
+                where = f"the repository at {self.root} has no commits yet"
+            elif unborn is not None and ref in ("HEAD", unborn):
+                where = f"branch {unborn!r} has no commits yet"
+            else:
+                where = None
+            if where is not None:
+                raise RefError(
+                    f"cannot resolve {ref!r}: {where}",
+                    hint="commit first: git add -A && git commit -m 'first commit'",
+                ) from None
             raise RefError(
                 f"unknown git ref {ref!r}: not a branch, tag or commit in {self.root}",
                 hint="fetch it first; in GitHub Actions use actions/checkout with fetch-depth: 0",
             ) from None
         return commit
+
+    def _unborn_head(self) -> str | None:
+        """The branch HEAD is on when it has no commit yet (a fresh `git init`), else None."""
+        head = self.git.head
+        if head.is_valid() or head.is_detached:
+            return None
+        return str(head.reference.name)
+
+    def _has_refs(self) -> bool:
+        """Whether any ref exists at all (a repository with no commits has none)."""
+        return bool(self.git.git.for_each_ref("--count=1"))
 
     def merge_base(self, base: str, head: str | None = None) -> Any:
         """Where the change starts: the merge base of `base` and head (HEAD by default)."""

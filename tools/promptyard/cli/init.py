@@ -18,8 +18,12 @@ def init(directory: Path, force: bool) -> int:
 
     result = init_repository(directory, force=force)
     console = stdout_console()
+    replaced = set(result.overwritten)
     for rel in result.written:
-        console.print(f"  [green]created[/green] {rel}")
+        if rel in replaced:
+            console.print(f"  [yellow]overwrote[/yellow] {rel}")
+        else:
+            console.print(f"  [green]created[/green] {rel}")
     if result.git_initialized:
         console.print(f"  [green]initialized[/green] a git repository in {result.root}")
     console.print(f"\nNext: cd {directory} && promptyard lint && promptyard eval --offline")

@@ -2,29 +2,79 @@
 
 from __future__ import annotations
 
+import errno
+import ipaddress
+import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import click
 
 from promptyard.cli.main import App, stderr_console
-from promptyard.errors import InfraError
+from promptyard.errors import ConfigError, InfraError
+
+_HOST_HINT = (
+    "give an address of this machine (127.0.0.1, 0.0.0.0, ::1) or a name that resolves to one"
+)
+
+
+def _address(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
+    """Where to bind: (family, socket address); ConfigError (exit 2) naming --host when the
+    host is not an address and does not resolve. Checked before start-up does any git work."""
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    # All digits and dots is meant as an IPv4 address: refuse a bad one (999.1.1.1) rather
+    # than send it to DNS, and the legacy short forms (1.2.3 would mean 1.2.0.3).
+    if re.fullmatch(r"[0-9.]+", name):
+        try:
+            ipaddress.IPv4Address(name)
+        except ValueError:
+            raise ConfigError(f"--host {host}: not a valid IPv4 address", hint=_HOST_HINT) from None
+    try:
+        found = socket.getaddrinfo(
+            name, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+        )
+    except (OSError, UnicodeError) as exc:  # gaierror is an OSError; idna fails with UnicodeError
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"--host {host}: cannot resolve it ({reason})", hint=_HOST_HINT) from None
+    # IPv4 first when a name has both, as before (localhost -> 127.0.0.1).
+    family, _, _, _, address = min(found, key=lambda info: info[0] != socket.AF_INET)
+    # A probe on port 0 tells "not an address of this machine" now without taking the port.
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address[0], 0, *address[2:]))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise _not_local(host, exc) from None
+    return family, address
+
+
+def _not_local(host: str, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"--host {host}: not an address of this machine ({exc.strerror or exc})", hint=_HOST_HINT
+    )
 
 
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before serving, so a busy port is one clear error (exit 3), not a log line."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family, address = _address(host, port)
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say TCP, and
     # without it every response waits ~40 ms for a delayed ACK (Nagle's algorithm).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock.bind(address)
     except OSError as exc:
         sock.close()
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise _not_local(host, exc) from None
+        hints = {
+            errno.EADDRINUSE: "pick another --port, or stop what is using it",
+            errno.EACCES: "ports below 1024 need privileges; pick another --port",
+        }
         raise InfraError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-            hint="pick another --port, or stop what is using it",
+            f"cannot listen on {host}:{port}: {reason}", hint=hints.get(exc.errno or 0)
         ) from None
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -56,7 +106,8 @@ def _listen(host: str, port: int) -> socket.socket:
 @click.option(
     "--fallback-bundle",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Serve this bundle when the source cannot be read at start-up.",
+    help="Serve this bundle when the source cannot be read at start-up (it is verified "
+    "at start-up either way).",
 )
 @click.option(
     "--workdir",
@@ -105,6 +156,7 @@ def serve(
     logger.setLevel(log_level.upper())
     logger.propagate = False
 
+    _address(host, port)  # a bad --host is a usage error, found before any git work
     location = source or str(app.workspace().root)
     reconciler = Reconciler(open_source(location, branch, workdir), fallback_bundle=fallback_bundle)
     try:
@@ -113,6 +165,8 @@ def serve(
         snapshot = reconciler.snapshot
         assert snapshot is not None
         bound_host, bound_port = sock.getsockname()[:2]
+        if ":" in bound_host:  # an IPv6 address goes in brackets in a URL
+            bound_host = f"[{bound_host}]"
         err = stderr_console()
         err.print(
             f"promptyard serve: revision {snapshot.revision[:12]} ({reconciler.state}) from "

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 from promptyard.assignment import in_canary
 from promptyard.errors import ConfigError, InfraError
-from promptyard.registry.reconcile import BundleSource, GitSource, Reconciler
+from promptyard.registry.reconcile import BundleSource, GitSource, Reconciler, load_fallback
 from promptyard.registry.snapshot import (
     CANARY,
     DEFAULT_LABEL,
@@ -53,9 +53,7 @@ from promptyard.release.bundle import (
     BundledPrompt,
     BundleEntry,
     BundleError,
-    load_bundle,
     load_prompt_entry,
-    read_bundle,
 )
 
 log = logging.getLogger("promptyard.registry")
@@ -107,7 +105,11 @@ class Registry:
 
     @classmethod
     def _local(cls, reconciler: Reconciler, poll: float | None) -> Registry:
-        reconciler.start_up()
+        try:
+            reconciler.start_up()
+        except BaseException:
+            reconciler.close()  # a private clone must not outlive a failed start
+            raise
         if poll:
             reconciler.start(poll)
         return cls(_LocalBackend(reconciler))
@@ -240,13 +242,14 @@ class _ServerBackend(_Backend):
         self.url = url.rstrip("/")
         self.ttl = ttl
         self.fallback_bundle = fallback_bundle
+        # Verified now: a broken fallback must show before the outage it is there for.
+        self._fallback = load_fallback(fallback_bundle) if fallback_bundle else None
         self._http = httpx.Client(base_url=self.url, timeout=timeout)
         self._lock = threading.Lock()
         self._labels: dict[tuple[str, str], _LabelEntry] = {}
         self._versions: OrderedDict[tuple[str, str], BundledPrompt] = OrderedDict()
         self._refreshing: set[tuple[str, str]] = set()
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="promptyard-swr")
-        self._fallback: ServedSnapshot | None = None
         self._last_error: str | None = None
 
     # -- HTTP -------------------------------------------------------------------------------------
@@ -367,11 +370,8 @@ class _ServerBackend(_Backend):
     def _fallback_snapshot(self, why: str) -> ServedSnapshot:
         if self.fallback_bundle is None:
             raise InfraError(why, hint="pass fallback_bundle= so a cold client can still answer")
-        with self._lock:
-            if self._fallback is None:
-                bundle = load_bundle(read_bundle(self.fallback_bundle))
-                self._fallback = ServedSnapshot(bundle, str(self.fallback_bundle), is_fallback=True)
-            return self._fallback
+        assert self._fallback is not None  # loaded with the backend
+        return self._fallback
 
     def resolve(
         self, name: str, version: str | None, label: str, key: str | None

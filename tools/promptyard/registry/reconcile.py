@@ -25,7 +25,13 @@ from typing import Any
 
 from promptyard.errors import ConfigError, InfraError, PromptyardError
 from promptyard.registry.snapshot import ServedSnapshot
-from promptyard.release.bundle import BundleCache, build_bundle, load_bundle, read_bundle
+from promptyard.release.bundle import (
+    BundleCache,
+    BundleError,
+    build_bundle,
+    load_bundle,
+    read_bundle,
+)
 from promptyard.release.remote import run_git_remote
 
 log = logging.getLogger("promptyard.registry")
@@ -82,10 +88,19 @@ class GitSource(Source):
             self.ref = f"refs/remotes/origin/{branch}"
         else:
             root = Path(location).resolve()
+            usage = "give a repository folder, a bundle file or a git URL"
+            if not root.exists():
+                raise ConfigError(f"source {location} does not exist", hint=usage)
             if not root.is_dir():
-                raise ConfigError(f"--source {location}: no such folder, bundle or git URL")
+                raise ConfigError(f"source {location} is not a folder or a bundle file", hint=usage)
             self.description = str(root)
             self._workspace = Workspace(root)
+            try:
+                self._workspace.git  # noqa: B018 - found now, not at the first reconcile
+            except ConfigError:
+                raise ConfigError(
+                    f"source {location} is not inside a git repository", hint=usage
+                ) from None
             self.ref = branch
 
     def close(self) -> None:
@@ -169,6 +184,24 @@ def open_source(location: str, branch: str = "main", workdir: Path | None = None
     return GitSource(location, branch, workdir)
 
 
+def load_fallback(path: Path) -> ServedSnapshot:
+    """A fallback bundle, read and verified; ConfigError naming the file when it is unusable.
+
+    Called at start-up, not when the source fails: a broken fallback must be found before
+    the outage it is there for.
+    """
+    try:
+        bundle = load_bundle(read_bundle(path))
+    except BundleError as exc:
+        raise ConfigError(
+            f"fallback bundle {path} does not verify: {exc.message}",
+            hint="rebuild it with `promptyard bundle --out FILE`",
+        ) from None
+    except ConfigError as exc:  # unreadable, not JSON, not a bundle: the message names it
+        raise ConfigError(f"fallback {exc.message}", hint=exc.hint) from None
+    return ServedSnapshot(bundle, str(path), is_fallback=True)
+
+
 # --- the reconciler ------------------------------------------------------------------------------
 
 
@@ -203,6 +236,7 @@ class Reconciler:
     def __init__(self, source: Source, *, fallback_bundle: Path | None = None) -> None:
         self.source = source
         self.fallback_bundle = fallback_bundle
+        self._fallback: ServedSnapshot | None = None  # verified by start_up()
         self.snapshot: ServedSnapshot | None = None  # swapped whole, never mutated
         self.poll: float | None = None
         self.listeners: list[Callable[[ReconcileOutcome, ServedSnapshot | None], None]] = []
@@ -284,9 +318,10 @@ class Reconciler:
         """Serve the fallback bundle (the source is unusable and nothing was served yet)."""
         if self.fallback_bundle is None:
             raise ConfigError("no fallback bundle configured")
-        bundle = load_bundle(read_bundle(self.fallback_bundle))
+        if self._fallback is None:
+            self._fallback = load_fallback(self.fallback_bundle)
+        snapshot = self._fallback
         with self._lock:
-            snapshot = ServedSnapshot(bundle, str(self.fallback_bundle), is_fallback=True)
             self.snapshot = snapshot
             self.last_change = time.time()
             self.state = DEGRADED
@@ -298,7 +333,13 @@ class Reconciler:
 
     def start_up(self) -> ReconcileOutcome:
         """The first reconcile. When it yields nothing to serve: the fallback bundle if one is
-        configured, else the error (InfraError for an unreachable git remote: exit 3)."""
+        configured, else the error (InfraError for an unreachable git remote: exit 3).
+
+        The fallback bundle is verified first, whether it is needed now or not: ConfigError
+        (exit 2) naming it when it is unusable.
+        """
+        if self.fallback_bundle is not None and self._fallback is None:
+            self._fallback = load_fallback(self.fallback_bundle)
         outcome = self.reconcile(quiet=True)
         if self.snapshot is None:
             if self.fallback_bundle is not None:

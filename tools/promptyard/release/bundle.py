@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from promptyard.documents import parse_json_value
 from promptyard.errors import ConfigError
 from promptyard.hashing import sha256_json
-from promptyard.release.tags import PromptTag, list_prompt_tags, tag_name
+from promptyard.release.tags import PromptTag, hash_problem, list_prompt_tags, tag_name
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.base import SEMVER_PATTERN
 from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, Tree, Workspace
@@ -49,6 +49,11 @@ class BundleError(ConfigError):
         more = len(problems) - MAX_PROBLEMS_SHOWN
         super().__init__(shown + (f" (and {more} more)" if more > 0 else ""), hint=hint)
         self.problems = problems
+
+
+class NotABundleError(BundleError):
+    """A document that is not a promptyard bundle at all (as opposed to one that does not
+    verify): the wrong shape or an unknown format."""
 
 
 # --- the document's shape ------------------------------------------------------------------
@@ -109,10 +114,7 @@ def _tag_entry(
     """The bundle entry of one tag, or the reason it cannot be trusted."""
     at = f"tag {tag.tag} (commit {tag.commit[:12]})"
     if tag.recorded_hash is None:
-        return None, (
-            f"{at}: not an annotated promptyard tag (no `content-sha256:` in its message); "
-            "delete it and run `promptyard release`"
-        )
+        return None, f"{at}: {hash_problem(tag)}; delete it and run `promptyard release`"
     if tag.commit not in snapshots:
         snapshots[tag.commit] = workspace.snapshot_at(workspace.git.commit(tag.commit))
     snapshot = snapshots[tag.commit]
@@ -214,7 +216,12 @@ def read_bundle(path: Path) -> dict[str, Any]:
             hint="build one with `promptyard bundle --out FILE`",
         ) from None
     if not isinstance(document, dict):
-        raise ConfigError(f"bundle {path}: expected a JSON object")
+        found = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+        raise ConfigError(
+            f"bundle {path}: not a promptyard bundle: expected a JSON object, "
+            f"found {found.get(type(document), 'a number')}",
+            hint="build one with `promptyard bundle --out FILE`",
+        )
     return document
 
 
@@ -354,9 +361,9 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise BundleError([f"not a promptyard bundle: {where}: {first['msg']}"]) from None
+        raise NotABundleError([f"not a promptyard bundle: {where}: {first['msg']}"]) from None
     if shape.format != FORMAT:
-        raise BundleError([f"bundle format {shape.format!r} is not {FORMAT!r}"])
+        raise NotABundleError([f"bundle format {shape.format!r} is not {FORMAT!r}"])
     if document_hash(document) != shape.hash:
         raise BundleError(["the bundle's hash does not match its content; it was modified"])
 
@@ -446,10 +453,19 @@ class BundleCheck:
 
 
 def verify_bundle(path: Path) -> BundleCheck:
-    """Recompute every hash of a bundle file (each prompt's and the whole document's)."""
+    """Recompute every hash of a bundle file (each prompt's and the whole document's).
+
+    A bundle that does not verify is a failed check (`ok` False); a file that is not a
+    bundle at all (not JSON, not an object, the wrong shape or format) raises ConfigError.
+    """
     document = read_bundle(path)
     try:
         bundle = load_bundle(document)
+    except NotABundleError as exc:
+        raise ConfigError(
+            f"bundle {path}: {exc.problems[0]}",
+            hint="build one with `promptyard bundle --out FILE`",
+        ) from None
     except BundleError as exc:
         return BundleCheck(str(path), False, document.get("hash"), problems=exc.problems)
     return BundleCheck(

@@ -1,7 +1,9 @@
 """`promote` and `rollback`: edit an environment file as a reviewed change, never at runtime.
 
 The file is edited with ruamel.yaml's round-trip mode, so comments, key order, quoting and
-flow/block style survive; the result is re-parsed and validated before anything is written.
+flow/block style survive; the byte-order mark and every unchanged line's ending are restored
+(ruamel writes LF), so a CRLF file stays CRLF and a diff shows only the edited lines. The
+result is re-parsed and validated, as the exact bytes to write, before anything is written.
 Without a branch the working-tree file is replaced atomically; with `branch`, the edit is
 committed on a new branch made from `base` (HEAD by default) without touching the checkout
 or the index, ready to push and open as a pull request.
@@ -9,6 +11,7 @@ or the index, ready to push and open as a pull request.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import io
 import os
@@ -175,7 +178,50 @@ def _mapping_indent(text: str) -> int:
     return min(indents) if indents else 2
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def _lines(text: str) -> list[tuple[str, str]]:
+    """(content, line ending) of every line; the last one's ending may be ""."""
+    out = []
+    for line in _LINE.findall(text):
+        content = line.rstrip("\r\n")
+        out.append((content, line[len(content) :]))
+    return out
+
+
+def _restore_line_endings(original: str, edited: str) -> str:
+    """`edited` (ruamel's LF output) with the line endings of `original`.
+
+    Unchanged lines keep their exact ending (a mixed file stays mixed, a missing final
+    newline stays missing); new or changed lines take the file's most common ending.
+    """
+    old, new = _lines(original), _lines(edited)
+    endings = [ending for _, ending in old if ending]
+    usual = max(("\n", "\r\n", "\r"), key=endings.count) if endings else "\n"
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(
+        None, [c for c, _ in old], [c for c, _ in new], autojunk=False
+    )
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            for k, (content, ending) in enumerate(old[i1:i2]):
+                last_in_output = j1 + k == len(new) - 1
+                # An old last line without a newline that now has lines after it needs one.
+                out.append(content + (ending or ("" if last_in_output else usual)))
+        else:
+            out.extend(content + (usual if ending else "") for content, ending in new[j1:j2])
+    result = "".join(out)
+    if original and not original.endswith(("\n", "\r")) and result.endswith(usual):
+        result = result[: -len(usual)]  # ruamel always ends with a newline; the file did not
+    return result
+
+
 def _round_trip(text: str, path: str, edit: Callable[[CommentedMap], None]) -> str:
+    """`text` edited by `edit` through ruamel's round trip, with its line endings kept."""
+    original = text
+    # ruamel keeps a CR inside comment tokens but not after values: give it LF only.
+    text = re.sub(r"\r\n?", "\n", text)
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a long line
@@ -190,7 +236,7 @@ def _round_trip(text: str, path: str, edit: Callable[[CommentedMap], None]) -> s
     edit(data)
     out = io.StringIO()
     yaml.dump(data, out)
-    return out.getvalue()
+    return _restore_line_endings(original, out.getvalue())
 
 
 # --- the operations -----------------------------------------------------------------------------
@@ -201,11 +247,11 @@ def _pin_dict(spec: EnvironmentSpec, name: str) -> dict[str, Any] | None:
     return None if pin is None else pin.model_dump(exclude_none=True)
 
 
-def _load_environment(snapshot: Snapshot, env: str) -> tuple[str, str, EnvironmentSpec]:
+def _load_environment(snapshot: Snapshot, env: str) -> tuple[str, bytes, EnvironmentSpec]:
     loaded = snapshot.environment_by_name(env)
     spec = loaded.require()
     assert loaded.raw is not None
-    return loaded.path, loaded.raw.decode("utf-8-sig"), spec
+    return loaded.path, loaded.raw, spec
 
 
 def _tagged(workspace: Workspace, name: str) -> list[str]:
@@ -255,7 +301,7 @@ def promote(
     if canary is not None and not 0 <= canary <= 100:
         raise ConfigError(f"--canary {canary}: the weight is a percentage of keys, 0..100")
     snapshot = workspace.snapshot(base if branch else None)
-    path, text, spec = _load_environment(snapshot, env)
+    path, raw, spec = _load_environment(snapshot, env)
     _check_promotable(workspace, snapshot, name, version)
     pin = spec.prompts.get(name)
 
@@ -294,7 +340,7 @@ def promote(
             else:
                 _set_key(entry, "canary", _flow_map(version=version, weight=_number(canary)))
 
-    target = _Target(workspace, env, path, text, spec, name)
+    target = _Target(workspace, env, path, raw, spec, name)
     return _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
 
 
@@ -313,7 +359,7 @@ def rollback(
     """Drop the canary of `name` in `env`, or with `to`, pin that earlier tagged version
     (which drops any canary too: a rollback returns to a known-good state)."""
     snapshot = workspace.snapshot(base if branch else None)
-    path, text, spec = _load_environment(snapshot, env)
+    path, raw, spec = _load_environment(snapshot, env)
     pin = spec.prompts.get(name)
     if pin is None:
         raise ConfigError(f"{name} is not pinned in {env} ({path}); nothing to roll back")
@@ -350,7 +396,7 @@ def rollback(
             entry["version"] = _like(entry.get("version"), to)
             _delete_key(entry, "canary")
 
-    target = _Target(workspace, env, path, text, spec, name)
+    target = _Target(workspace, env, path, raw, spec, name)
     return _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
 
 
@@ -367,7 +413,7 @@ class _Target:
     workspace: Workspace
     env: str
     path: str
-    text: str
+    raw: bytes  # the file as it is (a byte-order mark, CRLF line endings: all kept)
     spec: EnvironmentSpec
     name: str
 
@@ -388,11 +434,11 @@ def _apply(
     what: str,
     delivery: _Delivery,
 ) -> EnvironmentChange:
-    workspace, env, path, text, spec, name = (
+    workspace, env, path, raw, spec, name = (
         target.workspace,
         target.env,
         target.path,
-        target.text,
+        target.raw,
         target.spec,
         target.name,
     )
@@ -403,12 +449,16 @@ def _apply(
         delivery.push,
         delivery.remote,
     )
+    bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
+    text = raw[len(bom) :].decode("utf-8")
     new_text = _round_trip(text, path, edit)
-    new_spec = _validate(new_text, path)
+    new_raw = bom + new_text.encode("utf-8")
+    new_spec = _validate(new_raw, path)
+    # The diff is for reading: lines without their endings (which the edit keeps anyway).
     diff = "".join(
         difflib.unified_diff(
-            text.splitlines(keepends=True),
-            new_text.splitlines(keepends=True),
+            [content + "\n" for content, _ in _lines(text)],
+            [content + "\n" for content, _ in _lines(new_text)],
             fromfile=f"a/{path}",
             tofile=f"b/{path}",
         )
@@ -420,14 +470,14 @@ def _apply(
         action=action,
         before=_pin_dict(spec, name),
         after=_pin_dict(new_spec, name),
-        changed=new_text != text,
+        changed=new_raw != raw,
         diff=diff,
         message=message or what,
     )
     if not change.changed:
         return change
     if branch is None:
-        atomic_write(workspace.root / path, new_text)
+        atomic_write(workspace.root / path, new_raw)
         return change
     if push:
         check_remote(workspace.git, remote)
@@ -435,7 +485,7 @@ def _apply(
     change.branch = branch
     change.base = base_commit.hexsha
     change.commit = commit_file_on_new_branch(
-        workspace, branch, base_commit, path, new_text.encode("utf-8"), change.message
+        workspace, branch, base_commit, path, new_raw, change.message
     )
     if push:
         run_git_remote(
@@ -449,10 +499,10 @@ def _apply(
     return change
 
 
-def _validate(text: str, path: str) -> EnvironmentSpec:
+def _validate(raw: bytes, path: str) -> EnvironmentSpec:
     """The edited file must load exactly like any environment file (else nothing is written)."""
     try:
-        document = parse_yaml(text.encode("utf-8"), path)
+        document = parse_yaml(raw, path)
         return EnvironmentSpec.model_validate(document.data)
     except DocumentError as exc:
         raise ConfigError(f"the edited {path} does not parse: {exc}") from None

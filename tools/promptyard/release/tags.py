@@ -19,6 +19,8 @@ from promptyard.errors import ConfigError
 
 TAG_NAMESPACE = "prompts/"
 HASH_LINE = re.compile(r"^content-sha256:\s*([0-9a-f]{64})\s*$", re.MULTILINE)
+# Any line that means to be the hash line, to tell "malformed" from "missing".
+ANY_HASH_LINE = re.compile(r"^\s*content-sha256\b.*$", re.MULTILINE | re.IGNORECASE)
 
 # One record per tag; fields split by NUL, records end with NUL SOH (never in a tag message).
 _FIELDS = ("refname", "objecttype", "objectname", "*objectname", "contents")
@@ -42,6 +44,22 @@ def parse_tag_name(tag: str) -> tuple[str, str] | None:
     return name, last[1:]
 
 
+def hash_problem(tag: PromptTag) -> str | None:
+    """Why a tag records no usable content hash (None when it records one)."""
+    if tag.recorded_hash is not None:
+        return None
+    if not tag.annotated:
+        return "a lightweight tag, not an annotated promptyard tag (it records no content hash)"
+    if tag.malformed_hash_line is not None:
+        line = tag.malformed_hash_line
+        shown = line if len(line) <= 100 else line[:100] + "…"
+        return (
+            f"its content hash line is malformed: {shown!r} (expected `content-sha256: ` and "
+            "64 lowercase hex digits)"
+        )
+    return "not a promptyard tag: its message has no `content-sha256:` line"
+
+
 def tag_message(name: str, version: str, content_hash: str) -> str:
     """The annotated tag's message: a title line and the content hash line."""
     return f"{name} {version}\n\ncontent-sha256: {content_hash}\n"
@@ -58,6 +76,8 @@ class PromptTag:
     object: str  # the tag object (annotated) or the commit (lightweight)
     annotated: bool
     recorded_hash: str | None  # from the message; None for a lightweight or foreign tag
+    # The message's `content-sha256` line when it is there but malformed (else None).
+    malformed_hash_line: str | None = None
 
     @property
     def semver(self) -> semver.Version:
@@ -93,6 +113,7 @@ def list_prompt_tags(repo: Any) -> list[PromptTag]:
         if annotated and not peeled:
             continue  # a tag of a tag or of a tree: nothing we made
         match = HASH_LINE.search(contents) if annotated else None
+        near = ANY_HASH_LINE.search(contents) if annotated and not match else None
         tags.append(
             PromptTag(
                 name=parsed[0],
@@ -102,6 +123,7 @@ def list_prompt_tags(repo: Any) -> list[PromptTag]:
                 object=objectname,
                 annotated=annotated,
                 recorded_hash=match.group(1) if match else None,
+                malformed_hash_line=near.group(0).strip() if near else None,
             )
         )
     tags.sort(key=lambda t: (t.name, t.semver))

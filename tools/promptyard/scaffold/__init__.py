@@ -26,14 +26,24 @@ def default_install_command() -> str:
 
 @dataclass
 class InitResult:
+    """What `init` did: every file written, and which of them replaced an existing file."""
+
     root: Path
     written: list[str] = field(default_factory=list)
     git_initialized: bool = False
+    overwritten: list[str] = field(default_factory=list)  # a subset of `written` (--force)
+
+    @property
+    def created(self) -> list[str]:
+        """The files that did not exist before."""
+        replaced = set(self.overwritten)
+        return [rel for rel in self.written if rel not in replaced]
 
     def to_dict(self) -> dict[str, object]:
         return {
             "root": str(self.root),
             "written": self.written,
+            "overwritten": self.overwritten,
             "git_initialized": self.git_initialized,
         }
 
@@ -70,7 +80,7 @@ def init_repository(
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{target}: exists and is not a folder")
     files = scaffold_files(install_command)
-    clashes = [rel for rel in files if (root / rel).exists()]
+    clashes = [rel for rel in files if (root / rel).exists() or (root / rel).is_symlink()]
     if clashes and not force:
         shown = ", ".join(clashes[:5]) + (
             f" and {len(clashes) - 5} more" if len(clashes) > 5 else ""
@@ -78,7 +88,7 @@ def init_repository(
         raise ConfigError(
             f"{target}: would overwrite {shown}", hint="pass --force to overwrite them"
         )
-    result = InitResult(root)
+    result = InitResult(root, overwritten=clashes)
     for rel, text in files.items():
         atomic_write(root / rel, text)
         result.written.append(rel)

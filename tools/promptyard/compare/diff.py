@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from promptyard.compare.changes import ChangeSet, PromptChange, detect_changes
 from promptyard.compare.flips import find_flips
@@ -15,7 +15,7 @@ from promptyard.compare.model import (
     GateResult,
     PromptComparison,
 )
-from promptyard.compare.paired import EvalPair, run_pairs
+from promptyard.compare.paired import CaseOutcome, EvalPair, run_pairs
 from promptyard.evals.runner import EvalOptions
 from promptyard.spec.config import Gates
 from promptyard.workspace import Workspace
@@ -29,6 +29,54 @@ STATUS_ORDER = {
     "removed": 5,
     "unchanged": 6,
 }
+
+
+def judge_eval(
+    evaluation: EvalComparison,
+    *,
+    prompt: str,
+    status: str,
+    case_ids: Sequence[str],
+    head: Mapping[str, CaseOutcome],
+    base: Mapping[str, CaseOutcome] | None,
+    gates: Gates,
+) -> EvalComparison:
+    """Pair `base` and `head` (case id -> outcome) on `case_ids`, then fill in the metrics,
+    the flips and every gate's result. Cases a side could not answer are left out of the
+    pairing and listed in `missing_base` / `missing_head`."""
+    evaluation.missing_head = [cid for cid in case_ids if cid not in head or head[cid].unavailable]
+    lost = set(evaluation.missing_head)
+    head_all = [head[cid] for cid in case_ids if cid not in lost]
+    base_paired = head_paired = None
+    if base is not None:
+        evaluation.missing_base = [
+            cid
+            for cid in case_ids
+            if cid not in lost and (cid not in base or base[cid].unavailable)
+        ]
+        gone = lost | set(evaluation.missing_base)
+        paired_ids = [cid for cid in case_ids if cid not in gone]
+        base_paired = [base[cid] for cid in paired_ids]
+        head_paired = [head[cid] for cid in paired_ids]
+        evaluation.paired = len(paired_ids)
+        evaluation.metrics = paired_metrics(
+            base_paired, head_paired, repeat=evaluation.repeat, score_test=gates.score.test
+        )
+        p2f, f2p, totals = find_flips(evaluation.dataset, base_paired, head_paired)
+        evaluation.pass_to_fail, evaluation.fail_to_pass, evaluation.flips_total = p2f, f2p, totals
+    else:
+        evaluation.metrics = head_metrics(head_all, repeat=evaluation.repeat)
+    context = GateContext(
+        prompt=prompt,
+        status=status,
+        evaluation=evaluation,
+        config=gates,
+        base=base_paired,
+        head=head_paired if head_paired is not None else head_all,
+        head_all=head_all,
+    )
+    evaluation.gates = evaluate_gates(context)
+    return evaluation
 
 
 def _compare_eval(
@@ -58,43 +106,17 @@ def _compare_eval(
     if pair.base_run is not None:
         evaluation.base_run = str(pair.base_run.results_path)
         evaluation.base_mode = pair.base_run.summary.mode
-
-    ids = [case.id for case in cases]
-    head = pair.head
-    evaluation.missing_head = [cid for cid in ids if cid not in head or head[cid].unavailable]
-    lost = set(evaluation.missing_head)
-    head_all = [head[cid] for cid in ids if cid not in lost]
-    base_paired = head_paired = None
-    if pair.base is not None:
-        base = pair.base
-        evaluation.missing_base = [
-            cid for cid in ids if cid not in lost and (cid not in base or base[cid].unavailable)
-        ]
-        gone = lost | set(evaluation.missing_base)
-        paired_ids = [cid for cid in ids if cid not in gone]
-        base_paired = [base[cid] for cid in paired_ids]
-        head_paired = [head[cid] for cid in paired_ids]
-        evaluation.paired = len(paired_ids)
-        evaluation.metrics = paired_metrics(
-            base_paired, head_paired, repeat=repeat, score_test=gates.score.test
-        )
-        p2f, f2p, totals = find_flips(spec.dataset, base_paired, head_paired)
-        evaluation.pass_to_fail, evaluation.fail_to_pass, evaluation.flips_total = p2f, f2p, totals
-    else:
-        evaluation.metrics = head_metrics(head_all, repeat=repeat)
     if change.status == "changed" and change.base is None:
         evaluation.notes.append("the base version does not load: judged by the threshold only")
-    context = GateContext(
+    return judge_eval(
+        evaluation,
         prompt=change.name,
         status=change.status,
-        evaluation=evaluation,
-        config=gates,
-        base=base_paired,
-        head=head_paired if head_paired is not None else head_all,
-        head_all=head_all,
+        case_ids=[case.id for case in cases],
+        head=pair.head,
+        base=pair.base,
+        gates=gates,
     )
-    evaluation.gates = evaluate_gates(context)
-    return evaluation
 
 
 def compare_changes(

@@ -1,9 +1,10 @@
 """Cases whose verdict flipped between base and head, with a word-level diff of the outputs.
 
 Pass → fail (regressions) and fail → pass (improvements), most severe first: the biggest
-score change, then dataset and case id. The diff splits outputs into words, whitespace and
-punctuation and aligns them with difflib; very long outputs are cut first, so a huge
-output cannot make the diff quadratic in time.
+score change, then dataset and case id. The diff splits outputs into words and punctuation
+marks, each with the whitespace after it (so runs of whitespace never become thousands of
+tiny matches, which makes difflib slow), and aligns them with difflib; outputs are cut to
+their first MAX_DIFF_TOKENS tokens first, which bounds the time a hostile output can take.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Sequence
 from promptyard.compare.model import CaseSide, DiffOp, Flip
 from promptyard.compare.paired import CaseOutcome
 
-MAX_DIFF_TOKENS = 3000  # per side; beyond this the diff is of the beginnings, marked truncated
-MAX_FLIPS_KEPT = 200  # per direction per eval in the report data (the totals are kept)
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
+MAX_DIFF_TOKENS = 1000  # per side; beyond this the diff is of the beginnings, marked truncated
+MAX_FLIPS_KEPT = 100  # per direction per eval in the report data (the totals are kept)
+_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
 
 
 def tokenize(text: str) -> list[str]:

@@ -368,3 +368,34 @@ def test_diff_record_lets_ci_replay_base_and_head(
     (evaluation,) = prompt["evals"]
     assert evaluation["paired"] == 21 and evaluation["missing"] == {"base": [], "head": []}
     assert [f["case_id"] for f in prompt["flips"]["pass_to_fail"]] == ["voucher-01"]
+
+
+def test_invalid_prompt_and_broken_dataset_block_without_a_traceback(project: PromptRepo) -> None:
+    project.write("prompts/broken.yaml", "name: broken\nversion: 1.0.0\nmessages: [oops\n")
+    project.write("prompts/nodata.yaml", echo_spec("nodata", dataset="golden/missing.jsonl"))
+    code, data, stderr = check_json(project, "--base", "base")
+    assert code == 1 and "Traceback" not in stderr
+    by_name = {p["prompt"]: p for p in data["prompts"]}
+    broken = by_name["broken"]
+    assert broken["status"] == "invalid"
+    assert broken["gates"][0]["gate"] == "spec" and broken["gates"][0]["outcome"] == "block"
+    assert "prompts/broken.yaml" in broken["gates"][0]["reason"]
+    nodata = by_name["nodata"]
+    assert nodata["status"] == "added"
+    (dataset_gate,) = nodata["gates"]
+    assert dataset_gate["gate"] == "dataset" and dataset_gate["outcome"] == "block"
+    assert "golden/missing.jsonl: dataset does not exist" in dataset_gate["reason"]
+    assert not data["lint"]["ok"]
+
+
+def test_repeats_compare_per_case_means(project: PromptRepo) -> None:
+    project.write("prompts/echo.yaml", echo_spec(version="1.0.1", system="Keep it short."))
+    result = project.cli("diff", "--base", "base", "--repeat", "3", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    (prompt,) = result.json["prompts"]
+    (evaluation,) = prompt["evals"]
+    assert evaluation["repeat"] == 3
+    metrics = prompt["metrics"]
+    assert metrics["mean_score"]["test"] == "paired-clustered"
+    assert metrics["repeat_pass_rate"]["test"] == "paired-clustered"
+    assert metrics["pass_rate"]["test"] == "mcnemar-exact" and metrics["pass_rate"]["n"] == 20

@@ -466,3 +466,25 @@ def test_text_and_html_reports_render_everything() -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert not re.search(r"(src|href)=\"(https?:)?//", page)  # nothing loaded from anywhere
     assert page.count("<svg") == 2
+
+
+def test_a_prompt_with_two_evals_keys_metrics_by_dataset() -> None:
+    first = judge([outcome("a"), outcome("b")], [outcome("a"), outcome("b", False)])
+    second = judge([outcome("a")], [outcome("a")])
+    second.dataset = "golden/other.jsonl"
+    prompt = PromptComparison(
+        "p", "changed", "prompts/p.yaml", "1.0.0", "1.0.1", evals=[first, second]
+    )
+    data = prompt.to_dict()
+    assert (
+        "golden/t.jsonl#pass_rate" in data["metrics"]
+        and "golden/other.jsonl#pass_rate" in data["metrics"]
+    )
+    assert [f["dataset"] for f in data["flips"]["pass_to_fail"]] == ["golden/t.jsonl"]
+    assert data["decision"] == "block"
+    report = ComparisonReport("main", None, None, prompts=[prompt])
+    row = next(
+        line for line in render(report, "markdown").splitlines() if line.startswith("| ❌ |")
+    )
+    assert "`golden/t.jsonl`: 100.0% → 50.0%<br>`golden/other.jsonl`: 100.0% → 100.0%" in row
+    assert "pass_rate on golden/t.jsonl" in render(report, "text")

@@ -107,9 +107,15 @@ def check(
                 notify=lambda note: err.print(escape(note), highlight=False),
             )
             result = run_check(workspace, base, options=options)
-    except PromptyardError as exc:
-        # A report file from an earlier run must not survive to say "pass".
-        failure = failure_markdown("check", exc.message, exc.hint, int(exc.exit_code))
+    except Exception as exc:
+        # A report file from an earlier run must not survive to say "pass"; the error
+        # itself is raised on, for the CLI to print with its exit code.
+        if isinstance(exc, PromptyardError):
+            failure = failure_markdown("check", exc.message, exc.hint, int(exc.exit_code))
+        else:
+            failure = failure_markdown(
+                "check", f"internal error: {type(exc).__name__}: {exc}", None, 3
+            )
         if report_path is not None:
             _write(report_path, failure)
         if github:

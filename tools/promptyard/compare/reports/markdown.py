@@ -52,9 +52,12 @@ def text(value: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", html.escape(flat, quote=False))
 
 
-def code(value: object) -> str:
-    """A code span that holds any text (GitHub keeps `\\|` in tables as a pipe)."""
-    flat = " ".join(str(value).split()).replace("|", "\\|")
+def code(value: object, *, table: bool = False) -> str:
+    """A code span that holds any text; in a table cell a pipe is escaped (GitHub shows
+    `\\|` there as a pipe, and only there)."""
+    flat = " ".join(str(value).split())
+    if table:
+        flat = flat.replace("|", "\\|")
     longest = max((len(m) for m in re.findall(r"`+", flat)), default=0)
     ticks = "`" * (longest + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
@@ -143,12 +146,13 @@ def _row(prompt: PromptComparison) -> str:
         cases, moved, delta, p = ("<br>".join(c[i] for c in cells) for i in range(4))
         if len(prompt.evals) > 1:
             moved = "<br>".join(
-                f"{code(e.dataset)}: {c[1]}" for e, c in zip(prompt.evals, cells, strict=True)
+                f"{code(e.dataset, table=True)}: {c[1]}"
+                for e, c in zip(prompt.evals, cells, strict=True)
             )
     else:
         cases = moved = delta = p = "-"
     return (
-        f"| {ICONS[prompt.decision]} | {code(prompt.prompt)} | {STATUS_WORDS.get(prompt.status, prompt.status)} "
+        f"| {ICONS[prompt.decision]} | {code(prompt.prompt, table=True)} | {STATUS_WORDS.get(prompt.status, prompt.status)} "
         f"| {text(_version(prompt))} | {cases} | {moved} | {delta} | {p} | {text(gates)} |\n"
     )
 

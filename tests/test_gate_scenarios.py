@@ -221,8 +221,13 @@ def test_unreachable_provider_exits_3_and_never_passes(
 def test_unchanged_repository_passes_without_running(
     project: PromptRepo, live: OpenAIServer
 ) -> None:
+    project.remove(".gitignore")  # eval results under .promptyard/ are not a change either
+    project.commit("no .gitignore")
+    assert project.cli("eval").exit_code == 0
+    live.reset()
     code, data, _ = check_json(project, "--base", "base")
     assert code == 0 and data["prompts"] == [] and data["decision"] == "pass"
+    assert data["datasets"] == []
     assert live.chat_requests() == []
     md = project.cli("diff", "--base", "base", "--format", "markdown").stdout
     assert "No prompt changed." in md

@@ -67,6 +67,7 @@ from promptyard.evals.results import (
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt
 from promptyard.spec import Case, EvalSpec, ProjectConfig
+from promptyard.workspace import STATE_FOLDER
 
 if TYPE_CHECKING:
     import pandas
@@ -75,7 +76,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Mode = Literal["auto", "offline", "record"]
-STATE_DIR = ".promptyard"
+STATE_DIR = STATE_FOLDER  # <repo>/.promptyard: results and the cache
 # With no success yet, this many calls failing for infrastructure reasons (after their
 # retries) means the provider is down: stop instead of grinding through every case.
 ABORT_AFTER_INFRA_FAILURES = 3

@@ -404,3 +404,16 @@ def test_repeats_compare_per_case_means(project: PromptRepo) -> None:
     assert metrics["mean_score"]["test"] == "paired-clustered"
     assert metrics["repeat_pass_rate"]["test"] == "paired-clustered"
     assert metrics["pass_rate"]["test"] == "mcnemar-exact" and metrics["pass_rate"]["n"] == 20
+
+
+def test_github_actions_json_output_stays_json(
+    project: PromptRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write(
+        "prompts/echo.yaml", echo_spec(system="Be brief.", user=regressing_user(REGRESSED))
+    )
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    code, data, _ = check_json(project, "--base", "base")
+    assert code == 1 and data["decision"] == "block"
+    assert (tmp_path / "summary.md").read_text().startswith("<!-- promptyard-report -->")

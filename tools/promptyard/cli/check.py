@@ -129,7 +129,8 @@ def check(
         _write(html_path, render(report, "html"))
     if github:
         _append_step_summary(markdown)
-        click.echo(_github_annotations(result))
+        if fmt == "text":  # annotations go to stdout, which --format json keeps for JSON
+            click.echo(_github_annotations(result))
     click.echo(render(report, fmt), nl=False)
     for path in (report_path, html_path):
         if path is not None:

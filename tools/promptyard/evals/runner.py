@@ -254,6 +254,7 @@ class _ProviderRuntime:
         )
         self.next_slot = 0.0
         self.paused_until = 0.0
+        self.prepared = False
         # Per kind of call: a judge model that is down fails even when chat calls work.
         self.tally: dict[str, _Tally] = {}
 
@@ -280,6 +281,9 @@ class _ProviderRuntime:
         tally = self.tally.setdefault(kind, _Tally())
         timeout = self.config.timeout_s
         attempt = 0
+        if not self.prepared:  # before the first rate-limit slot is taken
+            self.prepared = True
+            await self.provider.prepare()
         while True:
             await self._wait_turn()
             async with self.semaphore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,8 +11,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from support.gitrepo import GIT_ENV
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo
+
+# Commits and tags made by the code under test (release, promote --branch) need an
+# identity; never read the developer's.
+os.environ.update(GIT_ENV)
 
 
 @pytest.fixture

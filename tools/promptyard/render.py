@@ -10,16 +10,21 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import operator
+import re
+import signal
+import string
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2 import StrictUndefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import Namespace
 from jsonschema import Draft202012Validator
 
 from promptyard.errors import ConfigError
@@ -27,7 +32,14 @@ from promptyard.errors import ConfigError
 if TYPE_CHECKING:
     from promptyard.workspace import LoadedPrompt
 
-MAX_OUTPUT_ITEMS = 1_000_000  # cap on `"x" * n` and similar, so a template cannot eat memory
+# A template is user code: these bound what one render may cost.
+MAX_OUTPUT_ITEMS = 1_000_000  # characters (or items) in any value a template builds
+MAX_POWER_BITS = 100_000  # size of an integer `a ** b` may produce
+RENDER_TIME_LIMIT_S = 5.0  # wall clock per render (enforced on the main thread)
+
+
+class TemplateLimitError(SecurityError):
+    """A template tried to build something too large or to run too long."""
 
 
 def partial_name(name: str) -> str | None:
@@ -38,6 +50,9 @@ def partial_name(name: str) -> str | None:
     if any(part in ("..", ".") for part in parts) or not parts:
         return None
     return "/".join(parts)
+
+
+PARTIAL_FILENAME_PREFIX = "partial:"  # how tracebacks name a partial's frames
 
 
 class _PartialLoader(jinja2.BaseLoader):
@@ -51,24 +66,119 @@ class _PartialLoader(jinja2.BaseLoader):
         text = self._lookup(name) if name is not None else None
         if text is None:
             raise TemplateNotFound(template)
-        return text, None, lambda: True
+        return text, f"{PARTIAL_FILENAME_PREFIX}{name}", lambda: True
+
+
+def _checked(value: Any) -> Any:
+    """`value`, unless it is a string or container past the size cap."""
+    if isinstance(value, str | list | tuple | dict) and len(value) > MAX_OUTPUT_ITEMS:
+        raise TemplateLimitError(
+            f"a value of {len(value):,} characters/items is over the {MAX_OUTPUT_ITEMS:,} cap"
+        )
+    return value
+
+
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d*)(?:\.(\d*))?")
+_BIG_NUMBER = re.compile(r"\d{6,}")
+
+
+def _check_format(template: str) -> None:
+    """Refuse `%`/`str.format` specs whose width or precision would allocate megabytes."""
+    widths = [w for m in _PERCENT_SPEC.finditer(template) for w in m.groups() if w]
+    try:
+        specs = [spec or "" for _, _, spec, _ in string.Formatter().parse(template) if spec]
+    except ValueError:
+        specs = []  # not a str.format template; formatting will say so itself
+    widths += [n for spec in specs for n in _BIG_NUMBER.findall(spec)]
+    if any(int(w) > MAX_OUTPUT_ITEMS for w in widths if w.isdigit()):
+        raise TemplateLimitError("a format width or precision over the size cap")
+
+
+class _Namespace(Namespace):
+    """`namespace()` whose attributes are size-checked (no doubling a string in a loop)."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        super().__setitem__(name, _checked(value))
+
+
+class _CodeGenerator(CodeGenerator):
+    """Compiles `a ~ b` to a size-checked join (the sandbox does not intercept `~`)."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+def _limit_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A builtin filter with its result size-checked (and width arguments checked first)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if name in ("center", "indent", "wordwrap"):
+            for value in (*args[1:], *kwargs.values()):
+                too_wide = isinstance(value, int) and value > MAX_OUTPUT_ITEMS
+                if too_wide and not isinstance(value, bool):
+                    raise TemplateLimitError(f"|{name} width over the size cap")
+        if name == "format" and args and isinstance(args[0], str):
+            _check_format(args[0])
+        if name == "replace" and len(args) >= 3 and all(isinstance(a, str) for a in args[:3]):
+            text, old, new = args[:3]
+            if old and len(text) + text.count(old) * max(0, len(new) - len(old)) > MAX_OUTPUT_ITEMS:
+                raise TemplateLimitError("|replace result over the size cap")
+        return _checked(fn(*args, **kwargs))
+
+    return wrapper
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, plus limits on repetition and powers."""
+    """Jinja's immutable sandbox, plus caps on what one render may build (see the limits)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filters = {name: _limit_filter(name, fn) for name, fn in self.filters.items()}
+        self.globals["namespace"] = _Namespace
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
         if op == "*":
             for seq, times in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
                 if sized and len(seq) * times > MAX_OUTPUT_ITEMS:
-                    raise SecurityError("repetition result too large")
-            return operator.mul(left, right)
-        if op == "**" and isinstance(right, int | float) and abs(right) > 1000:
-            raise SecurityError("exponent too large")
-        return super().call_binop(context, op, left, right)
+                    raise TemplateLimitError("repetition result over the size cap")
+        elif op == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
+            if max(left.bit_length(), 1) * right > MAX_POWER_BITS:
+                raise TemplateLimitError("power result over the size cap")
+        elif op == "%" and isinstance(left, str):
+            _check_format(left)
+        return _checked(super().call_binop(context, op, left, right))
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        return _checked(super().call(__context, __obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapper = super().wrap_str_format(value)
+        if wrapper is not None:
+            _check_format(value.__self__)
+        return wrapper
+
+    def checked_concat(self, parts: Any) -> str:
+        return _checked("".join(map(str, parts)))
+
+    def concat(self, parts: Any) -> str:  # type: ignore[override]
+        """The output of a whole template, capped while it is produced."""
+        pieces: list[str] = []
+        total = 0
+        for piece in parts:
+            total += len(piece)
+            if total > MAX_OUTPUT_ITEMS:
+                raise TemplateLimitError(f"output over the {MAX_OUTPUT_ITEMS:,}-character cap")
+            pieces.append(piece)
+        return "".join(pieces)
 
 
 def make_environment(lookup: Callable[[str], str | None]) -> jinja2.Environment:
@@ -81,6 +191,58 @@ def make_environment(lookup: Callable[[str], str | None]) -> jinja2.Environment:
     )
 
 
+class RenderTimeout(TemplateLimitError):
+    """A render ran past the time limit."""
+
+
+class time_limit:
+    """Interrupt the block after `seconds` with RenderTimeout.
+
+    Works through SIGALRM on the main thread (elsewhere it is a no-op). Python code and the
+    `re` engine both check for signals, so a runaway template loop or a catastrophically
+    backtracking regex is stopped. Arming costs two `setitimer` calls; the handler is
+    installed once. An inner limit inside an outer one defers to the outer.
+    """
+
+    _active: time_limit | None = None  # the armed limit
+    _installed = False
+
+    __slots__ = ("armed", "seconds", "what")
+
+    def __init__(self, seconds: float, what: str = "render") -> None:
+        self.seconds = seconds
+        self.what = what
+        self.armed = False
+
+    @staticmethod
+    def _on_alarm(signum: int, frame: Any) -> None:
+        armed = time_limit._active
+        if armed is not None:
+            time_limit._active = None
+            raise RenderTimeout(f"{armed.what} ran longer than {armed.seconds:g} s")
+
+    def __enter__(self) -> time_limit:
+        if (
+            self.seconds > 0
+            and time_limit._active is None
+            and threading.current_thread() is threading.main_thread()
+            and hasattr(signal, "setitimer")
+        ):
+            if not time_limit._installed:
+                signal.signal(signal.SIGALRM, time_limit._on_alarm)
+                time_limit._installed = True
+            time_limit._active = self
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+            self.armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            time_limit._active = None
+            self.armed = False
+
+
 # Parsing needs no partials; one shared environment does it.
 _PARSER = make_environment(lambda name: None)
 _GLOBALS = frozenset(_PARSER.globals)
@@ -88,10 +250,10 @@ _GLOBALS = frozenset(_PARSER.globals)
 
 @dataclass(frozen=True)
 class TemplateInfo:
-    """What a template uses: free variables, included partials (None = dynamic), or its error."""
+    """What a template uses, with the template line of each use, or its syntax error."""
 
-    variables: frozenset[str] = frozenset()
-    includes: tuple[str | None, ...] = ()
+    variables: Mapping[str, int] = field(default_factory=dict)  # free variable -> first line
+    includes: tuple[tuple[str | None, int], ...] = ()  # (partial name, None if computed; line)
     error_line: int | None = None
     error: str | None = None
 
@@ -105,18 +267,26 @@ def analyze_template(source: str) -> TemplateInfo:
         ast = _PARSER.parse(source)
     except TemplateSyntaxError as exc:
         return TemplateInfo(error_line=exc.lineno, error=exc.message or "syntax error")
-    loaded: set[str] = set()
+    loaded: dict[str, int] = {}
     assigned: set[str] = set()
     for name in ast.find_all(nodes.Name):
-        (loaded if name.ctx == "load" else assigned).add(name.name)
+        if name.ctx == "load":
+            loaded.setdefault(name.name, name.lineno)
+        else:
+            assigned.add(name.name)
     for macro in ast.find_all(nodes.Macro):
         assigned.add(macro.name)
         assigned.update(arg.name for arg in macro.args)
-    includes: list[str | None] = []
+    includes: list[tuple[str | None, int]] = []
     for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
         target = node.template
-        includes.append(target.value if isinstance(target, nodes.Const) else None)
-    return TemplateInfo(variables=frozenset(loaded - assigned - _GLOBALS), includes=tuple(includes))
+        includes.append((target.value if isinstance(target, nodes.Const) else None, node.lineno))
+    free = {
+        name: line
+        for name, line in sorted(loaded.items(), key=lambda item: item[1])
+        if name not in assigned and name not in _GLOBALS
+    }
+    return TemplateInfo(variables=free, includes=tuple(includes))
 
 
 # --- variables ---------------------------------------------------------------------------
@@ -224,21 +394,55 @@ class RenderedPrompt:
         }
 
 
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "the template ran out of memory building a value"
+    if isinstance(exc, RecursionError):
+        return "recursion too deep (does an include or a macro call itself?)"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _failure_location(prompt: LoadedPrompt, index: int, exc: BaseException) -> str:
+    """`file:line` of the innermost template frame of the failure (a message or a partial)."""
+    where = None
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename == "<template>" or filename.startswith(PARTIAL_FILENAME_PREFIX):
+            where = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if where is None:
+        return prompt.path
+    filename, line = where
+    if filename.startswith(PARTIAL_FILENAME_PREFIX):
+        folder = prompt.snapshot.paths.partials.rstrip("/")
+        return f"{folder}/{filename[len(PARTIAL_FILENAME_PREFIX) :]}:{line}"
+    return f"{prompt.path}:{prompt.message_position(index, line).line}"
+
+
 def render_prompt(prompt: LoadedPrompt, variables: Mapping[str, Any]) -> RenderedPrompt:
-    """Render every message of a loaded prompt; raise VariablesError or RenderError."""
+    """Render every message of a loaded prompt; raise VariablesError or RenderError.
+
+    Templates are user code: a failure of any kind, a value over the size cap or a render
+    past the time limit is a RenderError naming the file and line (and the prompt).
+    """
     spec = prompt.require_spec()
     bound = bind_variables(spec.name, spec.inputs, variables, prompt.input_validator)
     messages = []
-    for index, (message, template) in enumerate(
-        zip(spec.messages, prompt.compiled_templates(), strict=True)
-    ):
-        try:
-            content = template.render(bound)
-        except Exception as exc:  # the template is user code: any failure is a render error
-            raise RenderError(
-                f"{prompt.path}: messages[{index}] ({message.role}) failed to render: {exc}"
-            ) from None
-        messages.append({"role": message.role, "content": content})
+    templates = prompt.compiled_templates()
+    with time_limit(RENDER_TIME_LIMIT_S, f"rendering {spec.name}"):
+        for index, (message, template) in enumerate(zip(spec.messages, templates, strict=True)):
+            try:
+                content = template.render(bound)
+            except Exception as exc:  # the template is user code: any failure is a render error
+                where = _failure_location(prompt, index, exc)
+                owner = "" if where.startswith(prompt.path) else f" (included by {prompt.path})"
+                raise RenderError(
+                    f"{where}: messages[{index}] ({message.role}) of {spec.name} failed to "
+                    f"render{owner}: {_failure_reason(exc)}"
+                ) from None
+            messages.append({"role": message.role, "content": content})
     return RenderedPrompt(
         name=spec.name,
         version=spec.version,

@@ -18,7 +18,7 @@ import functools
 import io
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -190,6 +190,56 @@ class GitTree(Tree):
 # --- loaded files ------------------------------------------------------------------------------
 
 
+def _line_position(line: int) -> Position:
+    return Position(line, 1)
+
+
+def include_cycle_problem(infos: Mapping[str, TemplateInfo], partials_dir: str) -> Problem | None:
+    """P012 at the include that closes a cycle among `infos`, if there is one."""
+    cycle = include_cycle(infos)
+    if cycle is None:
+        return None
+    first, second = cycle[0], cycle[1]
+    line = next(n for inc, n in infos[first].includes if partial_name(inc or "") == second)
+    return Problem(
+        f"{partials_dir}/{first}",
+        line,
+        1,
+        "P012",
+        f"include cycle {' -> '.join(cycle)}; a partial must not include itself",
+    )
+
+
+def include_cycle(infos: Mapping[str, TemplateInfo]) -> list[str] | None:
+    """A cycle of partials including each other (`[a, b, a]`), or None."""
+    graph = {
+        name: [p for inc, _ in info.includes if (p := partial_name(inc or "")) in infos]
+        for name, info in infos.items()
+    }
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for child in graph[node]:
+            if state.get(child) == 1:
+                loop = path[path.index(child) :]
+                first = loop.index(min(loop))  # one spelling per cycle, wherever it is found
+                loop = loop[first:] + loop[:first]
+                return [*loop, loop[0]]
+            if child not in state and (found := visit(child)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)):
+            return found
+    return None
+
+
 @dataclass
 class LoadedFile(Generic[M]):
     """A file read and validated: its model when valid, and every problem found loading it."""
@@ -259,45 +309,34 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         problems: list[Problem] = []
         if self.model is None:
             return partials, infos, problems
-        # (include name, file it is in, where in that file) -- positions are computed only
-        # for problems, since locating needs a second parse of the file.
-        pending: list[tuple[str | None, str, Callable[[], Position]]] = []
+        # (include name, its template line, file it is in, line -> position in that file);
+        # positions are computed only for problems: locating needs a second parse.
+        Locate = Callable[[int], Position]
+        pending: list[tuple[str | None, int, str, Locate]] = []
         for index, info in enumerate(self.message_templates):
+            locate: Locate = functools.partial(self.message_position, index)
             if info.error is not None:
                 problems.append(
                     Problem.at(
                         "P002",
                         self.path,
-                        self.message_position(index, info.error_line or 1),
+                        locate(info.error_line or 1),
                         f"template syntax error in messages[{index}]: {info.error}",
                     )
                 )
-            where = functools.partial(self.message_position, index)
-            pending.extend((inc, self.path, where) for inc in info.includes)
-        partials_dir = self.snapshot.paths.partials
+            pending.extend((inc, line, self.path, locate) for inc, line in info.includes)
+        partials_dir = self.snapshot.paths.partials.rstrip("/")
         while pending:
-            include, source, where = pending.pop(0)
-            if include is None:
-                problems.append(
-                    Problem.at(
-                        "P006",
-                        source,
-                        where(),
-                        "include with a computed name; include a fixed partial name so it can "
-                        "be resolved and hashed",
-                    )
-                )
-                continue
-            name = partial_name(include)
+            include, line, source, locate = pending.pop(0)
+            name = partial_name(include) if include is not None else None
             if name is None:
-                problems.append(
-                    Problem.at(
-                        "P006",
-                        source,
-                        where(),
-                        f"include {include!r} leaves {partials_dir}/; includes are relative to it",
-                    )
+                why = (
+                    "include with a computed name; include a fixed partial name so it can be "
+                    "resolved and hashed"
+                    if include is None
+                    else f"include {include!r} leaves {partials_dir}/; includes are relative to it"
                 )
+                problems.append(Problem.at("P006", source, locate(line), why))
                 continue
             if name in partials:
                 continue
@@ -307,18 +346,19 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                 problems.append(unreadable)
                 continue
             if text is None:
-                available = self.snapshot.partial_names()
-                close = difflib.get_close_matches(name, available, n=1)
+                close = difflib.get_close_matches(name, self.snapshot.partial_names(), n=1)
                 fix = f"did you mean {close[0]!r}?" if close else f"create {partials_dir}/{name}"
                 problems.append(
                     Problem.at(
-                        "P005", source, where(), f"included partial {name!r} does not exist; {fix}"
+                        "P005",
+                        source,
+                        locate(line),
+                        f"included partial {name!r} does not exist; {fix}",
                     )
                 )
                 continue
             partials[name] = text
-            info = analyze_template(text)
-            infos[name] = info
+            info = infos[name] = analyze_template(text)
             partial_path = f"{partials_dir}/{name}"
             if info.error is not None:
                 problems.append(
@@ -330,7 +370,12 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                         f"template syntax error: {info.error}",
                     )
                 )
-            pending.extend((inc, partial_path, lambda: START) for inc in info.includes)
+            pending.extend(
+                (inc, inc_line, partial_path, _line_position) for inc, inc_line in info.includes
+            )
+        cycle = include_cycle_problem(infos, partials_dir)
+        if cycle is not None:
+            problems.append(cycle)
         return partials, infos, problems
 
     @cached_property

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from promptyard.cli.main import App, stdout_console
+from promptyard.cli.main import App, format_option, stdout_console
 
 
 def _cache_path(app: App):  # type: ignore[no-untyped-def]
@@ -28,9 +28,7 @@ def cache() -> None:
 
 
 @cache.command("stats")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@format_option()
 @click.pass_obj
 def stats(app: App, fmt: str) -> int:
     """How many responses are cached, how much space they take, by kind and model."""

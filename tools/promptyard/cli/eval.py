@@ -11,7 +11,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from promptyard.cli.main import App, stderr_console, stdout_console
+from promptyard.cli.main import App, format_option, stderr_console, stdout_console
 
 FAILURES_SHOWN = 10
 
@@ -105,9 +105,7 @@ def _print_text(report: Any) -> None:
 @click.option("--no-cache", is_flag=True, help="Do not answer from the cache.")
 @click.option("--offline", is_flag=True, help="Answer only from the cache and golden/recordings.")
 @click.option("--record", is_flag=True, help="Write every response to golden/recordings/.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@format_option()
 @click.pass_obj
 def eval_command(
     app: App,

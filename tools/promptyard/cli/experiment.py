@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from promptyard.cli.main import App, stdout_console
+from promptyard.cli.main import App, format_option, stdout_console
 from promptyard.errors import ConfigError
 
 OUTCOME_STYLE = {"better": "green", "worse": "red", "inconclusive": "dim"}
@@ -32,12 +32,6 @@ def _read(spec: Any, data: Path, variant_column: str) -> Any:
     from promptyard.stats.data import read_data
 
     return read_data(data, text_columns=[spec.assignment.unit, variant_column])
-
-
-def _format_option(*choices: str) -> Any:
-    return click.option(
-        "--format", "fmt", type=click.Choice(list(choices)), default="text", show_default=True
-    )
 
 
 _data_option = click.option(
@@ -67,7 +61,7 @@ def experiment() -> None:
 
 @experiment.command()
 @click.argument("exp")
-@_format_option("text", "json")
+@format_option("text", "json")
 @click.pass_obj
 def plan(app: App, exp: str, fmt: str) -> int:
     """Units needed per variant for every metric (Holm-corrected), and the duration."""
@@ -182,7 +176,7 @@ def _print_analysis(analysis: Any) -> None:
 @click.argument("exp")
 @_data_option
 @_variant_option
-@_format_option("text", "markdown", "json")
+@format_option("text", "markdown", "json")
 @click.option(
     "--plot",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -245,7 +239,7 @@ def analyze(
     help="Smallest weight (percent) any variant keeps, so no arm starves.",
 )
 @_seed_option
-@_format_option("text", "json")
+@format_option("text", "json")
 @click.pass_obj
 def allocate(
     app: App, exp: str, data: Path, variant_column: str, floor: float, seed: int, fmt: str

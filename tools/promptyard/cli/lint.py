@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import click
 
-from promptyard.cli.main import App, stdout_console
+from promptyard.cli.main import App, format_option, stdout_console
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--base", metavar="REF", help="Check only what changed since REF, plus semver rules.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github", "sarif"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "json", "github", "sarif")
 @click.option("--list-rules", is_flag=True, help="Print every rule code and exit.")
 @click.pass_obj
 def lint(app: App, paths: tuple[str, ...], base: str | None, fmt: str, list_rules: bool) -> int:

@@ -11,15 +11,18 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
 from promptyard import __version__
 from promptyard.errors import ExitCode, PromptyardError
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # name -> "module:function"; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
@@ -33,6 +36,11 @@ COMMANDS: dict[str, str] = {
     "render": "promptyard.cli.render:render",
     "sample-size": "promptyard.cli.sample_size:sample_size",
     "schema": "promptyard.cli.schema:schema",
+    "release": "promptyard.cli.release:release",
+    "bundle": "promptyard.cli.bundle:bundle",
+    "promote": "promptyard.cli.promote:promote",
+    "rollback": "promptyard.cli.promote:rollback",
+    "serve": "promptyard.cli.serve:serve",
 }
 
 
@@ -61,6 +69,18 @@ class App:
             else:
                 self._workspace = Workspace.discover()
         return self._workspace
+
+
+def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
+    """The `--format` option every command with machine-readable output offers (text first)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices or ("text", "json"))),
+        default="text",
+        show_default=True,
+        help=help,
+    )
 
 
 def stdout_console() -> Console:

@@ -10,7 +10,7 @@ import click
 from rich.rule import Rule
 from rich.text import Text
 
-from promptyard.cli.main import App, stdout_console
+from promptyard.cli.main import App, format_option, stdout_console
 from promptyard.errors import ConfigError
 
 
@@ -65,9 +65,7 @@ def _parse_assignment(item: str, inputs: dict[str, dict[str, Any]]) -> tuple[str
     metavar="NAME=VALUE",
     help="A variable (repeatable; JSON for non-string inputs). Wins over --vars.",
 )
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@format_option()
 @click.pass_obj
 def render(
     app: App,

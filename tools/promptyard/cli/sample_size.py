@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from promptyard.cli.main import stdout_console
+from promptyard.cli.main import format_option, stdout_console
 from promptyard.errors import ConfigError
 
 TITLES = {
@@ -63,13 +63,7 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=float,
             help="Units per day over all arms: adds the duration in days.",
         ),
-        click.option(
-            "--format",
-            "fmt",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-        ),
+        format_option(),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -281,9 +275,7 @@ def mean(
 @click.option("--confidence", type=float, default=0.95, show_default=True)
 @click.option("--n", "n", type=float, help="Solve the inverse: the margin n units give.")
 @click.option("--daily-traffic", type=float, help="Units per day: adds the duration in days.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@format_option()
 def margin(
     baseline: float,
     margin: float | None,

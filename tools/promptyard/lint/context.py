@@ -35,6 +35,35 @@ class LintContext:
     def config(self) -> ProjectConfig | None:
         return self.head.config_file.model
 
+    def tagged_versions(self) -> dict[str, set[str]]:
+        """Prompt name -> every version with a release tag (read once per run; none outside git)."""
+        if "tagged_versions" not in self.extra:
+            from promptyard.errors import ConfigError
+            from promptyard.release.tags import list_prompt_tags
+
+            try:
+                tags = list_prompt_tags(self.workspace.git)
+            except ConfigError:  # not a git repository: nothing is tagged
+                tags = []
+            found: dict[str, set[str]] = {}
+            for tag in tags:
+                found.setdefault(tag.name, set()).add(tag.version)
+            self.extra["tagged_versions"] = found
+        tagged: dict[str, set[str]] = self.extra["tagged_versions"]
+        return tagged
+
+    def current_version(self, prompt: str) -> str | None:
+        """The version the prompt has in the working tree (None if it does not load)."""
+        spec = self.head.prompt(prompt).model if self.head.has_prompt(prompt) else None
+        return spec.version if spec is not None else None
+
+    def is_pinnable(self, prompt: str, version: str) -> bool:
+        """A version may be pinned (DESIGN.md §3) when it is tagged, or is the prompt's
+        version at this ref (the one `release` will tag when the commit lands)."""
+        return version in self.tagged_versions().get(prompt, set()) or (
+            version == self.current_version(prompt)
+        )
+
 
 @functools.lru_cache(maxsize=8192)
 def _schema_error(schema_json: str) -> str | None:

@@ -86,6 +86,7 @@ declare(
     "error",
     "an include leaves the partials folder or has a computed name",
 )
+declare("P012", "include-cycle", "error", "partials that include each other in a cycle")
 declare("D003", "duplicate-case-id", "error", "two cases of a dataset share an `id`")
 declare("A002", "assertion-value", "error", "an assertion's value has the wrong shape for its type")
 

@@ -132,6 +132,7 @@ class _Job:
     root: str
     base_commit: str | None
     run: str  # unique per lint run: a context never outlives its run
+    head_commit: str | None = None  # None: the working tree
 
 
 _CONTEXTS: dict[tuple[_Job, int], LintContext] = {}
@@ -147,7 +148,7 @@ def _context(job: _Job) -> LintContext:
             if job.base_commit
             else None
         )
-        _CONTEXTS[key] = LintContext(workspace, workspace.snapshot(), base)
+        _CONTEXTS[key] = LintContext(workspace, workspace.snapshot(job.head_commit), base)
     return _CONTEXTS[key]
 
 
@@ -254,24 +255,39 @@ def _gc_paused() -> Iterator[None]:
 
 
 def lint_repository(
-    workspace: Workspace, paths: Sequence[str] = (), base: str | None = None
+    workspace: Workspace,
+    paths: Sequence[str] = (),
+    base: str | None = None,
+    *,
+    ref: str | None = None,
 ) -> LintResult:
-    """Lint the working tree. With `paths` or `base`, check those files (or the change since
-    `base`) and the files that depend on them; with `base`, also apply the semver rules.
+    """Lint the working tree, or the commit `ref` names. With `paths` or `base`, check those
+    files (or the change since `base`) and the files that depend on them; with `base`, also
+    apply the semver rules.
 
     Large repositories are checked by several worker processes (`PROMPTYARD_JOBS`, default:
     one per CPU); the findings are the same either way.
     """
     with _gc_paused():
-        return _lint(workspace, paths, base)
+        return _lint(workspace, paths, base, ref)
 
 
-def _lint(workspace: Workspace, paths: Sequence[str], base: str | None) -> LintResult:
-    start = workspace.merge_base(base) if base is not None else None
-    files: set[str] | None = workspace.changed_paths(start) if start is not None else None
+def _lint(
+    workspace: Workspace, paths: Sequence[str], base: str | None, ref: str | None = None
+) -> LintResult:
+    head_commit = workspace.resolve_commit(ref).hexsha if ref is not None else None
+    start = workspace.merge_base(base, head_commit) if base is not None else None
+    files: set[str] | None = (
+        workspace.changed_paths(start, head_commit) if start is not None else None
+    )
     if paths:
         files = _expand_paths(workspace, paths)
-    job = _Job(str(workspace.root), start.hexsha if start is not None else None, uuid.uuid4().hex)
+    job = _Job(
+        str(workspace.root),
+        start.hexsha if start is not None else None,
+        uuid.uuid4().hex,
+        head_commit,
+    )
     try:
         ctx = _context(job)
         focus = Focus(everything=True) if files is None else _focus_for(ctx.head, files)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+import semver
+
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.spec import EnvironmentSpec
@@ -47,3 +49,33 @@ def environment_name(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iter
             f"environment {env.model.environment!r} does not match the file name; "
             f"set `environment: {stem}`",
         )
+
+
+@rule(
+    "E005",
+    "untagged-pin",
+    "error",
+    "an environment pins a version that has no tag and is not the prompt's version at this ref",
+    kind="environment",
+)
+def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
+    assert env.model and env.document
+    for name, pin in env.model.prompts.items():
+        if not ctx.head.has_prompt(name):
+            continue  # E001 reports it
+        current = ctx.current_version(name)
+        pins = [(("prompts", name, "version"), pin.version, "")]
+        if pin.canary is not None:
+            pins.append((("prompts", name, "canary", "version"), pin.canary.version, "canary "))
+        for loc, version, role in pins:
+            if ctx.is_pinnable(name, version):
+                continue
+            known = sorted(ctx.tagged_versions().get(name, set()), key=semver.Version.parse)
+            have = f"tagged: {', '.join(known)}" if known else "no version is tagged yet"
+            yield (
+                env.path,
+                env.document.locate(loc),
+                f"{role}version {version} of {name!r} has no tag prompts/{name}/v{version} and "
+                f"is not the version at this ref ({current or 'invalid'}); pin a tagged version "
+                f"({have}) or the prompt's current version",
+            )

@@ -39,3 +39,25 @@ def experiment_name(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterat
             exp.document.locate(("name",)),
             f"name {exp.model.name!r} does not match the file name; set `name: {stem}`",
         )
+
+
+@rule(
+    "X006",
+    "unreleased-variant",
+    "error",
+    "a variant names a prompt version that has no tag and is not the prompt's current version",
+    kind="experiment",
+)
+def unreleased_variant(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterator[Hit]:
+    assert exp.model and exp.document
+    for index, variant in enumerate(exp.model.variants):
+        name, version = variant.prompt_name, variant.prompt_version
+        if not ctx.head.has_prompt(name) or ctx.is_pinnable(name, version):
+            continue  # a missing prompt is X002's
+        yield (
+            exp.path,
+            exp.document.locate(("variants", index, "prompt")),
+            f"variant {variant.name!r}: {name}@{version} is neither released (no tag "
+            f"prompts/{name}/v{version}) nor the prompt's current version "
+            f"({ctx.current_version(name) or 'invalid'})",
+        )

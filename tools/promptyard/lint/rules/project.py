@@ -19,7 +19,7 @@ from promptyard.render import analyze_template
     kind="project",
 )
 def partial_syntax(ctx: LintContext) -> Iterator[Hit]:
-    """Every partial, including ones no prompt includes yet."""
+    """Every partial, including ones no prompt includes yet (also reports P012 cycles)."""
     folder = ctx.head.paths.partials.rstrip("/")
     for name in ctx.head.partial_names():
         text = ctx.head.partial_text(name)

@@ -9,7 +9,7 @@ from promptyard.evals.assertions import assertion_problem
 from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
 from promptyard.problems import Problem
-from promptyard.render import TemplateInfo
+from promptyard.render import TemplateInfo, partial_name
 from promptyard.workspace import LoadedPrompt
 
 
@@ -25,22 +25,24 @@ def name_matches_path(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
         )
 
 
-def _variables_per_message(prompt: LoadedPrompt) -> list[set[str]]:
-    """Free variables of each message, including those of the partials it includes."""
+def _variables_per_message(prompt: LoadedPrompt) -> list[dict[str, int | None]]:
+    """Free variables of each message: name -> line in the message (None when the variable
+    is used only by a partial the message includes, directly or not)."""
     _, partial_infos, _ = prompt.resolution
     per_message = []
     for info in prompt.message_templates:
+        used: dict[str, int | None] = dict(info.variables)
         seen: set[str] = set()
-        used = set(info.variables)
         stack: list[TemplateInfo] = [info]
         while stack:
-            current = stack.pop()
-            for include in current.includes:
-                if include is None or include in seen or include not in partial_infos:
+            for include, _ in stack.pop().includes:
+                name = partial_name(include or "")
+                if name is None or name in seen or name not in partial_infos:
                     continue
-                seen.add(include)
-                used |= partial_infos[include].variables
-                stack.append(partial_infos[include])
+                seen.add(name)
+                for variable in partial_infos[name].variables:
+                    used.setdefault(variable, None)
+                stack.append(partial_infos[name])
         per_message.append(used)
     return per_message
 
@@ -57,11 +59,11 @@ def undeclared_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
     declared = set(prompt.model.inputs)
     reported: set[str] = set()
     for index, used in enumerate(_variables_per_message(prompt)):
-        for name in sorted(used - declared - reported):
+        for name in sorted(set(used) - declared - reported):
             reported.add(name)
             yield (
                 prompt.path,
-                prompt.message_position(index),
+                prompt.message_position(index, used[name] or 1),
                 f"messages[{index}] uses {{{{ {name} }}}} but `inputs` does not declare it; "
                 f"add `{name}: {{type: string}}` under inputs",
             )

@@ -1,0 +1,168 @@
+"""`promptyard promote` and `promptyard rollback`: environment pins as reviewed changes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from promptyard.cli.main import App, format_option, stdout_console
+
+
+def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options promote and rollback share: where the change goes."""
+    options = [
+        click.option(
+            "--branch",
+            metavar="NAME",
+            help="Commit the change on this new branch (from --base) for a pull request; the "
+            "checkout is not touched.",
+        ),
+        click.option(
+            "--base",
+            default="HEAD",
+            show_default=True,
+            metavar="REF",
+            help="Where --branch starts from.",
+        ),
+        click.option("--message", "-m", metavar="TEXT", help="The commit message (with --branch)."),
+        click.option("--push", is_flag=True, help="Push the new branch (with --branch)."),
+        click.option("--remote", default="origin", show_default=True, metavar="NAME"),
+        format_option(),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _check_delivery(branch: str | None, push: bool) -> None:
+    if push and not branch:
+        raise click.UsageError("--push needs --branch: only a new branch is pushed")
+
+
+def _print(change: Any, fmt: str) -> int:
+    if fmt == "json":
+        click.echo(json.dumps(change.to_dict(), indent=2, ensure_ascii=False))
+        return 0
+    console = stdout_console()
+    if not change.changed:
+        console.print(f"{escape(change.path)} already says so; nothing to change")
+        return 0
+    console.print(escape(change.diff.rstrip("\n")))
+    if change.branch:
+        console.print(
+            f"committed on branch [bold]{escape(change.branch)}[/bold] "
+            f"({change.commit[:12]}, from {change.base[:12]}): {escape(change.message)}"
+        )
+        if change.pushed_to:
+            console.print(f"pushed to {escape(change.pushed_to)}; open a pull request from it")
+        else:
+            console.print(
+                f"next: git push {escape('<remote>')} {escape(change.branch)} "
+                "and open a pull request"
+            )
+    else:
+        console.print(f"updated {escape(change.path)}; review and commit it (or use --branch)")
+    return 0
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version")
+@click.option(
+    "--env",
+    "env",
+    required=True,
+    metavar="ENV",
+    help="The environment (serving/environments/ENV.yaml).",
+)
+@click.option(
+    "--canary",
+    type=click.FloatRange(0, 100),
+    metavar="WEIGHT",
+    help="Pin VERSION as the canary for WEIGHT percent of keys instead of as stable.",
+)
+@_delivery_options
+@click.pass_obj
+def promote(
+    app: App,
+    name: str,
+    version: str,
+    env: str,
+    canary: float | None,
+    branch: str | None,
+    base: str,
+    message: str | None,
+    push: bool,
+    remote: str,
+    fmt: str,
+) -> int:
+    """Pin VERSION of prompt NAME in an environment, preserving the file's comments.
+
+    VERSION must be tagged, or be the prompt's version at the same ref. Promoting the
+    current canary's version makes it stable and drops the canary.
+    """
+    from promptyard.release.environments import promote as run_promote
+
+    _check_delivery(branch, push)
+    change = run_promote(
+        app.workspace(),
+        name,
+        version,
+        env,
+        canary=canary,
+        branch=branch,
+        base=base,
+        message=message,
+        push=push,
+        remote=remote,
+    )
+    return _print(change, fmt)
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--env",
+    "env",
+    required=True,
+    metavar="ENV",
+    help="The environment (serving/environments/ENV.yaml).",
+)
+@click.option("--to", "to", metavar="VERSION", help="Pin this earlier tagged version instead.")
+@_delivery_options
+@click.pass_obj
+def rollback(
+    app: App,
+    name: str,
+    env: str,
+    to: str | None,
+    branch: str | None,
+    base: str,
+    message: str | None,
+    push: bool,
+    remote: str,
+    fmt: str,
+) -> int:
+    """Drop the canary of prompt NAME in an environment, or pin an earlier version (--to).
+
+    Reverting the promotion's commit (`git revert`) is a rollback too.
+    """
+    from promptyard.release.environments import rollback as run_rollback
+
+    _check_delivery(branch, push)
+    change = run_rollback(
+        app.workspace(),
+        name,
+        env,
+        to=to,
+        branch=branch,
+        base=base,
+        message=message,
+        push=push,
+        remote=remote,
+    )
+    return _print(change, fmt)

@@ -1,0 +1,302 @@
+"""The registry HTTP service (`promptyard serve`): a Starlette app over a `Reconciler`.
+
+Endpoints (JSON unless noted):
+
+- `GET  /healthz`                      the process is up
+- `GET  /readyz`                       200 once a snapshot is served, else 503
+- `GET  /v1/prompts`                   every prompt, its tagged versions and label pins
+- `GET  /v1/prompts/{name}`            `?version=V` or `?label=L` (default production), `&key=K`
+- `POST /v1/prompts/{name}/render`     `{"variables": {...}, "label", "version", "key"}`
+- `GET  /v1/status`                    source, synced commit, revision, Synced/Degraded + reason
+- `POST /v1/reconcile`                 reconcile now (for a git webhook); returns the outcome
+- `GET  /metrics`                      Prometheus text format
+
+Errors are `{"error": {"type", "message"}}`: 400 unreadable body, 404 unknown prompt, version
+or label, 413 body too large, 422 bad variables or a template that fails on them, 503 nothing
+to serve yet. Client input never causes a 500.
+
+Every request reads `reconciler.snapshot` once, so it is answered from one consistent
+snapshot even while the reconciler swaps in a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from promptyard.registry.reconcile import ReconcileOutcome, Reconciler
+from promptyard.registry.snapshot import DEFAULT_LABEL, PromptNotFound, ServedSnapshot
+from promptyard.render import RenderError, VariablesError
+
+log = logging.getLogger("promptyard.registry")
+
+MAX_BODY_BYTES = 1 << 20
+RENDER_FIELDS = {"variables", "label", "version", "key"}
+UNKNOWN = "_unknown"  # the metric label of names not in the snapshot (bounded cardinality)
+LATENCY_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+)
+
+
+class Metrics:
+    """The service's Prometheus metrics, in their own registry (one per app)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "promptyard_requests",
+            "Prompt requests by endpoint, prompt, version, variant and HTTP status.",
+            ["endpoint", "prompt", "version", "variant", "status"],
+            registry=self.registry,
+        )
+        self.render_seconds = Histogram(
+            "promptyard_render_seconds",
+            "Time to resolve and render a prompt (server side).",
+            ["prompt"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.reconciles = Counter(
+            "promptyard_reconciles",
+            "Reconcile attempts by outcome (applied, unchanged, refused, unreachable, error).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.reconcile_seconds = Histogram(
+            "promptyard_reconcile_seconds",
+            "Duration of a reconcile (pull, build, verify, swap).",
+            registry=self.registry,
+        )
+        self.revision = Gauge(
+            "promptyard_revision_info",
+            "The revision (bundle hash) and commit being served (value 1).",
+            ["revision", "commit", "serving"],
+            registry=self.registry,
+        )
+        self.degraded = Gauge(
+            "promptyard_degraded",
+            "1 when the last reconcile failed and an older snapshot (or the fallback) serves.",
+            registry=self.registry,
+        )
+        self.snapshot_time = Gauge(
+            "promptyard_snapshot_timestamp_seconds",
+            "When the served snapshot was built (Unix time).",
+            registry=self.registry,
+        )
+        self._served: tuple[str, str, str] | None = None
+
+    def observe_reconcile(self, outcome: ReconcileOutcome, snapshot: ServedSnapshot | None) -> None:
+        self.reconciles.labels(outcome.outcome).inc()
+        self.reconcile_seconds.observe(outcome.seconds)
+        self.degraded.set(
+            1 if outcome.outcome in ("refused", "unreachable", "error", "fallback") else 0
+        )
+        if snapshot is not None:
+            served = (
+                snapshot.revision,
+                snapshot.commit,
+                "fallback-bundle" if snapshot.is_fallback else "source",
+            )
+            if served != self._served:
+                if self._served is not None:
+                    self.revision.remove(*self._served)
+                self.revision.labels(*served).set(1)
+                self._served = served
+                self.snapshot_time.set(snapshot.built_at)
+
+
+def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+def _not_ready() -> JSONResponse:
+    return _error(503, "not_ready", "no snapshot is being served yet; see /v1/status")
+
+
+def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Starlette:
+    """The Starlette app serving what `reconciler` holds.
+
+    The app does not start the reconcile loop (`promptyard serve` does, with
+    `reconciler.start`); when the app shuts down it closes the reconciler.
+    """
+    metrics = metrics or Metrics()
+    reconciler.listeners.append(metrics.observe_reconcile)
+    if reconciler.last_outcome is not None:  # reflect what happened before the app existed
+        metrics.observe_reconcile(reconciler.last_outcome, reconciler.snapshot)
+
+    def count(endpoint: str, name: str, version: str, variant: str, status: int) -> None:
+        metrics.requests.labels(endpoint, name, version, variant, str(status)).inc()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        snapshot = reconciler.snapshot
+        if snapshot is None:
+            return _not_ready()
+        return JSONResponse(
+            {"ready": True, "revision": snapshot.revision, "state": reconciler.state}
+        )
+
+    async def list_prompts(request: Request) -> Response:
+        snapshot = reconciler.snapshot
+        if snapshot is None:
+            return _not_ready()
+        return JSONResponse({"revision": snapshot.revision, "prompts": snapshot.catalog()})
+
+    async def get_prompt(request: Request) -> Response:
+        snapshot = reconciler.snapshot
+        if snapshot is None:
+            return _not_ready()
+        name = request.path_params["name"]
+        known = name if name in snapshot.bundle.prompts else UNKNOWN
+        params = request.query_params
+        try:
+            resolved = snapshot.resolve(
+                name,
+                params.get("version") or None,  # `?version=` means no version
+                params.get("label") or DEFAULT_LABEL,
+                params.get("key") or None,
+            )
+        except PromptNotFound as exc:
+            count("get", known, "", "", 404)
+            return _error(404, "not_found", exc.message)
+        count("get", name, resolved.version, resolved.variant, 200)
+        return JSONResponse(resolved.to_dict())
+
+    async def render(request: Request) -> Response:
+        snapshot = reconciler.snapshot
+        if snapshot is None:
+            return _not_ready()
+        name = request.path_params["name"]
+        known = name if name in snapshot.bundle.prompts else UNKNOWN
+        body, problem = await _read_json(request)
+        if problem is not None:
+            count("render", known, "", "", problem.status_code)
+            return problem
+        variables = body.get("variables", {})
+        label = body.get("label", DEFAULT_LABEL)
+        version = body.get("version")
+        key = body.get("key")
+        invalid = _render_request_problem(body, variables, label, version, key)
+        if invalid:
+            count("render", known, "", "", 422)
+            return _error(422, "invalid_request", invalid)
+        started = time.perf_counter()
+        try:
+            resolved = snapshot.resolve(name, version or None, label or DEFAULT_LABEL, key)
+        except PromptNotFound as exc:
+            count("render", known, "", "", 404)
+            return _error(404, "not_found", exc.message)
+        try:
+            result = resolved.render(variables)
+        except VariablesError as exc:
+            count("render", name, resolved.version, resolved.variant, 422)
+            return _error(422, "invalid_variables", exc.message, problems=exc.problems)
+        except RenderError as exc:
+            count("render", name, resolved.version, resolved.variant, 422)
+            return _error(422, "render_error", exc.message)
+        metrics.render_seconds.labels(name).observe(time.perf_counter() - started)
+        count("render", name, resolved.version, resolved.variant, 200)
+        return JSONResponse(result.to_dict())
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(reconciler.status())
+
+    async def reconcile_now(request: Request) -> Response:
+        outcome = await run_in_threadpool(reconciler.reconcile)
+        return JSONResponse({"outcome": outcome.to_dict(), "status": reconciler.status()})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await run_in_threadpool(reconciler.close)
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/v1/prompts", list_prompts, methods=["GET"]),
+        Route("/v1/prompts/{name:path}/render", render, methods=["POST"]),
+        Route("/v1/prompts/{name:path}", get_prompt, methods=["GET"]),
+        Route("/v1/status", status, methods=["GET"]),
+        Route("/v1/reconcile", reconcile_now, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.reconciler = reconciler
+    app.state.metrics = metrics
+    return app
+
+
+async def _read_json(request: Request) -> tuple[dict[str, Any], JSONResponse | None]:
+    """The request body as a JSON object, or the 400/413 response that refuses it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        return {}, _error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return {}, _error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}, None  # an empty body renders with no variables
+    try:
+        from promptyard.documents import parse_json_value
+
+        body = parse_json_value(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return {}, _error(400, "bad_request", f"the body is not valid JSON: {exc}")
+    if not isinstance(body, dict):
+        return {}, _error(400, "bad_request", "the body must be a JSON object")
+    return body, None
+
+
+def _render_request_problem(
+    body: dict[str, Any], variables: Any, label: Any, version: Any, key: Any
+) -> str | None:
+    unknown = sorted(set(body) - RENDER_FIELDS)
+    if unknown:
+        return f"unknown field {unknown[0]!r}; the body takes {', '.join(sorted(RENDER_FIELDS))}"
+    if not isinstance(variables, dict):
+        return "`variables` must be a JSON object of variable names to values"
+    for field_name, value in (("label", label), ("version", version), ("key", key)):
+        if value is not None and not isinstance(value, str):
+            return f"`{field_name}` must be a string"
+    return None

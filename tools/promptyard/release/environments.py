@@ -1,0 +1,510 @@
+"""`promote` and `rollback`: edit an environment file as a reviewed change, never at runtime.
+
+The file is edited with ruamel.yaml's round-trip mode, so comments, key order, quoting and
+flow/block style survive; the result is re-parsed and validated before anything is written.
+Without a branch the working-tree file is replaced atomically; with `branch`, the edit is
+committed on a new branch made from `base` (HEAD by default) without touching the checkout
+or the index, ready to push and open as a pull request.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import semver
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+from ruamel.yaml.tokens import CommentToken
+
+from promptyard.documents import DocumentError, parse_yaml
+from promptyard.errors import ConfigError
+from promptyard.fsutil import atomic_write
+from promptyard.release.remote import check_remote, run_git_remote
+from promptyard.release.tags import list_prompt_tags, tag_name
+from promptyard.spec import EnvironmentSpec, spec_problems
+from promptyard.workspace import Snapshot, Workspace
+
+Action = Literal["promote", "canary", "drop-canary", "rollback"]
+
+
+@dataclass
+class EnvironmentChange:
+    """One edit of one environment file (and, with a branch, the commit that carries it)."""
+
+    environment: str
+    path: str
+    prompt: str
+    action: Action
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    changed: bool
+    diff: str
+    message: str
+    branch: str | None = None
+    commit: str | None = None
+    base: str | None = None
+    pushed_to: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment,
+            "path": self.path,
+            "prompt": self.prompt,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+            "changed": self.changed,
+            "message": self.message,
+            "branch": self.branch,
+            "commit": self.commit,
+            "base": self.base,
+            "pushed_to": self.pushed_to,
+            "diff": self.diff,
+        }
+
+
+# --- round-trip editing helpers ----------------------------------------------------------------
+
+
+def _block_map(value: Any) -> bool:
+    return isinstance(value, CommentedMap) and len(value) > 0 and not value.fa.flow_style()
+
+
+def _tail(mapping: CommentedMap) -> tuple[CommentedMap, Any]:
+    """The innermost last key of a block mapping: where ruamel keeps the trailing comments."""
+    node = mapping
+    while True:
+        last = list(node.keys())[-1]
+        if _block_map(node[last]):
+            node = node[last]
+            continue
+        return node, last
+
+
+def _take_trailing(mapping: CommentedMap) -> str | None:
+    """Detach the comment lines that follow the mapping's last line (keeping its EOL comment)."""
+    if not len(mapping):
+        return None
+    node, last = _tail(mapping)
+    entry = node.ca.items.get(last)
+    if not entry or len(entry) < 3 or entry[2] is None:
+        return None
+    value = entry[2].value
+    cut = value.find("\n")
+    if cut == -1 or not value[cut + 1 :]:
+        return None
+    entry[2].value = value[: cut + 1]
+    return value[cut + 1 :]
+
+
+def _give_trailing(mapping: CommentedMap, lines: str | None) -> None:
+    if not lines or not len(mapping):
+        return
+    node, last = _tail(mapping)
+    entry = node.ca.items.setdefault(last, [None, None, None, None])
+    while len(entry) < 3:
+        entry.append(None)
+    if entry[2] is None:
+        entry[2] = CommentToken("\n" + lines, CommentMark(0), None)
+    else:
+        existing = entry[2].value
+        entry[2].value = (existing if existing.endswith("\n") else existing + "\n") + lines
+
+
+def _set_key(mapping: CommentedMap, key: str, value: Any) -> None:
+    """Set a key; a new key goes last, and the comments that followed the old last line move
+    below it (otherwise ruamel would print them between the old last line and the new key)."""
+    if key in mapping:
+        mapping[key] = value
+        return
+    lines = _take_trailing(mapping)
+    mapping[key] = value
+    _give_trailing(mapping, lines)
+
+
+def _delete_key(mapping: CommentedMap, key: str) -> None:
+    """Delete a key, keeping the comment lines that followed it."""
+    if key not in mapping:
+        return
+    lines = None
+    if list(mapping.keys())[-1] == key:
+        lines = _take_trailing(mapping)
+    del mapping[key]
+    mapping.ca.items.pop(key, None)
+    _give_trailing(mapping, lines)
+
+
+def _like(old: Any, new: str) -> Any:
+    """`new` in the quoting style of `old`, so a promotion does not restyle the line."""
+    if isinstance(old, DoubleQuotedScalarString):
+        return DoubleQuotedScalarString(new)
+    if isinstance(old, SingleQuotedScalarString):
+        return SingleQuotedScalarString(new)
+    return new
+
+
+def _number(weight: float) -> int | float:
+    return int(weight) if float(weight).is_integer() else weight
+
+
+def _flow_map(**items: Any) -> CommentedMap:
+    mapping = CommentedMap()
+    for key, value in items.items():
+        mapping[key] = value
+    mapping.fa.set_flow_style()
+    return mapping
+
+
+def _mapping_indent(text: str) -> int:
+    """The file's indent step (the smallest indentation of a key line), default 2."""
+    indents = [
+        len(line) - len(line.lstrip(" "))
+        for line in text.splitlines()
+        if line.startswith(" ") and line.strip() and not line.strip().startswith(("#", "-"))
+    ]
+    return min(indents) if indents else 2
+
+
+def _round_trip(text: str, path: str, edit: Callable[[CommentedMap], None]) -> str:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a long line
+    step = _mapping_indent(text)
+    yaml.indent(mapping=step, sequence=step + 2, offset=step)
+    try:
+        data = yaml.load(text)
+    except Exception as exc:  # the file was validated before; this is a ruamel limitation
+        raise ConfigError(f"{path}: cannot edit this file: {exc}") from None
+    if not isinstance(data, CommentedMap):
+        raise ConfigError(f"{path}: expected a mapping at the top of the file")
+    edit(data)
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+# --- the operations -----------------------------------------------------------------------------
+
+
+def _pin_dict(spec: EnvironmentSpec, name: str) -> dict[str, Any] | None:
+    pin = spec.prompts.get(name)
+    return None if pin is None else pin.model_dump(exclude_none=True)
+
+
+def _load_environment(snapshot: Snapshot, env: str) -> tuple[str, str, EnvironmentSpec]:
+    loaded = snapshot.environment_by_name(env)
+    spec = loaded.require()
+    assert loaded.raw is not None
+    return loaded.path, loaded.raw.decode("utf-8-sig"), spec
+
+
+def _tagged(workspace: Workspace, name: str) -> list[str]:
+    versions = [t.version for t in list_prompt_tags(workspace.git) if t.name == name]
+    return sorted(set(versions), key=semver.Version.parse)
+
+
+def _check_version(version: str) -> None:
+    if not semver.Version.is_valid(version):
+        raise ConfigError(f"{version!r} is not a semver version; write MAJOR.MINOR.PATCH")
+
+
+def _check_promotable(workspace: Workspace, snapshot: Snapshot, name: str, version: str) -> None:
+    """DESIGN.md §3: a pin names a tagged version, or the prompt's version at the same ref."""
+    _check_version(version)
+    if not snapshot.has_prompt(name):
+        snapshot.prompt(name)  # raises ConfigError with a did-you-mean hint
+    tagged = _tagged(workspace, name)
+    current = snapshot.prompt(name).model
+    if version in tagged or (current is not None and current.version == version):
+        return
+    have = ", ".join(tagged) or "none"
+    raise ConfigError(
+        f"{name} {version} has no tag {tag_name(name, version)} and is not the version in "
+        f"{snapshot.prompt(name).path} ({current.version if current else 'invalid'})",
+        hint=f"tagged versions: {have}; release it first (`promptyard release`)",
+    )
+
+
+def promote(
+    workspace: Workspace,
+    name: str,
+    version: str,
+    env: str,
+    *,
+    canary: float | None = None,
+    branch: str | None = None,
+    base: str = "HEAD",
+    message: str | None = None,
+    push: bool = False,
+    remote: str = "origin",
+) -> EnvironmentChange:
+    """Pin `version` of prompt `name` in environment `env` (as the canary with `canary`).
+
+    Promoting the current canary's version to stable drops the canary.
+    """
+    if canary is not None and not 0 <= canary <= 100:
+        raise ConfigError(f"--canary {canary}: the weight is a percentage of keys, 0..100")
+    snapshot = workspace.snapshot(base if branch else None)
+    path, text, spec = _load_environment(snapshot, env)
+    _check_promotable(workspace, snapshot, name, version)
+    pin = spec.prompts.get(name)
+
+    if canary is None:
+        action: Action = "promote"
+        what = f"promote {name} {version} to {env}"
+
+        def edit(data: CommentedMap) -> None:
+            prompts = _prompts_map(data)
+            if name not in prompts or not isinstance(prompts[name], CommentedMap):
+                _set_key(prompts, name, CommentedMap([("version", version)]))
+                return
+            entry = prompts[name]
+            entry["version"] = _like(entry.get("version"), version)
+            current = entry.get("canary")
+            if isinstance(current, dict) and str(current.get("version")) == version:
+                _delete_key(entry, "canary")
+
+    else:
+        action = "canary"
+        what = f"canary {name} {version} at {_number(canary)}% in {env}"
+        if pin is None:
+            raise ConfigError(
+                f"{name} has no stable version in {env} to run a canary against",
+                hint=f"pin one first: promptyard promote {name} VERSION --env {env}",
+            )
+        if pin.version == version:
+            raise ConfigError(f"{name} {version} is already the stable version in {env}")
+
+        def edit(data: CommentedMap) -> None:
+            entry = _prompts_map(data)[name]
+            current = entry.get("canary")
+            if isinstance(current, CommentedMap):
+                current["version"] = _like(current.get("version"), version)
+                current["weight"] = _number(canary)
+            else:
+                _set_key(entry, "canary", _flow_map(version=version, weight=_number(canary)))
+
+    target = _Target(workspace, env, path, text, spec, name)
+    return _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
+
+
+def rollback(
+    workspace: Workspace,
+    name: str,
+    env: str,
+    *,
+    to: str | None = None,
+    branch: str | None = None,
+    base: str = "HEAD",
+    message: str | None = None,
+    push: bool = False,
+    remote: str = "origin",
+) -> EnvironmentChange:
+    """Drop the canary of `name` in `env`, or with `to`, pin that earlier tagged version
+    (which drops any canary too: a rollback returns to a known-good state)."""
+    snapshot = workspace.snapshot(base if branch else None)
+    path, text, spec = _load_environment(snapshot, env)
+    pin = spec.prompts.get(name)
+    if pin is None:
+        raise ConfigError(f"{name} is not pinned in {env} ({path}); nothing to roll back")
+    if to is None:
+        if pin.canary is None:
+            raise ConfigError(
+                f"{name} has no canary in {env}; nothing to roll back",
+                hint=f"to pin an earlier version: promptyard rollback {name} --env {env} --to VERSION",
+            )
+        action: Action = "drop-canary"
+        what = f"roll back the {name} {pin.canary.version} canary in {env}"
+
+        def edit(data: CommentedMap) -> None:
+            _delete_key(_prompts_map(data)[name], "canary")
+
+    else:
+        _check_version(to)
+        tagged = _tagged(workspace, name)
+        if to not in tagged:
+            raise ConfigError(
+                f"{name} {to} has no tag {tag_name(name, to)}; a rollback pins a released version",
+                hint=f"tagged versions: {', '.join(tagged) or 'none'}",
+            )
+        if semver.Version.parse(to) >= semver.Version.parse(pin.version):
+            raise ConfigError(
+                f"{to} is not earlier than {name} {pin.version} in {env}",
+                hint=f"to move forward use: promptyard promote {name} {to} --env {env}",
+            )
+        action = "rollback"
+        what = f"roll back {name} to {to} in {env}"
+
+        def edit(data: CommentedMap) -> None:
+            entry = _prompts_map(data)[name]
+            entry["version"] = _like(entry.get("version"), to)
+            _delete_key(entry, "canary")
+
+    target = _Target(workspace, env, path, text, spec, name)
+    return _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
+
+
+def _prompts_map(data: CommentedMap) -> CommentedMap:
+    prompts = data.get("prompts")
+    if not isinstance(prompts, CommentedMap):
+        prompts = CommentedMap()
+        _set_key(data, "prompts", prompts)
+    return prompts
+
+
+@dataclass(frozen=True)
+class _Target:
+    workspace: Workspace
+    env: str
+    path: str
+    text: str
+    spec: EnvironmentSpec
+    name: str
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    branch: str | None
+    base: str
+    message: str | None
+    push: bool
+    remote: str
+
+
+def _apply(
+    target: _Target,
+    action: Action,
+    edit: Callable[[CommentedMap], None],
+    what: str,
+    delivery: _Delivery,
+) -> EnvironmentChange:
+    workspace, env, path, text, spec, name = (
+        target.workspace,
+        target.env,
+        target.path,
+        target.text,
+        target.spec,
+        target.name,
+    )
+    branch, base, message, push, remote = (
+        delivery.branch,
+        delivery.base,
+        delivery.message,
+        delivery.push,
+        delivery.remote,
+    )
+    new_text = _round_trip(text, path, edit)
+    new_spec = _validate(new_text, path)
+    diff = "".join(
+        difflib.unified_diff(
+            text.splitlines(keepends=True),
+            new_text.splitlines(keepends=True),
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+        )
+    )
+    change = EnvironmentChange(
+        environment=env,
+        path=path,
+        prompt=name,
+        action=action,
+        before=_pin_dict(spec, name),
+        after=_pin_dict(new_spec, name),
+        changed=new_text != text,
+        diff=diff,
+        message=message or what,
+    )
+    if not change.changed:
+        return change
+    if branch is None:
+        atomic_write(workspace.root / path, new_text)
+        return change
+    if push:
+        check_remote(workspace.git, remote)
+    base_commit = workspace.resolve_commit(base)
+    change.branch = branch
+    change.base = base_commit.hexsha
+    change.commit = commit_file_on_new_branch(
+        workspace, branch, base_commit, path, new_text.encode("utf-8"), change.message
+    )
+    if push:
+        run_git_remote(
+            workspace.git,
+            "push",
+            remote,
+            f"refs/heads/{branch}:refs/heads/{branch}",
+            what=f"push branch {branch} to {remote}",
+        )
+        change.pushed_to = remote
+    return change
+
+
+def _validate(text: str, path: str) -> EnvironmentSpec:
+    """The edited file must load exactly like any environment file (else nothing is written)."""
+    try:
+        document = parse_yaml(text.encode("utf-8"), path)
+        return EnvironmentSpec.model_validate(document.data)
+    except DocumentError as exc:
+        raise ConfigError(f"the edited {path} does not parse: {exc}") from None
+    except ValidationError as exc:
+        problems = spec_problems(EnvironmentSpec, document.data, exc)
+        raise ConfigError(f"the edited {path} is invalid: {problems[0].message}") from None
+
+
+_BRANCH_NAME = re.compile(r"^[A-Za-z0-9._/-]+$")
+
+
+def commit_file_on_new_branch(
+    workspace: Workspace, branch: str, base: Any, path: str, content: bytes, message: str
+) -> str:
+    """Commit `content` at `path` on a new branch from `base`; the checkout is not touched."""
+    import git
+    from gitdb import IStream
+
+    repo = workspace.git
+    if not _BRANCH_NAME.match(branch):
+        raise ConfigError(f"--branch {branch!r}: use letters, digits, '.', '_', '-' and '/'")
+    try:
+        repo.git.check_ref_format("--branch", branch)
+    except git.GitCommandError:
+        raise ConfigError(f"--branch {branch!r} is not a valid git branch name") from None
+    ref = f"refs/heads/{branch}"
+    if ref in {h.path for h in repo.heads}:
+        raise ConfigError(f"branch {branch!r} already exists", hint="pick another --branch name")
+    git_path = workspace.git_prefix + path
+    entry = repo.git.ls_tree(base.hexsha, "--", git_path)
+    mode = entry.split()[0] if entry else "100644"
+    blob = repo.odb.store(IStream("blob", len(content), io.BytesIO(content))).hexsha.decode()
+    fd, index_file = tempfile.mkstemp(prefix="promptyard-index-")
+    os.close(fd)
+    os.unlink(index_file)  # git creates it; an empty file is not a valid index
+    try:
+        with repo.git.custom_environment(GIT_INDEX_FILE=index_file):
+            repo.git.read_tree(base.hexsha)
+            repo.git.update_index("--add", "--cacheinfo", f"{mode},{blob},{git_path}")
+            tree = repo.git.write_tree()
+        try:
+            commit = repo.git.commit_tree(tree, "-p", base.hexsha, "-m", message)
+        except git.GitCommandError as exc:
+            if "tell me who you are" in (exc.stderr or "") or "ident" in (exc.stderr or ""):
+                raise ConfigError(
+                    "cannot commit: git has no user identity",
+                    hint='run `git config user.name "..."` and `git config user.email "..."`',
+                ) from None
+            raise
+        # The all-zero old value makes the update fail if the branch appeared meanwhile.
+        repo.git.update_ref(ref, commit, "0" * 40)
+    finally:
+        if os.path.exists(index_file):
+            os.unlink(index_file)
+    return str(commit)

@@ -1,0 +1,145 @@
+"""Prompt version tags (DESIGN.md §3): `prompts/<name>/v<version>`, annotated, immutable.
+
+The tag message carries `content-sha256: <hash>`, the content hash of the fully resolved
+prompt at the tagged commit. A tag is never moved and never re-created with other content;
+everything that reads tagged content (bundles, the registry) checks the recorded hash against
+the content it finds at the tag's commit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import semver
+
+from promptyard.errors import ConfigError
+
+TAG_NAMESPACE = "prompts/"
+HASH_LINE = re.compile(r"^content-sha256:\s*([0-9a-f]{64})\s*$", re.MULTILINE)
+
+# One record per tag; fields split by NUL, records end with NUL SOH (never in a tag message).
+_FIELDS = ("refname", "objecttype", "objectname", "*objectname", "contents")
+_FORMAT = "%00".join(f"%({f})" for f in _FIELDS) + "%00%01"
+
+
+def tag_name(name: str, version: str) -> str:
+    """The tag of a prompt version: `prompts/<name>/v<version>`."""
+    return f"{TAG_NAMESPACE}{name}/v{version}"
+
+
+def parse_tag_name(tag: str) -> tuple[str, str] | None:
+    """(prompt name, version) of a prompt tag name, or None when it is not one."""
+    if tag.startswith("refs/tags/"):
+        tag = tag[len("refs/tags/") :]
+    if not tag.startswith(TAG_NAMESPACE):
+        return None
+    name, _, last = tag[len(TAG_NAMESPACE) :].rpartition("/")
+    if not name or not last.startswith("v") or not semver.Version.is_valid(last[1:]):
+        return None
+    return name, last[1:]
+
+
+def tag_message(name: str, version: str, content_hash: str) -> str:
+    """The annotated tag's message: a title line and the content hash line."""
+    return f"{name} {version}\n\ncontent-sha256: {content_hash}\n"
+
+
+@dataclass(frozen=True)
+class PromptTag:
+    """One prompt version tag as it is in the repository."""
+
+    name: str
+    version: str
+    tag: str  # the tag name, e.g. prompts/support-reply/v2.1.0
+    commit: str  # the tagged commit
+    object: str  # the tag object (annotated) or the commit (lightweight)
+    annotated: bool
+    recorded_hash: str | None  # from the message; None for a lightweight or foreign tag
+
+    @property
+    def semver(self) -> semver.Version:
+        return semver.Version.parse(self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "tag": self.tag,
+            "commit": self.commit,
+            "annotated": self.annotated,
+            "content_hash": self.recorded_hash,
+        }
+
+
+def list_prompt_tags(repo: Any) -> list[PromptTag]:
+    """Every prompt tag of a GitPython repository, sorted by name then semver."""
+    out = repo.git.for_each_ref(f"--format={_FORMAT}", "refs/tags/prompts/")
+    tags: list[PromptTag] = []
+    for record in out.split("\x00\x01"):
+        record = record.lstrip("\n")
+        if not record:
+            continue
+        fields = record.split("\x00")
+        if len(fields) != len(_FIELDS):
+            continue
+        refname, objecttype, objectname, peeled, contents = fields
+        parsed = parse_tag_name(refname)
+        if parsed is None:
+            continue  # not one of ours (e.g. prompts/notes); ignored
+        annotated = objecttype == "tag"
+        if annotated and not peeled:
+            continue  # a tag of a tag or of a tree: nothing we made
+        match = HASH_LINE.search(contents) if annotated else None
+        tags.append(
+            PromptTag(
+                name=parsed[0],
+                version=parsed[1],
+                tag=refname[len("refs/tags/") :],
+                commit=peeled if annotated else objectname,
+                object=objectname,
+                annotated=annotated,
+                recorded_hash=match.group(1) if match else None,
+            )
+        )
+    tags.sort(key=lambda t: (t.name, t.semver))
+    return tags
+
+
+def tags_by_prompt(tags: Iterable[PromptTag]) -> dict[str, dict[str, PromptTag]]:
+    """name -> version -> tag (versions in ascending semver order)."""
+    grouped: dict[str, dict[str, PromptTag]] = {}
+    for tag in sorted(tags, key=lambda t: (t.name, t.semver)):
+        grouped.setdefault(tag.name, {})[tag.version] = tag
+    return grouped
+
+
+def create_tag(repo: Any, name: str, version: str, commit: str, content_hash: str) -> PromptTag:
+    """Create the annotated tag of a prompt version at `commit` (never moves an existing tag)."""
+    import git
+
+    tag = tag_name(name, version)
+    try:
+        repo.git.tag("-a", tag, commit, "-m", tag_message(name, version, content_hash))
+    except git.GitCommandError as exc:
+        detail = (exc.stderr or "").strip().splitlines()
+        reason = detail[-1] if detail else str(exc)
+        if "already exists" in reason:
+            raise ConfigError(f"tag {tag} already exists; tags are never moved") from None
+        if "tell me who you are" in (exc.stderr or "") or "empty ident" in (exc.stderr or ""):
+            raise ConfigError(
+                f"cannot create tag {tag}: git has no user identity",
+                hint='run `git config user.name "..."` and `git config user.email "..."`',
+            ) from None
+        raise ConfigError(f"cannot create tag {tag}: {reason}") from None
+    return PromptTag(
+        name=name,
+        version=version,
+        tag=tag,
+        commit=commit,
+        object=repo.git.rev_parse(f"refs/tags/{tag}"),
+        annotated=True,
+        recorded_hash=content_hash,
+    )

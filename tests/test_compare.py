@@ -488,3 +488,9 @@ def test_a_prompt_with_two_evals_keys_metrics_by_dataset() -> None:
     )
     assert "`golden/t.jsonl`: 100.0% → 50.0%<br>`golden/other.jsonl`: 100.0% → 100.0%" in row
     assert "pass_rate on golden/t.jsonl" in render(report, "text")
+
+
+def test_an_empty_dataset_never_passes() -> None:
+    evaluation = judge(None, [], threshold=0.8)
+    result = gate(evaluation, "threshold")
+    assert result.outcome == "block" and "has no cases: nothing was evaluated" in result.reason

@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from promptyard.cli.main import App, stderr_console
+from promptyard.cli.main import App, format_option, stderr_console
 
 
 def _github_annotations(result: Any) -> str:
@@ -66,9 +66,7 @@ def _append_step_summary(text: str) -> None:
     help="Parallel calls per provider (overrides max_concurrency).",
 )
 @click.option("--no-cache", is_flag=True, help="Do not answer from the cache.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@format_option()
 @click.pass_obj
 def check(
     app: App,

@@ -7,20 +7,14 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from promptyard.cli.main import App, stderr_console
+from promptyard.cli.main import App, format_option, stderr_console
 
 
 @click.command("diff")
 @click.argument("names", nargs=-1)
 @click.option("--base", required=True, metavar="REF", help="Compare with the merge base of REF.")
 @click.option("--head", metavar="REF", help="The head to compare (default: the working tree).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json", "html"]),
-    default="text",
-    show_default=True,
-)
+@format_option("text", "markdown", "json", "html")
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE."
 )

@@ -341,7 +341,10 @@ def latency_gate(ctx: GateContext) -> list[GateResult]:
 @gate("threshold", "the head's pass rate must meet the eval's `threshold`")
 def threshold_gate(ctx: GateContext) -> list[GateResult]:
     cases = ctx.head_all
-    if not cases:
+    if ctx.evaluation.cases == 0:  # an empty dataset proves nothing: never a pass
+        reason = f"{ctx.evaluation.dataset} has no cases: nothing was evaluated; add cases"
+        return [ctx.result("threshold", "block", "block", reason, metric="pass_rate")]
+    if not cases:  # no head answers at all: the coverage gate blocks and says why
         return []
     threshold = ctx.evaluation.threshold
     rate = sum(c.passed for c in cases) / len(cases)

@@ -334,7 +334,9 @@ def test_requests_per_minute_spaces_calls(project: PromptRepo, openai_server: Op
     project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(5)]))
     evaluate(project, openai_server)
     times = sorted(r.at for r in openai_server.chat_requests())
-    assert times[-1] - times[0] >= 0.35  # 10 per second: 4 gaps of 0.1 s
+    # 10 per second: 4 gaps of 0.1 s; the first call also opens the connection, so allow one
+    # gap of slack (without the limit the 5 calls arrive within a few milliseconds)
+    assert times[-1] - times[0] >= 0.3
 
 
 def test_judge_and_embeddings_are_cached_like_any_call(

@@ -344,11 +344,22 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON; use a finite number or null")
 
 
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 parses as inf
+        raise ValueError(f"{text} is too large for a number; use a finite value")
+    return number
+
+
 def parse_json_value(text: str) -> Any:
-    """`json.loads` that refuses duplicate keys and NaN/Infinity (raises ValueError)."""
+    """`json.loads` that refuses duplicate keys, NaN/Infinity and numbers that overflow to
+    infinity (raises ValueError)."""
     try:
         return json.loads(
-            text, object_pairs_hook=_pairs_without_duplicates, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_pairs_without_duplicates,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
     except RecursionError:
         raise ValueError("nesting too deep") from None

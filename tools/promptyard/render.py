@@ -11,9 +11,7 @@ import copy
 import functools
 import json
 import re
-import signal
 import string
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -28,6 +26,7 @@ from jinja2.utils import Namespace
 from jsonschema import Draft202012Validator
 
 from promptyard.errors import ConfigError
+from promptyard.limits import time_limit
 
 if TYPE_CHECKING:
     from promptyard.workspace import LoadedPrompt
@@ -189,58 +188,6 @@ def make_environment(lookup: Callable[[str], str | None]) -> jinja2.Environment:
         autoescape=False,
         keep_trailing_newline=True,
     )
-
-
-class RenderTimeout(TemplateLimitError):
-    """A render ran past the time limit."""
-
-
-class time_limit:
-    """Interrupt the block after `seconds` with RenderTimeout.
-
-    Works through SIGALRM on the main thread (elsewhere it is a no-op). Python code and the
-    `re` engine both check for signals, so a runaway template loop or a catastrophically
-    backtracking regex is stopped. Arming costs two `setitimer` calls; the handler is
-    installed once. An inner limit inside an outer one defers to the outer.
-    """
-
-    _active: time_limit | None = None  # the armed limit
-    _installed = False
-
-    __slots__ = ("armed", "seconds", "what")
-
-    def __init__(self, seconds: float, what: str = "render") -> None:
-        self.seconds = seconds
-        self.what = what
-        self.armed = False
-
-    @staticmethod
-    def _on_alarm(signum: int, frame: Any) -> None:
-        armed = time_limit._active
-        if armed is not None:
-            time_limit._active = None
-            raise RenderTimeout(f"{armed.what} ran longer than {armed.seconds:g} s")
-
-    def __enter__(self) -> time_limit:
-        if (
-            self.seconds > 0
-            and time_limit._active is None
-            and threading.current_thread() is threading.main_thread()
-            and hasattr(signal, "setitimer")
-        ):
-            if not time_limit._installed:
-                signal.signal(signal.SIGALRM, time_limit._on_alarm)
-                time_limit._installed = True
-            time_limit._active = self
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-            self.armed = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            time_limit._active = None
-            self.armed = False
 
 
 # Parsing needs no partials; one shared environment does it.

@@ -17,6 +17,7 @@ import difflib
 import functools
 import io
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from promptyard.documents import (
 )
 from promptyard.errors import ConfigError, RefError
 from promptyard.hashing import sha256_json
+from promptyard.pathsafety import safe_relpath
 from promptyard.problems import Problem
 from promptyard.render import (
     TemplateInfo,
@@ -63,16 +65,6 @@ MAX_SYMLINK_HOPS = 8
 M = TypeVar("M", bound=BaseModel)
 
 
-def safe_relpath(path: str) -> str | None:
-    """`path` as a normalised repository-relative POSIX path, or None if it could escape."""
-    if not path or "\\" in path or "\x00" in path or path.startswith("/") or ":" in path[:3]:
-        return None
-    parts = PurePosixPath(path).parts
-    if not parts or any(p in ("..", ".", "") for p in parts) or "/".join(parts) != path:
-        return None  # also refuses spellings like ./a or a//b: one path, one spelling
-    return path
-
-
 class UnsafePathError(ConfigError):
     """A path (or the symlink chain behind it) that leaves the repository."""
 
@@ -93,6 +85,11 @@ class Tree(ABC):
     @abstractmethod
     def list_files(self, directory: str) -> list[str]:
         """Every file under `directory` (recursive), as sorted repository-relative paths."""
+
+    def list_dirs(self, directory: str) -> list[str]:
+        """Every folder under `directory` (recursive); git trees hold no empty folders, and
+        the others show in `list_files`."""
+        return []
 
 
 class WorkingTree(Tree):
@@ -120,6 +117,14 @@ class WorkingTree(Tree):
         if not (real == self._root_str or real.startswith(self._root_prefix)):
             raise UnsafePathError(f"{path}: symlink points outside the repository")
         try:
+            mode = os.stat(real).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISDIR(mode):
+            return None
+        if not stat.S_ISREG(mode):  # a FIFO or a device would block or never end
+            raise UnsafePathError(f"{path}: not a regular file")
+        try:
             with open(real, "rb") as handle:
                 return handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -130,6 +135,14 @@ class WorkingTree(Tree):
         if real is None:
             real = self._folders[folder] = os.path.realpath(folder)
         return real
+
+    def list_dirs(self, directory: str) -> list[str]:
+        found: list[str] = []
+        for dirpath, dirnames, _ in os.walk(self.root / directory):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel = Path(dirpath).relative_to(self.root).as_posix()
+            found.extend(f"{rel}/{name}" for name in dirnames)
+        return sorted(found)
 
     def list_files(self, directory: str) -> list[str]:
         base = self.root / directory
@@ -498,7 +511,7 @@ def _csv_records(text: str, path: str) -> tuple[Iterator[tuple[Position, Any]], 
 
     A column named `x:json` holds JSON (an empty cell leaves the var unset); others are text.
     """
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -679,6 +692,14 @@ class Snapshot:
         self._prompts[name] = loaded
         return loaded
 
+    def require_prompt(self, name: str) -> LoadedPrompt:
+        """A prompt that can be used: the project config loads, the spec is valid and its
+        partials resolve. Otherwise a ConfigError (exit 2) naming the first problem."""
+        self.config  # noqa: B018 - a broken promptyard.yaml makes every prompt unusable
+        prompt = self.prompt(name)
+        prompt.require_hash()
+        return prompt
+
     def prompts(self) -> list[LoadedPrompt]:
         return [self.prompt(name) for name in self.prompt_names()]
 
@@ -759,6 +780,9 @@ class Snapshot:
             dataset.problems.append(Problem.from_document_error(exc))
             dataset.cases, dataset.positions, dataset.record_indexes = [], [], []
         return dataset
+
+    def recording_paths(self) -> list[str]:
+        return [p for p in self.tree.list_files(self.paths.recordings) if p.endswith(".jsonl")]
 
     def is_dataset_path(self, path: str) -> bool:
         """Whether a changed file may be a dataset: a dataset format under golden/ (not a

@@ -13,14 +13,21 @@ from rich.text import Text
 from promptyard.cli.main import App, format_option, stdout_console
 from promptyard.errors import ConfigError
 
+MAX_VARS_BYTES = 16 << 20
+
 
 def _load_vars_file(path: Path) -> dict[str, Any]:
     from promptyard.documents import DocumentError, parse_json_value, parse_yaml
 
     try:
-        raw = path.read_bytes()
+        if not path.is_file():
+            raise ConfigError(f"--vars {path}: not a regular file")
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_VARS_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"--vars {path}: cannot read ({exc.strerror})") from None
+    if len(raw) > MAX_VARS_BYTES:
+        raise ConfigError(f"--vars {path}: over {MAX_VARS_BYTES:,} bytes; pass a smaller file")
     try:
         if path.suffix == ".json":
             data = parse_json_value(raw.decode("utf-8"))
@@ -78,7 +85,7 @@ def render(
     """Show the messages a model would get for prompt NAME."""
     from promptyard.render import render_prompt
 
-    prompt = app.workspace().snapshot(ref).prompt(name)
+    prompt = app.workspace().snapshot(ref).require_prompt(name)
     spec = prompt.require_spec()
     variables = _load_vars_file(vars_file) if vars_file else {}
     variables.update(_parse_assignment(item, spec.inputs) for item in assignments)

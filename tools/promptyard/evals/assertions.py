@@ -10,6 +10,7 @@ through `ctx.judge` and `ctx.embed`, which the eval engine supplies.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import math
@@ -18,11 +19,12 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from promptyard.limits import TimeLimitExceeded, time_limit
 from promptyard.render import make_environment
 from promptyard.spec import Assertion, Case, PromptSpec
 
@@ -227,6 +229,21 @@ async def evaluate(assertion: Assertion, ctx: AssertionContext) -> AssertionResu
     if negated:
         passed, score, reason = not passed, 1.0 - score, f"not: {reason}"
     return result(passed, score, reason)
+
+
+T = TypeVar("T")
+CHECK_TIME_LIMIT_S = 2.0  # regex, schema and edit-distance checks of one output
+PYTHON_TIME_LIMIT_S = 30.0  # a `python` check
+
+
+def _bounded(what: str, fn: Callable[..., T], *args: Any, seconds: float = CHECK_TIME_LIMIT_S) -> T:
+    """`fn(*args)` under a time limit: a check that runs away on an output fails, it does not
+    hang the eval (synchronous code only; never around an `await`)."""
+    try:
+        with time_limit(seconds, what):
+            return fn(*args)
+    except TimeLimitExceeded:
+        raise AssertionFailure(f"{what} took longer than {seconds:g} s on this output") from None
 
 
 class AssertionFailure(Exception):
@@ -444,7 +461,8 @@ async def _starts_with(a: Assertion, ctx: AssertionContext) -> Outcome:
 
 @assertion_type("regex", "output matches the regular expression `value`", _regex_value)
 async def _regex(a: Assertion, ctx: AssertionContext) -> Outcome:
-    ok = re.search(a.value, ctx.output) is not None
+    # The output is untrusted: a backtracking pattern must not hang the eval.
+    ok = _bounded(f"regex /{a.value}/", re.search, a.value, ctx.output) is not None
     return ok, float(ok), f"{'matches' if ok else 'does not match'} /{a.value}/"
 
 
@@ -470,7 +488,11 @@ async def _json_schema(a: Assertion, ctx: AssertionContext) -> Outcome:
     parsed, error = ctx.output_json()
     if error is not None:
         return False, 0.0, error
-    problem = jsonschema.exceptions.best_match(Draft202012Validator(schema).iter_errors(parsed))
+    validator = Draft202012Validator(schema)
+    problem = _bounded(
+        "json-schema validation",
+        lambda: jsonschema.exceptions.best_match(validator.iter_errors(parsed)),
+    )
     if problem is None:
         return True, 1.0, "output matches the schema"
     where = "/".join(str(p) for p in problem.absolute_path) or "(root)"
@@ -544,7 +566,7 @@ def levenshtein(a: str, b: str) -> int:
 )
 async def _levenshtein(a: Assertion, ctx: AssertionContext) -> Outcome:
     limit = a.threshold if a.threshold is not None else 5
-    distance = levenshtein(ctx.output.strip(), a.value.strip())
+    distance = _bounded("levenshtein", levenshtein, ctx.output.strip(), a.value.strip())
     longest = max(len(ctx.output.strip()), len(a.value.strip()), 1)
     ok = distance <= limit
     return ok, 1 - distance / longest, f"edit distance {distance} (max {limit:g})"
@@ -687,10 +709,12 @@ async def _python(a: Assertion, ctx: AssertionContext) -> Outcome:
         "cost_usd": ctx.cost_usd,
     }
     try:
-        result = function(ctx.output, context)
+        result = _bounded(a.value, function, ctx.output, context, seconds=PYTHON_TIME_LIMIT_S)
         if isinstance(result, Awaitable):
-            result = await result
-    except Exception as exc:  # user code
+            result = await asyncio.wait_for(result, PYTHON_TIME_LIMIT_S)
+    except AssertionFailure:
+        raise
+    except (Exception, SystemExit) as exc:  # user code: even sys.exit() only fails the check
         raise AssertionFailure(f"{a.value} raised {type(exc).__name__}: {exc}") from None
     threshold = a.threshold if a.threshold is not None else 0.5
     if isinstance(result, bool):

@@ -223,6 +223,11 @@ def clear_cache(path: Path) -> int:
     """
     if not path.exists():
         return 0
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} is not a file, so it cannot be the cache",
+            hint=f"remove it (rm -r {path}) and run the command again",
+        )
     try:
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:

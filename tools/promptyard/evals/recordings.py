@@ -88,11 +88,21 @@ class RecordingRow:
         )
 
 
-def _bad(path: str, line: int, why: str, prompt: str) -> ConfigError:
-    return ConfigError(
-        f"{path}:{line}: {why}",
-        hint=f"fix the line, or delete the file and run `{record_command(prompt)}`",
-    )
+class RecordingError(ConfigError):
+    """A recordings file line that cannot be used; names the file and line."""
+
+    def __init__(self, path: str, line: int, why: str, prompt: str) -> None:
+        super().__init__(
+            f"{path}:{line}: {why}",
+            hint=f"fix the line, or delete the file and run `{record_command(prompt)}`",
+        )
+        self.path = path
+        self.line = line
+        self.why = why
+
+
+def _bad(path: str, line: int, why: str, prompt: str) -> RecordingError:
+    return RecordingError(path, line, why, prompt)
 
 
 def _count(value: Any) -> bool:
@@ -198,7 +208,7 @@ class RecordingWriter:
     """
 
     def __init__(self, root: Path, recordings_dir: str, mode: RecordMode = "replace") -> None:
-        from promptyard.workspace import safe_relpath
+        from promptyard.pathsafety import safe_relpath
 
         if safe_relpath(recordings_dir.rstrip("/")) is None:
             raise ConfigError(

@@ -292,8 +292,9 @@ class EvalSummary:
 
     @property
     def ok(self) -> bool:
-        """The pass rate meets the eval's threshold (an eval without cases is vacuously ok)."""
-        return self.pass_rate is None or self.pass_rate >= self.threshold - 1e-12
+        """The pass rate meets the eval's threshold. An eval without cases proves nothing, so
+        it does not pass."""
+        return self.pass_rate is not None and self.pass_rate >= self.threshold - 1e-12
 
     @property
     def cost_per_case_usd(self) -> float | None:

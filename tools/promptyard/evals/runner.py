@@ -39,6 +39,7 @@ from promptyard.errors import ConfigError, InfraError
 from promptyard.evals.assertions import (
     AssertionContext,
     GradingUnavailable,
+    assertion_problem,
     combine,
     evaluate,
     split_type,
@@ -345,6 +346,20 @@ class _ProviderRuntime:
 # --- one run (prompt × dataset) ----------------------------------------------------------------
 
 
+def _check_assertions(
+    prompt: LoadedPrompt, dataset: str, eval_spec: EvalSpec, cases: Sequence[Case]
+) -> None:
+    """Refuse to run (exit 2) when an assertion cannot be evaluated at all: an unknown type
+    or a value of the wrong shape is a mistake in the files, not a quality failure."""
+    where = [(f"{prompt.path}: evals[].assert", a) for a in eval_spec.assert_]
+    where += [(f"{dataset}: case {c.id!r}", a) for c in cases for a in c.assert_]
+    for place, assertion in where:
+        problem = assertion_problem(assertion)
+        if problem is not None:
+            code, message = problem
+            raise ConfigError(f"{place}: {code} {message}", hint="run `promptyard lint`")
+
+
 class _Run:
     """A prompt × dataset eval in progress: its cases, its run directory, its totals."""
 
@@ -369,6 +384,7 @@ class _Run:
                     f"{self.dataset}: duplicate case id {case.id!r}", hint="case ids must be unique"
                 )
             seen.add(case.id)
+        _check_assertions(prompt, self.dataset, job.eval_spec, self.cases)
         self.repeat = engine.options.repeat or job.eval_spec.repeat
         self.min_pass = min(job.eval_spec.min_pass or self.repeat, self.repeat)
         self.runtime = engine.runtime(self.spec.model.provider)
@@ -513,6 +529,9 @@ class _Engine:
                 f"{provider.unconfigured_hint()}",
                 hint="or run without --record to evaluate from the recordings",
             )
+        problem = provider.configuration_problem()
+        if problem is not None and mode != "offline":
+            raise ConfigError(f"provider {name!r}: {problem}")
         offline = mode == "offline" or (mode == "auto" and not provider.configured)
         runtime = _ProviderRuntime(name, provider, offline, self.options)
         self.runtimes[name] = runtime
@@ -524,9 +543,10 @@ class _Engine:
             return None
         names = ", ".join(f"{r.name!r}" for r in unset)
         hints = sorted({r.provider.unconfigured_hint() for r in unset})
+        sources = "recordings and the cache" if self.options.use_cache else "recordings only"
         return (
             f"running offline: no {' / '.join(hints)} set for provider {names}; "
-            "answering from recordings and the cache"
+            f"answering from {sources}"
         )
 
     # lookups and calls
@@ -935,9 +955,8 @@ def select_jobs(
     chosen = list(dict.fromkeys(names)) or snapshot.prompt_names()
     jobs: list[EvalJob] = []
     for name in chosen:
-        prompt = snapshot.prompt(name)
+        prompt = snapshot.require_prompt(name)
         spec = prompt.require_spec()
-        prompt.require_hash()
         evals = [e for e in spec.evals if dataset is None or e.dataset == dataset]
         if not evals and names:
             if dataset is None:

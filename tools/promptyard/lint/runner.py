@@ -83,6 +83,7 @@ class Focus:
     datasets: set[str] = field(default_factory=set)
     environments: set[str] = field(default_factory=set)
     experiments: set[str] = field(default_factory=set)
+    recordings: set[str] = field(default_factory=set)
 
 
 def _focus_for(head: Snapshot, files: set[str]) -> Focus:
@@ -95,6 +96,8 @@ def _focus_for(head: Snapshot, files: set[str]) -> Focus:
             focus.environments.add(path)
         elif path.startswith(p.experiments.rstrip("/") + "/") and path.endswith(".yaml"):
             focus.experiments.add(path)
+        elif path.startswith(p.recordings.rstrip("/") + "/") and path.endswith(".jsonl"):
+            focus.recordings.add(path)
         elif head.is_dataset_path(path):
             focus.datasets.add(path)
     # Prompts that use a changed dataset are checked against it.
@@ -338,6 +341,12 @@ def _lint_job(ctx: LintContext, job: _Job, base: str | None, focus: Focus) -> Li
         found.problems.update(exp.problems)
         if exp.model is not None:
             found.problems.update(_run_checks(ctx, "experiment", exp))
+
+    rec_paths = head.recording_paths() if focus.everything else sorted(focus.recordings)
+    for path in rec_paths:
+        if head.read(path, 0) is not None:  # a deleted recording has nothing to check
+            found.checked.add(path)
+            found.problems.update(_run_checks(ctx, "recording", path))
 
     ignored = set(ctx.config.lint.ignore) if ctx.config else set()
     findings = sorted(

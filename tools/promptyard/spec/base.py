@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import semver
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 # Rules raised while validating a file against its model: (code, name, what it catches).
@@ -19,6 +27,12 @@ SPEC_RULES: tuple[tuple[str, str, str], ...] = (
     ("S001", "unknown-field", "a field the format does not have (typos must not pass silently)"),
     ("S002", "invalid-value", "a value of the wrong type or out of range"),
     ("S003", "missing-field", "a required field is absent"),
+    ("S004", "invalid-name", "a name that is not lowercase parts git can use in a tag"),
+    (
+        "S005",
+        "unsafe-path",
+        "a path in promptyard.yaml that is absolute, empty or leaves the repository",
+    ),
     ("V001", "invalid-version", "a version that is not semver (MAJOR.MINOR.PATCH)"),
     ("E002", "canary-weight", "a canary weight outside 0..100"),
     ("E003", "canary-same-version", "a canary that pins the stable version"),
@@ -31,7 +45,10 @@ _CODE_BY_ERROR_TYPE = {name: code for code, name, _ in SPEC_RULES} | {
     "missing": "S003",
 }
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$"
+# A prompt name becomes part of git tags (`prompts/<name>/v<version>`), so besides the
+# characters it must satisfy git's ref rules: no `..`, no part ending in `.` or `.lock`.
+NAME_PARTS = r"[a-z0-9][a-z0-9._-]*(?:/[a-z0-9][a-z0-9._-]*)*"
+NAME_PATTERN = rf"^(?!.*\.\.)(?!.*\.lock(?:/|$))(?!.*\.(?:/|$)){NAME_PARTS}$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
 
@@ -53,6 +70,7 @@ class SpecModel(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        allow_inf_nan=False,
         populate_by_name=True,
         json_schema_extra=_allow_extension_keys,
         frozen=True,
@@ -101,6 +119,24 @@ SemVer = Annotated[
 
 def is_valid_name(name: str) -> bool:
     return bool(_NAME_RE.match(name))
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise invalid(
+            "invalid-name",
+            "{value} is not a valid name: use lowercase letters, digits, '.', '_' and '-', "
+            "parts separated by '/', no '..' and no part ending in '.' or '.lock' "
+            "(names become git tags)",
+            value=repr(value),
+        )
+    return value
+
+
+# Checked in Python (pydantic's regex engine has no look-ahead); the pattern is for editors.
+Name = Annotated[
+    str, AfterValidator(_check_name), Field(json_schema_extra={"pattern": NAME_PATTERN})
+]
 
 
 def _alternatives(annotation: Any) -> list[Any]:
@@ -193,7 +229,8 @@ def spec_problems(model: type[BaseModel], data: Any, error: ValidationError) -> 
             parent = ".".join(str(p) for p in loc) or "the file"
             problems.append(SpecProblem(code, loc, f"missing required field {field!r} in {parent}"))
         elif code != "S002":
-            problems.append(SpecProblem(code, loc, err["msg"]))
+            prefix = f"{where}: " if loc else ""
+            problems.append(SpecProblem(code, loc, prefix + err["msg"]))
         else:
             value = err.get("input")
             shown = (

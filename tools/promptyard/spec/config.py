@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from promptyard.spec.base import SpecModel
+from promptyard.pathsafety import safe_relpath
+from promptyard.spec.base import SpecModel, invalid
 
 Action = Literal["block", "warn"]
 
@@ -89,24 +90,42 @@ class Gates(SpecModel):
     power: float = Field(0.8, gt=0, lt=1)
 
 
+def _inside_repository(value: str) -> str:
+    if safe_relpath(value.rstrip("/")) is None:
+        raise invalid(
+            "unsafe-path",
+            "{value} must be a folder inside the repository: relative, not empty, no `..`",
+            value=repr(value),
+        )
+    return value.rstrip("/")
+
+
+RepoPath = Annotated[str, AfterValidator(_inside_repository)]
+
+
 class Paths(SpecModel):
     """Where things live, relative to the repository root (the DESIGN.md §1 layout by default)."""
 
-    prompts: str = "prompts"
-    partials: str = "prompts/partials"
-    golden: str = "golden"
-    recordings: str = "golden/recordings"
-    experiments: str = "experiments"
-    environments: str = "serving/environments"
-    clusters: str = "serving/clusters"
+    prompts: RepoPath = "prompts"
+    partials: RepoPath = "prompts/partials"
+    golden: RepoPath = "golden"
+    recordings: RepoPath = "golden/recordings"
+    experiments: RepoPath = "experiments"
+    environments: RepoPath = "serving/environments"
+    clusters: RepoPath = "serving/clusters"
 
 
 class LintConfig(SpecModel):
     ignore: list[str] = Field(default_factory=list, description="Rule codes never reported.")
     max_file_bytes: int = Field(
-        1 << 20, ge=1024, description="Size cap for YAML files (prompts, config, environments)."
+        1 << 20,
+        ge=1024,
+        le=1 << 30,
+        description="Size cap for YAML files (prompts, config, environments).",
     )
-    max_dataset_bytes: int = Field(64 << 20, ge=1024, description="Size cap for datasets.")
+    max_dataset_bytes: int = Field(
+        64 << 20, ge=1024, le=1 << 34, description="Size cap for datasets."
+    )
 
 
 class ProjectConfig(SpecModel):

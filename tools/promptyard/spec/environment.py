@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from promptyard.spec.base import NAME_PATTERN, SemVer, SpecModel, invalid
+from promptyard.spec.base import Name, SemVer, SpecModel, invalid
 
 
 class Canary(SpecModel):
@@ -43,6 +43,6 @@ class PromptPin(SpecModel):
 
 
 class EnvironmentSpec(SpecModel):
-    environment: str = Field(pattern=NAME_PATTERN, description="Must equal the file's name.")
+    environment: Name = Field(description="Must equal the file's name.")
     cluster: str | None = Field(None, description="The serving cluster of this environment.")
     prompts: dict[str, PromptPin] = Field(default_factory=dict)

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from promptyard.spec.base import NAME_PATTERN, SpecModel, invalid
+from promptyard.spec.base import NAME_PARTS, Name, SpecModel, invalid
 
-PROMPT_REF_PATTERN = NAME_PATTERN[:-1] + r"@\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$"
+PROMPT_REF_PATTERN = rf"^{NAME_PARTS}@\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$"
 
 
 class Variant(SpecModel):
@@ -93,7 +93,7 @@ class DecisionRule(SpecModel):
 
 
 class ExperimentSpec(SpecModel):
-    name: str = Field(pattern=NAME_PATTERN, description="Must equal the file's name.")
+    name: Name = Field(description="Must equal the file's name.")
     description: str = ""
     hypothesis: str = ""
     owners: list[str] = Field(default_factory=list)

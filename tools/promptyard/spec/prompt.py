@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from promptyard.spec.assertion import Assertion
-from promptyard.spec.base import NAME_PATTERN, SemVer, SpecModel
+from promptyard.spec.base import Name, SemVer, SpecModel
 
 
 class ModelRef(SpecModel):
@@ -48,8 +48,7 @@ class EvalSpec(SpecModel):
 class PromptSpec(SpecModel):
     """One prompt: its model, typed inputs, message templates, output contract and evals."""
 
-    name: str = Field(
-        pattern=NAME_PATTERN,
+    name: Name = Field(
         description="Must equal the file's path under prompts/ without .yaml.",
     )
     version: SemVer = Field(description="Semver of the fully resolved content.")

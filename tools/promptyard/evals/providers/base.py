@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from promptyard.spec import ProviderConfig
 
@@ -127,6 +128,28 @@ class Provider(ABC):
         With neither, evals run offline (from the cache and recordings).
         """
         return bool(self.api_key or self.base_url)
+
+    def configuration_problem(self) -> str | None:
+        """What is wrong with how the endpoint is configured (a malformed base URL), if
+        anything: a mistake in the settings is exit 2, not an unreachable provider (3)."""
+        url = self.base_url
+        if not url:
+            return None
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            source = (
+                self.config.base_url_env
+                if self.config.base_url_env and self.environ.get(self.config.base_url_env)
+                else "base_url in promptyard.yaml"
+            )
+            return (
+                f"{source} is {url!r}, not an http(s) URL; set it to e.g. http://localhost:8000/v1"
+            )
+        try:
+            parsed.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            return f"the base URL {url!r} has an invalid port"
+        return None
 
     def unconfigured_hint(self) -> str:
         names = [n for n in (self.config.api_key_env, self.config.base_url_env) if n]

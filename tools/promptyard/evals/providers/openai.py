@@ -116,7 +116,11 @@ class OpenAIProvider(Provider):
         started = time.perf_counter()
         try:
             raw = await client.post(path, cast_to=bytes, body=body, options={"timeout": timeout})
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            cause = exc.__cause__ or exc.__context__
+            if cause is not None and "Cannot connect to host" in str(cause):
+                # the aiohttp transport reports a refused connection as a connect timeout
+                raise ProviderError("connection", f"connection failed ({cause})") from None
             raise ProviderError("timeout", f"no answer within {timeout:g} s") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc.__context__

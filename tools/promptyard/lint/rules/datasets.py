@@ -89,3 +89,33 @@ def empty_dataset(
 ) -> Iterator[Hit]:
     if not dataset.cases and not dataset.problems and not dataset.missing and not dataset.unsafe:
         yield (dataset.path, START, "the dataset has no cases; add at least one")
+
+
+@rule(
+    "D007",
+    "invalid-recording",
+    "error",
+    "a recordings file that offline evals cannot read",
+    kind="recording",
+)
+def invalid_recording(ctx: LintContext, path: str) -> Iterator[Hit]:
+    from promptyard.documents import DocumentError, Position, decode
+    from promptyard.evals.recordings import RecordingError, parse_recordings
+    from promptyard.workspace import UnsafePathError
+
+    root = ctx.head.paths.recordings.rstrip("/") + "/"
+    prompt = path[len(root) : -len(".jsonl")]
+    limit = ctx.head.limits.max_dataset_bytes
+    try:
+        raw = ctx.head.read(path, limit) or b""
+        parse_recordings(decode(raw, path, max_bytes=limit), path, prompt)
+    except DocumentError as exc:
+        yield Problem.from_document_error(exc)
+    except RecordingError as exc:
+        yield (
+            path,
+            Position(exc.line, 1),
+            f"{exc.why}; re-record with `promptyard eval {prompt} --record`",
+        )
+    except UnsafePathError as exc:
+        yield Problem.at("D002", path, START, str(exc))

@@ -54,3 +54,6 @@ def ignored_prompt_file(ctx: LintContext) -> Iterator[Hit]:
             continue
         hint = "rename it to .yaml" if path.endswith(".yml") else "move it out of the folder"
         yield (path, START, f"not a prompt spec, so it is ignored; {hint}")
+    for path in ctx.head.tree.list_dirs(prompts):
+        if path.endswith((".yaml", ".yml")):
+            yield (path, START, "a folder named like a prompt file is ignored; rename it")

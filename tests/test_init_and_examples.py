@@ -15,6 +15,7 @@ from promptyard.workspace import Workspace
 from support.repo import CliResult
 
 ROOT = Path(__file__).parents[1]
+WORKFLOWS = (".github/workflows/prompts.yml", ".github/workflows/prompts-comment.yml")
 
 
 def run(args: list[str], cwd: Path) -> CliResult:
@@ -54,7 +55,8 @@ def test_init_scaffolds_a_repository_that_lints_clean(tmp_path: Path) -> None:
     lint = run(["lint", "--format", "json"], target)
     assert lint.exit_code == 0, lint.stdout
     assert lint.json["findings"] == []
-    check_workflow(target / ".github/workflows/prompts.yml")
+    for workflow in WORKFLOWS:
+        check_workflow(target / workflow)
     # every $schema modeline points at a schema file init wrote
     for path in target.rglob("*.yaml"):
         match = re.match(r"# yaml-language-server: \$schema=(\S+)", path.read_text())
@@ -111,11 +113,10 @@ def test_schema_modelines_point_at_committed_schemas() -> None:
     assert seen >= {"prompt", "config", "environment", "experiment", "dataset"}
 
 
-def test_committed_workflow_is_the_scaffolded_one() -> None:
-    workflow = ROOT / ".github/workflows/prompts.yml"
-    assert (
-        workflow.read_text() == scaffold_files("pip install -e .")[".github/workflows/prompts.yml"]
-    )
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_committed_workflow_is_the_scaffolded_one(name: str) -> None:
+    workflow = ROOT / name
+    assert workflow.read_text() == scaffold_files("pip install -e .")[name]
     check_workflow(workflow)
 
 

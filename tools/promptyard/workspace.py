@@ -59,6 +59,7 @@ from promptyard.spec import (
 from promptyard.spec.config import Paths
 
 CONFIG_FILE = "promptyard.yaml"
+STATE_FOLDER = ".promptyard"  # eval results and the cache (EvalOptions.state)
 MAX_SYMLINK_HOPS = 8
 
 M = TypeVar("M", bound=BaseModel)
@@ -978,7 +979,9 @@ class Workspace:
         """Repository-relative paths that differ between a base commit and head.
 
         Head is a ref, or the working tree (tracked changes, staged or not, plus untracked
-        files that git does not ignore) when None.
+        files that git does not ignore) when None. promptyard's own state folder
+        (`.promptyard/`: eval results, the cache) is never part of a change, even where
+        .gitignore does not list it.
         """
         args = ["--name-only", "-z", "--no-renames", base_commit.hexsha]
         if head is not None:
@@ -992,6 +995,6 @@ class Workspace:
             if not name:
                 continue
             rel = os.path.relpath(top / name, self.root).replace(os.sep, "/")
-            if not rel.startswith("../"):
+            if not rel.startswith(("../", f"{STATE_FOLDER}/")):
                 changed.add(rel)
         return changed

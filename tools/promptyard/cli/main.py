@@ -27,6 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 # name -> "module:function"; modules are imported only when their command runs.
 COMMANDS: dict[str, str] = {
     "cache": "promptyard.cli.cache:cache",
+    "check": "promptyard.cli.check:check",
+    "diff": "promptyard.cli.diff:diff_command",
     "eval": "promptyard.cli.eval:eval_command",
     "experiment": "promptyard.cli.experiment:experiment",
     "init": "promptyard.cli.init:init",

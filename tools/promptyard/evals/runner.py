@@ -68,6 +68,7 @@ from promptyard.evals.results import (
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt
 from promptyard.spec import Case, EvalSpec, ProjectConfig
+from promptyard.workspace import STATE_FOLDER
 
 if TYPE_CHECKING:
     import pandas
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Mode = Literal["auto", "offline", "record"]
-STATE_DIR = ".promptyard"
+STATE_DIR = STATE_FOLDER  # <repo>/.promptyard: results and the cache
 # With no success yet, this many calls failing for infrastructure reasons (after their
 # retries) means the provider is down: stop instead of grinding through every case.
 ABORT_AFTER_INFRA_FAILURES = 3
@@ -254,6 +255,7 @@ class _ProviderRuntime:
         )
         self.next_slot = 0.0
         self.paused_until = 0.0
+        self.prepared = False
         # Per kind of call: a judge model that is down fails even when chat calls work.
         self.tally: dict[str, _Tally] = {}
 
@@ -280,6 +282,9 @@ class _ProviderRuntime:
         tally = self.tally.setdefault(kind, _Tally())
         timeout = self.config.timeout_s
         attempt = 0
+        if not self.prepared:  # before the first rate-limit slot is taken
+            self.prepared = True
+            await self.provider.prepare()
         while True:
             await self._wait_turn()
             async with self.semaphore:

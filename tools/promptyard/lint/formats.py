@@ -55,12 +55,14 @@ def json_format(result: LintResult) -> str:
     return json.dumps(result.to_dict(), indent=2, ensure_ascii=False)
 
 
-def _escape_data(value: str) -> str:
+def escape_data(value: str) -> str:
+    """The message of a GitHub workflow command (`::error ...::MESSAGE`), escaped."""
     return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(value: str) -> str:
-    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+def escape_property(value: str) -> str:
+    """A property value of a GitHub workflow command (`file=`, `title=`), escaped."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
 
 
 @output_format("github")
@@ -71,13 +73,13 @@ def github(result: LintResult) -> str:
         level = "error" if f.severity == "error" else "warning"
         props = ",".join(
             [
-                f"file={_escape_property(result.path_prefix + f.file)}",
+                f"file={escape_property(result.path_prefix + f.file)}",
                 f"line={f.line}",
                 f"col={f.column}",
-                f"title={_escape_property(f'{f.rule} {f.name}')}",
+                f"title={escape_property(f'{f.rule} {f.name}')}",
             ]
         )
-        lines.append(f"::{level} {props}::{_escape_data(f.message)}")
+        lines.append(f"::{level} {props}::{escape_data(f.message)}")
     lines.append(
         f"promptyard lint: {_plural(result.errors, 'error')}, "
         f"{_plural(result.warnings, 'warning')} in {_plural(result.files_checked, 'file')}"

@@ -39,13 +39,22 @@ class Price(SpecModel):
 class PassRateGate(SpecModel):
     max_drop: float = Field(0.03, ge=0, le=1, description="Largest allowed drop in pass rate.")
     action: Action = "block"
-    require_significance: bool = False
+    require_significance: bool = Field(
+        False, description="Block only when the drop is also significant at `alpha`; else warn."
+    )
 
 
 class ScoreGate(SpecModel):
-    max_drop: float = Field(0.05, ge=0, le=1, description="Largest allowed drop in mean score.")
+    max_drop: float = Field(
+        0.05, ge=0, le=1, description="Largest allowed drop in mean score (and each named metric)."
+    )
     action: Action = "warn"
-    require_significance: bool = False
+    require_significance: bool = Field(
+        False, description="Block only when the drop is also significant at `alpha`; else warn."
+    )
+    test: Literal["paired-t", "wilcoxon"] = Field(
+        "paired-t", description="The paired test of per-case scores (the interval is bootstrapped)."
+    )
 
 
 class ErrorRateGate(SpecModel):

@@ -169,5 +169,11 @@ class Provider(ABC):
     async def embed(self, model: str, texts: list[str], *, timeout: float) -> Embeddings:
         """One embeddings call; raise ProviderError."""
 
+    async def prepare(self) -> None:  # noqa: B027 - optional hook; most types need nothing
+        """Get ready for the first call (load the client library, create the client).
+
+        The runner awaits this before it takes a rate-limit slot for the first live call,
+        so a slow start does not squeeze the next calls together."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most types hold nothing
         """Release connections (called once when the run ends)."""

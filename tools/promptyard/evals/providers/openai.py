@@ -106,6 +106,9 @@ class OpenAIProvider(Provider):
             )
         return self._client_instance
 
+    async def prepare(self) -> None:
+        self._client()  # importing openai takes ~0.5 s: not inside a rate-limit slot
+
     async def _post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[Any, float]:
         import openai
 

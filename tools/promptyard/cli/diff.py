@@ -1,0 +1,86 @@
+"""`promptyard diff`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from promptyard.cli.main import App, format_option, stderr_console
+
+
+@click.command("diff")
+@click.argument("names", nargs=-1)
+@click.option("--base", required=True, metavar="REF", help="Compare with the merge base of REF.")
+@click.option("--head", metavar="REF", help="The head to compare (default: the working tree).")
+@format_option("text", "markdown", "json", "html")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE."
+)
+@click.option(
+    "--repeat", type=click.IntRange(1, 1000), help="Runs per case (overrides evals[].repeat)."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 4096),
+    help="Parallel calls per provider (overrides max_concurrency).",
+)
+@click.option("--no-cache", is_flag=True, help="Do not answer from the cache.")
+@click.option("--offline", is_flag=True, help="Answer only from the cache and golden/recordings.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Add every base and head response to golden/recordings/ (so CI can replay both).",
+)
+@click.pass_obj
+def diff_command(
+    app: App,
+    names: tuple[str, ...],
+    base: str,
+    head: str | None,
+    fmt: str,
+    out: Path | None,
+    repeat: int | None,
+    concurrency: int | None,
+    no_cache: bool,
+    offline: bool,
+    record: bool,
+) -> int:
+    """Compare prompt NAMEs (default: every changed prompt) between --base and head.
+
+    Each changed prompt runs in its base and head version on the head's cases, paired by
+    case id: pass rate (McNemar), scores (paired t or Wilcoxon, bootstrap interval),
+    errors, latency and cost, the gates of promptyard.yaml, and the cases that flipped.
+    Exits 1 when a gate blocks, 2 for an unknown ref, 3 when a provider cannot be reached.
+    """
+    from promptyard.cli.progress import eval_progress
+    from promptyard.compare import render, run_diff
+    from promptyard.evals.runner import EvalOptions
+    from promptyard.fsutil import atomic_write
+
+    if offline and record:
+        raise click.UsageError("--offline and --record cannot be used together")
+    workspace = app.workspace()
+    err = stderr_console()
+    with eval_progress(err, "diff") as progress:
+        options = EvalOptions(
+            repo_root=workspace.root,
+            mode="offline" if offline else "record" if record else "auto",
+            use_cache=not no_cache,
+            repeat=repeat,
+            concurrency=concurrency,
+            record_mode="merge",
+            progress=progress,
+            notify=lambda note: err.print(escape(note), highlight=False),
+        )
+        report = run_diff(workspace, base, head, names, options=options)
+    output = render(report, fmt)
+    if out is not None:
+        atomic_write(out, output)
+        err.print(f"wrote {escape(str(out))}", highlight=False)
+    else:
+        click.echo(output, nl=False)
+    for path in report.recordings_written:
+        err.print(f"recorded responses to {escape(path)}", highlight=False)
+    return 1 if report.decision == "block" else 0

@@ -1,0 +1,53 @@
+"""The merge gate: base vs head, paired, with statistics, gates, flips and reports.
+
+- `detect_changes(workspace, base, head=None, names=())` (`changes`): which prompts changed
+  (resolved content hash, partials included), were added or removed, and which datasets
+  changed (case ids added, removed, modified);
+- `run_diff(workspace, base, head=None, names=(), options=EvalOptions(...))` (`diff`): run
+  base and head of every changed prompt on the head's cases in one eval-engine call and
+  return a `ComparisonReport`;
+- `run_check(workspace, base=None, options=...)` (`check`): lint + `run_diff` (or, without
+  a base, every prompt against its thresholds) -> `CheckResult` with one decision;
+- `render(report, "text" | "markdown" | "json" | "html")` (`reports`);
+- the pieces: `paired` (jobs and per-case folding), `metrics` (statistics per metric),
+  `gates` (the gate registry `GATES`), `flips` (pass↔fail cases with word diffs), `model`
+  (the data classes).
+"""
+
+from __future__ import annotations
+
+from promptyard.compare.changes import ChangeSet, PromptChange, all_prompts, detect_changes
+from promptyard.compare.check import CheckResult, run_check
+from promptyard.compare.diff import compare_changes, run_diff
+from promptyard.compare.gates import GATES
+from promptyard.compare.model import (
+    ComparisonReport,
+    DatasetChange,
+    EvalComparison,
+    Flip,
+    GateResult,
+    MetricResult,
+    PromptComparison,
+)
+from promptyard.compare.reports import REPORT_FORMATS, render
+
+__all__ = [
+    "GATES",
+    "REPORT_FORMATS",
+    "ChangeSet",
+    "CheckResult",
+    "ComparisonReport",
+    "DatasetChange",
+    "EvalComparison",
+    "Flip",
+    "GateResult",
+    "MetricResult",
+    "PromptChange",
+    "PromptComparison",
+    "all_prompts",
+    "compare_changes",
+    "detect_changes",
+    "render",
+    "run_check",
+    "run_diff",
+]

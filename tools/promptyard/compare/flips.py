@@ -1,0 +1,92 @@
+"""Cases whose verdict flipped between base and head, with a word-level diff of the outputs.
+
+Pass → fail (regressions) and fail → pass (improvements), most severe first: the biggest
+score change, then dataset and case id. The diff splits outputs into words and punctuation
+marks, each with the whitespace after it (so runs of whitespace never become thousands of
+tiny matches, which makes difflib slow), and aligns them with difflib; outputs are cut to
+their first MAX_DIFF_TOKENS tokens first, which bounds the time a hostile output can take.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+
+from promptyard.compare.model import CaseSide, DiffOp, Flip
+from promptyard.compare.paired import CaseOutcome
+
+MAX_DIFF_TOKENS = 1000  # per side; beyond this the diff is of the beginnings, marked truncated
+MAX_FLIPS_KEPT = 100  # per direction per eval in the report data (the totals are kept)
+_TOKEN = re.compile(r"\w+\s*|[^\w\s]\s*|\s+")
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def word_diff(base: str | None, head: str | None) -> tuple[list[DiffOp], bool]:
+    """A word-level diff of two outputs (None = no output) and whether it was truncated."""
+    a, b = tokenize(base or ""), tokenize(head or "")
+    truncated = len(a) > MAX_DIFF_TOKENS or len(b) > MAX_DIFF_TOKENS
+    a, b = a[:MAX_DIFF_TOKENS], b[:MAX_DIFF_TOKENS]
+    ops: list[DiffOp] = []
+
+    def emit(op: str, tokens: Sequence[str]) -> None:
+        text = "".join(tokens)
+        if not text:
+            return
+        if ops and ops[-1][0] == op:
+            ops[-1] = (ops[-1][0], ops[-1][1] + text)
+        else:
+            ops.append((op, text))  # type: ignore[arg-type]
+
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            emit("=", a[i1:i2])
+        else:
+            emit("-", a[i1:i2])
+            emit("+", b[j1:j2])
+    return ops, truncated
+
+
+def _side(outcome: CaseOutcome) -> CaseSide:
+    return CaseSide(
+        passed=outcome.passed,
+        score=outcome.score,
+        output=outcome.output,
+        reason=outcome.reason,
+        error=outcome.errored,
+    )
+
+
+def find_flips(
+    dataset: str, base: Sequence[CaseOutcome], head: Sequence[CaseOutcome]
+) -> tuple[list[Flip], list[Flip], tuple[int, int]]:
+    """(pass→fail, fail→pass, their totals) for paired cases, most severe first, each list
+    capped at MAX_FLIPS_KEPT."""
+    regressions: list[tuple[CaseOutcome, CaseOutcome]] = []
+    improvements: list[tuple[CaseOutcome, CaseOutcome]] = []
+    for b, h in zip(base, head, strict=True):
+        if b.passed and not h.passed:
+            regressions.append((b, h))
+        elif h.passed and not b.passed:
+            improvements.append((b, h))
+
+    def build(pairs: list[tuple[CaseOutcome, CaseOutcome]], direction: str) -> list[Flip]:
+        # Sort before diffing, so only the kept flips pay for a diff.
+        ordered = sorted(pairs, key=lambda p: (-abs(p[0].score - p[1].score), p[0].case_id))
+        flips = []
+        for b, h in ordered[:MAX_FLIPS_KEPT]:
+            diff, truncated = word_diff(b.output, h.output)
+            flips.append(
+                Flip(b.case_id, dataset, direction, _side(b), _side(h), diff, truncated)  # type: ignore[arg-type]
+            )
+        return flips
+
+    return (
+        build(regressions, "pass_to_fail"),
+        build(improvements, "fail_to_pass"),
+        (len(regressions), len(improvements)),
+    )

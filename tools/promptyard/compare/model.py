@@ -1,0 +1,406 @@
+"""The merge gate's result: plain data that every report format renders.
+
+`ComparisonReport` -> `PromptComparison` (one per prompt that changed, was added, removed,
+or is checked) -> `EvalComparison` (one per eval of that prompt: base vs head on the head's
+cases) holding `MetricResult`s, `GateResult`s and `Flip`s. `to_dict()` gives the stable
+JSON of `promptyard diff --format json` (documented in docs/readme/merge-gate.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Outcome = Literal["pass", "warn", "block"]
+OUTCOME_ORDER: dict[str, int] = {"pass": 0, "warn": 1, "block": 2}
+
+# How a prompt relates to the base:
+# changed          its resolved content hash differs: base and head run on the same cases
+# added            new in head: judged by its eval thresholds
+# removed          gone from head: reported, nothing to run
+# unchanged        touched by the change (a file or partial) but the content hash is equal
+# dataset-changed  same content, a dataset it uses changed: judged by its thresholds
+# invalid          the head spec does not load (lint says why): blocks
+# checked          no base given: every prompt is judged by its thresholds
+Status = Literal[
+    "changed", "added", "removed", "unchanged", "dataset-changed", "invalid", "checked"
+]
+
+
+def worst(outcomes: list[str] | tuple[str, ...]) -> Outcome:
+    """The most severe outcome (pass < warn < block); pass for none."""
+    result: Outcome = "pass"
+    for outcome in outcomes:
+        if OUTCOME_ORDER[outcome] > OUTCOME_ORDER[result]:
+            result = outcome  # type: ignore[assignment]
+    return result
+
+
+def _num(value: float | None) -> float | None:
+    """JSON-safe: NaN and infinities become None."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric of one eval: base, head, head − base, its 95% interval, p-value, test.
+
+    `direction` says which way is better ("higher" for pass rate and scores, "lower" for
+    errors, latency and cost); `ratio` (head / base) is set for latency and cost; `n` is the
+    number of paired cases (or head cases when there is no base).
+    """
+
+    name: str
+    label: str
+    unit: Literal["rate", "score", "ms", "usd"]
+    direction: Literal["higher", "lower"]
+    base: float | None
+    head: float | None
+    delta: float | None
+    ci95: tuple[float, float] | None
+    p_value: float | None
+    test: str
+    n: int
+    ratio: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "base": _num(self.base),
+            "head": _num(self.head),
+            "delta": _num(self.delta),
+            "ci95": [_num(self.ci95[0]), _num(self.ci95[1])] if self.ci95 else None,
+            "p_value": _num(self.p_value),
+            "test": self.test,
+            "n": self.n,
+        }
+        if self.ratio is not None:
+            out["ratio"] = _num(self.ratio)
+        return out
+
+    @property
+    def regressed(self) -> bool:
+        """The change moved the metric the wrong way."""
+        if self.delta is None or self.delta == 0:
+            return False
+        return self.delta < 0 if self.direction == "higher" else self.delta > 0
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate's verdict on one eval: pass / warn / block and a one-line reason.
+
+    `cases_needed` is set when the dataset is too small for the gate's threshold to be
+    detectable at the configured power (the reason says so too).
+    """
+
+    gate: str
+    action: Literal["block", "warn"]
+    outcome: Outcome
+    reason: str
+    metric: str | None = None
+    dataset: str | None = None
+    cases_needed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "gate": self.gate,
+            "action": self.action,
+            "outcome": self.outcome,
+            "reason": self.reason,
+        }
+        if self.metric is not None:
+            out["metric"] = self.metric
+        if self.dataset is not None:
+            out["dataset"] = self.dataset
+        if self.cases_needed is not None:
+            out["cases_needed"] = self.cases_needed
+        return out
+
+
+@dataclass(frozen=True)
+class CaseSide:
+    """One side (base or head) of a case: verdict, score, the output and why it failed."""
+
+    passed: bool
+    score: float
+    output: str | None
+    reason: str
+    error: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pass": self.passed,
+            "score": _num(self.score),
+            "output": self.output,
+            "reason": self.reason,
+            "error": self.error,
+        }
+
+
+DiffOp = tuple[Literal["=", "-", "+"], str]
+
+
+@dataclass(frozen=True)
+class Flip:
+    """A case whose verdict changed: pass → fail (a regression) or fail → pass.
+
+    `diff` is a word-level diff from the base output to the head output: ("=", text)
+    common, ("-", text) only in base, ("+", text) only in head.
+    """
+
+    case_id: str
+    dataset: str
+    direction: Literal["pass_to_fail", "fail_to_pass"]
+    base: CaseSide
+    head: CaseSide
+    diff: list[DiffOp]
+    truncated: bool = False
+
+    @property
+    def severity(self) -> float:
+        """How far the score moved in the flip's direction (bigger = more severe)."""
+        return abs(self.base.score - self.head.score)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "dataset": self.dataset,
+            "base": self.base.to_dict(),
+            "head": self.head.to_dict(),
+            "diff": [[op, text] for op, text in self.diff],
+            "truncated": self.truncated,
+        }
+
+
+@dataclass
+class DatasetChange:
+    """A golden dataset that differs between base and head, by case id."""
+
+    path: str
+    status: Literal["added", "removed", "changed"]
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    used_by: list[str] = field(default_factory=list)
+    problem: str | None = None  # a side that does not load
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "added": self.added,
+            "removed": self.removed,
+            "modified": self.modified,
+            "used_by": self.used_by,
+            "problem": self.problem,
+        }
+
+    def summary(self) -> str:
+        if self.problem:
+            return self.problem
+        if self.status != "changed":
+            return f"dataset {self.status}"
+        parts = []
+        if self.added:
+            parts.append(f"{len(self.added)} case(s) added")
+        if self.removed:
+            parts.append(f"{len(self.removed)} removed")
+        if self.modified:
+            parts.append(f"{len(self.modified)} modified")
+        return ", ".join(parts) or "no case changed (formatting only)"
+
+
+@dataclass
+class EvalComparison:
+    """One eval of a prompt: base and head on the head's cases, paired by case id."""
+
+    dataset: str
+    threshold: float
+    repeat: int
+    cases: int  # cases in the head's dataset
+    paired: int  # cases with results on both sides (the statistics use these)
+    has_base: bool
+    metrics: dict[str, MetricResult] = field(default_factory=dict)
+    gates: list[GateResult] = field(default_factory=list)
+    pass_to_fail: list[Flip] = field(default_factory=list)
+    fail_to_pass: list[Flip] = field(default_factory=list)
+    flips_total: tuple[int, int] = (0, 0)  # before any cap: (pass→fail, fail→pass)
+    dataset_change: DatasetChange | None = None
+    notes: list[str] = field(default_factory=list)
+    base_run: str | None = None  # results.jsonl paths, for digging deeper
+    head_run: str | None = None
+    base_mode: str | None = None
+    head_mode: str | None = None
+    missing_base: list[str] = field(default_factory=list)  # case ids base could not answer
+    missing_head: list[str] = field(default_factory=list)
+
+    @property
+    def decision(self) -> Outcome:
+        return worst([g.outcome for g in self.gates])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "threshold": self.threshold,
+            "repeat": self.repeat,
+            "cases": self.cases,
+            "paired": self.paired,
+            "decision": self.decision,
+            "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+            "gates": [g.to_dict() for g in self.gates],
+            "flips": {
+                "pass_to_fail": [f.to_dict() for f in self.pass_to_fail],
+                "fail_to_pass": [f.to_dict() for f in self.fail_to_pass],
+                "pass_to_fail_total": self.flips_total[0],
+                "fail_to_pass_total": self.flips_total[1],
+            },
+            "dataset_change": self.dataset_change.to_dict() if self.dataset_change else None,
+            "missing": {"base": self.missing_base, "head": self.missing_head},
+            "notes": self.notes,
+            "results": {"base": self.base_run, "head": self.head_run},
+            "mode": {"base": self.base_mode, "head": self.head_mode},
+        }
+
+
+@dataclass
+class PromptComparison:
+    """A prompt's place in the change and, when it was evaluated, its evals' verdicts."""
+
+    prompt: str
+    status: Status
+    path: str | None
+    base_version: str | None
+    head_version: str | None
+    base_hash: str | None = None
+    head_hash: str | None = None
+    reasons: list[str] = field(default_factory=list)  # why it counts as changed
+    evals: list[EvalComparison] = field(default_factory=list)
+    gates: list[GateResult] = field(default_factory=list)  # prompt-level (e.g. invalid spec)
+
+    @property
+    def all_gates(self) -> list[GateResult]:
+        return [*self.gates, *(g for e in self.evals for g in e.gates)]
+
+    @property
+    def decision(self) -> Outcome:
+        return worst([g.outcome for g in self.all_gates])
+
+    @property
+    def flips(self) -> tuple[list[Flip], list[Flip]]:
+        """(pass→fail, fail→pass) over every eval, most severe first."""
+        p2f = [f for e in self.evals for f in e.pass_to_fail]
+        f2p = [f for e in self.evals for f in e.fail_to_pass]
+        return (
+            sorted(p2f, key=lambda f: (-f.severity, f.dataset, f.case_id)),
+            sorted(f2p, key=lambda f: (-f.severity, f.dataset, f.case_id)),
+        )
+
+    def metric_key(self, evaluation: EvalComparison, name: str) -> str:
+        """A metric's key in the prompt-level JSON: its name, or `dataset#name` when the
+        prompt has several evals."""
+        return name if len(self.evals) == 1 else f"{evaluation.dataset}#{name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        p2f, f2p = self.flips
+        return {
+            "prompt": self.prompt,
+            "status": self.status,
+            "decision": self.decision,
+            "base_version": self.base_version,
+            "head_version": self.head_version,
+            "base_hash": self.base_hash,
+            "head_hash": self.head_hash,
+            "path": self.path,
+            "reasons": self.reasons,
+            "metrics": {
+                self.metric_key(e, name): m.to_dict()
+                for e in self.evals
+                for name, m in e.metrics.items()
+            },
+            "gates": [g.to_dict() for g in self.all_gates],
+            "flips": {
+                "pass_to_fail": [f.to_dict() for f in p2f],
+                "fail_to_pass": [f.to_dict() for f in f2p],
+            },
+            "evals": [e.to_dict() for e in self.evals],
+        }
+
+
+@dataclass
+class LintSummary:
+    """What `check` found linting (the findings of `promptyard lint`)."""
+
+    errors: int
+    warnings: int
+    files_checked: int
+    findings: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return self.errors == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "errors": self.errors,
+            "warnings": self.warnings,
+            "files_checked": self.files_checked,
+            "findings": self.findings,
+        }
+
+
+@dataclass
+class ComparisonReport:
+    """Everything `diff` and `check` found; the decision is the worst gate outcome (and a
+    lint error blocks)."""
+
+    base_ref: str | None
+    head_ref: str | None  # None: the working tree
+    merge_base: str | None
+    prompts: list[PromptComparison] = field(default_factory=list)
+    datasets: list[DatasetChange] = field(default_factory=list)
+    lint: LintSummary | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. "running offline: ..."
+    offline: bool = False  # some answers came from recordings, not a live model
+    command: str = "diff"
+    recordings_written: list[str] = field(default_factory=list)
+
+    @property
+    def decision(self) -> Outcome:
+        outcomes = [p.decision for p in self.prompts]
+        if self.lint is not None and not self.lint.ok:
+            outcomes.append("block")
+        return worst(outcomes)
+
+    @property
+    def head_label(self) -> str:
+        return self.head_ref or "working tree"
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for prompt in self.prompts:
+            counts[prompt.status] = counts.get(prompt.status, 0) + 1
+        return counts
+
+    def prompt(self, name: str) -> PromptComparison:
+        for prompt in self.prompts:
+            if prompt.prompt == name:
+                return prompt
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "base": self.base_ref,
+            "head": self.head_label,
+            "merge_base": self.merge_base,
+            "offline": self.offline,
+            "prompts": [p.to_dict() for p in self.prompts],
+            "datasets": [d.to_dict() for d in self.datasets],
+            "lint": self.lint.to_dict() if self.lint else None,
+            "notes": self.notes,
+            "recordings_written": self.recordings_written,
+        }

@@ -1,0 +1,174 @@
+"""Run base and head through the eval engine on the same cases, and pair results by case id.
+
+For every eval of a changed prompt, the base prompt (loaded from the merge base) and the
+head prompt run on the head's cases with the head's assertions — one `run_evals` call for
+everything, so providers, limits and the cache are shared, and a base request identical to
+a head request is answered once. Added prompts, prompts whose dataset changed and (without
+a base) every prompt run on the head side only.
+
+A case a side could not answer says nothing about quality and is left out of the pairing:
+a missing recording offline (either side) and, on the base side, variables the base prompt
+cannot render (the head changed its inputs). Head cases left out are reported, and the
+`coverage` gate blocks on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from promptyard.compare.changes import ChangeSet, PromptChange
+from promptyard.errors import ConfigError
+from promptyard.evals.results import CaseResult
+from promptyard.evals.runner import EvalJob, EvalOptions, EvalReport, EvalRun, run_evals
+from promptyard.spec import Case, EvalSpec
+
+UNAVAILABLE_BASE = frozenset({"offline", "render"})
+UNAVAILABLE_HEAD = frozenset({"offline"})
+MAX_OUTPUT_CHARS = 20_000  # outputs kept per case for flips and reports
+
+
+@dataclass
+class CaseOutcome:
+    """Every repeat of one case on one side, folded: verdict, scores, timings, output."""
+
+    case_id: str
+    passed: bool = False
+    errored: bool = False
+    unavailable: bool = False
+    pass_flags: list[bool] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    metric_scores: dict[str, list[float]] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    cost: float | None = None
+    output: str | None = None
+    reason: str = ""
+    error: str | None = None
+
+    @property
+    def score(self) -> float:
+        return sum(self.scores) / len(self.scores) if self.scores else 0.0
+
+    @property
+    def pass_fraction(self) -> float:
+        return sum(self.pass_flags) / len(self.pass_flags) if self.pass_flags else 0.0
+
+    def metric(self, name: str) -> float | None:
+        values = self.metric_scores.get(name)
+        return sum(values) / len(values) if values else None
+
+
+def fold_results(
+    rows: Iterable[CaseResult], *, repeat: int, min_pass: int, unavailable_kinds: frozenset[str]
+) -> dict[str, CaseOutcome]:
+    """Case id -> outcome; a case passes when `min_pass` of its repeats pass (as in `eval`)."""
+    outcomes: dict[str, CaseOutcome] = {}
+    first_repeat: dict[str, int] = {}
+    need = min(min_pass, repeat)
+    for row in rows:
+        outcome = outcomes.get(row.case_id)
+        if outcome is None:
+            outcome = outcomes[row.case_id] = CaseOutcome(row.case_id)
+        outcome.pass_flags.append(row.passed)
+        outcome.scores.append(row.score)
+        if row.error is not None:
+            outcome.errored = True
+            if row.error_kind in unavailable_kinds:
+                outcome.unavailable = True
+            outcome.error = outcome.error or row.error
+        elif row.latency_ms is not None:
+            outcome.latencies.append(row.latency_ms)
+        for name, value in row.metric_scores().items():
+            outcome.metric_scores.setdefault(name, []).append(value)
+        if row.cost_usd is not None:
+            outcome.cost = (outcome.cost or 0.0) + row.cost_usd
+        # The output and reason shown for a case: its first repeat's.
+        if row.case_id not in first_repeat or row.repeat < first_repeat[row.case_id]:
+            first_repeat[row.case_id] = row.repeat
+            text = row.output
+            outcome.output = text[:MAX_OUTPUT_CHARS] if text is not None else None
+            outcome.reason = row.reason
+    for outcome in outcomes.values():
+        outcome.passed = sum(outcome.pass_flags) >= need
+        # An errored case that still passed (min_pass of N) is not an error case.
+        outcome.errored = outcome.errored and not outcome.passed
+    return outcomes
+
+
+@dataclass
+class EvalPlan:
+    """One eval to judge: the head's eval spec and cases, and which runs answer it."""
+
+    change: PromptChange
+    index: int
+    eval_spec: EvalSpec
+    cases: list[Case] | None
+    problem: str | None = None  # the head's dataset does not load
+    base_job: int | None = None
+    head_job: int | None = None
+
+
+@dataclass
+class EvalPair:
+    """An eval's finished runs, folded per case (base None when only head ran)."""
+
+    plan: EvalPlan
+    head_run: EvalRun | None
+    base_run: EvalRun | None
+    head: dict[str, CaseOutcome]
+    base: dict[str, CaseOutcome] | None
+
+
+def plan_evals(changes: ChangeSet) -> tuple[list[EvalJob], list[EvalPlan]]:
+    """The eval jobs a change needs (base and head per eval of a changed prompt)."""
+    jobs: list[EvalJob] = []
+    plans: list[EvalPlan] = []
+    for change in changes.prompts:
+        if not change.evaluated or change.head is None:
+            continue
+        head = change.head
+        for index, spec in enumerate(head.require_spec().evals):
+            plan = EvalPlan(change, index, spec, None)
+            plans.append(plan)
+            try:
+                plan.cases = list(head.snapshot.dataset(spec.dataset).require())
+            except ConfigError as exc:
+                plan.problem = exc.message
+                continue
+            if change.status == "changed" and change.base is not None:
+                plan.base_job = len(jobs)
+                jobs.append(EvalJob(change.base, spec, plan.cases, spec.dataset))
+            plan.head_job = len(jobs)
+            jobs.append(EvalJob(head, spec, plan.cases, spec.dataset))
+    return jobs, plans
+
+
+def run_pairs(
+    changes: ChangeSet, *, options: EvalOptions
+) -> tuple[list[EvalPair], EvalReport | None]:
+    """Run every planned eval in one engine call and fold each run per case."""
+    jobs, plans = plan_evals(changes)
+    report = run_evals(jobs, config=changes.head.config, options=options) if jobs else None
+    pairs = []
+    for plan in plans:
+        head_run = base_run = None
+        head: dict[str, CaseOutcome] = {}
+        base: dict[str, CaseOutcome] | None = None
+        if report is not None and plan.head_job is not None:
+            head_run = report.runs[plan.head_job]
+            head = _fold(head_run, UNAVAILABLE_HEAD)
+        if report is not None and plan.base_job is not None:
+            base_run = report.runs[plan.base_job]
+            base = _fold(base_run, UNAVAILABLE_BASE)
+        pairs.append(EvalPair(plan, head_run, base_run, head, base))
+    return pairs, report
+
+
+def _fold(run: EvalRun, unavailable: frozenset[str]) -> dict[str, CaseOutcome]:
+    summary = run.summary
+    return fold_results(
+        run.iter_results(),
+        repeat=summary.repeat,
+        min_pass=summary.min_pass,
+        unavailable_kinds=unavailable,
+    )

@@ -1,0 +1,78 @@
+"""Sentences every report format shares: the decision, the scope, what blocks."""
+
+from __future__ import annotations
+
+from promptyard.compare.model import (
+    OUTCOME_ORDER,
+    ComparisonReport,
+    GateResult,
+    PromptComparison,
+)
+
+TITLES = {"pass": "passed", "warn": "passed with warnings", "block": "blocked"}
+STATUS_WORDS = {
+    "changed": "changed",
+    "added": "added",
+    "removed": "removed",
+    "unchanged": "unchanged",
+    "dataset-changed": "dataset changed",
+    "invalid": "invalid",
+    "checked": "checked",
+}
+
+
+def title(report: ComparisonReport) -> str:
+    return f"promptyard {report.command}: {TITLES[report.decision]}"
+
+
+def scope(report: ComparisonReport) -> str:
+    """Which two versions were compared and what the change holds, in one sentence."""
+    counts = report.counts()
+    parts = [f"{n} {STATUS_WORDS.get(s, s)}" for s, n in sorted(counts.items())]
+    what = ", ".join(parts) if parts else "no prompt changed"
+    if report.base_ref is None:
+        return f"Every prompt of the {report.head_label} judged by its thresholds: {what}."
+    base = report.base_ref
+    merge_base = f" (merge base {report.merge_base[:12]})" if report.merge_base else ""
+    return f"Base {base}{merge_base} → head {report.head_label}: {what}."
+
+
+def mode(report: ComparisonReport) -> str | None:
+    if report.offline:
+        return (
+            "Ran offline: model answers came from the committed recordings and the cache, "
+            "not a live model."
+        )
+    return None
+
+
+def problems(report: ComparisonReport) -> list[tuple[PromptComparison, GateResult]]:
+    """Every gate that did not pass, blocks first."""
+    found = [(p, g) for p in report.prompts for g in p.all_gates if g.outcome != "pass"]
+    return sorted(found, key=lambda pg: -OUTCOME_ORDER[pg[1].outcome])
+
+
+def verdict(report: ComparisonReport) -> str:
+    """One line under the title: what decided."""
+    found = problems(report)
+    blocks = [(p, g) for p, g in found if g.outcome == "block"]
+    warns = [(p, g) for p, g in found if g.outcome == "warn"]
+    lint_block = report.lint is not None and not report.lint.ok
+    parts = []
+    if lint_block and report.lint is not None:
+        parts.append(f"{report.lint.errors} lint error(s)")
+    if blocks:
+        parts.append(f"{len(blocks)} gate(s) block")
+    if warns:
+        parts.append(f"{len(warns)} warning(s)")
+    if not parts:
+        evaluated = sum(1 for p in report.prompts if p.evals)
+        return f"Every gate passed ({evaluated} prompt(s) evaluated)."
+    return ", ".join(parts) + "."
+
+
+def gate_label(prompt: PromptComparison, gate: GateResult) -> str:
+    # Only the score gate judges several metrics of one eval: name the one it is about.
+    metric = f" ({gate.metric})" if gate.gate == "score" and gate.metric else ""
+    dataset = f" on {gate.dataset}" if gate.dataset and len(prompt.evals) > 1 else ""
+    return f"{gate.gate}{metric}{dataset}"

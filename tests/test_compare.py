@@ -23,12 +23,12 @@ from promptyard.compare.model import (
     ComparisonReport,
     DatasetChange,
     EvalComparison,
-    LintSummary,
     PromptComparison,
 )
 from promptyard.compare.paired import CaseOutcome, fold_results
 from promptyard.compare.reports.markdown import GITHUB_LIMIT, MARKER
 from promptyard.evals.results import CaseResult
+from promptyard.lint import Finding, LintResult
 from promptyard.spec.config import Gates
 from promptyard.stats import mcnemar, mcnemar_cases_needed, paired_repeated
 
@@ -390,7 +390,9 @@ def _report(prompts: int, flips: int, output_size: int) -> ComparisonReport:
     report.datasets.append(
         DatasetChange("golden/t.jsonl", "changed", added=[HOSTILE], used_by=["p"])
     )
-    report.lint = LintSummary(0, 1, 3, [{"rule": "R003", "name": "x", "severity": "warning", "file": "prompts/a.yaml", "line": 2, "column": 1, "message": HOSTILE}])  # fmt: skip
+    report.lint = LintResult(
+        [Finding("prompts/a.yaml", 2, 1, "R003", "warning", HOSTILE, "x")], files_checked=3
+    )
     return report
 
 

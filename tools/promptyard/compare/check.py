@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from promptyard.compare.changes import all_prompts, detect_changes
 from promptyard.compare.diff import compare_changes
-from promptyard.compare.model import ComparisonReport, LintSummary, Outcome
+from promptyard.compare.model import ComparisonReport, Outcome
 from promptyard.evals.runner import EvalOptions
 from promptyard.lint import LintResult, lint_repository
 from promptyard.workspace import Workspace
@@ -47,10 +47,5 @@ def run_check(
     lint = lint_repository(workspace, (), base)
     changes = detect_changes(workspace, base) if base is not None else all_prompts(workspace)
     report = compare_changes(changes, options=options, command="check")
-    report.lint = LintSummary(
-        errors=lint.errors,
-        warnings=lint.warnings,
-        files_checked=lint.files_checked,
-        findings=[f.to_dict() for f in lint.findings],
-    )
+    report.lint = lint
     return CheckResult(report, lint)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from promptyard.lint import LintResult
 
 Outcome = Literal["pass", "warn", "block"]
 OUTCOME_ORDER: dict[str, int] = {"pass": 0, "warn": 1, "block": 2}
@@ -330,29 +333,6 @@ class PromptComparison:
 
 
 @dataclass
-class LintSummary:
-    """What `check` found linting (the findings of `promptyard lint`)."""
-
-    errors: int
-    warnings: int
-    files_checked: int
-    findings: list[dict[str, Any]]
-
-    @property
-    def ok(self) -> bool:
-        return self.errors == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "errors": self.errors,
-            "warnings": self.warnings,
-            "files_checked": self.files_checked,
-            "findings": self.findings,
-        }
-
-
-@dataclass
 class ComparisonReport:
     """Everything `diff` and `check` found; the decision is the worst gate outcome (and a
     lint error blocks)."""
@@ -362,7 +342,7 @@ class ComparisonReport:
     merge_base: str | None
     prompts: list[PromptComparison] = field(default_factory=list)
     datasets: list[DatasetChange] = field(default_factory=list)
-    lint: LintSummary | None = None
+    lint: LintResult | None = None
     notes: list[str] = field(default_factory=list)  # e.g. "running offline: ..."
     offline: bool = False  # some answers came from recordings, not a live model
     command: str = "diff"

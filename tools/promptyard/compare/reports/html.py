@@ -326,8 +326,8 @@ def html_report(report: ComparisonReport) -> str:
         )
         for f in lint.findings:
             out.append(
-                f"<li {_flag(f['severity'] == 'error')}>{e(f['file'])}:{f['line']}:{f['column']} "
-                f"{e(f['severity'])} {e(f['rule'])} {e(f['message'])}</li>"
+                f"<li {_flag(f.severity == 'error')}>{e(f.file)}:{f.line}:{f.column} "
+                f"{e(f.severity)} {e(f.rule)} {e(f.message)}</li>"
             )
         out.append("</ul>")
     if report.datasets:

@@ -267,8 +267,8 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
         out.add(f"**Lint**: {report.lint.errors} error(s), {report.lint.warnings} warning(s)\n\n")
         shown = 0
         for f in report.lint.findings:
-            where = f"{f['file']}:{f['line']}:{f['column']}"
-            line = f"- {code(where)} {f['severity']} {code(f['rule'])} {text(f['message'])}\n"
+            where = f"{f.file}:{f.line}:{f.column}"
+            line = f"- {code(where)} {f.severity} {code(f.rule)} {text(f.message)}\n"
             if shown >= 50 or not out.add(line, keep=1500):
                 break
             shown += 1

@@ -101,9 +101,7 @@ def text_report(report: ComparisonReport) -> str:
             f"lint: {lint.errors} error(s), {lint.warnings} warning(s) in {lint.files_checked} file(s)"
         )
         for f in lint.findings[:LINT_SHOWN]:
-            lines.append(
-                f"  {f['file']}:{f['line']}:{f['column']} {f['severity']} {f['rule']} {f['message']}"
-            )
+            lines.append(f"  {f.file}:{f.line}:{f.column} {f.severity} {f.rule} {f.message}")
         if len(lint.findings) > LINT_SHOWN:
             lines.append(f"  … and {len(lint.findings) - LINT_SHOWN} more (`promptyard lint`)")
         lines.append("")

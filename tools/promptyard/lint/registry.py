@@ -6,6 +6,7 @@ Rules come in kinds; the runner calls each registered check with what its kind n
 - `dataset`     (ctx, dataset: LoadedDataset, uses)    a dataset and the prompt evals using it
 - `environment` (ctx, env: LoadedFile[EnvironmentSpec])
 - `experiment`  (ctx, exp: LoadedFile[ExperimentSpec])
+- `cluster`     (ctx, cluster: LoadedFile[ClusterSpec])  a GPU serving cluster file
 - `project`     (ctx)                                  once per run
 - `change`      (ctx, head: LoadedPrompt, base: LoadedPrompt)  with `--base`, changed prompts
 
@@ -25,7 +26,7 @@ from promptyard.problems import Problem
 from promptyard.spec import SPEC_RULES
 
 Severity = Literal["error", "warning"]
-Kind = Literal["prompt", "dataset", "environment", "experiment", "project", "change"]
+Kind = Literal["prompt", "dataset", "environment", "experiment", "cluster", "project", "change"]
 Hit = tuple[str, Position, str] | Problem
 Check = Callable[..., Iterable[Hit]]
 

@@ -90,6 +90,7 @@ class Paths(SpecModel):
     experiments: str = "experiments"
     environments: str = "serving/environments"
     clusters: str = "serving/clusters"
+    manifests: str = "serving/k8s"
 
 
 class LintConfig(SpecModel):

@@ -53,7 +53,8 @@ def check(app: App, clusters: tuple[str, ...], fmt: str) -> int:
     if not result.clusters:
         console.print("No cluster files under serving/clusters/.")
         return 0
-    console.print(escape(_budget_table(result)))
+    if result.budgets:
+        console.print(escape(_budget_table(result)))
     if result.lint is not None:
         console.print(FORMATS["text"](result.lint))
     return 0 if result.ok else 1

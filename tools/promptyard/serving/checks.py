@@ -332,7 +332,11 @@ def _check_gateway(snapshot: Snapshot, spec: ClusterSpec, out: _Reporter) -> Non
     environments = [PurePosixPath(p).stem for p in snapshot.environment_paths()]
     if gateway.label not in environments:
         close = difflib.get_close_matches(gateway.label, environments, n=1)
-        fix = f"did you mean {close[0]!r}?" if close else f"environments: {', '.join(environments)}"
+        fix = (
+            f"did you mean {close[0]!r}?"
+            if close
+            else f"environments: {', '.join(environments) or 'none'}"
+        )
         out.add(
             "K015",
             ("gateway", "label"),

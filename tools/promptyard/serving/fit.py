@@ -209,8 +209,8 @@ def _gib(value: float) -> str:
 
 
 def _round_len(tokens: int) -> int:
-    """A max_model_len a person would write: a multiple of 1024 (or 16 when small)."""
-    step = 1024 if tokens >= 2048 else 16
+    """A max_model_len a person would write: a multiple of 256 (or of 16 when small)."""
+    step = 256 if tokens >= 1024 else 16
     return tokens // step * step
 
 

@@ -33,8 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-import httpx
+import aiohttp
 import semver
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
@@ -288,22 +287,29 @@ class Gateway:
         self.upstreams = _upstreams(config, os.environ if environ is None else environ)
         # A server-backed registry may fetch over HTTP on a cache miss: keep that off the loop.
         self.registry_blocks = registry_blocks
-        self.client: httpx.AsyncClient | None = None
+        self.client: aiohttp.ClientSession | None = None
 
     def open(self) -> None:
+        """Create the pooled upstream client (inside the running event loop)."""
         if self.client is None:
-            self.client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.config.timeout_s, connect=self.config.connect_timeout_s),
-                limits=httpx.Limits(
-                    max_connections=None, max_keepalive_connections=512, keepalive_expiry=60
+            # aiohttp, not httpx: httpcore's pool rescans (and polls) every connection on each
+            # request and release, which at 32 streams cost the gateway ~4x the CPU per stream
+            # (tests/benchmarks/bench_gateway.py).
+            self.client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    connect=self.config.connect_timeout_s,
+                    sock_read=self.config.timeout_s,
                 ),
-                follow_redirects=False,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
             )
 
     async def close(self) -> None:
         client, self.client = self.client, None
         if client is not None:
-            await client.aclose()
+            await client.close()
 
     def route(self, model: str) -> Upstream | None:
         """The upstream serving `model`, else the default upstream, else None."""
@@ -451,40 +457,23 @@ def create_gateway_app(
         call.headers["x-promptyard-upstream"] = upstream.name
         url = f"{upstream.base_url}{_suffix(request.url.path)}"
         headers = gateway.headers_for(upstream, request)
-        outgoing = gateway.client.build_request("POST", url, content=payload, headers=headers)
         try:
-            response = await gateway.client.send(outgoing, stream=True)
-        except httpx.TimeoutException as exc:
-            call.finish(504, "upstream_timeout")
-            return _error(
-                504,
-                "upstream_timeout",
-                f"upstream {upstream.describe()} did not answer in time ({type(exc).__name__})",
-                upstream=upstream.name,
-            )
-        except httpx.HTTPError as exc:
-            call.finish(502, "upstream_unreachable")
-            return _error(
-                502,
-                "upstream_unreachable",
-                f"upstream {upstream.describe()} is unreachable: {type(exc).__name__}: {exc}",
-                upstream=upstream.name,
-            )
+            response = await gateway.client.post(url, data=payload, headers=headers)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, kind, message = _failure(upstream, exc)
+            call.finish(status, kind)
+            return _error(status, kind, message, upstream=upstream.name)
         passed = {k: v for k in RESPONSE_HEADERS if (v := response.headers.get(k)) is not None}
-        if not stream or response.status_code != 200:
+        if not stream or response.status != 200:
             try:
-                content = await response.aread()
-            except httpx.HTTPError as exc:
-                call.finish(502, "upstream_unreachable")
-                return _error(
-                    502,
-                    "upstream_unreachable",
-                    f"upstream {upstream.describe()} broke off its answer: {type(exc).__name__}",
-                    upstream=upstream.name,
-                )
+                content = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                status, kind, message = _failure(upstream, exc, "broke off its answer")
+                call.finish(status, kind)
+                return _error(status, kind, message, upstream=upstream.name)
             finally:
-                await response.aclose()
-            status = response.status_code
+                response.release()
+            status = response.status
             if status == 200:
                 call.usage(_usage_of(content))
             call.finish(status, None if status < 400 else f"upstream_{status}")
@@ -503,23 +492,16 @@ def create_gateway_app(
             url += f"?{request.url.query}"
         headers = gateway.headers_for(upstream, request)
         try:
-            response = await gateway.client.request(
-                request.method, url, content=await request.body(), headers=headers
-            )
-        except httpx.TimeoutException:
-            return _error(504, "upstream_timeout", f"upstream {upstream.describe()} timed out")
-        except httpx.HTTPError as exc:
-            return _error(
-                502,
-                "upstream_unreachable",
-                f"upstream {upstream.describe()} is unreachable: {type(exc).__name__}: {exc}",
-                upstream=upstream.name,
-            )
+            async with gateway.client.request(
+                request.method, url, data=await request.body(), headers=headers
+            ) as response:
+                content = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, kind, message = _failure(upstream, exc)
+            return _error(status, kind, message, upstream=upstream.name)
         passed = {k: v for k in RESPONSE_HEADERS if (v := response.headers.get(k)) is not None}
         return Response(
-            response.content,
-            response.status_code,
-            headers={**passed, "x-promptyard-upstream": upstream.name},
+            content, response.status, headers={**passed, "x-promptyard-upstream": upstream.name}
         )
 
     async def healthz(request: Request) -> Response:
@@ -622,15 +604,29 @@ def _split_events(buffer: bytearray) -> list[bytes]:
         del buffer[:end]
 
 
+def _failure(
+    upstream: Upstream, exc: BaseException, what: str = "is unreachable"
+) -> tuple[int, str, str]:
+    """(status, error type, message) for an upstream call that failed."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return 504, "upstream_timeout", f"upstream {upstream.describe()} did not answer in time"
+    detail = str(exc) or type(exc).__name__
+    return (
+        502,
+        "upstream_unreachable",
+        (f"upstream {upstream.describe()} {what}: {type(exc).__name__}: {detail}"),
+    )
+
+
 async def _relay(
-    response: httpx.Response, upstream: Upstream, strip_usage: bool, call: _Call
+    response: aiohttp.ClientResponse, upstream: Upstream, strip_usage: bool, call: _Call
 ) -> AsyncIterator[bytes]:
     """Relay an upstream SSE stream event by event, watching for the first token and usage."""
     buffer = bytearray()
     seen_token = False
     error: str | None = None
     try:
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             buffer += chunk
             out = bytearray()
             for event in _split_events(buffer):
@@ -649,7 +645,7 @@ async def _relay(
                 yield bytes(out)
         if buffer:
             yield bytes(buffer)
-    except httpx.HTTPError as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         error = "stream_interrupted"
         message = f"upstream {upstream.describe()} broke off the stream: {type(exc).__name__}"
         log.warning("%s", message)
@@ -659,6 +655,8 @@ async def _relay(
         error = "client_disconnected"
         raise
     finally:
-        with anyio.CancelScope(shield=True):
-            await response.aclose()
+        if error is None:
+            response.release()  # read to the end: the connection goes back to the pool
+        else:
+            response.close()
         call.finish(200, error)

@@ -520,7 +520,9 @@ def test_the_gateway_command(
         cwd=released.root,
         log=tmp_path / "gateway.log",
     ) as process:
-        assert "routes: gpt-4o-mini -> gpt-4o-mini" in process.output()
+        assert f"routes: gpt-4o-mini -> {vllm.base_url}; default upstream: none" in (
+            process.output()
+        )
         with openai.OpenAI(base_url=f"{process.url}/v1", api_key="x", max_retries=0) as client:
             raw = managed(client, user="someone")
             assert raw.parse().choices[0].message.content == "Where is my order?"

@@ -105,7 +105,7 @@ def test_a_model_that_cannot_fit_is_an_error_with_the_shortfall_and_the_fix(
     assert "llama-70b does not fit on NVIDIA-A100-SXM4-80GB" in message
     assert "weights 130.4 GiB" in message and "usable 70.0 GiB" in message
     assert "short by 65.4 GiB" in message  # 140e9 + 16,384 x 327,680 bytes - 70 GiB
-    assert "tensor_parallel_size 2 (resources.gpus 2)" in message
+    assert "would fit: tensor_parallel_size 4 (resources.gpus 4): 29 sequences" in message
     result = repo.cli("serving", "check")
     assert result.exit_code == 1
     assert f"{line_of(text, 'llama-70b:', after='deployments:')}:3  error  K001" in result.stdout

@@ -130,7 +130,8 @@ def test_remedies_name_a_larger_tp_a_shorter_context_and_a_quantization() -> Non
     spec = ClusterSpec.model_validate(doc)
     deployment, pool = spec.deployments["llama-70b"], spec.node_pools["a100"]
     fixes = remedies(deployment, pool, 1)
-    assert fixes[0].startswith("tensor_parallel_size 2 (resources.gpus 2)")
+    # TP 2 would hold one 16,384-token sequence; TP 4 holds all 24 of max_num_seqs.
+    assert fixes[0] == "tensor_parallel_size 4 (resources.gpus 4): 29 sequences"
     assert any(f.startswith("model.quantization awq (a 4-bit checkpoint)") for f in fixes)
     # Every single change it names really fits one sequence.
     for tp in (2, 4):

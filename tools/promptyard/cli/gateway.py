@@ -158,10 +158,16 @@ def gateway(
     try:
         sock = _listen(host, port)
         bound_host, bound_port = sock.getsockname()[:2]
-        routes = ", ".join(f"{m} -> {e}" for m, e in sorted(config.models.items())) or "none"
+        routes = (
+            ", ".join(f"{m} -> {config.endpoints[e].url}" for m, e in sorted(config.models.items()))
+            or "none"
+        )
+        default = (
+            config.endpoints[config.default_upstream].url if config.default_upstream else "none"
+        )
         stderr_console().print(
             f"promptyard gateway: prompts from {where}; routes: {routes}; default upstream: "
-            f"{config.default_upstream or 'none'}; listening on http://{bound_host}:{bound_port}",
+            f"{default}; listening on http://{bound_host}:{bound_port}",
             markup=False,
         )
         application = create_gateway_app(registry, config, registry_blocks=registry_url is not None)

@@ -218,14 +218,20 @@ def remedies(deployment: ModelDeployment, pool: NodePool, target: int) -> list[s
     """Single changes that make at least `target` sequences of max_model_len fit."""
     base = FitInput.of(deployment, pool)
     out: list[str] = []
-    for tp in valid_tensor_parallel(deployment, pool):
-        if tp <= base.tensor_parallel:
-            continue
-        fit = compute(replace(base, tensor_parallel=tp))
-        if fit.sequences >= target:
-            gpus = tp * base.pipeline_parallel
-            out.append(f"tensor_parallel_size {tp} (resources.gpus {gpus}): {_seqs(fit.sequences)}")
-            break
+    # The smallest larger TP that fits max_num_seqs sequences, else the smallest that fits
+    # `target` of them.
+    larger = [
+        (tp, compute(replace(base, tensor_parallel=tp)))
+        for tp in valid_tensor_parallel(deployment, pool)
+        if tp > base.tensor_parallel
+    ]
+    chosen = next((c for c in larger if c[1].sequences >= base.max_num_seqs), None) or next(
+        (c for c in larger if c[1].sequences >= target), None
+    )
+    if chosen is not None:
+        tp, fit = chosen
+        gpus = tp * base.pipeline_parallel
+        out.append(f"tensor_parallel_size {tp} (resources.gpus {gpus}): {_seqs(fit.sequences)}")
     current = compute(base)
     if current.tokens >= 16 * target:
         length = _round_len(current.tokens // target)

@@ -25,7 +25,7 @@ from promptyard.registry.service import create_app
 from promptyard.serving.gateway import GatewayConfig, create_gateway_app
 from support.gitrepo import PromptRepo, make_repo
 from support.openai_server import OpenAIServer
-from support.servers import ServeProcess, ThreadedServer, closed_port
+from support.servers import ServeProcess, ThreadedServer, closed_port, wait_until
 
 VARS = {"company": "Acme", "ticket": "Where is my order?"}
 CANARY_WEIGHT = 30
@@ -232,6 +232,111 @@ def test_the_stream_is_relayed_while_the_upstream_is_still_generating(
             client_has_first.set()
             rest = [c.choices[0].delta.content for c in stream]
             assert rest == [" second"]
+    registry.close()
+
+
+def sse_chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    payload = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def test_an_upstream_breaking_off_a_stream_reaches_the_client_as_an_error(
+    released: PromptRepo,
+) -> None:
+    async def chat(request: Request) -> StreamingResponse:
+        async def events() -> Any:
+            yield sse_chunk({"role": "assistant", "content": "partial"})
+            raise RuntimeError("the GPU fell off the bus")  # uvicorn drops the connection
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    upstream_app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    registry = Registry.from_repo(released.root, ref="main")
+    with ThreadedServer(upstream_app) as upstream:
+        app = create_gateway_app(registry, config_for(f"{upstream.url}/v1"))
+        with (
+            ThreadedServer(app) as gateway,
+            openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0) as client,
+        ):
+            stream = client.chat.completions.create(
+                model="prompt:support-reply",
+                messages=[],
+                stream=True,
+                extra_body={"variables": VARS},
+            )
+            received = []
+            with pytest.raises(openai.APIError, match="broke off the stream"):
+                for chunk in stream:
+                    received.append(chunk.choices[0].delta.content)
+            assert received == ["partial"]
+            found = samples(gateway.url)
+            labels = {"prompt": "support-reply", "version": "1.0.0", "variant": "stable"}
+            assert (
+                value(found, "promptyard_gateway_errors_total", **labels, kind="stream_interrupted")
+                == 1
+            )
+    registry.close()
+
+
+def test_a_client_leaving_mid_stream_frees_the_upstream(released: PromptRepo) -> None:
+    gate = threading.Event()
+    written: list[int] = []  # chunks each upstream stream wrote before it ended
+    lengths = [1000, 3]  # the first stream would run for 10 s, the next is short
+
+    async def chat(request: Request) -> StreamingResponse:
+        import anyio
+
+        length = lengths.pop(0)
+
+        async def events() -> Any:
+            count = 0
+            try:
+                yield sse_chunk({"role": "assistant", "content": "first"})
+                await anyio.to_thread.run_sync(gate.wait, 20)
+                for _ in range(length):  # until the gateway hangs up
+                    yield sse_chunk({"content": " more"})
+                    count += 1
+                    await anyio.sleep(0.01)
+                yield b"data: [DONE]\n\n"
+            finally:
+                written.append(count)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    upstream_app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    registry = Registry.from_repo(released.root, ref="main")
+    with ThreadedServer(upstream_app) as upstream:
+        app = create_gateway_app(registry, config_for(f"{upstream.url}/v1"))
+        with ThreadedServer(app) as gateway:
+            body = {"model": "prompt:support-reply", "messages": [], "variables": VARS}
+            with httpx.stream(
+                "POST", f"{gateway.url}/v1/chat/completions", json={**body, "stream": True}
+            ) as response:
+                assert b"first" in next(response.iter_raw())
+            gate.set()  # the client is gone; the upstream goes on writing
+            wait_until(lambda: written, 8)
+            assert written[0] < 200, "the gateway kept reading a stream nobody wanted"
+            labels = {"prompt": "support-reply", "version": "1.0.0", "variant": "stable"}
+            wait_until(
+                lambda: (
+                    value(
+                        samples(gateway.url),
+                        "promptyard_gateway_errors_total",
+                        **labels,
+                        kind="client_disconnected",
+                    )
+                    == 1
+                )
+            )
+            # The gateway is fine afterwards.
+            after = httpx.post(f"{gateway.url}/v1/chat/completions", json={**body, "stream": True})
+            assert after.status_code == 200 and after.text.count(" more") == 3
     registry.close()
 
 

@@ -392,11 +392,12 @@ def create_gateway_app(
         if invalid:
             call.finish(422, "invalid_request")
             return _error(422, "invalid_request", invalid)
-        call.prompt = ref.name
+        # Metric labels carry a prompt name only once the registry knows it: names from
+        # requests must not grow the label set.
+        call.prompt = UNKNOWN
         try:
             result = await gateway.render(ref, variables, user)
         except PromptNotFound as exc:
-            call.prompt = UNKNOWN  # names from requests must not grow the metric labels
             call.finish(404, "not_found")
             return _error(404, "not_found", exc.message)
         except VariablesError as exc:
@@ -404,12 +405,14 @@ def create_gateway_app(
             call.finish(422, "invalid_variables")
             return _error(422, "invalid_variables", exc.message, problems=exc.problems)
         except RenderError as exc:
+            call.prompt = ref.name
             call.finish(422, "render_error")
             return _error(422, "render_error", exc.message)
         except (InfraError, ConfigError) as exc:
             call.finish(503, "registry_unavailable")
             return _error(503, "registry_unavailable", f"the registry cannot answer: {exc.message}")
-        call.version, call.variant, call.model = result.version, result.variant, result.model
+        call.prompt, call.version, call.variant = result.name, result.version, result.variant
+        call.model = result.model
         call.headers = {
             "x-promptyard-prompt": result.name,
             "x-promptyard-version": result.version,

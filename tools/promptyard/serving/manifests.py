@@ -678,6 +678,7 @@ def generate(
 
 def _errors_of(snapshot: Snapshot, workspace: Any, path: str) -> list[str]:
     """The error findings lint has for a cluster file (its problems and every check)."""
+    import promptyard.lint.rules  # noqa: F401  (declares every rule code, the K codes too)
     from promptyard.lint.registry import RULES
     from promptyard.serving.checks import PinnedPrompts, check_cluster
 
@@ -685,8 +686,6 @@ def _errors_of(snapshot: Snapshot, workspace: Any, path: str) -> list[str]:
     problems = list(loaded.problems)
     if loaded.model is not None:
         problems += check_cluster(snapshot, loaded, PinnedPrompts(workspace, snapshot))
-    import promptyard.lint.rules  # noqa: F401  (declares the cluster rule codes)
-
     return [str(p) for p in sorted(problems) if RULES[p.code].severity == "error"]
 
 

@@ -2,17 +2,27 @@
 (target: p50 added latency <= 2 ms, throughput >= 80% of direct).
 
 Three processes: a small Starlette/uvicorn upstream that streams like vLLM (a chat
-completion of `--tokens` tokens, one SSE event every `--token-ms`, usage at the end), the
-real `promptyard gateway` (one uvicorn worker, prompts from a bundle), and a load generator
-(asyncio, raw HTTP/1.1 keep-alive, `--connections` streams in flight, each reading its
-stream to `[DONE]`). On a machine with 2+ cores the gateway gets a core of its own.
+completion of `--tokens` tokens, one SSE event every `--token-ms`), the real
+`promptyard gateway` (one uvicorn worker, prompts from a bundle, upstream calls pooled), and
+a load generator (asyncio, raw HTTP/1.1 keep-alive, `--connections` streams in flight, each
+read to `[DONE]`). With 2+ cores the gateway has core 1 to itself; the upstream and the load
+generator share core 0 in every run, so the runs differ only by the gateway in the path.
 
-Three runs of `--seconds` each: direct (the upstream, the rendered prompt's messages),
-through the gateway with a managed prompt (`prompt:support-reply`: render, canary on
-`user`, usage asked upstream and stripped, metrics), and through the gateway with a plain
-model (pass-through). Added latency = p50 through the gateway - p50 direct.
+Runs, interleaved for `--rounds` rounds (each figure is the median over rounds, since the
+machine may be shared): direct (the rendered prompt's messages straight to the upstream),
+through the gateway with a managed prompt (`prompt:support-reply`: parse, render with the
+canary on `user`, usage asked upstream and stripped, metrics), and through the gateway with
+a plain model (pass-through).
 
-Run: .venv/bin/python tests/benchmarks/bench_gateway.py [--seconds 10] [--connections 32]
+Added latency: the upstream stamps each event with when it received the request and when it
+sent the event (CLOCK_MONOTONIC, shared by every process); the load generator times the
+request leg (sent -> received upstream) and the tail leg (the stop event sent -> received
+here). Their sum is a stream's latency without the upstream's own generation time (whose
+timer jitter is larger than what is measured); added = p50 through the gateway - p50 direct.
+Throughput: completed streams per second against direct. Also printed: total latency, time
+to first token, and the CPU the gateway (or the upstream, for direct) spent per stream.
+
+Run: .venv/bin/python tests/benchmarks/bench_gateway.py [--seconds 8] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -202,8 +212,11 @@ def run_loadgen(args: argparse.Namespace) -> None:
 # --- orchestration --------------------------------------------------------------------------------
 
 
+PIN = True  # --no-pin: let the scheduler place the processes (on a busy shared machine)
+
+
 def pin(pid: int, cpus: set[int]) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+    if PIN and hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(pid, cpus)
 
 
@@ -374,7 +387,8 @@ def main(args: argparse.Namespace) -> None:
     print(
         f"{args.connections} concurrent streams of {args.tokens} tokens, one every "
         f"{args.token_ms:g} ms; {args.seconds:g} s per run after {args.warmup:g} s of warm-up; "
-        f"median of {args.rounds} interleaved rounds; load average at start {load_average}"
+        f"median of {args.rounds} interleaved rounds; {'pinned' if PIN else 'not pinned'}; "
+        f"load average at start {load_average}"
     )
     for name, r in results.items():
         print(
@@ -402,11 +416,13 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--token-ms", type=float, default=4.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--body")
     arguments = parser.parse_args()
+    PIN = not arguments.no_pin
     if arguments.role == "upstream":
         run_upstream(arguments.tokens, arguments.token_ms)
     elif arguments.role == "loadgen":

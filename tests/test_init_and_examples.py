@@ -101,7 +101,8 @@ def test_schema_modelines_point_at_committed_schemas() -> None:
     for path in [
         *ROOT.glob("prompts/**/*.yaml"),
         *ROOT.glob("golden/*.yaml"),
-        *ROOT.glob("serving/**/*.yaml"),
+        *ROOT.glob("serving/environments/*.yaml"),
+        *ROOT.glob("serving/clusters/*.yaml"),  # serving/k8s/ is generated, not edited
         *ROOT.glob("experiments/*.yaml"),
         ROOT / "promptyard.yaml",
     ]:
@@ -110,7 +111,7 @@ def test_schema_modelines_point_at_committed_schemas() -> None:
         target = (path.parent / match.group(1)).resolve()
         assert target.is_file() and target.stem in SCHEMAS, path
         seen.add(target.stem)
-    assert seen >= {"prompt", "config", "environment", "experiment", "dataset"}
+    assert seen >= {"prompt", "config", "environment", "experiment", "dataset", "cluster"}
 
 
 @pytest.mark.parametrize("name", WORKFLOWS)
@@ -126,6 +127,8 @@ def test_committed_workflow_is_the_scaffolded_one(name: str) -> None:
         ("prompts/support-reply.yaml", True),
         ("golden/intent-classifier.csv", True),
         ("serving/environments/production.yaml", True),
+        ("serving/clusters/gpu-prod.yaml", True),
+        ("serving/k8s/gpu-prod/gateway.yaml", False),
         ("promptyard.yaml", True),
         ("golden/recordings/support-reply.jsonl", False),
         ("tools/promptyard/cli/main.py", False),

@@ -76,11 +76,16 @@ def promptyard_executable() -> str:
 
 
 class ServeProcess:
-    """`promptyard serve ... --port 0` in a subprocess; its URL is read from its first line."""
+    """`promptyard serve ... --port 0` in a subprocess; its URL is read from its first line.
 
-    def __init__(self, *args: str, cwd: Path, log: Path, port: int = 0) -> None:
+    `command="gateway"` runs `promptyard gateway` the same way (it prints the same line).
+    """
+
+    def __init__(
+        self, *args: str, cwd: Path, log: Path, port: int = 0, command: str = "serve"
+    ) -> None:
         self.log = log
-        self.cmd = [promptyard_executable(), "serve", "--port", str(port), *args]
+        self.cmd = [promptyard_executable(), command, "--port", str(port), *args]
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""

@@ -290,7 +290,8 @@ def variable_problems(
             name = str(error.path[0]) if error.path else "?"
             where = "".join(f"[{p!r}]" for p in list(error.path)[1:])
             problems.append(f"variable {name!r}{where}: {error.message}")
-    return problems
+    # jsonschema reports `required` once per missing name, each listing every name
+    return list(dict.fromkeys(problems))
 
 
 def bind_variables(

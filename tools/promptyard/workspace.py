@@ -50,6 +50,7 @@ from promptyard.render import (
 )
 from promptyard.spec import (
     Case,
+    ClusterSpec,
     EnvironmentSpec,
     ExperimentSpec,
     ProjectConfig,
@@ -859,6 +860,27 @@ class Snapshot:
                 hint=f"environments: {', '.join(names) or 'none'}",
             )
         return self.environment(path)
+
+    def cluster_paths(self) -> list[str]:
+        """Every `serving/clusters/*.yaml` (GPU serving deployments)."""
+        return [p for p in self.tree.list_files(self.paths.clusters) if p.endswith(".yaml")]
+
+    def cluster(self, path: str) -> LoadedFile[ClusterSpec]:
+        return self._load_yaml(path, ClusterSpec)
+
+    def cluster_by_name(self, name: str) -> LoadedFile[ClusterSpec]:
+        """The cluster file `serving/clusters/<name>.yaml`; ConfigError naming the others."""
+        path = f"{self.paths.clusters}/{name}.yaml"
+        if path not in self.cluster_paths():
+            names = [PurePosixPath(p).stem for p in self.cluster_paths()]
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"clusters: {', '.join(names) or 'none'}"
+            )
+            raise ConfigError(f"no cluster {name!r} under {self.paths.clusters}/", hint=hint)
+        return self.cluster(path)
 
     def experiment_paths(self) -> list[str]:
         return [p for p in self.tree.list_files(self.paths.experiments) if p.endswith(".yaml")]

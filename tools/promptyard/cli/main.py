@@ -41,6 +41,8 @@ COMMANDS: dict[str, str] = {
     "promote": "promptyard.cli.promote:promote",
     "rollback": "promptyard.cli.promote:rollback",
     "serve": "promptyard.cli.serve:serve",
+    "serving": "promptyard.cli.serving:serving",
+    "gateway": "promptyard.cli.gateway:gateway",
 }
 
 

@@ -7,6 +7,7 @@ Rules come in kinds; the runner calls each registered check with what its kind n
 - `environment` (ctx, env: LoadedFile[EnvironmentSpec])
 - `experiment`  (ctx, exp: LoadedFile[ExperimentSpec])
 - `recording`   (ctx, path: str)                       a golden/recordings/*.jsonl file
+- `cluster`     (ctx, cluster: LoadedFile[ClusterSpec])  a GPU serving cluster file
 - `project`     (ctx)                                  once per run
 - `change`      (ctx, head: LoadedPrompt, base: LoadedPrompt)  with `--base`, changed prompts
 
@@ -26,7 +27,9 @@ from promptyard.problems import Problem
 from promptyard.spec import SPEC_RULES
 
 Severity = Literal["error", "warning"]
-Kind = Literal["prompt", "dataset", "environment", "experiment", "recording", "project", "change"]
+Kind = Literal[
+    "prompt", "dataset", "environment", "experiment", "recording", "cluster", "project", "change"
+]
 Hit = tuple[str, Position, str] | Problem
 Check = Callable[..., Iterable[Hit]]
 

@@ -84,6 +84,7 @@ class Focus:
     environments: set[str] = field(default_factory=set)
     experiments: set[str] = field(default_factory=set)
     recordings: set[str] = field(default_factory=set)
+    clusters: set[str] = field(default_factory=set)
 
 
 def _focus_for(head: Snapshot, files: set[str]) -> Focus:
@@ -98,6 +99,8 @@ def _focus_for(head: Snapshot, files: set[str]) -> Focus:
             focus.experiments.add(path)
         elif path.startswith(p.recordings.rstrip("/") + "/") and path.endswith(".jsonl"):
             focus.recordings.add(path)
+        elif path.startswith(p.clusters.rstrip("/") + "/") and path.endswith(".yaml"):
+            focus.clusters.add(path)
         elif head.is_dataset_path(path):
             focus.datasets.add(path)
     # Prompts that use a changed dataset are checked against it.
@@ -106,6 +109,10 @@ def _focus_for(head: Snapshot, files: set[str]) -> Focus:
     if focus.prompts:
         focus.environments |= head.files_mentioning(head.environment_paths(), focus.prompts)
         focus.experiments |= head.files_mentioning(head.experiment_paths(), focus.prompts)
+    # A cluster checks the prompts its environments pin (their models, their lengths against
+    # the golden cases), so any of those changing re-checks the (few) cluster files.
+    if focus.prompts or focus.environments or focus.datasets:
+        focus.clusters |= set(head.cluster_paths())
     return focus
 
 
@@ -341,6 +348,13 @@ def _lint_job(ctx: LintContext, job: _Job, base: str | None, focus: Focus) -> Li
         found.problems.update(exp.problems)
         if exp.model is not None:
             found.problems.update(_run_checks(ctx, "experiment", exp))
+    cluster_paths = head.cluster_paths() if focus.everything else sorted(focus.clusters)
+    for path in cluster_paths:
+        cluster = head.cluster(path)
+        found.checked.add(path)
+        found.problems.update(cluster.problems)
+        if cluster.model is not None:
+            found.problems.update(_run_checks(ctx, "cluster", cluster))
 
     rec_paths = head.recording_paths() if focus.everything else sorted(focus.recordings)
     for path in rec_paths:

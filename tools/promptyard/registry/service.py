@@ -264,28 +264,39 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
 
 async def _read_json(request: Request) -> tuple[dict[str, Any], JSONResponse | None]:
     """The request body as a JSON object, or the 400/413 response that refuses it."""
+    _, body, problem = await read_json_body(request, MAX_BODY_BYTES)
+    return body, problem
+
+
+async def read_json_body(
+    request: Request, max_bytes: int
+) -> tuple[bytes, dict[str, Any], JSONResponse | None]:
+    """(raw bytes, the body as a JSON object, None), or the 400/413 response refusing it.
+
+    An empty body is an empty object. Duplicate keys and NaN are refused like in files.
+    """
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        return {}, _error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        return b"", {}, _error(413, "too_large", f"request body over {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return {}, _error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+        if size > max_bytes:
+            return b"", {}, _error(413, "too_large", f"request body over {max_bytes} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
-        return {}, None  # an empty body renders with no variables
+        return raw, {}, None  # an empty body renders with no variables
     try:
         from promptyard.documents import parse_json_value
 
         body = parse_json_value(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        return {}, _error(400, "bad_request", f"the body is not valid JSON: {exc}")
+        return raw, {}, _error(400, "bad_request", f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
-        return {}, _error(400, "bad_request", "the body must be a JSON object")
-    return body, None
+        return raw, {}, _error(400, "bad_request", "the body must be a JSON object")
+    return raw, body, None
 
 
 def _render_request_problem(

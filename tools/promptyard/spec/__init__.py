@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from promptyard.spec.assertion import Assertion
 from promptyard.spec.base import SPEC_RULES, SpecModel, SpecProblem, spec_problems
+from promptyard.spec.cluster import ClusterSpec
 from promptyard.spec.config import ProjectConfig, ProviderConfig
 from promptyard.spec.dataset import Case
 from promptyard.spec.environment import Canary, EnvironmentSpec, PromptPin
@@ -24,6 +25,7 @@ SCHEMAS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "config": ProjectConfig,
     "environment": EnvironmentSpec,
     "experiment": ExperimentSpec,
+    "cluster": ClusterSpec,
 }
 
 
@@ -52,6 +54,7 @@ __all__ = [
     "Assertion",
     "Canary",
     "Case",
+    "ClusterSpec",
     "EnvironmentSpec",
     "EvalSpec",
     "ExperimentSpec",

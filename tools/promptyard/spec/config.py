@@ -113,6 +113,7 @@ class Paths(SpecModel):
     experiments: RepoPath = "experiments"
     environments: RepoPath = "serving/environments"
     clusters: RepoPath = "serving/clusters"
+    manifests: RepoPath = "serving/k8s"
 
 
 class LintConfig(SpecModel):

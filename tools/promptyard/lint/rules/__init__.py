@@ -1,6 +1,7 @@
 """Lint rules, one small function each; importing this package registers them all."""
 
 from promptyard.lint.rules import (
+    clusters,
     config,
     datasets,
     environments,
@@ -10,4 +11,13 @@ from promptyard.lint.rules import (
     versions,
 )
 
-__all__ = ["config", "datasets", "environments", "experiments", "project", "prompts", "versions"]
+__all__ = [
+    "clusters",
+    "config",
+    "datasets",
+    "environments",
+    "experiments",
+    "project",
+    "prompts",
+    "versions",
+]

@@ -1,0 +1,185 @@
+"""`promptyard gateway`: the OpenAI-compatible gateway serving managed prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from promptyard.cli.main import App, stderr_console
+from promptyard.errors import ConfigError
+
+
+def _pairs(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        model, sep, url = value.partition("=")
+        if not sep or not model or not url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"--upstream {value!r}: write MODEL=URL, e.g. gpt-4o-mini=http://127.0.0.1:8000/v1"
+            )
+        out[model] = url
+    return out
+
+
+def build_config(
+    app: App,
+    config_file: Path | None,
+    upstreams: dict[str, str],
+    default_upstream: str | None,
+    label: str | None,
+) -> object:
+    """The gateway config: --config, then the command-line routes and label on top of it."""
+    from promptyard.serving.gateway import GatewayConfig
+
+    base = GatewayConfig.load(config_file) if config_file else GatewayConfig()
+    data = base.model_dump(mode="json", exclude_none=True)
+    for model, url in upstreams.items():
+        data.setdefault("endpoints", {})[model] = {"url": url}
+        data.setdefault("models", {})[model] = model
+    if default_upstream:
+        if not default_upstream.startswith(("http://", "https://")):
+            raise ConfigError(f"--default-upstream {default_upstream!r} is not an http(s) URL")
+        data.setdefault("endpoints", {})["default"] = {"url": default_upstream}
+        data["default_upstream"] = "default"
+    if label:
+        data["label"] = label
+    if not data.get("pricing"):
+        try:  # in a prompt repository, price with its promptyard.yaml
+            config = app.workspace().snapshot().config_file.model
+            if config is not None:
+                data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
+        except ConfigError:
+            pass
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"gateway configuration: {exc}") from None
+
+
+@click.command()
+@click.option(
+    "--source",
+    metavar="PATH|GIT-URL|BUNDLE",
+    help="Serve prompts from a repository, git URL or bundle (default: this repository).",
+)
+@click.option("--branch", default="main", show_default=True, metavar="NAME")
+@click.option(
+    "--registry",
+    "registry_url",
+    metavar="URL",
+    help="Ask a `promptyard serve` at URL instead of reading --source.",
+)
+@click.option(
+    "--fallback-bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --registry: answer from this bundle while the registry cannot be reached.",
+)
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds between re-reads of --source (0: never).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Routing as JSON (what `serving manifests` puts in the gateway's ConfigMap).",
+)
+@click.option(
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    metavar="MODEL=URL",
+    help="Send requests for MODEL to this OpenAI-compatible base URL (repeatable).",
+)
+@click.option(
+    "--default-upstream",
+    metavar="URL",
+    help="Where models no --upstream names go (and other /v1 paths).",
+)
+@click.option("--label", metavar="ENV", help="The environment served by default (production).")
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--access-log", is_flag=True, help="Log every request.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+@click.pass_obj
+def gateway(
+    app: App,
+    source: str | None,
+    branch: str,
+    registry_url: str | None,
+    fallback_bundle: Path | None,
+    poll: float,
+    config_file: Path | None,
+    upstreams: tuple[str, ...],
+    default_upstream: str | None,
+    label: str | None,
+    host: str,
+    port: int,
+    access_log: bool,
+    log_level: str,
+) -> int:
+    """An OpenAI-compatible endpoint that serves managed prompts.
+
+    POST /v1/chat/completions with model "prompt:NAME" (or prompt:NAME@LABEL,
+    prompt:NAME@VERSION) and the prompt's variables in the body's `variables` renders the
+    released prompt (sticky canary on `user`) and calls the upstream serving its model; any
+    other model is passed to its upstream untouched. GET /metrics for Prometheus.
+    """
+    import uvicorn
+
+    from promptyard.cli.serve import _listen
+    from promptyard.registry.client import Registry
+    from promptyard.registry.reconcile import is_git_url
+    from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+
+    config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
+    assert isinstance(config, GatewayConfig)
+    if registry_url is not None:
+        if source is not None:
+            raise ConfigError("give --registry or --source, not both")
+        registry = Registry.from_server(registry_url, fallback_bundle=fallback_bundle)
+        where = registry_url
+    else:
+        location = source or str(app.workspace().root)
+        if not is_git_url(location) and Path(location).is_file():
+            registry = Registry.from_bundle(location, poll=poll or None)
+        else:
+            registry = Registry.from_repo(location, ref=branch, poll=poll or None)
+        where = location
+    try:
+        sock = _listen(host, port)
+        bound_host, bound_port = sock.getsockname()[:2]
+        routes = (
+            ", ".join(f"{m} -> {config.endpoints[e].url}" for m, e in sorted(config.models.items()))
+            or "none"
+        )
+        default = (
+            config.endpoints[config.default_upstream].url if config.default_upstream else "none"
+        )
+        stderr_console().print(
+            f"promptyard gateway: prompts from {where}; routes: {routes}; default upstream: "
+            f"{default}; listening on http://{bound_host}:{bound_port}",
+            markup=False,
+        )
+        application = create_gateway_app(registry, config, registry_blocks=registry_url is not None)
+        uvicorn.Server(
+            uvicorn.Config(
+                application,
+                log_level=log_level,
+                access_log=access_log,
+                lifespan="on",
+                timeout_graceful_shutdown=30,
+            )
+        ).run(sockets=[sock])
+    finally:
+        registry.close()
+    return 0

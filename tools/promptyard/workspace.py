@@ -600,6 +600,14 @@ class Snapshot:
     def __repr__(self) -> str:
         return f"<Snapshot {self.tree.label}>"
 
+    def release(self) -> None:
+        """Drop everything loaded. Loaded prompts point back at their snapshot, so without
+        this a large snapshot is freed only by a full cyclic garbage collection."""
+        self._prompts.clear()
+        self._datasets.clear()
+        self._partials.clear()
+        self._files.clear()
+
     # config -------------------------------------------------------------------------------
 
     @cached_property

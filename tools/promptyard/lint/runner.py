@@ -303,7 +303,11 @@ def _lint(
         focus = Focus(everything=True) if files is None else _focus_for(ctx.head, files)
         return _lint_job(ctx, job, base, focus)
     finally:
-        _CONTEXTS.pop((job, os.getpid()), None)
+        done = _CONTEXTS.pop((job, os.getpid()), None)
+        if done is not None:
+            for snapshot in (done.head, done.base):
+                if snapshot is not None:
+                    snapshot.release()
 
 
 def _lint_job(ctx: LintContext, job: _Job, base: str | None, focus: Focus) -> LintResult:

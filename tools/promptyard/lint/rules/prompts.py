@@ -148,14 +148,16 @@ def invalid_input_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit
 
     for name, schema in prompt.model.inputs.items():
         error = schema_error(schema)
-        where = prompt.document.locate(("inputs", name))
-        if error:
-            yield (prompt.path, where, f"input {name!r}: not a valid JSON Schema: {error}")
-        elif "default" in schema and not Draft202012Validator(schema).is_valid(schema["default"]):
+        if error is None and "default" in schema:
+            if not Draft202012Validator(schema).is_valid(schema["default"]):
+                error = f"default {schema['default']!r} does not match its schema"
+        elif error is not None:
+            error = f"not a valid JSON Schema: {error}"
+        if error is not None:  # locating needs a second parse: only for findings
             yield (
                 prompt.path,
-                where,
-                f"input {name!r}: default {schema['default']!r} does not match its schema",
+                prompt.document.locate(("inputs", name)),
+                f"input {name!r}: {error}",
             )
 
 

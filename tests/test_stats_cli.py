@@ -157,3 +157,43 @@ def test_console_script_end_to_end() -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: baseline rate must be between 0 and 1")
+
+
+def test_absurd_daily_traffic_exits_2_instead_of_printing_a_300_digit_duration() -> None:
+    result = run("proportion", "--baseline", "0.1", "--mde", "0.02", "--daily-traffic", "1e-300")
+    assert result.exit_code == 2, result.output
+    assert "1e-300 units per day" in result.stderr and "100 years" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    slow = run("proportion", "--baseline", "0.1", "--mde", "0.02", "--daily-traffic", "100")
+    assert slow.exit_code == 0 and "77 days at 100 units/day" in slow.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["mean", "--effect-size", "1e300"],
+        ["proportion", "--baseline", "1e-300", "--mde", "0.02"],
+        ["proportion", "--baseline", "1e-300", "--n", "1000"],
+        ["mean", "--mde", "1e300", "--sd", "1"],
+    ],
+)
+def test_huge_numbers_print_in_scientific_notation(args: list[str]) -> None:
+    # Valid answers, but `{:,}` of 1e300 is 400 characters of digits and commas.
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) < 80, result.stdout
+    assert "e+" in result.stdout
+
+
+def test_extreme_numbers_name_what_is_out_of_range() -> None:
+    ratio = run("proportion", "--baseline", "0.1", "--mde", "0.02", "--ratio", "1e308")
+    assert ratio.exit_code == 2 and "ratio (n_treatment / n_control) must be between" in (
+        ratio.stderr
+    )
+    n = run("proportion", "--baseline", "0.1", "--n", "1e308")
+    assert n.exit_code == 2 and "n must be between 1 and 1e+10 units, got 1e+308" in n.stderr
+    tiny = run("mean", "--effect-size", "1e-300")
+    assert tiny.exit_code == 2 and "too small to detect" in tiny.stderr
+    assert "plan for a larger effect" in tiny.stderr
+    margin = run("margin", "--baseline", "0.5", "--margin", "1e-300")
+    assert margin.exit_code == 2 and "allow a wider margin" in margin.stderr

@@ -190,6 +190,7 @@ def test_analyze_formats_agree(winning: Path) -> None:
 
 def test_analyze_text_markdown_and_plot(winning: Path, tmp_path: Path) -> None:
     plot = tmp_path / "out" / "intervals.png"
+    plot.parent.mkdir()  # --plot writes into an existing folder (a missing one is an error)
     text = run(
         winning,
         "experiment",
@@ -493,3 +494,125 @@ def test_experiment_from_a_dataframe_api() -> None:
     assert analysis.result("resolved", "friendly").outcome == "better"
     assert isinstance(analysis.to_dict()["metrics"][0]["lift"]["lift"], float)
     assert pd.isna(frame["resolved"]).sum() == 0
+
+
+# --- hostile values (QA audit) ------------------------------------------------------------------
+
+
+def test_plan_without_min_samples_says_not_set(tmp_path: Path) -> None:
+    spec = experiment()
+    del spec["min_samples"]
+    repo = write_repo(tmp_path, spec)
+    text = run(repo, "experiment", "plan", "reply-tone")
+    assert text.exit_code == 0, text.output
+    assert "min_samples: not set" in text.stdout
+    assert "too few" not in text.stdout and "min_samples 0" not in text.stdout
+    plan = json_of(run(repo, "experiment", "plan", "reply-tone", "--format", "json"))
+    assert plan["min_samples"] == 0 and plan["min_samples_sufficient"] is None
+
+
+def test_plan_error_names_file_line_and_metric(tmp_path: Path) -> None:
+    spec = experiment()
+    spec["metrics"] = [*spec["metrics"][:2], {**spec["metrics"][2], "mde": 1e-12}]
+    repo = write_repo(tmp_path, spec)
+    text = (repo / "experiments" / "reply-tone.yaml").read_text().splitlines()
+    line = text.index("- name: escalated") + 1  # where the metric is defined
+    assert "1.0e-12" in "".join(text[line - 1 : line + 5])
+    result = run(repo, "experiment", "plan", "reply-tone")
+    assert result.exit_code == 2, result.output
+    first, hint = result.stderr.strip().splitlines()
+    assert first.startswith(f"error: experiments/reply-tone.yaml:{line}: metric 'escalated'")
+    assert "friendly vs control" in first and "too small to detect" in first
+    assert "raise the `mde` of metric 'escalated'" in hint and "Holm" in hint
+    # A file given by path is named as given.
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text((repo / "experiments" / "reply-tone.yaml").read_text())
+    by_path = run(repo, "experiment", "plan", str(outside))
+    assert by_path.exit_code == 2 and f"{outside}:{line}: metric 'escalated'" in by_path.stderr
+
+
+def test_plan_error_from_the_api_names_the_experiment() -> None:
+    from promptyard.errors import ConfigError
+    from promptyard.stats.experiment import plan_experiment
+
+    data = experiment(guardrails=[])
+    data["metrics"] = [{**data["metrics"][0], "mde": 1e-12}]
+    spec = ExperimentSpec.model_validate(data)
+    with pytest.raises(ConfigError, match=r"^experiment 'reply-tone': metric 'resolved'"):
+        plan_experiment(spec)
+    with pytest.raises(ConfigError, match=r"^x\.yaml:7: metric 'resolved'"):
+        plan_experiment(spec, source="x.yaml", lines={"resolved": 7})
+
+
+def test_bad_metric_value_is_shown_as_a_plain_number(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path)
+    rows = "user_id,variant,resolved,handle_time,escalated\nu1,control,1,3,0\nu2,friendly,2,4,0\n"
+    _write(repo / "two.csv", rows)
+    result = run(repo, "experiment", "analyze", "reply-tone", "--data", str(repo / "two.csv"))
+    assert result.exit_code == 2
+    assert "row 2: 'resolved' is 2;" in result.stderr
+    assert "np." not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["analyze", "allocate"])
+def test_a_negative_seed_is_exit_2_naming_the_flag(winning: Path, command: str) -> None:
+    data = str(winning / "data.csv")
+    result = run(winning, "experiment", command, "reply-tone", "--data", data, "--seed", "-1")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == "error: --seed must be a whole number, 0 or more, got -1"
+
+
+def test_a_negative_seed_is_a_config_error_in_the_api() -> None:
+    from promptyard.errors import ConfigError
+    from promptyard.stats.bayes import beta_binomial, prob_best_beta
+    from promptyard.stats.paired import paired_bootstrap
+
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        beta_binomial(5, 10, 6, 10, seed=-1)
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        prob_best_beta([5, 6], [10, 10], seed=-3)
+    with pytest.raises(ConfigError, match="seed must be a whole number"):
+        paired_bootstrap([1.0, 2.0, 3.0], [2.0, 2.0, 5.0], seed=-1)
+
+
+def test_plot_into_a_missing_folder_is_exit_2_and_creates_nothing(
+    winning: Path, tmp_path: Path
+) -> None:
+    data = str(winning / "data.csv")
+    target = tmp_path / "missing" / "plot.png"
+    result = run(
+        winning, "experiment", "analyze", "reply-tone", "--data", data, "--plot", str(target)
+    )
+    assert result.exit_code == 2
+    assert f"--plot {target}: the folder {target.parent} does not exist" in result.stderr
+    assert result.stdout == ""  # refused before the analysis ran
+    assert not target.parent.exists()
+    folder = tmp_path / "a-folder.png"
+    folder.mkdir()
+    as_folder = run(
+        winning, "experiment", "analyze", "reply-tone", "--data", data, "--plot", str(folder)
+    )
+    assert as_folder.exit_code == 2
+    assert (
+        as_folder.stderr.strip() == f"error: --plot {folder}: that is a folder; name a *.png file"
+    )
+    assert list(folder.iterdir()) == []
+
+
+def test_plot_api_refuses_a_path_it_cannot_write(tmp_path: Path) -> None:
+    from promptyard.errors import ConfigError
+    from promptyard.stats.experiment import analyze_experiment
+    from promptyard.stats.plot import plot_analysis
+
+    analysis = analyze_experiment(
+        ExperimentSpec.model_validate(experiment()), simulate(experiment(), 2000, rates=WINNING)
+    )
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        plot_analysis(analysis, blocker / "plot.png")
+    target = tmp_path / "plot.png"
+    assert plot_analysis(analysis, target) == target
+    assert target.read_bytes()[:4] == b"\x89PNG"
+    # No temporary file left behind.
+    assert {p.name for p in tmp_path.iterdir()} == {"file", "plot.png"}

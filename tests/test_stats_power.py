@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import warnings
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -333,3 +336,153 @@ def test_eval_properties(
     more = P.eval_sample_size(small, power=min(0.99, target + 0.04), **common)
     assert more.n >= a.n
     assert math.isfinite(a.n_exact)
+
+
+# --- extreme numbers: an answer or a ConfigError, never a crash (QA audit) ---------------------
+
+TINY = 1e-300  # an effect no sample detects; squared, it underflows to 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: P.two_proportions_sample_size(0.1, mde=TINY),  # 0.1 + 1e-300 == 0.1
+        lambda: P.two_proportions_sample_size(0.1, mde=1e-12),  # representable, n ~ 1e24
+        lambda: P.two_proportions_sample_size(0.1, relative_mde=TINY, method="cohen-h"),
+        lambda: P.two_proportions_sample_size(0.1, mde=1e-9, method="unpooled"),
+        lambda: P.two_means_sample_size(effect_size=TINY),
+        lambda: P.two_means_sample_size(mde=TINY, sd=1e300),  # d underflows to 0
+        lambda: P.paired_t_sample_size(effect_size=TINY),
+        lambda: P.mcnemar_sample_size(0.1, TINY),
+        lambda: P.eval_sample_size(TINY, between_sd=0.1, within_sd=0.5),
+        # The control arm alone is feasible, the treatment arm (ratio x larger) is not.
+        lambda: P.two_proportions_sample_size(0.1, mde=1e-4, ratio=1e5),
+    ],
+)
+def test_an_effect_too_small_for_any_sample_is_refused(call: Any) -> None:
+    with pytest.raises(P.EffectTooSmall, match=r"too small to detect: more than 1e\+10 units"):
+        call()
+
+
+def test_a_margin_too_narrow_is_refused() -> None:
+    with pytest.raises(P.EffectTooSmall, match=r"too narrow.*wider margin"):
+        P.margin_sample_size(0.5, TINY)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: P.two_proportions_sample_size(0.1, mde=0.02, ratio=1e308), "ratio"),
+        (lambda: P.two_proportions_sample_size(0.1, mde=0.02, ratio=1e-300), "ratio"),
+        (lambda: P.two_means_sample_size(effect_size=0.5, ratio=1e308), "ratio"),
+        (lambda: P.two_proportions_detectable_effect(0.1, 1e308), "n must be between 1 and"),
+        (lambda: P.two_means_detectable_effect(1e308, sd=1), "n must be between 2 and"),
+        (lambda: P.mcnemar_detectable_effect(0.1, 1e308), "n must be between"),
+        (lambda: P.paired_t_detectable_effect(1e308), "n must be between"),
+        (lambda: P.margin_of_error(0.5, float("inf")), "n must be between"),
+        (lambda: P.eval_detectable_effect(1e308, between_sd=0.1, within_sd=0.1), "n must be"),
+        (lambda: P.two_proportions_sample_size(0.1, mde=0.02, alpha=1e-300), "alpha"),
+        (lambda: P.two_means_sample_size(mde=1e300, sd=1e-300), "not a finite effect size"),
+        (lambda: P.two_means_detectable_effect(10, sd=1.7e308), r"sd of 1\.7e\+308 is too"),
+        (lambda: P.two_means_power(float("nan"), 10), "effect size"),
+        (lambda: P.eval_sample_size(0.1, between_sd=1e300, within_sd=0), "too large"),
+        (lambda: P.eval_sample_size(0.1, between_sd=1e-300, within_sd=0), "too small"),
+        (
+            lambda: P.eval_sample_size(0.1, between_sd=0.1, within_sd=0.1, repeats=10**400),
+            "repeats must be a whole number from 1 to",
+        ),
+    ],
+)
+def test_numbers_beyond_sane_bounds_are_config_errors(call: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        call()
+
+
+def test_absurd_daily_traffic_is_refused_not_printed() -> None:
+    result = P.two_proportions_sample_size(0.1, mde=0.02)
+    with pytest.raises(ConfigError, match=r"7,682 units would take 7\.68e\+303 days"):
+        result.with_traffic(1e-300)
+    assert result.with_traffic(1).days == 7682  # 21 years: slow, but a plan
+    with pytest.raises(ConfigError, match="positive"):
+        result.with_traffic(0)
+
+
+def test_the_largest_n_still_gives_an_answer() -> None:
+    # At MAX_N the t is normal (scipy's noncentral t gives NaN there): d = (z_a + z_b)·√(2/n).
+    n = P.MAX_N
+    d = P.two_means_detectable_effect(n).effect_size
+    assert d == pytest.approx((1.959964 + 0.841621) * math.sqrt(2 / n), rel=1e-4)
+    assert 0 < P.two_proportions_detectable_effect(0.1, n).effect < 1e-4
+    assert 0 < P.mcnemar_detectable_effect(0.1, n).effect < 1e-4
+    assert P.margin_of_error(0.5, n).effect == pytest.approx(1.959964 * 0.5 / 1e5, rel=1e-5)
+
+
+def test_huge_effects_give_the_minimum_n_without_scipy_warnings() -> None:
+    # Far in the tail boost's series does not converge: scipy warns and may return NaN.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = P.two_means_sample_size(effect_size=1e9, alpha=1e-9)
+        paired = P.paired_t_sample_size(mde=100, sd=0.001, alpha=1e-6)
+    assert (result.n, result.achieved_power) == (2, pytest.approx(1.0))
+    assert paired.n <= 3 and paired.achieved_power >= 0.8
+
+
+EXTREMES = [
+    5e-324, 1e-300, 1e-17, 1e-12, 1e-6, 0.02, 0.5, 1 - 1e-16, 1.0, 3.0, 1e6, 1e10, 1e12,
+    1e300, 1.7e308, -0.02, -1e-300, 0.0, math.nan, math.inf, -math.inf,
+]  # fmt: skip
+anything = st.one_of(st.sampled_from(EXTREMES), st.floats())
+
+
+def _sane(result: Any) -> None:
+    if isinstance(result, float):
+        assert 0 <= result <= 1  # a power
+        return
+    assert isinstance(result.n, int) and 1 <= result.n <= 2 * P.MAX_N
+    assert math.isfinite(result.effect)
+    if isinstance(result, P.SampleSize) and result.achieved_power is not None:
+        assert result.achieved_power >= result.power
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+DESIGNS = {
+    "proportions": lambda a, b, c, d: P.two_proportions_sample_size(
+        a, mde=b, ratio=c, alpha=d, method="pooled"
+    ),
+    "proportions-cohen-h": lambda a, b, c, d: P.two_proportions_sample_size(
+        a, relative_mde=b, ratio=c, power=d, method="cohen-h"
+    ),
+    "proportions-inverse": lambda a, b, c, d: P.two_proportions_detectable_effect(
+        a, b, ratio=c, alpha=d
+    ),
+    "proportions-power": lambda a, b, c, d: P.two_proportions_power(a, b, c, alpha=d),
+    "means": lambda a, b, c, d: P.two_means_sample_size(mde=a, sd=b, ratio=c, alpha=d),
+    "means-relative": lambda a, b, c, d: P.two_means_sample_size(
+        relative_mde=a, baseline=b, sd=c, power=d
+    ),
+    "means-inverse": lambda a, b, c, d: P.two_means_detectable_effect(a, sd=b, ratio=c, alpha=d),
+    "means-power": lambda a, b, c, d: P.two_means_power(a, b, ratio=c, alpha=d),
+    "paired-t": lambda a, b, c, d: P.paired_t_sample_size(mde=a, sd=b, alpha=c, power=d),
+    "paired-t-inverse": lambda a, b, c, d: P.paired_t_detectable_effect(a, sd=b, alpha=c),
+    "margin": lambda a, b, c, d: P.margin_sample_size(a, b, confidence=c),
+    "margin-inverse": lambda a, b, c, d: P.margin_of_error(a, b, confidence=c),
+    "mcnemar": lambda a, b, c, d: P.mcnemar_sample_size(a, b, alpha=c, power=d),
+    "mcnemar-inverse": lambda a, b, c, d: P.mcnemar_detectable_effect(a, b, alpha=c),
+    "eval": lambda a, b, c, d: P.eval_sample_size(a, between_sd=b, within_sd=c, alpha=d),
+    "eval-inverse": lambda a, b, c, d: P.eval_detectable_effect(a, between_sd=b, within_sd=c),
+    "eval-power": lambda a, b, c, d: P.eval_power(a, b, between_sd=c, within_sd=d),
+}
+
+
+@pytest.mark.parametrize("design", DESIGNS.values(), ids=DESIGNS.keys())
+@settings(max_examples=150, deadline=None)
+@given(a=anything, b=anything, c=anything, d=anything)
+def test_any_float_gives_an_answer_or_a_config_error(
+    design: Any, a: float, b: float, c: float, d: float
+) -> None:
+    try:
+        result = design(a, b, c, d)
+    except ConfigError as exc:
+        assert "np." not in str(exc)  # plain numbers in messages, never numpy reprs
+        return
+    _sane(result)

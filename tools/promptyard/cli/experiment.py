@@ -11,21 +11,36 @@ from rich.table import Table
 from rich.text import Text
 
 from promptyard.cli.main import App, format_option, stdout_console
-from promptyard.errors import ConfigError
 
 OUTCOME_STYLE = {"better": "green", "worse": "red", "inconclusive": "dim"}
 ACTION_STYLE = {"ship": "green", "keep-control": "yellow", "continue": "cyan", "invalid": "red"}
 
 
-def load_spec(app: App, ref: str) -> Any:
-    """The experiment named `ref` in the repository, or the experiment file at path `ref`."""
+def load_experiment(app: App, ref: str) -> tuple[Any, str, dict[str, int]]:
+    """(spec, the file as messages name it, metric name -> line of its definition).
+
+    `ref` is an experiment name in the repository, or the path of an experiment file.
+    """
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.is_file():
         from promptyard.workspace import Snapshot, WorkingTree
 
-        folder = path.resolve().parent
-        return Snapshot(WorkingTree(folder)).experiment(path.name).require()
-    return app.workspace().snapshot().experiment_by_name(ref).require()
+        loaded = Snapshot(WorkingTree(path.resolve().parent)).experiment(path.name)
+        shown = ref
+    else:
+        loaded = app.workspace().snapshot().experiment_by_name(ref)
+        shown = loaded.path
+    spec = loaded.require()
+    lines: dict[str, int] = {}
+    if loaded.document is not None:
+        for index, metric in enumerate(spec.metrics):
+            lines[metric.name] = loaded.document.locate(("metrics", index)).line
+    return spec, shown, lines
+
+
+def load_spec(app: App, ref: str) -> Any:
+    """The experiment named `ref` in the repository, or the experiment file at path `ref`."""
+    return load_experiment(app, ref)[0]
 
 
 def _read(spec: Any, data: Path, variant_column: str) -> Any:
@@ -43,8 +58,21 @@ _data_option = click.option(
 _variant_option = click.option(
     "--variant-column", default="variant", show_default=True, help="The column naming the variant."
 )
+
+
+def _check_seed(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    from promptyard.stats._base import check_seed
+
+    return check_seed("--seed", value)  # a ConfigError: exit 2 in one line, naming the flag
+
+
 _seed_option = click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the Monte Carlo draws."
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    callback=_check_seed,
+    help="Seed of the Monte Carlo draws (a whole number, 0 or more).",
 )
 
 
@@ -67,7 +95,8 @@ def plan(app: App, exp: str, fmt: str) -> int:
     """Units needed per variant for every metric (Holm-corrected), and the duration."""
     from promptyard.stats.experiment import plan_experiment
 
-    result = plan_experiment(load_spec(app, exp))
+    spec, source, lines = load_experiment(app, exp)
+    result = plan_experiment(spec, source=source, lines=lines)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -99,8 +128,12 @@ def plan(app: App, exp: str, fmt: str) -> int:
         f"needed per variant: [bold]{per_variant}[/bold] (set by {result.binding_metric})"
     )
     console.print(f"total units: [bold]{result.total:,}[/bold]")
-    verdict = "[green]enough[/green]" if result.min_samples_sufficient else "[red]too few[/red]"
-    console.print(f"min_samples {result.min_samples:,} per variant: {verdict}")
+    if result.min_samples_sufficient is None:
+        console.print("[dim]min_samples: not set[/dim]")
+    else:
+        enough = result.min_samples_sufficient
+        verdict = "[green]enough[/green]" if enough else "[red]too few[/red]"
+        console.print(f"min_samples {result.min_samples:,} per variant: {verdict}")
     if result.days is not None:
         console.print(
             f"duration: [bold]{result.days:,} days[/bold] at {result.daily_traffic:,} units/day"
@@ -179,8 +212,9 @@ def _print_analysis(analysis: Any) -> None:
 @format_option("text", "markdown", "json")
 @click.option(
     "--plot",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also draw each metric's interval into this PNG file (needs matplotlib).",
+    type=click.Path(path_type=Path),  # checked by check_plot_target: one-line errors
+    help="Also draw each metric's interval into this PNG file, in an existing folder "
+    "(needs matplotlib).",
 )
 @_seed_option
 @click.pass_obj
@@ -200,8 +234,10 @@ def analyze(
     from promptyard.stats.experiment import analyze_experiment
 
     spec = load_spec(app, exp)
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise ConfigError(f"--plot {plot}: the plot is a PNG; name the file *.png")
+    if plot is not None:
+        from promptyard.stats.plot import check_plot_target
+
+        check_plot_target(plot)  # before the analysis: a bad path fails fast
     analysis = analyze_experiment(
         spec,
         _read(spec, data, variant_column),

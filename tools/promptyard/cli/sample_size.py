@@ -70,14 +70,25 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+# Whole numbers up to this get thousands separators; beyond it, digits are noise.
+LARGEST_GROUPED = 1e15
+
+
 def _number(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value).lower() if isinstance(value, bool) else "—"
     if isinstance(value, int):
-        return f"{value:,}"
+        return f"{value:,}" if abs(value) < LARGEST_GROUPED else f"{value:.6g}"
     if isinstance(value, float):
-        return f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.6g}"
+        if value.is_integer() and 1000 <= abs(value) < LARGEST_GROUPED:
+            return f"{value:,.0f}"
+        return f"{value:.6g}"
     return str(value)
+
+
+def _percent(value: float) -> str:
+    """A signed share as a percentage; absurd shares (tiny baselines) in scientific notation."""
+    return f"{value:+.2%}" if abs(value) < 1e6 else f"{value * 100:+.3g}%"
 
 
 def _rows(rows: list[tuple[str, str]]) -> list[str]:
@@ -120,7 +131,7 @@ def _emit(result: Any, fmt: str) -> int:
         label = "margin (±)" if result.test == "margin" else "detectable effect"
         rows.append((label, f"{result.effect:.6g}"))
         if result.relative_effect is not None:
-            rows.append(("relative to baseline", f"{result.relative_effect:+.2%}"))
+            rows.append(("relative to baseline", _percent(result.relative_effect)))
         if result.effect_size is not None:
             rows.append(("standardised effect", f"{result.effect_size:.4g}"))
         if result.n_treatment is not None:

@@ -40,6 +40,23 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (anything else unchanged)."""
+    # np.float64 is a float and np.bool_ is not a bool: ask numpy, not isinstance.
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy":
+        try:
+            return item()
+        except (TypeError, ValueError):  # an array of more than one value
+            return value
+    return value
+
+
+def shown(value: Any) -> str:
+    """`value` as a message shows it: `2`, `0.5`, `'abc'` — never `np.int64(2)`."""
+    return repr(plain(value))
+
+
 @dataclasses.dataclass(frozen=True)
 class Result:
     """Base of every stats result: a frozen dataclass with `to_dict()`."""
@@ -52,19 +69,37 @@ class Result:
 def check_probability(name: str, value: float) -> float:
     """`value` when it lies strictly between 0 and 1, else a ConfigError naming `name`."""
     if not isinstance(value, int | float) or not math.isfinite(value) or not 0 < value < 1:
-        raise ConfigError(f"{name} must be between 0 and 1 (exclusive), got {value!r}")
+        raise ConfigError(f"{name} must be between 0 and 1 (exclusive), got {shown(value)}")
     return float(value)
 
 
 def check_positive(name: str, value: float) -> float:
     if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        raise ConfigError(f"{name} must be a positive number, got {shown(value)}")
     return float(value)
 
 
+def check_seed(name: str, seed: int) -> int:
+    """A seed numpy accepts: a whole number, 0 or more (else a ConfigError naming `name`)."""
+    seed = plain(seed)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{name} must be a whole number, 0 or more, got {shown(seed)}")
+    return seed
+
+
+# Planning below this level is not a plan, and scipy's t quantiles break down (t.isf(1e-300,
+# 3) is -inf): refuse it where the level enters rather than return a wrong n.
+MIN_ALPHA = 1e-12
+
+
 def check_alpha_power(alpha: float, power: float | None = None) -> None:
-    """Alpha and power strictly inside (0, 1), and power above alpha (else nothing to plan)."""
+    """Alpha in [MIN_ALPHA, 1) and power in (0, 1), power above alpha (else nothing to plan)."""
     check_probability("alpha", alpha)
+    if alpha < MIN_ALPHA:
+        raise ConfigError(
+            f"alpha must be at least {MIN_ALPHA:g}, got {shown(alpha)}; no test is planned "
+            "at a smaller significance level"
+        )
     if power is not None:
         check_probability("power", power)
         if power <= alpha:

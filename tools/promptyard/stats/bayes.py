@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special, stats
 
 from promptyard.errors import ConfigError
-from promptyard.stats._base import Result, check_positive, check_probability
+from promptyard.stats._base import Result, check_positive, check_probability, check_seed
 
 MAX_EXACT_TERMS = 5_000_000
 TERMS_PER_CHUNK = 1_000_000
@@ -135,7 +135,7 @@ def beta_binomial(
     ac, bc = prior_alpha + control_successes, prior_beta + control_n - control_successes
     at, bt = prior_alpha + treatment_successes, prior_beta + treatment_n - treatment_successes
     mean_c, mean_t = ac / (ac + bc), at / (at + bt)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     sample_c = _beta_draws(ac, bc, draws, rng)
     sample_t = _beta_draws(at, bt, draws, rng)
     diff = sample_t - sample_c
@@ -238,7 +238,7 @@ def prob_best_beta(
         raise ConfigError("need successes and trials for at least 2 variants")
     if np.any(s < 0) or np.any(s > n):
         raise ConfigError("need 0 ≤ successes ≤ trials for every variant")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     a, b = prior_alpha + s, prior_beta + n - s
     return _prob_best(
         lambda size: rng.beta(a, b, size=(size, a.size)), a.size, draws, higher_is_better
@@ -260,7 +260,7 @@ def prob_best_gaussian(
         raise ConfigError("need means and standard errors for at least 2 variants")
     if np.any(s < 0) or not np.all(np.isfinite(m)) or not np.all(np.isfinite(s)):
         raise ConfigError("means must be finite and standard errors finite and ≥ 0")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed("seed", seed))
     return _prob_best(
         lambda size: rng.normal(m, s, size=(size, m.size)), m.size, draws, higher_is_better
     )

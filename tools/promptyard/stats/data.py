@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from promptyard.errors import ConfigError
+from promptyard.stats._base import shown
 
 
 def _read_csv(path: Path, text_columns: Sequence[str]) -> pd.DataFrame:
@@ -121,7 +122,7 @@ def metric_values(frame: pd.DataFrame, column: str, *, binary: bool, path: str) 
     if bad.any():
         row = int(np.argmax(bad)) + 1
         raise ConfigError(
-            f"{path}: row {row}: {column!r} is {series.iloc[row - 1]!r}; "
+            f"{path}: row {row}: {column!r} is {shown(series.iloc[row - 1])}; "
             f"a {'binary' if binary else 'continuous'} metric needs {expected}"
         )
     values = values.astype(float)

@@ -2,7 +2,7 @@
 
 - `plan_experiment(spec)`: units needed per variant for every metric against the control,
   at the Holm-corrected level (see `plan_experiment`), whether `min_samples` suffices, and
-  the duration at `daily_traffic`.
+  the duration at `daily_traffic`; errors name the experiment file and the metric.
 - `analyze_experiment(spec, frame)`: one row per unit with its variant and one column per
   metric. The sample-ratio check comes first; each metric is then compared with the
   control (two-proportion z-test or Welch t, relative lift, Beta-Binomial or Gaussian
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,7 +27,7 @@ import pandas as pd
 from promptyard.assignment import bucket, pick
 from promptyard.errors import ConfigError
 from promptyard.spec.experiment import ExperimentSpec, Metric
-from promptyard.stats._base import Result
+from promptyard.stats._base import Result, check_seed
 from promptyard.stats.bayes import (
     beta_binomial,
     gaussian_posterior,
@@ -35,7 +36,12 @@ from promptyard.stats.bayes import (
 )
 from promptyard.stats.data import metric_values, text_values
 from promptyard.stats.multiple import holm
-from promptyard.stats.power import SampleSize, two_means_sample_size, two_proportions_sample_size
+from promptyard.stats.power import (
+    EffectTooSmall,
+    SampleSize,
+    two_means_sample_size,
+    two_proportions_sample_size,
+)
 from promptyard.stats.sequential import SequentialResult, msprt_two_sample_stream
 from promptyard.stats.srm import SRMResult, srm_check
 from promptyard.stats.twosample import LiftResult, TwoSampleResult, two_proportions_ztest, welch_t
@@ -91,8 +97,9 @@ class ExperimentPlan(Result):
 
     `per_variant` is the requirement of each variant at the configured weights, `total`
     the units the whole experiment needs, `binding_metric` the metric that sets it,
-    `min_samples_sufficient` whether `min_samples` (per variant) reaches every requirement,
-    `days` the duration at `daily_traffic` (None without it).
+    `min_samples_sufficient` whether `min_samples` (per variant) reaches every requirement
+    (None when `min_samples` is not set, i.e. 0), `days` the duration at `daily_traffic`
+    (None without it).
     """
 
     experiment: str
@@ -106,7 +113,7 @@ class ExperimentPlan(Result):
     total: int
     binding_metric: str
     min_samples: int
-    min_samples_sufficient: bool
+    min_samples_sufficient: bool | None
     daily_traffic: int | None
     days: int | None
 
@@ -129,12 +136,18 @@ def metric_sample_size(
     return two_means_sample_size(mde=effect, sd=metric.sd, alpha=alpha, power=power, ratio=ratio)
 
 
-def plan_experiment(spec: ExperimentSpec) -> ExperimentPlan:
+def plan_experiment(
+    spec: ExperimentSpec, *, source: str | None = None, lines: Mapping[str, int] | None = None
+) -> ExperimentPlan:
     """Required units per variant for every metric, with Holm correction across metrics.
 
     The family is every metric × every treatment (m comparisons). Each comparison is
     planned at alpha / m, the level Holm's procedure applies to the smallest p-value; Holm
     is at least as powerful as that for every other comparison, so the planned power holds.
+
+    A metric that cannot be planned (an mde too small for any realistic sample, ...) is a
+    ConfigError naming `source` (the experiment file; default `experiment <name>`), the line
+    where the metric is defined when `lines` (metric name -> line) gives it, and the metric.
     """
     control = spec.control_variant.name
     shares = _shares(spec)
@@ -147,7 +160,10 @@ def plan_experiment(spec: ExperimentSpec) -> ExperimentPlan:
     for metric in spec.metrics:
         for treatment in treatments:
             ratio = shares[treatment] / shares[control]
-            size = metric_sample_size(metric, alpha=level, power=spec.power, ratio=ratio)
+            try:
+                size = metric_sample_size(metric, alpha=level, power=spec.power, ratio=ratio)
+            except ConfigError as exc:
+                raise _metric_error(spec, metric, treatment, level, exc, source, lines) from None
             plans.append(
                 MetricPlan(
                     metric=metric.name,
@@ -183,10 +199,40 @@ def plan_experiment(spec: ExperimentSpec) -> ExperimentPlan:
         total=total,
         binding_metric=binding,
         min_samples=spec.min_samples,
-        min_samples_sufficient=spec.min_samples >= max(per_variant.values()),
+        min_samples_sufficient=(
+            spec.min_samples >= max(per_variant.values()) if spec.min_samples else None
+        ),
         daily_traffic=spec.daily_traffic,
         days=days,
     )
+
+
+def _metric_error(
+    spec: ExperimentSpec,
+    metric: Metric,
+    treatment: str,
+    level: float,
+    exc: ConfigError,
+    source: str | None,
+    lines: Mapping[str, int] | None,
+) -> ConfigError:
+    """`exc` (from the power functions) with where it comes from: file, line, metric."""
+    where = source or f"experiment {spec.name!r}"
+    line = (lines or {}).get(metric.name)
+    if line is not None:
+        where = f"{where}:{line}"
+    subject = f"metric {metric.name!r}"
+    if exc.message.startswith(subject):  # metric_sample_size's own errors name it already
+        return ConfigError(f"{where}: {exc.message}", hint=exc.hint)
+    comparison = f"{treatment} vs {spec.control_variant.name} at alpha {level:.3g}"
+    hint = exc.hint
+    if isinstance(exc, EffectTooSmall):
+        hint = f"raise the `mde` of {subject}" + (
+            ", or compare fewer metrics and variants (Holm divides alpha among them)"
+            if level < spec.alpha
+            else ""
+        )
+    return ConfigError(f"{where}: {subject} ({comparison}): {exc.message}", hint=hint)
 
 
 # --- analyze -------------------------------------------------------------------------------
@@ -443,6 +489,7 @@ def analyze_experiment(
     seed: int = 0,
 ) -> ExperimentAnalysis:
     """Analyze an experiment's data: SRM, every metric, assignment check, decision."""
+    check_seed("seed", seed)
     prepared = _prepare(
         spec, frame, variant_column=variant_column, source=source, metrics=list(spec.metrics)
     )
@@ -686,6 +733,7 @@ def allocate_traffic(
     seed: int = 0,
 ) -> Allocation:
     """Traffic weights from the probability each variant is best on the primary metric."""
+    check_seed("seed", seed)
     k = len(spec.variants)
     if not math.isfinite(floor) or floor < 0 or floor * k >= 100:
         raise ConfigError(

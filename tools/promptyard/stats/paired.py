@@ -36,6 +36,8 @@ from promptyard.stats._base import (
     as_float_array,
     check_alternative,
     check_probability,
+    check_seed,
+    shown,
 )
 from promptyard.stats.power import SampleSize, mcnemar_sample_size, paired_t_sample_size
 
@@ -400,7 +402,8 @@ def paired_bootstrap(
     b, h = _paired_arrays(base, head, minimum=2)
     check_probability("confidence", confidence)
     if not isinstance(n_resamples, int) or n_resamples < 100:
-        raise ConfigError(f"n_resamples must be a whole number ≥ 100, got {n_resamples!r}")
+        raise ConfigError(f"n_resamples must be a whole number ≥ 100, got {shown(n_resamples)}")
+    check_seed("seed", seed)
     d = h - b
     mean = float(d.mean())
     if np.ptp(d) == 0:  # every resample has the same mean
@@ -602,7 +605,7 @@ def paired_t_cases_needed(
     """
     b, h = _paired_arrays(base, head, minimum=2)
     if not math.isfinite(drop) or drop <= 0:
-        raise ConfigError(f"drop must be a positive number, got {drop!r}")
+        raise ConfigError(f"drop must be a positive number, got {shown(drop)}")
     sd = float(np.std(h - b, ddof=1))
     if sd == 0:
         return SampleSize(

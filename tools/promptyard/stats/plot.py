@@ -1,6 +1,8 @@
 """`--plot FILE.png`: each metric's interval per variant (matplotlib, Agg backend).
 
-Needs matplotlib (`pip install 'promptyard[plot]'`). The file is written atomically.
+Needs matplotlib (`pip install 'promptyard[plot]'`). The file is written atomically (a
+temporary file in the target folder, renamed over the target), into a folder that must exist:
+a mistyped folder is an error, not a new directory.
 """
 
 from __future__ import annotations
@@ -8,17 +10,36 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from promptyard.errors import ConfigError
+from promptyard.errors import ConfigError, InfraError
 from promptyard.fsutil import atomic_write
 from promptyard.stats.experiment import ExperimentAnalysis
 
 COLORS = {"better": "#1a7f37", "worse": "#cf222e", "inconclusive": "#57606a"}
 
 
-def plot_analysis(analysis: ExperimentAnalysis, path: Path) -> Path:
-    """Draw one panel per metric: the difference to the control and its interval."""
+def check_plot_target(path: Path) -> Path:
+    """`path` when a PNG can be written there, else a ConfigError naming it.
+
+    Called before the analysis runs (so a bad path fails fast) and again before writing.
+    """
     if path.suffix.lower() != ".png":
         raise ConfigError(f"--plot {path}: the plot is a PNG; name the file *.png")
+    folder = path.parent
+    if not folder.is_dir():
+        problem = (
+            f"{folder} is not a folder; fix the path"
+            if folder.exists()
+            else f"the folder {folder} does not exist; create it or fix the path"
+        )
+        raise ConfigError(f"--plot {path}: {problem}")
+    if path.is_dir():
+        raise ConfigError(f"--plot {path}: that is a folder; name a *.png file")
+    return path
+
+
+def plot_analysis(analysis: ExperimentAnalysis, path: Path) -> Path:
+    """Draw one panel per metric: the difference to the control and its interval."""
+    check_plot_target(path)
     try:
         import matplotlib
 
@@ -63,5 +84,11 @@ def plot_analysis(analysis: ExperimentAnalysis, path: Path) -> Path:
         figure.savefig(buffer, format="png", dpi=110)
     finally:
         plt.close(figure)
-    atomic_write(path, buffer.getvalue())
+    try:
+        atomic_write(path, buffer.getvalue())
+    except (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+        # The path the user gave cannot take a file: their fix, exit 2.
+        raise ConfigError(f"--plot {path}: cannot write the plot ({exc.strerror or exc})") from None
+    except OSError as exc:  # the disk (full, read-only, failing): infrastructure, exit 3
+        raise InfraError(f"--plot {path}: cannot write the plot ({exc.strerror or exc})") from None
     return path

@@ -25,15 +25,22 @@ Conventions: `ratio` is n_treatment / n_control and `n` is the control arm; effe
 absolute (`mde`) or relative to the baseline (`relative_mde`), signed (a negative effect is a
 decrease); `alternative` is "two-sided" or "one-sided" (the test looks in the direction of
 the effect). Bad arguments raise `ConfigError` (exit 2 from the CLI).
+
+Ranges are checked where the inputs enter: `n` at most `MAX_N` units, `ratio` within
+[1/`MAX_RATIO`, `MAX_RATIO`], a duration at most `MAX_DAYS`. An effect too small for any n up
+to `MAX_N` in either arm raises `EffectTooSmall` (a `ConfigError`) before a solver runs: the
+required n is first computed in overflow-safe closed form (`_units_needed`), so solvers only
+see problems whose answer lies inside their bracket (checked again before brentq).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from scipy import optimize, stats
 
@@ -45,11 +52,19 @@ from promptyard.stats._base import (
     check_positive,
     check_probability,
     check_sided,
+    shown,
 )
 
 ProportionMethod = Literal["pooled", "unpooled", "cohen-h"]
 PROPORTION_METHODS = ("pooled", "unpooled", "cohen-h")
-MAX_N = 1e10  # beyond this the effect is not detectable in practice
+MAX_N = 1e10  # units in one arm; beyond this the effect is not detectable in practice
+MAX_RATIO = 1e6  # n_treatment / n_control (and its inverse): beyond this no arm is a control
+MAX_DAYS = 36_525  # a duration over 100 years is not a plan
+MAX_REPEATS = 1_000_000  # samples per case per version in an eval plan
+
+
+class EffectTooSmall(ConfigError):
+    """No realistic sample (at most `MAX_N` units per arm) detects the effect."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +101,14 @@ class SampleSize(Result):
         if daily_traffic is None:
             return self
         check_positive("daily traffic", daily_traffic)
-        return dataclasses.replace(
-            self, daily_traffic=daily_traffic, days=math.ceil(self.n_total / daily_traffic)
-        )
+        days = self.n_total / daily_traffic  # a float division overflows to inf, never raises
+        if days > MAX_DAYS:
+            raise ConfigError(
+                f"at {daily_traffic:g} units per day the {self.n_total:,} units would take "
+                f"{days:.3g} days, more than {MAX_DAYS // 365} years; plan for more daily "
+                "traffic or a larger effect"
+            )
+        return dataclasses.replace(self, daily_traffic=daily_traffic, days=math.ceil(days))
 
 
 @dataclass(frozen=True)
@@ -121,14 +141,81 @@ def _z_alpha(alpha: float, alternative: Sided) -> float:
 
 
 def _check_ratio(ratio: float) -> float:
+    """A ratio n_treatment / n_control within [1/MAX_RATIO, MAX_RATIO]."""
     check_positive("ratio (n_treatment / n_control)", ratio)
+    if not 1 / MAX_RATIO <= ratio <= MAX_RATIO:
+        raise ConfigError(
+            f"ratio (n_treatment / n_control) must be between {1 / MAX_RATIO:g} and "
+            f"{MAX_RATIO:g}, got {shown(ratio)}; give the arms' relative sizes, e.g. 1 for "
+            "an even split"
+        )
     return float(ratio)
 
 
 def _check_n(name: str, n: float, minimum: float = 1) -> float:
-    if not isinstance(n, int | float) or not math.isfinite(n) or n < minimum:
-        raise ConfigError(f"{name} must be at least {minimum:g}, got {n!r}")
+    """A sample size between `minimum` and MAX_N (larger n are not samples anyone draws)."""
+    if (
+        isinstance(n, bool)
+        or not isinstance(n, int | float)
+        or not math.isfinite(n)
+        or not minimum <= n <= MAX_N
+    ):
+        raise ConfigError(f"{name} must be between {minimum:g} and {MAX_N:g} units, got {shown(n)}")
     return float(n)
+
+
+def _units_needed(z: float, spread: float, effect: float) -> float:
+    """(z · spread / effect)², the normal-approximation n, without overflow or division by 0.
+
+    inf when the effect is too small for any float n: `x ** 2` raises OverflowError and
+    `effect ** 2` underflows to 0, while a float division that overflows gives inf.
+    """
+    if effect == 0:
+        return math.inf
+    root = abs(z * spread) / abs(effect)
+    return root * root
+
+
+def _too_small(n: float, what: str, fix: str) -> NoReturn:
+    needed = f" (about {n:.3g})" if math.isfinite(n) else ""
+    raise EffectTooSmall(f"{what}: more than {MAX_N:.3g} units would be needed{needed}; {fix}")
+
+
+def _feasible(
+    n_exact: float,
+    *,
+    ratio: float = 1.0,
+    what: str = "the effect is too small to detect",
+    fix: str = "plan for a larger effect",
+) -> float:
+    """`n_exact` (the control arm), or `EffectTooSmall` when either arm exceeds MAX_N."""
+    largest = n_exact * max(1.0, ratio)
+    if math.isnan(largest) or largest > MAX_N:
+        _too_small(largest, what, fix)
+    return n_exact
+
+
+def _root(
+    fn: Callable[[float], float], target: float, lo: float, hi: float, *, xtol: float = 1e-14
+) -> float:
+    """The x in [lo, hi] where the increasing `fn` reaches `target`.
+
+    The bracket is checked first, so that a problem without a root in it (or a power that
+    cannot be computed) is a ConfigError, never brentq's "f(a) and f(b) must have different
+    signs"; callers bound their inputs so that this does not happen.
+    """
+    f_lo, f_hi = fn(lo) - target, fn(hi) - target
+    if not (math.isfinite(f_lo) and math.isfinite(f_hi)) or f_lo > 0 or f_hi < 0:
+        raise ConfigError(
+            f"the power cannot be solved for these inputs (power {f_lo + target:.3g} to "
+            f"{f_hi + target:.3g} between {lo:.3g} and {hi:.3g}, target {target:g}); use "
+            "less extreme values"
+        )
+    if f_lo == 0:
+        return lo
+    if f_hi == 0:
+        return hi
+    return float(optimize.brentq(lambda x: fn(x) - target, lo, hi, xtol=xtol, rtol=1e-14))
 
 
 def _solve_increasing(
@@ -138,25 +225,11 @@ def _solve_increasing(
     if fn(lo) >= target:
         return lo
     hi = min(max(hi, lo), limit)
-    while fn(hi) < target:
+    while fn(hi) < target:  # stops on NaN too: `_root` reports it
         if hi >= limit:
-            _too_small(limit)
+            _too_small(limit, "the effect is too small to detect", "plan for a larger effect")
         lo, hi = hi, min(hi * 4, limit)
-    return float(optimize.brentq(lambda x: fn(x) - target, lo, hi, xtol=1e-12, rtol=1e-14))
-
-
-def _too_small(n: float) -> None:
-    raise ConfigError(
-        f"the effect is too small to detect: more than {MAX_N:.3g} units would be needed "
-        f"({n:.3g}); plan for a larger effect"
-    )
-
-
-def _feasible(n_exact: float) -> float:
-    """`n_exact`, or a ConfigError when no realistic sample reaches it."""
-    if not math.isfinite(n_exact) or n_exact > MAX_N:
-        _too_small(n_exact)
-    return n_exact
+    return _root(fn, target, lo, hi, xtol=1e-12)
 
 
 def _round_up_two_arm(
@@ -195,13 +268,13 @@ def resolve_rates(
         raise ConfigError("give exactly one of an absolute effect (mde) or a relative one")
     if mde is not None:
         if not math.isfinite(mde) or mde == 0:
-            raise ConfigError(f"the effect (mde) must be a non-zero number, got {mde!r}")
+            raise ConfigError(f"the effect (mde) must be a non-zero number, got {shown(mde)}")
         treatment = baseline + mde
         told = f"an effect of {mde:+g}"
     else:
         assert relative_mde is not None
         if not math.isfinite(relative_mde) or relative_mde == 0:
-            raise ConfigError(f"the relative effect must be non-zero, got {relative_mde!r}")
+            raise ConfigError(f"the relative effect must be non-zero, got {shown(relative_mde)}")
         treatment = baseline * (1 + relative_mde)
         told = f"a relative effect of {relative_mde:+g}"
     if not 0 < treatment < 1:
@@ -298,8 +371,9 @@ def two_proportions_sample_size(
     z_a, z_b = _z_alpha(alpha, alternative), float(stats.norm.ppf(power))
     h = cohens_h(p_c, p_t)
     if method == "cohen-h":
-        # NormalIndPower counts both tails, so solve the power equation itself.
-        approx = ((z_a + z_b) / h) ** 2 * (1 + ratio) / ratio
+        # NormalIndPower counts both tails, so solve the power equation itself, from the
+        # near-tail closed form (checked first: an effect lost in rounding gives h = 0).
+        approx = _feasible(_units_needed(z_a + z_b, math.sqrt((1 + ratio) / ratio), h), ratio=ratio)
         n_exact = _solve_increasing(
             lambda n: _proportions_power(p_c, p_t, n, ratio * n, alpha, alternative, method),
             power,
@@ -310,7 +384,8 @@ def two_proportions_sample_size(
     else:
         # Closed form on the near tail, as samplesize_proportions_2indep_onetail.
         sd_null, sd_alt = _proportion_sds(p_c, p_t, ratio, method)
-        n_exact = _feasible(((z_a * sd_null + z_b * sd_alt) / (p_t - p_c)) ** 2)
+        n_exact = _units_needed(1.0, z_a * sd_null + z_b * sd_alt, p_t - p_c)
+    n_exact = _feasible(n_exact, ratio=ratio)
     n_c, n_t, achieved = _round_up_two_arm(
         n_exact,
         ratio,
@@ -372,7 +447,7 @@ def two_proportions_detectable_effect(
             f"{n_c:g} units per arm cannot reach power {power:g} for any {direction} of a "
             f"{baseline:g} rate; add units"
         )
-    delta = float(optimize.brentq(lambda d: power_at(d) - power, 1e-12, edge, xtol=1e-14))
+    delta = _root(power_at, power, min(1e-12, edge / 2), edge)
     return DetectableEffect(
         test="two-proportions",
         method=method,
@@ -412,37 +487,82 @@ def resolve_effect_size(
             "sd) or a relative effect (with baseline and sd)"
         )
     if effect_size is not None:
-        if not math.isfinite(effect_size) or effect_size == 0:
-            raise ConfigError(f"the effect size must be a non-zero number, got {effect_size!r}")
-        absolute = effect_size * sd if sd is not None else None
+        _check_effect_size(effect_size)
         if sd is not None:
             check_positive("sd", sd)
-        return float(effect_size), absolute, {"sd": sd}
+        return float(effect_size), _absolute(effect_size, sd), {"sd": sd}
     if sd is None:
         raise ConfigError("an absolute or relative effect needs the standard deviation (sd)")
     check_positive("sd", sd)
     if mde is not None:
-        if not math.isfinite(mde) or mde == 0:
-            raise ConfigError(f"the effect (mde) must be a non-zero number, got {mde!r}")
-        return mde / sd, float(mde), {"sd": sd}
+        mde = _check_effect(mde)
+        return _standardised(mde, sd), mde, {"sd": sd}
     assert relative_mde is not None
     if baseline is None or not math.isfinite(baseline) or baseline == 0:
         raise ConfigError("a relative effect needs a non-zero baseline mean")
-    if not math.isfinite(relative_mde) or relative_mde == 0:
-        raise ConfigError(f"the relative effect must be non-zero, got {relative_mde!r}")
+    _check_effect(relative_mde, "the relative effect")
     absolute = baseline * relative_mde
-    return absolute / sd, absolute, {"sd": sd, "baseline": baseline, "relative_mde": relative_mde}
+    if not math.isfinite(absolute):
+        raise ConfigError(
+            f"a relative effect of {relative_mde:g} on a baseline of {baseline:g} is not a "
+            "finite number; use smaller values"
+        )
+    assumptions = {"sd": sd, "baseline": baseline, "relative_mde": relative_mde}
+    return _standardised(absolute, sd), absolute, assumptions
+
+
+def _check_effect(value: float, what: str = "the effect (mde)") -> float:
+    """A finite, non-zero effect (how small is `_feasible`'s question)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value == 0
+    ):
+        raise ConfigError(f"{what} must be a non-zero number, got {shown(value)}")
+    return float(value)
+
+
+def _check_effect_size(effect_size: float) -> float:
+    return _check_effect(effect_size, "the effect size")
+
+
+def _absolute(d: float, sd: float | None) -> float | None:
+    """The effect in the metric's units: d · sd (None without an sd), refused on overflow."""
+    if sd is None:
+        return None
+    effect = d * sd
+    if not math.isfinite(effect):
+        raise ConfigError(f"an sd of {sd:g} is too large: the effect in its units overflows")
+    return effect
+
+
+def _standardised(effect: float, sd: float) -> float:
+    """effect / sd, refused when it overflows (an effect of 0 is left to `_feasible`)."""
+    d = effect / sd
+    if not math.isfinite(d):
+        raise ConfigError(
+            f"an effect of {effect:g} with an sd of {sd:g} is not a finite effect size; "
+            "check the units of the effect and the sd"
+        )
+    return d
 
 
 def _t_power(d: float, df: float, nc: float, alpha: float, alternative: Sided) -> float:
     nc = abs(nc)
-    if alternative == "two-sided":
-        crit = stats.t.isf(alpha / 2, df)
-        power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
-    else:
-        crit = stats.t.isf(alpha, df)
+    if df > 1e7:
+        # The t is normal here (and scipy's noncentral t returns NaN at such df).
+        return _normal_power(nc, _z_alpha(alpha, alternative), alternative)
+    crit = float(stats.t.isf(alpha / 2 if alternative == "two-sided" else alpha, df))
+    # Far in the tail (huge nc, tiny df) boost's series does not converge: scipy warns and
+    # returns its closest value, or NaN. There the power is that of the normal shift, ~0 or
+    # ~1; the warning is not the user's business.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
         power = float(stats.nct.sf(crit, df, nc))
-    if math.isnan(power):  # the noncentral t fails far in the tail, where power is ~1
+        if alternative == "two-sided":
+            power += float(stats.nct.cdf(-crit, df, nc))
+    if math.isnan(power) or any(issubclass(w.category, RuntimeWarning) for w in caught):
         power = float(stats.norm.cdf(nc - crit))
     return power
 
@@ -465,6 +585,7 @@ def two_means_power(
 ) -> float:
     """Power of the two-sample t-test (noncentral t) for Cohen's d = `effect_size`."""
     check_alpha_power(alpha)
+    _check_effect_size(effect_size)
     ratio = _check_ratio(ratio)
     n_c = _check_n("n_control", n_control, 2 / (1 + ratio) + 1e-9)
     return _two_means_power(effect_size, n_c, ratio * n_c, alpha, check_sided(alternative))
@@ -490,7 +611,9 @@ def two_means_sample_size(
     ratio = _check_ratio(ratio)
     alternative = check_sided(alternative)
     z = _z_alpha(alpha, alternative) + float(stats.norm.ppf(power))
-    approx = (z / d) ** 2 * (1 + ratio) / ratio
+    # The normal approximation (a lower bound of the t-test's n) refuses hopeless effects
+    # before the noncentral t is solved.
+    approx = _feasible(_units_needed(z, math.sqrt((1 + ratio) / ratio), d), ratio=ratio)
     n_exact = _solve_increasing(
         lambda n: _two_means_power(d, n, ratio * n, alpha, alternative),
         power,
@@ -498,6 +621,7 @@ def two_means_sample_size(
         hi=max(approx * 1.5, 4.0),
         limit=MAX_N,
     )
+    n_exact = _feasible(n_exact, ratio=ratio)
     n_c, n_t, achieved = _round_up_two_arm(
         n_exact,
         ratio,
@@ -529,9 +653,7 @@ def _solve_effect_size(power_of_d: Callable[[float], float], target: float) -> f
         if hi > 1e4:
             raise ConfigError("too few units to reach the requested power for any effect")
         hi *= 2
-    return float(
-        optimize.brentq(lambda d: power_of_d(d) - target, 1e-12, hi, xtol=1e-14, rtol=1e-14)
-    )
+    return _root(power_of_d, target, 1e-12, hi)
 
 
 def two_means_detectable_effect(
@@ -554,7 +676,7 @@ def two_means_detectable_effect(
     d = _solve_effect_size(
         lambda x: _two_means_power(x, n_c, ratio * n_c, alpha, alternative), power
     )
-    absolute = d * sd if sd is not None else None
+    absolute = _absolute(d, sd)
     return DetectableEffect(
         test="two-means",
         method="noncentral-t",
@@ -576,6 +698,7 @@ def one_sample_t_power(
 ) -> float:
     """Power of the one-sample (or paired) t-test for d = `effect_size` with n units (pairs)."""
     check_alpha_power(alpha)
+    _check_effect_size(effect_size)
     return _one_sample_power(effect_size, _check_n("n", n, 2), alpha, check_sided(alternative))
 
 
@@ -602,11 +725,12 @@ def paired_t_sample_size(
     check_alpha_power(alpha, power)
     alternative = check_sided(alternative)
     z = _z_alpha(alpha, alternative) + float(stats.norm.ppf(power))
+    approx = _feasible(_units_needed(z, 1.0, d))  # refuses hopeless effects before solving
     n_exact = _solve_increasing(
         lambda n: _one_sample_power(d, n, alpha, alternative),
         power,
         lo=2.0,
-        hi=max((z / d) ** 2 * 1.5, 4.0),
+        hi=max(approx * 1.5, 4.0),
         limit=MAX_N,
     )
     n, achieved = _round_up_one_arm(
@@ -649,6 +773,7 @@ def paired_t_detectable_effect(
     if sd is not None:
         check_positive("sd", sd)
     d = _solve_effect_size(lambda x: _one_sample_power(x, n, alpha, alternative), power)
+    absolute = _absolute(d, sd)
     return DetectableEffect(
         test="paired-t",
         method="noncentral-t",
@@ -658,7 +783,7 @@ def paired_t_detectable_effect(
         alpha=alpha,
         power=power,
         alternative=alternative,
-        effect=d * sd if sd is not None else d,
+        effect=absolute if absolute is not None else d,
         relative_effect=None,
         effect_size=d,
         assumptions={"sd": sd},
@@ -674,7 +799,11 @@ def margin_sample_size(p: float, margin: float, *, confidence: float = 0.95) -> 
     check_probability("the margin", margin)
     check_probability("confidence", confidence)
     z = float(stats.norm.isf((1 - confidence) / 2))
-    n_exact = z * z * p * (1 - p) / (margin * margin)
+    n_exact = _feasible(
+        _units_needed(z, math.sqrt(p * (1 - p)), margin),
+        what=f"a margin of ±{margin:g} is too narrow to reach",
+        fix="allow a wider margin",
+    )
     n = max(1, math.ceil(n_exact - 1e-9))
     return SampleSize(
         test="margin",
@@ -729,7 +858,7 @@ def _check_discordant(discordant: float, mde: float) -> None:
     check_probability("the discordant fraction", discordant)
     if not math.isfinite(mde) or mde == 0 or abs(mde) >= 1:
         raise ConfigError(
-            f"the difference in pass rate must be in (-1, 1) and non-zero, got {mde!r}"
+            f"the difference in pass rate must be in (-1, 1) and non-zero, got {shown(mde)}"
         )
     if abs(mde) > discordant:
         raise ConfigError(
@@ -780,9 +909,8 @@ def mcnemar_sample_size(
     alternative = check_sided(alternative)
     z_a, z_b = _z_alpha(alpha, alternative), float(stats.norm.ppf(power))
     psi, delta = float(discordant), float(mde)
-    n_exact = _feasible(
-        (z_a * math.sqrt(psi) + z_b * math.sqrt(psi - delta * delta)) ** 2 / delta**2
-    )
+    spread = z_a * math.sqrt(psi) + z_b * math.sqrt(max(psi - delta * delta, 0.0))
+    n_exact = _feasible(_units_needed(1.0, spread, delta))
     n, achieved = _round_up_one_arm(
         n_exact, lambda k: _mcnemar_power(psi, delta, k, alpha, alternative), power, minimum=1
     )
@@ -822,13 +950,11 @@ def mcnemar_detectable_effect(
             f"{n:g} pairs cannot reach power {power:g} with a discordant fraction of "
             f"{discordant:g}; add cases"
         )
-    delta = float(
-        optimize.brentq(
-            lambda d: _mcnemar_power(discordant, d, n, alpha, alternative) - power,
-            1e-12,
-            edge,
-            xtol=1e-14,
-        )
+    delta = _root(
+        lambda d: _mcnemar_power(discordant, d, n, alpha, alternative),
+        power,
+        min(1e-12, edge / 2),
+        edge,
     )
     return DetectableEffect(
         test="mcnemar",
@@ -858,17 +984,33 @@ def _eval_variance(
 ) -> tuple[float, dict[str, Any]]:
     for name, value in (("between-case sd", between_sd), ("within-case sd", within_sd)):
         if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-            raise ConfigError(f"the {name} must be zero or positive, got {value!r}")
+            raise ConfigError(f"the {name} must be zero or positive, got {shown(value)}")
     head_sd = within_sd if head_within_sd is None else head_within_sd
     head_k = repeats if head_repeats is None else head_repeats
     for name, k in (("repeats", repeats), ("head repeats", head_k)):
-        if not isinstance(k, int) or k < 1:
-            raise ConfigError(f"{name} must be a whole number of at least 1, got {k!r}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_REPEATS:
+            raise ConfigError(
+                f"{name} must be a whole number from 1 to {MAX_REPEATS:,}, got {shown(k)}"
+            )
     if head_sd < 0 or not math.isfinite(head_sd):
-        raise ConfigError(f"the head's within-case sd must be zero or positive, got {head_sd!r}")
-    variance = between_sd**2 + within_sd**2 / repeats + head_sd**2 / head_k
+        raise ConfigError(
+            f"the head's within-case sd must be zero or positive, got {shown(head_sd)}"
+        )
+    # Products, not `** 2`: a huge sd overflows to inf (refused below) instead of raising.
+    variance = between_sd * between_sd + within_sd * within_sd / repeats
+    variance += head_sd * head_sd / head_k
+    if variance <= 0 and (between_sd or within_sd or head_sd):
+        raise ConfigError(
+            f"the sds (between {between_sd:g}, within {within_sd:g}) are too small: their "
+            "variance underflows to 0; give them in the score's units"
+        )
     if variance <= 0:
         raise ConfigError("the between- and within-case sds cannot both be zero")
+    if not math.isfinite(variance):
+        raise ConfigError(
+            f"the sds (between {between_sd:g}, within {within_sd:g}) are too large: their "
+            "variance overflows; give them in the score's units"
+        )
     return variance, {
         "between_sd": between_sd,
         "within_sd": within_sd,
@@ -899,6 +1041,7 @@ def eval_power(
     alternative: Sided = "two-sided",
 ) -> float:
     """Power of a paired eval comparison on n cases with K repeats (Miller 2024)."""
+    _check_effect(mde)
     variance, _ = _eval_variance(between_sd, within_sd, repeats, head_within_sd, head_repeats)
     check_alpha_power(alpha)
     alternative = check_sided(alternative)
@@ -926,15 +1069,15 @@ def eval_sample_size(
     score (for pass/fail scores σ² = E[p_i(1 − p_i)] ≤ p(1 − p)). Miller (2024):
     n = (z_α + z_β)² (ω² + σ²_base/K_base + σ²_head/K_head) / δ².
     """
-    if not isinstance(mde, int | float) or not math.isfinite(mde) or mde == 0:
-        raise ConfigError(f"the effect (mde) must be a non-zero number, got {mde!r}")
+    _check_effect(mde)
     variance, assumptions = _eval_variance(
         between_sd, within_sd, repeats, head_within_sd, head_repeats
     )
     check_alpha_power(alpha, power)
     alternative = check_sided(alternative)
     z_a = _z_alpha(alpha, alternative)
-    n_exact = _feasible((z_a + float(stats.norm.ppf(power))) ** 2 * variance / mde**2)
+    z = z_a + float(stats.norm.ppf(power))
+    n_exact = _feasible(_units_needed(z, math.sqrt(variance), mde))
     n, achieved = _round_up_one_arm(
         n_exact,
         lambda k: _normal_power(mde * math.sqrt(k / variance), z_a, alternative),

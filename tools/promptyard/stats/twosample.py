@@ -26,6 +26,7 @@ from promptyard.stats._base import (
     as_float_array,
     check_alternative,
     check_probability,
+    shown,
 )
 
 
@@ -116,7 +117,7 @@ def two_proportions_ztest(
         ("treatment n", treatment_n),
     ):
         if not isinstance(value, int | np.integer) or value < 0:
-            raise ConfigError(f"{name} must be a whole number ≥ 0, got {value!r}")
+            raise ConfigError(f"{name} must be a whole number ≥ 0, got {shown(value)}")
     if control_n == 0 or treatment_n == 0:
         raise ConfigError("each arm needs at least one unit")
     if control_successes > control_n or treatment_successes > treatment_n:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from promptyard.render import RenderError, VariablesError, render_prompt
+from promptyard.render import RenderError, VariablesError, input_validator, render_prompt
 from promptyard.workspace import Workspace
 from support.repo import PromptRepo, prompt_doc
 
@@ -103,3 +105,43 @@ def test_render_at_a_ref(repo: PromptRepo) -> None:
     assert new.json["messages"][-1]["content"] == "Hello Ann!"
     unknown = repo.cli("render", "greet", "--ref", "no-such-branch", "--var", "who=x")
     assert unknown.exit_code == 2 and "unknown git ref" in unknown.stderr
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=3), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+SIMPLE_TYPES = st.sampled_from(
+    ["string", "integer", "number", "boolean", "array", "object", "null"]
+)
+
+
+@st.composite
+def simple_inputs(draw: st.DrawFn) -> dict:
+    inputs = {}
+    for name in draw(st.lists(st.sampled_from(["a", "b", "c"]), unique=True, max_size=3)):
+        kind = draw(SIMPLE_TYPES)
+        schema: dict = {"type": kind}
+        if kind == "array" and draw(st.booleans()):
+            schema["items"] = {"type": draw(SIMPLE_TYPES)}
+        if draw(st.booleans()):
+            schema["default"] = None
+        inputs[name] = schema
+    return inputs
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    simple_inputs(), st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), JSON_VALUES, max_size=4)
+)
+def test_fast_input_check_agrees_with_jsonschema(inputs: dict, variables: dict) -> None:
+    """The fast path for plain `{type: T}` inputs must decide exactly as jsonschema does."""
+    validator = input_validator(inputs)
+    assert validator.is_valid(variables) == validator.validator.is_valid(variables)

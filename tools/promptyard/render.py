@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 import re
 import string
@@ -169,14 +170,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return _checked("".join(map(str, parts)))
 
     def concat(self, parts: Any) -> str:  # type: ignore[override]
-        """The output of a whole template, capped while it is produced."""
+        """The output of a whole template, capped while it is produced (checked per chunk
+        of pieces, so the common small template costs one C-level pass)."""
         pieces: list[str] = []
         total = 0
-        for piece in parts:
-            total += len(piece)
+        while chunk := list(itertools.islice(parts, 256)):
+            total += sum(map(len, chunk))
             if total > MAX_OUTPUT_ITEMS:
                 raise TemplateLimitError(f"output over the {MAX_OUTPUT_ITEMS:,}-character cap")
-            pieces.append(piece)
+            pieces += chunk
         return "".join(pieces)
 
 
@@ -252,12 +254,76 @@ class RenderError(ConfigError):
     """A template failed while rendering (undefined attribute, sandbox violation, ...)."""
 
 
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+
+
+# JSON Schema's types, exactly as jsonschema's Draft 2020-12 type checker decides them.
+_JSON_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda v: isinstance(v, str),
+    "integer": _is_integer,
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+    "null": lambda v: v is None,
+}
+_ANNOTATIONS = frozenset({"description", "title", "default", "examples", "$comment"})
+
+
+def _simple_check(schema: Mapping[str, Any]) -> Callable[[Any], bool] | None:
+    """An exact `is_valid` for `{type: T}` (or an array of `{type: T}` items), or None when
+    the schema uses anything else (then jsonschema decides)."""
+    if set(schema) - _ANNOTATIONS - {"type", "items"} or schema.get("type") not in _JSON_TYPES:
+        return None
+    type_ok = _JSON_TYPES[schema["type"]]
+    if "items" not in schema:
+        return type_ok
+    items = schema["items"]
+    if schema["type"] != "array" or not isinstance(items, dict):
+        return None
+    item_ok = _simple_check(items)
+    if item_ok is None or "items" in items:
+        return None
+    return lambda v: isinstance(v, list) and all(item_ok(x) for x in v)
+
+
+class InputValidator:
+    """Validates a variables object against a prompt's `inputs`.
+
+    jsonschema decides (and explains) everything; when every input is a plain `{type: T}`
+    (the usual case), validity is first checked by an exact fast path, because jsonschema
+    costs ~25 µs per render, half of a registry render's budget.
+    """
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema
+        self.validator = Draft202012Validator(schema)
+        props = schema["properties"]
+        checks = {name: _simple_check(sub) for name, sub in props.items()}
+        self._checks = None if None in checks.values() else checks
+        self._required = frozenset(schema["required"])
+
+    def is_valid(self, variables: Any) -> bool:
+        checks = self._checks
+        if checks is not None and isinstance(variables, dict):
+            return self._required.issubset(variables) and all(
+                name in checks and checks[name](v) for name, v in variables.items()
+            )
+        return bool(self.validator.is_valid(variables))
+
+    def iter_errors(self, variables: Any) -> Any:
+        return self.validator.iter_errors(variables)
+
+
 @functools.lru_cache(maxsize=4096)
-def _validator_for(schema_key: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_key))
+def _validator_for(schema_key: str) -> InputValidator:
+    return InputValidator(json.loads(schema_key))
 
 
-def input_validator(inputs: Mapping[str, Mapping[str, Any]]) -> Draft202012Validator:
+def input_validator(inputs: Mapping[str, Mapping[str, Any]]) -> InputValidator:
     """A validator for the variables object implied by a prompt's `inputs`."""
     schema = {
         "type": "object",
@@ -271,7 +337,7 @@ def input_validator(inputs: Mapping[str, Mapping[str, Any]]) -> Draft202012Valid
 def variable_problems(
     inputs: Mapping[str, Mapping[str, Any]],
     variables: Mapping[str, Any],
-    validator: Draft202012Validator | None = None,
+    validator: InputValidator | None = None,
 ) -> list[str]:
     """Every way `variables` fails `inputs`, one message per variable (empty when valid)."""
     validator = validator or input_validator(inputs)
@@ -298,7 +364,7 @@ def bind_variables(
     prompt: str,
     inputs: Mapping[str, Mapping[str, Any]],
     variables: Mapping[str, Any],
-    validator: Draft202012Validator | None = None,
+    validator: InputValidator | None = None,
 ) -> dict[str, Any]:
     """Validate variables against `inputs` and apply defaults; raise VariablesError."""
     problems = variable_problems(inputs, variables, validator)

@@ -178,6 +178,16 @@ def test_fold_results_applies_min_pass_and_keeps_the_first_repeat_output() -> No
     assert a.cost == 1.5 and a.latencies == [20.0, 10.0, 30.0]
     assert a.metric("m") == pytest.approx(2 / 3)
     assert b.errored and b.unavailable and not b.passed and b.latencies == []
+    # the base side: an error of any kind is no verdict on the case (it is left out of the
+    # pairing), unless the case passed anyway (min_pass of its repeats)
+    kinds = ["infra", "timeout", "rate_limit", "request", "auth", "malformed", "render"]
+    base_rows = [row(f"k{i}", 0, False, kind) for i, kind in enumerate(kinds)]
+    base_rows += [row("p", 0, True), row("p", 1, False, "infra"), row("p", 2, True)]
+    base_rows += [row("f", 0, False), row("f", 1, False), row("f", 2, False)]
+    base = fold_results(base_rows, repeat=3, min_pass=2, every_error_unavailable=True)
+    assert all(base[f"k{i}"].unavailable for i in range(len(kinds)))
+    assert base["p"].passed and not base["p"].unavailable and not base["p"].errored
+    assert not base["f"].passed and not base["f"].unavailable  # an honest failure stays
 
 
 # --- gates -------------------------------------------------------------------------------
@@ -220,9 +230,51 @@ def test_require_significance_blocks_only_significant_drops() -> None:
     assert few.outcome == "pass"
     base_mixed = [outcome(f"c{i}", i >= 5) for i in range(200)]
     head_mixed = [outcome(f"c{i}", not (10 <= i < 23)) for i in range(200)]
-    mixed = gate(judge(base_mixed, head_mixed, gates=config), "pass_rate")
-    # 13 regressions vs 5 improvements: a 4-point drop, p = 0.096: warn, not block
-    assert mixed.outcome == "warn" and "not significant at α = 0.05 (p = 0.096)" in mixed.reason
+    evaluation = judge(base_mixed, head_mixed, gates=config)
+    mixed = gate(evaluation, "pass_rate")
+    # 13 regressions vs 5 improvements: a 4-point drop. The gate asks "did it get worse?":
+    # one-sided p = P(X <= 5 | 18, 1/2) = 0.048 < 0.05, so it blocks — a two-sided test
+    # (p = 0.096) would have let it through, against the one-sided "cases needed".
+    assert evaluation.metrics["pass_rate"].p_value == pytest.approx(
+        stats.binomtest(5, 18, 0.5).pvalue
+    )
+    assert evaluation.metrics["pass_rate"].p_regression == pytest.approx(
+        stats.binomtest(5, 18, 0.5, alternative="less").pvalue
+    )
+    assert mixed.outcome == "block"
+    assert "significant at α = 0.05 (one-sided p = 0.048 for a drop)" in mixed.reason
+    assert "two-sided p = 0.096, McNemar exact" in mixed.reason  # still reported
+    head_weaker = [outcome(f"c{i}", not (10 <= i < 24)) for i in range(200)]
+    base_weaker = [outcome(f"c{i}", i >= 7) for i in range(200)]
+    weaker = gate(judge(base_weaker, head_weaker, gates=config), "pass_rate")
+    # 14 regressions vs 7 improvements: a 3.5-point drop, one-sided p = 0.095: warn
+    assert weaker.outcome == "warn"
+    assert "not significant at α = 0.05 (one-sided p = 0.095 for a drop)" in weaker.reason
+    # an improvement is never "significant" for the gate: its one-sided p is large
+    better = judge(head_mixed, base_mixed, gates=config)
+    assert better.metrics["pass_rate"].p_regression > 0.9
+
+
+def test_require_significance_on_scores_is_one_sided_too() -> None:
+    config = Gates.model_validate(
+        {"score": {"max_drop": 0.01, "action": "block", "require_significance": True}}
+    )
+    # differences of mean -0.03 and sd 0.1 over 40 cases: t = -1.87, between the one-sided
+    # (1.68) and the two-sided (2.02) critical values
+    b = np.linspace(0.5, 0.8, 40)
+    h = b - 0.03 + 0.1 * np.array([1.0, -1.0] * 20)
+    base = [outcome(f"c{i}", True, float(v)) for i, v in enumerate(b)]
+    head = [outcome(f"c{i}", True, float(v)) for i, v in enumerate(h)]
+    two, one = stats.ttest_rel(h, b).pvalue, stats.ttest_rel(h, b, alternative="less").pvalue
+    assert one < 0.05 < two  # only the one-sided test sees the drop
+    evaluation = judge(base, head, gates=config)
+    score = evaluation.metrics["mean_score"]
+    assert score.p_value == pytest.approx(two) and score.p_regression == pytest.approx(one)
+    assert gate(evaluation, "score", "mean_score").outcome == "block"
+    wilcoxon = Gates.model_validate({**config.model_dump(), "score": {**config.score.model_dump(), "test": "wilcoxon"}})  # fmt: skip
+    evaluation = judge(base, head, gates=wilcoxon)
+    expected = stats.wilcoxon(h - b, alternative="less").pvalue
+    assert evaluation.metrics["mean_score"].p_regression == pytest.approx(expected)
 
 
 def test_score_gate_checks_the_mean_score_and_each_named_metric() -> None:
@@ -262,6 +314,26 @@ def test_cost_gate_without_pricing_passes_and_says_why() -> None:
     evaluation = judge(base, [outcome(f"c{i}", cost=None) for i in range(5)])
     assert "cost_per_case_usd" not in evaluation.metrics
     assert "add the model to `pricing`" in gate(evaluation, "cost_per_case").reason
+
+
+def test_cost_from_zero_is_unbounded_and_an_unpriced_side_warns() -> None:
+    block = Gates.model_validate({"cost_per_case": {"action": "block"}})
+    free = [outcome(f"c{i}", cost=0.0) for i in range(10)]
+    paid = judge(free, [outcome(f"c{i}", cost=0.002) for i in range(10)], gates=block)
+    result = gate(paid, "cost_per_case")
+    assert result.outcome == "block" and "base is 0: an unbounded ratio" in result.reason
+    assert paid.metrics["cost_per_case_usd"].ratio == math.inf
+    assert paid.metrics["cost_per_case_usd"].to_dict()["ratio"] is None  # JSON-safe
+    tiny = judge(free, [outcome(f"c{i}", cost=0.00005) for i in range(10)], gates=block)
+    assert "under the $0.0001 floor: noise" in gate(tiny, "cost_per_case").reason
+    both_free = gate(judge(free, free, gates=block), "cost_per_case")
+    assert both_free.outcome == "pass" and "both are 0" in both_free.reason
+    unpriced = [outcome(f"c{i}", cost=None) for i in range(10)]
+    for base, head, side in ((unpriced, free, "base"), (free, unpriced, "head")):
+        result = gate(judge(base, head, gates=block), "cost_per_case")
+        assert result.outcome == "warn"
+        assert "cost unknown on one side: add the model to pricing" in result.reason
+        assert f"the {side} has no token cost" in result.reason
 
 
 def test_error_rate_gate_and_coverage() -> None:

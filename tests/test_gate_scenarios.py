@@ -282,9 +282,23 @@ def test_require_significance_turns_a_small_drop_into_a_warning(
     code, data, _ = check_json(repo, "--base", "base")
     gate = next(g for g in data["prompts"][0]["gates"] if g["gate"] == "pass_rate")
     assert gate["outcome"] == "warn" and code == 0
-    assert "not significant at α = 0.05 (p = 0.500)" in gate["reason"]
+    assert "not significant at α = 0.05 (one-sided p = 0.250 for a drop)" in gate["reason"]
+    assert "two-sided p = 0.500" in gate["reason"]
     assert gate["cases_needed"] > 20
     assert "dataset too small to detect a 3.0 pts drop at 80% power" in gate["reason"]
+    # five regressions, none the other way: two-sided p = 0.0625 would let it through, but
+    # the gate asks whether head got worse: one-sided p = 0.031 < 0.05 blocks
+    repo.write(
+        "prompts/echo.yaml",
+        echo_spec(version="1.0.1", system="Be brief.", user=regressing_user(REGRESSED[:5])),
+    )
+    code, data, _ = check_json(repo, "--base", "base")
+    rate = data["prompts"][0]["metrics"]["pass_rate"]
+    assert rate["p_value"] == pytest.approx(2 * 0.5**5)
+    assert rate["p_regression"] == pytest.approx(0.5**5)
+    gate = next(g for g in data["prompts"][0]["gates"] if g["gate"] == "pass_rate")
+    assert gate["outcome"] == "block" and code == 1
+    assert "significant at α = 0.05 (one-sided p = 0.031 for a drop)" in gate["reason"]
 
 
 def test_github_actions_summary_and_annotations(

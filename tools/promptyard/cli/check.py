@@ -9,7 +9,15 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from promptyard.cli.main import App, format_option, stderr_console
+from promptyard.cli.diff import RECORD_HELP
+from promptyard.cli.main import (
+    App,
+    EvalFlags,
+    build_eval_options,
+    eval_options,
+    format_option,
+    stderr_console,
+)
 
 
 def _github_annotations(result: Any) -> str:
@@ -18,6 +26,13 @@ def _github_annotations(result: Any) -> str:
 
     lines = [FORMATS["github"](result.lint)]
     prefix = result.lint.path_prefix
+    for gate in result.report.gates:  # gates on the change as a whole: promptyard.yaml
+        if gate.outcome == "pass":
+            continue
+        level = "error" if gate.outcome == "block" else "warning"
+        where = escape_property(prefix + "promptyard.yaml")
+        title = escape_property(f"promptyard gate: {gate.gate}")
+        lines.append(f"::{level} file={where},title={title}::{escape_data(gate.reason)}")
     for prompt in result.report.prompts:
         for gate in prompt.all_gates:
             if gate.outcome == "pass":
@@ -59,13 +74,7 @@ def _append_step_summary(text: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the self-contained HTML report to FILE.",
 )
-@click.option("--offline", is_flag=True, help="Answer only from the cache and golden/recordings.")
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 4096),
-    help="Parallel calls per provider (overrides max_concurrency).",
-)
-@click.option("--no-cache", is_flag=True, help="Do not answer from the cache.")
+@eval_options(record_help=RECORD_HELP)
 @format_option()
 @click.pass_obj
 def check(
@@ -73,9 +82,7 @@ def check(
     base: str | None,
     report_path: Path | None,
     html_path: Path | None,
-    offline: bool,
-    concurrency: int | None,
-    no_cache: bool,
+    flags: EvalFlags,
     fmt: str,
 ) -> int:
     """Lint, evaluate the changed and added prompts, compare with --base and apply the gates.
@@ -87,35 +94,40 @@ def check(
     """
     from promptyard.cli.progress import eval_progress
     from promptyard.compare import render, run_check
+    from promptyard.compare.reports.html import failure_html
     from promptyard.compare.reports.markdown import failure_markdown
     from promptyard.errors import PromptyardError
-    from promptyard.evals.runner import EvalOptions
 
     workspace = app.workspace()
     err = stderr_console()
     github = os.environ.get("GITHUB_ACTIONS") == "true"
     try:
         with eval_progress(err, "check") as progress:
-            options = EvalOptions(
-                repo_root=workspace.root,
-                mode="offline" if offline else "auto",
-                use_cache=not no_cache,
-                concurrency=concurrency,
+            options = build_eval_options(
+                flags,
+                workspace.root,
+                record_mode="merge",
                 progress=progress,
                 notify=lambda note: err.print(escape(note), highlight=False),
             )
             result = run_check(workspace, base, options=options)
-    except Exception as exc:
-        # A report file from an earlier run must not survive to say "pass"; the error
-        # itself is raised on, for the CLI to print with its exit code.
+    except BaseException as exc:
+        # A report file from an earlier run must not survive to say "pass" — not after an
+        # error, and not after Ctrl-C or a cancelled CI job either (KeyboardInterrupt,
+        # SystemExit). The exception itself is raised on, for the CLI to handle.
         if isinstance(exc, PromptyardError):
-            failure = failure_markdown("check", exc.message, exc.hint, int(exc.exit_code))
+            why = (exc.message, exc.hint, int(exc.exit_code))
+        elif isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
+            why = ("interrupted before it finished", None, 130)
+        elif isinstance(exc, SystemExit):
+            why = (f"stopped (exit {exc.code})", None, 3)
         else:
-            failure = failure_markdown(
-                "check", f"internal error: {type(exc).__name__}: {exc}", None, 3
-            )
+            why = (f"internal error: {type(exc).__name__}: {exc}", None, 3)
+        failure = failure_markdown("check", *why)
         if report_path is not None:
             _write(report_path, failure)
+        if html_path is not None:
+            _write(html_path, failure_html("check", *why))
         if github:
             _append_step_summary(failure)
         raise

@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from promptyard.cli.main import App, format_option, stderr_console
+from promptyard.cli.main import (
+    App,
+    EvalFlags,
+    build_eval_options,
+    eval_options,
+    format_option,
+    stderr_console,
+)
+
+RECORD_HELP = "Add every base and head response to golden/recordings/ (so CI can replay both)."
 
 
 @click.command("diff")
@@ -18,21 +27,7 @@ from promptyard.cli.main import App, format_option, stderr_console
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE."
 )
-@click.option(
-    "--repeat", type=click.IntRange(1, 1000), help="Runs per case (overrides evals[].repeat)."
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 4096),
-    help="Parallel calls per provider (overrides max_concurrency).",
-)
-@click.option("--no-cache", is_flag=True, help="Do not answer from the cache.")
-@click.option("--offline", is_flag=True, help="Answer only from the cache and golden/recordings.")
-@click.option(
-    "--record",
-    is_flag=True,
-    help="Add every base and head response to golden/recordings/ (so CI can replay both).",
-)
+@eval_options(record_help=RECORD_HELP)
 @click.pass_obj
 def diff_command(
     app: App,
@@ -41,11 +36,7 @@ def diff_command(
     head: str | None,
     fmt: str,
     out: Path | None,
-    repeat: int | None,
-    concurrency: int | None,
-    no_cache: bool,
-    offline: bool,
-    record: bool,
+    flags: EvalFlags,
 ) -> int:
     """Compare prompt NAMEs (default: every changed prompt) between --base and head.
 
@@ -56,20 +47,14 @@ def diff_command(
     """
     from promptyard.cli.progress import eval_progress
     from promptyard.compare import render, run_diff
-    from promptyard.evals.runner import EvalOptions
     from promptyard.fsutil import atomic_write
 
-    if offline and record:
-        raise click.UsageError("--offline and --record cannot be used together")
     workspace = app.workspace()
     err = stderr_console()
     with eval_progress(err, "diff") as progress:
-        options = EvalOptions(
-            repo_root=workspace.root,
-            mode="offline" if offline else "record" if record else "auto",
-            use_cache=not no_cache,
-            repeat=repeat,
-            concurrency=concurrency,
+        options = build_eval_options(
+            flags,
+            workspace.root,
             record_mode="merge",
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),

@@ -11,7 +11,15 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from promptyard.cli.main import App, format_option, stderr_console, stdout_console
+from promptyard.cli.main import (
+    App,
+    EvalFlags,
+    build_eval_options,
+    eval_options,
+    format_option,
+    stderr_console,
+    stdout_console,
+)
 
 FAILURES_SHOWN = 10
 
@@ -94,29 +102,11 @@ def _print_text(report: Any) -> None:
 @click.command("eval")
 @click.argument("names", nargs=-1)
 @click.option("--dataset", metavar="PATH", help="Only evals on this dataset (or run NAME on it).")
-@click.option(
-    "--repeat", type=click.IntRange(1, 1000), help="Runs per case (overrides evals[].repeat)."
-)
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 4096),
-    help="Parallel calls per provider (overrides max_concurrency).",
-)
-@click.option("--no-cache", is_flag=True, help="Do not answer from the cache.")
-@click.option("--offline", is_flag=True, help="Answer only from the cache and golden/recordings.")
-@click.option("--record", is_flag=True, help="Write every response to golden/recordings/.")
+@eval_options()
 @format_option()
 @click.pass_obj
 def eval_command(
-    app: App,
-    names: tuple[str, ...],
-    dataset: str | None,
-    repeat: int | None,
-    concurrency: int | None,
-    no_cache: bool,
-    offline: bool,
-    record: bool,
-    fmt: str,
+    app: App, names: tuple[str, ...], dataset: str | None, flags: EvalFlags, fmt: str
 ) -> int:
     """Run the evals of prompt NAMEs (default: every prompt with evals).
 
@@ -126,19 +116,14 @@ def eval_command(
     3 when a provider cannot be reached.
     """
     from promptyard.cli.progress import eval_progress
-    from promptyard.evals.runner import EvalOptions, evaluate_snapshot
+    from promptyard.evals.runner import evaluate_snapshot
 
-    if offline and record:
-        raise click.UsageError("--offline and --record cannot be used together")
     workspace = app.workspace()
     err = stderr_console()
     with eval_progress(err) as progress:
-        options = EvalOptions(
-            repo_root=workspace.root,
-            mode="offline" if offline else "record" if record else "auto",
-            use_cache=not no_cache,
-            repeat=repeat,
-            concurrency=concurrency,
+        options = build_eval_options(
+            flags,
+            workspace.root,
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),
         )

@@ -7,6 +7,7 @@ anything unexpected is reported in one line (with `--debug`, the traceback) and 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -82,6 +83,91 @@ def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
         default="text",
         show_default=True,
         help=help,
+    )
+
+
+@dataclass(frozen=True)
+class EvalFlags:
+    """The flags of every command that runs evals (`eval_options()`), as one value."""
+
+    repeat: int | None = None
+    concurrency: int | None = None
+    no_cache: bool = False
+    offline: bool = False
+    record: bool = False
+
+    @property
+    def mode(self) -> str:
+        return "offline" if self.offline else "record" if self.record else "auto"
+
+
+EVAL_FLAGS = ("repeat", "concurrency", "no_cache", "offline", "record")
+
+
+def eval_options(
+    *, record_help: str = "Write every response to golden/recordings/."
+) -> Callable[[F], F]:
+    """The options of every command that runs evals: --repeat, --concurrency, --no-cache,
+    --offline and --record. The command receives them as one `flags: EvalFlags` argument
+    (--offline with --record is a usage error, exit 2); `build_eval_options` turns them
+    into the engine's `EvalOptions`."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            flags = EvalFlags(**{name: kwargs.pop(name) for name in EVAL_FLAGS})
+            if flags.offline and flags.record:
+                raise click.UsageError("--offline and --record cannot be used together")
+            return fn(*args, flags=flags, **kwargs)
+
+        options = [
+            click.option(
+                "--repeat",
+                type=click.IntRange(1, 1000),
+                help="Runs per case (overrides evals[].repeat).",
+            ),
+            click.option(
+                "--concurrency",
+                type=click.IntRange(1, 4096),
+                help="Parallel calls per provider (overrides max_concurrency).",
+            ),
+            click.option("--no-cache", is_flag=True, help="Do not answer from the cache."),
+            click.option(
+                "--offline", is_flag=True, help="Answer only from the cache and golden/recordings."
+            ),
+            click.option("--record", is_flag=True, help=record_help),
+        ]
+        decorated: Any = command
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def build_eval_options(
+    flags: EvalFlags,
+    repo_root: Path,
+    *,
+    progress: Any = None,
+    notify: Callable[[str], None] | None = None,
+    record_mode: str = "replace",
+) -> Any:
+    """The eval engine's `EvalOptions` from a command's `EvalFlags`.
+
+    `record_mode` "merge" adds to the recordings (diff and check record base and head into
+    one file); "replace" rewrites them."""
+    from promptyard.evals.runner import EvalOptions
+
+    return EvalOptions(
+        repo_root=repo_root,
+        mode=flags.mode,  # type: ignore[arg-type]
+        use_cache=not flags.no_cache,
+        repeat=flags.repeat,
+        concurrency=flags.concurrency,
+        record_mode=record_mode,  # type: ignore[arg-type]
+        progress=progress,
+        notify=notify,
     )
 
 

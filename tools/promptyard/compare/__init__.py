@@ -10,8 +10,12 @@
   a base, every prompt against its thresholds) -> `CheckResult` with one decision;
 - `render(report, "text" | "markdown" | "json" | "html")` (`reports`);
 - the pieces: `paired` (jobs and per-case folding), `metrics` (statistics per metric),
-  `gates` (the gate registry `GATES`), `flips` (pass↔fail cases with word diffs), `model`
-  (the data classes).
+  `gates` (the gate registry `GATES`), `rule_changes` (a head that edits `gates:` or the
+  evals it is graded by), `flips` (pass↔fail cases with word diffs), `model` (the data
+  classes).
+
+With a base, the BASE's `gates:` judge the change: the head's promptyard.yaml is part of
+what is under review.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""`promptyard diff`: base vs head for every changed prompt, paired, with gates and flips."""
+"""`promptyard diff`: base vs head for every changed prompt, paired, with gates and flips.
+
+The merge gate that judges a change is the base's `gates:` (the head's promptyard.yaml is
+part of the change under review); only without a base (`check` on the working tree alone)
+do the head's gates judge. A head that edits `gates:`, or the `evals:` of a prompt it
+changes, gets a `gates-config` / `eval-spec` result of its own (see `rule_changes`).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,12 @@ from promptyard.compare.model import (
     PromptComparison,
 )
 from promptyard.compare.paired import CaseOutcome, EvalPair, run_pairs
+from promptyard.compare.rule_changes import (
+    base_config_unloadable_gate,
+    eval_spec_gates,
+    gates_config_gate,
+)
+from promptyard.errors import ConfigError
 from promptyard.evals.runner import EvalOptions
 from promptyard.spec.config import Gates
 from promptyard.workspace import Workspace
@@ -59,8 +71,16 @@ def judge_eval(
         base_paired = [base[cid] for cid in paired_ids]
         head_paired = [head[cid] for cid in paired_ids]
         evaluation.paired = len(paired_ids)
+        # The error rate counts every case both sides ran, base errors included (the
+        # pairing leaves those out, so it cannot show them).
+        ran = [cid for cid in case_ids if cid not in lost and cid in base]
+        errors = ([base[cid].errored for cid in ran], [head[cid].errored for cid in ran])
         evaluation.metrics = paired_metrics(
-            base_paired, head_paired, repeat=evaluation.repeat, score_test=gates.score.test
+            base_paired,
+            head_paired,
+            repeat=evaluation.repeat,
+            score_test=gates.score.test,
+            errors=errors,
         )
         p2f, f2p, totals = find_flips(evaluation.dataset, base_paired, head_paired)
         evaluation.pass_to_fail, evaluation.fail_to_pass, evaluation.flips_total = p2f, f2p, totals
@@ -74,6 +94,7 @@ def judge_eval(
         base=base_paired,
         head=head_paired if head_paired is not None else head_all,
         head_all=head_all,
+        base_all=base,
     )
     evaluation.gates = evaluate_gates(context)
     return evaluation
@@ -119,14 +140,31 @@ def _compare_eval(
     )
 
 
+def judging_gates(changes: ChangeSet) -> tuple[Gates, list[GateResult]]:
+    """The gates that judge `changes` (the base's, when there is a base) and the
+    `gates-config` result when the head edits them.
+
+    Raises ConfigError (exit 2) when the head's promptyard.yaml does not load."""
+    head = changes.head.config.gates
+    if changes.base is None:
+        return head, []
+    try:
+        base = changes.base.config.gates
+    except ConfigError as exc:  # a broken base config: the head's is all there is
+        return head, [base_config_unloadable_gate(exc.message)]
+    edited = gates_config_gate(base, head)
+    return base, [edited] if edited is not None else []
+
+
 def compare_changes(
     changes: ChangeSet, *, options: EvalOptions, command: str = "diff"
 ) -> ComparisonReport:
-    """Evaluate what `changes` needs (one engine run) and judge every eval by the gates.
+    """Evaluate what `changes` needs (one engine run) and judge every eval by the gates
+    (the base's `gates:` when there is a base).
 
     Raises InfraError (exit 3) when a provider cannot be reached: never a pass.
     """
-    gates = changes.head.config.gates
+    gates, config_gates = judging_gates(changes)
     pairs, eval_report = run_pairs(changes, options=options)
     by_prompt: dict[str, list[EvalPair]] = {}
     for pair in pairs:
@@ -137,6 +175,7 @@ def compare_changes(
         merge_base=changes.merge_base,
         datasets=changes.datasets,
         command=command,
+        gates=config_gates,
     )
     for change in changes.prompts:
         head = change.head
@@ -154,6 +193,13 @@ def compare_changes(
             comparison.gates.append(
                 GateResult("spec", "block", "block", change.problem or "invalid prompt spec")
             )
+        if change.status == "changed" and change.base is not None and head is not None:
+            graded = eval_spec_gates(change.base.require_spec(), head.require_spec())
+            if graded:
+                comparison.reasons.append(
+                    "the evals changed: base and head were both graded by the head's evals"
+                )
+            comparison.gates.extend(graded)
         for pair in by_prompt.get(change.name, []):
             comparison.evals.append(_compare_eval(change, pair, gates, changes))
         if change.evaluated and not comparison.evals:

@@ -53,6 +53,8 @@ def p_value(value: float | None) -> str:
 
 
 def ratio(value: float | None) -> str:
+    if value == math.inf:  # head / base with a base of 0
+        return "∞×"
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value:.2f}×"

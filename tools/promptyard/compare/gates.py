@@ -1,12 +1,15 @@
 """The merge gate: one small function per gate, registered in one table.
 
 Each gate looks at one eval (`GateContext`: the metrics, the paired cases and the
-`gates:` config of promptyard.yaml) and returns pass / warn / block with a one-line reason.
-A violated gate returns its `action`; with `require_significance: true` it blocks only
-when the change is also significant at `alpha` (otherwise it warns). Ratio gates ignore
-differences under their absolute floor (`min_delta_ms`, `min_delta_usd`). When a dataset
-is too small for a gate's threshold to be detectable at `power`, the reason says so and
-`cases_needed` gives the number of cases.
+`gates:` config of promptyard.yaml — the BASE's, when there is one: a pull request does not
+set its own merge gate) and returns pass / warn / block with a one-line reason. A violated
+gate returns its `action`; with `require_significance: true` it blocks only when the change
+is also significant at `alpha` in the regression direction (a one-sided test: the gate asks
+whether head is worse, as the power analysis behind "cases needed" does; otherwise it
+warns). Ratio gates ignore differences under their absolute floor (`min_delta_ms`,
+`min_delta_usd`); a base of 0 under a head above the floor is an infinite ratio. When a
+dataset is too small for a gate's threshold to be detectable at `power`, the reason says so
+and `cases_needed` gives the number of cases.
 
 Gates that compare need a base (`needs_base=True`); the others also judge added prompts
 and `check` without `--base`.
@@ -14,7 +17,8 @@ and `check` without `--base`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,7 +36,9 @@ class GateContext:
     """What a gate sees: one eval's comparison and its cases.
 
     `base`/`head` are the paired cases in the same order (base None without a base); `head_all`
-    every head case that has a result (added prompts and thresholds use all of them).
+    every head case that has a result (added prompts and thresholds use all of them);
+    `base_all` every base outcome by case id, the unpaired ones included (to say why a base
+    case is missing).
     """
 
     prompt: str
@@ -42,6 +48,7 @@ class GateContext:
     base: list[CaseOutcome] | None
     head: list[CaseOutcome]
     head_all: list[CaseOutcome]
+    base_all: Mapping[str, CaseOutcome] | None = None
 
     def metric(self, name: str) -> MetricResult | None:
         return self.evaluation.metrics.get(name)
@@ -101,16 +108,21 @@ def evaluate_gates(ctx: GateContext) -> list[GateResult]:
 
 
 def _violated(
-    ctx: GateContext, action: Literal["block", "warn"], require: bool, p: float | None
+    ctx: GateContext, action: Literal["block", "warn"], require: bool, metric: MetricResult
 ) -> tuple[Outcome, str]:
-    """The outcome of a violated gate, and a note when significance decides it."""
+    """The outcome of a violated gate, and a note when significance decides it.
+
+    Significance is one-sided, in the regression direction (`metric.p_regression`): the
+    gate is about drops, and a two-sided p would ask for twice the evidence the power
+    analysis ("cases needed") assumes."""
     alpha = ctx.config.alpha
     if not require:
         return action, ""
+    p = metric.p_regression
+    shown = f"one-sided p = {fmt.p_value(p)} for a drop"
     if p is not None and p < alpha:
-        return action, f"; significant at α = {alpha:g}"
-    shown = fmt.p_value(p)
-    return "warn", f"; not significant at α = {alpha:g} (p = {shown}), so it does not block"
+        return action, f"; significant at α = {alpha:g} ({shown})"
+    return "warn", f"; not significant at α = {alpha:g} ({shown}), so it does not block"
 
 
 def _too_small(needed: int | None, n: int, what: str, power: float) -> str:
@@ -159,9 +171,9 @@ def pass_rate_gate(ctx: GateContext) -> list[GateResult]:
     regressions = sum(b and not h for b, h in zip(base_pass, head_pass, strict=True))
     drop = -metric.delta
     moved = f"{fmt.pct(metric.base)} → {fmt.pct(metric.head)}"
-    test = f"p = {fmt.p_value(metric.p_value)}, McNemar exact"
+    test = f"two-sided p = {fmt.p_value(metric.p_value)}, McNemar exact"
     if drop > cfg.max_drop + EPSILON:
-        outcome, sig = _violated(ctx, cfg.action, cfg.require_significance, metric.p_value)
+        outcome, sig = _violated(ctx, cfg.action, cfg.require_significance, metric)
         reason = (
             f"pass rate dropped {fmt.points(drop)} ({moved}), more than the allowed "
             f"{fmt.points(cfg.max_drop)}; {regressions} case(s) went pass → fail ({test}){sig}"
@@ -225,10 +237,10 @@ def score_gate(ctx: GateContext) -> list[GateResult]:
             )
         small = _too_small(needed, metric.n, f"drop of {cfg.max_drop:g}", ctx.config.power)
         moved = f"{fmt.number(metric.base)} → {fmt.number(metric.head)}"
-        test = f"p = {fmt.p_value(metric.p_value)}, {metric.test}"
+        test = f"two-sided p = {fmt.p_value(metric.p_value)}, {metric.test}"
         drop = -metric.delta
         if drop > cfg.max_drop + EPSILON:
-            outcome, sig = _violated(ctx, cfg.action, cfg.require_significance, metric.p_value)
+            outcome, sig = _violated(ctx, cfg.action, cfg.require_significance, metric)
             reason = (
                 f"{label} dropped {drop:.3f} ({moved}), more than the allowed "
                 f"{cfg.max_drop:g} ({test}){sig}"
@@ -294,9 +306,12 @@ def _ratio_gate(
         )
         return [ctx.result(name, action, "pass", missing, metric=metric_name)]
     moved = f"{what} {show(metric.base)} → {show(metric.head)}"
-    if metric.ratio is None:
-        return [ctx.result(name, action, "pass", f"{moved}; no ratio (base is 0)", metric=metric_name)]  # fmt: skip
-    ratio = f"{fmt.ratio(metric.ratio)}, allowed {max_ratio:g}×"
+    if metric.ratio is None:  # both 0
+        return [ctx.result(name, action, "pass", f"{moved}; no ratio (both are 0)", metric=metric_name)]  # fmt: skip
+    if math.isinf(metric.ratio):
+        ratio = f"base is 0: an unbounded ratio, allowed {max_ratio:g}×"
+    else:
+        ratio = f"{fmt.ratio(metric.ratio)}, allowed {max_ratio:g}×"
     difference = metric.head - metric.base
     if metric.ratio > max_ratio + EPSILON:
         if difference < floor:
@@ -306,9 +321,27 @@ def _ratio_gate(
     return [ctx.result(name, action, "pass", f"{moved} ({ratio})", metric=metric_name)]
 
 
+def _priced(cases: Sequence[CaseOutcome]) -> bool:
+    return any(c.cost is not None for c in cases)
+
+
 @gate("cost_per_case", "head / base cost per case may be at most `max_ratio`", needs_base=True)
 def cost_gate(ctx: GateContext) -> list[GateResult]:
     cfg = ctx.config.cost_per_case
+    assert ctx.base is not None
+    # Costs are compared only where both sides are priced: a head that moves to a model
+    # missing from `pricing` (or a base on one) would otherwise compare nothing, silently.
+    answered_base = [c for c in ctx.base if not c.errored]
+    answered_head = [c for c in ctx.head if not c.errored]
+    base_priced, head_priced = _priced(answered_base), _priced(answered_head)
+    if answered_base and answered_head and base_priced != head_priced:
+        side, other = ("base", "head") if head_priced else ("head", "base")
+        reason = (
+            f"cost unknown on one side: add the model to pricing (`pricing` in promptyard.yaml); "
+            f"the {side} has no token cost, the {other} has, so the cost per case cannot be "
+            "compared"
+        )
+        return [ctx.result("cost_per_case", cfg.action, "warn", reason, metric="cost_per_case_usd")]
     return _ratio_gate(
         ctx,
         "cost_per_case",
@@ -384,10 +417,25 @@ def coverage_gate(ctx: GateContext) -> list[GateResult]:
         results.append(ctx.result("coverage", "block", "block", reason))
     if evaluation.missing_base:
         n = len(evaluation.missing_base)
+        first = None
+        if ctx.base_all is not None:
+            first = next(
+                (
+                    ctx.base_all[cid].error
+                    for cid in evaluation.missing_base
+                    if cid in ctx.base_all and ctx.base_all[cid].error
+                ),
+                None,
+            )
+        why = (
+            f"first error: {first[:160]}"
+            if first
+            else "no recorded response offline, or it cannot render the head's variables"
+        )
         reason = (
-            f"the base could not answer {n} case(s) ({_ids(evaluation.missing_base)}: no "
-            f"recorded response offline, or it cannot render the head's variables); compared "
-            f"on the other {evaluation.paired}"
+            f"the base could not answer {n} case(s) ({_ids(evaluation.missing_base)}; {why}): "
+            f"they are left out of the comparison, not counted as base failures; compared on "
+            f"the other {evaluation.paired}"
         )
         results.append(ctx.result("coverage", "warn", "warn", reason))
     return results

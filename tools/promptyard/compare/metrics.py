@@ -13,6 +13,11 @@ Paired (base and head on the same cases, from `promptyard.stats`):
   interval of the difference;
 - `cost_per_case_usd`: head / base ratio and a bootstrap interval of the difference.
 
+Every p-value and interval is two-sided; each tested metric also carries `p_regression`,
+the one-sided p-value of the regression direction (head below base for pass rate and
+scores, above it for errors). The gates decide significance with that one: they ask only
+whether the change made things worse, as the "cases needed" power analysis does.
+
 Head only (an added prompt, or no base): the head values, a Wilson interval for the pass
 rate, no test.
 """
@@ -62,8 +67,12 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def _ratio(base: float | None, head: float | None) -> float | None:
-    if base is None or head is None or base <= 0:
+    """head / base; infinite when the base is 0 and the head is not (a cost that appears
+    from nothing is as large a change as there is), None when both are 0."""
+    if base is None or head is None:
         return None
+    if base <= 0:
+        return math.inf if head > 0 else None
     return head / base
 
 
@@ -90,16 +99,19 @@ def _score_metric(
     delta = head_mean - base_mean if base_mean is not None and head_mean is not None else None
     ci: tuple[float, float] | None = None
     p: float | None = None
+    p_worse: float | None = None
     used = "n/a"
     if n >= 2 and repeat > 1:
-        result = paired_repeated(
-            {cid: v[0] for cid, v in pairs.items()}, {cid: v[1] for cid, v in pairs.items()}
-        )
+        by_case = ({cid: v[0] for cid, v in pairs.items()}, {cid: v[1] for cid, v in pairs.items()})
+        result = paired_repeated(*by_case)
         ci, p, used = _ci(result.ci_low, result.ci_high), result.p_value, result.test
+        p_worse = paired_repeated(*by_case, alternative="less").p_value
     elif n >= 2:
-        tested = wilcoxon(b, h) if test == "wilcoxon" else paired_t(b, h)
+        paired_test = wilcoxon if test == "wilcoxon" else paired_t
+        tested = paired_test(b, h)
         boot = paired_bootstrap(b, h, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
         ci, p = _ci(boot.ci_low, boot.ci_high), tested.p_value
+        p_worse = paired_test(b, h, alternative="less").p_value  # head below base
         used = f"{tested.test} + bootstrap"
     elif n == 1:
         used = "one case: no test"
@@ -115,6 +127,7 @@ def _score_metric(
         p,
         used,
         n,  # type: ignore[arg-type]
+        p_regression=p_worse,
     )
 
 
@@ -159,28 +172,45 @@ def _latency_interval(
 
 
 def paired_metrics(
-    base: Sequence[CaseOutcome], head: Sequence[CaseOutcome], *, repeat: int, score_test: str
+    base: Sequence[CaseOutcome],
+    head: Sequence[CaseOutcome],
+    *,
+    repeat: int,
+    score_test: str,
+    errors: tuple[Sequence[bool], Sequence[bool]] | None = None,
 ) -> dict[str, MetricResult]:
-    """Every metric of an eval from the paired cases (`base[i]` and `head[i]` are one case)."""
+    """Every metric of an eval from the paired cases (`base[i]` and `head[i]` are one case).
+
+    `errors` (base flags, head flags) are the per-case error flags of every case both sides
+    ran, for the error rate: the paired cases leave out a base that errored, so they cannot
+    show the base's errors (default: the paired cases' flags)."""
     with warnings.catch_warnings():
         # scipy warns about precision on nearly constant differences; the result stands
         # and a warning line in the middle of a CI log helps nobody.
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _paired_metrics(base, head, repeat=repeat, score_test=score_test)
+        return _paired_metrics(base, head, repeat=repeat, score_test=score_test, errors=errors)
 
 
 def _paired_metrics(
-    base: Sequence[CaseOutcome], head: Sequence[CaseOutcome], *, repeat: int, score_test: str
+    base: Sequence[CaseOutcome],
+    head: Sequence[CaseOutcome],
+    *,
+    repeat: int,
+    score_test: str,
+    errors: tuple[Sequence[bool], Sequence[bool]] | None,
 ) -> dict[str, MetricResult]:
     n = len(base)
     metrics: dict[str, MetricResult] = {}
     if n == 0:
         return metrics
-    passes = mcnemar([c.passed for c in base], [c.passed for c in head])
+    base_pass, head_pass = [c.passed for c in base], [c.passed for c in head]
+    passes = mcnemar(base_pass, head_pass)
+    worse = mcnemar(base_pass, head_pass, alternative="less")  # head passes fewer cases
     metrics["pass_rate"] = MetricResult(
         "pass_rate", "pass rate", "rate", "higher",
         passes.base_rate, passes.head_rate, passes.difference,
         _ci(passes.ci_low, passes.ci_high), passes.p_value, passes.test, n,
+        p_regression=worse.p_value,
     )  # fmt: skip
     metrics["mean_score"] = _score_metric(
         "mean_score",
@@ -220,12 +250,16 @@ def _paired_metrics(
             repeat=repeat,
             test=score_test,
         )
-    errors = mcnemar([c.errored for c in base], [c.errored for c in head])
-    metrics["error_rate"] = MetricResult(
-        "error_rate", "error rate", "rate", "lower",
-        errors.base_rate, errors.head_rate, errors.difference,
-        _ci(errors.ci_low, errors.ci_high), errors.p_value, errors.test, n,
-    )  # fmt: skip
+    base_errors, head_errors = errors or ([c.errored for c in base], [c.errored for c in head])
+    if len(base_errors):
+        erred = mcnemar(base_errors, head_errors)
+        more = mcnemar(base_errors, head_errors, alternative="greater")  # head errs more
+        metrics["error_rate"] = MetricResult(
+            "error_rate", "error rate", "rate", "lower",
+            erred.base_rate, erred.head_rate, erred.difference,
+            _ci(erred.ci_low, erred.ci_high), erred.p_value, erred.test, len(base_errors),
+            p_regression=more.p_value,
+        )  # fmt: skip
     timed = [(b.latencies, h.latencies) for b, h in zip(base, head, strict=True)]
     timed = [(b, h) for b, h in timed if b and h]
     if timed:

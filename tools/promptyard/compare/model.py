@@ -53,7 +53,9 @@ class MetricResult:
 
     `direction` says which way is better ("higher" for pass rate and scores, "lower" for
     errors, latency and cost); `ratio` (head / base) is set for latency and cost; `n` is the
-    number of paired cases (or head cases when there is no base).
+    number of paired cases (or head cases when there is no base). `p_value` is two-sided
+    (with the two-sided `ci95`); `p_regression` is the one-sided p-value of the regression
+    direction (head worse than base), which `require_significance` decides with.
     """
 
     name: str
@@ -68,6 +70,7 @@ class MetricResult:
     test: str
     n: int
     ratio: float | None = None
+    p_regression: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,10 +79,12 @@ class MetricResult:
             "delta": _num(self.delta),
             "ci95": [_num(self.ci95[0]), _num(self.ci95[1])] if self.ci95 else None,
             "p_value": _num(self.p_value),
+            "p_regression": _num(self.p_regression),
             "test": self.test,
             "n": self.n,
         }
         if self.ratio is not None:
+            # head / base; null when the base is 0 and the head is not (an infinite ratio)
             out["ratio"] = _num(self.ratio)
         return out
 
@@ -347,10 +352,13 @@ class ComparisonReport:
     offline: bool = False  # some answers came from recordings, not a live model
     command: str = "diff"
     recordings_written: list[str] = field(default_factory=list)
+    # Gates on the change as a whole, not on one prompt (e.g. `gates-config`: the head
+    # edits the merge gate of promptyard.yaml).
+    gates: list[GateResult] = field(default_factory=list)
 
     @property
     def decision(self) -> Outcome:
-        outcomes = [p.decision for p in self.prompts]
+        outcomes = [p.decision for p in self.prompts] + [g.outcome for g in self.gates]
         if self.lint is not None and not self.lint.ok:
             outcomes.append("block")
         return worst(outcomes)
@@ -378,6 +386,7 @@ class ComparisonReport:
             "head": self.head_label,
             "merge_base": self.merge_base,
             "offline": self.offline,
+            "gates": [g.to_dict() for g in self.gates],
             "prompts": [p.to_dict() for p in self.prompts],
             "datasets": [d.to_dict() for d in self.datasets],
             "lint": self.lint.to_dict() if self.lint else None,

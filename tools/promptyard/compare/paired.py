@@ -7,9 +7,14 @@ a head request is answered once. Added prompts, prompts whose dataset changed an
 a base) every prompt run on the head side only.
 
 A case a side could not answer says nothing about quality and is left out of the pairing:
-a missing recording offline (either side) and, on the base side, variables the base prompt
-cannot render (the head changed its inputs). Head cases left out are reported, and the
-`coverage` gate blocks on them.
+a missing recording offline (either side) and, on the base side, ANY error — variables the
+base prompt cannot render (the head changed its inputs), a timeout, a rate limit, a refused
+request, a judge that could not be reached. A base that failed for such a reason is not a
+base that failed the case, and counting it as one would make the head look better than it
+is (a fail → pass "improvement" offsetting a real regression). Base cases left out are
+reported (`missing_base`; the `coverage` gate warns); head cases left out block. A head
+case that errored for any other reason stays in: it is a failure, and an error (the
+`error_rate` gate counts it).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from promptyard.evals.results import CaseResult
 from promptyard.evals.runner import EvalJob, EvalOptions, EvalReport, EvalRun, run_evals
 from promptyard.spec import Case, EvalSpec
 
-UNAVAILABLE_BASE = frozenset({"offline", "render"})
+# The error kinds that make a head case unavailable (missing, not failed). On the base
+# side every error does (`every_error_unavailable`).
 UNAVAILABLE_HEAD = frozenset({"offline"})
 MAX_OUTPUT_CHARS = 20_000  # outputs kept per case for flips and reports
 
@@ -59,9 +65,18 @@ class CaseOutcome:
 
 
 def fold_results(
-    rows: Iterable[CaseResult], *, repeat: int, min_pass: int, unavailable_kinds: frozenset[str]
+    rows: Iterable[CaseResult],
+    *,
+    repeat: int,
+    min_pass: int,
+    unavailable_kinds: frozenset[str] = frozenset(),
+    every_error_unavailable: bool = False,
 ) -> dict[str, CaseOutcome]:
-    """Case id -> outcome; a case passes when `min_pass` of its repeats pass (as in `eval`)."""
+    """Case id -> outcome; a case passes when `min_pass` of its repeats pass (as in `eval`).
+
+    A case is `unavailable` (left out of the pairing) when one of its rows errored with a
+    kind in `unavailable_kinds`, or, with `every_error_unavailable`, when it failed and one
+    of its rows errored (of any kind: an error is no verdict on the case)."""
     outcomes: dict[str, CaseOutcome] = {}
     first_repeat: dict[str, int] = {}
     need = min(min_pass, repeat)
@@ -90,8 +105,11 @@ def fold_results(
             outcome.reason = row.reason
     for outcome in outcomes.values():
         outcome.passed = sum(outcome.pass_flags) >= need
-        # An errored case that still passed (min_pass of N) is not an error case.
+        # An errored case that still passed (min_pass of N) is not an error case: its
+        # errors only cost it repeats, and it passed anyway, so its verdict stands.
         outcome.errored = outcome.errored and not outcome.passed
+        if every_error_unavailable and outcome.errored:
+            outcome.unavailable = True
     return outcomes
 
 
@@ -156,19 +174,25 @@ def run_pairs(
         base: dict[str, CaseOutcome] | None = None
         if report is not None and plan.head_job is not None:
             head_run = report.runs[plan.head_job]
-            head = _fold(head_run, UNAVAILABLE_HEAD)
+            head = _fold(head_run, unavailable_kinds=UNAVAILABLE_HEAD)
         if report is not None and plan.base_job is not None:
             base_run = report.runs[plan.base_job]
-            base = _fold(base_run, UNAVAILABLE_BASE)
+            base = _fold(base_run, every_error_unavailable=True)
         pairs.append(EvalPair(plan, head_run, base_run, head, base))
     return pairs, report
 
 
-def _fold(run: EvalRun, unavailable: frozenset[str]) -> dict[str, CaseOutcome]:
+def _fold(
+    run: EvalRun,
+    *,
+    unavailable_kinds: frozenset[str] = frozenset(),
+    every_error_unavailable: bool = False,
+) -> dict[str, CaseOutcome]:
     summary = run.summary
     return fold_results(
         run.iter_results(),
         repeat=summary.repeat,
         min_pass=summary.min_pass,
-        unavailable_kinds=unavailable,
+        unavailable_kinds=unavailable_kinds,
+        every_error_unavailable=every_error_unavailable,
     )

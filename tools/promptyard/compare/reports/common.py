@@ -46,9 +46,13 @@ def mode(report: ComparisonReport) -> str | None:
     return None
 
 
-def problems(report: ComparisonReport) -> list[tuple[PromptComparison, GateResult]]:
-    """Every gate that did not pass, blocks first."""
-    found = [(p, g) for p in report.prompts for g in p.all_gates if g.outcome != "pass"]
+def problems(report: ComparisonReport) -> list[tuple[PromptComparison | None, GateResult]]:
+    """Every gate that did not pass, blocks first (prompt None: a gate on the whole change,
+    such as `gates-config`)."""
+    found: list[tuple[PromptComparison | None, GateResult]] = [
+        (None, g) for g in report.gates if g.outcome != "pass"
+    ]
+    found.extend((p, g) for p in report.prompts for g in p.all_gates if g.outcome != "pass")
     return sorted(found, key=lambda pg: -OUTCOME_ORDER[pg[1].outcome])
 
 
@@ -71,8 +75,9 @@ def verdict(report: ComparisonReport) -> str:
     return ", ".join(parts) + "."
 
 
-def gate_label(prompt: PromptComparison, gate: GateResult) -> str:
+def gate_label(prompt: PromptComparison | None, gate: GateResult) -> str:
     # Only the score gate judges several metrics of one eval: name the one it is about.
     metric = f" ({gate.metric})" if gate.gate == "score" and gate.metric else ""
-    dataset = f" on {gate.dataset}" if gate.dataset and len(prompt.evals) > 1 else ""
+    several = prompt is not None and len(prompt.evals) > 1
+    dataset = f" on {gate.dataset}" if gate.dataset and several else ""
     return f"{gate.gate}{metric}{dataset}"

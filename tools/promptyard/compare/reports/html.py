@@ -216,7 +216,7 @@ def _eval(prompt: PromptComparison, evaluation: EvalComparison) -> str:
     if evaluation.metrics:
         out.append(
             "<table class=metrics><thead><tr><th>metric</th><th>base</th><th>head</th><th>Δ</th>"
-            "<th>95% CI</th><th>p</th><th>test</th><th>n</th></tr></thead><tbody>"
+            "<th>95% CI</th><th>p (two-sided)</th><th>test</th><th>n</th></tr></thead><tbody>"
         )
         out.extend(_metric_row(m) for m in evaluation.metrics.values())
         out.append("</tbody></table>")
@@ -309,6 +309,13 @@ def html_report(report: ComparisonReport) -> str:
         '<label class="filter"><input type="checkbox" id="only-regressions"> '
         "Show regressions only</label></header><main>"
     )
+    if report.gates:
+        out.append('<h2>Merge gate</h2><ul class="gates" id="change-gates">')
+        out.extend(
+            f"<li {_flag(g.outcome != 'pass')}>{_badge(g.outcome)} <b>{e(g.gate)}</b>: {e(g.reason)}</li>"
+            for g in report.gates
+        )
+        out.append("</ul>")
     if report.prompts:
         out.append(
             '<h2>Summary</h2><table id="summary"><thead><tr><th></th><th>prompt</th><th>status</th>'
@@ -354,3 +361,17 @@ def html_report(report: ComparisonReport) -> str:
     )
     out.append(f"</main><script>{SCRIPT}</script></body></html>\n")
     return "\n".join(out)
+
+
+def failure_html(command: str, message: str, hint: str | None, exit_code: int) -> str:
+    """The page when the check could not finish: it replaces an earlier report, so a stale
+    pass is never left standing (the HTML twin of `markdown.failure_markdown`)."""
+    heading = f"promptyard {command}: could not finish (exit {exit_code})"
+    hint_line = f"<p>Hint: {e(hint)}</p>" if hint else ""
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{e(heading)}</title><style>{CSS}</style></head><body><header>"
+        f'<h1 class="block" id="decision">{e(heading)}</h1></header><main>'
+        "<p>The check stopped before it could judge the change, so the change does not "
+        f"pass:</p><pre>{e(message)}</pre>{hint_line}</main></body></html>\n"
+    )

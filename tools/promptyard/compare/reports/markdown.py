@@ -158,14 +158,14 @@ def _row(prompt: PromptComparison) -> str:
 
 
 TABLE_HEAD = (
-    "|  | prompt | status | version | cases | pass rate | Δ pass rate (95% CI) | p | gates |\n"
+    "|  | prompt | status | version | cases | pass rate | Δ pass rate (95% CI) | p (two-sided) | gates |\n"
     "|---|---|---|---|---:|---|---|---:|---|\n"
 )
 
 
 def _metrics(evaluation: EvalComparison) -> str:
     lines = [
-        "| metric | base | head | Δ | 95% CI | p | test |",
+        "| metric | base | head | Δ | 95% CI | p (two-sided) | test |",
         "|---|---:|---:|---:|---|---:|---|",
     ]
     for m in evaluation.metrics.values():
@@ -241,7 +241,8 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
         out.add(f"- ❌ **lint**: {report.lint.errors} error(s) (see below)\n")
     left = 0
     for prompt, gate in found:
-        line = f"- {ICONS[gate.outcome]} {code(prompt.prompt)} · **{text(gate_label(prompt, gate))}**: {text(gate.reason)}\n"
+        where = code(prompt.prompt) if prompt is not None else code("promptyard.yaml")
+        line = f"- {ICONS[gate.outcome]} {where} · **{text(gate_label(prompt, gate))}**: {text(gate.reason)}\n"
         if not out.add(line, keep=4000):
             left += 1
     if left:
@@ -337,9 +338,11 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
 def failure_markdown(command: str, message: str, hint: str | None, exit_code: int) -> str:
     """The comment when the check could not finish (bad input, unreachable provider): it
     replaces an earlier report, so a stale pass is never left standing."""
-    why = {2: "a usage or configuration error", 3: "an infrastructure failure"}.get(
-        exit_code, "an error"
-    )
+    why = {
+        2: "a usage or configuration error",
+        3: "an infrastructure failure",
+        130: "an interruption (Ctrl-C or a cancelled job)",
+    }.get(exit_code, "an error")
     lines = [
         MARKER,
         f"## ❌ promptyard {text(command)}: could not finish (exit {exit_code})",

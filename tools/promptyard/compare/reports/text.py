@@ -18,7 +18,7 @@ def _oneline(text: str | None, limit: int = 100) -> str:
 
 
 def _metrics_table(evaluation: EvalComparison) -> list[str]:
-    rows = [("metric", "base", "head", "delta", "95% CI", "p", "test")]
+    rows = [("metric", "base", "head", "delta", "95% CI", "p (two-sided)", "test")]
     for m in evaluation.metrics.values():
         rows.append(
             (
@@ -87,6 +87,10 @@ def text_report(report: ComparisonReport) -> str:
     if (note := mode(report)) is not None:
         lines.append(note)
     lines.append("")
+    for gate in report.gates:
+        lines.append(f"{MARKS[gate.outcome]} {gate.gate}: {gate.reason}")
+    if report.gates:
+        lines.append("")
     for prompt in report.prompts:
         lines.extend(_prompt(prompt))
         lines.append("")

@@ -410,7 +410,7 @@ def test_worker_processes_find_exactly_what_one_process_finds(
             prompt_doc(
                 name=name if i % 4 else "wrong",
                 version="1.0" if i == 5 else "1.0.0",
-                evals=[{"dataset": "golden/greet.jsonl"}],
+                evals=[{"dataset": "golden/greet.jsonl", "assert": [{"type": "is-json"}]}],
             ),
         )
     serial = findings(repo)

@@ -141,7 +141,10 @@ def test_only_changed_files_are_checked(based: PromptRepo) -> None:
     based.git.git.branch("-f", "base")
     assert base_findings(based) == {}
     # ...but a dataset edit is checked against the prompts that use it, even unchanged ones.
-    based.write("prompts/greet.yaml", base_prompt(evals=[{"dataset": "golden/g.jsonl"}]))
+    based.write(
+        "prompts/greet.yaml",
+        base_prompt(evals=[{"dataset": "golden/g.jsonl", "assert": [{"type": "is-json"}]}]),
+    )
     based.write("golden/g.jsonl", '{"id": "a", "vars": {"who": "A"}}\n')
     based.commit("dataset")
     based.git.git.branch("-f", "base")

@@ -138,7 +138,6 @@ def gateway(
 
     from promptyard.cli.serve import _listen
     from promptyard.registry.client import Registry
-    from promptyard.registry.reconcile import is_git_url
     from promptyard.serving.gateway import GatewayConfig, create_gateway_app
 
     config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
@@ -150,10 +149,7 @@ def gateway(
         where = registry_url
     else:
         location = source or str(app.workspace().root)
-        if not is_git_url(location) and Path(location).is_file():
-            registry = Registry.from_bundle(location, poll=poll or None)
-        else:
-            registry = Registry.from_repo(location, ref=branch, poll=poll or None)
+        registry = Registry.from_source(location, branch, poll=poll or None)
         where = location
     try:
         sock = _listen(host, port)

@@ -136,12 +136,13 @@ def gateway(
     """
     import uvicorn
 
-    from promptyard.cli.serve import _listen
+    from promptyard.cli.serve import _address, _listen
     from promptyard.registry.client import Registry
     from promptyard.serving.gateway import GatewayConfig, create_gateway_app
 
     config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
     assert isinstance(config, GatewayConfig)
+    _address(host, port)  # a bad --host is a usage error, found before any git work
     if registry_url is not None:
         if source is not None:
             raise ConfigError("give --registry or --source, not both")

@@ -772,3 +772,172 @@ def test_cases_given_directly_must_have_unique_ids(project: PromptRepo) -> None:
             config=snapshot.config,
             options=options(project.root),
         )
+
+
+# --- review fixes ---------------------------------------------------------------------------
+
+
+def test_a_request_shared_in_flight_is_recorded_for_every_prompt(
+    project: PromptRepo, openai_server: OpenAIServer
+) -> None:
+    # Two prompts that send byte-identical requests: the second waits on the first's call.
+    project.write("prompts/echo.yaml", echo_prompt("echo"))
+    project.write("prompts/twin.yaml", echo_prompt("twin"))
+    project.write("golden/echo.jsonl", text_cases("a", "b", "c"))
+    openai_server.set_latency(150)  # both prompts' requests are in flight at the same time
+    recorded = evaluate(project, openai_server, mode="record")
+    assert len(openai_server.chat_requests()) == 3  # shared, not sent twice
+    assert recorded.recordings_written == [
+        "golden/recordings/echo.jsonl",
+        "golden/recordings/twin.jsonl",
+    ]
+    for name in ("echo", "twin"):
+        lines = rows(project.root / f"golden/recordings/{name}.jsonl")
+        assert [(r["case"], r["text"]) for r in lines] == [("c0", "a"), ("c1", "b"), ("c2", "c")]
+        offline = evaluate(project, None, name, use_cache=False).runs[0]
+        assert offline.summary.mode == "offline"
+        assert (offline.summary.passed, offline.summary.errors) == (3, 0), offline.failures
+
+
+def test_a_failed_provider_stops_every_worker_at_once(project: PromptRepo) -> None:
+    # Every call fails without retries; eight workers are mid-call when the third failure
+    # decides the provider is down. After that no worker may start a call or touch a
+    # closed results file or cache: the process ends with exit 3 and one clear message.
+    config = EVAL_CONFIG.replace("max_retries: 2", "max_retries: 0")
+    project.write("promptyard.yaml", config)
+    project.write("prompts/echo.yaml", echo_prompt())
+    project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(200)]))
+    with OpenAIServer(latency_ms=30) as server:
+        server.add_fault("500")
+        result = project.run("eval", env=live_env(server))
+        sent = len(server.chat_requests())
+    assert result.exit_code == 3, result.stderr
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("eval: ")]
+    assert len(lines) == 2 and lines[1].startswith("  hint:"), result.stderr  # nothing stray
+    assert "provider 'default'" in lines[0] and "is unreachable: 3 call(s) failed" in lines[0]
+    # 8 calls in flight, plus one new call by each of the 2 workers whose call failed first
+    assert sent <= 8 + 2, sent
+    (results,) = (project.root / ".promptyard/runs").glob("*/results.jsonl")
+    written = rows(results)
+    assert len(written) <= 3 and all(r["error_kind"] == "infra" for r in written)
+    summary = json.loads((results.parent / "summary.json").read_text())
+    assert summary["complete"] is False and summary["rows"] == len(written)
+
+
+def test_an_unreachable_judge_with_many_cases_stops_the_run(
+    project: PromptRepo, openai_server: OpenAIServer
+) -> None:
+    project.write("promptyard.yaml", EVAL_CONFIG.replace("max_retries: 2", "max_retries: 0"))
+    project.write(
+        "prompts/echo.yaml",
+        echo_prompt(asserts=[{"type": "llm-rubric", "value": "Is polite"}], threshold=0.0),
+    )
+    project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(100)]))
+    openai_server.add_fault("500", match="grade an AI output")
+    with pytest.raises(InfraError, match="3 judge call"):
+        evaluate(project, openai_server)
+    judged = [r for r in openai_server.chat_requests() if r.status == 500]
+    assert len(judged) <= 8 + 2
+    written = rows(next((project.root / ".promptyard/runs").glob("*/results.jsonl")))
+    # never a "could not evaluate" verdict: the judge's failure is an infrastructure error
+    assert all(r["error_kind"] == "infra" and not r["assertions"] for r in written), written
+
+
+def test_summary_metrics_agree_with_the_merge_gate(
+    project: PromptRepo, openai_server: OpenAIServer
+) -> None:
+    from promptyard.compare.metrics import head_metrics
+    from promptyard.compare.paired import UNAVAILABLE_HEAD, fold_results
+
+    project.write(
+        "prompts/echo.yaml",
+        echo_prompt(
+            asserts=[
+                {"type": "contains", "value": "ok", "metric": "quality", "weight": 3},
+                {"type": "word-count", "value": {"max": 2}, "metric": "quality"},
+                {"type": "contains", "value": "!", "metric": "bang"},
+            ],
+            threshold=0.0,
+        ),
+    )
+    # c0: ok, 3 words -> quality (3*1 + 1*0) / 4 = 0.75; c1: both fail -> 0; c2: both -> 1
+    project.write("golden/echo.jsonl", text_cases("ok then ok", "no no no", "ok!"))
+    run = evaluate(project, openai_server, repeat=2).runs[0]
+    metrics = run.summary.metrics
+    assert metrics["quality"]["mean_score"] == pytest.approx((0.75 + 0 + 1) / 3)
+    assert metrics["quality"]["pass_rate"] == pytest.approx(1 / 3)  # every quality check passed
+    assert metrics["quality"]["count"] == 3  # cases scored on it
+    assert metrics["bang"] == {"mean_score": pytest.approx(1 / 3), "pass_rate": 1 / 3, "count": 3}
+    summary_file = json.loads((run.run_dir / "summary.json").read_text())
+    assert summary_file["metrics"] == metrics
+    # The gate folds the same rows through `CaseResult.metric_scores`: the same numbers.
+    outcomes = fold_results(
+        run.iter_results(), repeat=2, min_pass=2, unavailable_kinds=UNAVAILABLE_HEAD
+    )
+    gate = head_metrics(list(outcomes.values()), repeat=2)
+    for name in ("quality", "bang"):
+        assert gate[name].head == pytest.approx(metrics[name]["mean_score"])
+        assert gate[name].n == metrics[name]["count"]
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("gpt-4o", "gpt-4o"),
+        ("gpt-4o-mini", "gpt-4o-mini"),
+        ("gpt-4o-2024-08-06", "gpt-4o-2024-08-06"),  # its own entry wins over gpt-4o
+        ("gpt-4o-2024-05-13", "gpt-4o"),  # a dated snapshot of gpt-4o
+        ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+        ("gpt-4.1-nano", None),  # not gpt-4
+        ("gpt-4o-mini-tts", None),
+        ("gpt-4o-realtime-preview", None),
+        ("gpt-4-turbo", None),
+        ("gpt-4-2024-1-1", None),
+        ("gpt-4o-2024-08-06-extra", None),
+        ("gpt", None),
+        ("", None),
+    ],
+)
+def test_price_for_matches_a_name_or_its_dated_snapshots(model: str, expected: str | None) -> None:
+    from promptyard.evals.pricing import cost_usd, price_for
+    from promptyard.spec.config import Price
+
+    table = {
+        name: Price(input=float(i + 1), output=float(10 * (i + 1)))
+        for i, name in enumerate(["gpt-4", "gpt-4o", "gpt-4o-mini", "gpt-4o-2024-08-06"])
+    }
+    assert price_for(table, model) is (table[expected] if expected else None)
+    cost = cost_usd(table, model, 1_000_000, 1_000_000)
+    assert cost == (table[expected].input + table[expected].output if expected else None)
+
+
+def test_a_provider_type_registers_itself_in_one_file() -> None:
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        from promptyard.evals.providers import PROVIDERS, create_provider
+        from promptyard.evals.providers.base import Provider, provider
+        from promptyard.spec import ProviderConfig
+
+        assert PROVIDERS["openai"].type_name == "openai" and "openai" not in sys.modules
+
+        @provider("echo-test")
+        class Echo(Provider):
+            def describe(self): return "echo"
+            async def complete(self, request, *, timeout): raise NotImplementedError
+            async def embed(self, model, texts, *, timeout): raise NotImplementedError
+
+        assert Echo.type_name == "echo-test" and PROVIDERS["echo-test"] is Echo
+        made = create_provider("p", ProviderConfig.model_validate({"type": "echo-test"}), {})
+        assert isinstance(made, Echo)
+        try:
+            provider("openai")(Echo)
+        except ValueError as exc:
+            assert "openai" in str(exc)
+        else:
+            raise AssertionError("a second class for one type name was accepted")
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,7 +12,15 @@ import pytest
 from support.repo import PromptRepo, prompt_doc
 
 DATASET = '{"id": "a", "vars": {"who": "Ann"}}\n{"id": "b", "vars": {"who": "Bo"}}\n'
-WITH_EVAL = prompt_doc(evals=[{"dataset": "golden/greet.jsonl", "threshold": 0.9}])
+WITH_EVAL = prompt_doc(
+    evals=[
+        {
+            "dataset": "golden/greet.jsonl",
+            "assert": [{"type": "contains", "value": "Hi"}],
+            "threshold": 0.9,
+        }
+    ]
+)
 
 
 def findings(repo: PromptRepo, *args: str) -> list[dict]:
@@ -402,7 +410,7 @@ def test_worker_processes_find_exactly_what_one_process_finds(
             prompt_doc(
                 name=name if i % 4 else "wrong",
                 version="1.0" if i == 5 else "1.0.0",
-                evals=[{"dataset": "golden/greet.jsonl"}],
+                evals=[{"dataset": "golden/greet.jsonl", "assert": [{"type": "is-json"}]}],
             ),
         )
     serial = findings(repo)
@@ -442,3 +450,14 @@ def test_symlinked_dataset_escaping_the_repository(repo: PromptRepo, tmp_path) -
     os.symlink(outside, repo.root / "golden" / "greet.jsonl")
     repo.write("prompts/greet.yaml", WITH_EVAL)
     assert "outside the repository" in only(repo, "D002")["message"]
+
+
+def test_an_eval_that_checks_nothing_warns(repo: PromptRepo) -> None:
+    repo.write("prompts/greet.yaml", prompt_doc(evals=[{"dataset": "golden/greet.jsonl"}]))
+    repo.write("golden/greet.jsonl", DATASET)
+    assert "every case passes" in only(repo, "P013")["message"]
+    repo.write(
+        "golden/greet.jsonl",
+        DATASET.replace('"Ann"}}', '"Ann"}, "assert": [{"type": "contains", "value": "Ann"}]}'),
+    )
+    assert not [f for f in findings(repo) if f["rule"] == "P013"]

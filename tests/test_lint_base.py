@@ -141,7 +141,10 @@ def test_only_changed_files_are_checked(based: PromptRepo) -> None:
     based.git.git.branch("-f", "base")
     assert base_findings(based) == {}
     # ...but a dataset edit is checked against the prompts that use it, even unchanged ones.
-    based.write("prompts/greet.yaml", base_prompt(evals=[{"dataset": "golden/g.jsonl"}]))
+    based.write(
+        "prompts/greet.yaml",
+        base_prompt(evals=[{"dataset": "golden/g.jsonl", "assert": [{"type": "is-json"}]}]),
+    )
     based.write("golden/g.jsonl", '{"id": "a", "vars": {"who": "A"}}\n')
     based.commit("dataset")
     based.git.git.branch("-f", "base")
@@ -195,3 +198,22 @@ def test_unknown_base_exits_2(based: PromptRepo) -> None:
 )
 def test_schema_relation(old, new, relation) -> None:
     assert schema_relation(old, new) == relation
+
+
+def test_a_change_cannot_silence_rules_for_itself(based: PromptRepo) -> None:
+    based.write(
+        "prompts/greet.yaml",
+        base_prompt(messages=[{"role": "user", "content": "Hello {{ who }} ({{ tone }})"}]),
+    )
+    based.write(
+        "promptyard.yaml",
+        based.root.joinpath("promptyard.yaml").read_text() + "lint:\n  ignore: [R001]\n",
+    )
+    assert "R001" in base_findings(based)  # the base's (empty) ignore list applies
+    based.commit("ignore R001")
+    based.git.git.branch("-f", "base")
+    based.write(
+        "prompts/greet.yaml",
+        base_prompt(messages=[{"role": "user", "content": "Hey {{ who }} ({{ tone }})"}]),
+    )
+    assert "R001" not in base_findings(based)  # once merged, the team's choice holds

@@ -50,7 +50,9 @@ def serve_prompt(repo: PromptRepo, model: str = "llama-8b", max_tokens: int = 40
                 "name": model,
                 "parameters": {"temperature": 0, "max_tokens": max_tokens},
             },
-            evals=[{"dataset": "golden/greet.jsonl"}],
+            evals=[
+                {"dataset": "golden/greet.jsonl", "assert": [{"type": "contains", "value": "Ann"}]}
+            ],
         ),
     )
     repo.write(
@@ -336,7 +338,9 @@ def test_the_check_reads_the_pinned_tagged_version_not_the_working_copy(
         prompt_doc(
             version="2.0.0",
             model={"provider": "default", "name": "gpt-4o"},
-            evals=[{"dataset": "golden/greet.jsonl"}],
+            evals=[
+                {"dataset": "golden/greet.jsonl", "assert": [{"type": "contains", "value": "Ann"}]}
+            ],
         ),
     )
     assert [f["rule"] for f in lint(repo)] == []

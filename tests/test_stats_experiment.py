@@ -75,16 +75,30 @@ def test_assign_formula_is_reproducible() -> None:
 # --- plan ---------------------------------------------------------------------------------------
 
 
-def test_plan_holm_corrected_sample_sizes(tmp_path: Path) -> None:
+def test_plan_each_family_at_its_own_level(tmp_path: Path) -> None:
     repo = write_repo(tmp_path)
     result = run(repo, "experiment", "plan", "reply-tone", "--format", "json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert plan["comparisons"] == 3
-    level = 0.05 / 3
-    resolved = two_proportions_sample_size(0.30, mde=0.03, alpha=level, power=0.8)
-    handle = two_means_sample_size(mde=-15, sd=120, alpha=level, power=0.8)
-    escalated = two_proportions_sample_size(0.10, mde=-0.02, alpha=level, power=0.8)
+    # One treatment: the primary alone is the decision family, handle_time the secondary
+    # one, and the guardrail is tested one-sided for harm, not adjusted.
+    assert (plan["comparisons"], plan["secondary_comparisons"]) == (1, 1)
+    assert plan["guardrail_comparisons"] == 1
+    resolved = two_proportions_sample_size(0.30, mde=0.03, alpha=0.05, power=0.8)
+    handle = two_means_sample_size(mde=-15, sd=120, alpha=0.05, power=0.8)
+    # escalated: lower is better, so the harm to detect is an increase of 2 points.
+    escalated = two_proportions_sample_size(
+        0.10, mde=0.02, alpha=0.05, power=0.8, alternative="one-sided"
+    )
+    rows = {row["metric"]: row for row in plan["metrics"]}
+    assert rows["resolved"]["family"] == "decision"
+    assert rows["resolved"]["sample_size"]["n"] == resolved.n
+    assert rows["handle_time"]["family"] == "secondary"
+    assert rows["handle_time"]["sample_size"]["n"] == handle.n
+    harm = rows["escalated"]
+    assert (harm["family"], harm["alpha"], harm["alternative"]) == ("guardrail", 0.05, "one-sided")
+    assert harm["sample_size"]["n"] == escalated.n
+    assert harm["sample_size"]["effect"] == pytest.approx(0.02)
     needed = max(resolved.n, handle.n, escalated.n)
     assert plan["per_variant"] == {"control": needed, "friendly": needed}
     assert plan["total"] == 2 * needed
@@ -94,6 +108,87 @@ def test_plan_holm_corrected_sample_sizes(tmp_path: Path) -> None:
     text = run(repo, "experiment", "plan", "reply-tone")
     assert text.exit_code == 0
     assert f"{needed:,}" in text.stdout and "too few" in text.stdout
+    assert "Holm-adjusted over 1 comparison(s)" in text.stdout
+    assert "harm (guardrails): one-sided" in text.stdout and "not adjusted" in text.stdout
+    row = next(line for line in text.stdout.splitlines() if line.startswith("escalated"))
+    assert row.split()[:3] == ["escalated", "guardrail", "harm"] and "+2.00 pp" in row
+    assert f"{escalated.n:,}" in row
+
+
+def test_plan_holm_covers_decision_metrics_only(tmp_path: Path) -> None:
+    # Three variants, k-of-n on two metrics plus a guardrail: Holm divides alpha among the
+    # 2 metrics × 2 treatments; the guardrail keeps the full alpha, one-sided.
+    spec = experiment(
+        variants=[
+            {"name": "control", "prompt": "support-reply@2.1.0", "weight": 50},
+            {"name": "friendly", "prompt": "support-reply@2.2.0", "weight": 25},
+            {"name": "brief", "prompt": "support-reply@2.3.0", "weight": 25},
+        ],
+        decision={"rule": "k-of-n", "k": 1, "metrics": ["resolved", "handle_time"]},
+    )
+    plan = json_of(
+        run(write_repo(tmp_path, spec), "experiment", "plan", "reply-tone", "--format", "json")
+    )
+    assert (plan["comparisons"], plan["secondary_comparisons"]) == (4, 0)
+    assert plan["guardrail_comparisons"] == 2
+    for row in plan["metrics"]:
+        assert row["treatment"] in ("friendly", "brief")
+        if row["metric"] == "escalated":
+            assert row["alpha"] == 0.05 and row["alternative"] == "one-sided"
+            expected = two_proportions_sample_size(
+                0.10, mde=0.02, alpha=0.05, ratio=0.5, alternative="one-sided"
+            )
+        else:
+            assert row["alpha"] == pytest.approx(0.05 / 4) and row["family"] == "decision"
+            expected = (
+                two_proportions_sample_size(0.30, mde=0.03, alpha=0.0125, ratio=0.5)
+                if row["metric"] == "resolved"
+                else two_means_sample_size(mde=-15, sd=120, alpha=0.0125, ratio=0.5)
+            )
+        assert row["sample_size"]["n"] == expected.n
+        assert row["sample_size"]["n_treatment"] == expected.n_treatment
+
+
+def test_plan_a_guardrail_that_decides_has_both_tests(tmp_path: Path) -> None:
+    # k-of-n over every metric: escalated is a decision metric and a guardrail.
+    spec = experiment(decision={"rule": "k-of-n", "k": 2})
+    plan = json_of(
+        run(write_repo(tmp_path, spec), "experiment", "plan", "reply-tone", "--format", "json")
+    )
+    assert plan["comparisons"] == 3 and plan["guardrail_comparisons"] == 1
+    tests = [(r["metric"], r["family"], r["alpha"]) for r in plan["metrics"]]
+    assert tests == [
+        ("resolved", "decision", pytest.approx(0.05 / 3)),
+        ("handle_time", "decision", pytest.approx(0.05 / 3)),
+        ("escalated", "decision", pytest.approx(0.05 / 3)),
+        ("escalated", "guardrail", 0.05),
+    ]
+    better, harm = plan["metrics"][2:]
+    assert better["sample_size"]["effect"] == pytest.approx(-0.02)  # lower is better
+    assert harm["sample_size"]["effect"] == pytest.approx(0.02)  # the harm: higher
+
+
+def test_plan_impossible_harm_names_the_guardrail_test(tmp_path: Path) -> None:
+    # Higher is better from a 3% baseline: a harm of 5 points would go below zero.
+    spec = experiment(
+        metrics=[
+            *experiment()["metrics"][:2],
+            {
+                "name": "kept",
+                "type": "binary",
+                "direction": "increase",
+                "baseline": 0.03,
+                "mde": 0.05,
+            },
+        ],
+        guardrails=["kept"],
+    )
+    result = run(write_repo(tmp_path, spec), "experiment", "plan", "reply-tone")
+    assert result.exit_code == 2, result.output
+    assert "metric 'kept' (guardrail harm test, friendly vs control at alpha 0.05 one-sided)" in (
+        result.stderr
+    )
+    assert "outside (0, 1)" in result.stderr and "Traceback" not in result.output
 
 
 def test_plan_unequal_weights_scales_total(tmp_path: Path) -> None:
@@ -204,6 +299,10 @@ def test_analyze_text_markdown_and_plot(winning: Path, tmp_path: Path) -> None:
     assert text.exit_code == 0, text.output + text.stderr
     assert text.stdout.startswith("sample ratio ok")
     assert "decision: ship friendly" in text.stdout
+    assert "no guardrail is significantly worse" in text.stdout
+    assert "decision (the metrics that can ship a variant): two-sided, Holm-adjusted" in text.stdout
+    assert "harm (guardrails): one-sided, in the harmful direction, at alpha 0.05" in text.stdout
+    assert "harm p" in text.stdout and "(one-sided, not adjusted)" in text.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(plot.parent.glob(".*tmp"))  # written atomically
     markdown = run(
@@ -219,6 +318,13 @@ def test_analyze_text_markdown_and_plot(winning: Path, tmp_path: Path) -> None:
     assert markdown.exit_code == 0
     assert "## Experiment `reply-tone`: ship friendly" in markdown.stdout
     assert "| resolved | primary | friendly |" in markdown.stdout
+    assert "| p (Holm) | harm p (one-sided) |" in markdown.stdout
+    escalated = next(
+        line for line in markdown.stdout.splitlines() if line.startswith("| escalated |")
+    )
+    cells = [cell.strip() for cell in escalated.split("|")]
+    assert cells[9] == "—" and cells[10] != "—"  # not Holm-adjusted; its harm p-value
+    assert "- harm (guardrails): one-sided" in markdown.stdout
     bad_plot = run(
         winning,
         "experiment",
@@ -277,9 +383,11 @@ def test_assignment_mismatches_are_counted(tmp_path: Path) -> None:
     assert any("assign()" in w for w in data["warnings"])
 
 
-def _analysis(tmp_path: Path, spec: dict[str, Any], rates: dict[str, Any], n: int = 12_000) -> Any:
+def _analysis(
+    tmp_path: Path, spec: dict[str, Any], rates: dict[str, Any], n: int = 12_000, seed: int = 1
+) -> Any:
     repo = write_repo(tmp_path, spec)
-    simulate(spec, n, rates=rates).to_csv(repo / "data.csv", index=False)
+    simulate(spec, n, rates=rates, seed=seed).to_csv(repo / "data.csv", index=False)
     result = run(
         repo,
         "experiment",
@@ -305,7 +413,10 @@ def test_guardrail_worse_keeps_control(tmp_path: Path) -> None:
 
 def test_nothing_significant_continues(tmp_path: Path) -> None:
     rates = {"control": {}, "friendly": {}}
-    data = _analysis(tmp_path, experiment(), rates, n=3000)
+    # No effect at all. (With seed 1 the guardrail looks harmed by chance, p ≈ 0.02
+    # one-sided: an unadjusted guardrail test blocks about 5% of harmless variants.)
+    data = _analysis(tmp_path, experiment(), rates, n=3000, seed=3)
+    assert all(m["outcome"] == "inconclusive" for m in data["metrics"])
     assert data["decision"]["action"] == "continue"
     assert "not significant" in data["decision"]["reason"]
 
@@ -322,6 +433,146 @@ def test_k_of_n_decision(tmp_path: Path) -> None:
     data = _analysis(tmp_path, spec, WINNING)
     assert data["decision"]["action"] == "ship"
     assert "2 of 2 metrics" in data["decision"]["reason"]
+
+
+HARMFUL = {
+    "control": {"resolved": 0.30, "handle_time": 300, "escalated": 0.10},
+    "friendly": {"resolved": 0.35, "handle_time": 285, "escalated": 0.16},
+}
+
+
+def test_k_of_n_guardrail_worse_blocks_shipping(tmp_path: Path) -> None:
+    # Both decision metrics are better, but the guardrail (not one of the k-of-n metrics)
+    # is clearly worse: shipping is blocked, and the reason says so.
+    spec = experiment(decision={"rule": "k-of-n", "k": 2, "metrics": ["resolved", "handle_time"]})
+    data = _analysis(tmp_path, spec, HARMFUL)
+    outcomes = {m["metric"]: m["outcome"] for m in data["metrics"]}
+    assert outcomes == {"resolved": "better", "handle_time": "better", "escalated": "worse"}
+    decision = data["decision"]
+    assert decision["action"] == "keep-control" and decision["variant"] == "control"
+    assert "guardrail escalated" in decision["reason"]
+    assert "one-sided, not adjusted" in decision["reason"]
+    assert "blocks shipping" in decision["reason"]
+
+
+def _exact_rates(frame: pd.DataFrame, metric: str, ones: dict[str, int]) -> pd.DataFrame:
+    """`frame` with exactly `ones[variant]` ones in the binary `metric` of each variant."""
+    frame = frame.copy()
+    rng = np.random.default_rng(3)
+    for variant, count in ones.items():
+        rows = frame.index[frame["variant"] == variant].to_numpy()
+        values = np.zeros(rows.size, dtype=int)
+        values[rng.choice(rows.size, size=count, replace=False)] = 1
+        frame.loc[rows, metric] = values
+    return frame
+
+
+def _one_sided_z(c: tuple[int, int], t: tuple[int, int]) -> float:
+    """P(Z ≥ z) of the pooled two-proportion z: the treatment's rate is higher."""
+    from scipy import stats
+
+    pooled = (c[0] + t[0]) / (c[1] + t[1])
+    se = math.sqrt(pooled * (1 - pooled) * (1 / c[1] + 1 / t[1]))
+    return float(stats.norm.sf((t[0] / t[1] - c[0] / c[1]) / se))
+
+
+def test_guardrail_harm_is_one_sided_and_not_adjusted() -> None:
+    from promptyard.stats.experiment import analyze_experiment
+    from promptyard.stats.multiple import holm
+
+    spec = ExperimentSpec.model_validate(experiment())
+    frame = simulate(experiment(), 12_000, rates=WINNING)
+    arms = frame["variant"].value_counts()
+    # escalated: 10.0% in control, ~11.1% with friendly — borderline harm.
+    ones = {"control": round(0.100 * arms["control"]), "friendly": round(0.111 * arms["friendly"])}
+    frame = _exact_rates(frame, "escalated", ones)
+    analysis = analyze_experiment(spec, frame)
+    escalated = analysis.result("escalated", "friendly")
+    expected = _one_sided_z(
+        (ones["control"], int(arms["control"])), (ones["friendly"], int(arms["friendly"]))
+    )
+    assert escalated.family == "guardrail" and escalated.p_adjusted is None
+    assert escalated.harm_p_value == pytest.approx(expected, rel=1e-9)
+    assert escalated.harm_p_value < 0.05 and escalated.outcome == "worse"
+    # Adjusted with the other metrics, as before, the same harm would have gone unseen.
+    two_sided = [r.p_value for r in analysis.metrics]
+    assert holm(two_sided)[2] > 0.05
+    # The primary and the secondary metric are each a family of one: no adjustment.
+    resolved = analysis.result("resolved", "friendly")
+    handle = analysis.result("handle_time", "friendly")
+    assert (resolved.family, handle.family) == ("decision", "secondary")
+    assert resolved.p_adjusted == resolved.p_value and handle.p_adjusted == handle.p_value
+    assert resolved.harm_p_value is None and handle.harm_p_value is None
+    assert analysis.decision.action == "keep-control"
+    assert analysis.decision.reason.startswith("keep control: friendly: guardrail escalated +")
+    # A guardrail that is better is not "worse", and never "better" either (one-sided).
+    ones = {"control": ones["control"], "friendly": round(0.06 * arms["friendly"])}
+    better = analyze_experiment(spec, _exact_rates(frame, "escalated", ones))
+    improved = better.result("escalated", "friendly")
+    assert improved.harm_p_value > 0.99 and improved.outcome == "inconclusive"
+    assert better.decision.action == "ship"
+    assert "no guardrail is significantly worse" in better.decision.reason
+
+
+def test_holm_families_with_two_treatments() -> None:
+    from promptyard.stats.experiment import analyze_experiment
+    from promptyard.stats.multiple import holm
+
+    data = experiment(
+        variants=[
+            {"name": "control", "prompt": "support-reply@2.1.0", "weight": 40},
+            {"name": "friendly", "prompt": "support-reply@2.2.0", "weight": 30},
+            {"name": "brief", "prompt": "support-reply@2.3.0", "weight": 30},
+        ]
+    )
+    rates = {**WINNING, "brief": {"resolved": 0.32, "handle_time": 290, "escalated": 0.11}}
+    analysis = analyze_experiment(
+        ExperimentSpec.model_validate(data), simulate(data, 9000, rates=rates)
+    )
+    for family, metric in (("decision", "resolved"), ("secondary", "handle_time")):
+        rows = [analysis.result(metric, t) for t in ("friendly", "brief")]
+        assert [r.family for r in rows] == [family, family]
+        assert [r.p_adjusted for r in rows] == holm([r.p_value for r in rows])
+    for treatment in ("friendly", "brief"):
+        guardrail = analysis.result("escalated", treatment)
+        assert guardrail.p_adjusted is None and guardrail.harm_p_value is not None
+    text = analysis.to_dict()
+    assert {m["family"] for m in text["metrics"]} == {"decision", "secondary", "guardrail"}
+
+
+def test_a_guardrail_that_decides_is_tested_both_ways(tmp_path: Path) -> None:
+    # k-of-n over every metric: escalated counts towards k and is also a guardrail.
+    spec = experiment(decision={"rule": "k-of-n", "k": 2})
+    data = _analysis(tmp_path, spec, HARMFUL)
+    escalated = next(m for m in data["metrics"] if m["metric"] == "escalated")
+    assert escalated["family"] == "decision"
+    assert escalated["p_adjusted"] >= escalated["p_value"]
+    assert escalated["harm_p_value"] < 0.05 and escalated["outcome"] == "worse"
+    reason = data["decision"]["reason"]
+    assert data["decision"]["action"] == "keep-control"
+    assert reason.count("escalated") == 1 and "guardrail escalated" in reason
+
+
+def test_sequential_guardrail_uses_the_one_sided_always_valid_test(tmp_path: Path) -> None:
+    from promptyard.stats.sequential import msprt_two_sample_stream
+
+    spec = experiment(sequential=True)
+    repo = write_repo(tmp_path, spec)
+    frame = simulate(spec, 12_000, rates=HARMFUL)
+    data = _analysis(tmp_path, spec, HARMFUL)
+    control = frame["variant"] == "control"
+    pair = frame["variant"].isin(["control", "friendly"])
+    values, arm = frame.loc[pair, "escalated"].to_numpy(float), ~control[pair].to_numpy()
+    harm = msprt_two_sample_stream(values, arm, tau=0.02, binary=True, alternative="greater")
+    both = msprt_two_sample_stream(values, arm, tau=0.02, binary=True)
+    escalated = next(m for m in data["metrics"] if m["metric"] == "escalated")
+    assert escalated["harm_p_value"] == pytest.approx(harm.p_value, rel=1e-12)
+    assert escalated["sequential"]["p_value"] == pytest.approx(both.p_value, rel=1e-12)
+    assert harm.p_value <= both.p_value and escalated["p_adjusted"] is None
+    assert data["decision"]["action"] == "keep-control"
+    assert "one-sided, not adjusted, always-valid" in data["decision"]["reason"]
+    text = run(repo, "experiment", "analyze", "reply-tone", "--data", str(repo / "data.csv"))
+    assert "harm p" in text.stdout and "one-sided always-valid, not adjusted" in text.stdout
 
 
 def test_sequential_experiment_uses_always_valid_p_values(tmp_path: Path) -> None:
@@ -522,8 +773,9 @@ def test_plan_error_names_file_line_and_metric(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     first, hint = result.stderr.strip().splitlines()
     assert first.startswith(f"error: experiments/reply-tone.yaml:{line}: metric 'escalated'")
-    assert "friendly vs control" in first and "too small to detect" in first
-    assert "raise the `mde` of metric 'escalated'" in hint and "Holm" in hint
+    assert "guardrail harm test, friendly vs control" in first and "too small to detect" in first
+    # A guardrail is planned at the full alpha: there is no Holm division to point at.
+    assert "raise the `mde` of metric 'escalated'" in hint and "Holm" not in hint
     # A file given by path is named as given.
     outside = tmp_path / "elsewhere.yaml"
     outside.write_text((repo / "experiments" / "reply-tone.yaml").read_text())
@@ -542,6 +794,15 @@ def test_plan_error_from_the_api_names_the_experiment() -> None:
         plan_experiment(spec)
     with pytest.raises(ConfigError, match=r"^x\.yaml:7: metric 'resolved'"):
         plan_experiment(spec, source="x.yaml", lines={"resolved": 7})
+    # Two treatments: the primary is planned at alpha / 2, and the hint says why.
+    data["variants"] = [
+        {"name": "control", "prompt": "p@1.0.0", "weight": 40},
+        {"name": "b", "prompt": "p@1.1.0", "weight": 30},
+        {"name": "c", "prompt": "p@1.2.0", "weight": 30},
+    ]
+    with pytest.raises(ConfigError, match=r"b vs control at alpha 0\.025\)") as caught:
+        plan_experiment(ExperimentSpec.model_validate(data))
+    assert caught.value.hint is not None and "Holm divides alpha" in caught.value.hint
 
 
 def test_bad_metric_value_is_shown_as_a_plain_number(tmp_path: Path) -> None:

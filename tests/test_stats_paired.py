@@ -137,6 +137,26 @@ def test_paired_bootstrap_is_seeded() -> None:
     assert constant.ci_low == constant.ci_high == 1.0
 
 
+@pytest.mark.filterwarnings("ignore")  # scipy warns about the BCa interval it cannot compute
+def test_paired_bootstrap_falls_back_to_percentile_when_bca_fails() -> None:
+    # One tiny non-zero difference among zeros: BCa's acceleration is 0/0, its bounds NaN.
+    base, head = [0.0] * 11, [0.0] * 10 + [1e-300]
+    d = np.subtract(head, base)
+    bca = stats.bootstrap(
+        (d,), np.mean, n_resamples=999, method="BCa", rng=np.random.default_rng(3)
+    ).confidence_interval
+    assert math.isnan(bca.low) or math.isnan(bca.high)
+    result = T.paired_bootstrap(base, head, n_resamples=999, seed=3)
+    assert result.method == "percentile, 999 resamples, seed 3"
+    percentile = stats.bootstrap(
+        (d,), np.mean, n_resamples=999, method="percentile", rng=np.random.default_rng(3)
+    ).confidence_interval
+    assert (result.ci_low, result.ci_high) == (percentile.low, percentile.high)
+    assert result.ci_low <= result.difference <= result.ci_high
+    # Data BCa handles keeps BCa.
+    assert T.paired_bootstrap(BASE, HEAD, n_resamples=999).method.startswith("BCa,")
+
+
 def test_paired_scores_bad_input() -> None:
     with pytest.raises(ConfigError, match="pair them"):
         T.paired_t([1, 2, 3], [1, 2])

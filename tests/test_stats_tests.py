@@ -165,6 +165,58 @@ def test_msprt_detects_a_real_effect() -> None:
         sequential.msprt_two_sample_stream([1.0, 1.0, 1.0, 1.0], [True, False, True, False], tau=1)
 
 
+@pytest.mark.parametrize("estimate", [-2.5, -0.4, 0.0, 0.7, 3.0])
+def test_one_sided_msprt_is_the_half_normal_mixture(estimate: float) -> None:
+    # Λ₁ = ∫ over the tested side of 2·φ_τ(θ) · L(θ)/L(0), integrated numerically.
+    from scipy import integrate
+
+    variance, tau = 0.8, 1.3
+
+    def ratio(theta: float) -> float:
+        return (
+            2
+            * stats.norm.pdf(theta, scale=tau)
+            * math.exp((2 * theta * estimate - theta * theta) / (2 * variance))
+        )
+
+    for alternative, (low, high) in (("greater", (0, math.inf)), ("less", (-math.inf, 0))):
+        expected = integrate.quad(ratio, low, high, epsabs=0, epsrel=1e-12)[0]
+        result = sequential.msprt_p_value(estimate, variance, tau=tau, alternative=alternative)
+        assert result.p_value == pytest.approx(min(1.0, 1 / expected), rel=1e-9)
+        assert result.method == "msprt-half-normal-mixture"
+        assert result.alternative == alternative
+    two_sided = sequential.msprt_p_value(estimate, variance, tau=tau)
+    assert two_sided.alternative == "two-sided" and two_sided.method == "msprt-normal-mixture"
+    with pytest.raises(ConfigError, match="alternative"):
+        sequential.msprt_p_value(estimate, variance, tau=tau, alternative="lower")  # type: ignore[arg-type]
+
+
+def test_one_sided_msprt_looks_at_one_side_only() -> None:
+    rng = np.random.default_rng(11)
+    arm = rng.random(4000) < 0.5
+    # The treatment is worse (a lower rate): "less" finds it sooner than the two-sided test,
+    # "greater" does not find it at all.
+    values = (rng.random(4000) < np.where(arm, 0.27, 0.30)).astype(float)
+    args = (values, arm)
+    two = sequential.msprt_two_sample_stream(*args, tau=0.03, binary=True)
+    less = sequential.msprt_two_sample_stream(*args, tau=0.03, binary=True, alternative="less")
+    greater = sequential.msprt_two_sample_stream(
+        *args, tau=0.03, binary=True, alternative="greater"
+    )
+    assert less.p_value < two.p_value
+    assert less.p_value < 0.05
+    assert greater.p_value > 0.5
+    # Always valid: under the null, looking after every unit stays within alpha.
+    runs, rejections = 300, 0
+    for _ in range(runs):
+        arm = rng.random(1500) < 0.5
+        result = sequential.msprt_two_sample_stream(
+            rng.normal(0, 1, 1500), arm, tau=0.2, alternative="less"
+        )
+        rejections += result.p_value <= 0.05
+    assert rejections / runs <= 0.05
+
+
 # --- SRM and Holm ---------------------------------------------------------------------------
 
 

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from click.testing import CliRunner
 
-
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
+from support.repo import CliResult
 
 
 def run_cli(*args: str, repo: Path | None = None) -> CliResult:

@@ -92,7 +92,11 @@ def experiment() -> None:
 @format_option("text", "json")
 @click.pass_obj
 def plan(app: App, exp: str, fmt: str) -> int:
-    """Units needed per variant for every metric (Holm-corrected), and the duration."""
+    """Units needed per variant for every test the analysis runs, and the duration.
+
+    Decision metrics (the primary, and a k-of-n rule's metrics) are planned two-sided at
+    Holm's strictest level; guardrails one-sided for harm at the unadjusted alpha.
+    """
     from promptyard.stats.experiment import plan_experiment
 
     spec, source, lines = load_experiment(app, exp)
@@ -100,25 +104,35 @@ def plan(app: App, exp: str, fmt: str) -> int:
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
         return 0
-    from promptyard.stats.report import fmt_difference, fmt_value
+    from promptyard.stats.report import error_control_lines, fmt_difference, fmt_value
 
     console = stdout_console()
     console.print(
-        f"[bold]Experiment {result.experiment}[/bold]: alpha {result.alpha:g} "
-        f"(Holm over {result.comparisons} comparison(s): {result.alpha / result.comparisons:.4g} "
-        f"each), power {result.power:g}"
+        f"[bold]Experiment {result.experiment}[/bold]: alpha {result.alpha:g}, "
+        f"power {result.power:g}"
     )
-    table = Table(box=None, pad_edge=False, padding=(0, 1))
-    for column in ("metric", "role", "variant", "baseline", "mde", "n control", "n variant"):
+    for line in error_control_lines(
+        result.alpha,
+        result.comparisons,
+        result.secondary_comparisons,
+        result.guardrail_comparisons,
+    ):
+        console.print(f"  {line}", markup=False)
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0))
+    columns = ("metric", "role", "test", "variant", "baseline", "mde", "n control", "n variant")
+    for column in columns:
         table.add_column(column, justify="right" if column.startswith("n ") else "left")
     for item in result.metrics:
         size = item.sample_size
+        harm = item.family == "guardrail"  # the mde is then a change in the harmful direction
+        better = item.direction == "increase"
         table.add_row(
             item.metric,
             item.role,
+            "harm" if harm else item.family,
             item.treatment,
             fmt_value(item.baseline, item.type),
-            fmt_difference(item.mde if item.direction == "increase" else -item.mde, item.type),
+            fmt_difference(item.mde if better != harm else -item.mde, item.type),
             f"{size.n:,}",
             f"{size.n_treatment or 0:,}",
         )
@@ -147,7 +161,15 @@ def plan(app: App, exp: str, fmt: str) -> int:
 
 
 def _print_analysis(analysis: Any) -> None:
-    from promptyard.stats.report import OUTCOME_MARK, fmt_p, fmt_value, interval, lift_text
+    from promptyard.stats.report import (
+        OUTCOME_MARK,
+        analysis_error_control,
+        fmt_p,
+        fmt_value,
+        interval,
+        lift_text,
+        p_text,
+    )
 
     console = stdout_console()
     srm = analysis.srm
@@ -178,8 +200,9 @@ def _print_analysis(analysis: Any) -> None:
         Text.assemble(("decision: ", "bold"), (headline, f"bold {style}"), f" ({decision.rule})")
     )
     console.print(Text(decision.reason))
+    for line in analysis_error_control(analysis):
+        console.print(f"  {line}", markup=False, style="dim")
     conf = f"{1 - analysis.alpha:.0%}"
-    adjusted = "Holm-adjusted" + (" always-valid (mSPRT)" if analysis.sequential else "")
     for r in analysis.metrics:
         console.print(
             Text.assemble(
@@ -194,7 +217,7 @@ def _print_analysis(analysis: Any) -> None:
         )
         console.print(f"  difference {interval(r)} ({conf}), lift {lift_text(r)}")
         console.print(
-            f"  p {fmt_p(r.p_value)} ({r.test}), {adjusted} p {fmt_p(r.p_adjusted)}; "
+            f"  p {fmt_p(r.p_value)} ({r.test}), {p_text(r, analysis.sequential)}; "
             f"P(better) {r.prob_better:.1%}, expected loss {fmt_value(r.expected_loss, r.type)}"
         )
     check = analysis.assignment

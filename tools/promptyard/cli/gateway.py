@@ -136,13 +136,13 @@ def gateway(
     """
     import uvicorn
 
-    from promptyard.cli.serve import _listen
+    from promptyard.cli.serve import _address, _listen
     from promptyard.registry.client import Registry
-    from promptyard.registry.reconcile import is_git_url
     from promptyard.serving.gateway import GatewayConfig, create_gateway_app
 
     config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
     assert isinstance(config, GatewayConfig)
+    _address(host, port)  # a bad --host is a usage error, found before any git work
     if registry_url is not None:
         if source is not None:
             raise ConfigError("give --registry or --source, not both")
@@ -150,10 +150,7 @@ def gateway(
         where = registry_url
     else:
         location = source or str(app.workspace().root)
-        if not is_git_url(location) and Path(location).is_file():
-            registry = Registry.from_bundle(location, poll=poll or None)
-        else:
-            registry = Registry.from_repo(location, ref=branch, poll=poll or None)
+        registry = Registry.from_source(location, branch, poll=poll or None)
         where = location
     try:
         sock = _listen(host, port)

@@ -193,7 +193,8 @@ async def evaluate(assertion: Assertion, ctx: AssertionContext) -> AssertionResu
     An assertion that cannot run (a bad value after resolving references, a judge reply
     that is not JSON, user code that raises) fails with the reason, negated or not.
     `GradingUnavailable` (the judge or embeddings provider cannot be reached) propagates:
-    the eval engine reports the case as an error, not as a quality failure.
+    the eval engine reports the case as an error, not as a quality failure. So does
+    `GradingStopped` (the whole run is stopping): it is never an assertion's verdict.
     """
     kind, negated = split_type(assertion.type)
 
@@ -216,7 +217,7 @@ async def evaluate(assertion: Assertion, ctx: AssertionContext) -> AssertionResu
         score = float(score)
         if not math.isfinite(score):
             raise AssertionFailure(f"score is {score}, not a number between 0 and 1")
-    except GradingUnavailable:
+    except (GradingUnavailable, GradingStopped):
         raise
     except AssertionFailure as exc:
         return result(False, 0.0, str(exc))
@@ -256,6 +257,11 @@ class GradingUnavailable(Exception):
     def __init__(self, message: str, *, kind: str = "infra") -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class GradingStopped(Exception):
+    """Raised by a grading hook (`judge`, `embed`) when the whole eval run is stopping, e.g.
+    because a provider is down: it passes through `evaluate` untouched."""
 
 
 def combine(results: list[AssertionResult]) -> tuple[bool, float]:

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from promptyard.spec.config import Price
 
+# How OpenAI names a dated snapshot of a model: `gpt-4o-mini-2024-07-18`.
+_SNAPSHOT_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}\Z")
+
 
 def price_for(pricing: Mapping[str, Price], model: str) -> Price | None:
-    """The price of `model`: an exact entry, else the longest entry that prefixes it.
+    """The price of `model`: its own entry, else the entry of the model it is a dated
+    snapshot of (`gpt-4o-mini-2024-07-18` -> `gpt-4o-mini`), else None.
 
-    A prefix lets `gpt-4o-mini` price dated snapshots such as `gpt-4o-mini-2024-07-18`.
+    Never a mere prefix: `gpt-4o-mini` is not `gpt-4o`, and `gpt-4.1-nano` is not `gpt-4`.
     """
-    if model in pricing:
-        return pricing[model]
-    best: str | None = None
-    for name in pricing:
-        if model.startswith(name) and (best is None or len(name) > len(best)):
-            best = name
-    return pricing[best] if best is not None else None
+    price = pricing.get(model)
+    if price is not None:
+        return price
+    base = _SNAPSHOT_SUFFIX.sub("", model)
+    return pricing.get(base) if base != model else None
 
 
 def cost_usd(

@@ -132,6 +132,10 @@ class CaseResult:
         """Weighted mean score per assertion `metric` name (assertions without one skipped)."""
         return metric_scores(self.assertions)
 
+    def metric_outcomes(self) -> dict[str, tuple[float, bool]]:
+        """Per `metric` name: the weighted mean score and whether all its assertions passed."""
+        return metric_outcomes(self.assertions)
+
     @property
     def reason(self) -> str:
         """Why the row failed, in one line (empty when it passed)."""
@@ -140,15 +144,26 @@ class CaseResult:
         return "; ".join(a["reason"] for a in self.assertions if not a.get("pass"))
 
 
-def metric_scores(assertions: list[dict[str, Any]]) -> dict[str, float]:
-    sums: dict[str, list[float]] = {}
+def metric_outcomes(assertions: list[dict[str, Any]]) -> dict[str, tuple[float, bool]]:
+    """Per assertion `metric` name in one row: (weighted mean score, every one passed).
+
+    The one definition of a row's metric: `eval`'s summary and the merge gate both fold it.
+    """
+    sums: dict[str, list[float]] = {}  # name -> [weighted score sum, weight sum, all passed]
     for a in assertions:
         name = a.get("metric")
         if name:
-            acc = sums.setdefault(name, [0.0, 0.0])
-            acc[0] += a["score"] * a.get("weight", 1.0)
-            acc[1] += a.get("weight", 1.0)
-    return {name: (s / w if w else 0.0) for name, (s, w) in sums.items()}
+            weight = a.get("weight", 1.0)
+            acc = sums.setdefault(name, [0.0, 0.0, True])
+            acc[0] += a["score"] * weight
+            acc[1] += weight
+            acc[2] = acc[2] and bool(a.get("pass"))
+    return {name: (s / w if w else 0.0, bool(ok)) for name, (s, w, ok) in sums.items()}
+
+
+def metric_scores(assertions: list[dict[str, Any]]) -> dict[str, float]:
+    """Weighted mean score per assertion `metric` name of one row."""
+    return {name: score for name, (score, _) in metric_outcomes(assertions).items()}
 
 
 def _valid_row(row: Any) -> bool:
@@ -192,7 +207,8 @@ class RunStats:
         self.rows = 0
         self.cached = 0
         self.row_errors = 0
-        self.metrics: dict[str, list[float]] = {}  # name -> [score sum, count, passes]
+        # metric name -> case id -> [row score sum, rows, rows whose checks all passed]
+        self.metrics: dict[str, dict[str, list[float]]] = {}
         self.failures: list[CaseResult] = []
         self.failures_total = 0
 
@@ -218,13 +234,11 @@ class RunStats:
         if result.cost_usd is not None:
             self.cost_known = True
             self.cost += result.cost_usd
-        for a in result.assertions:
-            name = a.get("metric")
-            if name:
-                m = self.metrics.setdefault(name, [0.0, 0, 0])
-                m[0] += a["score"]
-                m[1] += 1
-                m[2] += bool(a.get("pass"))
+        for name, (score, passed) in result.metric_outcomes().items():
+            m = self.metrics.setdefault(name, {}).setdefault(result.case_id, [0.0, 0, 0])
+            m[0] += score
+            m[1] += 1
+            m[2] += passed
         if not result.passed:
             self.failures_total += 1
             if len(self.failures) < MAX_FAILURES_KEPT:
@@ -255,6 +269,20 @@ class RunStats:
             return None
         total = sum(acc[3] / acc[0] for acc in self.per_case.values() if acc[0])
         return total / len(self.per_case)
+
+    def metric_summary(self) -> dict[str, dict[str, float]]:
+        """Per metric, over the cases scored on it (as the merge gate computes it): the mean
+        of each case's mean score over its repeats, the mean share of its repeats whose
+        assertions of the metric all passed, and the number of cases."""
+        summary: dict[str, dict[str, float]] = {}
+        for name, cases in sorted(self.metrics.items()):
+            n = len(cases)
+            summary[name] = {
+                "mean_score": sum(s / rows for s, rows, _ in cases.values()) / n,
+                "pass_rate": sum(p / rows for _, rows, p in cases.values()) / n,
+                "count": n,
+            }
+        return summary
 
 
 @dataclass
@@ -360,11 +388,7 @@ class EvalSummary:
 def summarize(stats: RunStats, **fields: Any) -> EvalSummary:
     cases, passed, failed, errors = stats.counts()
     latencies = sorted(stats.latencies)
-    metrics = {
-        name: {"mean_score": s / n, "pass_rate": p / n, "count": int(n)}
-        for name, (s, n, p) in sorted(stats.metrics.items())
-        if n
-    }
+    metrics = stats.metric_summary()
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
     return EvalSummary(
         cases=cases,

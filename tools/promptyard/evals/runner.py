@@ -19,7 +19,8 @@ write the row to `results.jsonl` and fold it into the summary.
 If no call to a provider succeeds and its calls fail for infrastructure reasons, the run
 stops with `InfraError` (exit 3): an unreachable provider never looks like a pass or a
 quality failure. A 400/404 ends its case with the error; a 401/403 on every call is a
-configuration error (exit 2).
+configuration error (exit 2). When one worker fails, the others start no further call, and
+all of them have ended before results, summaries and the cache are closed.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from promptyard.errors import ConfigError, InfraError
 from promptyard.evals.assertions import (
     AssertionContext,
+    GradingStopped,
     GradingUnavailable,
     assertion_problem,
     combine,
@@ -219,11 +221,28 @@ def _cases_digest(cases: Sequence[Case]) -> str:
 # --- providers at run time --------------------------------------------------------------------
 
 
-class _Unreachable(Exception):
+class _Unreachable(GradingStopped):
+    """A provider is down (no call succeeded, several failed): the run stops."""
+
     def __init__(self, runtime: _ProviderRuntime, kind: str) -> None:
         super().__init__(runtime.name)
         self.runtime = runtime
         self.kind = kind
+
+
+class _Halted(GradingStopped):
+    """Raised instead of starting a call once the run is stopping (another worker failed)."""
+
+
+class _Halt:
+    """Shared by the workers and the providers: set once the run is stopping."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def check(self) -> None:
+        if self.stopped:
+            raise _Halted("the run is stopping")
 
 
 @dataclass
@@ -243,12 +262,15 @@ _CALL_NAMES = {"chat": "call(s)", "judge": "judge call(s)", "embed": "embeddings
 class _ProviderRuntime:
     """A provider with its limits: concurrency, requests per minute, retries, pauses."""
 
-    def __init__(self, name: str, provider: Provider, offline: bool, options: EvalOptions) -> None:
+    def __init__(
+        self, name: str, provider: Provider, offline: bool, options: EvalOptions, halt: _Halt
+    ) -> None:
         self.name = name
         self.provider = provider
         self.config = provider.config
         self.offline = offline
         self.options = options
+        self.halt = halt
         self.semaphore = asyncio.Semaphore(self.config.max_concurrency)
         self.interval = (
             60.0 / self.config.requests_per_minute if self.config.requests_per_minute else 0
@@ -288,6 +310,7 @@ class _ProviderRuntime:
         while True:
             await self._wait_turn()
             async with self.semaphore:
+                self.halt.check()  # the run may have failed while this call waited its turn
                 try:
                     async with asyncio.timeout(timeout):
                         result = await attempt_once()
@@ -298,6 +321,7 @@ class _ProviderRuntime:
                 else:
                     tally.successes += 1
                     return result
+            self.halt.check()  # decided elsewhere meanwhile: this failure changes nothing
             if not error.retryable or attempt >= self.config.max_retries:
                 self._count_failure(kind, tally, error)
                 raise error
@@ -503,6 +527,7 @@ class _Engine:
         self.inflight: dict[str, asyncio.Future[tuple[CachedResponse, bool]]] = {}
         self.total = self.done = self.cached = self.errors = 0
         self.started = time.monotonic()
+        self.halt = _Halt()
         self._prices: dict[str, Any] = {}
 
     # providers
@@ -533,7 +558,7 @@ class _Engine:
         if problem is not None and mode != "offline":
             raise ConfigError(f"provider {name!r}: {problem}")
         offline = mode == "offline" or (mode == "auto" and not provider.configured)
-        runtime = _ProviderRuntime(name, provider, offline, self.options)
+        runtime = _ProviderRuntime(name, provider, offline, self.options, self.halt)
         self.runtimes[name] = runtime
         return runtime
 
@@ -587,6 +612,8 @@ class _Engine:
         waiting = self.inflight.get(key)
         if waiting is not None:
             response, _ = await asyncio.shield(waiting)
+            # This caller's prompt used the response too: its recordings need the row.
+            self._record(run, kind, key, model, slot, response)
             return response, False
         future: asyncio.Future[tuple[CachedResponse, bool]] = (
             asyncio.get_running_loop().create_future()
@@ -814,15 +841,33 @@ class _Engine:
             )
 
     async def _worker(self, work: Iterator[tuple[_Run, Case, int]]) -> None:
-        for run, case, repeat in work:
-            result = await self.process(run, case, repeat)
-            assert run.writer is not None
-            run.writer.append(result)
-            run.stats.add(result)
-            self.done += 1
-            self.cached += result.cached
-            self.errors += result.error is not None
-            self._report_progress()
+        try:
+            for run, case, repeat in work:
+                if self.halt.stopped:
+                    return
+                result = await self.process(run, case, repeat)
+                assert run.writer is not None
+                run.writer.append(result)
+                run.stats.add(result)
+                self.done += 1
+                self.cached += result.cached
+                self.errors += result.error is not None
+                self._report_progress()
+        except BaseException:
+            # Set before anything else runs: no sibling starts a call after this failure.
+            self.halt.stopped = True
+            raise
+
+    async def _run_workers(self, work: Iterator[tuple[_Run, Case, int]], count: int) -> None:
+        """Run `count` workers over `work`; when one fails, cancel the others, wait for all of
+        them to end, then raise the failure that stopped the run."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(count):
+                    group.create_task(self._worker(work))
+        except BaseExceptionGroup as failed:
+            causes = [e for e in failed.exceptions if not isinstance(e, _Halted)]
+            raise (causes or list(failed.exceptions))[0] from None
 
     async def run(self, jobs: Sequence[EvalJob]) -> EvalReport:
         requested = [_Run(job, self) for job in jobs]
@@ -858,7 +903,7 @@ class _Engine:
             workers = max(
                 1, min(4096, sum(rt.config.max_concurrency for rt in self._prompt_runtimes(runs)))
             )
-            await asyncio.gather(*(self._worker(work) for _ in range(min(workers, self.total))))
+            await self._run_workers(work, min(workers, self.total))
             complete = True
         except _Unreachable as exc:
             partial = [run.finish(complete=False) for run in opened]

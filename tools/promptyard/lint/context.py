@@ -39,16 +39,12 @@ class LintContext:
         """Prompt name -> every version with a release tag (read once per run; none outside git)."""
         if "tagged_versions" not in self.extra:
             from promptyard.errors import ConfigError
-            from promptyard.release.tags import list_prompt_tags
+            from promptyard.release.tags import tagged_versions
 
             try:
-                tags = list_prompt_tags(self.workspace.git)
+                self.extra["tagged_versions"] = tagged_versions(self.workspace.git)
             except ConfigError:  # not a git repository: nothing is tagged
-                tags = []
-            found: dict[str, set[str]] = {}
-            for tag in tags:
-                found.setdefault(tag.name, set()).add(tag.version)
-            self.extra["tagged_versions"] = found
+                self.extra["tagged_versions"] = {}
         tagged: dict[str, set[str]] = self.extra["tagged_versions"]
         return tagged
 
@@ -58,11 +54,9 @@ class LintContext:
         return spec.version if spec is not None else None
 
     def is_pinnable(self, prompt: str, version: str) -> bool:
-        """A version may be pinned (DESIGN.md §3) when it is tagged, or is the prompt's
-        version at this ref (the one `release` will tag when the commit lands)."""
-        return version in self.tagged_versions().get(prompt, set()) or (
-            version == self.current_version(prompt)
-        )
+        from promptyard.release.tags import is_pinnable
+
+        return is_pinnable(self.tagged_versions(), self.head, prompt, version)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -38,7 +38,13 @@ from urllib.parse import quote
 
 from promptyard.assignment import in_canary
 from promptyard.errors import ConfigError, InfraError
-from promptyard.registry.reconcile import BundleSource, GitSource, Reconciler, load_fallback
+from promptyard.registry.reconcile import (
+    BundleSource,
+    GitSource,
+    Reconciler,
+    load_fallback,
+    open_source,
+)
 from promptyard.registry.snapshot import (
     CANARY,
     DEFAULT_LABEL,
@@ -83,6 +89,21 @@ class Registry:
         """Tags and the environment files at `ref` of a local repository (or a git URL)."""
         fallback = Path(fallback_bundle) if fallback_bundle else None
         reconciler = Reconciler(GitSource(str(path), ref), fallback_bundle=fallback)
+        return cls._local(reconciler, poll)
+
+    @classmethod
+    def from_source(
+        cls,
+        location: str | Path,
+        ref: str = "main",
+        *,
+        poll: float | None = None,
+        fallback_bundle: str | Path | None = None,
+    ) -> Registry:
+        """A bundle file, a local repository or a git URL, by what `location` is (as
+        `promptyard serve --source` decides)."""
+        fallback = Path(fallback_bundle) if fallback_bundle else None
+        reconciler = Reconciler(open_source(str(location), ref), fallback_bundle=fallback)
         return cls._local(reconciler, poll)
 
     @classmethod

@@ -33,7 +33,7 @@ from promptyard.documents import DocumentError, parse_yaml
 from promptyard.errors import ConfigError
 from promptyard.fsutil import atomic_write
 from promptyard.release.remote import check_remote, run_git_remote
-from promptyard.release.tags import list_prompt_tags, tag_name
+from promptyard.release.tags import is_pinnable, tag_name, tagged_versions
 from promptyard.spec import EnvironmentSpec, spec_problems
 from promptyard.workspace import Snapshot, Workspace
 
@@ -254,11 +254,6 @@ def _load_environment(snapshot: Snapshot, env: str) -> tuple[str, bytes, Environ
     return loaded.path, loaded.raw, spec
 
 
-def _tagged(workspace: Workspace, name: str) -> list[str]:
-    versions = [t.version for t in list_prompt_tags(workspace.git) if t.name == name]
-    return sorted(set(versions), key=semver.Version.parse)
-
-
 def _check_version(version: str) -> None:
     if not semver.Version.is_valid(version):
         raise ConfigError(f"{version!r} is not a semver version; write MAJOR.MINOR.PATCH")
@@ -269,11 +264,11 @@ def _check_promotable(workspace: Workspace, snapshot: Snapshot, name: str, versi
     _check_version(version)
     if not snapshot.has_prompt(name):
         snapshot.prompt(name)  # raises ConfigError with a did-you-mean hint
-    tagged = _tagged(workspace, name)
-    current = snapshot.prompt(name).model
-    if version in tagged or (current is not None and current.version == version):
+    tagged = tagged_versions(workspace.git)
+    if is_pinnable(tagged, snapshot, name, version):
         return
-    have = ", ".join(tagged) or "none"
+    current = snapshot.prompt(name).model
+    have = ", ".join(sorted(tagged.get(name, set()), key=semver.Version.parse)) or "none"
     raise ConfigError(
         f"{name} {version} has no tag {tag_name(name, version)} and is not the version in "
         f"{snapshot.prompt(name).path} ({current.version if current else 'invalid'})",
@@ -377,7 +372,7 @@ def rollback(
 
     else:
         _check_version(to)
-        tagged = _tagged(workspace, name)
+        tagged = sorted(tagged_versions(workspace.git).get(name, set()), key=semver.Version.parse)
         if to not in tagged:
             raise ConfigError(
                 f"{name} {to} has no tag {tag_name(name, to)}; a rollback pins a released version",

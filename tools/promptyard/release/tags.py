@@ -9,13 +9,16 @@ the content it finds at the tag's commit.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import semver
 
 from promptyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from promptyard.workspace import Snapshot
 
 TAG_NAMESPACE = "prompts/"
 HASH_LINE = re.compile(r"^content-sha256:\s*([0-9a-f]{64})\s*$", re.MULTILINE)
@@ -165,3 +168,23 @@ def create_tag(repo: Any, name: str, version: str, commit: str, content_hash: st
         annotated=True,
         recorded_hash=content_hash,
     )
+
+
+def tagged_versions(repo: Any) -> dict[str, set[str]]:
+    """Prompt name -> every version that has a release tag."""
+    found: dict[str, set[str]] = {}
+    for tag in list_prompt_tags(repo):
+        found.setdefault(tag.name, set()).add(tag.version)
+    return found
+
+
+def is_pinnable(
+    tagged: Mapping[str, set[str]], snapshot: Snapshot, name: str, version: str
+) -> bool:
+    """DESIGN.md §3: a pin may name a tagged version, or the version the prompt has in
+    `snapshot` (the one `release` tags when that commit lands), so a version bump and its
+    staging pin can merge together."""
+    if version in tagged.get(name, set()):
+        return True
+    spec = snapshot.prompt(name).model if snapshot.has_prompt(name) else None
+    return spec is not None and spec.version == version

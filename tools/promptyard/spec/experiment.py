@@ -83,8 +83,10 @@ class DecisionRule(SpecModel):
     """Structured, never free text.
 
     `primary-and-guardrails`: ship when the primary metric is significantly better and no
-    guardrail is significantly worse. `k-of-n`: ship when at least `k` of `metrics` are
-    significantly better and none of them is significantly worse.
+    guardrail is significantly worse. `k-of-n`: ship when at least `k` of `metrics` (every
+    metric when empty) are significantly better, none of them is significantly worse, and
+    no guardrail is significantly worse. Under both rules guardrails are tested one-sided
+    for harm at the unadjusted `alpha`; the other metrics that decide are Holm-adjusted.
     """
 
     rule: Literal["primary-and-guardrails", "k-of-n"] = "primary-and-guardrails"

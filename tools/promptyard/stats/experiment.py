@@ -1,16 +1,35 @@
 """A/B experiments: plan, analyze and allocate (`promptyard experiment ...`).
 
-- `plan_experiment(spec)`: units needed per variant for every metric against the control,
-  at the Holm-corrected level (see `plan_experiment`), whether `min_samples` suffices, and
-  the duration at `daily_traffic`; errors name the experiment file and the metric.
+- `plan_experiment(spec)`: units needed per variant for every test the analysis runs
+  against the control (see "Error control" below), whether `min_samples` suffices, and the
+  duration at `daily_traffic`; errors name the experiment file and the metric.
 - `analyze_experiment(spec, frame)`: one row per unit with its variant and one column per
   metric. The sample-ratio check comes first; each metric is then compared with the
   control (two-proportion z-test or Welch t, relative lift, Beta-Binomial or Gaussian
-  posterior, and the always-valid mSPRT p-value when `sequential: true`), p-values are
-  Holm-adjusted across metrics × treatments, rows whose variant disagrees with `assign()`
-  are counted, and the structured decision rule gives the decision and its reason.
+  posterior, and the always-valid mSPRT p-value when `sequential: true`), rows whose
+  variant disagrees with `assign()` are counted, and the structured decision rule gives
+  the decision and its reason.
 - `allocate_traffic(spec, frame)`: Thompson-sampling weights — the probability each variant
   is best on the primary metric — with a floor so that no arm starves.
+
+Error control. Each metric belongs to one family (`metric_family`):
+
+- decision: the primary metric, plus the metrics of a `k-of-n` rule (all metrics when the
+  rule lists none). Their two-sided p-values are Holm-adjusted across these metrics × the
+  treatments; only this family can make a variant ship.
+- guardrail: every declared guardrail is (also) tested one-sided, in its harmful
+  direction only, at the unadjusted `alpha` (always-valid, half-normal mixture, when
+  sequential). A multiple-comparison correction protects against false alarms; for a
+  guardrail a false alarm only delays a launch, while adjusting would make real harm harder
+  to detect. A guardrail significantly worse blocks shipping under every decision rule.
+  A guardrail that is also a decision metric keeps its Holm-adjusted two-sided test too.
+- secondary: any other metric, reported with Holm-adjusted p-values among the secondary
+  metrics; they never decide anything.
+
+`plan_experiment` plans each test as the analysis runs it: decision metrics at
+alpha / (decision comparisons) two-sided (Holm's strictest step), secondary metrics at
+alpha / (secondary comparisons), guardrails one-sided at alpha to detect a harm of their
+`mde`.
 """
 
 from __future__ import annotations
@@ -47,6 +66,7 @@ from promptyard.stats.srm import SRMResult, srm_check
 from promptyard.stats.twosample import LiftResult, TwoSampleResult, two_proportions_ztest, welch_t
 
 Role = Literal["primary", "guardrail", "secondary"]
+Family = Literal["decision", "guardrail", "secondary"]
 Outcome = Literal["better", "worse", "inconclusive"]
 Action = Literal["ship", "keep-control", "continue", "invalid"]
 VARIANT_COLUMN = "variant"
@@ -56,6 +76,30 @@ def metric_role(spec: ExperimentSpec, name: str) -> Role:
     if name == spec.primary:
         return "primary"
     return "guardrail" if name in spec.guardrails else "secondary"
+
+
+def decision_metrics(spec: ExperimentSpec) -> list[str]:
+    """The metrics whose improvement can ship a variant, in the order of `metrics`.
+
+    The primary metric, plus for a `k-of-n` rule its metrics (every metric when it lists
+    none). They form the Holm family.
+    """
+    chosen = {spec.primary}
+    if spec.decision.rule == "k-of-n":
+        chosen.update(spec.decision.metrics or (m.name for m in spec.metrics))
+    return [m.name for m in spec.metrics if m.name in chosen]
+
+
+def metric_family(spec: ExperimentSpec, name: str) -> Family:
+    """decision (Holm-adjusted, can ship), guardrail (one-sided harm test only), secondary."""
+    if name in decision_metrics(spec):
+        return "decision"
+    return "guardrail" if name in spec.guardrails else "secondary"
+
+
+def harmful_side(metric: Metric) -> Literal["less", "greater"]:
+    """The side of treatment − control that is harm: below for `increase` metrics."""
+    return "less" if metric.direction == "increase" else "greater"
 
 
 def _treatments(spec: ExperimentSpec) -> list[str]:
@@ -73,14 +117,21 @@ def _shares(spec: ExperimentSpec) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class MetricPlan(Result):
-    """Units one metric needs for one treatment-vs-control comparison.
+    """Units one test of one metric needs for one treatment-vs-control comparison.
 
-    `alpha` is the per-comparison level (Holm's most stringent step, alpha / comparisons);
-    `sample_size` is the full `SampleSize` (control arm = `n`, treatment = `n_treatment`).
+    `family` is decision (two-sided, Holm-corrected), secondary (two-sided, Holm among the
+    secondary metrics) or guardrail (one-sided harm test at the unadjusted alpha); a
+    guardrail that is also a decision metric has a row for each. `alpha` is the level the
+    test is planned at (Holm's most stringent step, alpha / comparisons of its family, or
+    alpha itself for a guardrail) and `alternative` two-sided or one-sided. `mde` is the
+    size of the effect to detect (positive); the direction is the metric's better one, or
+    the harmful one for guardrail rows (`sample_size.effect` is signed). `sample_size` is
+    the full `SampleSize` (control arm = `n`, treatment = `n_treatment`).
     """
 
     metric: str
     role: str
+    family: str
     type: str
     direction: str
     treatment: str
@@ -88,18 +139,21 @@ class MetricPlan(Result):
     mde: float
     relative_mde: float | None
     alpha: float
+    alternative: str
     sample_size: SampleSize
 
 
 @dataclass(frozen=True)
 class ExperimentPlan(Result):
-    """Units needed per variant so every metric reaches `power` against the control.
+    """Units needed per variant so every test reaches `power` against the control.
 
-    `per_variant` is the requirement of each variant at the configured weights, `total`
-    the units the whole experiment needs, `binding_metric` the metric that sets it,
-    `min_samples_sufficient` whether `min_samples` (per variant) reaches every requirement
-    (None when `min_samples` is not set, i.e. 0), `days` the duration at `daily_traffic`
-    (None without it).
+    `comparisons` is the size of the Holm family of decision metrics (metrics × treatments),
+    `secondary_comparisons` that of the secondary metrics, `guardrail_comparisons` the
+    number of one-sided guardrail harm tests (not adjusted). `per_variant` is the
+    requirement of each variant at the configured weights, `total` the units the whole
+    experiment needs, `binding_metric` the metric that sets it, `min_samples_sufficient`
+    whether `min_samples` (per variant) reaches every requirement (None when `min_samples`
+    is not set, i.e. 0), `days` the duration at `daily_traffic` (None without it).
     """
 
     experiment: str
@@ -108,6 +162,8 @@ class ExperimentPlan(Result):
     power: float
     correction: str
     comparisons: int
+    secondary_comparisons: int
+    guardrail_comparisons: int
     metrics: list[MetricPlan]
     per_variant: dict[str, int]
     total: int
@@ -119,31 +175,68 @@ class ExperimentPlan(Result):
 
 
 def metric_sample_size(
-    metric: Metric, *, alpha: float, power: float, ratio: float = 1.0
+    metric: Metric,
+    *,
+    alpha: float,
+    power: float,
+    ratio: float = 1.0,
+    harm: bool = False,
 ) -> SampleSize:
-    """Units per arm to detect the metric's MDE (in its better direction), two-sided."""
-    sign = 1 if metric.direction == "increase" else -1
-    effect = sign * metric.absolute_mde
+    """Units per arm to detect the metric's MDE.
+
+    By default two-sided, in the metric's better direction; with `harm=True` one-sided, in
+    its harmful direction (a guardrail's test).
+    """
+    better = 1 if metric.direction == "increase" else -1
+    effect = (-better if harm else better) * metric.absolute_mde
+    alternative: Literal["two-sided", "one-sided"] = "one-sided" if harm else "two-sided"
     if metric.type == "binary":
         return two_proportions_sample_size(
-            metric.baseline, mde=effect, alpha=alpha, power=power, ratio=ratio, method="pooled"
+            metric.baseline,
+            mde=effect,
+            alpha=alpha,
+            power=power,
+            ratio=ratio,
+            alternative=alternative,
+            method="pooled",
         )
     if metric.sd is None:
         raise ConfigError(
             f"metric {metric.name!r} is continuous: planning needs its standard deviation",
             hint=f"add `sd:` to metric {metric.name!r} (from past data)",
         )
-    return two_means_sample_size(mde=effect, sd=metric.sd, alpha=alpha, power=power, ratio=ratio)
+    return two_means_sample_size(
+        mde=effect, sd=metric.sd, alpha=alpha, power=power, ratio=ratio, alternative=alternative
+    )
+
+
+def _planned_tests(spec: ExperimentSpec, treatments: int) -> list[tuple[Metric, Family, float]]:
+    """(metric, family, level) of every test the analysis runs, per treatment."""
+    decision = decision_metrics(spec)
+    secondary = [
+        m.name for m in spec.metrics if m.name not in decision and m.name not in spec.guardrails
+    ]
+    tests: list[tuple[Metric, Family, float]] = []
+    for metric in spec.metrics:
+        if metric.name in decision:
+            tests.append((metric, "decision", spec.alpha / (len(decision) * treatments)))
+        elif metric.name in secondary:
+            tests.append((metric, "secondary", spec.alpha / (len(secondary) * treatments)))
+        if metric.name in spec.guardrails:
+            tests.append((metric, "guardrail", spec.alpha))
+    return tests
 
 
 def plan_experiment(
     spec: ExperimentSpec, *, source: str | None = None, lines: Mapping[str, int] | None = None
 ) -> ExperimentPlan:
-    """Required units per variant for every metric, with Holm correction across metrics.
+    """Required units per variant for every test the analysis runs (module docstring).
 
-    The family is every metric × every treatment (m comparisons). Each comparison is
-    planned at alpha / m, the level Holm's procedure applies to the smallest p-value; Holm
+    Decision metrics form a Holm family of m comparisons (metrics × treatments); each is
+    planned at alpha / m, the level Holm's procedure applies to the smallest p-value. Holm
     is at least as powerful as that for every other comparison, so the planned power holds.
+    Secondary metrics are planned the same way within their own family. Guardrails are
+    planned one-sided at alpha, to detect a harm of their `mde`.
 
     A metric that cannot be planned (an mde too small for any realistic sample, ...) is a
     ConfigError naming `source` (the experiment file; default `experiment <name>`), the line
@@ -152,22 +245,27 @@ def plan_experiment(
     control = spec.control_variant.name
     shares = _shares(spec)
     treatments = _treatments(spec)
-    comparisons = len(spec.metrics) * len(treatments)
-    level = spec.alpha / comparisons
+    tests = _planned_tests(spec, len(treatments))
     plans: list[MetricPlan] = []
     need_total = 0.0
     binding = spec.primary
-    for metric in spec.metrics:
+    for metric, family, level in tests:
+        harm = family == "guardrail"
         for treatment in treatments:
             ratio = shares[treatment] / shares[control]
             try:
-                size = metric_sample_size(metric, alpha=level, power=spec.power, ratio=ratio)
+                size = metric_sample_size(
+                    metric, alpha=level, power=spec.power, ratio=ratio, harm=harm
+                )
             except ConfigError as exc:
-                raise _metric_error(spec, metric, treatment, level, exc, source, lines) from None
+                raise _metric_error(
+                    spec, metric, treatment, level, family, exc, source, lines
+                ) from None
             plans.append(
                 MetricPlan(
                     metric=metric.name,
                     role=metric_role(spec, metric.name),
+                    family=family,
                     type=metric.type,
                     direction=metric.direction,
                     treatment=treatment,
@@ -177,6 +275,7 @@ def plan_experiment(
                         metric.absolute_mde / abs(metric.baseline) if metric.baseline else None
                     ),
                     alpha=level,
+                    alternative=size.alternative,
                     sample_size=size,
                 )
             )
@@ -187,13 +286,16 @@ def plan_experiment(
     total = math.ceil(need_total - 1e-9)
     per_variant = {name: math.ceil(total * share - 1e-9) for name, share in shares.items()}
     days = math.ceil(total / spec.daily_traffic) if spec.daily_traffic else None
+    counts = Counter(family for _, family, _ in tests)
     return ExperimentPlan(
         experiment=spec.name,
         control=control,
         alpha=spec.alpha,
         power=spec.power,
         correction="holm",
-        comparisons=comparisons,
+        comparisons=counts["decision"] * len(treatments),
+        secondary_comparisons=counts["secondary"] * len(treatments),
+        guardrail_comparisons=counts["guardrail"] * len(treatments),
         metrics=plans,
         per_variant=per_variant,
         total=total,
@@ -212,6 +314,7 @@ def _metric_error(
     metric: Metric,
     treatment: str,
     level: float,
+    family: Family,
     exc: ConfigError,
     source: str | None,
     lines: Mapping[str, int] | None,
@@ -225,6 +328,8 @@ def _metric_error(
     if exc.message.startswith(subject):  # metric_sample_size's own errors name it already
         return ConfigError(f"{where}: {exc.message}", hint=exc.hint)
     comparison = f"{treatment} vs {spec.control_variant.name} at alpha {level:.3g}"
+    if family == "guardrail":
+        comparison = f"guardrail harm test, {comparison} one-sided"
     hint = exc.hint
     if isinstance(exc, EffectTooSmall):
         hint = f"raise the `mde` of {subject}" + (
@@ -268,15 +373,21 @@ class MetricResult(Result):
 
     `difference` = treatment − control (rate or mean), with its (1 − alpha) interval
     (`ci_low`, `ci_high`, not adjusted) and `lift` (relative, delta method). `p_value` is
-    the fixed-horizon test's, `sequential` the mSPRT result when the experiment is
-    sequential, `p_adjusted` the Holm-adjusted p-value of the one the decision uses.
-    `outcome` is better/worse (significant, by the metric's direction) or inconclusive.
-    `prob_better` and `expected_loss` (of shipping the treatment) take the direction into
-    account; `bayes` holds the full posterior result. `missing` counts rows without a value.
+    the fixed-horizon two-sided test's, `sequential` the two-sided mSPRT result when the
+    experiment is sequential. `family` says how the metric is tested (module docstring):
+    `p_adjusted` is the Holm-adjusted two-sided p-value within the decision or secondary
+    family (of the mSPRT p-value when sequential; None for a guardrail outside the decision
+    family), `harm_p_value` a guardrail's one-sided p-value in its harmful direction, not
+    adjusted (always-valid when sequential; None for other metrics). `outcome` is
+    better/worse (significant, by the metric's direction) or inconclusive; a guardrail whose
+    harm test is significant is worse. `prob_better` and `expected_loss` (of shipping the
+    treatment) take the direction into account; `bayes` holds the full posterior result.
+    `missing` counts rows without a value.
     """
 
     metric: str
     role: str
+    family: str
     type: str
     direction: str
     control: str
@@ -293,7 +404,8 @@ class MetricResult(Result):
     statistic: float
     p_value: float
     sequential: SequentialResult | None
-    p_adjusted: float
+    p_adjusted: float | None
+    harm_p_value: float | None
     significant: bool
     outcome: str
     prob_better: float
@@ -419,6 +531,7 @@ class _Comparison:
     treatment: str
     test: TwoSampleResult
     sequential: SequentialResult | None
+    harm_p_value: float | None
     bayes: Any
     missing: int
 
@@ -447,13 +560,16 @@ def _compare(
                 f"{name!r}; need at least {minimum}"
             )
     alpha = spec.alpha
-    if metric.type == "binary":
-        test = two_proportions_ztest(
-            int(c.sum()), int(c.size), int(t.sum()), int(t.size), confidence=1 - alpha
-        )
-        bayes: Any = beta_binomial(
-            int(c.sum()), int(c.size), int(t.sum()), int(t.size), confidence=1 - alpha, seed=seed
-        )
+    binary = metric.type == "binary"
+    guardrail = metric.name in spec.guardrails
+    harm = harmful_side(metric)
+    harm_p: float | None = None
+    if binary:
+        counts = (int(c.sum()), int(c.size), int(t.sum()), int(t.size))
+        test = two_proportions_ztest(*counts, confidence=1 - alpha)
+        bayes: Any = beta_binomial(*counts, confidence=1 - alpha, seed=seed)
+        if guardrail and not spec.sequential:
+            harm_p = two_proportions_ztest(*counts, alternative=harm).p_value
     else:
         test = welch_t(c, t, confidence=1 - alpha)
         se_c = float(c.std(ddof=1) / math.sqrt(c.size))
@@ -461,16 +577,23 @@ def _compare(
         bayes = gaussian_posterior(
             float(c.mean()), se_c, float(t.mean()), se_t, confidence=1 - alpha
         )
+        if guardrail and not spec.sequential:
+            harm_p = welch_t(c, t, alternative=harm).p_value
     sequential = None
     if spec.sequential:
+        tau = metric.absolute_mde
         try:
-            sequential = msprt_two_sample_stream(
-                x, is_treatment, tau=metric.absolute_mde, binary=metric.type == "binary"
-            )
+            sequential = msprt_two_sample_stream(x, is_treatment, tau=tau, binary=binary)
+            if guardrail:
+                harm_p = msprt_two_sample_stream(
+                    x, is_treatment, tau=tau, binary=binary, alternative=harm
+                ).p_value
         except ConfigError:
-            sequential = None  # too little varying data yet: the p-value stays 1 below
+            # Too little varying data yet: the p-values stay 1 (nothing can be concluded).
+            sequential = None
+            harm_p = 1.0 if guardrail else None
     missing = int(np.sum(in_pair & np.isnan(values)))
-    return _Comparison(metric, treatment, test, sequential, bayes, missing)
+    return _Comparison(metric, treatment, test, sequential, harm_p, bayes, missing)
 
 
 def _outcome(metric: Metric, significant: bool, difference: float) -> Outcome:
@@ -518,23 +641,32 @@ def analyze_experiment(
                     spec, metric, values, prepared.variants, treatment, source=source, seed=seed
                 )
             )
-    decision_p = [
-        (item.sequential.p_value if item.sequential else 1.0)
-        if spec.sequential
-        else item.test.p_value
-        for item in comparisons
-    ]
-    adjusted = holm(decision_p)
+    families = [metric_family(spec, item.metric.name) for item in comparisons]
+    adjusted: list[float | None] = [None] * len(comparisons)
+    for family in ("decision", "secondary"):  # guardrails are not adjusted: module docstring
+        members = [i for i, name in enumerate(families) if name == family]
+        two_sided = [
+            (comparisons[i].sequential.p_value if comparisons[i].sequential else 1.0)
+            if spec.sequential
+            else comparisons[i].test.p_value
+            for i in members
+        ]
+        for i, p_adj in zip(members, holm(two_sided), strict=True):
+            adjusted[i] = p_adj
     results: list[MetricResult] = []
-    for item, p_adj in zip(comparisons, adjusted, strict=True):
+    for item, family, p_adj in zip(comparisons, families, adjusted, strict=True):
         metric, test = item.metric, item.test
-        significant = p_adj <= spec.alpha
+        significant = p_adj is not None and p_adj <= spec.alpha
+        outcome = _outcome(metric, significant, test.difference)
+        if item.harm_p_value is not None and item.harm_p_value <= spec.alpha:
+            significant, outcome = True, "worse"  # a guardrail's harm: worse, whatever else
         increase = metric.direction == "increase"
         bayes = item.bayes
         results.append(
             MetricResult(
                 metric=metric.name,
                 role=metric_role(spec, metric.name),
+                family=family,
                 type=metric.type,
                 direction=metric.direction,
                 control=control,
@@ -552,8 +684,9 @@ def analyze_experiment(
                 p_value=test.p_value,
                 sequential=item.sequential,
                 p_adjusted=p_adj,
+                harm_p_value=item.harm_p_value,
                 significant=significant,
-                outcome=_outcome(metric, significant, test.difference),
+                outcome=outcome,
                 prob_better=(
                     bayes.prob_treatment_better if increase else 1 - bayes.prob_treatment_better
                 ),
@@ -602,8 +735,19 @@ def _improvement(result: MetricResult) -> float:
 
 
 def _describe(result: MetricResult) -> str:
+    """The metric's difference and the Holm-adjusted p-value the decision family uses."""
     kind = "Holm-adjusted" + (", always-valid" if result.sequential else "")
     return f"{result.metric} {result.difference:+.4g} (p={result.p_adjusted:.3g}, {kind})"
+
+
+def _describe_harm(result: MetricResult, sequential: bool) -> str:
+    """A guardrail's difference and its one-sided, unadjusted harm p-value."""
+    kind = "one-sided, not adjusted" + (", always-valid" if sequential else "")
+    return f"{result.metric} {result.difference:+.4g} (p={result.harm_p_value:.3g}, {kind})"
+
+
+def _harmed(result: MetricResult, alpha: float) -> bool:
+    return result.harm_p_value is not None and result.harm_p_value <= alpha
 
 
 def _decide(
@@ -612,6 +756,7 @@ def _decide(
     results: list[MetricResult],
     counts: dict[str, int],
 ) -> Decision:
+    """The decision rule, after the SRM check; a harmed guardrail blocks under every rule."""
     rule = spec.decision.rule
     if srm.flagged:
         return Decision(
@@ -629,21 +774,42 @@ def _decide(
     candidates: list[tuple[tuple[float, float], str, str]] = []
     losers: dict[str, str] = {}
     pending: list[str] = []
+    no_harm = " and no guardrail is significantly worse" if spec.guardrails else ""
     for treatment, metrics in by_treatment.items():
         primary = metrics[spec.primary]
+        harmed = [metrics[g] for g in spec.guardrails if _harmed(metrics[g], spec.alpha)]
+        # The metrics the rule counts; a harmed guardrail among them is reported as such.
         if rule == "k-of-n":
             names = spec.decision.metrics or [m.name for m in spec.metrics]
-            assert spec.decision.k is not None
-            wins = [metrics[n] for n in names if metrics[n].outcome == "better"]
-            worse = [metrics[n] for n in names if metrics[n].outcome == "worse"]
+        else:
+            names = [spec.primary]
+        wins = [metrics[n] for n in names if metrics[n].outcome == "better"]
+        worse = [
+            metrics[n]
+            for n in names
+            if metrics[n].outcome == "worse" and not _harmed(metrics[n], spec.alpha)
+        ]
+        if worse or harmed:
+            reasons = []
             if worse:
-                losers[treatment] = "significantly worse on " + ", ".join(map(_describe, worse))
-            elif len(wins) >= spec.decision.k:
+                reasons.append("significantly worse on " + ", ".join(map(_describe, worse)))
+            if harmed:
+                listed = ", ".join(_describe_harm(r, spec.sequential) for r in harmed)
+                reasons.append(
+                    f"guardrail {listed} is significantly worse, which blocks shipping"
+                    if len(harmed) == 1
+                    else f"guardrails {listed} are significantly worse, which blocks shipping"
+                )
+            losers[treatment] = "; ".join(reasons)
+        elif rule == "k-of-n":
+            assert spec.decision.k is not None
+            if len(wins) >= spec.decision.k:
                 why = (
                     f"{len(wins)} of {len(names)} metrics significantly better "
                     f"(need {spec.decision.k}): "
                     + ", ".join(map(_describe, wins))
                     + "; none significantly worse"
+                    + no_harm
                 )
                 candidates.append(((len(wins), _improvement(primary)), treatment, why))
             else:
@@ -651,15 +817,8 @@ def _decide(
                     f"{treatment}: {len(wins)} of {len(names)} metrics significantly better, "
                     f"need {spec.decision.k}"
                 )
-            continue
-        worse_guardrails = [metrics[g] for g in spec.guardrails if metrics[g].outcome == "worse"]
-        if primary.outcome == "worse" or worse_guardrails:
-            bad = ([primary] if primary.outcome == "worse" else []) + worse_guardrails
-            losers[treatment] = "significantly worse on " + ", ".join(map(_describe, bad))
-        elif primary.outcome == "better":
-            why = f"primary {_describe(primary)} is significantly better" + (
-                " and no guardrail is significantly worse" if spec.guardrails else ""
-            )
+        elif wins:
+            why = f"primary {_describe(primary)} is significantly better{no_harm}"
             candidates.append(((1, _improvement(primary)), treatment, why))
         else:
             pending.append(f"{treatment}: primary {_describe(primary)} is not significant")

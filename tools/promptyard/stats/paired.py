@@ -39,7 +39,12 @@ from promptyard.stats._base import (
     check_seed,
     shown,
 )
-from promptyard.stats.power import SampleSize, mcnemar_sample_size, paired_t_sample_size
+from promptyard.stats.power import (
+    SampleSize,
+    _sample_size,
+    mcnemar_sample_size,
+    paired_t_sample_size,
+)
 
 McNemarMethod = Literal["exact", "chi2"]
 
@@ -410,28 +415,21 @@ def paired_bootstrap(
         low = high = mean
         used = "constant"
     else:
-        result = stats.bootstrap(
-            (d,),
-            np.mean,
-            confidence_level=confidence,
-            n_resamples=n_resamples,
-            method=method,
-            rng=np.random.default_rng(seed),
-        )
-        low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
-        used = method
-        if not (math.isfinite(low) and math.isfinite(high)):  # BCa can fail on odd data
+        # BCa can fail on odd data (a NaN bound): fall back to the percentile interval,
+        # drawn from the same seed.
+        for used in dict.fromkeys((method, "percentile")):
             result = stats.bootstrap(
                 (d,),
                 np.mean,
                 confidence_level=confidence,
                 n_resamples=n_resamples,
-                method="percentile",
+                method=used,
                 rng=np.random.default_rng(seed),
             )
-            low = float(result.confidence_interval.low)
-            high = float(result.confidence_interval.high)
-            used = "percentile"
+            interval = result.confidence_interval
+            low, high = float(interval.low), float(interval.high)
+            if math.isfinite(low) and math.isfinite(high):
+                break
     return PairedContinuousResult(
         test="bootstrap",
         n=int(d.size),
@@ -608,16 +606,14 @@ def paired_t_cases_needed(
         raise ConfigError(f"drop must be a positive number, got {shown(drop)}")
     sd = float(np.std(h - b, ddof=1))
     if sd == 0:
-        return SampleSize(
-            test="paired-t",
-            method="noncentral-t",
+        return _sample_size(
+            "paired-t",
+            "noncentral-t",
+            2.0,
+            None,
             n=2,
-            n_treatment=None,
-            n_total=2,
-            n_exact=2.0,
             alpha=alpha,
             power=power,
-            achieved_power=None,
             alternative=alternative,
             effect=-drop,
             effect_size=None,

@@ -256,6 +256,72 @@ def _round_up_one_arm(
     return n, achieved
 
 
+def _sample_size(
+    test: str,
+    method: str,
+    n_exact: float,
+    achieved: float | None,
+    *,
+    n: int,
+    n_treatment: int | None = None,
+    alpha: float,
+    power: float | None,
+    alternative: str,
+    effect: float,
+    effect_size: float | None,
+    assumptions: dict[str, Any],
+) -> SampleSize:
+    """A `SampleSize`: `n_total` counts both arms (`n` alone without `n_treatment`)."""
+    return SampleSize(
+        test=test,
+        method=method,
+        n=n,
+        n_treatment=n_treatment,
+        n_total=n + (n_treatment or 0),
+        n_exact=n_exact,
+        alpha=alpha,
+        power=power,
+        achieved_power=achieved,
+        alternative=alternative,
+        effect=effect,
+        effect_size=effect_size,
+        assumptions=assumptions,
+    )
+
+
+def _detectable_effect(
+    test: str,
+    method: str,
+    n: float,
+    *,
+    ratio: float | None = None,
+    alpha: float,
+    power: float | None,
+    alternative: str,
+    effect: float,
+    relative_effect: float | None = None,
+    effect_size: float | None,
+    assumptions: dict[str, Any],
+) -> DetectableEffect:
+    """A `DetectableEffect` for `n` units, rounded up; `ratio` adds an arm of `ratio · n`."""
+    n_control = math.ceil(n)
+    n_treatment = None if ratio is None else math.ceil(ratio * n)
+    return DetectableEffect(
+        test=test,
+        method=method,
+        n=n_control,
+        n_treatment=n_treatment,
+        n_total=n_control + (n_treatment or 0),
+        alpha=alpha,
+        power=power,
+        alternative=alternative,
+        effect=effect,
+        relative_effect=relative_effect,
+        effect_size=effect_size,
+        assumptions=assumptions,
+    )
+
+
 # --- two proportions -----------------------------------------------------------------------
 
 
@@ -393,16 +459,15 @@ def two_proportions_sample_size(
         power,
         minimum=1,
     )
-    return SampleSize(
-        test="two-proportions",
-        method=method,
+    return _sample_size(
+        "two-proportions",
+        method,
+        n_exact,
+        achieved,
         n=n_c,
         n_treatment=n_t,
-        n_total=n_c + n_t,
-        n_exact=n_exact,
         alpha=alpha,
         power=power,
-        achieved_power=achieved,
         alternative=alternative,
         effect=p_t - p_c,
         effect_size=h,
@@ -448,12 +513,11 @@ def two_proportions_detectable_effect(
             f"{baseline:g} rate; add units"
         )
     delta = _root(power_at, power, min(1e-12, edge / 2), edge)
-    return DetectableEffect(
-        test="two-proportions",
-        method=method,
-        n=math.ceil(n_c),
-        n_treatment=math.ceil(ratio * n_c),
-        n_total=int(math.ceil(n_c) + math.ceil(ratio * n_c)),
+    return _detectable_effect(
+        "two-proportions",
+        method,
+        n_c,
+        ratio=ratio,
         alpha=alpha,
         power=power,
         alternative=alternative,
@@ -629,16 +693,15 @@ def two_means_sample_size(
         power,
         minimum=2,
     )
-    return SampleSize(
-        test="two-means",
-        method="noncentral-t",
+    return _sample_size(
+        "two-means",
+        "noncentral-t",
+        n_exact,
+        achieved,
         n=n_c,
         n_treatment=n_t,
-        n_total=n_c + n_t,
-        n_exact=n_exact,
         alpha=alpha,
         power=power,
-        achieved_power=achieved,
         alternative=alternative,
         effect=absolute if absolute is not None else d,
         effect_size=d,
@@ -677,12 +740,11 @@ def two_means_detectable_effect(
         lambda x: _two_means_power(x, n_c, ratio * n_c, alpha, alternative), power
     )
     absolute = _absolute(d, sd)
-    return DetectableEffect(
-        test="two-means",
-        method="noncentral-t",
-        n=math.ceil(n_c),
-        n_treatment=math.ceil(ratio * n_c),
-        n_total=int(math.ceil(n_c) + math.ceil(ratio * n_c)),
+    return _detectable_effect(
+        "two-means",
+        "noncentral-t",
+        n_c,
+        ratio=ratio,
         alpha=alpha,
         power=power,
         alternative=alternative,
@@ -736,16 +798,14 @@ def paired_t_sample_size(
     n, achieved = _round_up_one_arm(
         n_exact, lambda k: _one_sample_power(d, k, alpha, alternative), power, minimum=2
     )
-    return SampleSize(
-        test=test,
-        method="noncentral-t",
+    return _sample_size(
+        test,
+        "noncentral-t",
+        n_exact,
+        achieved,
         n=n,
-        n_treatment=None,
-        n_total=n,
-        n_exact=n_exact,
         alpha=alpha,
         power=power,
-        achieved_power=achieved,
         alternative=alternative,
         effect=absolute if absolute is not None else d,
         effect_size=d,
@@ -774,17 +834,14 @@ def paired_t_detectable_effect(
         check_positive("sd", sd)
     d = _solve_effect_size(lambda x: _one_sample_power(x, n, alpha, alternative), power)
     absolute = _absolute(d, sd)
-    return DetectableEffect(
-        test="paired-t",
-        method="noncentral-t",
-        n=math.ceil(n),
-        n_treatment=None,
-        n_total=math.ceil(n),
+    return _detectable_effect(
+        "paired-t",
+        "noncentral-t",
+        n,
         alpha=alpha,
         power=power,
         alternative=alternative,
         effect=absolute if absolute is not None else d,
-        relative_effect=None,
         effect_size=d,
         assumptions={"sd": sd},
     )
@@ -805,16 +862,14 @@ def margin_sample_size(p: float, margin: float, *, confidence: float = 0.95) -> 
         fix="allow a wider margin",
     )
     n = max(1, math.ceil(n_exact - 1e-9))
-    return SampleSize(
-        test="margin",
-        method="normal",
+    return _sample_size(
+        "margin",
+        "normal",
+        n_exact,
+        None,
         n=n,
-        n_treatment=None,
-        n_total=n,
-        n_exact=n_exact,
         alpha=round(1 - confidence, 12),
         power=None,
-        achieved_power=None,
         alternative="two-sided",
         effect=margin,
         effect_size=None,
@@ -835,12 +890,10 @@ def margin_of_error(p: float, n: float, *, confidence: float = 0.95) -> Detectab
     n = _check_n("n", n)
     z = float(stats.norm.isf((1 - confidence) / 2))
     margin = z * math.sqrt(p * (1 - p) / n)
-    return DetectableEffect(
-        test="margin",
-        method="normal",
-        n=math.ceil(n),
-        n_treatment=None,
-        n_total=math.ceil(n),
+    return _detectable_effect(
+        "margin",
+        "normal",
+        n,
         alpha=round(1 - confidence, 12),
         power=None,
         alternative="two-sided",
@@ -914,16 +967,14 @@ def mcnemar_sample_size(
     n, achieved = _round_up_one_arm(
         n_exact, lambda k: _mcnemar_power(psi, delta, k, alpha, alternative), power, minimum=1
     )
-    return SampleSize(
-        test="mcnemar",
-        method="connor",
+    return _sample_size(
+        "mcnemar",
+        "connor",
+        n_exact,
+        achieved,
         n=n,
-        n_treatment=None,
-        n_total=n,
-        n_exact=n_exact,
         alpha=alpha,
         power=power,
-        achieved_power=achieved,
         alternative=alternative,
         effect=delta,
         effect_size=None,
@@ -956,17 +1007,14 @@ def mcnemar_detectable_effect(
         min(1e-12, edge / 2),
         edge,
     )
-    return DetectableEffect(
-        test="mcnemar",
-        method="connor",
-        n=math.ceil(n),
-        n_treatment=None,
-        n_total=math.ceil(n),
+    return _detectable_effect(
+        "mcnemar",
+        "connor",
+        n,
         alpha=alpha,
         power=power,
         alternative=alternative,
         effect=delta,
-        relative_effect=None,
         effect_size=None,
         assumptions={"discordant": discordant},
     )
@@ -1085,16 +1133,14 @@ def eval_sample_size(
         minimum=2,
     )
     assumptions["model_calls"] = n * (assumptions["repeats"] + assumptions["head_repeats"])
-    return SampleSize(
-        test="eval",
-        method="miller-2024",
+    return _sample_size(
+        "eval",
+        "miller-2024",
+        n_exact,
+        achieved,
         n=n,
-        n_treatment=None,
-        n_total=n,
-        n_exact=n_exact,
         alpha=alpha,
         power=power,
-        achieved_power=achieved,
         alternative=alternative,
         effect=float(mde),
         effect_size=float(mde) / math.sqrt(variance),
@@ -1124,17 +1170,14 @@ def eval_detectable_effect(
     z_a = _z_alpha(alpha, alternative)
     shift = _solve_effect_size(lambda s: _normal_power(s, z_a, alternative), power)
     effect = shift * math.sqrt(variance / n)
-    return DetectableEffect(
-        test="eval",
-        method="miller-2024",
-        n=math.ceil(n),
-        n_treatment=None,
-        n_total=math.ceil(n),
+    return _detectable_effect(
+        "eval",
+        "miller-2024",
+        n,
         alpha=alpha,
         power=power,
         alternative=alternative,
         effect=effect,
-        relative_effect=None,
         effect_size=effect / math.sqrt(variance),
         assumptions=assumptions,
     )

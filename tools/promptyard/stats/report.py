@@ -6,6 +6,8 @@ request comment or a wiki page); the sample-ratio check comes first.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from promptyard.stats.experiment import ExperimentAnalysis, MetricResult
 
 
@@ -47,6 +49,57 @@ def lift_text(result: MetricResult) -> str:
 OUTCOME_MARK = {"better": "better ✅", "worse": "worse ❌", "inconclusive": "inconclusive"}
 
 
+def error_control_lines(
+    alpha: float, decision: int, secondary: int, guardrails: int, *, sequential: bool = False
+) -> list[str]:
+    """How each family of tests is controlled (`stats.experiment` module docstring).
+
+    `decision`, `secondary` and `guardrails` count the comparisons (metrics × treatments) of
+    each family; `sequential` says the p-values are always-valid (mSPRT).
+    """
+    valid = ", always-valid (mSPRT)" if sequential else ""
+    lines = [
+        f"decision (the metrics that can ship a variant): two-sided{valid}, Holm-adjusted "
+        f"over {decision} comparison(s), the strictest step at alpha {alpha / decision:.4g}"
+    ]
+    if secondary:
+        lines.append(
+            f"secondary: two-sided{valid}, Holm-adjusted among their own {secondary} "
+            "comparison(s); they never decide"
+        )
+    if guardrails:
+        lines.append(
+            f"harm (guardrails): one-sided{valid}, in the harmful direction, at alpha {alpha:g} "
+            "not adjusted (a correction would make harm harder to detect); a significant "
+            "harm blocks shipping"
+        )
+    return lines
+
+
+def analysis_error_control(analysis: ExperimentAnalysis) -> list[str]:
+    """`error_control_lines` of an analysis."""
+    families = Counter(r.family for r in analysis.metrics)
+    return error_control_lines(
+        analysis.alpha,
+        families["decision"],
+        families["secondary"],
+        sum(r.harm_p_value is not None for r in analysis.metrics),
+        sequential=analysis.sequential,
+    )
+
+
+def p_text(result: MetricResult, sequential: bool) -> str:
+    """The p-value(s) that decide a metric's outcome, named."""
+    parts = []
+    if result.p_adjusted is not None:
+        kind = "Holm-adjusted" + (" always-valid" if sequential else "")
+        parts.append(f"{kind} p {fmt_p(result.p_adjusted)}")
+    if result.harm_p_value is not None:
+        kind = "one-sided" + (" always-valid" if sequential else "")
+        parts.append(f"harm p {fmt_p(result.harm_p_value)} ({kind}, not adjusted)")
+    return ", ".join(parts)
+
+
 def analysis_markdown(analysis: ExperimentAnalysis) -> str:
     """The analysis as Markdown: SRM first, then the decision, metrics and warnings."""
     lines: list[str] = []
@@ -81,19 +134,23 @@ def analysis_markdown(analysis: ExperimentAnalysis) -> str:
     lines.append("")
     lines.append("### Metrics")
     lines.append("")
+    lines.extend(f"- {line}" for line in analysis_error_control(analysis))
+    lines.append("")
     confidence = f"{1 - analysis.alpha:.0%}"
+    mark = ", mSPRT" if analysis.sequential else ""
     lines.append(
         f"| metric | role | variant | {analysis.control} | variant value | difference "
-        f"[{confidence} CI] | lift | p | p (Holm{', mSPRT' if analysis.sequential else ''}) "
+        f"[{confidence} CI] | lift | p | p (Holm{mark}) | harm p (one-sided{mark}) "
         "| P(better) | expected loss | outcome |"
     )
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in analysis.metrics:
         lines.append(
             f"| {r.metric} | {r.role} | {r.treatment} | {fmt_value(r.control_mean, r.type)} | "
             f"{fmt_value(r.treatment_mean, r.type)} | {interval(r)} | {lift_text(r)} | "
-            f"{fmt_p(r.p_value)} | {fmt_p(r.p_adjusted)} | {r.prob_better:.1%} | "
-            f"{fmt_value(r.expected_loss, r.type)} | {OUTCOME_MARK[r.outcome]} |"
+            f"{fmt_p(r.p_value)} | {fmt_p(r.p_adjusted)} | {fmt_p(r.harm_p_value)} | "
+            f"{r.prob_better:.1%} | {fmt_value(r.expected_loss, r.type)} | "
+            f"{OUTCOME_MARK[r.outcome]} |"
         )
     lines.append("")
     check = analysis.assignment

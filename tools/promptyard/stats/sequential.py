@@ -9,6 +9,12 @@ of the difference with variance V and a N(θ₀, τ²) mixture over the alternat
 and the always-valid p-value after each look is the running minimum of min(1, 1/Λ). It
 may be checked after every unit without inflating the false-positive rate. τ is the scale
 of effects one expects; `promptyard` uses the metric's absolute minimum detectable effect.
+
+One-sided (`alternative="greater"` or `"less"`): the mixture is the half-normal on that
+side of θ₀ (density 2·φ_τ), which gives Λ₁ = 2 · Λ · Φ(±τ (θ̂ − θ₀) / √(V (V + τ²))) — Λ
+times twice the posterior probability of that side. It is still a mixture of likelihood
+ratios, so 1/Λ₁ stays always-valid, and it rejects sooner than the two-sided test when the
+effect lies on the tested side (guardrails use it to look for harm only).
 """
 
 from __future__ import annotations
@@ -18,9 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import special
 
 from promptyard.errors import ConfigError
-from promptyard.stats._base import Result, check_positive
+from promptyard.stats._base import Alternative, Result, check_alternative, check_positive
+
+METHODS = {
+    "two-sided": "msprt-normal-mixture",
+    "greater": "msprt-half-normal-mixture",
+    "less": "msprt-half-normal-mixture",
+}
 
 
 @dataclass(frozen=True)
@@ -29,7 +42,8 @@ class SequentialResult(Result):
 
     `p_value` is the running minimum over `looks` looks; `last_look_p_value` is the value
     of the last look alone; `estimate` and `variance` are those of the last look; `tau` the
-    mixing standard deviation.
+    mixing standard deviation; `alternative` two-sided, or the side a one-sided test looks at
+    (greater: the estimate above `null`).
     """
 
     p_value: float
@@ -40,28 +54,51 @@ class SequentialResult(Result):
     tau: float
     null: float
     method: str = "msprt-normal-mixture"
+    alternative: str = "two-sided"
 
 
-def msprt_log_likelihood_ratio(estimate: Any, variance: Any, tau: float, null: float = 0.0) -> Any:
-    """log Λ of the normal-mixture SPRT (works on numbers and numpy arrays)."""
+def msprt_log_likelihood_ratio(
+    estimate: Any,
+    variance: Any,
+    tau: float,
+    null: float = 0.0,
+    alternative: Alternative = "two-sided",
+) -> Any:
+    """log Λ of the normal-mixture SPRT (works on numbers and numpy arrays).
+
+    One-sided alternatives use the half-normal mixture on their side of `null`.
+    """
+    alternative = check_alternative(alternative)
     v = np.asarray(variance, dtype=float)
     t2 = tau * tau
     gap = np.asarray(estimate, dtype=float) - null
-    return 0.5 * np.log(v / (v + t2)) + t2 * gap * gap / (2 * v * (v + t2))
+    log_lr = 0.5 * np.log(v / (v + t2)) + t2 * gap * gap / (2 * v * (v + t2))
+    if alternative == "two-sided":
+        return log_lr
+    side = 1.0 if alternative == "greater" else -1.0
+    # log Φ in its own function: the tail of the wrong side stays finite, not log(0).
+    return np.log(2.0) + log_lr + special.log_ndtr(side * tau * gap / np.sqrt(v * (v + t2)))
 
 
 def msprt_sequence(
-    estimates: Sequence[float], variances: Sequence[float], *, tau: float, null: float = 0.0
+    estimates: Sequence[float],
+    variances: Sequence[float],
+    *,
+    tau: float,
+    null: float = 0.0,
+    alternative: Alternative = "two-sided",
 ) -> SequentialResult:
     """The always-valid p-value after a sequence of looks (estimate, variance at each)."""
     check_positive("tau", tau)
+    alternative = check_alternative(alternative)
     est = np.asarray(estimates, dtype=float)
     var = np.asarray(variances, dtype=float)
     if est.shape != var.shape or est.ndim != 1 or est.size == 0:
         raise ConfigError("need one variance per estimate, and at least one look")
     if np.any(~np.isfinite(var)) or np.any(var <= 0) or np.any(~np.isfinite(est)):
         raise ConfigError("every look needs a finite estimate and a positive variance")
-    p = np.minimum(1.0, np.exp(-msprt_log_likelihood_ratio(est, var, tau, null)))
+    log_lr = msprt_log_likelihood_ratio(est, var, tau, null, alternative)
+    p = np.minimum(1.0, np.exp(-log_lr))
     return SequentialResult(
         p_value=float(p.min()),
         last_look_p_value=float(p[-1]),
@@ -70,14 +107,21 @@ def msprt_sequence(
         variance=float(var[-1]),
         tau=float(tau),
         null=float(null),
+        method=METHODS[alternative],
+        alternative=alternative,
     )
 
 
 def msprt_p_value(
-    estimate: float, variance: float, *, tau: float, null: float = 0.0
+    estimate: float,
+    variance: float,
+    *,
+    tau: float,
+    null: float = 0.0,
+    alternative: Alternative = "two-sided",
 ) -> SequentialResult:
     """The always-valid p-value of one look."""
-    return msprt_sequence([estimate], [variance], tau=tau, null=null)
+    return msprt_sequence([estimate], [variance], tau=tau, null=null, alternative=alternative)
 
 
 def msprt_two_sample_stream(
@@ -87,6 +131,7 @@ def msprt_two_sample_stream(
     tau: float,
     binary: bool = False,
     min_per_arm: int = 30,
+    alternative: Alternative = "two-sided",
 ) -> SequentialResult:
     """Always-valid p-value of treatment − control, looking after every unit in arrival order.
 
@@ -94,7 +139,8 @@ def msprt_two_sample_stream(
     units arrived). The variance of each arm is p(1 − p) for binary metrics and the sample
     variance otherwise. Looks start once each arm has `min_per_arm` units (a burn-in: the
     plug-in variance of a handful of units is too noisy, and without it the false-positive
-    rate exceeds alpha) and a non-zero variance.
+    rate exceeds alpha) and a non-zero variance. `alternative="less"` asks only whether the
+    treatment is below the control (`"greater"`: above).
     """
     check_positive("tau", tau)
     x = np.asarray(values, dtype=float)
@@ -124,4 +170,6 @@ def msprt_two_sample_stream(
             f"the sequential test needs at least {min_per_arm} units with varying outcomes "
             "in each arm"
         )
-    return msprt_sequence((mean_t - mean_c)[looks], variance[looks], tau=tau)
+    return msprt_sequence(
+        (mean_t - mean_c)[looks], variance[looks], tau=tau, alternative=alternative
+    )

@@ -1,6 +1,7 @@
 """Provider types, by name: `type:` in a `providers:` entry of promptyard.yaml.
 
-Adding a type is one file (a `Provider` subclass) and one entry in `PROVIDERS`. Importing
+Adding a type is one file: a `Provider` subclass decorated with `@provider("name")`
+(see `base.py`), imported below so that it registers itself in `PROVIDERS`. Importing
 this package never imports a provider's client library; that happens on the first call.
 """
 
@@ -9,19 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from promptyard.errors import ConfigError
+from promptyard.evals.providers import openai  # noqa: F401 - registers type `openai`
 from promptyard.evals.providers.base import (
+    PROVIDERS,
     ChatRequest,
     Completion,
     Embeddings,
     Provider,
     ProviderError,
+    provider,
 )
-from promptyard.evals.providers.openai import OpenAIProvider
 from promptyard.spec import ProviderConfig
-
-PROVIDERS: dict[str, type[Provider]] = {
-    "openai": OpenAIProvider,
-}
 
 
 def create_provider(name: str, config: ProviderConfig, environ: Mapping[str, str]) -> Provider:
@@ -43,4 +42,5 @@ __all__ = [
     "Provider",
     "ProviderError",
     "create_provider",
+    "provider",
 ]

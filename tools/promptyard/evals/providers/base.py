@@ -4,14 +4,17 @@ A provider turns a `ChatRequest` into a `Completion` (and texts into embeddings)
 some API. It does one attempt per call: retries, backoff, rate limits, concurrency, the
 cache and recordings all live in the runner, so a new provider type gets them for free.
 It reports failures as `ProviderError` with a `kind` that says whether a retry can help.
+
+A provider type is one module: a `Provider` subclass decorated with `@provider("name")`,
+which registers it in `PROVIDERS` under the `type:` it answers to in promptyard.yaml.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from promptyard.spec import ProviderConfig
@@ -177,3 +180,33 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most types hold nothing
         """Release connections (called once when the run ends)."""
+
+
+P = TypeVar("P", bound=type[Provider])
+
+# Provider types by `type:` name, filled by `@provider` as their modules are imported.
+PROVIDERS: dict[str, type[Provider]] = {}
+
+
+def provider(type_name: str) -> Callable[[P], P]:
+    """Register a `Provider` subclass as the provider type `type_name`.
+
+    >>> @provider("openai")
+    ... class OpenAIProvider(Provider): ...
+
+    Sets the class's `type_name`. A name taken by another class is a ValueError: two
+    modules claiming one `type:` is a programming mistake, not something to resolve silently.
+    """
+
+    def register(cls: P) -> P:
+        taken = PROVIDERS.get(type_name)
+        if taken is not None and taken is not cls:
+            raise ValueError(
+                f"provider type {type_name!r} is already registered by "
+                f"{taken.__module__}.{taken.__qualname__}"
+            )
+        cls.type_name = type_name
+        PROVIDERS[type_name] = cls
+        return cls
+
+    return register

@@ -25,6 +25,7 @@ from promptyard.evals.providers.base import (
     Embeddings,
     Provider,
     ProviderError,
+    provider,
 )
 from promptyard.spec import ProviderConfig
 
@@ -81,8 +82,8 @@ def _error_message(exc: Any) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
+@provider("openai")
 class OpenAIProvider(Provider):
-    type_name = "openai"
     default_embedding_model = "text-embedding-3-small"
 
     def __init__(self, name: str, config: ProviderConfig, environ: Mapping[str, str]) -> None:

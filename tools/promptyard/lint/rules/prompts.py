@@ -237,3 +237,25 @@ def json_output_mentioned(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hi
             "output.format is json but no message asks for JSON (OpenAI-compatible servers "
             "reject JSON mode without it); say 'Reply in JSON' in a message",
         )
+
+
+@rule(
+    "P013",
+    "eval-without-assertions",
+    "warning",
+    "an eval whose cases are checked by no assertion, so every case passes",
+    kind="prompt",
+)
+def eval_without_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    for e, spec in enumerate(prompt.model.evals):
+        if spec.assert_:
+            continue
+        dataset = prompt.snapshot.dataset(spec.dataset)
+        if dataset.cases and not any(case.assert_ for case in dataset.cases):
+            yield (
+                prompt.path,
+                prompt.document.locate(("evals", e)),
+                f"eval on {spec.dataset} has no assertions (here or in its cases), so every "
+                "case passes; add `assert:` entries",
+            )

@@ -356,7 +356,7 @@ def test_ctrl_c_replaces_an_old_passing_report(
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     report = md.read_text()
-    assert "could not finish (exit 130)" in report and "interrupted" in report
+    assert "could not finish (exit 130)" in report and "interrupted" in report, stderr
     assert "passed" not in report
     html = page.read_text()
     assert "could not finish (exit 130)" in html and "passed" not in html

@@ -95,6 +95,23 @@ def test_a_tag_is_never_moved_to_other_content(repo: PromptRepo) -> None:
     assert tags_of(repo)["prompts/support-reply/v1.0.0"] == first
 
 
+def test_a_hand_made_tag_of_the_same_content_is_not_called_released(repo: PromptRepo) -> None:
+    """`bundle` and the registry refuse a tag without a usable hash: release must not say
+    "up-to-date" about it (even when the content at its commit matches)."""
+    repo.git("tag", "prompts/greeter/v1.0.0")  # lightweight, at the released content
+    repo.git("tag", "-a", "prompts/support-reply/v1.0.0", "-m", "x\n\ncontent-sha256: abc\n")
+    result = run_cli("release", "--format", "json", repo=repo.root)
+    assert result.exit_code == 1, result.stderr
+    items = {i["name"]: i for i in json.loads(result.stdout)["prompts"]}
+    greeter, reply = items["greeter"], items["support-reply"]
+    assert greeter["status"] == "error" and reply["status"] == "error"
+    assert "not an annotated promptyard tag" in greeter["error"]
+    assert "content hash line is malformed: 'content-sha256: abc'" in reply["error"]
+    assert "bump `version` in prompts/support-reply.yaml" in reply["error"]
+    # the registry's view agrees: the tags are refused, not served
+    assert run_cli("bundle", repo=repo.root).exit_code == 2
+
+
 def test_version_must_be_above_every_tagged_version(repo: PromptRepo) -> None:
     repo.set_prompt("support-reply", "2.0.0")
     repo.commit("2.0.0")

@@ -3,8 +3,9 @@
 For each prompt whose version at REF is untagged: lint must pass for the prompt's files, and
 the version must be above every tagged version of that prompt; then the annotated tag
 `prompts/<name>/v<version>` is created at REF with `content-sha256: <hash>` in its message.
-A tag that exists with other content is an error; no tag is ever moved. Re-running is a
-no-op. With `push`, the tags of the versions at REF are pushed (already-pushed ones are a
+A tag that exists with other content is an error, and so is one that records no usable
+content hash (a lightweight or hand-made tag: `bundle` and the registry refuse it); no tag is
+ever moved. Re-running is a no-op. With `push`, the tags of the versions at REF are pushed (already-pushed ones are a
 no-op for git, so a run whose push failed can simply be repeated).
 """
 
@@ -22,11 +23,12 @@ from promptyard.release.semver import version_bump
 from promptyard.release.tags import (
     PromptTag,
     create_tag,
+    hash_problem,
     list_prompt_tags,
     tag_name,
     tags_by_prompt,
 )
-from promptyard.workspace import LoadedPrompt, Snapshot, Workspace
+from promptyard.workspace import LoadedPrompt, Workspace
 
 Status = Literal["tagged", "would-tag", "up-to-date", "error"]
 
@@ -100,14 +102,6 @@ def _prompt_lint_errors(prompt: LoadedPrompt, errors: dict[str, list[Finding]]) 
     return [f for path in files for f in errors.get(path, [])]
 
 
-def _tagged_hash(snapshot_at: Any, tag: PromptTag) -> str | None:
-    """The content hash a tag stands for: recorded in its message, else computed at its commit."""
-    if tag.recorded_hash:
-        return tag.recorded_hash
-    snapshot: Snapshot = snapshot_at(tag.commit)
-    return snapshot.prompt(tag.name).content_hash if snapshot.has_prompt(tag.name) else None
-
-
 def release(
     workspace: Workspace,
     ref: str = "HEAD",
@@ -126,17 +120,10 @@ def release(
     errors = _errors_by_file(lint_repository(workspace, ref=commit.hexsha).findings)
     result = ReleaseResult(ref=ref, commit=commit.hexsha, dry_run=dry_run, remote=remote)
 
-    snapshots: dict[str, Snapshot] = {}
-
-    def snapshot_at(sha: str) -> Snapshot:
-        if sha not in snapshots:
-            snapshots[sha] = workspace.snapshot_at(repo.commit(sha))
-        return snapshots[sha]
-
     to_push: list[str] = []
     for name in snapshot.prompt_names():
         prompt = snapshot.prompt(name)
-        item = _plan_prompt(workspace, prompt, tags.get(name, {}), errors, snapshot_at)
+        item = _plan_prompt(workspace, prompt, tags.get(name, {}), errors)
         result.items.append(item)
         if item.status == "would-tag" and not dry_run:
             assert item.version and item.content_hash
@@ -162,7 +149,6 @@ def _plan_prompt(
     prompt: LoadedPrompt,
     tagged: dict[str, PromptTag],
     errors: dict[str, list[Finding]],
-    snapshot_at: Any,
 ) -> ReleaseItem:
     name = prompt.name
     if prompt.model is None or prompt.content_hash is None:
@@ -174,7 +160,22 @@ def _plan_prompt(
     tag = tag_name(name, version)
     if version in tagged:
         existing = tagged[version]
-        if _tagged_hash(snapshot_at, existing) == content_hash:
+        problem = hash_problem(existing)
+        if problem is not None:
+            # A tag that records no usable hash is refused by `bundle` and the registry, so
+            # calling its version released would be a lie; and tags are never moved.
+            return ReleaseItem(
+                name,
+                version,
+                "error",
+                tag,
+                content_hash,
+                error=(
+                    f"{tag} exists but {problem}, so it can never be served; tags are never "
+                    f"moved: bump `version` in {prompt.path}"
+                ),
+            )
+        if existing.recorded_hash == content_hash:
             return ReleaseItem(name, version, "up-to-date", tag, content_hash)
         return ReleaseItem(
             name,

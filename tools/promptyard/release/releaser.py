@@ -158,63 +158,36 @@ def _plan_prompt(
     version = prompt.model.version
     content_hash = prompt.content_hash
     tag = tag_name(name, version)
+
+    def refused(why: str) -> ReleaseItem:
+        return ReleaseItem(name, version, "error", tag, content_hash, error=why)
+
+    bump_hint = f"tags are never moved: bump `version` in {prompt.path}"
     if version in tagged:
         existing = tagged[version]
         problem = hash_problem(existing)
         if problem is not None:
-            # A tag that records no usable hash is refused by `bundle` and the registry, so
-            # calling its version released would be a lie; and tags are never moved.
-            return ReleaseItem(
-                name,
-                version,
-                "error",
-                tag,
-                content_hash,
-                error=(
-                    f"{tag} exists but {problem}, so it can never be served; tags are never "
-                    f"moved: bump `version` in {prompt.path}"
-                ),
-            )
+            # `bundle` and the registry refuse a tag that records no usable hash, so calling
+            # its version released would be a lie.
+            return refused(f"{tag} exists but {problem}, so it can never be served; {bump_hint}")
         if existing.recorded_hash == content_hash:
             return ReleaseItem(name, version, "up-to-date", tag, content_hash)
-        return ReleaseItem(
-            name,
-            version,
-            "error",
-            tag,
-            content_hash,
-            error=(
-                f"{tag} already tags other content (commit {existing.commit[:12]}); tags are "
-                f"never moved: bump `version` in {prompt.path}"
-            ),
+        return refused(
+            f"{tag} already tags other content (commit {existing.commit[:12]}); {bump_hint}"
         )
     newest = max(tagged, key=semver.Version.parse, default=None)
     if newest is not None and version_bump(newest, version) is None:
-        return ReleaseItem(
-            name,
-            version,
-            "error",
-            tag,
-            content_hash,
-            error=(
-                f"version {version} is below the newest tagged version {newest}; versions only "
-                f"go up: set `version` in {prompt.path} above {newest}"
-            ),
+        return refused(
+            f"version {version} is below the newest tagged version {newest}; versions only "
+            f"go up: set `version` in {prompt.path} above {newest}"
         )
     lint_errors = _prompt_lint_errors(prompt, errors)
     if lint_errors:
         first = lint_errors[0]
         more = f" (and {len(lint_errors) - 1} more)" if len(lint_errors) > 1 else ""
-        return ReleaseItem(
-            name,
-            version,
-            "error",
-            tag,
-            content_hash,
-            error=(
-                f"lint fails: {first.file}:{first.line}:{first.column}: {first.rule} "
-                f"{first.message}{more}; run `promptyard lint`"
-            ),
+        return refused(
+            f"lint fails: {first.file}:{first.line}:{first.column}: {first.rule} "
+            f"{first.message}{more}; run `promptyard lint`"
         )
     previous = tagged.get(newest) if newest else None
     history = commits_touching(

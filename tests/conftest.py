@@ -11,9 +11,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.gitrepo import GIT_ENV
 from support.openai_server import OpenAIServer
-from support.repo import PromptRepo
+from support.repo import GIT_ENV, PromptRepo
 
 # Commits and tags made by the code under test (release, promote --branch) need an
 # identity; never read the developer's.

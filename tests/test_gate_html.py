@@ -89,7 +89,7 @@ def _html_report(tmp_path: Path, server: OpenAIServer, monkeypatch: pytest.Monke
     repo.write("prompts/echo.yaml", echo_spec(user=broken_base))
     repo.write("prompts/steady.yaml", echo_spec("steady", system="Be brief."))
     repo.commit("base with a broken refund case")
-    repo.git.git.branch("-f", "base")
+    repo.git("branch", "-f", "base")
     hostile = "{% if 'invoice' in text %}[[reply:" + PAYLOAD + "]]{% endif %}{{ text }}"
     repo.write("prompts/echo.yaml", echo_spec(version="1.0.1", user=hostile))
     repo.write("prompts/steady.yaml", echo_spec("steady", version="1.0.1", system="Be short."))

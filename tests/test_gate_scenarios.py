@@ -133,7 +133,7 @@ def test_partial_change_marks_its_dependents_changed(project: PromptRepo) -> Non
     )
     project.write("prompts/plain.yaml", echo_spec("plain"))
     project.commit("partials")
-    project.git.git.branch("-f", "base")
+    project.git("branch", "-f", "base")
     project.write("prompts/partials/tone.j2", "Be brief and kind.")
     result = project.cli("diff", "--base", "base", "--format", "json")
     assert result.exit_code == 0, result.stderr
@@ -175,7 +175,7 @@ def test_dataset_change_is_reported(project: PromptRepo) -> None:
 def test_removed_prompt_is_reported(project: PromptRepo) -> None:
     project.write("prompts/gone.yaml", echo_spec("gone", version="3.1.0"))
     project.commit("a prompt to remove")
-    project.git.git.branch("-f", "base")
+    project.git("branch", "-f", "base")
     project.remove("prompts/gone.yaml")
     code, data, _ = check_json(project, "--base", "base")
     assert code == 0
@@ -339,7 +339,7 @@ def test_offline_from_recordings_like_a_fork_pull_request(
     # main has recordings of the base prompt; the PR records its head prompt
     assert project.cli("eval", "echo", "--record").exit_code == 0
     project.commit("base recordings")
-    project.git.git.branch("-f", "base")
+    project.git("branch", "-f", "base")
     project.write(
         "prompts/echo.yaml",
         echo_spec(version="1.0.1", system="Be brief.", user=regressing_user(["refund"])),

@@ -149,7 +149,7 @@ def _base_says(project: PromptRepo) -> None:
     """Make the base's requests recognisable: its user message starts with 'Base: '."""
     project.write("prompts/echo.yaml", echo_spec(system="Be brief.", user="Base: {{ text }}"))
     project.commit("base prompt")
-    project.git.git.branch("-f", "base")
+    project.git("branch", "-f", "base")
 
 
 def test_base_infrastructure_errors_are_missing_not_failures(
@@ -225,7 +225,7 @@ def test_a_cost_from_a_free_base_is_an_unbounded_ratio(tmp_path: Path, live: Ope
     repo = gate_repo(tmp_path / "repo", with_gates({"cost_per_case": {"action": "block"}}, config))
     repo.write("prompts/echo.yaml", echo_spec(system="Be brief.", model=_model("local-model")))
     repo.commit("a free local model")
-    repo.git.git.branch("-f", "base")
+    repo.git("branch", "-f", "base")
     repo.write("prompts/echo.yaml", echo_spec(version="1.1.0", system="Be brief."))
     code, data = check_json(repo, "--base", "base")
     assert code == 1

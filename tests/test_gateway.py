@@ -23,8 +23,8 @@ from promptyard.registry.client import Registry
 from promptyard.registry.reconcile import GitSource, Reconciler
 from promptyard.registry.service import create_app
 from promptyard.serving.gateway import GatewayConfig, create_gateway_app
-from support.gitrepo import PromptRepo, make_repo
 from support.openai_server import OpenAIServer
+from support.repo import PromptRepo, make_repo
 from support.servers import ServeProcess, ThreadedServer, closed_port, wait_until
 
 VARS = {"company": "Acme", "ticket": "Where is my order?"}

@@ -27,7 +27,7 @@ def based(repo: PromptRepo) -> PromptRepo:
     repo.write("prompts/greet.yaml", base_prompt())
     repo.write("prompts/partials/sig.j2", "-- the team")
     repo.commit("base")
-    repo.git.git.branch("base")
+    repo.git("branch", "base")
     return repo
 
 
@@ -127,7 +127,7 @@ def test_partial_change_marks_dependents(based: PromptRepo) -> None:
         ),
     )
     based.commit("use the partial")
-    based.git.git.branch("-f", "base")
+    based.git("branch", "-f", "base")
     based.write("prompts/partials/sig.j2", "-- the support team")
     finding = base_findings(based)["R001"]
     assert finding["file"] == "prompts/greet.yaml"
@@ -138,7 +138,7 @@ def test_only_changed_files_are_checked(based: PromptRepo) -> None:
     # A pre-existing problem elsewhere is not this change's business...
     based.write("prompts/legacy.yaml", prompt_doc(name="wrong-name"))
     based.commit("legacy problem")
-    based.git.git.branch("-f", "base")
+    based.git("branch", "-f", "base")
     assert base_findings(based) == {}
     # ...but a dataset edit is checked against the prompts that use it, even unchanged ones.
     based.write(
@@ -147,7 +147,7 @@ def test_only_changed_files_are_checked(based: PromptRepo) -> None:
     )
     based.write("golden/g.jsonl", '{"id": "a", "vars": {"who": "A"}}\n')
     based.commit("dataset")
-    based.git.git.branch("-f", "base")
+    based.git("branch", "-f", "base")
     based.write("golden/g.jsonl", '{"id": "a", "vars": {"name": "A"}}\n')
     result = based.cli("lint", "--base", "base", "--format", "json")
     messages = sorted(f["message"] for f in result.json["findings"] if f["rule"] == "D004")
@@ -163,10 +163,10 @@ def test_new_prompt_and_uncommitted_files_are_seen(based: PromptRepo) -> None:
 
 def test_base_is_the_merge_base(based: PromptRepo) -> None:
     """The base branch moving ahead must not make this branch look like it reverted it."""
-    based.git.git.checkout("-b", "feature")
+    based.git("checkout", "-b", "feature")
     based.write("prompts/other.yaml", prompt_doc(name="other"))
     based.commit("feature work")
-    based.git.git.checkout("base")
+    based.git("checkout", "base")
     based.write(
         "prompts/greet.yaml",
         base_prompt(
@@ -174,7 +174,7 @@ def test_base_is_the_merge_base(based: PromptRepo) -> None:
         ),
     )
     based.commit("base moves on")
-    based.git.git.checkout("feature")
+    based.git("checkout", "feature")
     assert base_findings(based) == {}
 
 
@@ -211,7 +211,7 @@ def test_a_change_cannot_silence_rules_for_itself(based: PromptRepo) -> None:
     )
     assert "R001" in base_findings(based)  # the base's (empty) ignore list applies
     based.commit("ignore R001")
-    based.git.git.branch("-f", "base")
+    based.git("branch", "-f", "base")
     based.write(
         "prompts/greet.yaml",
         base_prompt(messages=[{"role": "user", "content": "Hey {{ who }} ({{ tone }})"}]),

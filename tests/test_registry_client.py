@@ -20,7 +20,7 @@ from promptyard.registry.snapshot import PromptNotFound
 from promptyard.release.bundle import build_bundle, bundle_bytes
 from promptyard.render import RenderError, VariablesError
 from promptyard.workspace import Workspace
-from support.gitrepo import PromptRepo, make_repo
+from support.repo import PromptRepo, make_repo
 from support.servers import ThreadedServer, wait_until
 
 VARS = {"company": "Acme", "ticket": "My order is late"}

@@ -10,7 +10,7 @@ import pytest
 from promptyard.hashing import sha256_json
 from promptyard.release.bundle import document_hash
 from support.cli import run_cli
-from support.gitrepo import PromptRepo, make_repo, run_git
+from support.repo import PromptRepo, make_repo, run_git
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from promptyard.lint import lint_repository
 from promptyard.workspace import Workspace
 from support.cli import run_cli
-from support.gitrepo import PromptRepo, make_repo
+from support.repo import PromptRepo, make_repo
 
 PRODUCTION = """\
 # yaml-language-server: $schema=../../tools/promptyard/schemas/environment.json

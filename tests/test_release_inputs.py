@@ -20,7 +20,7 @@ from promptyard.scaffold import init_repository
 from promptyard.workspace import Workspace
 from support import audit
 from support.cli import run_cli
-from support.gitrepo import PromptRepo, make_repo, run_git
+from support.repo import PromptRepo, make_repo, run_git
 
 ENV = "serving/environments/production.yaml"
 

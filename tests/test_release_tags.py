@@ -10,7 +10,7 @@ import pytest
 from promptyard.release.tags import list_prompt_tags, parse_tag_name, tag_name
 from promptyard.workspace import Workspace
 from support.cli import run_cli
-from support.gitrepo import PromptRepo, make_repo, run_git
+from support.repo import PromptRepo, make_repo
 from support.servers import closed_port
 
 
@@ -199,9 +199,8 @@ def test_unknown_remote_is_a_usage_error(repo: PromptRepo) -> None:
 
 def test_remote_refusing_an_existing_tag_fails_the_check(repo: PromptRepo, tmp_path: Path) -> None:
     # Someone else released other content as support-reply 1.0.0 first.
-    other = PromptRepo(tmp_path / "other")
     assert repo.remote is not None
-    run_git(tmp_path, "clone", "-q", str(repo.remote), str(other.root))
+    other = PromptRepo.clone(repo.remote, tmp_path / "other")
     other.set_prompt("support-reply", "1.0.0", greeting="Theirs")
     other.commit("their change")
     other.release(push=True)

@@ -11,7 +11,7 @@ import pytest
 from promptyard.assignment import in_canary
 from promptyard.registry.reconcile import GitSource, Reconciler
 from promptyard.registry.service import MAX_BODY_BYTES, create_app
-from support.gitrepo import PromptRepo, make_repo
+from support.repo import PromptRepo, make_repo
 from support.servers import ThreadedServer
 
 VARS = {"company": "Acme", "ticket": "Refund please"}

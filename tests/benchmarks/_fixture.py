@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from support.gitrepo import GIT_ENV, PromptRepo, make_repo
+from support.repo import GIT_ENV, PromptRepo, make_repo
 
 os.environ.update(GIT_ENV)
 

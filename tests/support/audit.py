@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from support.gitrepo import GIT_ENV
+from support.repo import GIT_ENV, PromptRepo
 
 PROMPTYARD = str(Path(sys.executable).with_name("promptyard"))
 
@@ -158,8 +158,7 @@ class Project:
 def scaffold(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`promptyard init` in a fresh git repository, committed once (copied by `project`)."""
     root = tmp_path_factory.mktemp("scaffold") / "repo"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
+    PromptRepo.init(root)  # the test identity, no signing (copied with .git by `project`)
     result = run_cli(root, "init")
     assert result.code == 0, result.describe()
     git(root, "add", "-A")

@@ -80,5 +80,5 @@ def gate_repo(root: Path, config: str = EVAL_CONFIG) -> PromptRepo:
     repo.write("prompts/echo.yaml", echo_spec(system="Be brief."))
     repo.write("golden/echo.jsonl", cases())
     repo.commit("base prompts")
-    repo.git.git.branch("base")
+    repo.git("branch", "base")
     return repo

@@ -1,4 +1,18 @@
-"""Real temporary prompt repositories (git included) for tests."""
+"""Real temporary prompt repositories (git included) for tests.
+
+`PromptRepo` is THE test helper for a git repository holding a promptyard project: write or
+remove files, commit, run git (`repo.git(...)`, the git CLI), run promptyard in-process
+(`cli`) or as a real process (`run`), release, push to a bare remote. Two ways to get one:
+
+- `PromptRepo.create(root, config)`: promptyard.yaml only, committed (the `repo` fixture).
+- `make_repo(tmp, with_remote=, environments=)`: a typical released-style project (prompts
+  `support-reply` and `greeter` with a partial, production/staging environments), optionally
+  with a bare `origin` — what the release and serve suites start from.
+
+Every repository made here has a fixed identity and signing off in its own git config, so no
+test depends on the machine's git configuration. Code that needs GitPython opens the
+repository itself: `promptyard.workspace.Workspace(repo.root).git`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +24,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import git
 import yaml
 from click.testing import CliRunner
 
 from promptyard.cli.main import cli
 
+# The identity of every commit and tag made in tests, by a helper or by the code under test
+# (conftest exports it): never the developer's.
+GIT_NAME = "Prompt Author"
+GIT_EMAIL = "author@example.com"
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": GIT_NAME,
+    "GIT_AUTHOR_EMAIL": GIT_EMAIL,
+    "GIT_COMMITTER_NAME": GIT_NAME,
+    "GIT_COMMITTER_EMAIL": GIT_EMAIL,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+# Written into each repository's own config: the same identity, and no signing (a
+# developer's global commit.gpgsign would otherwise make every commit and tag need a key).
+REPO_GIT_CONFIG = {
+    "user.name": GIT_NAME,
+    "user.email": GIT_EMAIL,
+    "commit.gpgsign": "false",
+    "tag.gpgsign": "false",
+    "tag.forceSignAnnotated": "false",
+}
+
+# promptyard.yaml of `PromptRepo.create` (the `repo` fixture).
 CONFIG = """\
 providers:
   default:
@@ -23,6 +59,21 @@ providers:
 pricing:
   test-model: {input: 1.0, output: 2.0}
 """
+
+# promptyard.yaml of `make_repo` (the release and serve suites).
+RELEASE_CONFIG = """\
+providers:
+  default:
+    type: openai
+"""
+
+PARTIAL = "Be brief and friendly.\n"
+
+ENVIRONMENT = """\
+# yaml-language-server: $schema=../../tools/promptyard/schemas/environment.json
+environment: {env}   # where it serves
+prompts:
+{pins}"""
 
 
 def prompt_doc(
@@ -53,6 +104,53 @@ def prompt_doc(
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def prompt_yaml(name: str, version: str, greeting: str = "Hello", extra_input: bool = False) -> str:
+    """A typical prompt: a system message with a partial, a user message, typed inputs."""
+    inputs = {
+        "company": {"type": "string"},
+        "ticket": {"type": "string"},
+        "history": {"type": "array", "items": {"type": "string"}, "default": []},
+    }
+    if extra_input:
+        inputs["tone"] = {"type": "string", "default": "warm"}
+    lines = [
+        f"name: {name}",
+        f"version: {version}",
+        "description: Drafts a reply to a support ticket.",
+        "model:",
+        "  provider: default",
+        "  name: gpt-4o-mini",
+        "  parameters: {temperature: 0.2, max_tokens: 400}",
+        "inputs:",
+        *(f"  {k}: {json.dumps(v)}" for k, v in inputs.items()),
+        "messages:",
+        "  - role: system",
+        "    content: |",
+        f"      {greeting} from {{{{ company }}}}.",
+        '      {% include "tone.j2" %}',
+        "      {% for line in history %}Earlier: {{ line }}",
+        "      {% endfor %}",
+        "  - role: user",
+        '    content: "{{ ticket }}"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_git(cwd: Path, *args: str, check: bool = True) -> str:
+    """`git ARGS` in `cwd` with the test identity; stripped stdout. Fails the test on error."""
+    result = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
+    return result.stdout.strip()
+
+
 @dataclass
 class CliResult:
     exit_code: int
@@ -65,25 +163,52 @@ class CliResult:
 
 
 class PromptRepo:
-    """A git repository with promptyard.yaml; write files, commit, run the CLI against it."""
+    """A git repository holding a promptyard project (and optionally its bare `origin`).
 
-    def __init__(self, root: Path) -> None:
+    `PromptRepo(root)` wraps an existing (or about to be cloned) repository; `init`, `create`
+    and `clone` make one with the test identity configured.
+    """
+
+    def __init__(self, root: Path, remote: Path | None = None) -> None:
         self.root = root
-        self.git = git.Repo(root)
+        self.remote = remote
+
+    def __repr__(self) -> str:
+        return f"PromptRepo(root={self.root!r}, remote={self.remote!r})"
+
+    # --- creation -------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, root: Path) -> PromptRepo:
+        """An empty repository on branch main (no commit yet)."""
+        root.mkdir(parents=True, exist_ok=True)
+        run_git(root, "init", "-q", "-b", "main")
+        instance = cls(root)
+        instance.configure()
+        return instance
 
     @classmethod
     def create(cls, root: Path, config: str = CONFIG) -> PromptRepo:
-        root.mkdir(parents=True, exist_ok=True)
-        repo = git.Repo.init(root, initial_branch="main")
-        with repo.config_writer() as writer:
-            writer.set_value("user", "name", "Test")
-            writer.set_value("user", "email", "test@example.com")
-            writer.set_value("commit", "gpgsign", "false")
-            writer.set_value("tag", "gpgsign", "false")
-        instance = cls(root)
+        """A repository whose one commit ("initial") holds promptyard.yaml = `config`."""
+        instance = cls.init(root)
         instance.write("promptyard.yaml", config)
         instance.commit("initial")
         return instance
+
+    @classmethod
+    def clone(cls, source: Path, root: Path) -> PromptRepo:
+        """A working clone of `source` (a path), with the test identity configured."""
+        run_git(root.parent, "clone", "-q", str(source), str(root))
+        instance = cls(root)
+        instance.configure()
+        return instance
+
+    def configure(self) -> None:
+        """Write the test identity and "no signing" into this repository's git config."""
+        for key, value in REPO_GIT_CONFIG.items():
+            self.git("config", key, value)
+
+    # --- files ----------------------------------------------------------------------------
 
     def write(self, rel: str, content: str | bytes) -> Path:
         path = self.root / rel
@@ -94,13 +219,62 @@ class PromptRepo:
             path.write_text(content, encoding="utf-8")
         return path
 
+    def read(self, rel: str) -> str:
+        return (self.root / rel).read_text(encoding="utf-8")
+
     def remove(self, rel: str) -> None:
         (self.root / rel).unlink()
 
+    def set_prompt(self, name: str, version: str, **kwargs: Any) -> None:
+        """prompts/NAME.yaml = `prompt_yaml(name, version, **kwargs)` (needs partial tone.j2)."""
+        self.write(f"prompts/{name}.yaml", prompt_yaml(name, version, **kwargs))
+
+    def set_environment(self, env: str, pins: dict[str, Any]) -> None:
+        """pins: name -> "1.0.0" or (stable, canary, weight)."""
+        lines = []
+        for name, pin in pins.items():
+            if isinstance(pin, str):
+                lines.append(f"  {name}:\n    version: {pin}\n")
+            else:
+                stable, canary, weight = pin
+                lines.append(
+                    f"  {name}:\n    version: {stable}\n"
+                    f"    canary: {{version: {canary}, weight: {weight}}}\n"
+                )
+        self.write(
+            f"serving/environments/{env}.yaml", ENVIRONMENT.format(env=env, pins="".join(lines))
+        )
+
+    # --- git ------------------------------------------------------------------------------
+
+    def git(self, *args: str, check: bool = True) -> str:
+        """`git ARGS` in this repository (the git CLI); stripped stdout."""
+        return run_git(self.root, *args, check=check)
+
     def commit(self, message: str = "change") -> str:
-        self.git.git.add(A=True)
-        self.git.git.commit("-m", message, "--allow-empty")
-        return self.git.head.commit.hexsha
+        """Stage everything and commit; the new HEAD's sha.
+
+        Nothing to commit fails the test (no --allow-empty): a test that thinks it changed
+        something and did not would otherwise pass for the wrong reason.
+        """
+        self.git("add", "-A")
+        self.git("commit", "-q", "-m", message)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD")
+
+    def push(self) -> None:
+        self.git("push", "-q", "origin", "HEAD:refs/heads/main", "--tags", "--force")
+
+    # --- promptyard -----------------------------------------------------------------------
+
+    def release(self, **kwargs: Any) -> Any:
+        """The library's `release(Workspace(root), **kwargs)`."""
+        from promptyard.release.releaser import release
+        from promptyard.workspace import Workspace
+
+        return release(Workspace(self.root), **kwargs)
 
     def cli(self, *args: str) -> CliResult:
         """Run the CLI in-process (click's runner) with --repo pointing here."""
@@ -118,3 +292,27 @@ class PromptRepo:
             timeout=120,
         )
         return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def make_repo(tmp: Path, *, with_remote: bool = False, environments: bool = True) -> PromptRepo:
+    """A repository with prompt `support-reply` 1.0.0 and `greeter` 1.0.0, committed on main.
+
+    With `environments`, production and staging pin both at 1.0.0 (untagged until release).
+    With `with_remote`, a bare `tmp/remote.git` is `origin` and has main.
+    """
+    repo = PromptRepo.init(tmp / "work")
+    repo.write("promptyard.yaml", RELEASE_CONFIG)
+    repo.write("prompts/partials/tone.j2", PARTIAL)
+    repo.set_prompt("support-reply", "1.0.0")
+    repo.set_prompt("greeter", "1.0.0", greeting="Hi")
+    if environments:
+        repo.set_environment("production", {"support-reply": "1.0.0", "greeter": "1.0.0"})
+        repo.set_environment("staging", {"support-reply": "1.0.0", "greeter": "1.0.0"})
+    repo.commit("initial prompts")
+    if with_remote:
+        remote = tmp / "remote.git"
+        run_git(tmp, "init", "-q", "--bare", "-b", "main", str(remote))
+        repo.git("remote", "add", "origin", str(remote))
+        repo.git("push", "-q", "origin", "main")
+        repo.remote = remote
+    return repo

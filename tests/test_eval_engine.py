@@ -605,6 +605,42 @@ def test_corrupt_recordings_are_a_clear_error(project: PromptRepo) -> None:
     assert "promptyard eval echo --record" in (caught.value.hint or "")
 
 
+def _open_cache_at_the_barrier(path: str, barrier: Any, results: Any) -> None:
+    from promptyard.evals.cache import ResponseCache
+
+    barrier.wait()
+    try:
+        with ResponseCache(Path(path)) as cache:
+            cache.get("some-key")
+        results.put("ok")
+    except Exception as exc:  # the failure itself is what the test reports
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_opening_a_new_cache_at_once_all_get_it(tmp_path: Path) -> None:
+    """Switching a new cache to WAL takes an exclusive lock, and SQLite refuses the loser
+    of that race at once ("database is locked", no busy wait): it must retry, not fail the
+    run. (Before the retry, about one trial in four failed here.)"""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    processes = 6
+    for trial in range(25):
+        path = str(tmp_path / f"trial-{trial}" / "cache.sqlite")
+        Path(path).parent.mkdir()
+        barrier, results = context.Barrier(processes), context.Queue()
+        workers = [
+            context.Process(target=_open_cache_at_the_barrier, args=(path, barrier, results))
+            for _ in range(processes)
+        ]
+        for worker in workers:
+            worker.start()
+        outcomes = [results.get(timeout=60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        assert outcomes == ["ok"] * processes, (trial, outcomes)
+
+
 def test_two_processes_share_the_cache_safely(
     project: PromptRepo, openai_server: OpenAIServer
 ) -> None:

@@ -86,6 +86,51 @@ def _corrupt(path: Path, exc: Exception) -> ConfigError:
     )
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """A connection to the cache at `path`, in WAL mode with the schema in place.
+
+    Several processes may open a new cache at the same moment. Switching it to WAL needs an
+    exclusive lock, and SQLite answers "database is locked" at once, without waiting out
+    the busy timeout, to the connection that would otherwise deadlock; so the opening is
+    retried (with backoff) for up to the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        db = None
+        try:
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # WAL persists
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute(
+                "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
+            )
+            return db
+        except sqlite3.OperationalError as exc:
+            if db is not None:
+                db.close()
+            if not _busy(exc):
+                raise _corrupt(path, exc) from None
+            if time.monotonic() + delay > deadline:
+                raise ConfigError(
+                    f"{path}: the response cache stayed locked for {BUSY_TIMEOUT_S:g} s",
+                    hint="another promptyard process is writing to it: let it finish and run "
+                    "again",
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        except sqlite3.DatabaseError as exc:
+            if db is not None:
+                db.close()
+            raise _corrupt(path, exc) from None
+
+
 class ResponseCache:
     """One connection to the cache file, used from one thread (the event loop's)."""
 
@@ -94,16 +139,7 @@ class ResponseCache:
         self._pending: dict[str, tuple[Any, ...]] = {}  # key -> row, not yet written
         self._last_flush = time.monotonic()
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
-            )
-        except sqlite3.DatabaseError as exc:
-            raise _corrupt(path, exc) from None
+        self._db = _open(path)
 
     def get(self, key: str) -> CachedResponse | None:
         try:
@@ -112,6 +148,10 @@ class ResponseCache:
                 " created_at FROM responses WHERE key = ?",
                 (key,),
             ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise _corrupt(self.path, exc) from None
+            row = None  # locked past the busy timeout: a miss costs one call, not the run
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from None
         if row is None:
@@ -172,7 +212,7 @@ class ResponseCache:
             # losing a batch only costs calls later. Keep the run going.
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not _busy(exc):
                 raise _corrupt(self.path, exc) from None
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.path, exc) from None

@@ -120,8 +120,7 @@ def _open(path: Path) -> sqlite3.Connection:
             if time.monotonic() + delay > deadline:
                 raise ConfigError(
                     f"{path}: the response cache stayed locked for {BUSY_TIMEOUT_S:g} s",
-                    hint="another promptyard process is writing to it: let it finish and run "
-                    "again",
+                    hint="another promptyard process is writing to it: let it finish and run again",
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)

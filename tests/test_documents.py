@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
+from promptyard import documents
 from promptyard.documents import DocumentError, iter_json_lines, parse_json_value, parse_yaml
 
 
@@ -45,10 +47,45 @@ def test_merge_key_alias_is_rejected() -> None:
     assert error_of("base: &b {x: 1}\nother:\n  <<: *b\n").code == "Y003"
 
 
-@pytest.mark.parametrize("text", ["[" * 200_000 + "]" * 200_000, "- " * 200_000 + "x"])
-def test_deep_nesting_is_capped_before_the_parser_goes_quadratic(text: str) -> None:
+DEEP_TEXTS = [
+    "[" * 200_000 + "]" * 200_000,
+    "- " * 200_000 + "x",
+    '{"a": ' * 2_000 + "1" + "}" * 2_000,
+    "ok: |\n  [[[ a block scalar may hold any brackets\nlist: " + "[" * 1_500 + "]" * 1_500,
+    "url: [http://x.example/it's, " + "[" * 1_500 + "]" * 1_500 + "]",
+]
+
+
+@pytest.mark.parametrize("parser", ["libyaml", "pure-python"])
+@pytest.mark.parametrize("text", DEEP_TEXTS)
+def test_deep_nesting_is_capped_before_the_parser_goes_quadratic(
+    text: str, parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parsers cap nesting themselves (PyYAML 6.0.4's libyaml at 1,000 levels, reported as a
+    # syntax error), and look far ahead inside flow collections: our cap must answer first,
+    # whichever parser is installed.
+    if parser == "pure-python":
+        monkeypatch.setattr(documents, "_Loader", yaml.SafeLoader)
     err = error_of(text, max_bytes=1 << 21)
     assert err.code == "Y006"
+    assert "deeper than 64 levels" in err.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "prompt: |\n  " + "[" * 100 + "\n  " + "{" * 100 + "\nnext: 1\n",
+        "- key: |\n    " + "{" * 100 + "\n  other: [1, [2]]\n",
+        'a: "' + "[" * 100 + "\"\nb: '" + "{" * 100 + "'\n",
+        "a: plain " + "[" * 100 + "\n",
+        "a: 1  # " + "[" * 100 + "\n",
+        'a: ["' + "[" * 100 + "\", 'it''s " + "{" * 100 + "']\n",
+        'a: "multi-line\n  ' + "[" * 100 + '"\n',
+    ],
+)
+def test_brackets_in_text_are_not_nesting(text: str) -> None:
+    # The pre-scan steps over quoted and block scalars and comments: only real collections count.
+    assert parse_yaml(text, "f.yaml").data
 
 
 def test_non_utf8_names_the_line() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -35,6 +36,8 @@ LOAD_RULES: tuple[tuple[str, str, str], ...] = (
     ("Y006", "nesting-too-deep", f"the document nests deeper than {MAX_DEPTH} levels"),
     ("Y007", "unsupported-value", "a tag, key or number that has no JSON equivalent"),
 )
+
+_TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels; flatten the document"
 
 Loc = tuple[str | int, ...]
 
@@ -161,6 +164,9 @@ class _Frame:
 def parse_yaml(raw: bytes | str, path: str, *, max_bytes: int = 1 << 20) -> Document:
     """Parse one YAML document safely. Raises `DocumentError` with a load rule code."""
     text = decode(raw, path, max_bytes=max_bytes) if isinstance(raw, bytes) else raw
+    overflow = _nesting_overflow(text)
+    if overflow is not None:
+        raise DocumentError("Y006", path, overflow, _TOO_DEEP)
     doc = Document(path, None, text)
     loader = _Loader(text)
     try:
@@ -171,6 +177,8 @@ def parse_yaml(raw: bytes | str, path: str, *, max_bytes: int = 1 << 20) -> Docu
         mark = exc.problem_mark or exc.context_mark
         pos = _position(mark) if mark is not None else START
         problem = exc.problem or exc.context or "invalid YAML"
+        if "nesting depth" in problem:  # the parser's own cap, where the pre-scan under-counts
+            raise DocumentError("Y006", path, pos, _TOO_DEEP) from None
         raise DocumentError("Y001", path, pos, f"YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
         raise DocumentError("Y001", path, START, f"YAML error: {exc}") from None
@@ -277,7 +285,7 @@ def _compose(loader: Any, doc: Document, *, record: bool) -> Any:
                     "Y006",
                     path,
                     _position(mark),
-                    f"nesting deeper than {MAX_DEPTH} levels; flatten the document",
+                    _TOO_DEEP,
                 )
             value = {} if kind is _MAP_START else []
 
@@ -326,6 +334,117 @@ def _scalar(loader: Any, event: yaml.ScalarEvent, path: str, mark: Any) -> Any:
             f"{event.value!r} is not a finite number; use a finite value",
         )
     return number
+
+
+# --- nesting pre-scan ------------------------------------------------------------------
+#
+# libyaml looks up to 1,024 characters ahead inside flow collections (`[[[[...`), and newer
+# releases refuse deep nesting on their own, so the depth check in `_compose` alone would
+# report the parser's error (or pay its quadratic cost) instead of ours. This scan runs
+# before the parser: it follows flow collections exactly (brackets outside quoted scalars
+# and comments) and steps over block scalars, whose text may hold any brackets.
+
+_FLOW_TOKEN = re.compile(r"""[\[\]{}"'#,:?!&]""")
+_BLOCK_NODE = re.compile(r"[ \t]*(?:([-?:])(?=[ \t]|$)|([\[{])|([|>])|([\"'])|(#)|([!&])|)")
+_MAPPING_VALUE = re.compile(r":(?=[ \t]|$)|[ \t]#")
+_NON_SPACE = re.compile(r"[^ \t]*")
+
+
+def _nesting_overflow(text: str, limit: int = MAX_DEPTH) -> Position | None:
+    """Where flow collections first nest deeper than `limit`, if they do (before parsing)."""
+    if text.count("[") + text.count("{") <= limit:
+        return None  # cannot nest that deep: the common case costs two counts
+    depth = 0
+    quote = ""  # the open quoted scalar's quote character, carried over line ends
+    block_indent = -1  # lines indented deeper than this belong to a block scalar
+    for number, line in enumerate(text.split("\n"), start=1):
+        indent = len(line) - len(line.lstrip(" "))
+        if block_indent >= 0:
+            if not line.strip() or indent > block_indent:
+                continue
+            block_indent = -1
+        column = 0
+        expect_node = True
+        entry_column = indent
+        while column <= len(line):
+            if quote:
+                column = _skip_quoted(line, column, quote)
+                if column < 0:
+                    break  # the quoted scalar goes on past the line end
+                quote = ""
+                expect_node = False
+                continue
+            if depth:  # inside a flow collection: every bracket counts
+                match = _FLOW_TOKEN.search(line, column)
+                if match is None:
+                    break
+                if line[column : match.start()].strip():
+                    expect_node = False  # a plain scalar ran up to this token
+                char, column = match.group(), match.end()
+                if char in "[{":
+                    depth += 1
+                    if depth > limit:
+                        return Position(number, column)
+                    expect_node = True
+                elif char in "]}":
+                    depth -= 1
+                    expect_node = False
+                elif char in ",:?":
+                    expect_node = True
+                elif char == "#":
+                    if column == 1 or line[column - 2] in " \t":
+                        break
+                elif char in "!&":
+                    column = _NON_SPACE.match(line, column).end()
+                elif expect_node:  # a quote that opens a quoted scalar
+                    quote = char
+                continue
+            # block context: find where the next node on this line starts
+            match = _BLOCK_NODE.match(line, column)
+            indicator, opener, block, quoted, comment, prop = match.groups()
+            column = match.end()
+            if indicator:
+                if indicator != ":":  # `- ` and `? ` start an entry; a block scalar is deeper
+                    entry_column = column - 1
+            elif opener:
+                depth = 1
+                if depth > limit:
+                    return Position(number, column)
+            elif block:
+                block_indent = entry_column
+                break
+            elif quoted:
+                entry_column = column - 1
+                quote = quoted
+            elif prop:
+                column = _NON_SPACE.match(line, column).end()
+            elif comment or column >= len(line):
+                break
+            else:  # a plain scalar: a node starts again only after a mapping key's colon
+                entry_column = column
+                found = _MAPPING_VALUE.search(line, column)
+                if found is None or found.group() != ":":
+                    break
+                column = found.end()
+    return None
+
+
+def _skip_quoted(line: str, column: int, quote: str) -> int:
+    """The column after the closing `quote` at or after `column`, or -1 past the line end."""
+    while True:
+        end = line.find(quote, column)
+        if end < 0:
+            return -1
+        if quote == '"':
+            backslashes = len(line[column:end]) - len(line[column:end].rstrip("\\"))
+            if backslashes % 2:
+                column = end + 1
+                continue
+            return end + 1
+        if line.startswith("''", end):
+            column = end + 2
+            continue
+        return end + 1
 
 
 # --- JSON ------------------------------------------------------------------------------

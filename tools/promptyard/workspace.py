@@ -62,6 +62,7 @@ from promptyard.spec.config import Paths
 CONFIG_FILE = "promptyard.yaml"
 STATE_FOLDER = ".promptyard"  # eval results and the cache (EvalOptions.state)
 MAX_SYMLINK_HOPS = 8
+DEFAULT_BRANCH_NAMES = ("main", "master", "trunk", "develop")  # what a missing base ref may mean
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -971,11 +972,37 @@ class Workspace:
                     f"cannot resolve {ref!r}: {where}",
                     hint="commit first: git add -A && git commit -m 'first commit'",
                 ) from None
+            other = self._other_default_branch(ref)
             raise RefError(
                 f"unknown git ref {ref!r}: not a branch, tag or commit in {self.root}",
-                hint="fetch it first; in GitHub Actions use actions/checkout with fetch-depth: 0",
+                hint=f"this repository's default branch is {other!r}: use --base {other}"
+                if other
+                else "fetch it first; in GitHub Actions use actions/checkout with fetch-depth: 0",
             ) from None
         return commit
+
+    def _other_default_branch(self, ref: str) -> str | None:
+        """The default branch a missing `main`/`master`-style ref probably meant, if one exists.
+
+        `origin/HEAD` names the remote's default branch; without it, the usual names are tried.
+        """
+        remote, _, name = ref.rpartition("/")
+        prefix = f"{remote}/" if remote else ""
+        if name not in DEFAULT_BRANCH_NAMES:
+            return None
+        candidates = [f"{prefix}{other}" for other in DEFAULT_BRANCH_NAMES if other != name]
+        if remote:
+            head = self.git.git.symbolic_ref(
+                "--short", "--quiet", f"refs/remotes/{remote}/HEAD", with_exceptions=False
+            )  # empty when the clone recorded no remote HEAD
+            if head:
+                candidates.insert(0, head)
+        for candidate in candidates:
+            if candidate != ref and self.git.git.rev_parse(
+                "--verify", "--quiet", f"{candidate}^{{commit}}", with_exceptions=False
+            ):
+                return candidate
+        return None
 
     def _unborn_head(self) -> str | None:
         """The branch HEAD is on when it has no commit yet (a fresh `git init`), else None."""

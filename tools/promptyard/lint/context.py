@@ -54,9 +54,16 @@ class LintContext:
         return spec.version if spec is not None else None
 
     def is_pinnable(self, prompt: str, version: str) -> bool:
+        """A tagged version, the prompt's version at head, or (judging a change) its version
+        at the base: that commit is on the base branch, where `release` tags every version
+        that lands, so a pin that was valid there stays valid while a branch bumps the prompt.
+        The registry still serves only tagged versions."""
         from promptyard.release.tags import is_pinnable
 
-        return is_pinnable(self.tagged_versions(), self.head, prompt, version)
+        tagged = self.tagged_versions()
+        if is_pinnable(tagged, self.head, prompt, version):
+            return True
+        return self.base is not None and is_pinnable(tagged, self.base, prompt, version)
 
 
 @functools.lru_cache(maxsize=8192)

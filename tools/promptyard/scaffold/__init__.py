@@ -18,6 +18,7 @@ from promptyard.fsutil import atomic_write
 from promptyard.spec import SCHEMAS, json_schema_text
 
 FILES = resources.files(__package__) / "files"
+DEFAULT_BRANCH = "main"
 
 
 def default_install_command() -> str:
@@ -97,6 +98,9 @@ def init_repository(
     try:
         git.Repo(root, search_parent_directories=True)
     except git.InvalidGitRepositoryError:
-        git.Repo.init(root)
+        repo = git.Repo.init(root)
+        # The README, the scaffolded workflows and `serve --branch` all say `main`, whatever
+        # `init.defaultBranch` the user's git has (symbolic-ref also works before git 2.28).
+        repo.git.symbolic_ref("HEAD", f"refs/heads/{DEFAULT_BRANCH}")
         result.git_initialized = True
     return result

@@ -72,10 +72,11 @@ def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator
                 continue
             known = sorted(ctx.tagged_versions().get(name, set()), key=semver.Version.parse)
             have = f"tagged: {', '.join(known)}" if known else "no version is tagged yet"
+            where = "at this ref" if ctx.base is None else "at this ref or at the base"
             yield (
                 env.path,
                 env.document.locate(loc),
                 f"{role}version {version} of {name!r} has no tag prompts/{name}/v{version} and "
-                f"is not the version at this ref ({current or 'invalid'}); pin a tagged version "
+                f"is not the version {where} ({current or 'invalid'}); pin a tagged version "
                 f"({have}) or the prompt's current version",
             )

@@ -148,6 +148,52 @@ def test_undeclared_and_unused_variables(repo: PromptRepo) -> None:
     assert unused["severity"] == "warning" and "'unused'" in unused["message"]
 
 
+def test_a_misspelt_variable_gets_did_you_mean(repo: PromptRepo) -> None:
+    repo.write(
+        "prompts/greet.yaml",
+        prompt_doc(
+            inputs={"ticket": {"type": "string"}},
+            messages=[{"role": "user", "content": "Answer: {{ tickte }}"}],
+        ),
+    )
+    finding = only(repo, "P003")
+    assert "did you mean {{ ticket }}?" in finding["message"]
+    assert "add `tickte:" not in finding["message"]  # declaring the typo is the wrong fix
+
+
+@pytest.mark.parametrize(
+    ("parameters", "fix"),
+    [
+        ({"max_token": 200}, "did you mean 'max_tokens'?"),
+        ({"temprature": 0.2}, "did you mean 'temperature'?"),
+        ({"stream": True}, "promptyard sets it"),
+        ({"top_k": 40}, "extra_parameters"),
+    ],
+)
+def test_unknown_model_parameters_are_errors(repo: PromptRepo, parameters: dict, fix: str) -> None:
+    doc = prompt_doc(model={"provider": "default", "name": "test-model", "parameters": parameters})
+    repo.write("prompts/greet.yaml", doc)
+    finding = only(repo, "P014")
+    assert finding["severity"] == "error" and finding["line"] == 7, finding  # the key
+    name = next(iter(parameters))
+    assert f"{name!r} is not a request parameter of provider type 'openai'" in finding["message"]
+    assert fix in finding["message"]
+    assert repo.cli("lint").exit_code == 1
+
+
+def test_extension_and_declared_extra_parameters_pass(repo: PromptRepo) -> None:
+    parameters = {"temperature": 0, "max_tokens": 10, "x-team-budget": 3, "top_k": 40}
+    doc = prompt_doc(model={"provider": "default", "name": "test-model", "parameters": parameters})
+    repo.write("prompts/greet.yaml", doc)
+    assert [f["rule"] for f in findings(repo)] == ["P014"]  # top_k is not an OpenAI parameter
+    config = repo.read("promptyard.yaml")
+    repo.write(
+        "promptyard.yaml",
+        config.replace("    type: openai\n", "    type: openai\n    extra_parameters: [top_k]\n"),
+    )
+    assert findings(repo) == []
+
+
 def test_variable_used_only_in_a_partial_must_be_declared(repo: PromptRepo) -> None:
     repo.write(
         "prompts/greet.yaml",

@@ -29,6 +29,11 @@ class ProviderConfig(SpecModel):
     judge_model: str | None = Field(
         None, description="Model used by `llm-rubric` assertions (default: the prompt's model)."
     )
+    extra_parameters: list[str] = Field(
+        default_factory=list,
+        description="Request parameters this endpoint accepts beyond its type's own (for "
+        "example vLLM's `top_k`, `min_p`, `repetition_penalty`); prompts may set them.",
+    )
 
 
 class Price(SpecModel):

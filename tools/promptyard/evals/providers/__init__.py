@@ -13,6 +13,7 @@ from promptyard.errors import ConfigError
 from promptyard.evals.providers import openai  # noqa: F401 - registers type `openai`
 from promptyard.evals.providers.base import (
     PROVIDERS,
+    SET_BY_PROMPTYARD,
     ChatRequest,
     Completion,
     Embeddings,
@@ -36,6 +37,7 @@ def create_provider(name: str, config: ProviderConfig, environ: Mapping[str, str
 
 __all__ = [
     "PROVIDERS",
+    "SET_BY_PROMPTYARD",
     "ChatRequest",
     "Completion",
     "Embeddings",

@@ -98,11 +98,18 @@ class Embeddings:
     latency_ms: float = 0.0
 
 
+# Request fields promptyard fills in itself: a prompt's `parameters` must not set them.
+SET_BY_PROMPTYARD: frozenset[str] = frozenset({"model", "messages", "stream"})
+
+
 class Provider(ABC):
     """A configured endpoint of one provider type (a `providers:` entry of promptyard.yaml)."""
 
     type_name: ClassVar[str]
     default_embedding_model: ClassVar[str | None] = None
+    # The `model.parameters` a prompt may set for this type (lint rule P014); an endpoint's
+    # own extras go in `extra_parameters` of its providers entry.
+    request_parameters: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, name: str, config: ProviderConfig, environ: Mapping[str, str]) -> None:
         self.name = name

@@ -85,6 +85,40 @@ def _error_message(exc: Any) -> str:
 @provider("openai")
 class OpenAIProvider(Provider):
     default_embedding_model = "text-embedding-3-small"
+    # The Chat Completions request body, less what promptyard sets (model, messages, stream).
+    request_parameters = frozenset(
+        {
+            "audio",
+            "frequency_penalty",
+            "logit_bias",
+            "logprobs",
+            "max_completion_tokens",
+            "max_tokens",
+            "metadata",
+            "modalities",
+            "n",
+            "parallel_tool_calls",
+            "prediction",
+            "presence_penalty",
+            "prompt_cache_key",
+            "reasoning_effort",
+            "response_format",
+            "safety_identifier",
+            "seed",
+            "service_tier",
+            "stop",
+            "store",
+            "stream_options",
+            "temperature",
+            "tool_choice",
+            "tools",
+            "top_logprobs",
+            "top_p",
+            "user",
+            "verbosity",
+            "web_search_options",
+        }
+    )
 
     def __init__(self, name: str, config: ProviderConfig, environ: Mapping[str, str]) -> None:
         super().__init__(name, config, environ)

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from promptyard.evals.assertions import assertion_problem
+from promptyard.evals.providers import PROVIDERS, SET_BY_PROMPTYARD
 from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
+from promptyard.names import closest
 from promptyard.problems import Problem
 from promptyard.render import TemplateInfo, partial_name
 from promptyard.workspace import LoadedPrompt
@@ -61,11 +63,16 @@ def undeclared_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
     for index, used in enumerate(_variables_per_message(prompt)):
         for name in sorted(set(used) - declared - reported):
             reported.add(name)
+            typo = closest(name, declared)
+            fix = (
+                f"did you mean {{{{ {typo} }}}}?"
+                if typo
+                else f"add `{name}: {{type: string}}` under inputs"
+            )
             yield (
                 prompt.path,
                 prompt.message_position(index, used[name] or 1),
-                f"messages[{index}] uses {{{{ {name} }}}} but `inputs` does not declare it; "
-                f"add `{name}: {{type: string}}` under inputs",
+                f"messages[{index}] uses {{{{ {name} }}}} but `inputs` does not declare it; {fix}",
             )
 
 
@@ -259,3 +266,37 @@ def eval_without_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[
                 f"eval on {spec.dataset} has no assertions (here or in its cases), so every "
                 "case passes; add `assert:` entries",
             )
+
+
+@rule(
+    "P014",
+    "unknown-model-parameter",
+    "error",
+    "a model parameter the provider type does not know (a typo would be sent to the API)",
+    kind="prompt",
+)
+def unknown_model_parameter(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    config = ctx.config
+    model = prompt.model.model
+    provider = config.providers.get(model.provider) if config else None
+    provider_type = PROVIDERS.get(provider.type) if provider else None
+    if provider is None or provider_type is None:
+        return  # P008 / C001 report an unknown provider or type
+    known = provider_type.request_parameters | set(provider.extra_parameters)
+    for name in model.parameters:
+        if name in known or name.startswith("x-"):
+            continue
+        if name in SET_BY_PROMPTYARD:
+            fix = "promptyard sets it; remove it from parameters"
+        else:
+            typo = closest(name, known)
+            fix = (f"did you mean {typo!r}? " if typo else "") + (
+                f"if the endpoint accepts it, list it under `providers.{model.provider}"
+                ".extra_parameters` in promptyard.yaml"
+            )
+        yield (
+            prompt.path,
+            prompt.document.locate(("model", "parameters", name), key=True),
+            f"{name!r} is not a request parameter of provider type {provider.type!r}; {fix}",
+        )

@@ -63,6 +63,7 @@ CONFIG_FILE = "promptyard.yaml"
 STATE_FOLDER = ".promptyard"  # eval results and the cache (EvalOptions.state)
 MAX_SYMLINK_HOPS = 8
 DEFAULT_BRANCH_NAMES = ("main", "master", "trunk", "develop")  # what a missing base ref may mean
+UNSHALLOW = "fetch the full history: git fetch --unshallow (GitHub Actions: actions/checkout with fetch-depth: 0)"
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -979,6 +980,17 @@ class Workspace:
                 if other
                 else "fetch it first; in GitHub Actions use actions/checkout with fetch-depth: 0",
             ) from None
+        # In a shallow clone `HEAD~1` can name a parent whose commit was never fetched.
+        if (
+            self.shallow
+            and self.git.git.cat_file(
+                "-e",
+                f"{commit.hexsha}^{{commit}}",
+                with_exceptions=False,
+                with_extended_output=True,
+            )[0]
+        ):
+            raise RefError(f"shallow clone: {ref!r} is beyond the fetched history", hint=UNSHALLOW)
         return commit
 
     def _other_default_branch(self, ref: str) -> str | None:
@@ -1016,11 +1028,34 @@ class Workspace:
         return bool(self.git.git.for_each_ref("--count=1"))
 
     def merge_base(self, base: str, head: str | None = None) -> Any:
-        """Where the change starts: the merge base of `base` and head (HEAD by default)."""
+        """Where the change starts: the merge base of `base` and head (HEAD by default).
+
+        No merge base is an error, never "use the base's tip": judged from there, every
+        prompt the base branch changed since would show up as part of the change.
+        """
+        import git
+
         base_commit = self.resolve_commit(base)
         head_commit = self.resolve_commit(head or "HEAD")
-        bases = self.git.merge_base(base_commit, head_commit)
-        return bases[0] if bases else base_commit
+        try:
+            bases = self.git.merge_base(base_commit, head_commit)
+        except git.GitCommandError:  # a parent beyond a shallow clone's boundary
+            bases = []
+        if bases:
+            return bases[0]
+        if self.shallow:
+            raise RefError(
+                f"shallow clone: no merge base of {base!r} and {head or 'HEAD'}", hint=UNSHALLOW
+            )
+        raise RefError(
+            f"{base!r} and {head or 'HEAD'} share no history: there is no merge base to compare",
+            hint="compare against a branch the change was made from",
+        )
+
+    @cached_property
+    def shallow(self) -> bool:
+        """Whether this is a shallow clone (history cut at a depth: merge bases may be missing)."""
+        return self.git.git.rev_parse("--is-shallow-repository") == "true"
 
     def snapshot(self, ref: str | None = None) -> Snapshot:
         """The repository at `ref`, or the working tree when `ref` is None."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from promptyard.documents import DocumentError, decode, iter_json_lines
 from promptyard.errors import ConfigError
 from promptyard.evals.cache import CachedResponse
-from promptyard.fsutil import atomic_write
+from promptyard.fsutil import atomic_write, ensure_inside
 
 if TYPE_CHECKING:
     from promptyard.workspace import Snapshot
@@ -241,6 +241,7 @@ class RecordingWriter:
         for prompt in self.prompts():
             path = self.root / recording_path(self.recordings_dir, prompt)
             relative = recording_path(self.recordings_dir, prompt)
+            ensure_inside(path, self.root)  # a committed link must not carry the write out
             kept: dict[str, RecordingRow] = {}
             if path.is_file():
                 try:

@@ -67,6 +67,7 @@ from promptyard.evals.results import (
     read_summary,
     summarize,
 )
+from promptyard.fsutil import ensure_inside
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt
 from promptyard.spec import Case, EvalSpec, ProjectConfig
@@ -957,6 +958,8 @@ async def run_evals_async(
     jobs: Sequence[EvalJob], *, config: ProjectConfig, options: EvalOptions
 ) -> EvalReport:
     """`run_evals` for callers that already run an event loop."""
+    if options.state_dir is None:  # a committed `.promptyard` link must not carry writes out
+        ensure_inside(options.state, options.repo_root)
     return await _Engine(config, options).run(jobs)
 
 

@@ -19,7 +19,7 @@ from promptyard.errors import ConfigError
 from promptyard.lint.context import DatasetUse, LintContext
 from promptyard.lint.registry import RULES, Severity, as_problem, checks
 from promptyard.problems import Problem
-from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, Workspace
+from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, UnsafePathError, Workspace
 
 
 @dataclass(frozen=True, order=True)
@@ -354,7 +354,11 @@ def _lint_job(ctx: LintContext, job: _Job, base: str | None, focus: Focus) -> Li
 
     rec_paths = head.recording_paths() if focus.everything else sorted(focus.recordings)
     for path in rec_paths:
-        if head.read(path, 0) is not None:  # a deleted recording has nothing to check
+        try:
+            present = head.read(path, 0) is not None  # a deleted recording has nothing to check
+        except UnsafePathError:
+            continue  # a link out of the repository: C002 reports it
+        if present:
             found.checked.add(path)
             found.problems.update(_run_checks(ctx, "recording", path))
 

@@ -472,7 +472,7 @@ def _apply(
     if not change.changed:
         return change
     if branch is None:
-        atomic_write(workspace.root / path, new_raw)
+        atomic_write(workspace.root / path, new_raw, inside=workspace.root)
         return change
     if push:
         check_remote(workspace.git, remote)

@@ -91,7 +91,7 @@ def init_repository(
         )
     result = InitResult(root, overwritten=clashes)
     for rel, text in files.items():
-        atomic_write(root / rel, text)
+        atomic_write(root / rel, text, inside=root)
         result.written.append(rel)
     import git
 

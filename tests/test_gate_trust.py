@@ -324,8 +324,13 @@ def test_eval_spec_rules() -> None:
 # --- 6. an interrupted check leaves no passing report behind -----------------------------
 
 
-def test_ctrl_c_replaces_an_old_passing_report(
-    project: PromptRepo, live: OpenAIServer, tmp_path: Path
+@pytest.mark.parametrize(
+    ("stop", "code", "why"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "ci-cancel"],
+)
+def test_a_stopped_check_replaces_an_old_passing_report(
+    project: PromptRepo, live: OpenAIServer, tmp_path: Path, stop: int, code: int, why: str
 ) -> None:
     project.write("prompts/echo.yaml", echo_spec(version="1.0.1", system="Keep it short."))
     md, page = tmp_path / "report.md", tmp_path / "report.html"
@@ -347,19 +352,19 @@ def test_ctrl_c_replaces_an_old_passing_report(
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the check never called the model"
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
-    assert process.returncode == 130, stderr
+    assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     report = md.read_text()
-    assert "could not finish (exit 130)" in report and "interrupted" in report, stderr
+    assert f"could not finish (exit {code})" in report and why in report, stderr
     assert "passed" not in report
     html = page.read_text()
-    assert "could not finish (exit 130)" in html and "passed" not in html
+    assert f"could not finish (exit {code})" in html and "passed" not in html
 
 
 # --- 7. every command that runs evals takes the same flags -------------------------------

@@ -50,3 +50,10 @@ class InfraError(PromptyardError):
     """Something outside the repository failed: a provider, a git remote, the disk."""
 
     exit_code = ExitCode.INFRA
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, the way CI systems stop a cancelled job: handled like Ctrl-C (a report
+    written so far says the run could not finish), with the shell's exit code 143."""
+
+    exit_code = 143

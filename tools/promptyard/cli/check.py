@@ -96,7 +96,7 @@ def check(
     from promptyard.compare import render, run_check
     from promptyard.compare.reports.html import failure_html
     from promptyard.compare.reports.markdown import failure_markdown
-    from promptyard.errors import PromptyardError
+    from promptyard.errors import PromptyardError, Terminated
 
     workspace = app.workspace()
     err = stderr_console()
@@ -117,6 +117,8 @@ def check(
         # SystemExit). The exception itself is raised on, for the CLI to handle.
         if isinstance(exc, PromptyardError):
             why = (exc.message, exc.hint, int(exc.exit_code))
+        elif isinstance(exc, Terminated):
+            why = ("terminated (SIGTERM) before it finished", None, Terminated.exit_code)
         elif isinstance(exc, KeyboardInterrupt | click.exceptions.Abort):
             why = ("interrupted before it finished", None, 130)
         elif isinstance(exc, SystemExit):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import click
 from rich.console import Console
 
 from promptyard import __version__
-from promptyard.errors import ExitCode, PromptyardError
+from promptyard.errors import ExitCode, PromptyardError, Terminated
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -194,9 +195,13 @@ class PromptyardGroup(click.Group):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv or bool(os.environ.get("PROMPTYARD_DEBUG"))
         err = stderr_console()
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             result = super().main(argv, prog_name or "promptyard", standalone_mode=False, **extra)
-        except click.exceptions.Abort:
+        except click.exceptions.Abort as exc:  # click turns KeyboardInterrupt into Abort
+            if isinstance(exc.__cause__, Terminated):
+                err.print("Terminated.")
+                sys.exit(Terminated.exit_code)
             err.print("Aborted.")
             sys.exit(130)
         except click.ClickException as exc:
@@ -209,9 +214,10 @@ class PromptyardGroup(click.Group):
             if exc.hint:
                 err.print(f"  [dim]hint:[/dim] {_escape(exc.hint)}")
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            err.print("Interrupted.")
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            err.print("Terminated." if terminated else "Interrupted.")
+            sys.exit(Terminated.exit_code if terminated else 130)
         except Exception as exc:  # the one place that turns a crash into one line
             if debug:
                 traceback.print_exc()
@@ -221,6 +227,10 @@ class PromptyardGroup(click.Group):
             )
             sys.exit(ExitCode.INFRA)
         sys.exit(int(result) if isinstance(result, int) else ExitCode.OK)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _escape(text: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -73,6 +76,57 @@ def test_sandbox_stops_escapes_and_bombs(repo: PromptRepo, template: str) -> Non
     prompt = Workspace(repo.root).snapshot().prompt("evil")
     with pytest.raises(RenderError):
         render_prompt(prompt, {"who": "Ann"})
+
+
+# Each built 100 MB to 2 GB before the cap looked at the result.
+ALLOCATION_BOMBS = [
+    "{{ '%*d' % (100000000, 1) }}",
+    "{{ '%.*f' % (100000000, 1.0) }}",
+    "{{ '{:{}}'.format(1, 100000000) }}",
+    "{{ '{:>{w}}'.format('a', w=2000000000) }}",
+    "{% for b in who|list|batch(10000000, '') %}{{ b|length }}{% endfor %}",
+    "{{ who|list|slice(10000000)|list|length }}",
+]
+MEASURE = """
+import resource, sys
+from promptyard.render import make_environment
+environment = make_environment(lambda name: None)
+environment.from_string('{{ 1 }}').render()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    environment.from_string(sys.argv[1]).render(who='Ann')
+    outcome = 'rendered'
+except Exception as exc:
+    outcome = type(exc).__name__
+print(outcome, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+@pytest.mark.parametrize("template", ALLOCATION_BOMBS)
+def test_size_caps_hold_before_anything_is_allocated(template: str) -> None:
+    # Peak memory is measured in a fresh process: the cap must refuse before the padded
+    # string or the padded batch exists, not after.
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, template], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    outcome, grew_kib = proc.stdout.split()
+    assert outcome == "TemplateLimitError"
+    assert int(grew_kib) < 20 * 1024, f"peak memory grew {int(grew_kib) // 1024} MB"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ '%-*s|' % (3, 'a') }}", "{{ '{:>{}}'.format('a', 3) }}", "{{ 'abc'|batch(2)|list }}"],
+)
+def test_small_dynamic_widths_still_render(template: str) -> None:
+    from promptyard.render import make_environment
+
+    assert make_environment(lambda name: None).from_string(template).render() in (
+        "a  |",
+        "  a",
+        "[['a', 'b'], ['c']]",
+    )
 
 
 def test_render_command_text_and_json(repo: PromptRepo) -> None:

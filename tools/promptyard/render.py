@@ -79,11 +79,17 @@ def _checked(value: Any) -> Any:
 
 
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\d*)(?:\.(\d*))?")
+_PERCENT_STAR = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(?:\*|\d*\.\*)")  # `%*d`, `%.*f`
 _BIG_NUMBER = re.compile(r"\d{6,}")
 
 
-def _check_format(template: str) -> None:
-    """Refuse `%`/`str.format` specs whose width or precision would allocate megabytes."""
+def _check_format(template: str, arguments: Any = ()) -> None:
+    """Refuse `%`/`str.format` specs whose width or precision would allocate megabytes.
+
+    A width can also come from the arguments (`'%*d' % (10**8, 1)`, `'{:{}}'.format(1,
+    10**8)`): where a spec takes one, no integer argument may exceed the cap either, checked
+    before Python allocates the padded string.
+    """
     widths = [w for m in _PERCENT_SPEC.finditer(template) for w in m.groups() if w]
     try:
         specs = [spec or "" for _, _, spec, _ in string.Formatter().parse(template) if spec]
@@ -92,6 +98,21 @@ def _check_format(template: str) -> None:
     widths += [n for spec in specs for n in _BIG_NUMBER.findall(spec)]
     if any(int(w) > MAX_OUTPUT_ITEMS for w in widths if w.isdigit()):
         raise TemplateLimitError("a format width or precision over the size cap")
+    dynamic = any("{" in spec for spec in specs) or bool(_PERCENT_STAR.search(template))
+    if dynamic and any(_too_wide(value) for value in _flat(arguments)):
+        raise TemplateLimitError("a format width or precision argument over the size cap")
+
+
+def _flat(arguments: Any) -> list[Any]:
+    if isinstance(arguments, tuple | list):
+        return list(arguments)
+    if isinstance(arguments, dict):
+        return list(arguments.values())
+    return [arguments]
+
+
+def _too_wide(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > MAX_OUTPUT_ITEMS
 
 
 class _Namespace(Namespace):
@@ -112,16 +133,18 @@ class _CodeGenerator(CodeGenerator):
         self.write("))")
 
 
+WIDTH_FILTERS = frozenset({"center", "indent", "wordwrap", "batch", "slice", "truncate"})
+
+
 def _limit_filter(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """A builtin filter with its result size-checked (and width arguments checked first)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if name in ("center", "indent", "wordwrap"):
-            for value in (*args[1:], *kwargs.values()):
-                too_wide = isinstance(value, int) and value > MAX_OUTPUT_ITEMS
-                if too_wide and not isinstance(value, bool):
-                    raise TemplateLimitError(f"|{name} width over the size cap")
+        if name in WIDTH_FILTERS and any(_too_wide(v) for v in (*args[1:], *kwargs.values())):
+            # A width, or the size of what a lazy filter pads out as it is iterated
+            # (`batch(10**7, fill_with='')`): refused before anything is built.
+            raise TemplateLimitError(f"|{name} size argument over the size cap")
         if name == "format" and args and isinstance(args[0], str):
             _check_format(args[0])
         if name == "replace" and len(args) >= 3 and all(isinstance(a, str) for a in args[:3]):
@@ -154,7 +177,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             if max(left.bit_length(), 1) * right > MAX_POWER_BITS:
                 raise TemplateLimitError("power result over the size cap")
         elif op == "%" and isinstance(left, str):
-            _check_format(left)
+            _check_format(left, right)
         return _checked(super().call_binop(context, op, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -162,9 +185,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapper = super().wrap_str_format(value)
-        if wrapper is not None:
-            _check_format(value.__self__)
-        return wrapper
+        if wrapper is None:
+            return None
+        template = value.__self__
+        _check_format(template)
+
+        def checked_format(*args: Any, **kwargs: Any) -> str:
+            _check_format(template, [*args, *kwargs.values()])
+            return wrapper(*args, **kwargs)
+
+        return checked_format
 
     def checked_concat(self, parts: Any) -> str:
         return _checked("".join(map(str, parts)))

@@ -9,6 +9,7 @@ from importlib import resources
 import jsonschema
 import pytest
 
+from promptyard.workspace import Workspace
 from support.repo import PromptRepo, prompt_doc
 
 DATASET = '{"id": "a", "vars": {"who": "Ann"}}\n{"id": "b", "vars": {"who": "Bo"}}\n'
@@ -80,8 +81,26 @@ def test_file_over_the_size_cap(repo: PromptRepo) -> None:
     repo.write(
         "promptyard.yaml", "providers: {default: {type: openai}}\nlint: {max_file_bytes: 2048}\n"
     )
-    repo.write("prompts/greet.yaml", prompt_doc(description="x" * 5000))
-    assert "2,048-byte cap" in only(repo, "Y005")["message"]
+    text = prompt_doc(description="x" * 5000)
+    repo.write("prompts/greet.yaml", text)
+    message = only(repo, "Y005")["message"]
+    # the file's own size (not the cap, nor the bytes read to notice it) and the setting
+    assert f"file is {len(text):,} bytes, over the 2,048-byte cap" in message
+    assert "`lint.max_file_bytes`" in message
+    # a dataset names its own setting, in the working tree and at a commit alike
+    repo.write("prompts/greet.yaml", WITH_EVAL)
+    repo.write(
+        "promptyard.yaml", "providers: {default: {type: openai}}\nlint: {max_dataset_bytes: 1024}\n"
+    )
+    dataset = DATASET * 40
+    repo.write("golden/greet.jsonl", dataset)
+    [finding] = [f for f in findings(repo) if f["rule"] == "Y005"]
+    assert f"file is {len(dataset):,} bytes, over the 1,024-byte cap" in finding["message"]
+    assert "`lint.max_dataset_bytes`" in finding["message"]
+    repo.commit("big dataset")
+    at_commit = Workspace(repo.root).snapshot("HEAD").dataset("golden/greet.jsonl")
+    [problem] = at_commit.problems
+    assert problem.code == "Y005" and f"file is {len(dataset):,} bytes" in problem.message
 
 
 def test_unknown_field_with_suggestion(repo: PromptRepo) -> None:
@@ -192,6 +211,38 @@ def test_extension_and_declared_extra_parameters_pass(repo: PromptRepo) -> None:
         config.replace("    type: openai\n", "    type: openai\n    extra_parameters: [top_k]\n"),
     )
     assert findings(repo) == []
+
+
+def test_templates_that_can_only_fail_in_the_sandbox_are_errors(repo: PromptRepo) -> None:
+    spec = prompt_doc(messages=[{"role": "system", "content": "placeholder"}])
+    spec = spec.replace(
+        "  content: placeholder\n",
+        "  content: |\n    Be brief.\n    {{ ''.__class__ }}\n"
+        '- role: user\n  content: \'{{ who|attr("__init__") }}{% include "sig.j2" %}\'\n',
+    )
+    repo.write("prompts/greet.yaml", spec)
+    repo.write("prompts/partials/sig.j2", "-- {{ who.__class__.__mro__ }}\n")
+    lines = spec.splitlines()
+    hits = sorted(
+        (f["file"], f["line"], f["message"]) for f in findings(repo) if f["rule"] == "P015"
+    )
+    assert [(file, line) for file, line, _ in hits] == [
+        ("prompts/greet.yaml", lines.index("    {{ ''.__class__ }}") + 1),
+        ("prompts/greet.yaml", next(i for i, t in enumerate(lines) if "attr(" in t) + 1),
+        ("prompts/partials/sig.j2", 1),
+    ], hits
+    assert "`.__class__`" in hits[0][2] and "SecurityError" in hits[0][2]
+    assert "`|attr('__init__')`" in hits[1][2]
+    # A dict key that merely starts with an underscore is data, not a violation.
+    repo.write(
+        "prompts/greet.yaml",
+        prompt_doc(
+            inputs={"who": {"type": "object"}},
+            messages=[{"role": "user", "content": "{{ who._name }}"}],
+        ),
+    )
+    repo.remove("prompts/partials/sig.j2")
+    assert [f for f in findings(repo) if f["rule"] == "P015"] == []
 
 
 def test_variable_used_only_in_a_partial_must_be_declared(repo: PromptRepo) -> None:

@@ -282,3 +282,28 @@ def test_lint_outside_git_only_accepts_the_current_version(tmp_path: Path) -> No
     assert e005(repo) == []
     repo.set_environment("production", {"support-reply": "0.9.0"})
     assert len(e005(repo)) == 1
+
+
+@pytest.mark.parametrize(
+    ("broken_pin", "why"),
+    [
+        ("  retired-bot: {version: 1.0.0}\n", "'retired-bot', which has no prompt file"),
+        ("  greeter: {version: 9.9.9}\n", "greeter 9.9.9, which has no tag"),
+    ],
+)
+def test_promote_refuses_a_file_that_is_already_invalid(
+    repo: PromptRepo, broken_pin: str, why: str
+) -> None:
+    broken = PRODUCTION.replace("  greeter: {version: 1.0.0}\n", broken_pin)
+    repo.write("serving/environments/production.yaml", broken)
+    result = run_cli(
+        "promote", "support-reply", "1.1.0", "--env", "production", "--canary", "5", repo=repo.root
+    )
+    assert result.exit_code == 2, result.stdout
+    assert "serving/environments/production.yaml is already invalid" in result.stderr
+    assert why in result.stderr
+    assert env_text(repo) == broken  # nothing written
+    # The pin being promoted may itself be the broken one: promoting is how it gets fixed.
+    repo.write("serving/environments/production.yaml", PRODUCTION.replace('"1.0.0"', "0.0.1"))
+    fixed = run_cli("promote", "support-reply", "1.1.0", "--env", "production", repo=repo.root)
+    assert fixed.exit_code == 0, fixed.stderr

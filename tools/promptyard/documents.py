@@ -110,16 +110,25 @@ class Document:
         return values.get((), START)
 
 
-def decode(raw: bytes, path: str, *, max_bytes: int) -> str:
+def over_cap(path: str, size: int | None, max_bytes: int, setting: str | None) -> DocumentError:
+    """Y005 for a file of `size` bytes (None: unknown) over `max_bytes`; `setting` names the
+    promptyard.yaml option that raises the cap, if there is one."""
+    raise_cap = f" or raise `{setting}` in promptyard.yaml" if setting else ""
+    shown = f"{size:,} bytes" if size is not None else f"more than {max_bytes:,} bytes"
+    return DocumentError(
+        "Y005",
+        path,
+        START,
+        f"file is {shown}, over the {max_bytes:,}-byte cap; split it{raise_cap}",
+    )
+
+
+def decode(
+    raw: bytes, path: str, *, max_bytes: int, setting: str | None = "lint.max_file_bytes"
+) -> str:
     """Check the size cap and decode strict UTF-8 (a leading BOM is dropped)."""
     if len(raw) > max_bytes:
-        raise DocumentError(
-            "Y005",
-            path,
-            START,
-            f"file is {len(raw):,} bytes, over the {max_bytes:,}-byte cap; split it or raise "
-            "`lint.max_file_bytes` in promptyard.yaml",
-        )
+        raise over_cap(path, len(raw), max_bytes, setting)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -233,6 +233,8 @@ class TemplateInfo:
 
     variables: Mapping[str, int] = field(default_factory=dict)  # free variable -> first line
     includes: tuple[tuple[str | None, int], ...] = ()  # (partial name, None if computed; line)
+    # (expression, line) of each use that can only raise SecurityError (`x.__class__`)
+    forbidden: tuple[tuple[str, int], ...] = ()
     error_line: int | None = None
     error: str | None = None
 
@@ -265,7 +267,24 @@ def analyze_template(source: str) -> TemplateInfo:
         for name, line in sorted(loaded.items(), key=lambda item: item[1])
         if name not in assigned and name not in _GLOBALS
     }
-    return TemplateInfo(variables=free, includes=tuple(includes))
+    return TemplateInfo(variables=free, includes=tuple(includes), forbidden=_forbidden(ast))
+
+
+# Attributes every Python object has: the sandbox refuses them all (they start with `_`), and
+# no dict key can stand in for them, so a template using one can only fail.
+_OBJECT_ATTRIBUTES = frozenset(dir(object))
+
+
+def _forbidden(ast: nodes.Template) -> tuple[tuple[str, int], ...]:
+    found: list[tuple[str, int]] = []
+    for node in ast.find_all((nodes.Getattr, nodes.Filter)):
+        if isinstance(node, nodes.Getattr) and node.attr in _OBJECT_ATTRIBUTES:
+            found.append((f".{node.attr}", node.lineno))
+        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
+            name = node.args[0]
+            if isinstance(name, nodes.Const) and name.value in _OBJECT_ATTRIBUTES:
+                found.append((f"|attr({name.value!r})", node.lineno))
+    return tuple(sorted(found, key=lambda item: item[1]))
 
 
 # --- variables ---------------------------------------------------------------------------

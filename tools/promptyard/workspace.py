@@ -34,6 +34,7 @@ from promptyard.documents import (
     Position,
     decode,
     iter_json_lines,
+    over_cap,
     parse_json_value,
     parse_yaml,
 )
@@ -89,6 +90,10 @@ class Tree(ABC):
     def list_files(self, directory: str) -> list[str]:
         """Every file under `directory` (recursive), as sorted repository-relative paths."""
 
+    def size(self, path: str) -> int | None:
+        """The file's size in bytes without reading it (None when it cannot be told)."""
+        return None
+
     def list_dirs(self, directory: str) -> list[str]:
         """Every folder under `directory` (recursive); git trees hold no empty folders, and
         the others show in `list_files`."""
@@ -131,6 +136,12 @@ class WorkingTree(Tree):
             with open(real, "rb") as handle:
                 return handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def size(self, path: str) -> int | None:
+        try:
+            return os.stat(os.path.join(self.root, path)).st_size
+        except OSError:
             return None
 
     def _real_folder(self, folder: str) -> str:
@@ -201,6 +212,12 @@ class GitTree(Tree):
     def list_files(self, directory: str) -> list[str]:
         prefix = directory.rstrip("/") + "/"
         return sorted(p for p in self._entries if p.startswith(prefix))
+
+    def size(self, path: str) -> int | None:
+        entry = self._entries.get(path)
+        if entry is None or entry[0] == "120000":
+            return None  # a link: its target's size is what counts, and read() reports that
+        return int(self.repo.odb.info(bytes.fromhex(entry[1])).size)
 
 
 # --- loaded files ------------------------------------------------------------------------------
@@ -642,6 +659,14 @@ class Snapshot:
     def read(self, path: str, limit: int) -> bytes | None:
         return self.tree.read(path, limit)
 
+    def read_capped(self, path: str, limit: int, setting: str | None) -> bytes | None:
+        """The file's bytes, or None when it does not exist; Y005 (DocumentError) when it is
+        over `limit` bytes, giving its real size and the `setting` that raises the cap."""
+        raw = self.tree.read(path, limit)
+        if raw is not None and len(raw) > limit:
+            raise over_cap(path, self.tree.size(path), limit, setting)
+        return raw
+
     def _load_yaml(self, path: str, model: type[M]) -> LoadedFile[M]:
         if path in self._files:
             return self._files[path]
@@ -652,7 +677,8 @@ class Snapshot:
                 if path != CONFIG_FILE and self.config_file.model
                 else 1 << 20
             )
-            raw = self.tree.read(path, limit)
+            setting = "lint.max_file_bytes" if path != CONFIG_FILE else None
+            raw = self.read_capped(path, limit, setting)
             if raw is not None:
                 loaded.raw = raw
                 loaded.document = parse_yaml(raw, path, max_bytes=limit)
@@ -728,7 +754,7 @@ class Snapshot:
             text = None
             try:
                 limit = self.limits.max_file_bytes
-                raw = self.tree.read(path, limit)
+                raw = self.read_capped(path, limit, "lint.max_file_bytes")
                 text = None if raw is None else decode(raw, path, max_bytes=limit)
             except DocumentError as exc:
                 self._partial_problems[name] = Problem.from_document_error(exc)
@@ -776,9 +802,12 @@ class Snapshot:
             return dataset
         limit = self.limits.max_dataset_bytes
         try:
-            raw = self.tree.read(safe, limit)
+            raw = self.read_capped(safe, limit, "lint.max_dataset_bytes")
         except UnsafePathError as exc:
             dataset.unsafe = str(exc).partition(": ")[2] or str(exc)
+            return dataset
+        except DocumentError as exc:
+            dataset.problems.append(Problem.from_document_error(exc))
             return dataset
         if raw is None:
             dataset.missing = True

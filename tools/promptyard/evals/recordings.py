@@ -179,8 +179,11 @@ class RecordingStore:
         cache_key = (id(snapshot), prompt)
         if cache_key not in self._loaded:
             path = recording_path(snapshot.paths.recordings, prompt)
-            raw = snapshot.read(path, MAX_RECORDING_BYTES)
             rows: dict[str, RecordingRow] = {}
+            try:
+                raw = snapshot.read_capped(path, MAX_RECORDING_BYTES, setting=None)
+            except DocumentError as exc:
+                raise _bad(path, exc.position.line, exc.message, prompt) from None
             if raw is not None:
                 try:
                     text = decode(raw, path, max_bytes=MAX_RECORDING_BYTES)

@@ -247,10 +247,30 @@ def _pin_dict(spec: EnvironmentSpec, name: str) -> dict[str, Any] | None:
     return None if pin is None else pin.model_dump(exclude_none=True)
 
 
-def _load_environment(snapshot: Snapshot, env: str) -> tuple[str, bytes, EnvironmentSpec]:
+def _load_environment(
+    workspace: Workspace, snapshot: Snapshot, env: str, editing: str
+) -> tuple[str, bytes, EnvironmentSpec]:
+    """The environment file, refused when a pin other than `editing`'s is already invalid:
+    a promotion must not carry a broken file along (and get it merged by a reviewer who
+    only reads the one-line change)."""
     loaded = snapshot.environment_by_name(env)
     spec = loaded.require()
     assert loaded.raw is not None
+    tagged = tagged_versions(workspace.git)
+    broken = []
+    for name, pin in spec.prompts.items():
+        if name == editing:
+            continue
+        versions = [pin.version] + ([pin.canary.version] if pin.canary else [])
+        if not snapshot.has_prompt(name):
+            broken.append(f"it pins {name!r}, which has no prompt file")
+        elif not all(is_pinnable(tagged, snapshot, name, v) for v in versions):
+            broken.append(f"it pins {name} {' / '.join(versions)}, which has no tag")
+    if broken:
+        raise ConfigError(
+            f"{loaded.path} is already invalid: {'; '.join(broken)}",
+            hint="fix it first (`promptyard lint` shows every problem), then promote",
+        )
     return loaded.path, loaded.raw, spec
 
 
@@ -296,7 +316,7 @@ def promote(
     if canary is not None and not 0 <= canary <= 100:
         raise ConfigError(f"--canary {canary}: the weight is a percentage of keys, 0..100")
     snapshot = workspace.snapshot(base if branch else None)
-    path, raw, spec = _load_environment(snapshot, env)
+    path, raw, spec = _load_environment(workspace, snapshot, env, name)
     _check_promotable(workspace, snapshot, name, version)
     pin = spec.prompts.get(name)
 
@@ -354,7 +374,7 @@ def rollback(
     """Drop the canary of `name` in `env`, or with `to`, pin that earlier tagged version
     (which drops any canary too: a rollback returns to a known-good state)."""
     snapshot = workspace.snapshot(base if branch else None)
-    path, raw, spec = _load_environment(snapshot, env)
+    path, raw, spec = _load_environment(workspace, snapshot, env, name)
     pin = spec.prompts.get(name)
     if pin is None:
         raise ConfigError(f"{name} is not pinned in {env} ({path}); nothing to roll back")

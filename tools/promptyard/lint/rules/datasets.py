@@ -100,14 +100,14 @@ def empty_dataset(
 )
 def invalid_recording(ctx: LintContext, path: str) -> Iterator[Hit]:
     from promptyard.documents import DocumentError, Position, decode
-    from promptyard.evals.recordings import RecordingError, parse_recordings
+    from promptyard.evals.recordings import MAX_RECORDING_BYTES, RecordingError, parse_recordings
     from promptyard.workspace import UnsafePathError
 
     root = ctx.head.paths.recordings.rstrip("/") + "/"
     prompt = path[len(root) : -len(".jsonl")]
-    limit = ctx.head.limits.max_dataset_bytes
+    limit = MAX_RECORDING_BYTES  # the cap eval reads them with
     try:
-        raw = ctx.head.read(path, limit) or b""
+        raw = ctx.head.read_capped(path, limit, setting=None) or b""
         parse_recordings(decode(raw, path, max_bytes=limit), path, prompt)
     except DocumentError as exc:
         yield Problem.from_document_error(exc)

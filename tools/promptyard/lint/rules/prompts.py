@@ -300,3 +300,33 @@ def unknown_model_parameter(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[
             prompt.document.locate(("model", "parameters", name), key=True),
             f"{name!r} is not a request parameter of provider type {provider.type!r}; {fix}",
         )
+
+
+@rule(
+    "P015",
+    "sandbox-violation",
+    "error",
+    "a template uses an attribute the sandbox always refuses, so it can only fail to render",
+    kind="prompt",
+)
+def sandbox_violation(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    # Caught here, before `release` tags a version that can never render.
+    _, partial_infos, _ = prompt.resolution
+    for index, info in enumerate(prompt.message_templates):
+        for expression, line in info.forbidden:
+            yield (
+                prompt.path,
+                prompt.message_position(index, line),
+                f"messages[{index}] uses `{expression}`, which the sandbox always refuses "
+                "(SecurityError); remove it",
+            )
+    folder = prompt.snapshot.paths.partials
+    for name, info in sorted(partial_infos.items()):
+        for expression, line in info.forbidden:
+            yield Problem(
+                f"{folder}/{name}",
+                line,
+                1,
+                "P015",
+                f"uses `{expression}`, which the sandbox always refuses (SecurityError); remove it",
+            )

@@ -18,7 +18,8 @@ write the row to `results.jsonl` and fold it into the summary.
 
 If no call to a provider succeeds and its calls fail for infrastructure reasons, the run
 stops with `InfraError` (exit 3): an unreachable provider never looks like a pass or a
-quality failure. A 400/404 ends its case with the error; a 401/403 on every call is a
+quality failure. A refused connection or an unknown host before the provider has answered
+once stops the run at the first failed attempt (no retries: they cannot fix a wrong URL). A 400/404 ends its case with the error; a 401/403 on every call is a
 configuration error (exit 2). When one worker fails, the others start no further call, and
 all of them have ended before results, summaries and the cache are closed.
 """
@@ -91,13 +92,23 @@ JUDGE_PARAMETERS: dict[str, Any] = {"temperature": 0}
 
 @dataclass(frozen=True)
 class EvalProgress:
-    """Counts for a progress display, reported after every finished case × repeat."""
+    """Counts for a progress display, reported after every finished case × repeat and when
+    calls start or stop waiting to be retried.
+
+    `waiting_s` is the time every running worker spent waiting to retry (backoff, a 429's
+    pause): no work was done then, so a rate (and an ETA) leaves it out."""
 
     total: int
     done: int
     cached: int
     errors: int
     elapsed_s: float
+    waiting_s: float = 0.0
+    retrying: int = 0  # calls waiting to be retried right now
+
+    @property
+    def working_s(self) -> float:
+        return max(0.0, self.elapsed_s - self.waiting_s)
 
 
 ProgressCallback = Callable[[EvalProgress], None]
@@ -245,6 +256,46 @@ class _Halt:
             raise _Halted("the run is stopping")
 
 
+class _RetryClock:
+    """How long every running worker was waiting to retry (shared by all providers)."""
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self.workers = 0  # workers running
+        self.waiting = 0  # calls sleeping before a retry
+        self._stalled_since: float | None = None
+        self._stalled_s = 0.0
+        self._on_change = on_change
+
+    def _update(self) -> None:
+        stalled = self.workers > 0 and self.waiting >= self.workers
+        now = time.monotonic()
+        if stalled and self._stalled_since is None:
+            self._stalled_since = now
+        elif not stalled and self._stalled_since is not None:
+            self._stalled_s += now - self._stalled_since
+            self._stalled_since = None
+
+    def stalled_s(self) -> float:
+        since = self._stalled_since
+        return self._stalled_s + (time.monotonic() - since if since is not None else 0.0)
+
+    def set_workers(self, count: int) -> None:
+        self.workers = count
+        self._update()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep before a retry, counted as waiting."""
+        self.waiting += 1
+        self._update()
+        self._on_change()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.waiting -= 1
+            self._update()
+        self._on_change()
+
+
 @dataclass
 class _Tally:
     """Outcomes of one kind of call (chat, judge, embed) to one provider."""
@@ -263,7 +314,13 @@ class _ProviderRuntime:
     """A provider with its limits: concurrency, requests per minute, retries, pauses."""
 
     def __init__(
-        self, name: str, provider: Provider, offline: bool, options: EvalOptions, halt: _Halt
+        self,
+        name: str,
+        provider: Provider,
+        offline: bool,
+        options: EvalOptions,
+        halt: _Halt,
+        clock: _RetryClock,
     ) -> None:
         self.name = name
         self.provider = provider
@@ -271,6 +328,9 @@ class _ProviderRuntime:
         self.offline = offline
         self.options = options
         self.halt = halt
+        self.clock = clock
+        self.answered = False  # some call of any kind succeeded
+        self.attempts = 0
         self.semaphore = asyncio.Semaphore(self.config.max_concurrency)
         self.interval = (
             60.0 / self.config.requests_per_minute if self.config.requests_per_minute else 0
@@ -291,7 +351,7 @@ class _ProviderRuntime:
             if slot > now:
                 await asyncio.sleep(slot - now)
         while (wait := self.paused_until - loop.time()) > 0:
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
 
     def _delay(self, error: ProviderError, attempt: int) -> float:
         if error.retry_after is not None:
@@ -311,6 +371,7 @@ class _ProviderRuntime:
             await self._wait_turn()
             async with self.semaphore:
                 self.halt.check()  # the run may have failed while this call waited its turn
+                self.attempts += 1
                 try:
                     async with asyncio.timeout(timeout):
                         result = await attempt_once()
@@ -320,8 +381,16 @@ class _ProviderRuntime:
                     error = ProviderError("timeout", f"no answer within {timeout:g} s")
                 else:
                     tally.successes += 1
+                    self.answered = True
                     return result
             self.halt.check()  # decided elsewhere meanwhile: this failure changes nothing
+            if error.kind == "connect" and not self.answered:
+                # Nothing has answered yet: a wrong URL or a server that is not running.
+                # Retrying fixes neither, so the run stops now (a restarting server, once
+                # it has answered, gets the retries).
+                tally.last_error = error
+                tally.infra += 1
+                raise _Unreachable(self, kind)
             if not error.retryable or attempt >= self.config.max_retries:
                 self._count_failure(kind, tally, error)
                 raise error
@@ -331,7 +400,7 @@ class _ProviderRuntime:
                 loop = asyncio.get_running_loop()
                 self.paused_until = max(self.paused_until, loop.time() + delay)
             attempt += 1
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     def _count_failure(self, kind: str, tally: _Tally, error: ProviderError) -> None:
         tally.last_error = error
@@ -349,6 +418,13 @@ class _ProviderRuntime:
         retries = self.config.max_retries
         last = tally.last_error.message if tally.last_error else "unknown error"
         where = f" Partial results: {runs[0].run_dir}" if runs else ""
+        if tally.last_error is not None and tally.last_error.kind == "connect":
+            return InfraError(
+                f"provider {self.name!r} ({self.provider.describe()}) is unreachable: {last} "
+                f"(stopped after {self.attempts} attempt(s): retrying cannot fix a refused "
+                f"connection or an unknown host).{where}",
+                hint=f"start the server, or fix the base URL ({self._url_setting()})",
+            )
         return InfraError(
             f"provider {self.name!r} ({self.provider.describe()}) is unreachable: "
             f"{tally.infra} {_CALL_NAMES.get(kind, 'call(s)')} failed after {retries} retries, "
@@ -356,6 +432,12 @@ class _ProviderRuntime:
             hint="check that the server is up and the base URL is right, then run the same "
             "command again; finished cases are kept",
         )
+
+    def _url_setting(self) -> str:
+        env = self.config.base_url_env
+        if env and self.provider.environ.get(env):
+            return f"${env}"
+        return "base_url in promptyard.yaml"
 
     def auth_error(self, kind: str) -> ConfigError:
         tally = self.tally[kind]
@@ -528,6 +610,7 @@ class _Engine:
         self.total = self.done = self.cached = self.errors = 0
         self.started = time.monotonic()
         self.halt = _Halt()
+        self.clock = _RetryClock(self._report_progress)
         self._prices: dict[str, Any] = {}
 
     # providers
@@ -558,7 +641,7 @@ class _Engine:
         if problem is not None and mode != "offline":
             raise ConfigError(f"provider {name!r}: {problem}")
         offline = mode == "offline" or (mode == "auto" and not provider.configured)
-        runtime = _ProviderRuntime(name, provider, offline, self.options, self.halt)
+        runtime = _ProviderRuntime(name, provider, offline, self.options, self.halt, self.clock)
         self.runtimes[name] = runtime
         return runtime
 
@@ -836,11 +919,18 @@ class _Engine:
         if self.options.progress is not None:
             self.options.progress(
                 EvalProgress(
-                    self.total, self.done, self.cached, self.errors, time.monotonic() - self.started
+                    self.total,
+                    self.done,
+                    self.cached,
+                    self.errors,
+                    time.monotonic() - self.started,
+                    self.clock.stalled_s(),
+                    self.clock.waiting,
                 )
             )
 
     async def _worker(self, work: Iterator[tuple[_Run, Case, int]]) -> None:
+        self.clock.set_workers(self.clock.workers + 1)
         try:
             for run, case, repeat in work:
                 if self.halt.stopped:
@@ -857,6 +947,8 @@ class _Engine:
             # Set before anything else runs: no sibling starts a call after this failure.
             self.halt.stopped = True
             raise
+        finally:
+            self.clock.set_workers(self.clock.workers - 1)
 
     async def _run_workers(self, work: Iterator[tuple[_Run, Case, int]], count: int) -> None:
         """Run `count` workers over `work`; when one fails, cancel the others, wait for all of

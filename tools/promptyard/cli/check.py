@@ -106,7 +106,6 @@ def check(
             options = build_eval_options(
                 flags,
                 workspace.root,
-                record_mode="merge",
                 progress=progress,
                 notify=lambda note: err.print(escape(note), highlight=False),
             )

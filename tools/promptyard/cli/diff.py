@@ -16,7 +16,10 @@ from promptyard.cli.main import (
     stderr_console,
 )
 
-RECORD_HELP = "Add every base and head response to golden/recordings/ (so CI can replay both)."
+RECORD_HELP = (
+    "Record the base and head responses to golden/recordings/ (so CI can replay both), "
+    "replacing the rows of the datasets run."
+)
 
 
 @click.command("diff")
@@ -55,7 +58,6 @@ def diff_command(
         options = build_eval_options(
             flags,
             workspace.root,
-            record_mode="merge",
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),
         )

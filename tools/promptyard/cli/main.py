@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "experiment": "promptyard.cli.experiment:experiment",
     "init": "promptyard.cli.init:init",
     "lint": "promptyard.cli.lint:lint",
+    "recordings": "promptyard.cli.recordings:recordings",
     "render": "promptyard.cli.render:render",
     "sample-size": "promptyard.cli.sample_size:sample_size",
     "schema": "promptyard.cli.schema:schema",
@@ -151,12 +152,8 @@ def build_eval_options(
     *,
     progress: Any = None,
     notify: Callable[[str], None] | None = None,
-    record_mode: str = "replace",
 ) -> Any:
-    """The eval engine's `EvalOptions` from a command's `EvalFlags`.
-
-    `record_mode` "merge" adds to the recordings (diff and check record base and head into
-    one file); "replace" rewrites them."""
+    """The eval engine's `EvalOptions` from a command's `EvalFlags`."""
     from promptyard.evals.runner import EvalOptions
 
     return EvalOptions(
@@ -165,7 +162,6 @@ def build_eval_options(
         use_cache=not flags.no_cache,
         repeat=flags.repeat,
         concurrency=flags.concurrency,
-        record_mode=record_mode,  # type: ignore[arg-type]
         progress=progress,
         notify=notify,
     )

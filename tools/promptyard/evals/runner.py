@@ -54,7 +54,6 @@ from promptyard.evals.recordings import (
     RecordingRow,
     RecordingStore,
     RecordingWriter,
-    RecordMode,
     record_command,
     recording_path,
 )
@@ -123,9 +122,11 @@ class EvalOptions:
     use_cache: bool = True  # False: never answer from the cache (fresh answers still fill it)
     repeat: int | None = None  # overrides `evals[].repeat`
     concurrency: int | None = None  # overrides every provider's `max_concurrency`
-    record_mode: RecordMode = "replace"
     # Extra snapshots whose recordings answer offline requests (besides the prompt's own).
     recording_sources: tuple[Snapshot, ...] = ()
+    # The store answering offline requests, used as given (not the prompts' own recordings
+    # and `recording_sources`): `recordings prune` reads what the evals asked it for.
+    recording_store: RecordingStore | None = None
     environ: Mapping[str, str] | None = None  # default: os.environ
     state_dir: Path | None = None  # default: <repo_root>/.promptyard
     backoff_base_s: float = 0.5
@@ -603,7 +604,7 @@ class _Engine:
         self.options = options
         self.environ = options.environ if options.environ is not None else os.environ
         self.runtimes: dict[str, _ProviderRuntime] = {}
-        self.store = RecordingStore(options.recording_sources)
+        self.store = options.recording_store or RecordingStore(options.recording_sources)
         self.cache: ResponseCache | None = None
         self.recorder: RecordingWriter | None = None
         self.inflight: dict[str, asyncio.Future[tuple[CachedResponse, bool]]] = {}
@@ -974,11 +975,10 @@ class _Engine:
             self.cache = ResponseCache(self.options.cache_path)
         if self.options.mode == "record":
             paths = {run.loaded.snapshot.paths.recordings for run in runs}
-            self.recorder = RecordingWriter(
-                self.options.repo_root, sorted(paths)[0], self.options.record_mode
-            )
-        for run in runs:
-            self.store.add_source(run.loaded.snapshot)
+            self.recorder = RecordingWriter(self.options.repo_root, sorted(paths)[0])
+        if self.options.recording_store is None:
+            for run in runs:
+                self.store.add_source(run.loaded.snapshot)
         note = self.offline_note()
         if note and self.options.notify is not None:
             self.options.notify(note)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).parents[1]
 JSON_KEYS = [
     "prompt", "version", "dataset", "cases", "passed", "failed", "errors", "pass_rate",
     "mean_score", "latency_ms_p50", "latency_ms_p95", "tokens_in", "tokens_out", "cost_usd",
-    "results_path",
+    "results_path", "slice",
 ]  # fmt: skip
 
 
@@ -75,6 +75,7 @@ def test_json_output_has_exactly_the_documented_keys(
     (row,) = result.json["runs"]
     assert list(row) == JSON_KEYS
     assert (row["cases"], row["passed"], row["failed"], row["errors"]) == (2, 1, 1, 0)
+    assert row["slice"] is None  # every case ran
     assert (
         row["pass_rate"] == 0.5 and row["tokens_in"] == 3 and row["cost_usd"] == pytest.approx(9e-6)
     )

@@ -61,7 +61,7 @@ def diff_command(
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),
         )
-        report = run_diff(workspace, base, head, names, options=options)
+        report = run_diff(workspace, base, head, names, options=options, selection=flags.selection)
     output = render(report, fmt)
     if out is not None:
         atomic_write(out, output)

@@ -27,6 +27,7 @@ all of them have ended before results, summaries and the cache are closed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import random
@@ -67,6 +68,7 @@ from promptyard.evals.results import (
     read_summary,
     summarize,
 )
+from promptyard.evals.slicing import CaseSelection, Slice
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt
 from promptyard.spec import Case, EvalSpec, ProjectConfig
@@ -150,12 +152,16 @@ class EvalOptions:
 
 @dataclass(frozen=True)
 class EvalJob:
-    """One prompt × eval to run. `cases` None: the eval's dataset, read from the prompt's snapshot."""
+    """One prompt × eval to run. `cases` None: the eval's dataset, read from the prompt's snapshot.
+
+    `slice`: `cases` are some of the dataset's (`--case`/`--tag`); the summary says so, and
+    recording replaces only those cases' rows."""
 
     prompt: LoadedPrompt
     eval_spec: EvalSpec
     cases: Sequence[Case] | None = None
     dataset: str | None = None  # a label for reports; default: eval_spec.dataset
+    slice: Slice | None = None
 
 
 @dataclass
@@ -566,6 +572,7 @@ class _Run:
             results_path=str(self.writer.results_path),
             complete=complete,
             duration_s=round(time.monotonic() - self.started, 3),
+            slice=self.job.slice.to_dict() if self.job.slice is not None else None,
         )
         self.writer.write_summary(summary)
         self.writer.close()
@@ -1015,7 +1022,10 @@ class _Engine:
         report.offline_providers = sorted(r.name for r in self.runtimes.values() if r.offline)
         if self.recorder is not None:
             for run in runs:
-                self.recorder.complete(run.name, run.dataset)
+                sliced = run.job.slice is not None
+                self.recorder.complete(
+                    run.name, run.dataset, [c.id for c in run.cases] if sliced else None
+                )
             report.recordings_written = [
                 p.relative_to(self.options.repo_root).as_posix() for p in self.recorder.write()
             ]
@@ -1082,12 +1092,18 @@ def run_eval(
 
 
 def select_jobs(
-    snapshot: Snapshot, names: Sequence[str] = (), *, dataset: str | None = None
+    snapshot: Snapshot,
+    names: Sequence[str] = (),
+    *,
+    dataset: str | None = None,
+    selection: CaseSelection | None = None,
 ) -> list[EvalJob]:
-    """The evals `promptyard eval [NAME...] [--dataset PATH]` runs.
+    """The evals `promptyard eval [NAME...] [--dataset PATH] [--case ID] [--tag TAG]` runs.
 
     No names: every prompt that has evals. `dataset`: only evals on that dataset; a named
-    prompt with no eval on it is run on it with no eval-level assertions.
+    prompt with no eval on it is run on it with no eval-level assertions. `selection`: only
+    the cases it names, in the evals whose datasets hold some (ConfigError when an id or
+    a tag matches no case of any of them).
     """
     chosen = list(dict.fromkeys(names)) or snapshot.prompt_names()
     jobs: list[EvalJob] = []
@@ -1109,7 +1125,29 @@ def select_jobs(
             f"no evals to run{what}",
             hint="add `evals:` (a dataset and assertions) to a prompt spec",
         )
-    return jobs
+    return jobs if selection is None else slice_jobs(jobs, selection)
+
+
+def slice_jobs(jobs: Sequence[EvalJob], selection: CaseSelection) -> list[EvalJob]:
+    """`jobs` on the cases `selection` names; jobs whose dataset holds none are dropped.
+
+    Raises ConfigError (exit 2) when an id or a tag matches no case of any job's dataset."""
+    cases = {
+        job.dataset or job.eval_spec.dataset: list(
+            job.cases
+            if job.cases is not None
+            else job.prompt.snapshot.dataset(job.eval_spec.dataset).require()
+        )
+        for job in jobs
+    }
+    chosen = selection.select(cases)
+    sliced = []
+    for job in jobs:
+        label = job.dataset or job.eval_spec.dataset
+        if chosen[label]:
+            part = Slice(selection, len(chosen[label]), len(cases[label]))
+            sliced.append(dataclasses.replace(job, cases=chosen[label], slice=part))
+    return sliced
 
 
 def evaluate_snapshot(
@@ -1118,8 +1156,9 @@ def evaluate_snapshot(
     *,
     options: EvalOptions,
     dataset: str | None = None,
+    selection: CaseSelection | None = None,
 ) -> EvalReport:
-    """Run the evals of the named prompts (all prompts with evals when none are named)."""
-    return run_evals(
-        select_jobs(snapshot, names, dataset=dataset), config=snapshot.config, options=options
-    )
+    """Run the evals of the named prompts (all prompts with evals when none are named), on
+    the cases `selection` names when given."""
+    jobs = select_jobs(snapshot, names, dataset=dataset, selection=selection)
+    return run_evals(jobs, config=snapshot.config, options=options)

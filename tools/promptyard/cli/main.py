@@ -129,9 +129,10 @@ def eval_options(
     *, record_help: str = "Write every response to golden/recordings/."
 ) -> Callable[[F], F]:
     """The options of every command that runs evals: --repeat, --concurrency, --no-cache,
-    --offline, --record, --case and --tag. The command receives them as one `flags: EvalFlags` argument
-    (--offline with --record is a usage error, exit 2); `build_eval_options` turns them
-    into the engine's `EvalOptions`."""
+    --offline, --record, --case and --tag. The command receives them as one
+    `flags: EvalFlags` argument (--offline with --record is a usage error, exit 2);
+    `build_eval_options` turns them into the engine's `EvalOptions`, `flags.selection`
+    into the `CaseSelection` the library functions take."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)

@@ -211,9 +211,9 @@ def compare_changes(
             comparison.gates.extend(graded)
         for pair in by_prompt.get(change.name, []):
             comparison.evals.append(_compare_eval(change, pair, gates, changes))
-        if change.evaluated and not comparison.evals and selection is not None and head:
-            if head.require_spec().evals:
-                comparison.reasons.append("not evaluated: its datasets hold no case of the slice")
+        sliced_out = selection is not None and head is not None and head.require_spec().evals
+        if change.evaluated and not comparison.evals and sliced_out:
+            comparison.reasons.append("not evaluated: its datasets hold no case of the slice")
         elif change.evaluated and not comparison.evals:
             comparison.gates.append(
                 GateResult(

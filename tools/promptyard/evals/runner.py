@@ -19,8 +19,9 @@ write the row to `results.jsonl` and fold it into the summary.
 If no call to a provider succeeds and its calls fail for infrastructure reasons, the run
 stops with `InfraError` (exit 3): an unreachable provider never looks like a pass or a
 quality failure. A refused connection or an unknown host before the provider has answered
-once stops the run at the first failed attempt (no retries: they cannot fix a wrong URL). A 400/404 ends its case with the error; a 401/403 on every call is a
-configuration error (exit 2). When one worker fails, the others start no further call, and
+once stops the run at the first failed attempt (no retries: they cannot fix a wrong URL).
+A 400/404 ends its case with the error; a 401/403 on every call is a configuration error
+(exit 2). When one worker fails, the others start no further call, and
 all of them have ended before results, summaries and the cache are closed.
 """
 
@@ -337,6 +338,7 @@ class _ProviderRuntime:
         self.halt = halt
         self.clock = clock
         self.answered = False  # some call of any kind succeeded
+        self.refused_at_once = False  # stopped at a connect failure before any answer
         self.attempts = 0
         self.semaphore = asyncio.Semaphore(self.config.max_concurrency)
         self.interval = (
@@ -397,6 +399,7 @@ class _ProviderRuntime:
                 # it has answered, gets the retries).
                 tally.last_error = error
                 tally.infra += 1
+                self.refused_at_once = True
                 raise _Unreachable(self, kind)
             if not error.retryable or attempt >= self.config.max_retries:
                 self._count_failure(kind, tally, error)
@@ -425,7 +428,7 @@ class _ProviderRuntime:
         retries = self.config.max_retries
         last = tally.last_error.message if tally.last_error else "unknown error"
         where = f" Partial results: {runs[0].run_dir}" if runs else ""
-        if tally.last_error is not None and tally.last_error.kind == "connect":
+        if self.refused_at_once:
             return InfraError(
                 f"provider {self.name!r} ({self.provider.describe()}) is unreachable: {last} "
                 f"(stopped after {self.attempts} attempt(s): retrying cannot fix a refused "

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ ROOT = Path(__file__).parents[1]
 JSON_KEYS = [
     "prompt", "version", "dataset", "cases", "passed", "failed", "errors", "pass_rate",
     "mean_score", "latency_ms_p50", "latency_ms_p95", "tokens_in", "tokens_out", "cost_usd",
-    "results_path",
+    "results_path", "slice",
 ]  # fmt: skip
 
 
@@ -72,6 +75,7 @@ def test_json_output_has_exactly_the_documented_keys(
     (row,) = result.json["runs"]
     assert list(row) == JSON_KEYS
     assert (row["cases"], row["passed"], row["failed"], row["errors"]) == (2, 1, 1, 0)
+    assert row["slice"] is None  # every case ran
     assert (
         row["pass_rate"] == 0.5 and row["tokens_in"] == 3 and row["cost_usd"] == pytest.approx(9e-6)
     )
@@ -120,12 +124,51 @@ def test_offline_without_endpoint_then_record_then_offline(
     )
 
 
-def test_unreachable_provider_exits_3_with_one_clear_message(project: PromptRepo) -> None:
-    project.write("promptyard.yaml", EVAL_CONFIG.replace("max_retries: 2", "max_retries: 1"))
-    result = run(project, "eval", env={BASE_URL_ENV: "http://127.0.0.1:9/v1"})
-    assert result.exit_code == 3
-    assert "provider 'default' (openai at http://127.0.0.1:9/v1) is unreachable" in result.stderr
+def _closed_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [("127.0.0.1:{port}", "connection refused"), ("nosuchhost.invalid", "unknown host")],
+)
+def test_a_refused_connection_or_unknown_host_fails_fast_with_exit_3(
+    project: PromptRepo, host: str, why: str
+) -> None:
+    # The default retry budget (6 retries, 0.5 s base backoff): before, three calls each
+    # went through every retry (21 attempts, ~25 s) before exit 3.
+    project.write("promptyard.yaml", EVAL_CONFIG.replace("max_retries: 2", "max_retries: 6"))
+    project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(40)]))
+    url = f"http://{host.format(port=_closed_port())}/v1"
+    started = time.monotonic()
+    result = run(project, "eval", env={BASE_URL_ENV: url})
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 3, result.stderr
+    error = result.stderr.split("error: ", 1)[1]
+    assert error.startswith(f"provider 'default' (openai at {url}) is unreachable: {why}")
+    attempts = int(re.search(r"stopped after (\d+) attempt", error).group(1))  # type: ignore[union-attr]
+    # At most the calls already in flight (max_concurrency 8), none of them retried.
+    assert 1 <= attempts <= 8
+    assert f"hint: start the server, or fix the base URL (${BASE_URL_ENV})" in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+    assert elapsed < 10  # sanity guard only: the retry budget alone would sleep ~25 s
+
+
+def test_the_eta_counts_work_not_retry_waits() -> None:
+    from promptyard.cli.progress import eta
+    from promptyard.evals.runner import EvalProgress
+
+    # 2 of 10 done in 20 s, of which 18 s were spent waiting for a retry (a 429's pause)
+    waiting = EvalProgress(10, 2, 0, 0, elapsed_s=20.0, waiting_s=18.0, retrying=1)
+    assert eta(waiting) == "8s (retrying 1 call(s))"
+    resumed = EvalProgress(10, 2, 0, 0, elapsed_s=20.0, waiting_s=18.0)
+    assert eta(resumed) == "8s"
+    assert eta(EvalProgress(10, 0, 0, 0, elapsed_s=5.0, waiting_s=5.0, retrying=8)) == (
+        "? (retrying 8 call(s))"
+    )
 
 
 def test_progress_lines_when_not_a_terminal(

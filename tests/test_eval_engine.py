@@ -287,7 +287,34 @@ def test_unreachable_provider_is_an_infrastructure_error(project: PromptRepo) ->
         evaluate_snapshot(Workspace(project.root).snapshot(), options=opts)
     message = str(caught.value)
     assert "provider 'default'" in message and "http://127.0.0.1:9/v1" in message
-    assert "none succeeded" in message
+    assert "connection refused (stopped after" in message and "retrying cannot fix" in message
+
+
+def test_the_providers_retry_budget_alone_decides_the_attempts(project: PromptRepo) -> None:
+    # The `openai` client retries on its own unless told not to: a 500 on every attempt must
+    # cost exactly 1 + max_retries requests per call, not that times the client's retries.
+    project.write("promptyard.yaml", EVAL_CONFIG.replace("max_retries: 2", "max_retries: 3"))
+    project.write("prompts/echo.yaml", echo_prompt())
+    project.write("golden/echo.jsonl", text_cases("only case"))
+    with OpenAIServer() as server:
+        server.add_fault("500")
+        with pytest.raises(InfraError, match="1 call\\(s\\) failed after 3 retries"):
+            evaluate(project, server)
+        assert len(server.chat_requests()) == 4
+
+
+def test_progress_leaves_retry_waits_out_of_the_working_time(project: PromptRepo) -> None:
+    project.write("prompts/echo.yaml", echo_prompt())
+    project.write("golden/echo.jsonl", text_cases("x [[fault:503*2]]"))
+    events: list[Any] = []
+    with OpenAIServer(retry_after_s=0.2) as server:
+        run = evaluate(project, server, progress=events.append).runs[0]
+    assert run.summary.passed == 1
+    assert any(e.retrying == 1 for e in events)  # the display says a call waits to retry
+    last = events[-1]
+    assert last.done == 1 and last.retrying == 0
+    # two Retry-After sleeps of 0.2 s while the only worker had nothing else to do
+    assert last.waiting_s >= 0.39 and last.working_s <= last.elapsed_s - 0.39
 
 
 def test_server_errors_on_every_call_are_an_infrastructure_error(

@@ -106,11 +106,10 @@ def check(
             options = build_eval_options(
                 flags,
                 workspace.root,
-                record_mode="merge",
                 progress=progress,
                 notify=lambda note: err.print(escape(note), highlight=False),
             )
-            result = run_check(workspace, base, options=options)
+            result = run_check(workspace, base, options=options, selection=flags.selection)
     except BaseException as exc:
         # A report file from an earlier run must not survive to say "pass" — not after an
         # error, and not after Ctrl-C or a cancelled CI job either (KeyboardInterrupt,

@@ -16,7 +16,10 @@ from promptyard.cli.main import (
     stderr_console,
 )
 
-RECORD_HELP = "Add every base and head response to golden/recordings/ (so CI can replay both)."
+RECORD_HELP = (
+    "Record the base and head responses to golden/recordings/ (so CI can replay both), "
+    "replacing the rows of the datasets run."
+)
 
 
 @click.command("diff")
@@ -55,11 +58,10 @@ def diff_command(
         options = build_eval_options(
             flags,
             workspace.root,
-            record_mode="merge",
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),
         )
-        report = run_diff(workspace, base, head, names, options=options)
+        report = run_diff(workspace, base, head, names, options=options, selection=flags.selection)
     output = render(report, fmt)
     if out is not None:
         atomic_write(out, output)

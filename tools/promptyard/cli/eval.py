@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import click
@@ -20,19 +18,9 @@ from promptyard.cli.main import (
     stderr_console,
     stdout_console,
 )
+from promptyard.evals.slicing import CaseSelection
 
 FAILURES_SHOWN = 10
-
-
-def _dataset_arg(app: App, dataset: str | None) -> str | None:
-    """--dataset as a repository-relative path (given relative to the cwd or the repo)."""
-    if dataset is None:
-        return None
-    root = app.workspace().root
-    candidate = (Path.cwd() / dataset).resolve()
-    if candidate.is_file() and candidate.is_relative_to(root):
-        return candidate.relative_to(root).as_posix()
-    return dataset.replace(os.sep, "/")
 
 
 def _percent(value: float | None) -> str:
@@ -49,6 +37,12 @@ def _cost(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 1 else f"${value:.6f}".rstrip("0").rstrip(".")
 
 
+def _slice(summary: Any) -> str:
+    """` (slice: 2 of 40 cases)` for a run on some cases, else ""."""
+    part = summary.slice
+    return f" (slice: {part['selected']} of {part['total']} cases)" if part else ""
+
+
 def _print_text(report: Any) -> None:
     console = stdout_console()
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
@@ -59,8 +53,8 @@ def _print_text(report: Any) -> None:
         s = run.summary
         style = "green" if s.ok else "red"
         table.add_row(
-            f"{escape(s.prompt)} {s.version}\n[dim]{escape(s.dataset)}[/dim]",
-            str(s.cases),
+            f"{escape(s.prompt)} {s.version}\n[dim]{escape(s.dataset)}{escape(_slice(s))}[/dim]",
+            f"{s.cases} of {s.slice['total']}" if s.slice else str(s.cases),
             f"[{style}]{_percent(s.pass_rate)}[/{style}]\n[dim]min {_percent(s.threshold)}[/dim]",
             _number(s.mean_score, 3),
             f"[red]{s.errors}[/red]" if s.errors else "0",
@@ -90,11 +84,20 @@ def _print_text(report: Any) -> None:
     if below:
         for s in below:
             console.print(
-                f"[red]below threshold:[/red] {escape(s.prompt)} on {escape(s.dataset)}: "
-                f"pass rate {_percent(s.pass_rate)} < {_percent(s.threshold)}"
+                f"[red]below threshold:[/red] {escape(s.prompt)} on {escape(s.dataset)}"
+                f"{escape(_slice(s))}: pass rate {_percent(s.pass_rate)} < {_percent(s.threshold)}"
             )
     else:
         console.print(f"[green]{len(report.runs)} eval(s) met their threshold[/green]")
+    sliced = [run.summary for run in report.runs if run.summary.slice]
+    if sliced:
+        part = sliced[0].slice
+        asked = CaseSelection(tuple(part["cases"]), tuple(part["tags"]))
+        console.print(
+            f"[yellow]slice only[/yellow] ({escape(asked.describe())}): the thresholds were "
+            f"applied to {sum(s.cases for s in sliced)} selected case(s), not to the whole "
+            "datasets"
+        )
     for path in report.recordings_written:
         console.print(f"recorded responses to {escape(path)}")
 
@@ -128,7 +131,11 @@ def eval_command(
             notify=lambda note: err.print(escape(note), highlight=False),
         )
         report = evaluate_snapshot(
-            workspace.snapshot(), names, options=options, dataset=_dataset_arg(app, dataset)
+            workspace.snapshot(),
+            names,
+            options=options,
+            dataset=app.dataset_path(dataset),
+            selection=flags.selection,
         )
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))

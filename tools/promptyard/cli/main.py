@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "experiment": "promptyard.cli.experiment:experiment",
     "init": "promptyard.cli.init:init",
     "lint": "promptyard.cli.lint:lint",
+    "recordings": "promptyard.cli.recordings:recordings",
     "render": "promptyard.cli.render:render",
     "sample-size": "promptyard.cli.sample_size:sample_size",
     "schema": "promptyard.cli.schema:schema",
@@ -74,6 +75,17 @@ class App:
                 self._workspace = Workspace.discover()
         return self._workspace
 
+    def dataset_path(self, dataset: str | None) -> str | None:
+        """A --dataset PATH as a repository-relative path (given relative to the current
+        folder or to the repository)."""
+        if dataset is None:
+            return None
+        root = self.workspace().root
+        candidate = (Path.cwd() / dataset).resolve()
+        if candidate.is_file() and candidate.is_relative_to(root):
+            return candidate.relative_to(root).as_posix()
+        return dataset.replace(os.sep, "/")
+
 
 def format_option(*choices: str, help: str | None = None) -> Callable[[F], F]:
     """The `--format` option every command with machine-readable output offers (text first)."""
@@ -96,22 +108,32 @@ class EvalFlags:
     no_cache: bool = False
     offline: bool = False
     record: bool = False
+    case_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:
         return "offline" if self.offline else "record" if self.record else "auto"
 
+    @property
+    def selection(self) -> Any:
+        """The `CaseSelection` of --case/--tag, or None (every case)."""
+        from promptyard.evals.slicing import CaseSelection
 
-EVAL_FLAGS = ("repeat", "concurrency", "no_cache", "offline", "record")
+        return CaseSelection.of(self.case_ids, self.tags)
+
+
+EVAL_FLAGS = ("repeat", "concurrency", "no_cache", "offline", "record", "case_ids", "tags")
 
 
 def eval_options(
     *, record_help: str = "Write every response to golden/recordings/."
 ) -> Callable[[F], F]:
     """The options of every command that runs evals: --repeat, --concurrency, --no-cache,
-    --offline and --record. The command receives them as one `flags: EvalFlags` argument
-    (--offline with --record is a usage error, exit 2); `build_eval_options` turns them
-    into the engine's `EvalOptions`."""
+    --offline, --record, --case and --tag. The command receives them as one
+    `flags: EvalFlags` argument (--offline with --record is a usage error, exit 2);
+    `build_eval_options` turns them into the engine's `EvalOptions`, `flags.selection`
+    into the `CaseSelection` the library functions take."""
 
     def decorate(fn: F) -> F:
         @functools.wraps(fn)
@@ -137,6 +159,20 @@ def eval_options(
                 "--offline", is_flag=True, help="Answer only from the cache and golden/recordings."
             ),
             click.option("--record", is_flag=True, help=record_help),
+            click.option(
+                "--case",
+                "case_ids",
+                multiple=True,
+                metavar="ID",
+                help="Only this case (repeatable; with --tag: cases matching either).",
+            ),
+            click.option(
+                "--tag",
+                "tags",
+                multiple=True,
+                metavar="TAG",
+                help="Only cases with this tag (repeatable).",
+            ),
         ]
         decorated: Any = command
         for option in reversed(options):
@@ -152,12 +188,8 @@ def build_eval_options(
     *,
     progress: Any = None,
     notify: Callable[[str], None] | None = None,
-    record_mode: str = "replace",
 ) -> Any:
-    """The eval engine's `EvalOptions` from a command's `EvalFlags`.
-
-    `record_mode` "merge" adds to the recordings (diff and check record base and head into
-    one file); "replace" rewrites them."""
+    """The eval engine's `EvalOptions` from a command's `EvalFlags`."""
     from promptyard.evals.runner import EvalOptions
 
     return EvalOptions(
@@ -166,7 +198,6 @@ def build_eval_options(
         use_cache=not flags.no_cache,
         repeat=flags.repeat,
         concurrency=flags.concurrency,
-        record_mode=record_mode,  # type: ignore[arg-type]
         progress=progress,
         notify=notify,
     )

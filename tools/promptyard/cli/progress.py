@@ -8,26 +8,30 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 PLAIN_EVERY_S = 5.0
 
 
-def _rate(done: int, elapsed: float) -> float:
-    return done / elapsed if elapsed > 0 else 0.0
+def _rate(event: Any) -> float:
+    """Cases per second of work: time spent waiting to retry is not work."""
+    working = event.working_s
+    return event.done / working if working > 0 else 0.0
+
+
+def eta(event: Any) -> str:
+    """The time left at the working rate ("?" before anything finished); calls waiting to
+    be retried are shown as such, never as remaining work."""
+    rate = _rate(event)
+    left = f"{(event.total - event.done) / rate:.0f}s" if rate else "?"
+    return f"{left} (retrying {event.retrying} call(s))" if event.retrying else left
 
 
 @contextmanager
 def eval_progress(console: Console, label: str = "eval") -> Iterator[Callable[[Any], None]]:
     """A callback for `EvalOptions.progress` (anything with total, done, cached, errors,
-    elapsed_s). On a terminal: a bar with done/total, rate, cache hits, errors and ETA.
-    Otherwise: one line every few seconds and one at the end."""
+    elapsed_s, working_s, retrying). On a terminal: a bar with done/total, rate, cache hits,
+    errors and ETA. Otherwise: one line every few seconds and one at the end."""
     if console.is_terminal:
         columns = (
             TextColumn(f"[bold]{label}[/bold]"),
@@ -36,20 +40,20 @@ def eval_progress(console: Console, label: str = "eval") -> Iterator[Callable[[A
             TextColumn("{task.fields[rate]:>7.1f}/s"),
             TextColumn("cached {task.fields[cached]}"),
             TextColumn("errors {task.fields[errors]}"),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
         )
         with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(label, total=None, rate=0.0, cached=0, errors=0)
+            task = bar.add_task(label, total=None, rate=0.0, cached=0, errors=0, eta="?")
 
             def update(event: Any) -> None:
                 bar.update(
                     task,
                     total=event.total,
                     completed=event.done,
-                    rate=_rate(event.done, event.elapsed_s),
+                    rate=_rate(event),
                     cached=event.cached,
                     errors=event.errors,
+                    eta=eta(event),
                 )
 
             yield update
@@ -59,11 +63,9 @@ def eval_progress(console: Console, label: str = "eval") -> Iterator[Callable[[A
 
     def line(event: Any) -> str:
         percent = f" ({event.done / event.total:.0%})" if event.total else ""
-        rate = _rate(event.done, event.elapsed_s)
-        left = (event.total - event.done) / rate if rate else 0.0
         return (
-            f"{label}: {event.done}/{event.total}{percent}, {rate:.1f}/s, "
-            f"cached {event.cached}, errors {event.errors}, ETA {left:.0f}s"
+            f"{label}: {event.done}/{event.total}{percent}, {_rate(event):.1f}/s, "
+            f"cached {event.cached}, errors {event.errors}, ETA {eta(event)}"
         )
 
     def plain(event: Any) -> None:

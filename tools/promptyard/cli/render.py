@@ -72,6 +72,15 @@ def _parse_assignment(item: str, inputs: dict[str, dict[str, Any]]) -> tuple[str
     metavar="NAME=VALUE",
     help="A variable (repeatable; JSON for non-string inputs). Wins over --vars.",
 )
+@click.option(
+    "--case",
+    "case_id",
+    metavar="ID",
+    help="Start from the variables of this case of the prompt's eval datasets.",
+)
+@click.option(
+    "--dataset", metavar="PATH", help="The dataset --case is in (when several hold the id)."
+)
 @format_option()
 @click.pass_obj
 def render(
@@ -80,14 +89,26 @@ def render(
     ref: str | None,
     vars_file: Path | None,
     assignments: tuple[str, ...],
+    case_id: str | None,
+    dataset: str | None,
     fmt: str,
 ) -> int:
-    """Show the messages a model would get for prompt NAME."""
+    """Show the messages a model would get for prompt NAME.
+
+    Variables come from --case (a dataset case's `vars`), then --vars, then --var."""
+    from promptyard.evals.slicing import find_case
     from promptyard.render import render_prompt
 
-    prompt = app.workspace().snapshot(ref).require_prompt(name)
+    if dataset is not None and case_id is None:
+        raise click.UsageError("--dataset chooses the dataset of --case: give --case ID too")
+    snapshot = app.workspace().snapshot(ref)
+    prompt = snapshot.require_prompt(name)
     spec = prompt.require_spec()
-    variables = _load_vars_file(vars_file) if vars_file else {}
+    variables: dict[str, Any] = {}
+    if case_id is not None:
+        _, case = find_case(snapshot, prompt, case_id, app.dataset_path(dataset))
+        variables.update(case.vars)
+    variables.update(_load_vars_file(vars_file) if vars_file else {})
     variables.update(_parse_assignment(item, spec.inputs) for item in assignments)
     rendered = render_prompt(prompt, variables)
     if fmt == "json":

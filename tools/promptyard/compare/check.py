@@ -15,6 +15,7 @@ from promptyard.compare.changes import all_prompts, detect_changes
 from promptyard.compare.diff import compare_changes
 from promptyard.compare.model import ComparisonReport, Outcome
 from promptyard.evals.runner import EvalOptions
+from promptyard.evals.slicing import CaseSelection
 from promptyard.lint import LintResult, lint_repository
 from promptyard.workspace import Workspace
 
@@ -37,15 +38,20 @@ class CheckResult:
 
 
 def run_check(
-    workspace: Workspace, base: str | None = None, *, options: EvalOptions
+    workspace: Workspace,
+    base: str | None = None,
+    *,
+    options: EvalOptions,
+    selection: CaseSelection | None = None,
 ) -> CheckResult:
-    """Run the merge gate on the working tree (against the merge base with `base`, if given).
+    """Run the merge gate on the working tree (against the merge base with `base`, if given),
+    on the cases `selection` names when given (the report then says it judged a slice).
 
     Raises RefError (exit 2) for an unknown base ref, ConfigError (exit 2) for a config
     that does not load, InfraError (exit 3) when a provider cannot be reached.
     """
     lint = lint_repository(workspace, (), base)
     changes = detect_changes(workspace, base) if base is not None else all_prompts(workspace)
-    report = compare_changes(changes, options=options, command="check")
+    report = compare_changes(changes, options=options, command="check", selection=selection)
     report.lint = lint
     return CheckResult(report, lint)

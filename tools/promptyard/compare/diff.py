@@ -29,6 +29,7 @@ from promptyard.compare.rule_changes import (
 )
 from promptyard.errors import ConfigError
 from promptyard.evals.runner import EvalOptions
+from promptyard.evals.slicing import CaseSelection
 from promptyard.spec.config import Gates
 from promptyard.workspace import Workspace
 
@@ -115,6 +116,7 @@ def _compare_eval(
         paired=0,
         has_base=pair.base is not None,
         dataset_change=changes.dataset_change(spec.dataset),
+        slice=plan.slice,
     )
     if plan.problem is not None:
         evaluation.gates.append(
@@ -157,15 +159,21 @@ def judging_gates(changes: ChangeSet) -> tuple[Gates, list[GateResult]]:
 
 
 def compare_changes(
-    changes: ChangeSet, *, options: EvalOptions, command: str = "diff"
+    changes: ChangeSet,
+    *,
+    options: EvalOptions,
+    command: str = "diff",
+    selection: CaseSelection | None = None,
 ) -> ComparisonReport:
     """Evaluate what `changes` needs (one engine run) and judge every eval by the gates
-    (the base's `gates:` when there is a base).
+    (the base's `gates:` when there is a base). With a `selection`, only the cases it
+    names (`--case`/`--tag`): the report says it judged a slice.
 
-    Raises InfraError (exit 3) when a provider cannot be reached: never a pass.
+    Raises InfraError (exit 3) when a provider cannot be reached: never a pass; ConfigError
+    (exit 2) when the selection names an id or a tag no evaluated dataset holds.
     """
     gates, config_gates = judging_gates(changes)
-    pairs, eval_report = run_pairs(changes, options=options)
+    pairs, eval_report = run_pairs(changes, options=options, selection=selection)
     by_prompt: dict[str, list[EvalPair]] = {}
     for pair in pairs:
         by_prompt.setdefault(pair.plan.change.name, []).append(pair)
@@ -176,6 +184,7 @@ def compare_changes(
         datasets=changes.datasets,
         command=command,
         gates=config_gates,
+        selection=selection,
     )
     for change in changes.prompts:
         head = change.head
@@ -202,7 +211,10 @@ def compare_changes(
             comparison.gates.extend(graded)
         for pair in by_prompt.get(change.name, []):
             comparison.evals.append(_compare_eval(change, pair, gates, changes))
-        if change.evaluated and not comparison.evals:
+        sliced_out = selection is not None and head is not None and head.require_spec().evals
+        if change.evaluated and not comparison.evals and sliced_out:
+            comparison.reasons.append("not evaluated: its datasets hold no case of the slice")
+        elif change.evaluated and not comparison.evals:
             comparison.gates.append(
                 GateResult(
                     "evals",
@@ -230,13 +242,14 @@ def run_diff(
     names: Sequence[str] = (),
     *,
     options: EvalOptions,
+    selection: CaseSelection | None = None,
 ) -> ComparisonReport:
     """Compare head (a ref, or the working tree) with the merge base of `base` and head.
 
     Every prompt whose resolved content changed is run in both versions on the head's
     cases; added prompts and prompts whose dataset changed are judged by their thresholds.
-    `names` restricts the comparison to those prompts. Raises RefError (exit 2) for an
-    unknown ref and InfraError (exit 3) for an unreachable provider.
+    `names` restricts the comparison to those prompts, `selection` to those cases. Raises
+    RefError (exit 2) for an unknown ref and InfraError (exit 3) for an unreachable provider.
     """
     changes = detect_changes(workspace, base, head, names)
-    return compare_changes(changes, options=options)
+    return compare_changes(changes, options=options, selection=selection)

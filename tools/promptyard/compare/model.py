@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from promptyard.evals.slicing import CaseSelection, Slice
     from promptyard.lint import LintResult
 
 Outcome = Literal["pass", "warn", "block"]
@@ -244,10 +245,18 @@ class EvalComparison:
     head_mode: str | None = None
     missing_base: list[str] = field(default_factory=list)  # case ids base could not answer
     missing_head: list[str] = field(default_factory=list)
+    slice: Slice | None = None  # `cases` are the dataset's cases `--case`/`--tag` chose
 
     @property
     def decision(self) -> Outcome:
         return worst([g.outcome for g in self.gates])
+
+    @property
+    def cases_label(self) -> str:
+        """`40 case(s)`, or `3 of 40 case(s) (slice)`."""
+        if self.slice is None:
+            return f"{self.cases} case(s)"
+        return f"{self.cases} of {self.slice.total} case(s) (slice)"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -270,6 +279,7 @@ class EvalComparison:
             "notes": self.notes,
             "results": {"base": self.base_run, "head": self.head_run},
             "mode": {"base": self.base_mode, "head": self.head_mode},
+            "slice": self.slice.to_dict() if self.slice is not None else None,
         }
 
 
@@ -355,6 +365,7 @@ class ComparisonReport:
     # Gates on the change as a whole, not on one prompt (e.g. `gates-config`: the head
     # edits the merge gate of promptyard.yaml).
     gates: list[GateResult] = field(default_factory=list)
+    selection: CaseSelection | None = None  # only these cases were judged (a slice)
 
     @property
     def decision(self) -> Outcome:
@@ -392,4 +403,5 @@ class ComparisonReport:
             "lint": self.lint.to_dict() if self.lint else None,
             "notes": self.notes,
             "recordings_written": self.recordings_written,
+            "slice": self.selection.to_dict() if self.selection is not None else None,
         }

@@ -26,6 +26,7 @@ from promptyard.compare.changes import ChangeSet, PromptChange
 from promptyard.errors import ConfigError
 from promptyard.evals.results import CaseResult
 from promptyard.evals.runner import EvalJob, EvalOptions, EvalReport, EvalRun, run_evals
+from promptyard.evals.slicing import CaseSelection, Slice
 from promptyard.spec import Case, EvalSpec
 
 # The error kinds that make a head case unavailable (missing, not failed). On the base
@@ -124,6 +125,7 @@ class EvalPlan:
     problem: str | None = None  # the head's dataset does not load
     base_job: int | None = None
     head_job: int | None = None
+    slice: Slice | None = None  # `cases` are the ones `--case`/`--tag` chose
 
 
 @dataclass
@@ -137,9 +139,13 @@ class EvalPair:
     base: dict[str, CaseOutcome] | None
 
 
-def plan_evals(changes: ChangeSet) -> tuple[list[EvalJob], list[EvalPlan]]:
-    """The eval jobs a change needs (base and head per eval of a changed prompt)."""
-    jobs: list[EvalJob] = []
+def plan_evals(
+    changes: ChangeSet, selection: CaseSelection | None = None
+) -> tuple[list[EvalJob], list[EvalPlan]]:
+    """The eval jobs a change needs (base and head per eval of a changed prompt).
+
+    With a `selection`, each eval runs on the cases it names; an eval whose dataset holds
+    none is left out, and an id or a tag no dataset holds is a ConfigError (exit 2)."""
     plans: list[EvalPlan] = []
     for change in changes.prompts:
         if not change.evaluated or change.head is None:
@@ -152,20 +158,43 @@ def plan_evals(changes: ChangeSet) -> tuple[list[EvalJob], list[EvalPlan]]:
                 plan.cases = list(head.snapshot.dataset(spec.dataset).require())
             except ConfigError as exc:
                 plan.problem = exc.message
-                continue
-            if change.status == "changed" and change.base is not None:
-                plan.base_job = len(jobs)
-                jobs.append(EvalJob(change.base, spec, plan.cases, spec.dataset))
-            plan.head_job = len(jobs)
-            jobs.append(EvalJob(head, spec, plan.cases, spec.dataset))
+    if selection is not None:
+        plans = _slice_plans(plans, selection)
+    jobs: list[EvalJob] = []
+    for plan in plans:
+        if plan.cases is None:
+            continue
+        change, spec = plan.change, plan.eval_spec
+        if change.status == "changed" and change.base is not None:
+            plan.base_job = len(jobs)
+            jobs.append(EvalJob(change.base, spec, plan.cases, spec.dataset, plan.slice))
+        assert change.head is not None
+        plan.head_job = len(jobs)
+        jobs.append(EvalJob(change.head, spec, plan.cases, spec.dataset, plan.slice))
     return jobs, plans
 
 
+def _slice_plans(plans: list[EvalPlan], selection: CaseSelection) -> list[EvalPlan]:
+    """The plans on the selected cases; a dataset that does not load still blocks."""
+    loaded = {p.eval_spec.dataset: p.cases for p in plans if p.cases is not None}
+    chosen = selection.select(loaded)
+    kept = []
+    for plan in plans:
+        if plan.cases is not None:
+            cases = chosen[plan.eval_spec.dataset]
+            if not cases:
+                continue
+            plan.slice = Slice(selection, len(cases), len(plan.cases))
+            plan.cases = cases
+        kept.append(plan)
+    return kept
+
+
 def run_pairs(
-    changes: ChangeSet, *, options: EvalOptions
+    changes: ChangeSet, *, options: EvalOptions, selection: CaseSelection | None = None
 ) -> tuple[list[EvalPair], EvalReport | None]:
     """Run every planned eval in one engine call and fold each run per case."""
-    jobs, plans = plan_evals(changes)
+    jobs, plans = plan_evals(changes, selection)
     report = run_evals(jobs, config=changes.head.config, options=options) if jobs else None
     pairs = []
     for plan in plans:

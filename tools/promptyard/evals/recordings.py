@@ -1,10 +1,14 @@
 """Recorded responses: `golden/recordings/<prompt>.jsonl`, so evals run offline.
 
-`promptyard eval --record` writes every response an eval used (the prompt's answers and the
-judge and embedding calls its assertions made), keyed by the same request hash as the
-cache. One row per request, sorted by dataset, case, repeat, kind and key, with latency
-rounded to whole milliseconds, so re-recording an unchanged prompt changes little and a git
-diff shows what moved. Prompt names may contain `/`: recordings mirror the folders.
+`promptyard eval --record` (and `diff`/`check --record`, for the base and the head) writes
+every response an eval used (the prompt's answers and the judge and embedding calls its
+assertions made), keyed by the same request hash as the cache. Recording replaces the
+prompt's rows for the datasets (or the slice of cases) it ran, so a file holds what the
+recorded versions ask for and nothing older; `promptyard recordings prune` removes rows no
+version in use asks for any more. One row per request, sorted by dataset, case, repeat,
+kind and key, with latency rounded to whole milliseconds, and an answer that did not change
+keeps its row as it was: re-recording an unchanged prompt changes nothing, and a git diff
+shows exactly what moved. Prompt names may contain `/`: recordings mirror the folders.
 
 Offline, responses are looked up in the recordings of the snapshot a prompt was loaded
 from (the working tree or a git ref) and of any extra snapshots the caller adds — the
@@ -13,12 +17,13 @@ merge gate runs a base prompt against the head's recordings too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from promptyard.documents import DocumentError, decode, iter_json_lines
 from promptyard.errors import ConfigError
@@ -30,7 +35,6 @@ if TYPE_CHECKING:
 
 KINDS = ("chat", "judge", "embed")
 _KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}
-RecordMode = Literal["replace", "merge"]
 MAX_RECORDING_BYTES = 256 << 20
 
 
@@ -163,11 +167,15 @@ def _row(value: Any, path: str, line: int, prompt: str) -> RecordingRow:
 
 
 class RecordingStore:
-    """Read-only lookups in the recordings of one or more snapshots (loaded lazily)."""
+    """Read-only lookups in the recordings of one or more snapshots (loaded lazily).
+
+    `asked` holds, per prompt, every request key looked up (answered or not): what the
+    evals run against this store would ask the recordings for."""
 
     def __init__(self, sources: Sequence[Snapshot] = ()) -> None:
         self._sources: list[Snapshot] = []
         self._loaded: dict[tuple[int, str], dict[str, RecordingRow]] = {}
+        self.asked: dict[str, set[str]] = {}
         for snapshot in sources:
             self.add_source(snapshot)
 
@@ -195,6 +203,7 @@ class RecordingStore:
 
     def lookup(self, prompt: str, key: str) -> CachedResponse | None:
         """The recorded response for a request of `prompt`'s evals, from the first source holding it."""
+        self.asked.setdefault(prompt, set()).add(key)
         for snapshot in self._sources:
             row = self._rows(snapshot, prompt).get(key)
             if row is not None:
@@ -205,12 +214,13 @@ class RecordingStore:
 class RecordingWriter:
     """Collects the responses a `--record` run used and writes each prompt's file atomically.
 
-    `replace` (the default): for each prompt × dataset the run completed, the file's rows
-    for that dataset are replaced by this run's, so stale responses disappear; rows of
-    other datasets stay. `merge`: rows are added and updated, never removed.
+    For each prompt × dataset the run completed, the file's rows for that dataset (or, for
+    a slice, for those cases) are replaced by this run's, base and head versions alike, so
+    stale responses disappear; rows of other datasets and cases stay. A row whose request
+    and answer did not change keeps its recorded tokens and latency.
     """
 
-    def __init__(self, root: Path, recordings_dir: str, mode: RecordMode = "replace") -> None:
+    def __init__(self, root: Path, recordings_dir: str) -> None:
         from promptyard.pathsafety import safe_relpath
 
         if safe_relpath(recordings_dir.rstrip("/")) is None:
@@ -220,9 +230,9 @@ class RecordingWriter:
             )
         self.root = root
         self.recordings_dir = recordings_dir
-        self.mode = mode
         self._rows: dict[str, dict[str, RecordingRow]] = {}
-        self._completed: dict[str, set[str]] = {}
+        # prompt -> dataset -> the case ids run (None: the whole dataset)
+        self._completed: dict[str, dict[str, set[str] | None]] = {}
 
     def add(self, prompt: str, row: RecordingRow) -> None:
         rows = self._rows.setdefault(prompt, {})
@@ -230,10 +240,22 @@ class RecordingWriter:
         if existing is None or row.sort_key() < existing.sort_key():
             rows[row.key] = row
 
-    def complete(self, prompt: str, dataset: str) -> None:
-        """The run of `prompt` on `dataset` finished: its rows are the dataset's whole set."""
-        self._completed.setdefault(prompt, set()).add(dataset)
+    def complete(self, prompt: str, dataset: str, cases: Collection[str] | None = None) -> None:
+        """The run of `prompt` on `dataset` (only on `cases`, for a slice) finished: its rows
+        are the whole set for that dataset (or those cases)."""
+        done = self._completed.setdefault(prompt, {})
+        if cases is None or (dataset in done and done[dataset] is None):
+            done[dataset] = None
+        else:
+            done[dataset] = (done.get(dataset) or set()) | set(cases)
         self._rows.setdefault(prompt, {})
+
+    def _replaced(self, prompt: str, row: RecordingRow) -> bool:
+        done = self._completed.get(prompt, {})
+        if row.dataset not in done:
+            return False
+        cases = done[row.dataset]
+        return cases is None or row.case in cases
 
     def prompts(self) -> list[str]:
         return sorted(self._rows)
@@ -245,19 +267,19 @@ class RecordingWriter:
             path = self.root / recording_path(self.recordings_dir, prompt)
             relative = recording_path(self.recordings_dir, prompt)
             ensure_inside(path, self.root)  # a committed link must not carry the write out
-            kept: dict[str, RecordingRow] = {}
-            if path.is_file():
-                try:
-                    text = decode(path.read_bytes(), relative, max_bytes=MAX_RECORDING_BYTES)
-                except DocumentError as exc:
-                    raise _bad(relative, exc.position.line, exc.message, prompt) from None
-                replaced = self._completed.get(prompt, set()) if self.mode == "replace" else set()
-                kept = {
-                    row.key: row
-                    for row in parse_recordings(text, relative, prompt)
-                    if row.dataset not in replaced
-                }
-            kept.update(self._rows[prompt])
+            previous = {row.key: row for row in read_recordings(path, relative, prompt)}
+            kept = {k: row for k, row in previous.items() if not self._replaced(prompt, row)}
+            for key, row in self._rows[prompt].items():
+                old = previous.get(key)
+                if old is not None and old.payload == row.payload:
+                    # The same answer: keep what was measured, so the diff shows no change.
+                    row = dataclasses.replace(
+                        row,
+                        tokens_in=old.tokens_in,
+                        tokens_out=old.tokens_out,
+                        latency_ms=old.latency_ms,
+                    )
+                kept[key] = row
             if kept:
                 atomic_write(path, recordings_text(kept.values()))
                 written.append(path)
@@ -265,6 +287,17 @@ class RecordingWriter:
                 path.unlink()
                 written.append(path)
         return written
+
+
+def read_recordings(path: Path, relative: str, prompt: str) -> list[RecordingRow]:
+    """The rows of the recordings file at `path` (none when it does not exist)."""
+    if not path.is_file():
+        return []
+    try:
+        text = decode(path.read_bytes(), relative, max_bytes=MAX_RECORDING_BYTES)
+    except DocumentError as exc:
+        raise _bad(relative, exc.position.line, exc.message, prompt) from None
+    return parse_recordings(text, relative, prompt)
 
 
 def recordings_text(rows: Iterable[RecordingRow]) -> str:

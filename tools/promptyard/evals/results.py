@@ -317,6 +317,8 @@ class EvalSummary:
     results_path: str
     complete: bool = True
     duration_s: float = 0.0
+    # A run on some cases only (`--case`/`--tag`): {cases, tags, selected, total}.
+    slice: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -362,6 +364,7 @@ class EvalSummary:
             "results_path": self.results_path,
             "complete": self.complete,
             "duration_s": self.duration_s,
+            "slice": self.slice,
         }
 
     def to_json_row(self) -> dict[str, Any]:
@@ -382,6 +385,7 @@ class EvalSummary:
             "tokens_out": self.tokens_out,
             "cost_usd": self.cost_usd,
             "results_path": self.results_path,
+            "slice": self.slice,
         }
 
 

@@ -18,14 +18,17 @@ write the row to `results.jsonl` and fold it into the summary.
 
 If no call to a provider succeeds and its calls fail for infrastructure reasons, the run
 stops with `InfraError` (exit 3): an unreachable provider never looks like a pass or a
-quality failure. A 400/404 ends its case with the error; a 401/403 on every call is a
-configuration error (exit 2). When one worker fails, the others start no further call, and
+quality failure. A refused connection or an unknown host before the provider has answered
+once stops the run at the first failed attempt (no retries: they cannot fix a wrong URL).
+A 400/404 ends its case with the error; a 401/403 on every call is a configuration error
+(exit 2). When one worker fails, the others start no further call, and
 all of them have ended before results, summaries and the cache are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import random
@@ -53,7 +56,6 @@ from promptyard.evals.recordings import (
     RecordingRow,
     RecordingStore,
     RecordingWriter,
-    RecordMode,
     record_command,
     recording_path,
 )
@@ -67,6 +69,7 @@ from promptyard.evals.results import (
     read_summary,
     summarize,
 )
+from promptyard.evals.slicing import CaseSelection, Slice
 from promptyard.fsutil import ensure_inside
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt
@@ -92,13 +95,23 @@ JUDGE_PARAMETERS: dict[str, Any] = {"temperature": 0}
 
 @dataclass(frozen=True)
 class EvalProgress:
-    """Counts for a progress display, reported after every finished case × repeat."""
+    """Counts for a progress display, reported after every finished case × repeat and when
+    calls start or stop waiting to be retried.
+
+    `waiting_s` is the time every running worker spent waiting to retry (backoff, a 429's
+    pause): no work was done then, so a rate (and an ETA) leaves it out."""
 
     total: int
     done: int
     cached: int
     errors: int
     elapsed_s: float
+    waiting_s: float = 0.0
+    retrying: int = 0  # calls waiting to be retried right now
+
+    @property
+    def working_s(self) -> float:
+        return max(0.0, self.elapsed_s - self.waiting_s)
 
 
 ProgressCallback = Callable[[EvalProgress], None]
@@ -113,9 +126,11 @@ class EvalOptions:
     use_cache: bool = True  # False: never answer from the cache (fresh answers still fill it)
     repeat: int | None = None  # overrides `evals[].repeat`
     concurrency: int | None = None  # overrides every provider's `max_concurrency`
-    record_mode: RecordMode = "replace"
     # Extra snapshots whose recordings answer offline requests (besides the prompt's own).
     recording_sources: tuple[Snapshot, ...] = ()
+    # The store answering offline requests, used as given (not the prompts' own recordings
+    # and `recording_sources`): `recordings prune` reads what the evals asked it for.
+    recording_store: RecordingStore | None = None
     environ: Mapping[str, str] | None = None  # default: os.environ
     state_dir: Path | None = None  # default: <repo_root>/.promptyard
     backoff_base_s: float = 0.5
@@ -139,12 +154,16 @@ class EvalOptions:
 
 @dataclass(frozen=True)
 class EvalJob:
-    """One prompt × eval to run. `cases` None: the eval's dataset, read from the prompt's snapshot."""
+    """One prompt × eval to run. `cases` None: the eval's dataset, read from the prompt's snapshot.
+
+    `slice`: `cases` are some of the dataset's (`--case`/`--tag`); the summary says so, and
+    recording replaces only those cases' rows."""
 
     prompt: LoadedPrompt
     eval_spec: EvalSpec
     cases: Sequence[Case] | None = None
     dataset: str | None = None  # a label for reports; default: eval_spec.dataset
+    slice: Slice | None = None
 
 
 @dataclass
@@ -246,6 +265,46 @@ class _Halt:
             raise _Halted("the run is stopping")
 
 
+class _RetryClock:
+    """How long every running worker was waiting to retry (shared by all providers)."""
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self.workers = 0  # workers running
+        self.waiting = 0  # calls sleeping before a retry
+        self._stalled_since: float | None = None
+        self._stalled_s = 0.0
+        self._on_change = on_change
+
+    def _update(self) -> None:
+        stalled = self.workers > 0 and self.waiting >= self.workers
+        now = time.monotonic()
+        if stalled and self._stalled_since is None:
+            self._stalled_since = now
+        elif not stalled and self._stalled_since is not None:
+            self._stalled_s += now - self._stalled_since
+            self._stalled_since = None
+
+    def stalled_s(self) -> float:
+        since = self._stalled_since
+        return self._stalled_s + (time.monotonic() - since if since is not None else 0.0)
+
+    def set_workers(self, count: int) -> None:
+        self.workers = count
+        self._update()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep before a retry, counted as waiting."""
+        self.waiting += 1
+        self._update()
+        self._on_change()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.waiting -= 1
+            self._update()
+        self._on_change()
+
+
 @dataclass
 class _Tally:
     """Outcomes of one kind of call (chat, judge, embed) to one provider."""
@@ -264,7 +323,13 @@ class _ProviderRuntime:
     """A provider with its limits: concurrency, requests per minute, retries, pauses."""
 
     def __init__(
-        self, name: str, provider: Provider, offline: bool, options: EvalOptions, halt: _Halt
+        self,
+        name: str,
+        provider: Provider,
+        offline: bool,
+        options: EvalOptions,
+        halt: _Halt,
+        clock: _RetryClock,
     ) -> None:
         self.name = name
         self.provider = provider
@@ -272,6 +337,10 @@ class _ProviderRuntime:
         self.offline = offline
         self.options = options
         self.halt = halt
+        self.clock = clock
+        self.answered = False  # some call of any kind succeeded
+        self.refused_at_once = False  # stopped at a connect failure before any answer
+        self.attempts = 0
         self.semaphore = asyncio.Semaphore(self.config.max_concurrency)
         self.interval = (
             60.0 / self.config.requests_per_minute if self.config.requests_per_minute else 0
@@ -292,7 +361,7 @@ class _ProviderRuntime:
             if slot > now:
                 await asyncio.sleep(slot - now)
         while (wait := self.paused_until - loop.time()) > 0:
-            await asyncio.sleep(wait)
+            await self.clock.sleep(wait)
 
     def _delay(self, error: ProviderError, attempt: int) -> float:
         if error.retry_after is not None:
@@ -312,6 +381,7 @@ class _ProviderRuntime:
             await self._wait_turn()
             async with self.semaphore:
                 self.halt.check()  # the run may have failed while this call waited its turn
+                self.attempts += 1
                 try:
                     async with asyncio.timeout(timeout):
                         result = await attempt_once()
@@ -321,8 +391,17 @@ class _ProviderRuntime:
                     error = ProviderError("timeout", f"no answer within {timeout:g} s")
                 else:
                     tally.successes += 1
+                    self.answered = True
                     return result
             self.halt.check()  # decided elsewhere meanwhile: this failure changes nothing
+            if error.kind == "connect" and not self.answered:
+                # Nothing has answered yet: a wrong URL or a server that is not running.
+                # Retrying fixes neither, so the run stops now (a restarting server, once
+                # it has answered, gets the retries).
+                tally.last_error = error
+                tally.infra += 1
+                self.refused_at_once = True
+                raise _Unreachable(self, kind)
             if not error.retryable or attempt >= self.config.max_retries:
                 self._count_failure(kind, tally, error)
                 raise error
@@ -332,7 +411,7 @@ class _ProviderRuntime:
                 loop = asyncio.get_running_loop()
                 self.paused_until = max(self.paused_until, loop.time() + delay)
             attempt += 1
-            await asyncio.sleep(delay)
+            await self.clock.sleep(delay)
 
     def _count_failure(self, kind: str, tally: _Tally, error: ProviderError) -> None:
         tally.last_error = error
@@ -350,6 +429,13 @@ class _ProviderRuntime:
         retries = self.config.max_retries
         last = tally.last_error.message if tally.last_error else "unknown error"
         where = f" Partial results: {runs[0].run_dir}" if runs else ""
+        if self.refused_at_once:
+            return InfraError(
+                f"provider {self.name!r} ({self.provider.describe()}) is unreachable: {last} "
+                f"(stopped after {self.attempts} attempt(s): retrying cannot fix a refused "
+                f"connection or an unknown host).{where}",
+                hint=f"start the server, or fix the base URL ({self._url_setting()})",
+            )
         return InfraError(
             f"provider {self.name!r} ({self.provider.describe()}) is unreachable: "
             f"{tally.infra} {_CALL_NAMES.get(kind, 'call(s)')} failed after {retries} retries, "
@@ -357,6 +443,12 @@ class _ProviderRuntime:
             hint="check that the server is up and the base URL is right, then run the same "
             "command again; finished cases are kept",
         )
+
+    def _url_setting(self) -> str:
+        env = self.config.base_url_env
+        if env and self.provider.environ.get(env):
+            return f"${env}"
+        return "base_url in promptyard.yaml"
 
     def auth_error(self, kind: str) -> ConfigError:
         tally = self.tally[kind]
@@ -484,6 +576,7 @@ class _Run:
             results_path=str(self.writer.results_path),
             complete=complete,
             duration_s=round(time.monotonic() - self.started, 3),
+            slice=self.job.slice.to_dict() if self.job.slice is not None else None,
         )
         self.writer.write_summary(summary)
         self.writer.close()
@@ -522,13 +615,14 @@ class _Engine:
         self.options = options
         self.environ = options.environ if options.environ is not None else os.environ
         self.runtimes: dict[str, _ProviderRuntime] = {}
-        self.store = RecordingStore(options.recording_sources)
+        self.store = options.recording_store or RecordingStore(options.recording_sources)
         self.cache: ResponseCache | None = None
         self.recorder: RecordingWriter | None = None
         self.inflight: dict[str, asyncio.Future[tuple[CachedResponse, bool]]] = {}
         self.total = self.done = self.cached = self.errors = 0
         self.started = time.monotonic()
         self.halt = _Halt()
+        self.clock = _RetryClock(self._report_progress)
         self._prices: dict[str, Any] = {}
 
     # providers
@@ -559,7 +653,7 @@ class _Engine:
         if problem is not None and mode != "offline":
             raise ConfigError(f"provider {name!r}: {problem}")
         offline = mode == "offline" or (mode == "auto" and not provider.configured)
-        runtime = _ProviderRuntime(name, provider, offline, self.options, self.halt)
+        runtime = _ProviderRuntime(name, provider, offline, self.options, self.halt, self.clock)
         self.runtimes[name] = runtime
         return runtime
 
@@ -837,11 +931,18 @@ class _Engine:
         if self.options.progress is not None:
             self.options.progress(
                 EvalProgress(
-                    self.total, self.done, self.cached, self.errors, time.monotonic() - self.started
+                    self.total,
+                    self.done,
+                    self.cached,
+                    self.errors,
+                    time.monotonic() - self.started,
+                    self.clock.stalled_s(),
+                    self.clock.waiting,
                 )
             )
 
     async def _worker(self, work: Iterator[tuple[_Run, Case, int]]) -> None:
+        self.clock.set_workers(self.clock.workers + 1)
         try:
             for run, case, repeat in work:
                 if self.halt.stopped:
@@ -858,6 +959,8 @@ class _Engine:
             # Set before anything else runs: no sibling starts a call after this failure.
             self.halt.stopped = True
             raise
+        finally:
+            self.clock.set_workers(self.clock.workers - 1)
 
     async def _run_workers(self, work: Iterator[tuple[_Run, Case, int]], count: int) -> None:
         """Run `count` workers over `work`; when one fails, cancel the others, wait for all of
@@ -883,11 +986,10 @@ class _Engine:
             self.cache = ResponseCache(self.options.cache_path)
         if self.options.mode == "record":
             paths = {run.loaded.snapshot.paths.recordings for run in runs}
-            self.recorder = RecordingWriter(
-                self.options.repo_root, sorted(paths)[0], self.options.record_mode
-            )
-        for run in runs:
-            self.store.add_source(run.loaded.snapshot)
+            self.recorder = RecordingWriter(self.options.repo_root, sorted(paths)[0])
+        if self.options.recording_store is None:
+            for run in runs:
+                self.store.add_source(run.loaded.snapshot)
         note = self.offline_note()
         if note and self.options.notify is not None:
             self.options.notify(note)
@@ -924,7 +1026,10 @@ class _Engine:
         report.offline_providers = sorted(r.name for r in self.runtimes.values() if r.offline)
         if self.recorder is not None:
             for run in runs:
-                self.recorder.complete(run.name, run.dataset)
+                sliced = run.job.slice is not None
+                self.recorder.complete(
+                    run.name, run.dataset, [c.id for c in run.cases] if sliced else None
+                )
             report.recordings_written = [
                 p.relative_to(self.options.repo_root).as_posix() for p in self.recorder.write()
             ]
@@ -993,12 +1098,18 @@ def run_eval(
 
 
 def select_jobs(
-    snapshot: Snapshot, names: Sequence[str] = (), *, dataset: str | None = None
+    snapshot: Snapshot,
+    names: Sequence[str] = (),
+    *,
+    dataset: str | None = None,
+    selection: CaseSelection | None = None,
 ) -> list[EvalJob]:
-    """The evals `promptyard eval [NAME...] [--dataset PATH]` runs.
+    """The evals `promptyard eval [NAME...] [--dataset PATH] [--case ID] [--tag TAG]` runs.
 
     No names: every prompt that has evals. `dataset`: only evals on that dataset; a named
-    prompt with no eval on it is run on it with no eval-level assertions.
+    prompt with no eval on it is run on it with no eval-level assertions. `selection`: only
+    the cases it names, in the evals whose datasets hold some (ConfigError when an id or
+    a tag matches no case of any of them).
     """
     chosen = list(dict.fromkeys(names)) or snapshot.prompt_names()
     jobs: list[EvalJob] = []
@@ -1020,7 +1131,29 @@ def select_jobs(
             f"no evals to run{what}",
             hint="add `evals:` (a dataset and assertions) to a prompt spec",
         )
-    return jobs
+    return jobs if selection is None else slice_jobs(jobs, selection)
+
+
+def slice_jobs(jobs: Sequence[EvalJob], selection: CaseSelection) -> list[EvalJob]:
+    """`jobs` on the cases `selection` names; jobs whose dataset holds none are dropped.
+
+    Raises ConfigError (exit 2) when an id or a tag matches no case of any job's dataset."""
+    cases = {
+        job.dataset or job.eval_spec.dataset: list(
+            job.cases
+            if job.cases is not None
+            else job.prompt.snapshot.dataset(job.eval_spec.dataset).require()
+        )
+        for job in jobs
+    }
+    chosen = selection.select(cases)
+    sliced = []
+    for job in jobs:
+        label = job.dataset or job.eval_spec.dataset
+        if chosen[label]:
+            part = Slice(selection, len(chosen[label]), len(cases[label]))
+            sliced.append(dataclasses.replace(job, cases=chosen[label], slice=part))
+    return sliced
 
 
 def evaluate_snapshot(
@@ -1029,8 +1162,9 @@ def evaluate_snapshot(
     *,
     options: EvalOptions,
     dataset: str | None = None,
+    selection: CaseSelection | None = None,
 ) -> EvalReport:
-    """Run the evals of the named prompts (all prompts with evals when none are named)."""
-    return run_evals(
-        select_jobs(snapshot, names, dataset=dataset), config=snapshot.config, options=options
-    )
+    """Run the evals of the named prompts (all prompts with evals when none are named), on
+    the cases `selection` names when given."""
+    jobs = select_jobs(snapshot, names, dataset=dataset, selection=selection)
+    return run_evals(jobs, config=snapshot.config, options=options)

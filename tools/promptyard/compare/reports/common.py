@@ -22,7 +22,25 @@ STATUS_WORDS = {
 
 
 def title(report: ComparisonReport) -> str:
-    return f"promptyard {report.command}: {TITLES[report.decision]}"
+    on = " on a slice" if report.selection is not None else ""
+    return f"promptyard {report.command}{on}: {TITLES[report.decision]}"
+
+
+def slice_note(report: ComparisonReport) -> str | None:
+    """For a run on some cases: which, and that the verdict covers only them."""
+    if report.selection is None:
+        return None
+    sizes = [
+        f"{e.cases} of {e.slice.total} in {e.dataset}"
+        for p in report.prompts
+        for e in p.evals
+        if e.slice is not None
+    ]
+    where = f" ({'; '.join(dict.fromkeys(sizes))})" if sizes else ""
+    return (
+        f"Slice only: {report.selection.describe()}{where}. The verdict covers these cases, "
+        "not the whole datasets."
+    )
 
 
 def scope(report: ComparisonReport) -> str:

@@ -30,6 +30,7 @@ from promptyard.compare.reports.common import (
     gate_label,
     mode,
     scope,
+    slice_note,
     title,
     verdict,
 )
@@ -207,7 +208,7 @@ def _case(flip: Flip) -> str:
 def _eval(prompt: PromptComparison, evaluation: EvalComparison) -> str:
     paired = f", {evaluation.paired} paired" if evaluation.has_base else ""
     out = [
-        f"<h3>{e(evaluation.dataset)} <span class=muted>{evaluation.cases} case(s){paired}, "
+        f"<h3>{e(evaluation.dataset)} <span class=muted>{e(evaluation.cases_label)}{paired}, "
         f"threshold {e(fmt.pct(evaluation.threshold))}</span> {_badge(evaluation.decision)}</h3>"
     ]
     if evaluation.dataset_change is not None:
@@ -303,6 +304,8 @@ def html_report(report: ComparisonReport) -> str:
         f'<h1 class="{decision}" id="decision">{e(title(report))}</h1>',
         f"<div>{e(verdict(report))} {e(scope(report))}</div>",
     ]
+    if (sliced := slice_note(report)) is not None:
+        out.append(f'<div class="slice" id="slice"><b>{e(sliced)}</b></div>')
     if (note := mode(report)) is not None:
         out.append(f"<div class=muted>{e(note)}</div>")
     out.append(

@@ -33,6 +33,7 @@ from promptyard.compare.reports.common import (
     mode,
     problems,
     scope,
+    slice_note,
     title,
     verdict,
 )
@@ -135,6 +136,8 @@ def _eval_cells(e: EvalComparison) -> tuple[str, str, str, str]:
     if score is not None and score.delta is not None:
         delta += f"<br>score {fmt.number(score.delta, signed=True)}"
     cases = f"{e.cases}" if not e.has_base or e.paired == e.cases else f"{e.paired}/{e.cases}"
+    if e.slice is not None:
+        cases += f" of {e.slice.total} (slice)"
     return (cases, moved, delta, p)
 
 
@@ -192,7 +195,7 @@ def _details(prompt: PromptComparison) -> str:
     for e in prompt.evals:
         paired = f", {e.paired} paired" if e.has_base else ""
         out.append(
-            f"**{code(e.dataset)}**: {e.cases} case(s){paired}, threshold {fmt.pct(e.threshold)}\n\n"
+            f"**{code(e.dataset)}**: {e.cases_label}{paired}, threshold {fmt.pct(e.threshold)}\n\n"
         )
         if e.dataset_change is not None:
             out.append(f"Dataset: {text(e.dataset_change.summary())}\n\n")
@@ -231,6 +234,8 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
     out = _Budget(limit - len(footer) - 400)  # 400: the "left out" line
     head = [MARKER, f"## {ICONS[report.decision]} {text(title(report))}", ""]
     head.append(f"**{text(verdict(report))}** {text(scope(report))}")
+    if (sliced := slice_note(report)) is not None:
+        head.append(f"\n> **{text(sliced)}**")
     if (note := mode(report)) is not None:
         head.append(f"\n> {text(note)}")
     out.add("\n".join(head) + "\n\n")

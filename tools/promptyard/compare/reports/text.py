@@ -5,7 +5,7 @@ from __future__ import annotations
 from promptyard.compare import formatting as fmt
 from promptyard.compare.model import ComparisonReport, EvalComparison, Flip, PromptComparison
 from promptyard.compare.reports import report_format
-from promptyard.compare.reports.common import gate_label, mode, scope, title, verdict
+from promptyard.compare.reports.common import gate_label, mode, scope, slice_note, title, verdict
 
 MARKS = {"pass": "ok   ", "warn": "WARN ", "block": "BLOCK"}
 FLIPS_SHOWN = 10
@@ -56,7 +56,7 @@ def _prompt(prompt: PromptComparison) -> list[str]:
     for evaluation in prompt.evals:
         paired = f", {evaluation.paired} paired" if evaluation.has_base else ""
         lines.append(
-            f"  {evaluation.dataset}: {evaluation.cases} case(s){paired}, threshold {fmt.pct(evaluation.threshold)}"
+            f"  {evaluation.dataset}: {evaluation.cases_label}{paired}, threshold {fmt.pct(evaluation.threshold)}"
         )
         if evaluation.dataset_change is not None:
             lines.append(f"    dataset: {evaluation.dataset_change.summary()}")
@@ -84,8 +84,9 @@ def _prompt(prompt: PromptComparison) -> list[str]:
 @report_format("text")
 def text_report(report: ComparisonReport) -> str:
     lines = [f"{title(report)}", scope(report)]
-    if (note := mode(report)) is not None:
-        lines.append(note)
+    for note in (slice_note(report), mode(report)):
+        if note is not None:
+            lines.append(note)
     lines.append("")
     for gate in report.gates:
         lines.append(f"{MARKS[gate.outcome]} {gate.gate}: {gate.reason}")

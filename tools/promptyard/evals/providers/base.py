@@ -4,6 +4,9 @@ A provider turns a `ChatRequest` into a `Completion` (and texts into embeddings)
 some API. It does one attempt per call: retries, backoff, rate limits, concurrency, the
 cache and recordings all live in the runner, so a new provider type gets them for free.
 It reports failures as `ProviderError` with a `kind` that says whether a retry can help.
+A `connect` failure (refused, unknown host) is retried only once the provider has answered
+(a server restarting); before that, the runner stops the run at once (exit 3), since
+retrying cannot fix a wrong URL or a server that is not running.
 
 A provider type is one module: a `Provider` subclass decorated with `@provider("name")`,
 which registers it in `PROVIDERS` under the `type:` it answers to in promptyard.yaml.
@@ -21,7 +24,8 @@ from promptyard.spec import ProviderConfig
 
 ErrorKind = Literal[
     "timeout",  # no answer within timeout_s
-    "connection",  # refused, reset, dropped mid-response
+    "connect",  # no connection opened: refused, unknown host (the URL or server is wrong)
+    "connection",  # reset or dropped mid-request or mid-response
     "rate_limit",  # 429
     "server",  # 5xx
     "malformed",  # a 2xx whose body is not the expected JSON
@@ -29,7 +33,7 @@ ErrorKind = Literal[
     "request",  # 400 / 404 / 422 ...: the request itself is wrong (model name, parameters)
 ]
 RETRYABLE: frozenset[str] = frozenset(
-    {"timeout", "connection", "rate_limit", "server", "malformed"}
+    {"timeout", "connect", "connection", "rate_limit", "server", "malformed"}
 )
 
 

@@ -26,7 +26,7 @@ from promptyard.evals.recordings import (
     recordings_text,
 )
 from promptyard.evals.runner import EvalJob, EvalOptions, run_evals
-from promptyard.fsutil import atomic_write
+from promptyard.fsutil import atomic_write, ensure_inside
 from promptyard.hashing import sha256_json
 from promptyard.spec import Case, EvalSpec
 from promptyard.workspace import LoadedPrompt, Snapshot, Workspace
@@ -156,6 +156,7 @@ def prune_recordings(
     recorded: dict[str, tuple[str, list[RecordingRow]]] = {}
     for path in tree.recording_paths():
         prompt = path[len(folder) : -len(".jsonl")]
+        ensure_inside(workspace.root / path, workspace.root)  # it may be rewritten below
         recorded[prompt] = (path, read_recordings(workspace.root / path, path, prompt))
     report = PruneReport(base_ref, merge_base)
     store = RecordingStore([tree])

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "eval": "promptyard.cli.eval:eval_command",
     "experiment": "promptyard.cli.experiment:experiment",
     "init": "promptyard.cli.init:init",
+    "import": "promptyard.cli.import_:import_group",
     "lint": "promptyard.cli.lint:lint",
     "render": "promptyard.cli.render:render",
     "sample-size": "promptyard.cli.sample_size:sample_size",

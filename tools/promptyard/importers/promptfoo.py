@@ -400,9 +400,9 @@ class _Importer:
                     f"provider {item}: promptyard imports openai:… and ollama:… chat providers",
                 )
                 continue
-            key = _slug(label or (family if family == "ollama" else "default"), "provider")
+            key = _slug(label or (model if family == "openai" else f"{family}-{model}"), "provider")
             while key in out:
-                key = _slug(f"{key}-{model}", "provider")
+                key += "-2"
             parameters: dict[str, Any] = {}
             output_format = None
             provider: dict[str, Any] = {"type": "openai"}

@@ -41,7 +41,7 @@ def run(spec: dict[str, Any], answer: str, **ctx: Any) -> tuple[bool, float, str
     return result.passed, result.score, result.reason
 
 
-def A(type_: str, value: Any = None, **extra: Any) -> dict[str, Any]:  # noqa: N802
+def A(type_: str, value: Any = None, **extra: Any) -> dict[str, Any]:
     return {"type": type_, **({} if value is None else {"value": value}), **extra}
 
 

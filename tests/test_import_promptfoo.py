@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from support.cli import run_cli
 from support.openai_server import OpenAIServer
 

@@ -24,6 +24,7 @@ from promptyard.evals.assertions import (
     levenshtein,
 )
 from promptyard.spec import Assertion, Case, PromptSpec
+from support.repo import PromptRepo, prompt_doc
 
 PROMPT = PromptSpec.model_validate(
     {
@@ -301,3 +302,34 @@ def test_file_values_are_read_from_the_repository(tmp_path: Path) -> None:
     assert (
         assertion_problem(Assertion(type="contains-any", value=file + "words.yaml"), read) is None
     )
+
+
+def test_lint_checks_new_types_thresholds_and_value_files(repo: PromptRepo) -> None:
+    repo.write(
+        "prompts/greet.yaml",
+        prompt_doc(
+            evals=[
+                {
+                    "dataset": "golden/greet.jsonl",
+                    "assert": [{"type": "icontains-any", "value": "file://expected/words.yaml"}],
+                }
+            ]
+        ),
+    )
+    repo.write("expected/words.yaml", "- hello\n- hi\n")
+    repo.write("golden/answer.txt", "Hi Ann")
+    lines = [
+        {"id": "ok", "vars": {"who": "Ann"}, "threshold": 0.5,
+         "assert": [{"type": "equals", "value": "file://golden/answer.txt"},
+                    {"type": "is-sql", "weight": 0}, {"type": "bleu", "value": ["Hi Ann"]}]},
+        {"id": "thr", "vars": {"who": "B"}, "assert": [{"type": "contains", "value": "x", "threshold": 0}]},
+        {"id": "gone", "vars": {"who": "C"}, "assert": [{"type": "contains", "value": "file://golden/nope.txt"}]},
+        {"id": "shape", "vars": {"who": "D"}, "assert": [{"type": "contains-any", "value": "file://golden/answer.txt"}]},
+    ]  # fmt: skip
+    repo.write("golden/greet.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    result = repo.cli("lint", "--format", "json")
+    found = {(f["rule"], f["line"]): f["message"] for f in result.json["findings"]}
+    assert set(found) == {("A002", 2), ("A003", 3), ("A002", 4)}, found
+    assert "`threshold` has no effect: contains scores 1 or 0" in found[("A002", 2)]
+    assert "no such file in the repository" in found[("A003", 3)]
+    assert "non-empty list of strings" in found[("A002", 4)]

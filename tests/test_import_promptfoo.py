@@ -204,9 +204,9 @@ def test_support_config_with_files_python_and_weights(tmp_path: Path, live: Open
     assert cases[1]["threshold"] == 0.5
     assert cases[1]["assert"] == [
         {"type": "icontains-all", "value": ["refund", "order"]},
-        {"type": "contains", "value": "file://golden/files/expected/refund.txt"},
+        {"type": "contains", "value": "file://expected/expected/refund.txt"},
     ]
-    assert (out / "golden/files/expected/refund.txt").read_text() == "refund"
+    assert (out / "expected/expected/refund.txt").read_text() == "refund"
 
     assert run_cli("lint", repo=out).exit_code == 0
     evaluation = run_cli("eval", "--format", "json", repo=out)

@@ -652,7 +652,7 @@ class _Importer:
             )
             return value
         _, text = self.read_text(source, where, ref)
-        target = "golden/files/" + "/".join(
+        target = "expected/" + "/".join(
             _slug(part, "file") if i < ref.count("/") else part
             for i, part in enumerate(ref.split("/"))
         )

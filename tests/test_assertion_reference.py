@@ -21,24 +21,10 @@ from promptyard.evals.assertions import (
     combine,
     evaluate,
 )
-from promptyard.spec import Assertion, Case, PromptSpec
+from promptyard.spec import Assertion, Case
+from support.assertions import PROMPT, check
 
-PROMPT = PromptSpec.model_validate(
-    {
-        "name": "p",
-        "version": "1.0.0",
-        "model": {"name": "m"},
-        "messages": [{"role": "user", "content": "x"}],
-        "output": {"format": "json", "schema": {"type": "object", "required": ["reply"]}},
-    }
-)
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def run(spec: dict[str, Any], answer: str, **ctx: Any) -> tuple[bool, float, str]:
-    context = AssertionContext(output=answer, case=Case(id="c"), prompt=PROMPT, **ctx)
-    result = asyncio.run(evaluate(Assertion.model_validate(spec), context))
-    return result.passed, result.score, result.reason
 
 
 def A(type_: str, value: Any = None, **extra: Any) -> dict[str, Any]:
@@ -224,7 +210,7 @@ ROWS: list[tuple[str, dict[str, Any], bool, float]] = [
 @pytest.mark.parametrize(("answer", "spec", "passed", "score"), ROWS)
 def test_reference_row(answer: str, spec: dict[str, Any], passed: bool, score: float) -> None:
     assert assertion_problem(Assertion.model_validate(spec)) is None  # lint accepts the row
-    got_passed, got_score, reason = run(spec, answer, latency_ms=50.0, cost_usd=0.0001)
+    got_passed, got_score, reason = check(spec, answer, latency_ms=50.0, cost_usd=0.0001)
     assert (got_passed, got_score) == (passed, pytest.approx(score, rel=1e-6, abs=1e-12)), reason
 
 

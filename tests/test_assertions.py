@@ -23,36 +23,9 @@ from promptyard.evals.assertions import (
     evaluate,
     levenshtein,
 )
-from promptyard.spec import Assertion, Case, PromptSpec
+from promptyard.spec import Assertion, Case
+from support.assertions import PROMPT, check
 from support.repo import PromptRepo, prompt_doc
-
-PROMPT = PromptSpec.model_validate(
-    {
-        "name": "p",
-        "version": "1.0.0",
-        "model": {"name": "m"},
-        "messages": [{"role": "user", "content": "x"}],
-        "output": {"format": "json", "schema": {"type": "object", "required": ["reply"]}},
-    }
-)
-
-
-def check(
-    spec: dict[str, Any],
-    output: str,
-    *,
-    case: dict[str, Any] | None = None,
-    **ctx: Any,
-) -> tuple[bool, float, str]:
-    context = AssertionContext(
-        output=output,
-        case=Case.model_validate(case or {"id": "c"}),
-        prompt=PROMPT,
-        **ctx,
-    )
-    result = asyncio.run(evaluate(Assertion.model_validate(spec), context))
-    return result.passed, result.score, result.reason
-
 
 EXPECTED_TYPES = {
     "equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",

@@ -794,32 +794,35 @@ async def _levenshtein(a: Assertion, ctx: AssertionContext) -> Outcome:
     return ok, score, f"edit distance {distance} (max {limit:g}), similarity {score:.2f}"
 
 
-@assertion_type(
+def _reference_metric(
+    name: str, summary: str, default: float, label: str, metric: Callable[[str, list[str]], float]
+) -> None:
+    """A type scoring the answer against reference texts; `threshold` is the minimum score."""
+
+    async def evaluate_metric(a: Assertion, ctx: AssertionContext) -> Outcome:
+        limit = a.threshold if a.threshold is not None else default
+        references = [as_text(r) for r in (a.value if isinstance(a.value, list) else [a.value])]
+        score = metric(ctx.output, references)
+        ok = score > 0 and score >= limit
+        return ok, score, f"{label} {score:.3f} (min {limit:g})"
+
+    assertion_type(name, summary, _references_value, uses_threshold=True)(evaluate_metric)
+
+
+_reference_metric(
     "rouge-n",
-    "ROUGE-1 recall against the reference `value` at least `threshold` (default 0.75)",
-    _references_value,
-    uses_threshold=True,
+    "ROUGE-1 recall against the reference(s) in `value` at least `threshold` (default 0.75)",
+    0.75,
+    "ROUGE-1 recall",
+    lambda output, references: max(textchecks.rouge_n(output, r) for r in references),
 )
-async def _rouge_n(a: Assertion, ctx: AssertionContext) -> Outcome:
-    limit = a.threshold if a.threshold is not None else 0.75
-    references = a.value if isinstance(a.value, list) else [a.value]
-    score = max(textchecks.rouge_n(ctx.output, as_text(r)) for r in references)
-    ok = score > 0 and score >= limit
-    return ok, score, f"ROUGE-1 recall {score:.3f} (min {limit:g})"
-
-
-@assertion_type(
+_reference_metric(
     "bleu",
     "BLEU-4 against the reference(s) in `value` at least `threshold` (default 0.5)",
-    _references_value,
-    uses_threshold=True,
+    0.5,
+    "BLEU",
+    textchecks.bleu,
 )
-async def _bleu(a: Assertion, ctx: AssertionContext) -> Outcome:
-    limit = a.threshold if a.threshold is not None else 0.5
-    references = [as_text(r) for r in (a.value if isinstance(a.value, list) else [a.value])]
-    score = textchecks.bleu(ctx.output, references)
-    ok = score > 0 and score >= limit
-    return ok, score, f"BLEU {score:.3f} (min {limit:g})"
 
 
 @assertion_type("is-refusal", "the output is empty or reads as a refusal", _no_value)

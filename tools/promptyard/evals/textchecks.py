@@ -7,7 +7,6 @@ documented on its own; `promptyard.evals.assertions` registers the types that us
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sqlite3
@@ -19,21 +18,12 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 
+from promptyard.documents import strict_json_decoder
+
 # --- JSON ----------------------------------------------------------------------------------
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):  # 1e999 parses as inf
-        raise ValueError(f"{text} is out of range for a number")
-    return number
-
-
-_STRICT_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+_STRICT_DECODER = strict_json_decoder(duplicate_keys=True)
 
 
 def loads_strict(text: str) -> Any:

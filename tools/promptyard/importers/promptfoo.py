@@ -74,10 +74,15 @@ DIFFERENT_SEMANTICS = {
     "never passes (promptfoo: score 1 or 0)",
     "is-refusal": "promptyard uses its own refusal phrase list",
     "is-sql": "promptyard checks syntax with SQLite's grammar, not MySQL's",
+    "is-json": "promptyard also reads an answer that is exactly one code fence",
+    "json-schema": "promptyard reads a whole-answer code fence and checks a different set of "
+    "`format`s (no uri, hostname)",
+    "contains-json": "promptyard also finds JSON arrays, not only objects",
+    "rouge-n": "promptyard's tokenizer splits contractions differently",
     "python": "the function gets (output, {vars, expected, case_id, prompt, latency_ms, "
     "cost_usd}), not promptfoo's context object",
 }
-_UNCARRIED_CONFIG_KEYS = ("transform", "config", "contextTransform", "rubricPrompt")
+_ASSERTION_KEYS = {"type", "value", "threshold", "weight", "metric", "provider"}
 _OPENAI_PARAMETERS = {
     "temperature": "temperature",
     "max_tokens": "max_tokens",
@@ -207,9 +212,10 @@ class _Importer:
                     source,
                     loc,
                     "differs",
-                    f"{{{{ {name} }}}} has no value in any test; declared as a required string",
+                    f"{{{{ {name} }}}} has no value in any test; declared as a string with "
+                    'default "" (promptfoo renders it empty)',
                 )
-                prompt_inputs[name] = {"type": "string"}
+                prompt_inputs[name] = {"type": "string", "default": ""}
             for key, (provider_id, model, parameters, output_format) in providers.items():
                 name = prompt_name if len(providers) == 1 else f"{prompt_name}-{key}"
                 spec: dict[str, Any] = {
@@ -558,14 +564,7 @@ class _Importer:
         out: dict[str, Any] = {"type": type_name}
         value = item.get("value")
         for key in item:
-            if key in _UNCARRIED_CONFIG_KEYS or key not in {
-                "type",
-                "value",
-                "threshold",
-                "weight",
-                "metric",
-                "provider",
-            }:
+            if key not in _ASSERTION_KEYS:
                 self.note(
                     source,
                     (*where, key),

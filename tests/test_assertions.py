@@ -23,40 +23,15 @@ from promptyard.evals.assertions import (
     evaluate,
     levenshtein,
 )
-from promptyard.spec import Assertion, Case, PromptSpec
-
-PROMPT = PromptSpec.model_validate(
-    {
-        "name": "p",
-        "version": "1.0.0",
-        "model": {"name": "m"},
-        "messages": [{"role": "user", "content": "x"}],
-        "output": {"format": "json", "schema": {"type": "object", "required": ["reply"]}},
-    }
-)
-
-
-def check(
-    spec: dict[str, Any],
-    output: str,
-    *,
-    case: dict[str, Any] | None = None,
-    **ctx: Any,
-) -> tuple[bool, float, str]:
-    context = AssertionContext(
-        output=output,
-        case=Case.model_validate(case or {"id": "c"}),
-        prompt=PROMPT,
-        **ctx,
-    )
-    result = asyncio.run(evaluate(Assertion.model_validate(spec), context))
-    return result.passed, result.score, result.reason
-
+from promptyard.spec import Assertion, Case
+from support.assertions import PROMPT, check
+from support.repo import PromptRepo, prompt_doc
 
 EXPECTED_TYPES = {
     "equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",
     "is-json", "json-schema", "json-path", "levenshtein", "similar", "llm-rubric", "latency",
-    "cost", "word-count", "python",
+    "cost", "word-count", "python", "icontains-any", "icontains-all", "contains-json",
+    "is-refusal", "rouge-n", "bleu", "is-xml", "is-sql",
 }  # fmt: skip
 
 
@@ -114,7 +89,11 @@ def test_an_assertion_that_cannot_run_fails_even_negated() -> None:
 
 
 def test_value_references_resolve_with_their_type() -> None:
-    case = {"id": "c", "vars": {"order": "A-1", "n": 2}, "expected": {"category": "billing"}}
+    case = {
+        "id": "c",
+        "vars": {"order": "A-1", "n": 2, "flag": True},
+        "expected": {"category": "billing"},
+    }
     assert check({"type": "contains", "value": "{{ vars.order }}"}, "about A-1", case=case)[0]
     assert check(
         {"type": "equals", "value": "{{ expected }}"}, '{"category": "billing"}', case=case
@@ -123,7 +102,8 @@ def test_value_references_resolve_with_their_type() -> None:
         0
     ]
     # a reference that resolves to the wrong shape fails with the reason, never crashes
-    passed, _, reason = check({"type": "contains", "value": "{{ vars.n }}"}, "2", case=case)
+    assert check({"type": "contains", "value": "{{ vars.n }}"}, "2 items", case=case)[0]
+    passed, _, reason = check({"type": "contains", "value": "{{ vars.flag }}"}, "True", case=case)
     assert not passed and "after resolving references" in reason
     passed, _, reason = check(
         {"type": "contains", "value": "{{ vars.missing.deep }}x"}, "x", case=case
@@ -250,3 +230,79 @@ def test_levenshtein_distance() -> None:
         json.dumps(check({"type": "levenshtein", "value": "abc"}, "abd")[:2])
         == "[true, 0.6666666666666667]"
     )
+
+
+def test_file_values_are_read_from_the_repository(tmp_path: Path) -> None:
+    (tmp_path / "golden" / "expected").mkdir(parents=True)
+    (tmp_path / "golden" / "expected" / "answer.txt").write_text("The order ships Monday.\n")
+    (tmp_path / "golden" / "expected" / "words.yaml").write_text("- ships\n- Monday\n")
+    (tmp_path / "golden" / "expected" / "shape.json").write_text('{"required": ["reply"]}')
+    (tmp_path / "golden" / "expected" / "big.txt").write_text("x" * ((1 << 20) + 1))
+    (tmp_path.parent / "elsewhere.txt").write_text("outside")
+    (tmp_path / "golden" / "expected" / "link.txt").symlink_to(tmp_path.parent / "elsewhere.txt")
+    kwargs = {"repo_root": tmp_path}
+    answer = "The order ships Monday."
+    file = "file://golden/expected/"
+    assert check({"type": "equals", "value": file + "answer.txt"}, answer, **kwargs)[0]
+    assert check({"type": "contains-all", "value": file + "words.yaml"}, answer, **kwargs)[0]
+    assert check({"type": "contains-json", "value": file + "shape.json"}, '{"reply": 1}', **kwargs)[
+        0
+    ]
+    # the content of the file is data: {{ }} in it is not rendered
+    (tmp_path / "golden" / "expected" / "braces.txt").write_text("{{ vars.x }}")
+    assert check({"type": "contains", "value": file + "braces.txt"}, "a {{ vars.x }}", **kwargs)[0]
+    for value, why in [
+        (file + "missing.txt", "no such file"),
+        (file + "big.txt", "larger than 1 MiB"),
+        (file + "link.txt", "outside the repository"),
+        (
+            file + "words.yaml",
+            "non-empty string",
+        ),  # a list where `equals`... is fine; contains is not
+    ]:
+        passed, score, reason = check({"type": "contains", "value": value}, answer, **kwargs)
+        assert (passed, score) == (False, 0.0) and why in reason, reason
+
+    # lint reads the same files through the snapshot's reader and reports A003
+    def read(path: str, limit: int) -> bytes | None:
+        full = tmp_path / path
+        return full.read_bytes()[: limit + 1] if full.is_file() else None
+
+    problem = assertion_problem(Assertion(type="contains", value=file + "missing.txt"), read)
+    assert problem is not None and problem[0] == "A003" and "no such file" in problem[1]
+    problem = assertion_problem(Assertion(type="contains-any", value=file + "answer.txt"), read)
+    assert problem is not None and problem[0] == "A002"
+    assert (
+        assertion_problem(Assertion(type="contains-any", value=file + "words.yaml"), read) is None
+    )
+
+
+def test_lint_checks_new_types_thresholds_and_value_files(repo: PromptRepo) -> None:
+    repo.write(
+        "prompts/greet.yaml",
+        prompt_doc(
+            evals=[
+                {
+                    "dataset": "golden/greet.jsonl",
+                    "assert": [{"type": "icontains-any", "value": "file://expected/words.yaml"}],
+                }
+            ]
+        ),
+    )
+    repo.write("expected/words.yaml", "- hello\n- hi\n")
+    repo.write("golden/answer.txt", "Hi Ann")
+    lines = [
+        {"id": "ok", "vars": {"who": "Ann"}, "threshold": 0.5,
+         "assert": [{"type": "equals", "value": "file://golden/answer.txt"},
+                    {"type": "is-sql", "weight": 0}, {"type": "bleu", "value": ["Hi Ann"]}]},
+        {"id": "thr", "vars": {"who": "B"}, "assert": [{"type": "contains", "value": "x", "threshold": 0}]},
+        {"id": "gone", "vars": {"who": "C"}, "assert": [{"type": "contains", "value": "file://golden/nope.txt"}]},
+        {"id": "shape", "vars": {"who": "D"}, "assert": [{"type": "contains-any", "value": "file://golden/answer.txt"}]},
+    ]  # fmt: skip
+    repo.write("golden/greet.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    result = repo.cli("lint", "--format", "json")
+    found = {(f["rule"], f["line"]): f["message"] for f in result.json["findings"]}
+    assert set(found) == {("A002", 2), ("A003", 3), ("A002", 4)}, found
+    assert "`threshold` has no effect: contains scores 1 or 0" in found[("A002", 2)]
+    assert "no such file in the repository" in found[("A003", 3)]
+    assert "non-empty list of strings" in found[("A002", 4)]

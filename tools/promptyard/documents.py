@@ -479,16 +479,24 @@ def _finite_float(text: str) -> float:
     return number
 
 
+def strict_json_decoder(*, duplicate_keys: bool = False) -> json.JSONDecoder:
+    """A JSON decoder that refuses NaN/Infinity and numbers that overflow to infinity (RFC
+    8259 has neither), and duplicate keys unless `duplicate_keys` (then the last one wins)."""
+    return json.JSONDecoder(
+        object_pairs_hook=None if duplicate_keys else _pairs_without_duplicates,
+        parse_constant=_reject_constant,
+        parse_float=_finite_float,
+    )
+
+
+_STRICT = strict_json_decoder()
+
+
 def parse_json_value(text: str) -> Any:
     """`json.loads` that refuses duplicate keys, NaN/Infinity and numbers that overflow to
     infinity (raises ValueError)."""
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=_pairs_without_duplicates,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-        )
+        return _STRICT.decode(text)
     except RecursionError:
         raise ValueError("nesting too deep") from None
 

@@ -2,7 +2,10 @@
 
 A type is registered once with `@assertion_type(...)`: lint checks a file's assertions
 against the registered shapes, and the eval engine calls the evaluator. Every type can be
-negated as `not-<type>`; `weight`, `threshold` and `metric` work the same for all.
+negated as `not-<type>`; `weight` and `metric` work the same for all. `threshold` is read
+by the types that declare `uses_threshold`, is the minimum score of the `graded` ones, and
+is refused on types that only pass or fail. The README's assertion reference states each
+type's rule; keep the two in step.
 
 Evaluators are `async def (spec, ctx) -> Outcome`; model-graded types reach the provider
 through `ctx.judge` and `ctx.embed`, which the eval engine supplies.
@@ -24,7 +27,9 @@ from typing import Any, TypeVar
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from promptyard.evals import textchecks
 from promptyard.limits import TimeLimitExceeded, time_limit
+from promptyard.pathsafety import safe_relpath
 from promptyard.render import make_environment
 from promptyard.spec import Assertion, Case, PromptSpec
 
@@ -43,8 +48,11 @@ class AssertionType:
     evaluate: Evaluator
     model_graded: bool = False
     # True: the evaluator reads `threshold` itself (a distance, a minimum score, a limit).
-    # False: `threshold` is the minimum score to pass (e.g. contains-all at 0.5).
     uses_threshold: bool = False
+    # True: the score can lie between 0 and 1, and `threshold` (when the evaluator does not
+    # read it) is the minimum score to pass, e.g. contains-all at 0.5. False: the score is
+    # 1 or 0 and a `threshold` could only turn a failure into a pass, so lint refuses it.
+    graded: bool = False
 
 
 ASSERTION_TYPES: dict[str, AssertionType] = {}
@@ -57,12 +65,13 @@ def assertion_type(
     *,
     model_graded: bool = False,
     uses_threshold: bool = False,
+    graded: bool = False,
 ) -> Callable[[Evaluator], Evaluator]:
     """Register an evaluator under `name` with the shape its `value` must have."""
 
     def register(fn: Evaluator) -> Evaluator:
         ASSERTION_TYPES[name] = AssertionType(
-            name, summary, shape, fn, model_graded, uses_threshold
+            name, summary, shape, fn, model_graded, uses_threshold, graded
         )
         return fn
 
@@ -80,8 +89,15 @@ def known_type_names() -> list[str]:
     return sorted(ASSERTION_TYPES)
 
 
-def assertion_problem(assertion: Assertion) -> tuple[str, str] | None:
-    """("A001"|"A002", message) when the type is unknown or its value has the wrong shape."""
+def assertion_problem(
+    assertion: Assertion, read: FileReader | None = None
+) -> tuple[str, str] | None:
+    """(code, message) when the type is unknown (A001), its value or threshold has the wrong
+    shape (A002), or its `file://` value cannot be used (A003).
+
+    `read(path, limit)` reads repository files; without it a `file://` value's path is
+    checked but not its content (the eval engine checks that when it loads the file).
+    """
     kind, _ = split_type(assertion.type)
     if kind is None:
         import difflib
@@ -90,8 +106,94 @@ def assertion_problem(assertion: Assertion) -> tuple[str, str] | None:
         close = difflib.get_close_matches(base, known_type_names(), n=1)
         fix = f"did you mean {close[0]!r}?" if close else "see `promptyard lint --list-rules`"
         return "A001", f"unknown assertion type {assertion.type!r}; {fix}"
-    message = kind.check_shape(assertion)
+    message = _threshold_problem(kind, assertion.threshold)
+    if message is None and file_reference(assertion.value) is not None:
+        try:
+            if read is None:
+                value_file_path(assertion.value)
+                return None
+            assertion = assertion.model_copy(
+                update={"value": load_value_file(assertion.value, read)}
+            )
+        except AssertionFailure as exc:
+            return "A003", f"{assertion.type}: {exc}"
+    message = message or kind.check_shape(assertion)
     return ("A002", f"{assertion.type}: {message}") if message else None
+
+
+def _threshold_problem(kind: AssertionType, threshold: float | None) -> str | None:
+    if threshold is None or kind.uses_threshold:
+        return None
+    if not kind.graded:
+        return f"`threshold` has no effect: {kind.name} scores 1 or 0; remove it"
+    if not 0 < threshold <= 1:
+        return "`threshold` (the minimum score) must be above 0 and at most 1"
+    return None
+
+
+# --- file:// values ------------------------------------------------------------------------
+
+FILE_PREFIX = "file://"
+MAX_VALUE_FILE_BYTES = 1 << 20
+FileReader = Callable[[str, int], "bytes | None"]  # (path, limit) -> at most limit + 1 bytes
+
+
+def file_reference(value: Any) -> str | None:
+    """The path of a `file://path` value, else None."""
+    if isinstance(value, str) and value.startswith(FILE_PREFIX):
+        return value[len(FILE_PREFIX) :]
+    return None
+
+
+def value_file_path(value: str) -> str:
+    path = file_reference(value) or ""
+    if safe_relpath(path) is None:
+        raise AssertionFailure(
+            f"{value!r}: give a path relative to the repository root, without `..`, "
+            "like file://golden/expected/answer.txt"
+        )
+    return path
+
+
+def load_value_file(value: str, read: FileReader) -> Any:
+    """The value a `file://path` stands for: `.json` and `.yaml`/`.yml` files are parsed,
+    any other file is UTF-8 text. The content is data, never a template."""
+    from promptyard.documents import DocumentError, decode, parse_json_value, parse_yaml
+    from promptyard.errors import ConfigError
+
+    path = value_file_path(value)
+    try:
+        raw = read(path, MAX_VALUE_FILE_BYTES)
+    except ConfigError as exc:  # a symlink out of the repository, a FIFO
+        raise AssertionFailure(f"{value!r}: {exc.message}") from None
+    if raw is None:
+        raise AssertionFailure(f"{value!r}: no such file in the repository")
+    try:
+        if len(raw) > MAX_VALUE_FILE_BYTES:
+            raise AssertionFailure(
+                f"{value!r}: larger than {MAX_VALUE_FILE_BYTES >> 20} MiB; keep value files small"
+            )
+        text = decode(raw, path, max_bytes=MAX_VALUE_FILE_BYTES)
+        if path.endswith(".json"):
+            return parse_json_value(text)
+        if path.endswith((".yaml", ".yml")):
+            return parse_yaml(text, path, max_bytes=MAX_VALUE_FILE_BYTES).data
+        return text
+    except DocumentError as exc:
+        raise AssertionFailure(f"{value!r}: line {exc.position.line}: {exc.message}") from None
+    except ValueError as exc:
+        raise AssertionFailure(f"{value!r}: invalid JSON: {exc}") from None
+
+
+def _working_tree_reader(root: Path | None) -> FileReader:
+    def read(path: str, limit: int) -> bytes | None:
+        if root is None:
+            raise AssertionFailure("`file://` values need the repository root")
+        from promptyard.workspace import WorkingTree
+
+        return WorkingTree(root).read(path, limit)
+
+    return read
 
 
 # --- context and results -----------------------------------------------------------------
@@ -116,12 +218,12 @@ class AssertionContext:
     _json_done: bool = field(default=False, repr=False)
 
     def output_json(self) -> tuple[Any, str | None]:
-        """(parsed output, None) or (None, why it is not JSON). Code fences are tolerated."""
+        """(parsed output, None) or (None, why it is not RFC 8259 JSON). An output that is
+        exactly one code fence is read without the fence."""
         if not self._json_done:
-            text = _strip_fence(self.output)
             try:
-                self._json = json.loads(text)
-            except (json.JSONDecodeError, RecursionError) as exc:
+                self._json = textchecks.loads_strict(strip_fence(self.output))
+            except ValueError as exc:
                 self._json_error = f"output is not JSON ({exc})"
             self._json_done = True
         return self._json, self._json_error
@@ -147,10 +249,12 @@ class AssertionResult:
         }
 
 
-_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?```\s*$", re.DOTALL)
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
 
 
-def _strip_fence(text: str) -> str:
+def strip_fence(text: str) -> str:
+    """The body of an output that is exactly one Markdown code fence (```json ... ```,
+    whitespace around it allowed), else the output unchanged."""
     match = _FENCE.match(text)
     return match.group(1) if match else text
 
@@ -206,13 +310,20 @@ async def evaluate(assertion: Assertion, ctx: AssertionContext) -> AssertionResu
     if kind is None:
         return result(False, 0.0, "unknown assertion type")
     try:
-        value = render_value(assertion.value, ctx.case)
-        resolved = assertion
-        if value is not assertion.value:
+        if file_reference(assertion.value) is not None:
+            value = load_value_file(assertion.value, _working_tree_reader(ctx.repo_root))
             resolved = assertion.model_copy(update={"value": value})
             problem = kind.check_shape(resolved)
             if problem:
-                raise AssertionFailure(f"after resolving references, {problem}")
+                raise AssertionFailure(f"in {assertion.value}: {problem}")
+        else:
+            value = render_value(assertion.value, ctx.case)
+            resolved = assertion
+            if value is not assertion.value:
+                resolved = assertion.model_copy(update={"value": value})
+                problem = kind.check_shape(resolved)
+                if problem:
+                    raise AssertionFailure(f"after resolving references, {problem}")
         passed, score, reason = await kind.evaluate(resolved, ctx)
         score = float(score)
         if not math.isfinite(score):
@@ -224,8 +335,9 @@ async def evaluate(assertion: Assertion, ctx: AssertionContext) -> AssertionResu
     except Exception as exc:  # evaluators meet hostile values and user code: never crash the run
         return result(False, 0.0, f"could not evaluate: {type(exc).__name__}: {exc}")
     score = max(0.0, min(1.0, score))
-    if assertion.threshold is not None and not kind.uses_threshold:
-        passed = score >= assertion.threshold
+    if assertion.threshold is not None and kind.graded and not kind.uses_threshold:
+        # a zero score never passes, whatever the threshold (lint refuses 0 as well)
+        passed = score > 0 and score >= assertion.threshold
         reason = f"{reason} (score {score:.2f}, min {assertion.threshold:g})"
     if negated:
         passed, score, reason = not passed, 1.0 - score, f"not: {reason}"
@@ -264,13 +376,21 @@ class GradingStopped(Exception):
     because a provider is down: it passes through `evaluate` untouched."""
 
 
-def combine(results: list[AssertionResult]) -> tuple[bool, float]:
-    """A case passes when all assertions pass; its score is their weighted mean."""
+def combine(results: list[AssertionResult], threshold: float | None = None) -> tuple[bool, float]:
+    """(passed, score) of a case. Its score is the weighted mean of the assertion scores.
+    Without a `threshold`, it passes when every assertion of non-zero weight passes (a
+    weight-0 assertion is reported but never fails a case); with one, it passes when the
+    score reaches the threshold, whichever assertions failed."""
     if not results:
         return True, 1.0
     total = sum(r.weight for r in results)
-    score = sum(r.score * r.weight for r in results) / total if total else 1.0
-    return all(r.passed for r in results), score
+    if total:
+        score = sum(r.score * r.weight for r in results) / total
+    else:  # every weight is 0: the plain mean still says how the answer did
+        score = sum(r.score for r in results) / len(results)
+    if threshold is not None:
+        return score >= threshold, score
+    return all(r.passed for r in results if r.weight > 0), score
 
 
 # --- value shapes ------------------------------------------------------------------------
@@ -284,20 +404,43 @@ def _any_value(a: Assertion) -> str | None:
     return None if a.value is not None else "needs a `value` to compare with"
 
 
+def _is_text(value: Any) -> bool:
+    """A non-empty string, or a number standing for its decimal text (never a boolean)."""
+    if isinstance(value, str):
+        return bool(value)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def as_text(value: Any) -> str:
+    """The text a string or number value stands for: integers (also 2.0) as integers,
+    other numbers in the shortest form that reads back the same (0.25, 1e-05)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value) if isinstance(value, int | float) else json.dumps(value, ensure_ascii=False)
+
+
 def _string_value(a: Assertion) -> str | None:
-    return None if isinstance(a.value, str) and a.value else "`value` must be a non-empty string"
+    return None if _is_text(a.value) else "`value` must be a non-empty string (or a number)"
+
+
+def _prefix_value(a: Assertion) -> str | None:
+    if _is_text(a.value) and as_text(a.value).strip():
+        return None
+    return "`value` must be a string (or a number) with more than whitespace in it"
 
 
 def _strings_value(a: Assertion) -> str | None:
-    ok = isinstance(a.value, list) and a.value and all(isinstance(v, str) for v in a.value)
+    ok = isinstance(a.value, list) and a.value and all(_is_text(v) for v in a.value)
     return None if ok else "`value` must be a non-empty list of strings"
 
 
 def _regex_value(a: Assertion) -> str | None:
-    if not isinstance(a.value, str) or not a.value:
+    if not _is_text(a.value):
         return "`value` must be a regular expression string"
     try:
-        re.compile(a.value)
+        re.compile(as_text(a.value))
     except re.error as exc:
         return f"`value` is not a valid regular expression: {exc}"
     return None
@@ -349,7 +492,7 @@ def _json_path_value(a: Assertion) -> str | None:
 
 
 def _levenshtein_value(a: Assertion) -> str | None:
-    if not isinstance(a.value, str):
+    if not (isinstance(a.value, str) or _is_text(a.value)):
         return "`value` must be the expected string"
     if a.threshold is not None and a.threshold < 0:
         return "`threshold` (the maximum distance) must be >= 0"
@@ -359,9 +502,36 @@ def _levenshtein_value(a: Assertion) -> str | None:
 def _scored_text_value(a: Assertion) -> str | None:
     if not isinstance(a.value, str) or not a.value:
         return "`value` must be a non-empty string"
+    return _unit_threshold(a)
+
+
+def _unit_threshold(a: Assertion) -> str | None:
     if a.threshold is not None and not 0 <= a.threshold <= 1:
         return "`threshold` must be between 0 and 1"
     return None
+
+
+def _references_value(a: Assertion) -> str | None:
+    if _is_text(a.value) or (
+        isinstance(a.value, list) and a.value and all(_is_text(v) for v in a.value)
+    ):
+        return _unit_threshold(a)
+    return "`value` must be the reference text, or a non-empty list of reference texts"
+
+
+_ELEMENT_PATH = re.compile(r"^[^.\s<>]+(\.[^.\s<>]+)*$")
+
+
+def _xml_value(a: Assertion) -> str | None:
+    if a.value is None:
+        return None
+    if (
+        isinstance(a.value, list)
+        and a.value
+        and all(isinstance(v, str) and _ELEMENT_PATH.match(v) for v in a.value)
+    ):
+        return None
+    return "`value` must be omitted or a list of required element paths like root.item.name"
 
 
 def _limit_threshold(unit: str) -> ShapeCheck:
@@ -405,71 +575,93 @@ def _python_value(a: Assertion) -> str | None:
 # --- evaluators ----------------------------------------------------------------------------
 
 
-def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
 def _short(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @assertion_type(
-    "equals", "output equals `value` (JSON-aware when value is not a string)", _any_value
+    "equals",
+    "output equals `value` (text, trimmed), or the JSON output equals a non-string `value`",
+    _any_value,
 )
 async def _equals(a: Assertion, ctx: AssertionContext) -> Outcome:
     if isinstance(a.value, str):
         ok = ctx.output.strip() == a.value.strip()
     else:
         parsed, error = ctx.output_json()
-        ok = error is None and parsed == a.value
+        ok = error is None and textchecks.json_equal(parsed, a.value)
     return (
         ok,
         float(ok),
         (
             "output equals the expected value"
             if ok
-            else f"expected {_short(_as_text(a.value))!r}, got {_short(ctx.output)!r}"
+            else f"expected {_short(as_text(a.value))!r}, got {_short(ctx.output)!r}"
         ),
     )
 
 
-@assertion_type("contains", "output contains `value`", _string_value)
-async def _contains(a: Assertion, ctx: AssertionContext) -> Outcome:
-    ok = a.value in ctx.output
-    return ok, float(ok), f"{'contains' if ok else 'does not contain'} {a.value!r}"
+def _found(needles: list[Any], haystack: str, *, fold: bool) -> list[bool]:
+    text = haystack.casefold() if fold else haystack
+    return [(as_text(n).casefold() if fold else as_text(n)) in text for n in needles]
 
 
-@assertion_type("icontains", "output contains `value`, ignoring case", _string_value)
-async def _icontains(a: Assertion, ctx: AssertionContext) -> Outcome:
-    ok = a.value.casefold() in ctx.output.casefold()
-    return ok, float(ok), f"{'contains' if ok else 'does not contain'} {a.value!r} (any case)"
+def _register_contains(name: str, fold: bool) -> None:
+    """contains / icontains and their -any / -all forms: one rule, with and without case."""
+    case = " (any case)" if fold else ""
+
+    async def one(a: Assertion, ctx: AssertionContext) -> Outcome:
+        [ok] = _found([a.value], ctx.output, fold=fold)
+        verb = "contains" if ok else "does not contain"
+        return ok, float(ok), f"{verb} {as_text(a.value)!r}{case}"
+
+    async def any_of(a: Assertion, ctx: AssertionContext) -> Outcome:
+        hits = _found(a.value, ctx.output, fold=fold)
+        found = [as_text(v) for v, hit in zip(a.value, hits, strict=True) if hit]
+        ok = bool(found)
+        reason = f"contains {found[0]!r}" if ok else f"contains none of {a.value!r}"
+        return ok, float(ok), reason + case
+
+    async def all_of(a: Assertion, ctx: AssertionContext) -> Outcome:
+        hits = _found(a.value, ctx.output, fold=fold)
+        missing = [as_text(v) for v, hit in zip(a.value, hits, strict=True) if not hit]
+        score = 1 - len(missing) / len(a.value)
+        return (
+            not missing,
+            score,
+            ("contains all" if not missing else f"missing {missing!r}") + case,
+        )
+
+    how = ", ignoring case" if fold else ""
+    assertion_type(name, f"output contains `value`{how}", _string_value)(one)
+    assertion_type(f"{name}-any", f"output contains one of `value`{how}", _strings_value)(any_of)
+    assertion_type(
+        f"{name}-all",
+        f"output contains every string of `value`{how}; score: the share found",
+        _strings_value,
+        graded=True,
+    )(all_of)
 
 
-@assertion_type("contains-any", "output contains at least one of `value`", _strings_value)
-async def _contains_any(a: Assertion, ctx: AssertionContext) -> Outcome:
-    found = [v for v in a.value if v in ctx.output]
-    ok = bool(found)
-    return ok, float(ok), (f"contains {found[0]!r}" if ok else f"contains none of {a.value!r}")
+_register_contains("contains", fold=False)
+_register_contains("icontains", fold=True)
 
 
-@assertion_type("contains-all", "output contains every string of `value`", _strings_value)
-async def _contains_all(a: Assertion, ctx: AssertionContext) -> Outcome:
-    missing = [v for v in a.value if v not in ctx.output]
-    score = 1 - len(missing) / len(a.value)
-    return not missing, score, ("contains all" if not missing else f"missing {missing!r}")
-
-
-@assertion_type("starts-with", "output starts with `value`", _string_value)
+@assertion_type(
+    "starts-with", "output starts with `value` (leading whitespace ignored)", _prefix_value
+)
 async def _starts_with(a: Assertion, ctx: AssertionContext) -> Outcome:
-    ok = ctx.output.lstrip().startswith(a.value)
-    return ok, float(ok), f"{'starts' if ok else 'does not start'} with {a.value!r}"
+    prefix = as_text(a.value).lstrip()
+    ok = ctx.output.lstrip().startswith(prefix)
+    return ok, float(ok), f"{'starts' if ok else 'does not start'} with {prefix!r}"
 
 
 @assertion_type("regex", "output matches the regular expression `value`", _regex_value)
 async def _regex(a: Assertion, ctx: AssertionContext) -> Outcome:
     # The output is untrusted: a backtracking pattern must not hang the eval.
-    ok = _bounded(f"regex /{a.value}/", re.search, a.value, ctx.output) is not None
-    return ok, float(ok), f"{'matches' if ok else 'does not match'} /{a.value}/"
+    pattern = as_text(a.value)
+    ok = _bounded(f"regex /{pattern}/", re.search, pattern, ctx.output) is not None
+    return ok, float(ok), f"{'matches' if ok else 'does not match'} /{pattern}/"
 
 
 @assertion_type("is-json", "output parses as JSON", _no_value)
@@ -494,15 +686,38 @@ async def _json_schema(a: Assertion, ctx: AssertionContext) -> Outcome:
     parsed, error = ctx.output_json()
     if error is not None:
         return False, 0.0, error
-    validator = Draft202012Validator(schema)
+    problem = _schema_violation(schema, parsed)
+    return problem is None, float(problem is None), problem or "output matches the schema"
+
+
+def _schema_violation(schema: dict[str, Any], instance: Any) -> str | None:
+    """Why `instance` fails `schema` (draft 2020-12, `format` enforced), or None."""
+    validator = Draft202012Validator(schema, format_checker=textchecks.FORMAT_CHECKER)
     problem = _bounded(
         "json-schema validation",
-        lambda: jsonschema.exceptions.best_match(validator.iter_errors(parsed)),
+        lambda: jsonschema.exceptions.best_match(validator.iter_errors(instance)),
     )
     if problem is None:
-        return True, 1.0, "output matches the schema"
+        return None
     where = "/".join(str(p) for p in problem.absolute_path) or "(root)"
-    return False, 0.0, f"schema violation at {where}: {problem.message}"
+    return f"schema violation at {where}: {problem.message}"
+
+
+@assertion_type(
+    "contains-json",
+    "the output holds a JSON object or array (valid against `value` if given)",
+    _schema_value,
+)
+async def _contains_json(a: Assertion, ctx: AssertionContext) -> Outcome:
+    found = _bounded("contains-json", lambda: list(textchecks.json_values_in(ctx.output)))
+    if not found:
+        return False, 0.0, "output holds no JSON object or array"
+    if a.value is None:
+        return True, 1.0, f"output holds {len(found)} JSON value(s)"
+    problems = [_schema_violation(a.value, value) for value in found]
+    if None in problems:
+        return True, 1.0, "output holds JSON that matches the schema"
+    return False, 0.0, f"no JSON in the output matches the schema; first: {problems[0]}"
 
 
 def _lookup(data: Any, parts: list[str | int]) -> tuple[bool, Any]:
@@ -532,22 +747,21 @@ async def _json_path(a: Assertion, ctx: AssertionContext) -> Outcome:
     if not found:
         return False, 0.0, f"{path} is absent"
     if "equals" in a.value:
-        ok = value == a.value["equals"]
+        ok = textchecks.json_equal(value, a.value["equals"])
         return (
             ok,
             float(ok),
             (
                 f"{path} equals {a.value['equals']!r}"
                 if ok
-                else f"{path} is {_short(_as_text(value))!r}, expected {a.value['equals']!r}"
+                else f"{path} is {_short(as_text(value))!r}, expected {a.value['equals']!r}"
             ),
         )
     needle = a.value["contains"]
-    ok = (
-        (needle in value)
-        if isinstance(value, list | str) and (isinstance(value, list) or isinstance(needle, str))
-        else False
-    )
+    if isinstance(value, list):
+        ok = any(textchecks.json_equal(item, needle) for item in value)
+    else:
+        ok = isinstance(value, str) and isinstance(needle, str) and needle in value
     return ok, float(ok), f"{path} {'contains' if ok else 'does not contain'} {needle!r}"
 
 
@@ -572,10 +786,67 @@ def levenshtein(a: str, b: str) -> int:
 )
 async def _levenshtein(a: Assertion, ctx: AssertionContext) -> Outcome:
     limit = a.threshold if a.threshold is not None else 5
-    distance = _bounded("levenshtein", levenshtein, ctx.output.strip(), a.value.strip())
-    longest = max(len(ctx.output.strip()), len(a.value.strip()), 1)
-    ok = distance <= limit
-    return ok, 1 - distance / longest, f"edit distance {distance} (max {limit:g})"
+    answer, expected = ctx.output.strip(), as_text(a.value).strip()
+    distance = _bounded("levenshtein", levenshtein, answer, expected)
+    score = 1 - distance / max(len(answer), len(expected), 1)
+    # an answer with nothing in common (score 0) never passes, however short both are
+    ok = distance <= limit and score > 0
+    return ok, score, f"edit distance {distance} (max {limit:g}), similarity {score:.2f}"
+
+
+def _reference_metric(
+    name: str, summary: str, default: float, label: str, metric: Callable[[str, list[str]], float]
+) -> None:
+    """A type scoring the answer against reference texts; `threshold` is the minimum score."""
+
+    async def evaluate_metric(a: Assertion, ctx: AssertionContext) -> Outcome:
+        limit = a.threshold if a.threshold is not None else default
+        references = [as_text(r) for r in (a.value if isinstance(a.value, list) else [a.value])]
+        score = metric(ctx.output, references)
+        ok = score > 0 and score >= limit
+        return ok, score, f"{label} {score:.3f} (min {limit:g})"
+
+    assertion_type(name, summary, _references_value, uses_threshold=True)(evaluate_metric)
+
+
+_reference_metric(
+    "rouge-n",
+    "ROUGE-1 recall against the reference(s) in `value` at least `threshold` (default 0.75)",
+    0.75,
+    "ROUGE-1 recall",
+    lambda output, references: max(textchecks.rouge_n(output, r) for r in references),
+)
+_reference_metric(
+    "bleu",
+    "BLEU-4 against the reference(s) in `value` at least `threshold` (default 0.5)",
+    0.5,
+    "BLEU",
+    textchecks.bleu,
+)
+
+
+@assertion_type("is-refusal", "the output is empty or reads as a refusal", _no_value)
+async def _is_refusal(a: Assertion, ctx: AssertionContext) -> Outcome:
+    ok = textchecks.is_refusal(ctx.output)
+    return ok, float(ok), "output is a refusal" if ok else "output is not a refusal"
+
+
+@assertion_type(
+    "is-xml",
+    "the output is well-formed XML holding the element paths in `value` (if given)",
+    _xml_value,
+)
+async def _is_xml(a: Assertion, ctx: AssertionContext) -> Outcome:
+    problem = _bounded("is-xml", textchecks.xml_problem, strip_fence(ctx.output), a.value or ())
+    return problem is None, float(problem is None), problem or "output is well-formed XML"
+
+
+@assertion_type(
+    "is-sql", "every statement of the output parses as SQL (SQLite's grammar)", _no_value
+)
+async def _is_sql(a: Assertion, ctx: AssertionContext) -> Outcome:
+    problem = _bounded("is-sql", textchecks.sql_problem, strip_fence(ctx.output))
+    return problem is None, float(problem is None), problem or "output parses as SQL"
 
 
 def cosine(u: list[float], v: list[float]) -> float:
@@ -629,7 +900,7 @@ async def _llm_rubric(a: Assertion, ctx: AssertionContext) -> Outcome:
         raise AssertionFailure("`llm-rubric` needs a judge provider; none is configured")
     reply = await ctx.judge(rubric_messages(a.value, ctx.output), a.provider)
     try:
-        verdict = json.loads(_strip_fence(reply))
+        verdict = json.loads(strip_fence(reply))
         passed = verdict["pass"]
         score = float(verdict.get("score", 1.0 if passed else 0.0))
         reason = str(verdict.get("reason", ""))

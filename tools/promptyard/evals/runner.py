@@ -906,7 +906,7 @@ class _Engine:
                 results.append(await evaluate(assertion, ctx))
         except GradingUnavailable as exc:
             error, error_kind = str(exc), exc.kind
-        passed, score = combine(results)
+        passed, score = combine(results, case.threshold)
         if error is not None:
             passed, score = False, 0.0
         return run.row(

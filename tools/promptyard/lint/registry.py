@@ -93,6 +93,12 @@ declare(
 declare("P012", "include-cycle", "error", "partials that include each other in a cycle")
 declare("D003", "duplicate-case-id", "error", "two cases of a dataset share an `id`")
 declare("A002", "assertion-value", "error", "an assertion's value has the wrong shape for its type")
+declare(
+    "A003",
+    "assertion-file",
+    "error",
+    "a `file://` assertion value that is missing, unsafe, too large or unreadable",
+)
 
 
 def as_problem(rule_: Rule, hit: Hit) -> Problem:

@@ -9,6 +9,13 @@ from pydantic import Field
 from promptyard.spec.base import SpecModel
 
 
+def _type_examples(schema: dict[str, Any]) -> None:
+    """Editors complete `type` from the assertion registry (imported late: it imports us)."""
+    from promptyard.evals.assertions import known_type_names
+
+    schema["examples"] = known_type_names()
+
+
 class Assertion(SpecModel):
     """`{type, value?, threshold?, weight?, metric?, provider?}`; `not-<type>` negates any type.
 
@@ -19,6 +26,7 @@ class Assertion(SpecModel):
     type: str = Field(
         min_length=1,
         description="An assertion type such as `contains` or `llm-rubric`; `not-<type>` negates it.",
+        json_schema_extra=_type_examples,
     )
     value: Any = Field(
         None,

@@ -21,5 +21,12 @@ class Case(SpecModel):
     assert_: list[Assertion] = Field(
         default_factory=list, alias="assert", description="Assertions for this case only."
     )
+    threshold: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="When set, the case passes when its score (the weighted mean of its "
+        "assertion scores) reaches this, even if some assertions fail.",
+    )
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -58,13 +58,13 @@ def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) 
     "error",
     "an assertion type that does not exist",
     kind="dataset",
-)  # also reports A002 (value shape)
+)  # also reports A002 (value shape) and A003 (file:// values)
 def case_assertions(
     ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]
 ) -> Iterator[Hit]:
     for index, case in enumerate(dataset.cases):
         for a, assertion in enumerate(case.assert_):
-            problem = assertion_problem(assertion)
+            problem = assertion_problem(assertion, ctx.head.read)
             if problem:
                 code, message = problem
                 where = dataset.locate(index, ("assert", a))

@@ -174,13 +174,13 @@ def invalid_input_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit
     "error",
     "an assertion type that does not exist",
     kind="prompt",
-)  # also reports A002 (value shape)
+)  # also reports A002 (value shape) and A003 (file:// values)
 def eval_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     """Eval-level assertions; case-level ones are checked with their dataset."""
     assert prompt.model and prompt.document
     for e, spec in enumerate(prompt.model.evals):
         for a, assertion in enumerate(spec.assert_):
-            problem = assertion_problem(assertion)
+            problem = assertion_problem(assertion, ctx.head.read)
             if problem:
                 code, message = problem
                 where = prompt.document.locate(("evals", e, "assert", a))

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-from scipy import optimize, stats
+from scipy import integrate, optimize, stats
 
 from promptyard.errors import ConfigError
 from promptyard.stats._base import (
@@ -618,17 +618,46 @@ def _t_power(d: float, df: float, nc: float, alpha: float, alternative: Sided) -
         # The t is normal here (and scipy's noncentral t returns NaN at such df).
         return _normal_power(nc, _z_alpha(alpha, alternative), alternative)
     crit = float(stats.t.isf(alpha / 2 if alternative == "two-sided" else alpha, df))
-    # Far in the tail (huge nc, tiny df) boost's series does not converge: scipy warns and
-    # returns its closest value, or NaN. There the power is that of the normal shift, ~0 or
-    # ~1; the warning is not the user's business.
+    near = _quiet_nct(stats.nct.sf, crit, df, nc)
+    if near is None:
+        # Far in the tail (huge nc, tiny df) boost's series may not converge; there the
+        # power is that of the normal shift, ~0 or ~1.
+        near = float(stats.norm.cdf(nc - crit))
+    if alternative == "one-sided":
+        return near
+    far = _quiet_nct(stats.nct.cdf, -crit, df, nc)
+    if far is None:
+        far = _far_tail(crit, df, nc)
+    return near + far
+
+
+def _far_tail(crit: float, df: float, nc: float) -> float:
+    """P(T < −crit) for T ~ nct(df, nc ≥ 0), where scipy's series gives NaN (df = 1, ...).
+
+    T < −crit < 0 needs Z + nc < 0, so it is at most Φ(−nc): 0 when that is negligible,
+    else E_V[Φ(−crit·√(V/df) − nc)] over V ~ χ²(df) by quadrature.
+    """
+    if stats.norm.cdf(-nc) < 1e-15:
+        return 0.0
+
+    def integrand(v: float) -> float:
+        log = stats.norm.logcdf(-crit * math.sqrt(v / df) - nc) + stats.chi2.logpdf(v, df)
+        return math.exp(log) if math.isfinite(log) else 0.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        value, _ = integrate.quad(integrand, 0, math.inf, epsabs=1e-15, limit=200)
+    return min(max(value, 0.0), float(stats.norm.cdf(-nc)))
+
+
+def _quiet_nct(fn: Callable[..., Any], x: float, df: float, nc: float) -> float | None:
+    """`fn(x, df, nc)` of scipy's noncentral t, or None where it is NaN or warns."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        power = float(stats.nct.sf(crit, df, nc))
-        if alternative == "two-sided":
-            power += float(stats.nct.cdf(-crit, df, nc))
-    if math.isnan(power) or any(issubclass(w.category, RuntimeWarning) for w in caught):
-        power = float(stats.norm.cdf(nc - crit))
-    return power
+        value = float(fn(x, df, nc))
+    if math.isnan(value) or any(issubclass(w.category, RuntimeWarning) for w in caught):
+        return None
+    return value
 
 
 def _two_means_power(d: float, n_c: float, n_t: float, alpha: float, alt: Sided) -> float:

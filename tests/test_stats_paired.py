@@ -60,6 +60,37 @@ def test_mcnemar_one_sided_for_regression_gates() -> None:
     assert chi_less.p_value == pytest.approx(stats.norm.cdf(-math.sqrt(20.6722222)), rel=1e-6)
 
 
+def test_mcnemar_one_sided_continuity_correction_moves_toward_the_null() -> None:
+    # Issue 21.2: 5 regressions, 10 improvements, "is head worse?" — the corrected normal
+    # p is Φ((10 − 5 + 1)/√15) = 0.939, next to the exact binomial 0.941 (it was 0.849).
+    counts = {"both_pass": 50, "regressions": 5, "improvements": 10, "both_fail": 35}
+    less = T.mcnemar_from_counts(**counts, method="chi2", alternative="less")
+    assert less.p_value == pytest.approx(stats.norm.cdf(6 / math.sqrt(15)), rel=1e-12)
+    assert less.p_value == pytest.approx(0.9393, abs=1e-4)
+    assert stats.binom.cdf(10, 15, 0.5) == pytest.approx(0.9408, abs=1e-4)
+    greater = T.mcnemar_from_counts(**counts, method="chi2", alternative="greater")
+    assert greater.p_value == pytest.approx(stats.norm.sf(4 / math.sqrt(15)), rel=1e-12)
+    for alternative in ("less", "greater", "two-sided"):
+        none = T.mcnemar_from_counts(
+            both_pass=3, regressions=0, improvements=0, both_fail=2, method="chi2",
+            alternative=alternative,
+        )  # fmt: skip
+        assert none.p_value == 1.0
+    # Against the exact binomial tail on every table up to 40 + 40 discordant pairs: the
+    # correction keeps the one-sided p within 0.023 (the worst is one discordant pair).
+    for b in range(41):
+        for c in range(41):
+            if b + c == 0:
+                continue
+            for side in ("less", "greater"):
+                approx = T.mcnemar_from_counts(
+                    both_pass=0, regressions=b, improvements=c, both_fail=1, method="chi2",
+                    alternative=side,
+                ).p_value  # fmt: skip
+                exact = stats.binomtest(c, b + c, 0.5, alternative=side).pvalue
+                assert abs(approx - exact) < 0.023, (b, c, side)
+
+
 def test_mcnemar_difference_and_interval() -> None:
     result = T.mcnemar_from_table(TABLE)
     assert result.base_rate == pytest.approx(222 / 314)

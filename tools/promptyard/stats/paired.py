@@ -57,7 +57,9 @@ class PairedBinaryResult(Result):
     `difference` = head pass rate − base pass rate; `ci_low`/`ci_high` its interval at
     `confidence` (Agresti–Min 2005: Wald after adding 0.5 to each cell of the 2×2 table).
     `test` is mcnemar-exact, mcnemar-chi2 or mcnemar-chi2-cc (continuity corrected);
-    `statistic` is the chi-square (or, for the exact test, the improvements count).
+    `statistic` is the chi-square of a two-sided chi2 test, the signed z of a one-sided one
+    (the correction moves toward the null on the tested side), or, for the exact test, the
+    improvements count.
     """
 
     test: str
@@ -262,13 +264,7 @@ def mcnemar_from_counts(
         p = 1.0 if discordant == 0 else stats.binomtest(c, discordant, 0.5, alternative).pvalue
     elif method == "chi2":
         test = "mcnemar-chi2-cc" if correction else "mcnemar-chi2"
-        gap = max(abs(c - b) - (1 if correction else 0), 0)
-        statistic = gap * gap / discordant if discordant else 0.0
-        if alternative == "two-sided":
-            p = float(stats.chi2.sf(statistic, 1)) if discordant else 1.0
-        else:
-            z = math.copysign(math.sqrt(statistic), c - b) if statistic else 0.0
-            p = float(stats.norm.cdf(z) if alternative == "less" else stats.norm.sf(z))
+        statistic, p = _mcnemar_normal(b, c, correction, alternative)
     else:
         raise ConfigError(f"McNemar method must be exact or chi2, got {method!r}")
     low, high = _paired_difference_interval(b, c, n, confidence)
@@ -289,6 +285,28 @@ def mcnemar_from_counts(
         p_value=float(min(1.0, p)),
         alternative=alternative,
     )
+
+
+def _mcnemar_normal(b: int, c: int, correction: bool, alternative: str) -> tuple[float, float]:
+    """(statistic, p) of McNemar's normal approximation; C ~ Bin(b + c, 1/2) under H0.
+
+    Two-sided: the chi-square (|c − b| − 1)² / (b + c). One-sided: the signed z, with the
+    continuity correction moving c half a unit toward the null on the tested side —
+    P(C ≤ c) ≈ Φ((c − b + 1)/√(b + c)), P(C ≥ c) ≈ Φ̄((c − b − 1)/√(b + c)).
+    """
+    discordant = b + c
+    if discordant == 0:
+        return 0.0, 1.0
+    shift = 1 if correction else 0
+    if alternative == "two-sided":
+        gap = max(abs(c - b) - shift, 0)
+        statistic = gap * gap / discordant
+        return statistic, float(stats.chi2.sf(statistic, 1))
+    if alternative == "less":
+        z = (c - b + shift) / math.sqrt(discordant)
+        return z, float(stats.norm.cdf(z))
+    z = (c - b - shift) / math.sqrt(discordant)
+    return z, float(stats.norm.sf(z))
 
 
 def _paired_difference_interval(b: int, c: int, n: int, confidence: float) -> tuple[float, float]:

@@ -165,6 +165,28 @@ def test_msprt_detects_a_real_effect() -> None:
         sequential.msprt_two_sample_stream([1.0, 1.0, 1.0, 1.0], [True, False, True, False], tau=1)
 
 
+def test_msprt_stream_variance_is_stable_far_from_zero() -> None:
+    # Issue 21.3: Σx² − (Σx)²/n loses every digit for values of sd 1 around 1e8 (p 0.898
+    # instead of 0.005). Reference: each look's two-pass variance (mean first, then the
+    # squared deviations) of the prefix, through msprt_sequence.
+    rng = np.random.default_rng(5)
+    arm = rng.random(300) < 0.5
+    values = rng.normal(0, 1, 300) + np.where(arm, 0.5, 0.0) + 1e8
+    estimates, variances = [], []
+    for end in range(1, values.size + 1):
+        t, c = values[:end][arm[:end]], values[:end][~arm[:end]]
+        if t.size >= 30 and c.size >= 30:
+            estimates.append(float(np.mean(t - 1e8) - np.mean(c - 1e8)))
+            variances.append(float(np.var(t, ddof=1) / t.size + np.var(c, ddof=1) / c.size))
+    expected = sequential.msprt_sequence(estimates, variances, tau=0.3)
+    result = sequential.msprt_two_sample_stream(values, arm, tau=0.3)
+    assert result.looks == expected.looks
+    assert result.p_value == pytest.approx(expected.p_value, rel=1e-6)
+    assert result.p_value < 0.05  # the decision the data support
+    shifted_back = sequential.msprt_two_sample_stream(values - 1e8, arm, tau=0.3)
+    assert result.p_value == pytest.approx(shifted_back.p_value, rel=1e-6)
+
+
 @pytest.mark.parametrize("estimate", [-2.5, -0.4, 0.0, 0.7, 3.0])
 def test_one_sided_msprt_is_the_half_normal_mixture(estimate: float) -> None:
     # Λ₁ = ∫ over the tested side of 2·φ_τ(θ) · L(θ)/L(0), integrated numerically.

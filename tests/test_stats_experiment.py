@@ -877,3 +877,26 @@ def test_plot_api_refuses_a_path_it_cannot_write(tmp_path: Path) -> None:
     assert target.read_bytes()[:4] == b"\x89PNG"
     # No temporary file left behind.
     assert {p.name for p in tmp_path.iterdir()} == {"file", "plot.png"}
+
+
+@pytest.mark.parametrize("huge", ["1e200", "1.7e308"])
+def test_values_that_overflow_the_variance_are_exit_2_naming_the_rows(
+    tmp_path: Path, huge: str
+) -> None:
+    # Issue 21.4 / 19: values near 1e200 ended in exit 3 "internal error: OverflowError".
+    repo = write_repo(tmp_path)
+    rows = ["user_id,variant,resolved,handle_time,escalated"]
+    rows += [
+        f"u{i},{'control' if i % 2 else 'friendly'},{i % 3 == 0:d},{300 + i},0" for i in range(40)
+    ]
+    rows[3] = f"u2,friendly,0,{huge},0"
+    rows[8] = f"u7,control,0,-{huge},0"
+    _write(repo / "huge.csv", "\n".join(rows) + "\n")
+    result = run(repo, "experiment", "analyze", "reply-tone", "--data", str(repo / "huge.csv"))
+    assert result.exit_code == 2, result.output + result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert (
+        first.startswith("error: ")
+        and "huge.csv: rows 3, 8: 'handle_time' is beyond ±1e+150" in first
+    )
+    assert "overflow" in first and "Traceback" not in result.output + result.stderr

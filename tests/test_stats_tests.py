@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -278,3 +280,67 @@ def test_every_public_name_resolves() -> None:
         assert getattr(package, name) is not None, name
     with pytest.raises(AttributeError):
         package.no_such_function  # noqa: B018
+
+
+# --- NaN, infinite and fractional inputs to the API (issue 21.4) ----------------------------
+
+BAD_NUMBERS = {
+    "beta-binomial NaN successes": (
+        lambda: bayes.beta_binomial(math.nan, 10, 5, 10),
+        "control successes must be a whole",
+    ),
+    "beta-binomial fractional successes": (
+        lambda: bayes.beta_binomial(3, 10, 5.5, 10),
+        "treatment successes must be a whole",
+    ),
+    "beta-binomial infinite n": (
+        lambda: bayes.beta_binomial(3, math.inf, 5, 10),
+        "control units must be a whole",
+    ),
+    "gaussian NaN mean": (
+        lambda: bayes.gaussian_posterior(math.nan, 1, 0, 1),
+        "control mean must be a finite",
+    ),
+    "gaussian infinite se": (
+        lambda: bayes.gaussian_posterior(0, 1, 0, math.inf),
+        "treatment se must be a finite",
+    ),
+    "gaussian overflowing difference": (
+        lambda: bayes.gaussian_posterior(-1.7e308, 1, 1.7e308, 1),
+        "overflows",
+    ),
+    "prob-best NaN successes": (
+        lambda: bayes.prob_best_beta([math.nan, 1], [10, 10]),
+        "variant 1 successes",
+    ),
+    "prob-best infinite trials": (
+        lambda: bayes.prob_best_beta([1, 1], [10, math.inf]),
+        "variant 2 units",
+    ),
+    "prob-best negative prior": (
+        lambda: bayes.prob_best_beta([1, 1], [10, 10], prior_alpha=-1),
+        "prior alpha",
+    ),
+    "srm fractional count": (
+        lambda: srm.srm_check({"a": 10.7, "b": 10}, {"a": 1, "b": 1}),
+        "got 10.7",
+    ),
+    "srm NaN count": (lambda: srm.srm_check({"a": math.nan, "b": 10}, {"a": 1, "b": 1}), "nan"),
+    "srm infinite count": (
+        lambda: srm.srm_check({"a": 5, "b": math.inf}, {"a": 1, "b": 1}),
+        "variant 'b'",
+    ),
+}
+
+
+@pytest.mark.parametrize("call, message", BAD_NUMBERS.values(), ids=BAD_NUMBERS.keys())
+def test_nan_infinite_or_fractional_inputs_are_config_errors(call: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        call()
+
+
+def test_whole_counts_given_as_floats_still_work() -> None:
+    # 10.0 units are 10 units: the same answer as the int, exactly (chi-square reference).
+    as_float = srm.srm_check({"a": 4800.0, "b": 5200.0}, {"a": 50, "b": 50})
+    assert as_float.p_value == pytest.approx(stats.chi2.sf(16.0, 1), rel=1e-12)
+    assert bayes.beta_binomial(3.0, 10.0, 5, 10) == bayes.beta_binomial(3, 10, 5, 10)

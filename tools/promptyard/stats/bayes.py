@@ -24,7 +24,15 @@ import numpy as np
 from scipy import special, stats
 
 from promptyard.errors import ConfigError
-from promptyard.stats._base import Result, check_positive, check_probability, check_seed
+from promptyard.stats._base import (
+    Result,
+    check_count,
+    check_finite,
+    check_positive,
+    check_probability,
+    check_seed,
+    shown,
+)
 
 MAX_EXACT_TERMS = 5_000_000
 TERMS_PER_CHUNK = 1_000_000
@@ -107,6 +115,15 @@ def _beta_draws(alpha: float, beta: float, draws: int, rng: np.random.Generator)
     return rng.beta(alpha, beta, size=draws)
 
 
+def _counts(name: str, successes: int, n: int) -> tuple[int, int]:
+    """(successes, n) as whole numbers with 0 ≤ successes ≤ n, else a ConfigError."""
+    successes = check_count(f"{name} successes", successes)
+    n = check_count(f"{name} units", n)
+    if n < successes:
+        raise ConfigError(f"{name}: need 0 ≤ successes ≤ n, got {successes} of {n}")
+    return successes, n
+
+
 def beta_binomial(
     control_successes: int,
     control_n: int,
@@ -120,13 +137,8 @@ def beta_binomial(
     seed: int = 0,
 ) -> BetaBinomialResult:
     """P(treatment rate > control rate) and expected losses under Beta(prior) priors."""
-    for name, value in (
-        ("control", (control_successes, control_n)),
-        ("treatment", (treatment_successes, treatment_n)),
-    ):
-        successes, n = value
-        if successes < 0 or n < successes:
-            raise ConfigError(f"{name}: need 0 ≤ successes ≤ n, got {successes} of {n}")
+    control_successes, control_n = _counts("control", control_successes, control_n)
+    treatment_successes, treatment_n = _counts("treatment", treatment_successes, treatment_n)
     check_positive("prior alpha", prior_alpha)
     check_positive("prior beta", prior_beta)
     check_probability("confidence", confidence)
@@ -182,10 +194,18 @@ def gaussian_posterior(
 ) -> GaussianPosteriorResult:
     """Normal posterior of treatment − control (flat prior): P(better) and expected losses."""
     check_probability("confidence", confidence)
-    if control_se < 0 or treatment_se < 0:
-        raise ConfigError("standard errors cannot be negative")
-    mu = treatment_mean - control_mean
-    sd = math.sqrt(control_se**2 + treatment_se**2)
+    for name, value in (("control mean", control_mean), ("treatment mean", treatment_mean)):
+        check_finite(name, value)
+    for name, value in (("control se", control_se), ("treatment se", treatment_se)):
+        if check_finite(name, value) < 0:
+            raise ConfigError(f"{name} cannot be negative, got {shown(value)}")
+    mu = float(treatment_mean) - float(control_mean)
+    sd = math.hypot(control_se, treatment_se)
+    if not (math.isfinite(mu) and math.isfinite(sd)):
+        raise ConfigError(
+            f"the difference of the means ({control_mean:g} and {treatment_mean:g}) or its "
+            "standard error overflows; give the metric in smaller units"
+        )
     if sd == 0:
         better = 1.0 if mu > 0 else 0.0 if mu < 0 else 0.5
         loss_t, loss_c = max(-mu, 0.0), max(mu, 0.0)
@@ -232,12 +252,16 @@ def prob_best_beta(
     seed: int = 0,
 ) -> list[float]:
     """P(each variant has the best rate), Monte Carlo from Beta posteriors (seeded)."""
-    s = np.asarray(successes, dtype=float)
-    n = np.asarray(trials, dtype=float)
-    if s.shape != n.shape or s.ndim != 1 or s.size < 2:
+    if len(successes) != len(trials) or len(successes) < 2:
         raise ConfigError("need successes and trials for at least 2 variants")
-    if np.any(s < 0) or np.any(s > n):
-        raise ConfigError("need 0 ≤ successes ≤ trials for every variant")
+    pairs = [
+        _counts(f"variant {i + 1}", *pair)
+        for i, pair in enumerate(zip(successes, trials, strict=True))
+    ]
+    s = np.array([pair[0] for pair in pairs], dtype=float)
+    n = np.array([pair[1] for pair in pairs], dtype=float)
+    check_positive("prior alpha", prior_alpha)
+    check_positive("prior beta", prior_beta)
     rng = np.random.default_rng(check_seed("seed", seed))
     a, b = prior_alpha + s, prior_beta + n - s
     return _prob_best(

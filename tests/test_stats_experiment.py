@@ -210,6 +210,23 @@ def test_plan_unequal_weights_scales_total(tmp_path: Path) -> None:
     assert plan["min_samples_sufficient"] is True
 
 
+@pytest.mark.parametrize("weights", [(33, 33, 34), (80, 15, 5), (50, 50), (45, 30, 25)])
+def test_plan_total_is_the_sum_of_its_arms(tmp_path: Path, weights: tuple[int, ...]) -> None:
+    # Issue 21.5: 33/33/34 printed a total of 13,810 over arms summing to 13,812.
+    variants = [
+        {"name": name, "prompt": f"support-reply@2.{i}.0", "weight": weight}
+        for i, (name, weight) in enumerate(zip(("control", "b", "c"), weights, strict=False))
+    ]
+    repo = write_repo(tmp_path, experiment(variants=variants))
+    plan = json_of(run(repo, "experiment", "plan", "reply-tone", "--format", "json"))
+    assert plan["total"] == sum(plan["per_variant"].values())
+    for row in plan["metrics"]:  # every arm still gets what each test needs
+        assert plan["per_variant"]["control"] >= row["sample_size"]["n"]
+        assert plan["per_variant"][row["treatment"]] >= row["sample_size"]["n_treatment"]
+    text = run(repo, "experiment", "plan", "reply-tone").stdout
+    assert f"total units: {plan['total']:,}" in text
+
+
 def test_plan_continuous_metric_without_sd_is_exit_2(tmp_path: Path) -> None:
     metrics = experiment()["metrics"]
     metrics = [metrics[0], {**metrics[1], "sd": None}, metrics[2]]
@@ -621,6 +638,26 @@ def test_allocate_thompson_weights_with_floor(winning: Path) -> None:
         "50",
     )
     assert too_big.exit_code == 2 and "floor" in too_big.stderr
+
+
+def test_allocate_and_analyze_agree_on_two_variants(tmp_path: Path) -> None:
+    # Issue 21.5: the same posterior gave P(best) 0.95551 in allocate (Monte Carlo) and
+    # P(better) 0.95491 in analyze (exact). Small data, so the probability is not ~1.
+    repo = write_repo(tmp_path)
+    frame = simulate(experiment(), 600, rates=WINNING, seed=3)
+    frame.to_csv(repo / "small.csv", index=False)
+    data = str(repo / "small.csv")
+    allocation = json_of(
+        run(repo, "experiment", "allocate", "reply-tone", "--data", data, "--format", "json")
+    )
+    analysis = json_of(
+        run(repo, "experiment", "analyze", "reply-tone", "--data", data, "--format", "json")
+    )
+    resolved = next(m for m in analysis["metrics"] if m["metric"] == "resolved")
+    friendly = next(v for v in allocation["variants"] if v["name"] == "friendly")
+    assert allocation["method"] == "exact"
+    assert 0.01 < friendly["prob_best"] < 0.99
+    assert friendly["prob_best"] == resolved["prob_better"]
 
 
 # --- bad data -----------------------------------------------------------------------------------

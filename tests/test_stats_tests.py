@@ -61,6 +61,20 @@ def test_relative_lift_delta_method() -> None:
     assert twosample.relative_lift(0.0, 0.1, 1.0, 0.1).lift is None
 
 
+def test_rate_lift_interval_stops_at_minus_100_percent() -> None:
+    # Issue 21.5: 6/20 → 1/20, the delta-method lower bound is −117%; a rate cannot fall
+    # below 0, so the lift cannot fall below −100%.
+    result = twosample.two_proportions_ztest(6, 20, 1, 20)
+    p_c, p_t = 0.3, 0.05
+    se = math.sqrt((p_t * (1 - p_t) / 20) / p_c**2 + p_t**2 * (p_c * (1 - p_c) / 20) / p_c**4)
+    z = stats.norm.isf(0.025)
+    assert result.lift.lift == pytest.approx(p_t / p_c - 1)
+    assert result.lift.se == pytest.approx(se, rel=1e-12)
+    assert p_t / p_c - 1 - z * se < -1.15  # what the normal interval would say
+    assert result.lift.ci_low == -1.0
+    assert result.lift.ci_high == pytest.approx(p_t / p_c - 1 + z * se, rel=1e-12)
+
+
 # --- Bayesian ---------------------------------------------------------------------------------
 
 
@@ -118,12 +132,37 @@ def test_gaussian_posterior_closed_form() -> None:
 
 
 def test_prob_best_is_seeded_and_sums_to_one() -> None:
-    probs = bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    result = bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    probs = result.probabilities
     assert sum(probs) == pytest.approx(1.0)
     assert probs.index(max(probs)) == 1
-    assert probs == bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    assert result == bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    assert result.method == "monte-carlo" and result.draws == 100_000
+    assert result.standard_error == pytest.approx(
+        max(math.sqrt(p * (1 - p) / 100_000) for p in probs)
+    )
     lower = bayes.prob_best_gaussian([5.0, 4.0], [0.1, 0.1], higher_is_better=False)
-    assert lower[1] > 0.99
+    assert lower.probabilities[1] == pytest.approx(stats.norm.cdf(1 / math.sqrt(0.02)))
+
+
+def test_two_variants_get_the_exact_probability_analyze_reports() -> None:
+    # Issue 21.5: allocate said 0.95551 (Monte Carlo) where analyze said 0.95491 (exact).
+    # Reference: P(X1 > X0) for Beta(1 + 40, 1 + 160) vs Beta(1 + 55, 1 + 145) by quadrature.
+    from scipy import integrate
+
+    a0, b0, a1, b1 = 41, 161, 56, 146
+    reference = integrate.quad(
+        lambda x: stats.beta.pdf(x, a1, b1) * stats.beta.cdf(x, a0, b0), 0, 1, epsabs=1e-13
+    )[0]
+    best = bayes.prob_best_beta([40, 55], [200, 200])
+    assert best.method == "exact" and best.standard_error == 0.0
+    assert best.probabilities[1] == pytest.approx(reference, abs=1e-10)
+    analyzed = bayes.beta_binomial(40, 200, 55, 200)
+    assert best.probabilities[1] == analyzed.prob_treatment_better
+    lower = bayes.prob_best_beta([40, 55], [200, 200], higher_is_better=False)
+    assert lower.probabilities == pytest.approx([reference, 1 - reference], abs=1e-10)
+    gaussian = bayes.prob_best_gaussian([1.0, 1.3], [0.2, 0.1])
+    assert gaussian.probabilities[1] == pytest.approx(stats.norm.cdf(0.3 / math.hypot(0.2, 0.1)))
 
 
 # --- sequential ------------------------------------------------------------------------------

@@ -84,6 +84,7 @@ _EXPORTS: dict[str, str] = {
     # bayes
     "BetaBinomialResult": "bayes",
     "GaussianPosteriorResult": "bayes",
+    "ProbBest": "bayes",
     "beta_binomial": "bayes",
     "gaussian_posterior": "bayes",
     "prob_beta_greater": "bayes",

@@ -8,7 +8,8 @@
 - `gaussian_posterior(...)` (continuous metrics): flat prior, normal posterior of each
   mean, N(mean, se²); everything in closed form.
 - `prob_best_beta(...)` / `prob_best_gaussian(...)`: the probability each of several
-  variants is the best (Monte Carlo, seeded) — Thompson-sampling allocation uses these.
+  variants is the best (`ProbBest`; exact for two variants, else Monte Carlo, seeded) —
+  Thompson-sampling allocation uses these.
 
 "Expected loss of treatment" is E[max(control − treatment, 0)]: what shipping the treatment
 costs on average if it is in fact worse (for a metric where higher is better).
@@ -229,7 +230,29 @@ def gaussian_posterior(
     )
 
 
-def _prob_best(sampler: object, k: int, draws: int, higher_is_better: bool) -> list[float]:
+@dataclass(frozen=True)
+class ProbBest(Result):
+    """The probability each variant is the best, in the order given (they sum to 1).
+
+    `method` is `exact` (two variants: the closed form of P(X1 > X0), as
+    `beta_binomial` and `gaussian_posterior` compute it) or `monte-carlo` (`draws` seeded
+    draws from the posteriors); `standard_error` is the largest Monte Carlo standard error
+    √(p(1 − p)/draws) of the probabilities (0 when exact).
+    """
+
+    probabilities: list[float]
+    method: str
+    draws: int | None
+    standard_error: float
+
+
+def _exact_pair(better: float, higher_is_better: bool) -> ProbBest:
+    """Two variants: `better` = P(variant 2 > variant 1) in closed form."""
+    second = better if higher_is_better else 1.0 - better
+    return ProbBest([1.0 - second, second], "exact", None, 0.0)
+
+
+def _prob_best(sampler: object, k: int, draws: int, higher_is_better: bool) -> ProbBest:
     wins = np.zeros(k)
     done = 0
     while done < draws:
@@ -238,7 +261,9 @@ def _prob_best(sampler: object, k: int, draws: int, higher_is_better: bool) -> l
         best = np.argmax(sample if higher_is_better else -sample, axis=1)
         wins += np.bincount(best, minlength=k)
         done += size
-    return [float(w / draws) for w in wins]
+    probabilities = [float(w / draws) for w in wins]
+    error = max(math.sqrt(p * (1 - p) / draws) for p in probabilities)
+    return ProbBest(probabilities, "monte-carlo", draws, error)
 
 
 def prob_best_beta(
@@ -250,8 +275,12 @@ def prob_best_beta(
     higher_is_better: bool = True,
     draws: int = 100_000,
     seed: int = 0,
-) -> list[float]:
-    """P(each variant has the best rate), Monte Carlo from Beta posteriors (seeded)."""
+) -> ProbBest:
+    """P(each variant has the best rate) from Beta posteriors.
+
+    Exact for two variants with a whole-number posterior alpha (as `beta_binomial`), else
+    Monte Carlo (`draws`, seeded).
+    """
     if len(successes) != len(trials) or len(successes) < 2:
         raise ConfigError("need successes and trials for at least 2 variants")
     pairs = [
@@ -264,6 +293,10 @@ def prob_best_beta(
     check_positive("prior beta", prior_beta)
     rng = np.random.default_rng(check_seed("seed", seed))
     a, b = prior_alpha + s, prior_beta + n - s
+    if a.size == 2:
+        better = prob_beta_greater(float(a[1]), float(b[1]), float(a[0]), float(b[0]))
+        if better is not None:
+            return _exact_pair(better, higher_is_better)
     return _prob_best(
         lambda size: rng.beta(a, b, size=(size, a.size)), a.size, draws, higher_is_better
     )
@@ -276,8 +309,12 @@ def prob_best_gaussian(
     higher_is_better: bool = True,
     draws: int = 100_000,
     seed: int = 0,
-) -> list[float]:
-    """P(each variant has the best mean), Monte Carlo from normal posteriors (seeded)."""
+) -> ProbBest:
+    """P(each variant has the best mean) from normal posteriors.
+
+    Exact for two variants (Φ of the standardised difference, as `gaussian_posterior`),
+    else Monte Carlo (`draws`, seeded).
+    """
     m = np.asarray(means, dtype=float)
     s = np.asarray(ses, dtype=float)
     if m.shape != s.shape or m.ndim != 1 or m.size < 2:
@@ -285,6 +322,9 @@ def prob_best_gaussian(
     if np.any(s < 0) or not np.all(np.isfinite(m)) or not np.all(np.isfinite(s)):
         raise ConfigError("means must be finite and standard errors finite and ≥ 0")
     rng = np.random.default_rng(check_seed("seed", seed))
+    if m.size == 2:
+        posterior = gaussian_posterior(float(m[0]), float(s[0]), float(m[1]), float(s[1]))
+        return _exact_pair(posterior.prob_treatment_better, higher_is_better)
     return _prob_best(
         lambda size: rng.normal(m, s, size=(size, m.size)), m.size, draws, higher_is_better
     )

@@ -150,10 +150,10 @@ class ExperimentPlan(Result):
     `comparisons` is the size of the Holm family of decision metrics (metrics × treatments),
     `secondary_comparisons` that of the secondary metrics, `guardrail_comparisons` the
     number of one-sided guardrail harm tests (not adjusted). `per_variant` is the
-    requirement of each variant at the configured weights, `total` the units the whole
-    experiment needs, `binding_metric` the metric that sets it, `min_samples_sufficient`
-    whether `min_samples` (per variant) reaches every requirement (None when `min_samples`
-    is not set, i.e. 0), `days` the duration at `daily_traffic` (None without it).
+    requirement of each variant at the configured weights (each rounded up), `total` their
+    sum, `binding_metric` the metric that sets it, `min_samples_sufficient` whether
+    `min_samples` (per variant) reaches every requirement (None when `min_samples` is not
+    set, i.e. 0), `days` the duration at `daily_traffic` (None without it).
     """
 
     experiment: str
@@ -283,8 +283,9 @@ def plan_experiment(
             needed = max(size.n / shares[control], size.n_treatment / shares[treatment])
             if needed > need_total:
                 need_total, binding = needed, metric.name
-    total = math.ceil(need_total - 1e-9)
-    per_variant = {name: math.ceil(total * share - 1e-9) for name, share in shares.items()}
+    # Each arm rounds up on its own; the total is their sum, so the printed numbers add up.
+    per_variant = {name: math.ceil(need_total * share - 1e-9) for name, share in shares.items()}
+    total = sum(per_variant.values())
     days = math.ceil(total / spec.daily_traffic) if spec.daily_traffic else None
     counts = Counter(family for _, family, _ in tests)
     return ExperimentPlan(
@@ -859,7 +860,12 @@ class VariantAllocation(Result):
 
 @dataclass(frozen=True)
 class Allocation(Result):
-    """Thompson-sampling weights on `metric`: weight = floor + (100 − k·floor) · P(best)."""
+    """Thompson-sampling weights on `metric`: weight = floor + (100 − k·floor) · P(best).
+
+    `method` says how P(best) was computed: `exact` for two variants (the closed form
+    `analyze` reports as P(better)), else `monte-carlo` from `draws` draws seeded with
+    `seed`, whose largest standard error is `standard_error`.
+    """
 
     experiment: str
     metric: str
@@ -868,6 +874,8 @@ class Allocation(Result):
     draws: int
     seed: int
     variants: list[VariantAllocation]
+    method: str = "monte-carlo"
+    standard_error: float = 0.0
 
 
 def _round_to_hundredths(weights: list[float]) -> list[float]:
@@ -905,7 +913,7 @@ def allocate_traffic(
     arms = [values[(prepared.variants == name) & ~np.isnan(values)] for name in names]
     higher = metric.direction == "increase"
     if metric.type == "binary":
-        probs = prob_best_beta(
+        best = prob_best_beta(
             [int(a.sum()) for a in arms],
             [int(a.size) for a in arms],
             higher_is_better=higher,
@@ -919,14 +927,14 @@ def allocate_traffic(
                 f"{source}: metric {metric.name!r} needs at least 2 values in every variant "
                 f"to allocate; {', '.join(short)} has fewer"
             )
-        probs = prob_best_gaussian(
+        best = prob_best_gaussian(
             [float(a.mean()) for a in arms],
             [float(a.std(ddof=1) / math.sqrt(a.size)) for a in arms],
             higher_is_better=higher,
             draws=draws,
             seed=seed,
         )
-    raw = [floor + (100 - k * floor) * p for p in probs]
+    raw = [floor + (100 - k * floor) * p for p in best.probabilities]
     weights = _round_to_hundredths(raw)
     return Allocation(
         experiment=spec.name,
@@ -935,6 +943,8 @@ def allocate_traffic(
         floor=floor,
         draws=draws,
         seed=seed,
+        method=best.method,
+        standard_error=best.standard_error,
         variants=[
             VariantAllocation(
                 name=name,
@@ -945,7 +955,7 @@ def allocate_traffic(
                 weight=w,
             )
             for name, arm, p, w, variant in zip(
-                names, arms, probs, weights, spec.variants, strict=True
+                names, arms, best.probabilities, weights, spec.variants, strict=True
             )
         ],
     )

@@ -35,7 +35,9 @@ class LiftResult(Result):
     """Relative lift `treatment_mean / control_mean − 1` and its delta-method interval.
 
     Var(lift) ≈ se_t² / m_c² + m_t² se_c² / m_c⁴ (independent arms). Every field but the
-    means is None when the control mean is 0 (the lift is undefined).
+    means is None when the control mean is 0 (the lift is undefined). For a metric that
+    cannot be negative (a rate) the lift cannot fall below −100%, and `ci_low` is clipped
+    there (the normal interval of the delta method knows no such bound).
     """
 
     lift: float | None
@@ -86,8 +88,12 @@ def relative_lift(
     treatment_se: float,
     *,
     confidence: float = 0.95,
+    non_negative: bool = False,
 ) -> LiftResult:
-    """Relative lift of treatment over control with a delta-method normal interval."""
+    """Relative lift of treatment over control with a delta-method normal interval.
+
+    `non_negative`: the metric cannot be negative (a rate), so the interval stops at −100%.
+    """
     check_probability("confidence", confidence)
     if control_mean == 0 or not math.isfinite(control_mean):
         return LiftResult(None, None, None, None, confidence)
@@ -97,7 +103,10 @@ def relative_lift(
     )
     se = math.sqrt(variance)
     z = float(stats.norm.isf((1 - confidence) / 2))
-    return LiftResult(lift, se, lift - z * se, lift + z * se, confidence)
+    low = lift - z * se
+    if non_negative:
+        low = max(low, -1.0)
+    return LiftResult(lift, se, low, lift + z * se, confidence)
 
 
 def two_proportions_ztest(
@@ -150,7 +159,7 @@ def two_proportions_ztest(
         p_value=_z_p_value(z, alternative) if se_null > 0 else 1.0,
         alternative=alternative,
         df=None,
-        lift=relative_lift(p_c, se_c, p_t, se_t, confidence=confidence),
+        lift=relative_lift(p_c, se_c, p_t, se_t, confidence=confidence, non_negative=True),
     )
 
 

@@ -67,9 +67,68 @@ def test_relative_mde_equals_absolute() -> None:
 
 def test_mcnemar_literal() -> None:
     # Connor (1987): (z_a sqrt(psi) + z_b sqrt(psi - delta^2))^2 / delta^2, one-sided.
-    result = P.mcnemar_sample_size(0.10, -0.03, alternative="one-sided")
+    result = P.mcnemar_sample_size(0.10, -0.03, alternative="one-sided", method="connor")
     assert result.n_exact == pytest.approx(684.855, rel=REL)
     assert result.n == 685
+    assert result.method == "connor"
+
+
+def _exact_mcnemar_power_by_enumeration(
+    n: int, psi: float, delta: float, alternative: str
+) -> float:
+    """Σ over every (discordant m, improvements c) of P(m, c) · 1[scipy's exact p ≤ 0.05]."""
+    from scipy import stats
+
+    p_up, p_down = (psi + delta) / 2, (psi - delta) / 2
+    side = "two-sided" if alternative == "two-sided" else ("less" if delta < 0 else "greater")
+    total = 0.0
+    for m in range(n + 1):
+        weight = stats.binom.pmf(m, n, psi)
+        for c in range(m + 1):
+            if stats.binomtest(c, m, 0.5, side).pvalue <= 0.05 if m else False:
+                total += weight * stats.binom.pmf(c, m, p_up / (p_up + p_down))
+    return total
+
+
+@pytest.mark.parametrize(
+    "n, psi, delta, alternative",
+    [(30, 0.3, -0.2, "one-sided"), (40, 0.2, -0.1, "two-sided"), (25, 0.5, 0.3, "one-sided")],
+)
+def test_mcnemar_power_is_that_of_the_exact_test(
+    n: int, psi: float, delta: float, alternative: str
+) -> None:
+    # Issue 19.3: the gate runs the exact test, so its power is summed over the discordant
+    # counts; the reference asks scipy's binomtest about every possible table.
+    expected = _exact_mcnemar_power_by_enumeration(n, psi, delta, alternative)
+    assert P.mcnemar_power(psi, delta, n, alternative=alternative) == pytest.approx(
+        expected, abs=1e-12
+    )
+
+
+def test_mcnemar_cases_needed_for_the_exact_test() -> None:
+    # Issue 19.3: ψ = 0.1, δ = −0.05 one-sided: Connor's 246 pairs give the exact test only
+    # 0.765 power; 268 reach 0.80 and 267 do not.
+    result = P.mcnemar_sample_size(0.1, -0.05, alternative="one-sided")
+    assert (result.n, result.method) == (268, "exact")
+    assert result.n_exact == pytest.approx(245.2009, abs=1e-4)  # Connor, the search's start
+    assert result.achieved_power == pytest.approx(0.80117, abs=1e-5)
+    assert P.mcnemar_power(0.1, -0.05, 267, alternative="one-sided") < 0.8
+    assert P.mcnemar_power(0.1, -0.05, 246, alternative="one-sided") == pytest.approx(
+        0.7654, abs=1e-4
+    )
+    # A seeded simulation of the gate's test agrees (4,000 runs: ± 0.013 at 2 sd).
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(19)
+    for n, power in ((246, 0.7654), (268, 0.8012)):
+        outcomes = rng.multinomial(n, [0.025, 0.075, 0.9], size=4000)  # up, down, same
+        rejections = sum(
+            stats.binomtest(int(up), int(up + down), 0.5, "less").pvalue <= 0.05
+            for up, down, _ in outcomes
+            if up + down
+        )
+        assert rejections / 4000 == pytest.approx(power, abs=0.013)
 
 
 def test_eval_miller_literal() -> None:
@@ -108,8 +167,12 @@ def test_detectable_effect_inverts_sample_size() -> None:
     assert effect.effect == pytest.approx(0.02, rel=1e-3)
     d = P.two_means_detectable_effect(64).effect_size
     assert P.two_means_power(d, 64) == pytest.approx(0.8, abs=1e-9)
-    m = P.mcnemar_detectable_effect(0.1, 685, alternative="one-sided")
+    m = P.mcnemar_detectable_effect(0.1, 685, alternative="one-sided", method="connor")
     assert m.effect == pytest.approx(0.03, rel=1e-3)
+    exact = P.mcnemar_detectable_effect(0.1, 739, alternative="one-sided")
+    assert exact.method == "exact"
+    assert P.mcnemar_power(0.1, -exact.effect, 739, alternative="one-sided") == pytest.approx(0.8)
+    assert exact.effect == pytest.approx(0.03, rel=2e-3)
     e = P.eval_detectable_effect(367, between_sd=0.3, within_sd=0.2, repeats=3)
     assert e.effect == pytest.approx(0.05, rel=2e-3)
     paired = P.paired_t_detectable_effect(100, sd=2.0)

@@ -150,7 +150,12 @@ def test_paired_t_constant_shift() -> None:
 
 def test_wilcoxon_matches_scipy() -> None:
     result = T.wilcoxon(BASE, HEAD)
-    reference = stats.wilcoxon(np.subtract(HEAD, BASE))
+    # The differences tie as written (0.8 − 0.7 and 0.9 − 0.8 are both −0.1): scipy's exact
+    # permutation distribution of the rounded differences; on the raw floats scipy breaks
+    # those ties by rounding noise (0.0176 instead of 0.0117).
+    reference = stats.wilcoxon(
+        np.round(np.subtract(HEAD, BASE), 12), method=stats.PermutationMethod(n_resamples=np.inf)
+    )
     assert result.p_value == pytest.approx(reference.pvalue, rel=1e-12)
     assert result.statistic == reference.statistic
     assert result.ci_low is None
@@ -275,3 +280,88 @@ def test_results_are_json_ready() -> None:
     data = T.mcnemar_from_table(TABLE).to_dict()
     assert json.loads(json.dumps(data)) == data
     assert isinstance(data["p_value"], float)
+
+
+# --- exact tests over the non-zero differences (issue 19.1, 19.2) ---------------------------
+
+
+def test_wilcoxon_ignores_unchanged_cases_when_choosing_exact() -> None:
+    # 4 flips among 14 cases: scipy's `auto` counts the 10 zeros, goes normal, says 0.023;
+    # the exact conditional p over the 4 non-zero differences is 1/16.
+    base, head = [1] * 14, [1] * 10 + [0] * 4
+    result = T.wilcoxon(base, head, alternative="less")
+    assert result.p_value == 0.0625 and result.method == "wilcox, exact"
+    assert stats.wilcoxon(np.subtract(head, base), alternative="less").pvalue < 0.03
+
+
+@pytest.mark.parametrize("alternative", ["two-sided", "less", "greater"])
+def test_wilcoxon_exact_matches_scipy_exact_modes(alternative: str) -> None:
+    rng = np.random.default_rng(4)
+    for size in (1, 5, 12, 25):
+        d = np.round(rng.normal(0.2, 1, size), 6)
+        padded = np.concatenate([d, np.zeros(7)])  # unchanged cases do not count
+        result = T.wilcoxon(np.zeros(padded.size), padded, alternative=alternative)
+        expected = stats.wilcoxon(d, alternative=alternative, method="exact").pvalue
+        assert result.p_value == pytest.approx(expected, rel=1e-10, abs=1e-15)
+        # Ties in |d|: the conditional permutation distribution, midranks.
+        tied = np.round(d[:12], 0)
+        tied = tied[tied != 0]
+        if tied.size:
+            exact = stats.wilcoxon(
+                tied, alternative=alternative, method=stats.PermutationMethod(n_resamples=np.inf)
+            ).pvalue
+            ours = T.wilcoxon(np.zeros(tied.size), tied, alternative=alternative).p_value
+            assert ours == pytest.approx(exact, rel=1e-10)
+
+
+def test_wilcoxon_beyond_the_exact_limit_is_the_normal_approximation() -> None:
+    rng = np.random.default_rng(8)
+    d = rng.normal(0.05, 1, T.MAX_EXACT_SIGNED_RANKS + 1)
+    result = T.wilcoxon(np.zeros(d.size), d)
+    assert result.method == "wilcox, normal approximation"
+    assert result.p_value == pytest.approx(stats.wilcoxon(d, method="approx").pvalue)
+
+
+def test_binary_scores_get_mcnemars_exact_p() -> None:
+    # 3 of 30 cases flip 1 → 0: the paired t says 0.042 (one-sided), McNemar's exact 0.125.
+    base, head = [1.0] * 30, [1.0] * 27 + [0.0] * 3
+    assert stats.ttest_rel(head, base, alternative="less").pvalue == pytest.approx(0.0416, abs=1e-4)
+    for alternative in ("less", "two-sided", "greater"):
+        result = T.paired_score_test(base, head, alternative=alternative)
+        expected = T.mcnemar(
+            [b == 1 for b in base], [h == 1 for h in head], alternative=alternative
+        )
+        assert result.test == "sign-flip-exact"
+        assert result.p_value == expected.p_value
+    assert T.paired_score_test(base, head, alternative="less").p_value == 0.125
+    assert T.paired_score_test(base, head, test="wilcoxon", alternative="less").p_value == 0.125
+
+
+def test_sign_flip_matches_enumerating_every_flip() -> None:
+    # Rubric scores in {0, 0.5, 1}: differences of 0.5 and 1, enumerated over all 2^12 flips.
+    import itertools
+
+    base = [1, 1, 0.5, 1, 0.5, 0, 1, 1, 0.5, 1, 1, 0.5, 1, 0]
+    head = [0.5, 0, 0.5, 1, 0, 0.5, 0, 1, 0, 0.5, 0.5, 1, 0.5, 0]
+    d = np.subtract(head, base)
+    nonzero = d[d != 0]
+    observed = nonzero.sum()
+    sums = np.array(
+        [
+            np.dot(signs, np.abs(nonzero))
+            for signs in itertools.product((1, -1), repeat=nonzero.size)
+        ]
+    )
+    expected = {
+        "less": np.mean(sums <= observed + 1e-12),
+        "greater": np.mean(sums >= observed - 1e-12),
+        "two-sided": np.mean(np.abs(sums) >= abs(observed) - 1e-12),
+    }
+    for alternative, p in expected.items():
+        result = T.paired_score_test(base, head, alternative=alternative)
+        assert result.test == "sign-flip-exact"
+        assert result.p_value == pytest.approx(p, rel=1e-12), alternative
+    # Many distinct score values: the t-test, as asked.
+    rng = np.random.default_rng(2)
+    b, h = rng.random(30), rng.random(30)
+    assert T.paired_score_test(b, h).test == "paired-t"

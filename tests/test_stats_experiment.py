@@ -937,3 +937,41 @@ def test_values_that_overflow_the_variance_are_exit_2_naming_the_rows(
         and "huge.csv: rows 3, 8: 'handle_time' is beyond ±1e+150" in first
     )
     assert "overflow" in first and "Traceback" not in result.output + result.stderr
+
+
+def test_tiny_data_gets_the_exact_test_and_no_decision(tmp_path: Path) -> None:
+    # Issue 19.4: 0/2 vs 2/2 said "ship" with p = 0.046 and [+100, +100] pp.
+    repo = write_repo(tmp_path, experiment(min_samples=0))
+    rows = "user_id,variant,resolved,handle_time,escalated\n"
+    rows += "u1,control,0,300,0\nu2,control,0,310,0\nu3,friendly,1,290,0\nu4,friendly,1,280,0\n"
+    _write(repo / "tiny.csv", rows)
+    args = ("experiment", "analyze", "reply-tone", "--data", str(repo / "tiny.csv"))
+    data = json_of(run(repo, *args, "--format", "json"))
+    resolved = next(m for m in data["metrics"] if m["metric"] == "resolved")
+    assert resolved["test"] == "boschloo-exact"
+    assert resolved["p_value"] == pytest.approx(0.125, abs=1e-9)  # Fisher: 1/3
+    assert (resolved["ci_low"], resolved["ci_high"]) == pytest.approx((0.0700, 1.0), abs=1e-4)
+    assert data["decision"]["action"] == "continue"
+    assert data["min_samples_source"] == "plan"
+    assert data["min_samples"]["control"] == 3763  # the plan of this experiment
+    text = run(repo, *args).stdout
+    assert "boschloo-exact" in text and "ship" not in text.split("\n")[1]
+
+
+def test_no_decision_before_the_planned_sample_when_min_samples_is_unset(tmp_path: Path) -> None:
+    spec = experiment(min_samples=0)
+    strong = {"control": {"resolved": 0.30}, "friendly": {"resolved": 0.45}}
+    data = _analysis(tmp_path / "ship", spec, strong, n=1500)
+    primary = next(m for m in data["metrics"] if m["metric"] == "resolved")
+    assert primary["outcome"] == "better"  # significant, but 750 of 3,763 planned units
+    assert data["decision"]["action"] == "continue" and data["decision"]["variant"] == "friendly"
+    assert "the units the plan needs" in data["decision"]["reason"]
+    harmful = {"control": {"escalated": 0.10}, "friendly": {"escalated": 0.30}}
+    data = _analysis(tmp_path / "keep", spec, harmful, n=1500)
+    assert next(m for m in data["metrics"] if m["metric"] == "escalated")["outcome"] == "worse"
+    assert data["decision"]["action"] == "continue"
+    assert data["decision"]["reason"].startswith("would keep control")
+    # Enough units: the same data decides.
+    assert (
+        _analysis(tmp_path / "big", spec, harmful, n=8000)["decision"]["action"] == "keep-control"
+    )

@@ -383,3 +383,52 @@ def test_whole_counts_given_as_floats_still_work() -> None:
     as_float = srm.srm_check({"a": 4800.0, "b": 5200.0}, {"a": 50, "b": 50})
     assert as_float.p_value == pytest.approx(stats.chi2.sf(16.0, 1), rel=1e-12)
     assert bayes.beta_binomial(3.0, 10.0, 5, 10) == bayes.beta_binomial(3, 10, 5, 10)
+
+
+# --- small counts and rates at 0% / 100% (issue 19.4) -----------------------------------------
+
+
+def _boschloo_by_brute_force(x_c: int, n_c: int, x_t: int, n_t: int) -> float:
+    """sup over the common rate π of P(Fisher's one-sided p ≤ observed), on a fine grid."""
+    import itertools
+
+    def fisher_less(a: int, b: int) -> float:  # P(treatment count ≥ b | margins)
+        return stats.hypergeom.sf(b - 1, n_c + n_t, a + b, n_t)
+
+    observed = fisher_less(x_c, x_t)
+    tables = [
+        (a, b) for a, b in itertools.product(range(n_c + 1), range(n_t + 1))
+        if fisher_less(a, b) <= observed + 1e-12
+    ]  # fmt: skip
+    grid = np.linspace(0, 1, 20_001)
+    probability = sum(
+        stats.binom.pmf(a, n_c, grid) * stats.binom.pmf(b, n_t, grid) for a, b in tables
+    )
+    return float(np.max(probability))
+
+
+def test_tiny_or_boundary_counts_get_the_exact_test_and_newcombes_interval() -> None:
+    # 0/2 vs 2/2: the z-test said p = 0.046 and [+100, +100] pp.
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    result = twosample.two_proportions_test(0, 2, 2, 2)
+    assert result.test == "boschloo-exact"
+    assert result.p_value == pytest.approx(0.125, abs=1e-9)  # two-sided: 2 × 1/16
+    greater = twosample.two_proportions_test(0, 2, 2, 2, alternative="greater")
+    assert greater.p_value == pytest.approx(_boschloo_by_brute_force(0, 2, 2, 2), abs=1e-6)
+    assert stats.fisher_exact([[0, 2], [2, 0]]).pvalue == pytest.approx(1 / 3)  # more conservative
+    newcombe = confint_proportions_2indep(2, 2, 0, 2, method="newcomb", compare="diff")
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(newcombe), abs=1e-12)
+    assert result.ci_low == pytest.approx(0.0700, abs=1e-4) and result.ci_high == 1.0
+    # A small table off the boundary, against the brute-force supremum and statsmodels.
+    small = twosample.two_proportions_test(2, 15, 7, 14, alternative="greater")
+    assert small.test == "boschloo-exact"
+    assert small.p_value == pytest.approx(_boschloo_by_brute_force(2, 15, 7, 14), abs=1e-6)
+    newcombe = confint_proportions_2indep(7, 14, 2, 15, method="newcomb", compare="diff")
+    assert (small.ci_low, small.ci_high) == pytest.approx(tuple(newcombe), abs=1e-12)
+    # Large arms with an empty one: Fisher (Boschloo's search would be slow).
+    empty = twosample.two_proportions_test(0, 5000, 3, 5000)
+    assert empty.test == "fisher-exact"
+    assert empty.p_value == pytest.approx(stats.fisher_exact([[0, 3], [5000, 4997]]).pvalue)
+    # Plenty of data, nothing at the boundary: the z-test as before.
+    assert twosample.two_proportions_test(300, 1000, 350, 1000).test == "two-proportions-z"

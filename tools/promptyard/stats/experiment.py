@@ -5,7 +5,8 @@
   duration at `daily_traffic`; errors name the experiment file and the metric.
 - `analyze_experiment(spec, frame)`: one row per unit with its variant and one column per
   metric. The sample-ratio check comes first; each metric is then compared with the
-  control (two-proportion z-test or Welch t, relative lift, Beta-Binomial or Gaussian
+  control (two-proportion z-test — Boschloo's exact test with Newcombe's interval for
+  small counts or a rate at 0%/100% — or Welch t, relative lift, Beta-Binomial or Gaussian
   posterior, and the always-valid mSPRT p-value when `sequential: true`), rows whose
   variant disagrees with `assign()` are counted, and the structured decision rule gives
   the decision and its reason.
@@ -61,9 +62,9 @@ from promptyard.stats.power import (
     two_means_sample_size,
     two_proportions_sample_size,
 )
-from promptyard.stats.sequential import SequentialResult, msprt_two_sample_stream
+from promptyard.stats.sequential import BURN_IN, SequentialResult, msprt_two_sample_stream
 from promptyard.stats.srm import SRMResult, srm_check
-from promptyard.stats.twosample import LiftResult, TwoSampleResult, two_proportions_ztest, welch_t
+from promptyard.stats.twosample import LiftResult, TwoSampleResult, two_proportions_test, welch_t
 
 Role = Literal["primary", "guardrail", "secondary"]
 Family = Literal["decision", "guardrail", "secondary"]
@@ -427,7 +428,11 @@ class Decision(Result):
 
 @dataclass(frozen=True)
 class ExperimentAnalysis(Result):
-    """The full analysis; readers show `srm` first, and nothing else matters if it is flagged."""
+    """The full analysis; readers show `srm` first, and nothing else matters if it is flagged.
+
+    `min_samples` are the units each variant needs before anything is decided, and
+    `min_samples_source` where they come from (`required_samples`).
+    """
 
     experiment: str
     control: str
@@ -441,6 +446,8 @@ class ExperimentAnalysis(Result):
     metrics: list[MetricResult]
     decision: Decision
     warnings: list[str] = field(default_factory=list)
+    min_samples: dict[str, int] = field(default_factory=dict)
+    min_samples_source: str = "experiment"
 
     def result(self, metric: str, treatment: str) -> MetricResult:
         """The result of `metric` for `treatment`."""
@@ -567,10 +574,10 @@ def _compare(
     harm_p: float | None = None
     if binary:
         counts = (int(c.sum()), int(c.size), int(t.sum()), int(t.size))
-        test = two_proportions_ztest(*counts, confidence=1 - alpha)
+        test = two_proportions_test(*counts, confidence=1 - alpha)
         bayes: Any = beta_binomial(*counts, confidence=1 - alpha, seed=seed)
         if guardrail and not spec.sequential:
-            harm_p = two_proportions_ztest(*counts, alternative=harm).p_value
+            harm_p = two_proportions_test(*counts, alternative=harm).p_value
     else:
         test = welch_t(c, t, confidence=1 - alpha)
         se_c = float(c.std(ddof=1) / math.sqrt(c.size))
@@ -714,7 +721,8 @@ def analyze_experiment(
         warnings.append(
             f"{duplicates} row(s) repeat a unit already seen; the data should hold one row per unit"
         )
-    decision = _decide(spec, srm, results, prepared.counts)
+    required, required_source = required_samples(spec)
+    decision = _decide(spec, srm, results, prepared.counts, required, required_source)
     return ExperimentAnalysis(
         experiment=spec.name,
         control=control,
@@ -728,7 +736,37 @@ def analyze_experiment(
         metrics=results,
         decision=decision,
         warnings=warnings,
+        min_samples=required,
+        min_samples_source=required_source,
     )
+
+
+REQUIRED_BY = {
+    "experiment": "min_samples",
+    "plan": "min_samples is not set: the units the plan needs",
+    "sequential burn-in": "min_samples is not set: the sequential test's burn-in",
+    "default": "min_samples is not set and the plan needs every metric's sd: the default",
+}
+
+
+def required_samples(spec: ExperimentSpec) -> tuple[dict[str, int], str]:
+    """(units per variant before any decision, where the numbers come from).
+
+    `min_samples` of the experiment when set ("experiment"). Otherwise: a sequential
+    experiment's p-values are valid at every look, after the mSPRT burn-in of `BURN_IN`
+    units per arm ("sequential burn-in"); a fixed-horizon one decides only once it has the
+    units its plan needs ("plan": deciding earlier is peeking), or `BURN_IN` when it cannot
+    be planned (a continuous metric without `sd`: "default").
+    """
+    names = [v.name for v in spec.variants]
+    if spec.min_samples:
+        return dict.fromkeys(names, spec.min_samples), "experiment"
+    if spec.sequential:
+        return dict.fromkeys(names, BURN_IN), "sequential burn-in"
+    try:
+        return plan_experiment(spec).per_variant, "plan"
+    except ConfigError:
+        return dict.fromkeys(names, BURN_IN), "default"
 
 
 def _improvement(result: MetricResult) -> float:
@@ -756,8 +794,14 @@ def _decide(
     srm: SRMResult,
     results: list[MetricResult],
     counts: dict[str, int],
+    required: dict[str, int],
+    source: str,
 ) -> Decision:
-    """The decision rule, after the SRM check; a harmed guardrail blocks under every rule."""
+    """The decision rule, after the SRM check; a harmed guardrail blocks under every rule.
+
+    Nothing is decided (ship or keep-control) while a variant it involves has fewer units
+    than `required`: the action is then `continue`, with the would-be decision as reason.
+    """
     rule = spec.decision.rule
     if srm.flagged:
         return Decision(
@@ -823,21 +867,24 @@ def _decide(
             candidates.append(((1, _improvement(primary)), treatment, why))
         else:
             pending.append(f"{treatment}: primary {_describe(primary)} is not significant")
+
+    def too_early(involved: list[str]) -> str:
+        short = [n for n in dict.fromkeys(involved) if counts.get(n, 0) < required.get(n, 0)]
+        listed = ", ".join(f"{n} has {counts.get(n, 0):,} of {required[n]:,}" for n in short)
+        return f"; but {listed} units ({REQUIRED_BY[source]}); keep collecting" if short else ""
+
     if candidates:
         candidates.sort(reverse=True)
         _, best, why = candidates[0]
-        short = [name for name in (control, best) if counts.get(name, 0) < spec.min_samples]
-        if short:
-            return Decision(
-                "continue",
-                best,
-                rule,
-                f"{best}: {why}, but {', '.join(short)} has fewer than min_samples "
-                f"({spec.min_samples}) units; keep collecting",
-            )
+        wait = too_early([control, best])
+        if wait:
+            return Decision("continue", best, rule, f"{best}: {why}{wait}")
         return Decision("ship", best, rule, f"{best}: {why}")
     if losers and not pending:
         listed = "; ".join(f"{t}: {why}" for t, why in losers.items())
+        wait = too_early([control, *losers])
+        if wait:
+            return Decision("continue", None, rule, f"would keep {control}: {listed}{wait}")
         return Decision("keep-control", control, rule, f"keep {control}: {listed}")
     listed = "; ".join(pending + [f"{t}: {why}" for t, why in losers.items()])
     return Decision("continue", None, rule, f"no variant meets the decision rule yet ({listed})")

@@ -29,6 +29,8 @@ from scipy import special
 from promptyard.errors import ConfigError
 from promptyard.stats._base import Alternative, Result, check_alternative, check_positive
 
+BURN_IN = 30  # units per arm before the first look (see msprt_two_sample_stream)
+
 METHODS = {
     "two-sided": "msprt-normal-mixture",
     "greater": "msprt-half-normal-mixture",
@@ -130,7 +132,7 @@ def msprt_two_sample_stream(
     *,
     tau: float,
     binary: bool = False,
-    min_per_arm: int = 30,
+    min_per_arm: int = BURN_IN,
     alternative: Alternative = "two-sided",
 ) -> SequentialResult:
     """Always-valid p-value of treatment − control, looking after every unit in arrival order.

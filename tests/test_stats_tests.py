@@ -61,6 +61,24 @@ def test_relative_lift_delta_method() -> None:
     assert twosample.relative_lift(0.0, 0.1, 1.0, 0.1).lift is None
 
 
+def test_lift_over_a_negative_control_keeps_the_sign_of_the_difference() -> None:
+    # Issue 19.5: a control mean of −10 improving to −5 printed a lift of −50% (t/c − 1);
+    # (t − c)/|c| says +50%. The delta-method se is the same for either sign of c.
+    lift = twosample.relative_lift(-10.0, 0.5, -5.0, 0.6)
+    assert lift.lift == pytest.approx(0.5)
+    se = math.sqrt(0.6**2 / 100 + 25 * 0.25 / 10**4)
+    assert lift.se == pytest.approx(se, rel=1e-12)
+    assert (lift.ci_low, lift.ci_high) == pytest.approx((0.5 - 1.959964 * se, 0.5 + 1.959964 * se))
+    # A seeded simulation: the delta-method se of (t − c)/|c| matches the spread of the
+    # lift over draws of the two means.
+    rng = np.random.default_rng(21)
+    c, t = rng.normal(-10, 0.5, 200_000), rng.normal(-5, 0.6, 200_000)
+    assert np.std((t - c) / np.abs(c)) == pytest.approx(se, rel=0.02)
+    # Through Welch's test on data with a negative mean.
+    result = twosample.welch_t([-12.0, -8.0, -10.0, -10.5], [-4.0, -6.0, -5.0, -5.5])
+    assert result.lift.lift == pytest.approx((-5.125 + 10.125) / 10.125)
+
+
 def test_rate_lift_interval_stops_at_minus_100_percent() -> None:
     # Issue 21.5: 6/20 → 1/20, the delta-method lower bound is −117%; a rate cannot fall
     # below 0, so the lift cannot fall below −100%.

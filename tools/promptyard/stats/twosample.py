@@ -10,7 +10,7 @@ Arguments come in the order (control, treatment) and every difference is
   Newcombe's score interval, and `two_proportions_test(...)`, which picks it over the
   z-test for small counts or a rate at 0% or 100% (what `experiment analyze` runs);
 - `welch_t(control, treatment)`: Welch's unequal-variance t-test (scipy `ttest_ind`);
-- `relative_lift(...)`: treatment / control − 1 with a delta-method interval.
+- `relative_lift(...)`: (treatment − control) / |control| with a delta-method interval.
 """
 
 from __future__ import annotations
@@ -36,9 +36,12 @@ from promptyard.stats._base import (
 
 @dataclass(frozen=True)
 class LiftResult(Result):
-    """Relative lift `treatment_mean / control_mean − 1` and its delta-method interval.
+    """Relative lift `(treatment_mean − control_mean) / |control_mean|` and its interval.
 
-    Var(lift) ≈ se_t² / m_c² + m_t² se_c² / m_c⁴ (independent arms). Every field but the
+    With a positive control mean this is `treatment / control − 1`; dividing by |control|
+    keeps the sign of the difference when the control mean is negative (−10 → −5 is +50%,
+    not −50%). Delta method: Var(lift) ≈ se_t² / m_c² + m_t² se_c² / m_c⁴ (independent
+    arms; the same for either sign of m_c). Every field but the
     means is None when the control mean is 0 (the lift is undefined). For a metric that
     cannot be negative (a rate) the lift cannot fall below −100%, and `ci_low` is clipped
     there (the normal interval of the delta method knows no such bound).
@@ -95,14 +98,14 @@ def relative_lift(
     confidence: float = 0.95,
     non_negative: bool = False,
 ) -> LiftResult:
-    """Relative lift of treatment over control with a delta-method normal interval.
+    """Relative lift (t − c)/|c| of treatment over control with a delta-method interval.
 
     `non_negative`: the metric cannot be negative (a rate), so the interval stops at −100%.
     """
     check_probability("confidence", confidence)
     if control_mean == 0 or not math.isfinite(control_mean):
         return LiftResult(None, None, None, None, confidence)
-    lift = treatment_mean / control_mean - 1
+    lift = (treatment_mean - control_mean) / abs(control_mean)
     variance = (
         treatment_se**2 / control_mean**2 + treatment_mean**2 * control_se**2 / control_mean**4
     )

@@ -365,3 +365,25 @@ def test_sign_flip_matches_enumerating_every_flip() -> None:
     rng = np.random.default_rng(2)
     b, h = rng.random(30), rng.random(30)
     assert T.paired_score_test(b, h).test == "paired-t"
+
+
+def test_bootstrap_interval_holds_its_level_for_small_samples() -> None:
+    # Issue 19: with no change at n = 20, the plain BCa interval missed 0 in 8.7% of runs
+    # (nominal 5%). The expanded level (Hesterberg 2015) keeps it near 5%: a seeded
+    # simulation of 1,000 runs (± 1.4% at 2 sd around 5%).
+    import warnings
+
+    assert T.expanded_confidence(0.95, 20) == pytest.approx(
+        1 - 2 * stats.norm.cdf(math.sqrt(20 / 19) * stats.t.ppf(0.025, 19)), rel=1e-12
+    )
+    rng = np.random.default_rng(20)
+    misses = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for run in range(1000):
+            base = rng.normal(0.6, 0.2, 20)
+            head = base + rng.normal(0, 0.1, 20)  # no change on average
+            result = T.paired_bootstrap(base, head, n_resamples=1000, seed=run)
+            misses += not result.ci_low <= 0 <= result.ci_high
+    assert misses / 1000 <= 0.07
+    assert "expanded for n = 20" in result.method

@@ -591,6 +591,12 @@ def paired_score_test(
     return paired_t(base, head, alternative=alternative)
 
 
+def expanded_confidence(confidence: float, n: int) -> float:
+    """Hesterberg's (2015) expanded bootstrap level: 1 − 2Φ(√(n/(n−1)) · t_{α/2, n−1})."""
+    alpha = 1 - confidence
+    return float(1 - 2 * stats.norm.cdf(math.sqrt(n / (n - 1)) * stats.t.ppf(alpha / 2, n - 1)))
+
+
 def paired_bootstrap(
     base: Sequence[float],
     head: Sequence[float],
@@ -603,6 +609,10 @@ def paired_bootstrap(
     """Bootstrap interval of the mean paired difference (cases resampled with their pair).
 
     Seeded: the same inputs and `seed` always give the same interval (scipy `bootstrap`).
+    The bootstrap's level is expanded for the sample size (Hesterberg 2015): the interval
+    is drawn at 1 − 2Φ(√(n/(n−1)) · t_{α/2, n−1}) instead of 1 − α, which for n = 20
+    no-change pairs brings BCa's misses of 0 from 8.7% down to about the nominal 5% (n
+    large: no change). `confidence` stays the level asked for; `method` names both.
     """
     b, h = _paired_arrays(base, head, minimum=2)
     check_probability("confidence", confidence)
@@ -611,6 +621,7 @@ def paired_bootstrap(
     check_seed("seed", seed)
     d = h - b
     mean = float(d.mean())
+    level = expanded_confidence(confidence, d.size)
     if np.ptp(d) == 0:  # every resample has the same mean
         low = high = mean
         used = "constant"
@@ -621,7 +632,7 @@ def paired_bootstrap(
             result = stats.bootstrap(
                 (d,),
                 np.mean,
-                confidence_level=confidence,
+                confidence_level=level,
                 n_resamples=n_resamples,
                 method=used,
                 rng=np.random.default_rng(seed),
@@ -643,7 +654,7 @@ def paired_bootstrap(
         statistic=None,
         p_value=None,
         alternative="two-sided",
-        method=f"{used}, {n_resamples} resamples, seed {seed}",
+        method=f"{used} at {level:.4g} (expanded for n = {d.size}), {n_resamples} resamples, seed {seed}",
     )
 
 

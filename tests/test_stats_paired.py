@@ -183,9 +183,17 @@ def test_paired_bootstrap_falls_back_to_percentile_when_bca_fails() -> None:
     ).confidence_interval
     assert math.isnan(bca.low) or math.isnan(bca.high)
     result = T.paired_bootstrap(base, head, n_resamples=999, seed=3)
-    assert result.method == "percentile, 999 resamples, seed 3"
+    level = T.expanded_confidence(0.95, 11)
+    assert (
+        result.method == f"percentile at {level:.4g} (expanded for n = 11), 999 resamples, seed 3"
+    )
     percentile = stats.bootstrap(
-        (d,), np.mean, n_resamples=999, method="percentile", rng=np.random.default_rng(3)
+        (d,),
+        np.mean,
+        n_resamples=999,
+        method="percentile",
+        confidence_level=level,
+        rng=np.random.default_rng(3),
     ).confidence_interval
     assert (result.ci_low, result.ci_high) == (percentile.low, percentile.high)
     assert result.ci_low <= result.difference <= result.ci_high

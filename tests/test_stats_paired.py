@@ -198,7 +198,7 @@ def test_paired_bootstrap_falls_back_to_percentile_when_bca_fails() -> None:
     assert (result.ci_low, result.ci_high) == (percentile.low, percentile.high)
     assert result.ci_low <= result.difference <= result.ci_high
     # Data BCa handles keeps BCa.
-    assert T.paired_bootstrap(BASE, HEAD, n_resamples=999).method.startswith("BCa,")
+    assert T.paired_bootstrap(BASE, HEAD, n_resamples=999).method.startswith("BCa at ")
 
 
 def test_paired_scores_bad_input() -> None:

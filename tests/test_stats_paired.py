@@ -395,3 +395,22 @@ def test_bootstrap_interval_holds_its_level_for_small_samples() -> None:
             misses += not result.ci_low <= 0 <= result.ci_high
     assert misses / 1000 <= 0.07
     assert "expanded for n = 20" in result.method
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ([[1, 2.7], [3, 4]], r"cell \[0\]\[1\] must be a whole number ≥ 0, got 2.7"),
+        ([[1, 2], [3, math.nan]], r"cell \[1\]\[1\] .* got nan"),
+        ([[1, -2], [3, 4]], r"cell \[0\]\[1\] .* got -2"),
+    ],
+)
+def test_mcnemar_table_refuses_non_integer_cells(table: list[list[float]], message: str) -> None:
+    # Issue 19: int() truncated 2.7 regressions to 2, as mcnemar_from_counts never did.
+    with pytest.raises(ConfigError, match=message):
+        T.mcnemar_from_table(table)
+    with pytest.raises(ConfigError, match="regressions must be a whole number"):
+        T.mcnemar_from_counts(both_pass=1, regressions=2.5, improvements=1, both_fail=1)
+    # Whole numbers stored as floats are counts: the exact binomial p of 2 vs 3.
+    as_floats = T.mcnemar_from_table([[1.0, 2.0], [3.0, 4.0]])
+    assert as_floats.p_value == pytest.approx(stats.binomtest(3, 5, 0.5).pvalue, rel=1e-12)

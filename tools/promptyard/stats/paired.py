@@ -37,6 +37,7 @@ from promptyard.stats._base import (
     Result,
     as_float_array,
     check_alternative,
+    check_count,
     check_probability,
     check_seed,
     shown,
@@ -226,11 +227,14 @@ def mcnemar_from_table(
         raise ConfigError(
             "the McNemar table must be 2×2: [[pass/pass, pass/fail], [fail/pass, fail/fail]]"
         )
+    names = (("both_pass", "regressions"), ("improvements", "both_fail"))
+    counts = {
+        names[i][j]: check_count(f"McNemar table cell [{i}][{j}]", cells[i, j].item())
+        for i in range(2)
+        for j in range(2)
+    }  # never int(): 2.7 regressions are not 2
     return mcnemar_from_counts(
-        both_pass=int(cells[0, 0]),
-        regressions=int(cells[0, 1]),
-        improvements=int(cells[1, 0]),
-        both_fail=int(cells[1, 1]),
+        **counts,
         method=method,
         correction=correction,
         alternative=alternative,
@@ -250,10 +254,16 @@ def mcnemar_from_counts(
     confidence: float = 0.95,
 ) -> PairedBinaryResult:
     """McNemar's test from the four counts of the paired 2×2 table."""
-    counts = (both_pass, regressions, improvements, both_fail)
-    if any(not isinstance(c, int | np.integer) or c < 0 for c in counts):
-        raise ConfigError(f"McNemar counts must be whole numbers ≥ 0, got {counts}")
-    n = sum(counts)
+    both_pass, regressions, improvements, both_fail = (
+        check_count(f"McNemar count {name}", value)
+        for name, value in (
+            ("both_pass", both_pass),
+            ("regressions", regressions),
+            ("improvements", improvements),
+            ("both_fail", both_fail),
+        )
+    )
+    n = both_pass + regressions + improvements + both_fail
     if n == 0:
         raise ConfigError("McNemar's test needs at least one paired case")
     alternative = check_alternative(alternative)

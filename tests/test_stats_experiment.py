@@ -975,3 +975,81 @@ def test_no_decision_before_the_planned_sample_when_min_samples_is_unset(tmp_pat
     assert (
         _analysis(tmp_path / "big", spec, harmful, n=8000)["decision"]["action"] == "keep-control"
     )
+
+
+def _three_arms(tmp_path: Path, values: dict[str, list[float]], *, binary: bool) -> Path:
+    variants = [
+        {"name": name, "prompt": f"support-reply@2.{i}.0", "weight": 33 + (i == 0)}
+        for i, name in enumerate(values)
+    ]
+    metric = {"name": "score", "type": "binary" if binary else "continuous"}
+    metric |= {"direction": "increase", "baseline": 0.3 if binary else 1.0, "mde": 0.05}
+    if not binary:
+        metric["sd"] = 1.0
+    spec = experiment(variants=variants, metrics=[metric], primary="score", guardrails=[])
+    repo = write_repo(tmp_path, spec)
+    rows = ["user_id,variant,score"]
+    for name, scores in values.items():
+        rows += [f"{name}-{i},{name},{x:g}" for i, x in enumerate(scores)]
+    _write(repo / "arms.csv", "\n".join(rows) + "\n")
+    return repo
+
+
+def test_allocate_splits_tied_arms_evenly(tmp_path: Path) -> None:
+    # Issue 19: identical arms got 95/5 (argmax gives every tie to the first arm).
+    repo = _three_arms(tmp_path, {n: [2.0] * 10 for n in ("control", "b", "c")}, binary=False)
+    data = json_of(
+        run(
+            repo,
+            "experiment",
+            "allocate",
+            "reply-tone",
+            "--data",
+            str(repo / "arms.csv"),
+            "--format",
+            "json",
+        )
+    )
+    assert [v["prob_best"] for v in data["variants"]] == pytest.approx([1 / 3] * 3)
+    assert sum(v["weight"] for v in data["variants"]) == pytest.approx(100)
+    assert (
+        max(v["weight"] for v in data["variants"]) - min(v["weight"] for v in data["variants"]) <= 1
+    )
+    # Two identical arms: the exact probability, one half.
+    from promptyard.stats.bayes import prob_best_beta, prob_best_gaussian
+
+    assert prob_best_gaussian([2.0, 2.0], [0.0, 0.0]).probabilities == [0.5, 0.5]
+    assert prob_best_beta([30, 30], [100, 100]).probabilities == pytest.approx(
+        [0.5, 0.5], abs=1e-12
+    )
+
+
+def test_allocate_prints_only_the_digits_its_draws_support(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    arms = {
+        n: list((rng.random(400) < p).astype(float))
+        for n, p in (("control", 0.30), ("b", 0.32), ("c", 0.33))
+    }
+    repo = _three_arms(tmp_path, arms, binary=True)
+    args = ("experiment", "allocate", "reply-tone", "--data", str(repo / "arms.csv"))
+    few = json_of(run(repo, *args, "--draws", "1000", "--format", "json"))
+    many = json_of(run(repo, *args, "--draws", "1000000", "--format", "json"))
+    assert few["method"] == many["method"] == "monte-carlo"
+    assert few["standard_error"] > 0.01 and few["resolution"] == 10  # ± 3 points: tens only
+    assert many["resolution"] == 0.1
+    for result in (few, many):
+        assert all(
+            round(v["weight"] / result["resolution"], 6).is_integer() for v in result["variants"]
+        )
+    # A seeded simulation of the claim: over 4 seeds the weights move by at most a step.
+    spread = [
+        json_of(run(repo, *args, "--draws", "1000000", "--seed", str(seed), "--format", "json"))
+        for seed in range(4)
+    ]
+    for i in range(3):
+        weights = [s["variants"][i]["weight"] for s in spread]
+        assert max(weights) - min(weights) <= 0.1 + 1e-9
+    text = run(repo, *args, "--draws", "1000").stdout
+    assert "1,000 Monte Carlo draws" in text and "--draws adds digits" in text
+    bad = run(repo, *args, "--draws", "10")
+    assert bad.exit_code == 2 and "draws must be a whole number from 1,000" in bad.stderr

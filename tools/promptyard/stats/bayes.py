@@ -252,14 +252,29 @@ def _exact_pair(better: float, higher_is_better: bool) -> ProbBest:
     return ProbBest([1.0 - second, second], "exact", None, 0.0)
 
 
+MIN_DRAWS, MAX_DRAWS = 1_000, 100_000_000
+
+
+def check_draws(draws: int) -> int:
+    """A number of Monte Carlo draws from MIN_DRAWS to MAX_DRAWS (else a ConfigError)."""
+    if isinstance(draws, bool) or not isinstance(draws, int) or not MIN_DRAWS <= draws <= MAX_DRAWS:
+        raise ConfigError(
+            f"draws must be a whole number from {MIN_DRAWS:,} to {MAX_DRAWS:,}, got {shown(draws)}"
+        )
+    return draws
+
+
 def _prob_best(sampler: object, k: int, draws: int, higher_is_better: bool) -> ProbBest:
+    """Monte Carlo P(best); a draw where several variants tie for best is split among them
+    (argmax would give it all to the first: 95/5 weights for identical arms)."""
     wins = np.zeros(k)
     done = 0
     while done < draws:
         size = min(CHUNK, draws - done)
         sample = sampler(size)  # type: ignore[operator]
-        best = np.argmax(sample if higher_is_better else -sample, axis=1)
-        wins += np.bincount(best, minlength=k)
+        score = sample if higher_is_better else -sample
+        tied = score == score.max(axis=1, keepdims=True)
+        wins += (tied / tied.sum(axis=1, keepdims=True)).sum(axis=0)
         done += size
     probabilities = [float(w / draws) for w in wins]
     error = max(math.sqrt(p * (1 - p) / draws) for p in probabilities)
@@ -281,6 +296,7 @@ def prob_best_beta(
     Exact for two variants with a whole-number posterior alpha (as `beta_binomial`), else
     Monte Carlo (`draws`, seeded).
     """
+    check_draws(draws)
     if len(successes) != len(trials) or len(successes) < 2:
         raise ConfigError("need successes and trials for at least 2 variants")
     pairs = [
@@ -315,6 +331,7 @@ def prob_best_gaussian(
     Exact for two variants (Φ of the standardised difference, as `gaussian_posterior`),
     else Monte Carlo (`draws`, seeded).
     """
+    check_draws(draws)
     m = np.asarray(means, dtype=float)
     s = np.asarray(ses, dtype=float)
     if m.shape != s.shape or m.ndim != 1 or m.size < 2:

@@ -50,6 +50,7 @@ from promptyard.spec.experiment import ExperimentSpec, Metric
 from promptyard.stats._base import Result, check_seed
 from promptyard.stats.bayes import (
     beta_binomial,
+    check_draws,
     gaussian_posterior,
     prob_best_beta,
     prob_best_gaussian,
@@ -911,7 +912,9 @@ class Allocation(Result):
 
     `method` says how P(best) was computed: `exact` for two variants (the closed form
     `analyze` reports as P(better)), else `monte-carlo` from `draws` draws seeded with
-    `seed`, whose largest standard error is `standard_error`.
+    `seed`, whose largest standard error is `standard_error`. Weights are multiples of
+    `resolution` percent: 0.01, or the power of ten at or above two Monte Carlo standard
+    errors (in percent), so they show only the digits the draws support.
     """
 
     experiment: str
@@ -923,17 +926,27 @@ class Allocation(Result):
     variants: list[VariantAllocation]
     method: str = "monte-carlo"
     standard_error: float = 0.0
+    resolution: float = 0.01
 
 
-def _round_to_hundredths(weights: list[float]) -> list[float]:
-    """Round percentages to 0.01 keeping the sum exactly 100 (largest remainder)."""
-    cents = [w * 100 for w in weights]
-    floors = [math.floor(c + 1e-9) for c in cents]
-    left = 10_000 - sum(floors)
-    order = sorted(range(len(cents)), key=lambda i: cents[i] - floors[i], reverse=True)
+def _round_to_step(weights: list[float], step: float) -> list[float]:
+    """Round percentages to multiples of `step` keeping the sum exactly 100 (largest
+    remainder)."""
+    units = [w / step for w in weights]
+    floors = [math.floor(u + 1e-9) for u in units]
+    left = round(100 / step) - sum(floors)
+    order = sorted(range(len(units)), key=lambda i: units[i] - floors[i], reverse=True)
     for i in order[: max(0, left)]:
         floors[i] += 1
-    return [f / 100 for f in floors]
+    return [round(f * step, 10) for f in floors]
+
+
+def supported_step(standard_error: float) -> float:
+    """The finest step in percent (0.01 at best) a Monte Carlo standard error supports:
+    the power of ten at or above two standard errors (in percent)."""
+    if standard_error <= 0:
+        return 0.01
+    return max(0.01, 10.0 ** math.ceil(math.log10(2 * 100 * standard_error)))
 
 
 def allocate_traffic(
@@ -948,6 +961,7 @@ def allocate_traffic(
 ) -> Allocation:
     """Traffic weights from the probability each variant is best on the primary metric."""
     check_seed("seed", seed)
+    check_draws(draws)
     k = len(spec.variants)
     if not math.isfinite(floor) or floor < 0 or floor * k >= 100:
         raise ConfigError(
@@ -982,7 +996,8 @@ def allocate_traffic(
             seed=seed,
         )
     raw = [floor + (100 - k * floor) * p for p in best.probabilities]
-    weights = _round_to_hundredths(raw)
+    step = supported_step(best.standard_error)
+    weights = _round_to_step(raw, step)
     return Allocation(
         experiment=spec.name,
         metric=metric.name,
@@ -992,6 +1007,7 @@ def allocate_traffic(
         seed=seed,
         method=best.method,
         standard_error=best.standard_error,
+        resolution=step,
         variants=[
             VariantAllocation(
                 name=name,

@@ -144,7 +144,12 @@ def plan(app: App, exp: str, fmt: str) -> int:
     )
     console.print(f"total units: [bold]{result.total:,}[/bold]")
     if result.min_samples_sufficient is None:
-        console.print("[dim]min_samples: not set[/dim]")
+        from promptyard.stats.sequential import BURN_IN
+
+        console.print(
+            "[dim]min_samples: not set; analyze decides only once each variant has the units "
+            f"above (sequential: {BURN_IN})[/dim]"
+        )
     else:
         enough = result.min_samples_sufficient
         verdict = "[green]enough[/green]" if enough else "[red]too few[/red]"

@@ -273,7 +273,13 @@ def test_require_significance_on_scores_is_one_sided_too() -> None:
     assert gate(evaluation, "score", "mean_score").outcome == "block"
     wilcoxon = Gates.model_validate({**config.model_dump(), "score": {**config.score.model_dump(), "test": "wilcoxon"}})  # fmt: skip
     evaluation = judge(base, head, gates=wilcoxon)
-    expected = stats.wilcoxon(h - b, alternative="less").pvalue
+    # The exact signed-rank p over the 40 non-zero differences: 20 of +0.07 (midrank 10.5)
+    # and 20 of −0.13 (midrank 30.5), so W⁺ = 10.5·K₁ + 30.5·K₂ with K ~ Bin(20, ½) (scipy's
+    # default switched to the normal approximation here: 0.00278).
+    pmf = stats.binom.pmf(np.arange(21), 20, 0.5)
+    expected = sum(
+        pmf[i] * pmf[j] for i in range(21) for j in range(21) if 10.5 * i + 30.5 * j <= 210
+    )
     assert evaluation.metrics["mean_score"].p_regression == pytest.approx(expected)
 
 
@@ -568,3 +574,35 @@ def test_an_empty_dataset_never_passes() -> None:
     evaluation = judge(None, [], threshold=0.8)
     result = gate(evaluation, "threshold")
     assert result.outcome == "block" and "has no cases: nothing was evaluated" in result.reason
+
+
+@pytest.mark.parametrize("test", ["paired-t", "wilcoxon"])
+def test_pass_rate_and_score_gates_agree_on_the_same_flips(test: str) -> None:
+    # Issue 19.2: 3 of 30 cases flip pass → fail with scores 1 → 0. The score gate ran a
+    # t-test (one-sided p 0.042: block) while McNemar's exact p is 0.125 (warn).
+    config = Gates.model_validate(
+        {
+            "pass_rate": {"max_drop": 0.03, "action": "block", "require_significance": True},
+            "score": {
+                "max_drop": 0.03,
+                "action": "block",
+                "require_significance": True,
+                "test": test,
+            },
+        }
+    )
+    base = [outcome(f"c{i}", True) for i in range(30)]
+    head = [outcome(f"c{i}", i >= 3) for i in range(30)]
+    evaluation = judge(base, head, gates=config)
+    rate, score = evaluation.metrics["pass_rate"], evaluation.metrics["mean_score"]
+    assert rate.p_regression == score.p_regression == stats.binom.cdf(0, 3, 0.5)  # 0.125
+    assert rate.p_value == score.p_value == 0.25
+    assert (
+        gate(evaluation, "pass_rate").outcome
+        == gate(evaluation, "score", "mean_score").outcome
+        == "warn"
+    )
+    # And both plan the same exact McNemar test for "cases needed".
+    needed = mcnemar_cases_needed([True] * 30, [i >= 3 for i in range(30)], 0.03).n
+    assert gate(evaluation, "pass_rate").cases_needed == needed
+    assert gate(evaluation, "score", "mean_score").cases_needed == needed

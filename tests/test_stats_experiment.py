@@ -210,6 +210,23 @@ def test_plan_unequal_weights_scales_total(tmp_path: Path) -> None:
     assert plan["min_samples_sufficient"] is True
 
 
+@pytest.mark.parametrize("weights", [(33, 33, 34), (80, 15, 5), (50, 50), (45, 30, 25)])
+def test_plan_total_is_the_sum_of_its_arms(tmp_path: Path, weights: tuple[int, ...]) -> None:
+    # Issue 21.5: 33/33/34 printed a total of 13,810 over arms summing to 13,812.
+    variants = [
+        {"name": name, "prompt": f"support-reply@2.{i}.0", "weight": weight}
+        for i, (name, weight) in enumerate(zip(("control", "b", "c"), weights, strict=False))
+    ]
+    repo = write_repo(tmp_path, experiment(variants=variants))
+    plan = json_of(run(repo, "experiment", "plan", "reply-tone", "--format", "json"))
+    assert plan["total"] == sum(plan["per_variant"].values())
+    for row in plan["metrics"]:  # every arm still gets what each test needs
+        assert plan["per_variant"]["control"] >= row["sample_size"]["n"]
+        assert plan["per_variant"][row["treatment"]] >= row["sample_size"]["n_treatment"]
+    text = run(repo, "experiment", "plan", "reply-tone").stdout
+    assert f"total units: {plan['total']:,}" in text
+
+
 def test_plan_continuous_metric_without_sd_is_exit_2(tmp_path: Path) -> None:
     metrics = experiment()["metrics"]
     metrics = [metrics[0], {**metrics[1], "sd": None}, metrics[2]]
@@ -623,6 +640,26 @@ def test_allocate_thompson_weights_with_floor(winning: Path) -> None:
     assert too_big.exit_code == 2 and "floor" in too_big.stderr
 
 
+def test_allocate_and_analyze_agree_on_two_variants(tmp_path: Path) -> None:
+    # Issue 21.5: the same posterior gave P(best) 0.95551 in allocate (Monte Carlo) and
+    # P(better) 0.95491 in analyze (exact). Small data, so the probability is not ~1.
+    repo = write_repo(tmp_path)
+    frame = simulate(experiment(), 600, rates=WINNING, seed=3)
+    frame.to_csv(repo / "small.csv", index=False)
+    data = str(repo / "small.csv")
+    allocation = json_of(
+        run(repo, "experiment", "allocate", "reply-tone", "--data", data, "--format", "json")
+    )
+    analysis = json_of(
+        run(repo, "experiment", "analyze", "reply-tone", "--data", data, "--format", "json")
+    )
+    resolved = next(m for m in analysis["metrics"] if m["metric"] == "resolved")
+    friendly = next(v for v in allocation["variants"] if v["name"] == "friendly")
+    assert allocation["method"] == "exact"
+    assert 0.01 < friendly["prob_best"] < 0.99
+    assert friendly["prob_best"] == resolved["prob_better"]
+
+
 # --- bad data -----------------------------------------------------------------------------------
 
 
@@ -877,3 +914,142 @@ def test_plot_api_refuses_a_path_it_cannot_write(tmp_path: Path) -> None:
     assert target.read_bytes()[:4] == b"\x89PNG"
     # No temporary file left behind.
     assert {p.name for p in tmp_path.iterdir()} == {"file", "plot.png"}
+
+
+@pytest.mark.parametrize("huge", ["1e200", "1.7e308"])
+def test_values_that_overflow_the_variance_are_exit_2_naming_the_rows(
+    tmp_path: Path, huge: str
+) -> None:
+    # Issue 21.4 / 19: values near 1e200 ended in exit 3 "internal error: OverflowError".
+    repo = write_repo(tmp_path)
+    rows = ["user_id,variant,resolved,handle_time,escalated"]
+    rows += [
+        f"u{i},{'control' if i % 2 else 'friendly'},{i % 3 == 0:d},{300 + i},0" for i in range(40)
+    ]
+    rows[3] = f"u2,friendly,0,{huge},0"
+    rows[8] = f"u7,control,0,-{huge},0"
+    _write(repo / "huge.csv", "\n".join(rows) + "\n")
+    result = run(repo, "experiment", "analyze", "reply-tone", "--data", str(repo / "huge.csv"))
+    assert result.exit_code == 2, result.output + result.stderr
+    first = result.stderr.strip().splitlines()[0]
+    assert (
+        first.startswith("error: ")
+        and "huge.csv: rows 3, 8: 'handle_time' is beyond ±1e+150" in first
+    )
+    assert "overflow" in first and "Traceback" not in result.output + result.stderr
+
+
+def test_tiny_data_gets_the_exact_test_and_no_decision(tmp_path: Path) -> None:
+    # Issue 19.4: 0/2 vs 2/2 said "ship" with p = 0.046 and [+100, +100] pp.
+    repo = write_repo(tmp_path, experiment(min_samples=0))
+    rows = "user_id,variant,resolved,handle_time,escalated\n"
+    rows += "u1,control,0,300,0\nu2,control,0,310,0\nu3,friendly,1,290,0\nu4,friendly,1,280,0\n"
+    _write(repo / "tiny.csv", rows)
+    args = ("experiment", "analyze", "reply-tone", "--data", str(repo / "tiny.csv"))
+    data = json_of(run(repo, *args, "--format", "json"))
+    resolved = next(m for m in data["metrics"] if m["metric"] == "resolved")
+    assert resolved["test"] == "boschloo-exact"
+    assert resolved["p_value"] == pytest.approx(0.125, abs=1e-9)  # Fisher: 1/3
+    assert (resolved["ci_low"], resolved["ci_high"]) == pytest.approx((0.0700, 1.0), abs=1e-4)
+    assert data["decision"]["action"] == "continue"
+    assert data["min_samples_source"] == "plan"
+    assert data["min_samples"]["control"] == 3763  # the plan of this experiment
+    text = run(repo, *args).stdout
+    assert "boschloo-exact" in text and "ship" not in text.split("\n")[1]
+
+
+def test_no_decision_before_the_planned_sample_when_min_samples_is_unset(tmp_path: Path) -> None:
+    spec = experiment(min_samples=0)
+    strong = {"control": {"resolved": 0.30}, "friendly": {"resolved": 0.45}}
+    data = _analysis(tmp_path / "ship", spec, strong, n=1500)
+    primary = next(m for m in data["metrics"] if m["metric"] == "resolved")
+    assert primary["outcome"] == "better"  # significant, but 750 of 3,763 planned units
+    assert data["decision"]["action"] == "continue" and data["decision"]["variant"] == "friendly"
+    assert "the units the plan needs" in data["decision"]["reason"]
+    harmful = {"control": {"escalated": 0.10}, "friendly": {"escalated": 0.30}}
+    data = _analysis(tmp_path / "keep", spec, harmful, n=1500)
+    assert next(m for m in data["metrics"] if m["metric"] == "escalated")["outcome"] == "worse"
+    assert data["decision"]["action"] == "continue"
+    assert data["decision"]["reason"].startswith("would keep control")
+    # Enough units: the same data decides.
+    assert (
+        _analysis(tmp_path / "big", spec, harmful, n=8000)["decision"]["action"] == "keep-control"
+    )
+
+
+def _three_arms(tmp_path: Path, values: dict[str, list[float]], *, binary: bool) -> Path:
+    variants = [
+        {"name": name, "prompt": f"support-reply@2.{i}.0", "weight": 33 + (i == 0)}
+        for i, name in enumerate(values)
+    ]
+    metric = {"name": "score", "type": "binary" if binary else "continuous"}
+    metric |= {"direction": "increase", "baseline": 0.3 if binary else 1.0, "mde": 0.05}
+    if not binary:
+        metric["sd"] = 1.0
+    spec = experiment(variants=variants, metrics=[metric], primary="score", guardrails=[])
+    repo = write_repo(tmp_path, spec)
+    rows = ["user_id,variant,score"]
+    for name, scores in values.items():
+        rows += [f"{name}-{i},{name},{x:g}" for i, x in enumerate(scores)]
+    _write(repo / "arms.csv", "\n".join(rows) + "\n")
+    return repo
+
+
+def test_allocate_splits_tied_arms_evenly(tmp_path: Path) -> None:
+    # Issue 19: identical arms got 95/5 (argmax gives every tie to the first arm).
+    repo = _three_arms(tmp_path, {n: [2.0] * 10 for n in ("control", "b", "c")}, binary=False)
+    data = json_of(
+        run(
+            repo,
+            "experiment",
+            "allocate",
+            "reply-tone",
+            "--data",
+            str(repo / "arms.csv"),
+            "--format",
+            "json",
+        )
+    )
+    assert [v["prob_best"] for v in data["variants"]] == pytest.approx([1 / 3] * 3)
+    assert sum(v["weight"] for v in data["variants"]) == pytest.approx(100)
+    assert (
+        max(v["weight"] for v in data["variants"]) - min(v["weight"] for v in data["variants"]) <= 1
+    )
+    # Two identical arms: the exact probability, one half.
+    from promptyard.stats.bayes import prob_best_beta, prob_best_gaussian
+
+    assert prob_best_gaussian([2.0, 2.0], [0.0, 0.0]).probabilities == [0.5, 0.5]
+    assert prob_best_beta([30, 30], [100, 100]).probabilities == pytest.approx(
+        [0.5, 0.5], abs=1e-12
+    )
+
+
+def test_allocate_prints_only_the_digits_its_draws_support(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    arms = {
+        n: list((rng.random(400) < p).astype(float))
+        for n, p in (("control", 0.30), ("b", 0.32), ("c", 0.33))
+    }
+    repo = _three_arms(tmp_path, arms, binary=True)
+    args = ("experiment", "allocate", "reply-tone", "--data", str(repo / "arms.csv"))
+    few = json_of(run(repo, *args, "--draws", "1000", "--format", "json"))
+    many = json_of(run(repo, *args, "--draws", "1000000", "--format", "json"))
+    assert few["method"] == many["method"] == "monte-carlo"
+    assert few["standard_error"] > 0.01 and few["resolution"] == 10  # ± 3 points: tens only
+    assert many["resolution"] == 0.1
+    for result in (few, many):
+        assert all(
+            round(v["weight"] / result["resolution"], 6).is_integer() for v in result["variants"]
+        )
+    # A seeded simulation of the claim: over 4 seeds the weights move by at most a step.
+    spread = [
+        json_of(run(repo, *args, "--draws", "1000000", "--seed", str(seed), "--format", "json"))
+        for seed in range(4)
+    ]
+    for i in range(3):
+        weights = [s["variants"][i]["weight"] for s in spread]
+        assert max(weights) - min(weights) <= 0.1 + 1e-9
+    text = run(repo, *args, "--draws", "1000").stdout
+    assert "1,000 Monte Carlo draws" in text and "--draws adds digits" in text
+    bad = run(repo, *args, "--draws", "10")
+    assert bad.exit_code == 2 and "draws must be a whole number from 1,000" in bad.stderr

@@ -67,9 +67,68 @@ def test_relative_mde_equals_absolute() -> None:
 
 def test_mcnemar_literal() -> None:
     # Connor (1987): (z_a sqrt(psi) + z_b sqrt(psi - delta^2))^2 / delta^2, one-sided.
-    result = P.mcnemar_sample_size(0.10, -0.03, alternative="one-sided")
+    result = P.mcnemar_sample_size(0.10, -0.03, alternative="one-sided", method="connor")
     assert result.n_exact == pytest.approx(684.855, rel=REL)
     assert result.n == 685
+    assert result.method == "connor"
+
+
+def _exact_mcnemar_power_by_enumeration(
+    n: int, psi: float, delta: float, alternative: str
+) -> float:
+    """Σ over every (discordant m, improvements c) of P(m, c) · 1[scipy's exact p ≤ 0.05]."""
+    from scipy import stats
+
+    p_up, p_down = (psi + delta) / 2, (psi - delta) / 2
+    side = "two-sided" if alternative == "two-sided" else ("less" if delta < 0 else "greater")
+    total = 0.0
+    for m in range(n + 1):
+        weight = stats.binom.pmf(m, n, psi)
+        for c in range(m + 1):
+            if stats.binomtest(c, m, 0.5, side).pvalue <= 0.05 if m else False:
+                total += weight * stats.binom.pmf(c, m, p_up / (p_up + p_down))
+    return total
+
+
+@pytest.mark.parametrize(
+    "n, psi, delta, alternative",
+    [(30, 0.3, -0.2, "one-sided"), (40, 0.2, -0.1, "two-sided"), (25, 0.5, 0.3, "one-sided")],
+)
+def test_mcnemar_power_is_that_of_the_exact_test(
+    n: int, psi: float, delta: float, alternative: str
+) -> None:
+    # Issue 19.3: the gate runs the exact test, so its power is summed over the discordant
+    # counts; the reference asks scipy's binomtest about every possible table.
+    expected = _exact_mcnemar_power_by_enumeration(n, psi, delta, alternative)
+    assert P.mcnemar_power(psi, delta, n, alternative=alternative) == pytest.approx(
+        expected, abs=1e-12
+    )
+
+
+def test_mcnemar_cases_needed_for_the_exact_test() -> None:
+    # Issue 19.3: ψ = 0.1, δ = −0.05 one-sided: Connor's 246 pairs give the exact test only
+    # 0.765 power; 268 reach 0.80 and 267 do not.
+    result = P.mcnemar_sample_size(0.1, -0.05, alternative="one-sided")
+    assert (result.n, result.method) == (268, "exact")
+    assert result.n_exact == pytest.approx(245.2009, abs=1e-4)  # Connor, the search's start
+    assert result.achieved_power == pytest.approx(0.80117, abs=1e-5)
+    assert P.mcnemar_power(0.1, -0.05, 267, alternative="one-sided") < 0.8
+    assert P.mcnemar_power(0.1, -0.05, 246, alternative="one-sided") == pytest.approx(
+        0.7654, abs=1e-4
+    )
+    # A seeded simulation of the gate's test agrees (4,000 runs: ± 0.013 at 2 sd).
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(19)
+    for n, power in ((246, 0.7654), (268, 0.8012)):
+        outcomes = rng.multinomial(n, [0.025, 0.075, 0.9], size=4000)  # up, down, same
+        rejections = sum(
+            stats.binomtest(int(up), int(up + down), 0.5, "less").pvalue <= 0.05
+            for up, down, _ in outcomes
+            if up + down
+        )
+        assert rejections / 4000 == pytest.approx(power, abs=0.013)
 
 
 def test_eval_miller_literal() -> None:
@@ -108,8 +167,12 @@ def test_detectable_effect_inverts_sample_size() -> None:
     assert effect.effect == pytest.approx(0.02, rel=1e-3)
     d = P.two_means_detectable_effect(64).effect_size
     assert P.two_means_power(d, 64) == pytest.approx(0.8, abs=1e-9)
-    m = P.mcnemar_detectable_effect(0.1, 685, alternative="one-sided")
+    m = P.mcnemar_detectable_effect(0.1, 685, alternative="one-sided", method="connor")
     assert m.effect == pytest.approx(0.03, rel=1e-3)
+    exact = P.mcnemar_detectable_effect(0.1, 739, alternative="one-sided")
+    assert exact.method == "exact"
+    assert P.mcnemar_power(0.1, -exact.effect, 739, alternative="one-sided") == pytest.approx(0.8)
+    assert exact.effect == pytest.approx(0.03, rel=2e-3)
     e = P.eval_detectable_effect(367, between_sd=0.3, within_sd=0.2, repeats=3)
     assert e.effect == pytest.approx(0.05, rel=2e-3)
     paired = P.paired_t_detectable_effect(100, sd=2.0)
@@ -486,3 +549,50 @@ def test_any_float_gives_an_answer_or_a_config_error(
         assert "np." not in str(exc)  # plain numbers in messages, never numpy reprs
         return
     _sane(result)
+
+
+# --- the t power at one or two degrees of freedom (issue 21.1) --------------------------------
+
+
+def _t_power_by_quadrature(d: float, n: int, alpha: float, two_sided: bool) -> float:
+    """P(|T| > crit) for T = (Z + d√n) / S, S = χ(n − 1)/√(n − 1), integrated over S."""
+    from scipy import integrate, stats
+
+    df, nc = n - 1, d * math.sqrt(n)
+    crit = stats.t.isf(alpha / 2 if two_sided else alpha, df)
+
+    def density(s: float) -> float:
+        return float(stats.chi.pdf(s * math.sqrt(df), df) * math.sqrt(df))
+
+    def rejects(s: float) -> float:
+        near = stats.norm.sf(crit * s - nc)
+        far = stats.norm.cdf(-crit * s - nc) if two_sided else 0.0
+        return float((near + far) * density(s))
+
+    value, error = integrate.quad(rejects, 0, math.inf, epsabs=1e-13, epsrel=1e-12, limit=400)
+    assert error < 1e-9
+    return value
+
+
+@pytest.mark.parametrize("n", [2, 3])
+@pytest.mark.parametrize("d", [0.3, 1.0, 2.5, 5.0, 8.0, 10.2, 11.55, 15.0, 40.0])
+@pytest.mark.parametrize("two_sided", [True, False])
+def test_t_power_at_tiny_df_matches_quadrature(n: int, d: float, two_sided: bool) -> None:
+    # At df = 1 scipy's nct.cdf is NaN for the negligible far tail; it once made the whole
+    # power fall back to a normal approximation (0.957 instead of 0.742 at d = 10.2, n = 2).
+    alternative = "two-sided" if two_sided else "one-sided"
+    power = P.one_sample_t_power(d, n, alternative=alternative)
+    assert power == pytest.approx(_t_power_by_quadrature(d, n, 0.05, two_sided), abs=1e-9)
+
+
+def test_paired_t_at_one_degree_of_freedom_needs_the_third_pair() -> None:
+    assert P.one_sample_t_power(10.2, 2) == pytest.approx(0.742269, abs=1e-6)
+    result = P.paired_t_sample_size(effect_size=10.2)
+    assert result.n == 3
+    assert result.achieved_power == pytest.approx(_t_power_by_quadrature(10.2, 3, 0.05, True))
+    # The inverse: the d at which two pairs reach 80% power, by quadrature and brentq.
+    from scipy import optimize
+
+    exact = optimize.brentq(lambda d: _t_power_by_quadrature(d, 2, 0.05, True) - 0.8, 5, 20)
+    assert exact == pytest.approx(11.5499, abs=1e-4)
+    assert P.paired_t_detectable_effect(2).effect_size == pytest.approx(exact, rel=1e-8)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+from typing import Any
 
 import numpy as np
 import pytest
@@ -57,6 +59,38 @@ def test_relative_lift_delta_method() -> None:
     assert lift.se == pytest.approx(se)
     assert lift.ci_low == pytest.approx(0.2 - 1.959963984540054 * se)
     assert twosample.relative_lift(0.0, 0.1, 1.0, 0.1).lift is None
+
+
+def test_lift_over_a_negative_control_keeps_the_sign_of_the_difference() -> None:
+    # Issue 19.5: a control mean of −10 improving to −5 printed a lift of −50% (t/c − 1);
+    # (t − c)/|c| says +50%. The delta-method se is the same for either sign of c.
+    lift = twosample.relative_lift(-10.0, 0.5, -5.0, 0.6)
+    assert lift.lift == pytest.approx(0.5)
+    se = math.sqrt(0.6**2 / 100 + 25 * 0.25 / 10**4)
+    assert lift.se == pytest.approx(se, rel=1e-12)
+    assert (lift.ci_low, lift.ci_high) == pytest.approx((0.5 - 1.959964 * se, 0.5 + 1.959964 * se))
+    # A seeded simulation: the delta-method se of (t − c)/|c| matches the spread of the
+    # lift over draws of the two means.
+    rng = np.random.default_rng(21)
+    c, t = rng.normal(-10, 0.5, 200_000), rng.normal(-5, 0.6, 200_000)
+    assert np.std((t - c) / np.abs(c)) == pytest.approx(se, rel=0.02)
+    # Through Welch's test on data with a negative mean.
+    result = twosample.welch_t([-12.0, -8.0, -10.0, -10.5], [-4.0, -6.0, -5.0, -5.5])
+    assert result.lift.lift == pytest.approx((-5.125 + 10.125) / 10.125)
+
+
+def test_rate_lift_interval_stops_at_minus_100_percent() -> None:
+    # Issue 21.5: 6/20 → 1/20, the delta-method lower bound is −117%; a rate cannot fall
+    # below 0, so the lift cannot fall below −100%.
+    result = twosample.two_proportions_ztest(6, 20, 1, 20)
+    p_c, p_t = 0.3, 0.05
+    se = math.sqrt((p_t * (1 - p_t) / 20) / p_c**2 + p_t**2 * (p_c * (1 - p_c) / 20) / p_c**4)
+    z = stats.norm.isf(0.025)
+    assert result.lift.lift == pytest.approx(p_t / p_c - 1)
+    assert result.lift.se == pytest.approx(se, rel=1e-12)
+    assert p_t / p_c - 1 - z * se < -1.15  # what the normal interval would say
+    assert result.lift.ci_low == -1.0
+    assert result.lift.ci_high == pytest.approx(p_t / p_c - 1 + z * se, rel=1e-12)
 
 
 # --- Bayesian ---------------------------------------------------------------------------------
@@ -116,12 +150,37 @@ def test_gaussian_posterior_closed_form() -> None:
 
 
 def test_prob_best_is_seeded_and_sums_to_one() -> None:
-    probs = bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    result = bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    probs = result.probabilities
     assert sum(probs) == pytest.approx(1.0)
     assert probs.index(max(probs)) == 1
-    assert probs == bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    assert result == bayes.prob_best_beta([120, 140, 130], [1000, 1000, 1000], seed=1)
+    assert result.method == "monte-carlo" and result.draws == 100_000
+    assert result.standard_error == pytest.approx(
+        max(math.sqrt(p * (1 - p) / 100_000) for p in probs)
+    )
     lower = bayes.prob_best_gaussian([5.0, 4.0], [0.1, 0.1], higher_is_better=False)
-    assert lower[1] > 0.99
+    assert lower.probabilities[1] == pytest.approx(stats.norm.cdf(1 / math.sqrt(0.02)))
+
+
+def test_two_variants_get_the_exact_probability_analyze_reports() -> None:
+    # Issue 21.5: allocate said 0.95551 (Monte Carlo) where analyze said 0.95491 (exact).
+    # Reference: P(X1 > X0) for Beta(1 + 40, 1 + 160) vs Beta(1 + 55, 1 + 145) by quadrature.
+    from scipy import integrate
+
+    a0, b0, a1, b1 = 41, 161, 56, 146
+    reference = integrate.quad(
+        lambda x: stats.beta.pdf(x, a1, b1) * stats.beta.cdf(x, a0, b0), 0, 1, epsabs=1e-13
+    )[0]
+    best = bayes.prob_best_beta([40, 55], [200, 200])
+    assert best.method == "exact" and best.standard_error == 0.0
+    assert best.probabilities[1] == pytest.approx(reference, abs=1e-10)
+    analyzed = bayes.beta_binomial(40, 200, 55, 200)
+    assert best.probabilities[1] == analyzed.prob_treatment_better
+    lower = bayes.prob_best_beta([40, 55], [200, 200], higher_is_better=False)
+    assert lower.probabilities == pytest.approx([reference, 1 - reference], abs=1e-10)
+    gaussian = bayes.prob_best_gaussian([1.0, 1.3], [0.2, 0.1])
+    assert gaussian.probabilities[1] == pytest.approx(stats.norm.cdf(0.3 / math.hypot(0.2, 0.1)))
 
 
 # --- sequential ------------------------------------------------------------------------------
@@ -163,6 +222,28 @@ def test_msprt_detects_a_real_effect() -> None:
     assert result.estimate == pytest.approx(0.06, abs=0.03)
     with pytest.raises(ConfigError, match="varying outcomes"):
         sequential.msprt_two_sample_stream([1.0, 1.0, 1.0, 1.0], [True, False, True, False], tau=1)
+
+
+def test_msprt_stream_variance_is_stable_far_from_zero() -> None:
+    # Issue 21.3: Σx² − (Σx)²/n loses every digit for values of sd 1 around 1e8 (p 0.898
+    # instead of 0.005). Reference: each look's two-pass variance (mean first, then the
+    # squared deviations) of the prefix, through msprt_sequence.
+    rng = np.random.default_rng(5)
+    arm = rng.random(300) < 0.5
+    values = rng.normal(0, 1, 300) + np.where(arm, 0.5, 0.0) + 1e8
+    estimates, variances = [], []
+    for end in range(1, values.size + 1):
+        t, c = values[:end][arm[:end]], values[:end][~arm[:end]]
+        if t.size >= 30 and c.size >= 30:
+            estimates.append(float(np.mean(t - 1e8) - np.mean(c - 1e8)))
+            variances.append(float(np.var(t, ddof=1) / t.size + np.var(c, ddof=1) / c.size))
+    expected = sequential.msprt_sequence(estimates, variances, tau=0.3)
+    result = sequential.msprt_two_sample_stream(values, arm, tau=0.3)
+    assert result.looks == expected.looks
+    assert result.p_value == pytest.approx(expected.p_value, rel=1e-6)
+    assert result.p_value < 0.05  # the decision the data support
+    shifted_back = sequential.msprt_two_sample_stream(values - 1e8, arm, tau=0.3)
+    assert result.p_value == pytest.approx(shifted_back.p_value, rel=1e-6)
 
 
 @pytest.mark.parametrize("estimate", [-2.5, -0.4, 0.0, 0.7, 3.0])
@@ -256,3 +337,116 @@ def test_every_public_name_resolves() -> None:
         assert getattr(package, name) is not None, name
     with pytest.raises(AttributeError):
         package.no_such_function  # noqa: B018
+
+
+# --- NaN, infinite and fractional inputs to the API (issue 21.4) ----------------------------
+
+BAD_NUMBERS = {
+    "beta-binomial NaN successes": (
+        lambda: bayes.beta_binomial(math.nan, 10, 5, 10),
+        "control successes must be a whole",
+    ),
+    "beta-binomial fractional successes": (
+        lambda: bayes.beta_binomial(3, 10, 5.5, 10),
+        "treatment successes must be a whole",
+    ),
+    "beta-binomial infinite n": (
+        lambda: bayes.beta_binomial(3, math.inf, 5, 10),
+        "control units must be a whole",
+    ),
+    "gaussian NaN mean": (
+        lambda: bayes.gaussian_posterior(math.nan, 1, 0, 1),
+        "control mean must be a finite",
+    ),
+    "gaussian infinite se": (
+        lambda: bayes.gaussian_posterior(0, 1, 0, math.inf),
+        "treatment se must be a finite",
+    ),
+    "gaussian overflowing difference": (
+        lambda: bayes.gaussian_posterior(-1.7e308, 1, 1.7e308, 1),
+        "overflows",
+    ),
+    "prob-best NaN successes": (
+        lambda: bayes.prob_best_beta([math.nan, 1], [10, 10]),
+        "variant 1 successes",
+    ),
+    "prob-best infinite trials": (
+        lambda: bayes.prob_best_beta([1, 1], [10, math.inf]),
+        "variant 2 units",
+    ),
+    "prob-best negative prior": (
+        lambda: bayes.prob_best_beta([1, 1], [10, 10], prior_alpha=-1),
+        "prior alpha",
+    ),
+    "srm fractional count": (
+        lambda: srm.srm_check({"a": 10.7, "b": 10}, {"a": 1, "b": 1}),
+        "got 10.7",
+    ),
+    "srm NaN count": (lambda: srm.srm_check({"a": math.nan, "b": 10}, {"a": 1, "b": 1}), "nan"),
+    "srm infinite count": (
+        lambda: srm.srm_check({"a": 5, "b": math.inf}, {"a": 1, "b": 1}),
+        "variant 'b'",
+    ),
+}
+
+
+@pytest.mark.parametrize("call, message", BAD_NUMBERS.values(), ids=BAD_NUMBERS.keys())
+def test_nan_infinite_or_fractional_inputs_are_config_errors(call: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        call()
+
+
+def test_whole_counts_given_as_floats_still_work() -> None:
+    # 10.0 units are 10 units: the same answer as the int, exactly (chi-square reference).
+    as_float = srm.srm_check({"a": 4800.0, "b": 5200.0}, {"a": 50, "b": 50})
+    assert as_float.p_value == pytest.approx(stats.chi2.sf(16.0, 1), rel=1e-12)
+    assert bayes.beta_binomial(3.0, 10.0, 5, 10) == bayes.beta_binomial(3, 10, 5, 10)
+
+
+# --- small counts and rates at 0% / 100% (issue 19.4) -----------------------------------------
+
+
+def _boschloo_by_brute_force(x_c: int, n_c: int, x_t: int, n_t: int) -> float:
+    """sup over the common rate π of P(Fisher's one-sided p ≤ observed), on a fine grid."""
+    import itertools
+
+    def fisher_less(a: int, b: int) -> float:  # P(treatment count ≥ b | margins)
+        return stats.hypergeom.sf(b - 1, n_c + n_t, a + b, n_t)
+
+    observed = fisher_less(x_c, x_t)
+    tables = [
+        (a, b) for a, b in itertools.product(range(n_c + 1), range(n_t + 1))
+        if fisher_less(a, b) <= observed + 1e-12
+    ]  # fmt: skip
+    grid = np.linspace(0, 1, 20_001)
+    probability = sum(
+        stats.binom.pmf(a, n_c, grid) * stats.binom.pmf(b, n_t, grid) for a, b in tables
+    )
+    return float(np.max(probability))
+
+
+def test_tiny_or_boundary_counts_get_the_exact_test_and_newcombes_interval() -> None:
+    # 0/2 vs 2/2: the z-test said p = 0.046 and [+100, +100] pp.
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    result = twosample.two_proportions_test(0, 2, 2, 2)
+    assert result.test == "boschloo-exact"
+    assert result.p_value == pytest.approx(0.125, abs=1e-9)  # two-sided: 2 × 1/16
+    greater = twosample.two_proportions_test(0, 2, 2, 2, alternative="greater")
+    assert greater.p_value == pytest.approx(_boschloo_by_brute_force(0, 2, 2, 2), abs=1e-6)
+    assert stats.fisher_exact([[0, 2], [2, 0]]).pvalue == pytest.approx(1 / 3)  # more conservative
+    newcombe = confint_proportions_2indep(2, 2, 0, 2, method="newcomb", compare="diff")
+    assert (result.ci_low, result.ci_high) == pytest.approx(tuple(newcombe), abs=1e-12)
+    assert result.ci_low == pytest.approx(0.0700, abs=1e-4) and result.ci_high == 1.0
+    # A small table off the boundary, against the brute-force supremum and statsmodels.
+    small = twosample.two_proportions_test(2, 15, 7, 14, alternative="greater")
+    assert small.test == "boschloo-exact"
+    assert small.p_value == pytest.approx(_boschloo_by_brute_force(2, 15, 7, 14), abs=1e-6)
+    newcombe = confint_proportions_2indep(7, 14, 2, 15, method="newcomb", compare="diff")
+    assert (small.ci_low, small.ci_high) == pytest.approx(tuple(newcombe), abs=1e-12)
+    # Large arms with an empty one: Fisher (Boschloo's search would be slow).
+    empty = twosample.two_proportions_test(0, 5000, 3, 5000)
+    assert empty.test == "fisher-exact"
+    assert empty.p_value == pytest.approx(stats.fisher_exact([[0, 3], [5000, 4997]]).pvalue)
+    # Plenty of data, nothing at the boundary: the z-test as before.
+    assert twosample.two_proportions_test(300, 1000, 350, 1000).test == "two-proportions-z"

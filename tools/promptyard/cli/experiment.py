@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,12 @@ def plan(app: App, exp: str, fmt: str) -> int:
     )
     console.print(f"total units: [bold]{result.total:,}[/bold]")
     if result.min_samples_sufficient is None:
-        console.print("[dim]min_samples: not set[/dim]")
+        from promptyard.stats.sequential import BURN_IN
+
+        console.print(
+            "[dim]min_samples: not set; analyze decides only once each variant has the units "
+            f"above (sequential: {BURN_IN})[/dim]"
+        )
     else:
         enough = result.min_samples_sufficient
         verdict = "[green]enough[/green]" if enough else "[red]too few[/red]"
@@ -298,10 +304,25 @@ def analyze(
     help="Smallest weight (percent) any variant keeps, so no arm starves.",
 )
 @_seed_option
+@click.option(
+    "--draws",
+    type=int,
+    default=100_000,
+    show_default=True,
+    help="Monte Carlo draws for three or more variants (two are exact); more draws, more "
+    "digits in the weights.",
+)
 @format_option("text", "json")
 @click.pass_obj
 def allocate(
-    app: App, exp: str, data: Path, variant_column: str, floor: float, seed: int, fmt: str
+    app: App,
+    exp: str,
+    data: Path,
+    variant_column: str,
+    floor: float,
+    seed: int,
+    draws: int,
+    fmt: str,
 ) -> int:
     """Thompson-sampling traffic weights: the probability each variant is best."""
     from promptyard.stats.experiment import allocate_traffic
@@ -314,6 +335,7 @@ def allocate(
         variant_column=variant_column,
         source=str(data),
         seed=seed,
+        draws=draws,
     )
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -323,6 +345,8 @@ def allocate(
         f"[bold]{result.experiment}[/bold]: weights by P(best on {result.metric}, "
         f"{result.direction} is better), floor {result.floor:g}%"
     )
+    # Only the digits the Monte Carlo error supports (all of them when exact).
+    decimals = max(0, -math.floor(math.log10(result.resolution) + 1e-9))
     table = Table(box=None, pad_edge=False, padding=(0, 1))
     for column in ("variant", "units", "mean", "P(best)", "current", "suggested"):
         table.add_column(column, justify="left" if column == "variant" else "right")
@@ -331,10 +355,18 @@ def allocate(
             v.name,
             f"{v.units:,}",
             "—" if v.mean is None else f"{v.mean:.4g}",
-            f"{v.prob_best:.1%}",
+            f"{v.prob_best * 100:.{decimals}f}%",
             f"{v.current_weight:g}%",
-            f"[bold]{v.weight:g}%[/bold]",
+            f"[bold]{v.weight:.{decimals}f}%[/bold]",
         )
     console.print(table)
+    if result.method == "exact":
+        console.print("[dim]P(best) is exact for two variants[/dim]")
+    else:
+        console.print(
+            f"[dim]P(best) from {result.draws:,} Monte Carlo draws (seed {result.seed}): "
+            f"±{2 * result.standard_error:.2%} at most, so weights are shown to "
+            f"{result.resolution:g}%; --draws adds digits[/dim]"
+        )
     console.print("[dim]set these as the variants' `weight` to re-allocate traffic[/dim]")
     return 0

@@ -27,6 +27,7 @@ METHODS = {
     "noncentral-t": "noncentral t",
     "normal": "normal approximation",
     "connor": "Connor 1987",
+    "exact": "exact binomial test, power summed over discordant counts",
     "miller-2024": "Miller 2024, clustered by case",
 }
 UNIT_NAMES = {
@@ -120,7 +121,9 @@ def _emit(result: Any, fmt: str) -> int:
             rows += [("n per arm", per_arm), ("total", f"{result.n_total:,}")]
         else:
             rows.append((unit, f"{result.n:,}"))
-        rows.append(("before rounding up", f"{result.n_exact:,.4f}"))
+        # An exact test's n is searched, not rounded: n_exact is then its normal start.
+        before = "normal approximation" if result.method == "exact" else "before rounding up"
+        rows.append((before, f"{result.n_exact:,.4f}"))
         if result.achieved_power is not None:
             rows.append(("achieved power", f"{result.achieved_power:.4f}"))
         if result.days is not None:

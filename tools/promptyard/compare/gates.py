@@ -210,14 +210,25 @@ def _score_values(ctx: GateContext, metric: MetricResult) -> tuple[list[float], 
     return b, h
 
 
+def _score_cases_needed(ctx: GateContext, b: list[float], h: list[float], drop: float) -> int:
+    """Cases the score test needs to detect `drop`: pass/fail scores are tested like the
+    pass rate (exact McNemar, via the sign-flip test), so they are planned like it too."""
+    from promptyard.stats import mcnemar_cases_needed, paired_t_cases_needed
+
+    alpha, power = ctx.config.alpha, ctx.config.power
+    if set(b) | set(h) <= {0.0, 1.0}:
+        passed = ([x == 1.0 for x in b], [x == 1.0 for x in h])
+        return mcnemar_cases_needed(*passed, drop, alpha=alpha, power=power).n
+    return paired_t_cases_needed(b, h, drop, alpha=alpha, power=power).n
+
+
 @gate(
     "score",
-    "the mean score and each named metric may drop at most `max_drop` (paired t / Wilcoxon)",
+    "the mean score and each named metric may drop at most `max_drop` (paired t, exact "
+    "sign-flip for few-valued scores, or exact Wilcoxon)",
     needs_base=True,
 )
 def score_gate(ctx: GateContext) -> list[GateResult]:
-    from promptyard.stats import paired_t_cases_needed
-
     cfg = ctx.config.score
     results = []
     scored = [m for m in ctx.evaluation.metrics.values() if m.unit == "score"]
@@ -228,13 +239,7 @@ def score_gate(ctx: GateContext) -> list[GateResult]:
         b, h = _score_values(ctx, metric)
         needed = None
         if len(b) >= 2 and cfg.max_drop > 0:
-            needed = _cases_needed(
-                lambda b=b, h=h: (
-                    paired_t_cases_needed(
-                        b, h, cfg.max_drop, alpha=ctx.config.alpha, power=ctx.config.power
-                    ).n
-                )
-            )
+            needed = _cases_needed(lambda b=b, h=h: _score_cases_needed(ctx, b, h, cfg.max_drop))
         small = _too_small(needed, metric.n, f"drop of {cfg.max_drop:g}", ctx.config.power)
         moved = f"{fmt.number(metric.base)} → {fmt.number(metric.head)}"
         test = f"two-sided p = {fmt.p_value(metric.p_value)}, {metric.test}"

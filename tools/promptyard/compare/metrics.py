@@ -4,9 +4,11 @@ Paired (base and head on the same cases, from `promptyard.stats`):
 
 - `pass_rate`: McNemar's exact test on the per-case verdicts, with the Agresti–Min
   interval of the paired difference;
-- `mean_score` and every named assertion `metric`: a paired t-test (or Wilcoxon
-  signed-rank, `gates.score.test`) with a seeded paired bootstrap interval; with repeats,
-  per-case means and the clustered standard error of the difference (`paired_repeated`);
+- `mean_score` and every named assertion `metric`: a paired t-test — the exact sign-flip
+  test when the scores take few values (pass/fail: then it is McNemar's exact test) — or
+  the exact Wilcoxon signed-rank test (`gates.score.test`), with a seeded paired
+  bootstrap interval (`paired_score_test`); with repeats, per-case means and the
+  clustered standard error of the difference (`paired_repeated`);
 - `repeat_pass_rate` (repeats only): the share of passing repeats, clustered by case;
 - `error_rate`: McNemar's exact test on the per-case error flags;
 - `latency_p50_ms` / `latency_p95_ms`: head / base ratio and a case-resampling bootstrap
@@ -32,7 +34,7 @@ import numpy as np
 
 from promptyard.compare.model import MetricResult
 from promptyard.compare.paired import CaseOutcome
-from promptyard.stats import mcnemar, paired_bootstrap, paired_repeated, paired_t, wilcoxon
+from promptyard.stats import mcnemar, paired_bootstrap, paired_repeated, paired_score_test
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -107,11 +109,11 @@ def _score_metric(
         ci, p, used = _ci(result.ci_low, result.ci_high), result.p_value, result.test
         p_worse = paired_repeated(*by_case, alternative="less").p_value
     elif n >= 2:
-        paired_test = wilcoxon if test == "wilcoxon" else paired_t
-        tested = paired_test(b, h)
+        chosen = "wilcoxon" if test == "wilcoxon" else "paired-t"
+        tested = paired_score_test(b, h, test=chosen)
         boot = paired_bootstrap(b, h, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
         ci, p = _ci(boot.ci_low, boot.ci_high), tested.p_value
-        p_worse = paired_test(b, h, alternative="less").p_value  # head below base
+        p_worse = paired_score_test(b, h, test=chosen, alternative="less").p_value  # head worse
         used = f"{tested.test} + bootstrap"
     elif n == 1:
         used = "one case: no test"

@@ -58,7 +58,9 @@ class ScoreGate(SpecModel):
         False, description="Block only when the drop is also significant at `alpha`; else warn."
     )
     test: Literal["paired-t", "wilcoxon"] = Field(
-        "paired-t", description="The paired test of per-case scores (the interval is bootstrapped)."
+        "paired-t",
+        description="The paired test of per-case scores (the interval is bootstrapped); "
+        "paired-t runs the exact sign-flip test on scores with few distinct values.",
     )
 
 

@@ -107,7 +107,12 @@ class ExperimentSpec(SpecModel):
     guardrails: list[str] = Field(default_factory=list)
     alpha: float = Field(0.05, gt=0, lt=1)
     power: float = Field(0.8, gt=0, lt=1)
-    min_samples: int = Field(0, ge=0, description="Minimum units per variant before deciding.")
+    min_samples: int = Field(
+        0,
+        ge=0,
+        description="Minimum units per variant before deciding; 0: the plan's units per "
+        "variant (a sequential experiment: its 30-unit burn-in).",
+    )
     daily_traffic: int | None = Field(None, gt=0, description="Expected units per day, in all.")
     sequential: bool = Field(False, description="Use always-valid (mSPRT) p-values.")
     decision: DecisionRule = Field(default_factory=DecisionRule)

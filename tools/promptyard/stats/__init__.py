@@ -10,7 +10,9 @@ the order (base, head), differences are head − base, `alternative="less"` = he
 - pass/fail per case: `mcnemar(base, head)` — exact McNemar p-value and the 95% interval
   of the paired difference in pass rate (`PairedBinaryResult`); `method="chi2"` with or
   without `correction`; `mcnemar_from_table` / `mcnemar_from_counts` for counts;
-- scores per case: `paired_t(base, head)` or `wilcoxon(base, head)`, plus
+- scores per case: `paired_t(base, head)`, `wilcoxon(base, head)` (exact over the
+  non-zero differences) or `sign_flip(base, head)` (exact, for scores with few values);
+  `paired_score_test` picks the one the merge gate runs; plus
   `paired_bootstrap(base, head, seed=0)` for a reproducible interval;
 - repeated samples per case (case id -> list of scores): `paired_repeated(base, head)`
   (clustered standard error of the difference) and `clustered_mean(values, clusters)`;
@@ -70,6 +72,8 @@ _EXPORTS: dict[str, str] = {
     "mcnemar_from_counts": "paired",
     "paired_t": "paired",
     "wilcoxon": "paired",
+    "sign_flip": "paired",
+    "paired_score_test": "paired",
     "paired_bootstrap": "paired",
     "clustered_mean": "paired",
     "paired_repeated": "paired",
@@ -84,6 +88,7 @@ _EXPORTS: dict[str, str] = {
     # bayes
     "BetaBinomialResult": "bayes",
     "GaussianPosteriorResult": "bayes",
+    "ProbBest": "bayes",
     "beta_binomial": "bayes",
     "gaussian_posterior": "bayes",
     "prob_beta_greater": "bayes",

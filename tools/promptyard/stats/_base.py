@@ -79,6 +79,25 @@ def check_positive(name: str, value: float) -> float:
     return float(value)
 
 
+def check_count(name: str, value: Any) -> int:
+    """A whole number ≥ 0 (10 or 10.0; never 10.7, NaN, infinity or a bool), as an int."""
+    value = plain(value)
+    whole = isinstance(value, int) or (
+        isinstance(value, float) and math.isfinite(value) and value.is_integer()
+    )
+    if isinstance(value, bool) or not whole or value < 0:
+        raise ConfigError(f"{name} must be a whole number ≥ 0, got {shown(value)}")
+    return int(value)
+
+
+def check_finite(name: str, value: Any) -> float:
+    """A finite number as a float (else a ConfigError naming `name`)."""
+    value = plain(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {shown(value)}")
+    return float(value)
+
+
 def check_seed(name: str, seed: int) -> int:
     """A seed numpy accepts: a whole number, 0 or more (else a ConfigError naming `name`)."""
     seed = plain(seed)

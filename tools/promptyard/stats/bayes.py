@@ -8,7 +8,8 @@
 - `gaussian_posterior(...)` (continuous metrics): flat prior, normal posterior of each
   mean, N(mean, se²); everything in closed form.
 - `prob_best_beta(...)` / `prob_best_gaussian(...)`: the probability each of several
-  variants is the best (Monte Carlo, seeded) — Thompson-sampling allocation uses these.
+  variants is the best (`ProbBest`; exact for two variants, else Monte Carlo, seeded) —
+  Thompson-sampling allocation uses these.
 
 "Expected loss of treatment" is E[max(control − treatment, 0)]: what shipping the treatment
 costs on average if it is in fact worse (for a metric where higher is better).
@@ -24,7 +25,15 @@ import numpy as np
 from scipy import special, stats
 
 from promptyard.errors import ConfigError
-from promptyard.stats._base import Result, check_positive, check_probability, check_seed
+from promptyard.stats._base import (
+    Result,
+    check_count,
+    check_finite,
+    check_positive,
+    check_probability,
+    check_seed,
+    shown,
+)
 
 MAX_EXACT_TERMS = 5_000_000
 TERMS_PER_CHUNK = 1_000_000
@@ -107,6 +116,15 @@ def _beta_draws(alpha: float, beta: float, draws: int, rng: np.random.Generator)
     return rng.beta(alpha, beta, size=draws)
 
 
+def _counts(name: str, successes: int, n: int) -> tuple[int, int]:
+    """(successes, n) as whole numbers with 0 ≤ successes ≤ n, else a ConfigError."""
+    successes = check_count(f"{name} successes", successes)
+    n = check_count(f"{name} units", n)
+    if n < successes:
+        raise ConfigError(f"{name}: need 0 ≤ successes ≤ n, got {successes} of {n}")
+    return successes, n
+
+
 def beta_binomial(
     control_successes: int,
     control_n: int,
@@ -120,13 +138,8 @@ def beta_binomial(
     seed: int = 0,
 ) -> BetaBinomialResult:
     """P(treatment rate > control rate) and expected losses under Beta(prior) priors."""
-    for name, value in (
-        ("control", (control_successes, control_n)),
-        ("treatment", (treatment_successes, treatment_n)),
-    ):
-        successes, n = value
-        if successes < 0 or n < successes:
-            raise ConfigError(f"{name}: need 0 ≤ successes ≤ n, got {successes} of {n}")
+    control_successes, control_n = _counts("control", control_successes, control_n)
+    treatment_successes, treatment_n = _counts("treatment", treatment_successes, treatment_n)
     check_positive("prior alpha", prior_alpha)
     check_positive("prior beta", prior_beta)
     check_probability("confidence", confidence)
@@ -182,10 +195,18 @@ def gaussian_posterior(
 ) -> GaussianPosteriorResult:
     """Normal posterior of treatment − control (flat prior): P(better) and expected losses."""
     check_probability("confidence", confidence)
-    if control_se < 0 or treatment_se < 0:
-        raise ConfigError("standard errors cannot be negative")
-    mu = treatment_mean - control_mean
-    sd = math.sqrt(control_se**2 + treatment_se**2)
+    for name, value in (("control mean", control_mean), ("treatment mean", treatment_mean)):
+        check_finite(name, value)
+    for name, value in (("control se", control_se), ("treatment se", treatment_se)):
+        if check_finite(name, value) < 0:
+            raise ConfigError(f"{name} cannot be negative, got {shown(value)}")
+    mu = float(treatment_mean) - float(control_mean)
+    sd = math.hypot(control_se, treatment_se)
+    if not (math.isfinite(mu) and math.isfinite(sd)):
+        raise ConfigError(
+            f"the difference of the means ({control_mean:g} and {treatment_mean:g}) or its "
+            "standard error overflows; give the metric in smaller units"
+        )
     if sd == 0:
         better = 1.0 if mu > 0 else 0.0 if mu < 0 else 0.5
         loss_t, loss_c = max(-mu, 0.0), max(mu, 0.0)
@@ -209,16 +230,55 @@ def gaussian_posterior(
     )
 
 
-def _prob_best(sampler: object, k: int, draws: int, higher_is_better: bool) -> list[float]:
+@dataclass(frozen=True)
+class ProbBest(Result):
+    """The probability each variant is the best, in the order given (they sum to 1).
+
+    `method` is `exact` (two variants: the closed form of P(X1 > X0), as
+    `beta_binomial` and `gaussian_posterior` compute it) or `monte-carlo` (`draws` seeded
+    draws from the posteriors); `standard_error` is the largest Monte Carlo standard error
+    √(p(1 − p)/draws) of the probabilities (0 when exact).
+    """
+
+    probabilities: list[float]
+    method: str
+    draws: int | None
+    standard_error: float
+
+
+def _exact_pair(better: float, higher_is_better: bool) -> ProbBest:
+    """Two variants: `better` = P(variant 2 > variant 1) in closed form."""
+    second = better if higher_is_better else 1.0 - better
+    return ProbBest([1.0 - second, second], "exact", None, 0.0)
+
+
+MIN_DRAWS, MAX_DRAWS = 1_000, 100_000_000
+
+
+def check_draws(draws: int) -> int:
+    """A number of Monte Carlo draws from MIN_DRAWS to MAX_DRAWS (else a ConfigError)."""
+    if isinstance(draws, bool) or not isinstance(draws, int) or not MIN_DRAWS <= draws <= MAX_DRAWS:
+        raise ConfigError(
+            f"draws must be a whole number from {MIN_DRAWS:,} to {MAX_DRAWS:,}, got {shown(draws)}"
+        )
+    return draws
+
+
+def _prob_best(sampler: object, k: int, draws: int, higher_is_better: bool) -> ProbBest:
+    """Monte Carlo P(best); a draw where several variants tie for best is split among them
+    (argmax would give it all to the first: 95/5 weights for identical arms)."""
     wins = np.zeros(k)
     done = 0
     while done < draws:
         size = min(CHUNK, draws - done)
         sample = sampler(size)  # type: ignore[operator]
-        best = np.argmax(sample if higher_is_better else -sample, axis=1)
-        wins += np.bincount(best, minlength=k)
+        score = sample if higher_is_better else -sample
+        tied = score == score.max(axis=1, keepdims=True)
+        wins += (tied / tied.sum(axis=1, keepdims=True)).sum(axis=0)
         done += size
-    return [float(w / draws) for w in wins]
+    probabilities = [float(w / draws) for w in wins]
+    error = max(math.sqrt(p * (1 - p) / draws) for p in probabilities)
+    return ProbBest(probabilities, "monte-carlo", draws, error)
 
 
 def prob_best_beta(
@@ -230,16 +290,29 @@ def prob_best_beta(
     higher_is_better: bool = True,
     draws: int = 100_000,
     seed: int = 0,
-) -> list[float]:
-    """P(each variant has the best rate), Monte Carlo from Beta posteriors (seeded)."""
-    s = np.asarray(successes, dtype=float)
-    n = np.asarray(trials, dtype=float)
-    if s.shape != n.shape or s.ndim != 1 or s.size < 2:
+) -> ProbBest:
+    """P(each variant has the best rate) from Beta posteriors.
+
+    Exact for two variants with a whole-number posterior alpha (as `beta_binomial`), else
+    Monte Carlo (`draws`, seeded).
+    """
+    check_draws(draws)
+    if len(successes) != len(trials) or len(successes) < 2:
         raise ConfigError("need successes and trials for at least 2 variants")
-    if np.any(s < 0) or np.any(s > n):
-        raise ConfigError("need 0 ≤ successes ≤ trials for every variant")
+    pairs = [
+        _counts(f"variant {i + 1}", *pair)
+        for i, pair in enumerate(zip(successes, trials, strict=True))
+    ]
+    s = np.array([pair[0] for pair in pairs], dtype=float)
+    n = np.array([pair[1] for pair in pairs], dtype=float)
+    check_positive("prior alpha", prior_alpha)
+    check_positive("prior beta", prior_beta)
     rng = np.random.default_rng(check_seed("seed", seed))
     a, b = prior_alpha + s, prior_beta + n - s
+    if a.size == 2:
+        better = prob_beta_greater(float(a[1]), float(b[1]), float(a[0]), float(b[0]))
+        if better is not None:
+            return _exact_pair(better, higher_is_better)
     return _prob_best(
         lambda size: rng.beta(a, b, size=(size, a.size)), a.size, draws, higher_is_better
     )
@@ -252,8 +325,13 @@ def prob_best_gaussian(
     higher_is_better: bool = True,
     draws: int = 100_000,
     seed: int = 0,
-) -> list[float]:
-    """P(each variant has the best mean), Monte Carlo from normal posteriors (seeded)."""
+) -> ProbBest:
+    """P(each variant has the best mean) from normal posteriors.
+
+    Exact for two variants (Φ of the standardised difference, as `gaussian_posterior`),
+    else Monte Carlo (`draws`, seeded).
+    """
+    check_draws(draws)
     m = np.asarray(means, dtype=float)
     s = np.asarray(ses, dtype=float)
     if m.shape != s.shape or m.ndim != 1 or m.size < 2:
@@ -261,6 +339,9 @@ def prob_best_gaussian(
     if np.any(s < 0) or not np.all(np.isfinite(m)) or not np.all(np.isfinite(s)):
         raise ConfigError("means must be finite and standard errors finite and ≥ 0")
     rng = np.random.default_rng(check_seed("seed", seed))
+    if m.size == 2:
+        posterior = gaussian_posterior(float(m[0]), float(s[0]), float(m[1]), float(s[1]))
+        return _exact_pair(posterior.prob_treatment_better, higher_is_better)
     return _prob_best(
         lambda size: rng.normal(m, s, size=(size, m.size)), m.size, draws, higher_is_better
     )

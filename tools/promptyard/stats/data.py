@@ -103,7 +103,8 @@ _BOOLEAN_TEXT = {"true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0, "1.0": 1.0, "0.0
 def metric_values(frame: pd.DataFrame, column: str, *, binary: bool, path: str) -> np.ndarray:
     """A metric column as floats (NaN = no value); a ConfigError at the first bad value.
 
-    Binary metrics take 0/1 or true/false; continuous metrics take finite numbers.
+    Binary metrics take 0/1 or true/false; continuous metrics take finite numbers within
+    ±`MAX_MAGNITUDE` (beyond it, the variance overflows).
     """
     series = frame[column]
     missing = series.isna().to_numpy()
@@ -127,4 +128,27 @@ def metric_values(frame: pd.DataFrame, column: str, *, binary: bool, path: str) 
         )
     values = values.astype(float)
     values[missing] = np.nan
+    if not binary:
+        _check_magnitude(values, column, path)
     return values
+
+
+# Squares of values up to this size, summed over 10⁸ rows, stay finite: every variance
+# the analysis computes does. No metric in any unit comes near it.
+MAX_MAGNITUDE = 1e150
+
+
+def _check_magnitude(values: np.ndarray, column: str, path: str) -> None:
+    """A ConfigError naming the rows whose value would overflow the variance."""
+    with np.errstate(invalid="ignore"):
+        huge = np.flatnonzero(np.abs(values) > MAX_MAGNITUDE)
+    if huge.size == 0:
+        return
+    rows = ", ".join(str(i + 1) for i in huge[:5]) + (", ..." if huge.size > 5 else "")
+    raise ConfigError(
+        f"{path}: row{'s' if huge.size > 1 else ''} {rows}: {column!r} is beyond "
+        f"±{MAX_MAGNITUDE:g} ({shown(float(values[huge[0]]))}"
+        f"{' in row ' + str(huge[0] + 1) if huge.size > 1 else ''}); "
+        "values this large overflow the variance",
+        hint=f"give {column!r} in smaller units, or fix the rows",
+    )

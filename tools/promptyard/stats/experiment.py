@@ -5,7 +5,8 @@
   duration at `daily_traffic`; errors name the experiment file and the metric.
 - `analyze_experiment(spec, frame)`: one row per unit with its variant and one column per
   metric. The sample-ratio check comes first; each metric is then compared with the
-  control (two-proportion z-test or Welch t, relative lift, Beta-Binomial or Gaussian
+  control (two-proportion z-test — Boschloo's exact test with Newcombe's interval for
+  small counts or a rate at 0%/100% — or Welch t, relative lift, Beta-Binomial or Gaussian
   posterior, and the always-valid mSPRT p-value when `sequential: true`), rows whose
   variant disagrees with `assign()` are counted, and the structured decision rule gives
   the decision and its reason.
@@ -49,6 +50,7 @@ from promptyard.spec.experiment import ExperimentSpec, Metric
 from promptyard.stats._base import Result, check_seed
 from promptyard.stats.bayes import (
     beta_binomial,
+    check_draws,
     gaussian_posterior,
     prob_best_beta,
     prob_best_gaussian,
@@ -61,9 +63,9 @@ from promptyard.stats.power import (
     two_means_sample_size,
     two_proportions_sample_size,
 )
-from promptyard.stats.sequential import SequentialResult, msprt_two_sample_stream
+from promptyard.stats.sequential import BURN_IN, SequentialResult, msprt_two_sample_stream
 from promptyard.stats.srm import SRMResult, srm_check
-from promptyard.stats.twosample import LiftResult, TwoSampleResult, two_proportions_ztest, welch_t
+from promptyard.stats.twosample import LiftResult, TwoSampleResult, two_proportions_test, welch_t
 
 Role = Literal["primary", "guardrail", "secondary"]
 Family = Literal["decision", "guardrail", "secondary"]
@@ -150,10 +152,10 @@ class ExperimentPlan(Result):
     `comparisons` is the size of the Holm family of decision metrics (metrics × treatments),
     `secondary_comparisons` that of the secondary metrics, `guardrail_comparisons` the
     number of one-sided guardrail harm tests (not adjusted). `per_variant` is the
-    requirement of each variant at the configured weights, `total` the units the whole
-    experiment needs, `binding_metric` the metric that sets it, `min_samples_sufficient`
-    whether `min_samples` (per variant) reaches every requirement (None when `min_samples`
-    is not set, i.e. 0), `days` the duration at `daily_traffic` (None without it).
+    requirement of each variant at the configured weights (each rounded up), `total` their
+    sum, `binding_metric` the metric that sets it, `min_samples_sufficient` whether
+    `min_samples` (per variant) reaches every requirement (None when `min_samples` is not
+    set, i.e. 0), `days` the duration at `daily_traffic` (None without it).
     """
 
     experiment: str
@@ -283,8 +285,9 @@ def plan_experiment(
             needed = max(size.n / shares[control], size.n_treatment / shares[treatment])
             if needed > need_total:
                 need_total, binding = needed, metric.name
-    total = math.ceil(need_total - 1e-9)
-    per_variant = {name: math.ceil(total * share - 1e-9) for name, share in shares.items()}
+    # Each arm rounds up on its own; the total is their sum, so the printed numbers add up.
+    per_variant = {name: math.ceil(need_total * share - 1e-9) for name, share in shares.items()}
+    total = sum(per_variant.values())
     days = math.ceil(total / spec.daily_traffic) if spec.daily_traffic else None
     counts = Counter(family for _, family, _ in tests)
     return ExperimentPlan(
@@ -426,7 +429,11 @@ class Decision(Result):
 
 @dataclass(frozen=True)
 class ExperimentAnalysis(Result):
-    """The full analysis; readers show `srm` first, and nothing else matters if it is flagged."""
+    """The full analysis; readers show `srm` first, and nothing else matters if it is flagged.
+
+    `min_samples` are the units each variant needs before anything is decided, and
+    `min_samples_source` where they come from (`required_samples`).
+    """
 
     experiment: str
     control: str
@@ -440,6 +447,8 @@ class ExperimentAnalysis(Result):
     metrics: list[MetricResult]
     decision: Decision
     warnings: list[str] = field(default_factory=list)
+    min_samples: dict[str, int] = field(default_factory=dict)
+    min_samples_source: str = "experiment"
 
     def result(self, metric: str, treatment: str) -> MetricResult:
         """The result of `metric` for `treatment`."""
@@ -566,10 +575,10 @@ def _compare(
     harm_p: float | None = None
     if binary:
         counts = (int(c.sum()), int(c.size), int(t.sum()), int(t.size))
-        test = two_proportions_ztest(*counts, confidence=1 - alpha)
+        test = two_proportions_test(*counts, confidence=1 - alpha)
         bayes: Any = beta_binomial(*counts, confidence=1 - alpha, seed=seed)
         if guardrail and not spec.sequential:
-            harm_p = two_proportions_ztest(*counts, alternative=harm).p_value
+            harm_p = two_proportions_test(*counts, alternative=harm).p_value
     else:
         test = welch_t(c, t, confidence=1 - alpha)
         se_c = float(c.std(ddof=1) / math.sqrt(c.size))
@@ -713,7 +722,8 @@ def analyze_experiment(
         warnings.append(
             f"{duplicates} row(s) repeat a unit already seen; the data should hold one row per unit"
         )
-    decision = _decide(spec, srm, results, prepared.counts)
+    required, required_source = required_samples(spec)
+    decision = _decide(spec, srm, results, prepared.counts, required, required_source)
     return ExperimentAnalysis(
         experiment=spec.name,
         control=control,
@@ -727,7 +737,37 @@ def analyze_experiment(
         metrics=results,
         decision=decision,
         warnings=warnings,
+        min_samples=required,
+        min_samples_source=required_source,
     )
+
+
+REQUIRED_BY = {
+    "experiment": "min_samples",
+    "plan": "min_samples is not set: the units the plan needs",
+    "sequential burn-in": "min_samples is not set: the sequential test's burn-in",
+    "default": "min_samples is not set and the plan needs every metric's sd: the default",
+}
+
+
+def required_samples(spec: ExperimentSpec) -> tuple[dict[str, int], str]:
+    """(units per variant before any decision, where the numbers come from).
+
+    `min_samples` of the experiment when set ("experiment"). Otherwise: a sequential
+    experiment's p-values are valid at every look, after the mSPRT burn-in of `BURN_IN`
+    units per arm ("sequential burn-in"); a fixed-horizon one decides only once it has the
+    units its plan needs ("plan": deciding earlier is peeking), or `BURN_IN` when it cannot
+    be planned (a continuous metric without `sd`: "default").
+    """
+    names = [v.name for v in spec.variants]
+    if spec.min_samples:
+        return dict.fromkeys(names, spec.min_samples), "experiment"
+    if spec.sequential:
+        return dict.fromkeys(names, BURN_IN), "sequential burn-in"
+    try:
+        return plan_experiment(spec).per_variant, "plan"
+    except ConfigError:
+        return dict.fromkeys(names, BURN_IN), "default"
 
 
 def _improvement(result: MetricResult) -> float:
@@ -755,8 +795,14 @@ def _decide(
     srm: SRMResult,
     results: list[MetricResult],
     counts: dict[str, int],
+    required: dict[str, int],
+    source: str,
 ) -> Decision:
-    """The decision rule, after the SRM check; a harmed guardrail blocks under every rule."""
+    """The decision rule, after the SRM check; a harmed guardrail blocks under every rule.
+
+    Nothing is decided (ship or keep-control) while a variant it involves has fewer units
+    than `required`: the action is then `continue`, with the would-be decision as reason.
+    """
     rule = spec.decision.rule
     if srm.flagged:
         return Decision(
@@ -822,21 +868,24 @@ def _decide(
             candidates.append(((1, _improvement(primary)), treatment, why))
         else:
             pending.append(f"{treatment}: primary {_describe(primary)} is not significant")
+
+    def too_early(involved: list[str]) -> str:
+        short = [n for n in dict.fromkeys(involved) if counts.get(n, 0) < required.get(n, 0)]
+        listed = ", ".join(f"{n} has {counts.get(n, 0):,} of {required[n]:,}" for n in short)
+        return f"; but {listed} units ({REQUIRED_BY[source]}); keep collecting" if short else ""
+
     if candidates:
         candidates.sort(reverse=True)
         _, best, why = candidates[0]
-        short = [name for name in (control, best) if counts.get(name, 0) < spec.min_samples]
-        if short:
-            return Decision(
-                "continue",
-                best,
-                rule,
-                f"{best}: {why}, but {', '.join(short)} has fewer than min_samples "
-                f"({spec.min_samples}) units; keep collecting",
-            )
+        wait = too_early([control, best])
+        if wait:
+            return Decision("continue", best, rule, f"{best}: {why}{wait}")
         return Decision("ship", best, rule, f"{best}: {why}")
     if losers and not pending:
         listed = "; ".join(f"{t}: {why}" for t, why in losers.items())
+        wait = too_early([control, *losers])
+        if wait:
+            return Decision("continue", None, rule, f"would keep {control}: {listed}{wait}")
         return Decision("keep-control", control, rule, f"keep {control}: {listed}")
     listed = "; ".join(pending + [f"{t}: {why}" for t, why in losers.items()])
     return Decision("continue", None, rule, f"no variant meets the decision rule yet ({listed})")
@@ -859,7 +908,14 @@ class VariantAllocation(Result):
 
 @dataclass(frozen=True)
 class Allocation(Result):
-    """Thompson-sampling weights on `metric`: weight = floor + (100 − k·floor) · P(best)."""
+    """Thompson-sampling weights on `metric`: weight = floor + (100 − k·floor) · P(best).
+
+    `method` says how P(best) was computed: `exact` for two variants (the closed form
+    `analyze` reports as P(better)), else `monte-carlo` from `draws` draws seeded with
+    `seed`, whose largest standard error is `standard_error`. Weights are multiples of
+    `resolution` percent: 0.01, or the power of ten at or above two Monte Carlo standard
+    errors (in percent), so they show only the digits the draws support.
+    """
 
     experiment: str
     metric: str
@@ -868,17 +924,29 @@ class Allocation(Result):
     draws: int
     seed: int
     variants: list[VariantAllocation]
+    method: str = "monte-carlo"
+    standard_error: float = 0.0
+    resolution: float = 0.01
 
 
-def _round_to_hundredths(weights: list[float]) -> list[float]:
-    """Round percentages to 0.01 keeping the sum exactly 100 (largest remainder)."""
-    cents = [w * 100 for w in weights]
-    floors = [math.floor(c + 1e-9) for c in cents]
-    left = 10_000 - sum(floors)
-    order = sorted(range(len(cents)), key=lambda i: cents[i] - floors[i], reverse=True)
+def _round_to_step(weights: list[float], step: float) -> list[float]:
+    """Round percentages to multiples of `step` keeping the sum exactly 100 (largest
+    remainder)."""
+    units = [w / step for w in weights]
+    floors = [math.floor(u + 1e-9) for u in units]
+    left = round(100 / step) - sum(floors)
+    order = sorted(range(len(units)), key=lambda i: units[i] - floors[i], reverse=True)
     for i in order[: max(0, left)]:
         floors[i] += 1
-    return [f / 100 for f in floors]
+    return [round(f * step, 10) for f in floors]
+
+
+def supported_step(standard_error: float) -> float:
+    """The finest step in percent (0.01 at best) a Monte Carlo standard error supports:
+    the power of ten at or above two standard errors (in percent)."""
+    if standard_error <= 0:
+        return 0.01
+    return max(0.01, 10.0 ** math.ceil(math.log10(2 * 100 * standard_error)))
 
 
 def allocate_traffic(
@@ -893,6 +961,7 @@ def allocate_traffic(
 ) -> Allocation:
     """Traffic weights from the probability each variant is best on the primary metric."""
     check_seed("seed", seed)
+    check_draws(draws)
     k = len(spec.variants)
     if not math.isfinite(floor) or floor < 0 or floor * k >= 100:
         raise ConfigError(
@@ -905,7 +974,7 @@ def allocate_traffic(
     arms = [values[(prepared.variants == name) & ~np.isnan(values)] for name in names]
     higher = metric.direction == "increase"
     if metric.type == "binary":
-        probs = prob_best_beta(
+        best = prob_best_beta(
             [int(a.sum()) for a in arms],
             [int(a.size) for a in arms],
             higher_is_better=higher,
@@ -919,15 +988,16 @@ def allocate_traffic(
                 f"{source}: metric {metric.name!r} needs at least 2 values in every variant "
                 f"to allocate; {', '.join(short)} has fewer"
             )
-        probs = prob_best_gaussian(
+        best = prob_best_gaussian(
             [float(a.mean()) for a in arms],
             [float(a.std(ddof=1) / math.sqrt(a.size)) for a in arms],
             higher_is_better=higher,
             draws=draws,
             seed=seed,
         )
-    raw = [floor + (100 - k * floor) * p for p in probs]
-    weights = _round_to_hundredths(raw)
+    raw = [floor + (100 - k * floor) * p for p in best.probabilities]
+    step = supported_step(best.standard_error)
+    weights = _round_to_step(raw, step)
     return Allocation(
         experiment=spec.name,
         metric=metric.name,
@@ -935,6 +1005,9 @@ def allocate_traffic(
         floor=floor,
         draws=draws,
         seed=seed,
+        method=best.method,
+        standard_error=best.standard_error,
+        resolution=step,
         variants=[
             VariantAllocation(
                 name=name,
@@ -945,7 +1018,7 @@ def allocate_traffic(
                 weight=w,
             )
             for name, arm, p, w, variant in zip(
-                names, arms, probs, weights, spec.variants, strict=True
+                names, arms, best.probabilities, weights, spec.variants, strict=True
             )
         ],
     )

@@ -15,7 +15,10 @@ Designs and the method each uses:
 - paired / one-sample means: the one-sample t on the differences (`TTestPower`);
 - margin of error of one proportion: n = z² p (1 - p) / E², rounded up;
 - paired binary (McNemar), from the discordant fraction ψ = P(pair disagrees) and the
-  difference δ in pass rate: n = (z_α √ψ + z_β √(ψ - δ²))² / δ² (Connor 1987);
+  difference δ in pass rate: the power of the exact conditional binomial test the merge
+  gate runs, summed over the discordant counts (`method="exact"`, the default), or the
+  normal approximation n = (z_α √ψ + z_β √(ψ - δ²))² / δ² (Connor 1987, `"connor"`,
+  also the exact search's starting point);
 - evals with K repeats per case (Miller 2024, "Adding Error Bars to Evals", §5):
   n = (z_α + z_β)² (ω² + σ²_base/K_base + σ²_head/K_head) / δ², where ω is the standard
   deviation across cases of the difference of the two versions' expected case scores and σ
@@ -42,7 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn
 
-from scipy import optimize, stats
+from scipy import integrate, optimize, stats
 
 from promptyard.errors import ConfigError
 from promptyard.stats._base import (
@@ -73,7 +76,8 @@ class SampleSize(Result):
 
     Fields: `test` (two-proportions | two-means | paired-t | one-sample-t | margin | mcnemar |
     eval), `method`, `n` (the control arm for two-arm designs; otherwise units, pairs or
-    cases), `n_treatment` (two-arm designs), `n_total`, `n_exact` (before rounding up),
+    cases), `n_treatment` (two-arm designs), `n_total`, `n_exact` (before rounding up; for
+    method `exact`, the normal approximation the search for n starts from),
     `alpha`, `power` (requested), `achieved_power` (of the rounded n), `alternative`,
     `effect` (absolute, signed, in the metric's units), `effect_size` (standardised, when the
     test has one), `assumptions` (every other input), `daily_traffic` and `days` (set by
@@ -618,17 +622,46 @@ def _t_power(d: float, df: float, nc: float, alpha: float, alternative: Sided) -
         # The t is normal here (and scipy's noncentral t returns NaN at such df).
         return _normal_power(nc, _z_alpha(alpha, alternative), alternative)
     crit = float(stats.t.isf(alpha / 2 if alternative == "two-sided" else alpha, df))
-    # Far in the tail (huge nc, tiny df) boost's series does not converge: scipy warns and
-    # returns its closest value, or NaN. There the power is that of the normal shift, ~0 or
-    # ~1; the warning is not the user's business.
+    near = _quiet_nct(stats.nct.sf, crit, df, nc)
+    if near is None:
+        # Far in the tail (huge nc, tiny df) boost's series may not converge; there the
+        # power is that of the normal shift, ~0 or ~1.
+        near = float(stats.norm.cdf(nc - crit))
+    if alternative == "one-sided":
+        return near
+    far = _quiet_nct(stats.nct.cdf, -crit, df, nc)
+    if far is None:
+        far = _far_tail(crit, df, nc)
+    return near + far
+
+
+def _far_tail(crit: float, df: float, nc: float) -> float:
+    """P(T < −crit) for T ~ nct(df, nc ≥ 0), where scipy's series gives NaN (df = 1, ...).
+
+    T < −crit < 0 needs Z + nc < 0, so it is at most Φ(−nc): 0 when that is negligible,
+    else E_V[Φ(−crit·√(V/df) − nc)] over V ~ χ²(df) by quadrature.
+    """
+    if stats.norm.cdf(-nc) < 1e-15:
+        return 0.0
+
+    def integrand(v: float) -> float:
+        log = stats.norm.logcdf(-crit * math.sqrt(v / df) - nc) + stats.chi2.logpdf(v, df)
+        return math.exp(log) if math.isfinite(log) else 0.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        value, _ = integrate.quad(integrand, 0, math.inf, epsabs=1e-15, limit=200)
+    return min(max(value, 0.0), float(stats.norm.cdf(-nc)))
+
+
+def _quiet_nct(fn: Callable[..., Any], x: float, df: float, nc: float) -> float | None:
+    """`fn(x, df, nc)` of scipy's noncentral t, or None where it is NaN or warns."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        power = float(stats.nct.sf(crit, df, nc))
-        if alternative == "two-sided":
-            power += float(stats.nct.cdf(-crit, df, nc))
-    if math.isnan(power) or any(issubclass(w.category, RuntimeWarning) for w in caught):
-        power = float(stats.norm.cdf(nc - crit))
-    return power
+        value = float(fn(x, df, nc))
+    if math.isnan(value) or any(issubclass(w.category, RuntimeWarning) for w in caught):
+        return None
+    return value
 
 
 def _two_means_power(d: float, n_c: float, n_t: float, alpha: float, alt: Sided) -> float:
@@ -906,6 +939,12 @@ def margin_of_error(p: float, n: float, *, confidence: float = 0.95) -> Detectab
 
 # --- McNemar (paired pass/fail) ------------------------------------------------------------
 
+McNemarPowerMethod = Literal["exact", "connor"]
+MCNEMAR_METHODS = ("exact", "connor")
+# Above this many pairs the exact test and Connor's normal approximation agree to well
+# within the rounding of n, and the exact sum would cost O(√n) binomial tails per n tried.
+MAX_EXACT_PAIRS = 1_000_000
+
 
 def _check_discordant(discordant: float, mde: float) -> None:
     check_probability("the discordant fraction", discordant)
@@ -920,7 +959,13 @@ def _check_discordant(discordant: float, mde: float) -> None:
         )
 
 
-def _mcnemar_power(psi: float, delta: float, n: float, alpha: float, alt: Sided) -> float:
+def _check_mcnemar_method(method: str) -> McNemarPowerMethod:
+    if method not in MCNEMAR_METHODS:
+        raise ConfigError(f"method must be one of {', '.join(MCNEMAR_METHODS)}, got {method!r}")
+    return method  # type: ignore[return-value]
+
+
+def _connor_power(psi: float, delta: float, n: float, alpha: float, alt: Sided) -> float:
     z_a = _z_alpha(alpha, alt)
     spread = math.sqrt(max(psi - delta * delta, 1e-300))
     shift = abs(delta) * math.sqrt(n)
@@ -930,6 +975,44 @@ def _mcnemar_power(psi: float, delta: float, n: float, alpha: float, alt: Sided)
     return float(power)
 
 
+def _exact_mcnemar_power(psi: float, delta: float, n: int, alpha: float, alt: Sided) -> float:
+    """Power of the exact (conditional binomial) McNemar test with n pairs.
+
+    The discordant count M ~ Bin(n, ψ); given M = m, the pairs against the change C ~
+    Bin(m, q) with q = (ψ − |δ|) / (2ψ), and the test at level α rejects when C ≤ c_m, the
+    largest c with P(Bin(m, ½) ≤ c) ≤ α (α/2 two-sided, which also rejects C ≥ m − c_m):
+    power = Σ_m P(M = m) · P(reject | m). Terms where P(M = m) < 1e-16 are left out.
+    """
+    import numpy as np
+
+    low = int(stats.binom.ppf(1e-16, n, psi))
+    high = int(stats.binom.isf(1e-16, n, psi))
+    m = np.arange(max(low - 1, 0), min(high + 1, n) + 1)
+    weight = stats.binom.pmf(m, n, psi)
+    level = alpha / 2 if alt == "two-sided" else alpha
+    crit = stats.binom.ppf(level, m, 0.5)  # smallest c with P(C ≤ c) ≥ level
+    crit = np.where(stats.binom.cdf(crit, m, 0.5) <= level, crit, crit - 1)
+    crit = np.where(m > 0, crit, -1)
+    q = max(psi - abs(delta), 0.0) / (2 * psi)
+    reject = np.where(crit >= 0, stats.binom.cdf(crit, m, q), 0.0)
+    if alt == "two-sided":
+        reject = reject + np.where(crit >= 0, stats.binom.sf(m - crit - 1, m, q), 0.0)
+    return float(min(1.0, np.sum(weight * reject)))
+
+
+def _mcnemar_power(
+    psi: float,
+    delta: float,
+    n: float,
+    alpha: float,
+    alt: Sided,
+    method: McNemarPowerMethod = "exact",
+) -> float:
+    if method == "connor" or n > MAX_EXACT_PAIRS:
+        return _connor_power(psi, delta, n, alpha, alt)
+    return _exact_mcnemar_power(psi, delta, math.ceil(n - 1e-9), alpha, alt)
+
+
 def mcnemar_power(
     discordant: float,
     mde: float,
@@ -937,11 +1020,23 @@ def mcnemar_power(
     *,
     alpha: float = 0.05,
     alternative: Sided = "two-sided",
+    method: McNemarPowerMethod = "exact",
 ) -> float:
-    """Power of McNemar's test with n pairs (normal approximation, Connor 1987)."""
+    """Power of McNemar's test with n pairs (a fractional n counts as the next whole pair).
+
+    `method="exact"`: of the exact conditional binomial test the merge gate runs (a sum
+    over the discordant counts; Connor's approximation above `MAX_EXACT_PAIRS` pairs,
+    where they agree); `"connor"`: the normal approximation (Connor 1987).
+    """
     _check_discordant(discordant, mde)
     check_alpha_power(alpha)
-    return _mcnemar_power(discordant, mde, _check_n("n", n), alpha, check_sided(alternative))
+    method = _check_mcnemar_method(method)
+    n = _check_n("n", n)
+    return _mcnemar_power(discordant, mde, n, alpha, check_sided(alternative), method)
+
+
+def _method_used(method: McNemarPowerMethod, n: float) -> str:
+    return "exact" if method == "exact" and n <= MAX_EXACT_PAIRS else "connor"
 
 
 def mcnemar_sample_size(
@@ -951,25 +1046,36 @@ def mcnemar_sample_size(
     alpha: float = 0.05,
     power: float = 0.8,
     alternative: Sided = "two-sided",
+    method: McNemarPowerMethod = "exact",
 ) -> SampleSize:
     """Pairs (golden cases) McNemar's test needs to detect a change `mde` in pass rate.
 
     `discordant` is the expected share of cases whose outcome differs between the two
-    versions (pass→fail plus fail→pass); it must be at least |mde|.
+    versions (pass→fail plus fail→pass); it must be at least |mde|. With `method="exact"`
+    (the default) n is the smallest number of pairs at which the exact test the gate runs
+    reaches `power`, searched from Connor's n (`n_exact`); its power is nearly, not
+    strictly, increasing in n (the test is discrete). `"connor"` gives Connor's n rounded
+    up.
     """
     _check_discordant(discordant, mde)
     check_alpha_power(alpha, power)
     alternative = check_sided(alternative)
+    method = _check_mcnemar_method(method)
     z_a, z_b = _z_alpha(alpha, alternative), float(stats.norm.ppf(power))
     psi, delta = float(discordant), float(mde)
     spread = z_a * math.sqrt(psi) + z_b * math.sqrt(max(psi - delta * delta, 0.0))
     n_exact = _feasible(_units_needed(1.0, spread, delta))
-    n, achieved = _round_up_one_arm(
-        n_exact, lambda k: _mcnemar_power(psi, delta, k, alpha, alternative), power, minimum=1
-    )
+
+    def power_of(k: float) -> float:
+        return _mcnemar_power(psi, delta, k, alpha, alternative, method)
+
+    if _method_used(method, n_exact) == "exact":
+        n, achieved = _smallest_n(power_of, power, max(1, math.ceil(n_exact - 1e-9)))
+    else:
+        n, achieved = _round_up_one_arm(n_exact, power_of, power, minimum=1)
     return _sample_size(
         "mcnemar",
-        "connor",
+        _method_used(method, n),
         n_exact,
         achieved,
         n=n,
@@ -982,6 +1088,27 @@ def mcnemar_sample_size(
     )
 
 
+def _smallest_n(power_of: Callable[[int], float], target: float, start: int) -> tuple[int, float]:
+    """The first n where power_of(n) ≥ target, from `start`: gallop, bisect, then step down.
+
+    For a discrete test the power saw-tooths slightly around an increasing trend; the
+    search returns an n whose power reaches the target and whose predecessor's does not.
+    """
+    lo, hi = start, start
+    while power_of(hi) < target:
+        lo, hi = hi, min(max(hi + 1, math.ceil(hi * 1.25)), int(MAX_N))
+        if lo >= MAX_N:
+            _too_small(MAX_N, "the effect is too small to detect", "plan for a larger effect")
+    if hi == start:  # the approximation over-estimates: walk down
+        while hi > 1 and power_of(hi - 1) >= target:
+            hi -= 1
+        return hi, power_of(hi)
+    while hi - lo > 1:  # power_of(lo) < target <= power_of(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power_of(mid) >= target else (mid, hi)
+    return hi, power_of(hi)
+
+
 def mcnemar_detectable_effect(
     discordant: float,
     n: float,
@@ -989,27 +1116,28 @@ def mcnemar_detectable_effect(
     alpha: float = 0.05,
     power: float = 0.8,
     alternative: Sided = "two-sided",
+    method: McNemarPowerMethod = "exact",
 ) -> DetectableEffect:
     """The smallest change in pass rate n pairs detect, given the discordant fraction."""
     check_probability("the discordant fraction", discordant)
     check_alpha_power(alpha, power)
     n = _check_n("n", n)
     alternative = check_sided(alternative)
+    method = _check_mcnemar_method(method)
+
+    def power_at(d: float) -> float:
+        return _mcnemar_power(discordant, d, n, alpha, alternative, method)
+
     edge = discordant * (1 - 1e-12)
-    if _mcnemar_power(discordant, edge, n, alpha, alternative) < power:
+    if power_at(edge) < power:
         raise ConfigError(
             f"{n:g} pairs cannot reach power {power:g} with a discordant fraction of "
             f"{discordant:g}; add cases"
         )
-    delta = _root(
-        lambda d: _mcnemar_power(discordant, d, n, alpha, alternative),
-        power,
-        min(1e-12, edge / 2),
-        edge,
-    )
+    delta = _root(power_at, power, min(1e-12, edge / 2), edge)
     return _detectable_effect(
         "mcnemar",
-        "connor",
+        _method_used(method, n),
         n,
         alpha=alpha,
         power=power,

@@ -29,6 +29,8 @@ from scipy import special
 from promptyard.errors import ConfigError
 from promptyard.stats._base import Alternative, Result, check_alternative, check_positive
 
+BURN_IN = 30  # units per arm before the first look (see msprt_two_sample_stream)
+
 METHODS = {
     "two-sided": "msprt-normal-mixture",
     "greater": "msprt-half-normal-mixture",
@@ -130,7 +132,7 @@ def msprt_two_sample_stream(
     *,
     tau: float,
     binary: bool = False,
-    min_per_arm: int = 30,
+    min_per_arm: int = BURN_IN,
     alternative: Alternative = "two-sided",
 ) -> SequentialResult:
     """Always-valid p-value of treatment − control, looking after every unit in arrival order.
@@ -151,14 +153,8 @@ def msprt_two_sample_stream(
         raise ConfigError("values must be finite")
 
     def running(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        n = np.cumsum(mask)
-        total = np.cumsum(np.where(mask, x, 0.0))
-        squares = np.cumsum(np.where(mask, x * x, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mean = total / n
-            sample_var = np.maximum(squares - total * mean, 0.0) / (n - 1)
-            var = mean * (1 - mean) if binary else sample_var
-        return n, mean, var
+        n, mean, sample_var = _running_moments(x, mask)
+        return n, mean, mean * (1 - mean) if binary else sample_var
 
     n_t, mean_t, var_t = running(arm)
     n_c, mean_c, var_c = running(~arm)
@@ -172,4 +168,34 @@ def msprt_two_sample_stream(
         )
     return msprt_sequence(
         (mean_t - mean_c)[looks], variance[looks], tau=tau, alternative=alternative
+    )
+
+
+def _running_moments(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, mean, sample variance) of the units of one arm after each arrival.
+
+    Welford's update, vectorised: M2_k = M2_{k−1} + (x_k − mean_{k−1})(x_k − mean_k) sums
+    terms that are never negative, and the running means come from sums of the values
+    minus the arm's mean. Σx² − (Σx)²/n cancels catastrophically when the mean is large
+    against the spread (values of sd 1 around 1e8 lose every digit). NaN before the arm's
+    first unit (mean) or second unit (variance).
+    """
+    own = x[mask]
+    n = np.cumsum(mask)
+    if own.size == 0:
+        nan = np.full(x.shape, np.nan)
+        return n, nan, nan
+    shift = own.mean()
+    k = np.arange(1, own.size + 1)
+    mean = shift + np.cumsum(own - shift) / k
+    before = np.concatenate(([own[0]], mean[:-1]))  # the mean before unit k (term 0 at k=1)
+    m2 = np.cumsum((own - before) * (own - mean))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = m2 / (k - 1)
+    index = np.maximum(n - 1, 0)
+    started = n > 0
+    return (
+        n,
+        np.where(started, mean[index], np.nan),
+        np.where(n > 1, variance[index], np.nan),
     )

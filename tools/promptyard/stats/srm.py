@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from scipy import stats
 
 from promptyard.errors import ConfigError
-from promptyard.stats._base import Result, check_probability
+from promptyard.stats._base import Result, check_count, check_probability
 
 SRM_THRESHOLD = 0.001
 
@@ -58,9 +58,7 @@ def srm_check(
     raw = [float(weights[name]) for name in names]
     if any(not math.isfinite(w) or w <= 0 for w in raw):
         raise ConfigError("every variant weight must be positive")
-    counts = [int(observed.get(name, 0)) for name in names]
-    if any(c < 0 for c in counts):
-        raise ConfigError("unit counts cannot be negative")
+    counts = [check_count(f"units of variant {name!r}", observed.get(name, 0)) for name in names]
     total = sum(counts)
     if total == 0:
         raise ConfigError("no units: nothing to check")

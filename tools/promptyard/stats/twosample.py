@@ -6,12 +6,16 @@ Arguments come in the order (control, treatment) and every difference is
 - `two_proportions_ztest(control_successes, control_n, treatment_successes, treatment_n)`:
   the z-test with the pooled variance (as statsmodels' `proportions_ztest`), with a Wald
   interval of the difference (unpooled variance);
+- `two_proportions_exact(...)`: Boschloo's exact test (Fisher's for large tables) with
+  Newcombe's score interval, and `two_proportions_test(...)`, which picks it over the
+  z-test for small counts or a rate at 0% or 100% (what `experiment analyze` runs);
 - `welch_t(control, treatment)`: Welch's unequal-variance t-test (scipy `ttest_ind`);
-- `relative_lift(...)`: treatment / control − 1 with a delta-method interval.
+- `relative_lift(...)`: (treatment − control) / |control| with a delta-method interval.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,10 +36,15 @@ from promptyard.stats._base import (
 
 @dataclass(frozen=True)
 class LiftResult(Result):
-    """Relative lift `treatment_mean / control_mean − 1` and its delta-method interval.
+    """Relative lift `(treatment_mean − control_mean) / |control_mean|` and its interval.
 
-    Var(lift) ≈ se_t² / m_c² + m_t² se_c² / m_c⁴ (independent arms). Every field but the
-    means is None when the control mean is 0 (the lift is undefined).
+    With a positive control mean this is `treatment / control − 1`; dividing by |control|
+    keeps the sign of the difference when the control mean is negative (−10 → −5 is +50%,
+    not −50%). Delta method: Var(lift) ≈ se_t² / m_c² + m_t² se_c² / m_c⁴ (independent
+    arms; the same for either sign of m_c). Every field but the
+    means is None when the control mean is 0 (the lift is undefined). For a metric that
+    cannot be negative (a rate) the lift cannot fall below −100%, and `ci_low` is clipped
+    there (the normal interval of the delta method knows no such bound).
     """
 
     lift: float | None
@@ -49,8 +58,9 @@ class LiftResult(Result):
 class TwoSampleResult(Result):
     """A two-sample test: `difference` = treatment mean − control mean (a rate for z-tests).
 
-    `test` is two-proportions-z or welch-t; `se` is the standard error of the difference
-    used for the interval; `df` is Welch's degrees of freedom (None for the z-test);
+    `test` is two-proportions-z, boschloo-exact, fisher-exact or welch-t; `se` is the
+    standard error of the difference (of the Wald or t interval; the exact tests report
+    Newcombe's interval instead); `df` is Welch's degrees of freedom (None otherwise);
     `lift` is the relative lift with its interval.
     """
 
@@ -86,18 +96,25 @@ def relative_lift(
     treatment_se: float,
     *,
     confidence: float = 0.95,
+    non_negative: bool = False,
 ) -> LiftResult:
-    """Relative lift of treatment over control with a delta-method normal interval."""
+    """Relative lift (t − c)/|c| of treatment over control with a delta-method interval.
+
+    `non_negative`: the metric cannot be negative (a rate), so the interval stops at −100%.
+    """
     check_probability("confidence", confidence)
     if control_mean == 0 or not math.isfinite(control_mean):
         return LiftResult(None, None, None, None, confidence)
-    lift = treatment_mean / control_mean - 1
+    lift = (treatment_mean - control_mean) / abs(control_mean)
     variance = (
         treatment_se**2 / control_mean**2 + treatment_mean**2 * control_se**2 / control_mean**4
     )
     se = math.sqrt(variance)
     z = float(stats.norm.isf((1 - confidence) / 2))
-    return LiftResult(lift, se, lift - z * se, lift + z * se, confidence)
+    low = lift - z * se
+    if non_negative:
+        low = max(low, -1.0)
+    return LiftResult(lift, se, low, lift + z * se, confidence)
 
 
 def two_proportions_ztest(
@@ -150,8 +167,119 @@ def two_proportions_ztest(
         p_value=_z_p_value(z, alternative) if se_null > 0 else 1.0,
         alternative=alternative,
         df=None,
-        lift=relative_lift(p_c, se_c, p_t, se_t, confidence=confidence),
+        lift=relative_lift(p_c, se_c, p_t, se_t, confidence=confidence, non_negative=True),
     )
+
+
+# Below this many expected units in a cell of the 2×2 table (Cochran's rule), or with an arm
+# at 0% or 100%, the z-test and its Wald interval fail: the exact test and score intervals
+# take over. Boschloo's test is exact and more powerful than Fisher's, but maximises over
+# the nuisance rate: above this many units in all, Fisher's conditional test is used.
+MIN_EXPECTED_COUNT = 5
+MAX_BOSCHLOO_UNITS = 400
+_SCIPY_SIDE = {"two-sided": "two-sided", "greater": "less", "less": "greater"}
+
+
+def small_or_boundary(
+    control_successes: int, control_n: int, treatment_successes: int, treatment_n: int
+) -> bool:
+    """True when the normal approximation cannot be trusted (see MIN_EXPECTED_COUNT)."""
+    total = control_n + treatment_n
+    pooled = (control_successes + treatment_successes) / total
+    expected = min(pooled, 1 - pooled) * min(control_n, treatment_n)
+    rates = (control_successes / control_n, treatment_successes / treatment_n)
+    return expected < MIN_EXPECTED_COUNT or any(r in (0.0, 1.0) for r in rates)
+
+
+def _wilson(successes: int, n: int, confidence: float) -> tuple[float, float]:
+    interval = stats.binomtest(successes, n).proportion_ci(confidence, method="wilson")
+    return float(interval.low), float(interval.high)
+
+
+def newcombe_interval(
+    control_successes: int,
+    control_n: int,
+    treatment_successes: int,
+    treatment_n: int,
+    *,
+    confidence: float = 0.95,
+) -> tuple[float, float]:
+    """Newcombe's (1998, method 10) hybrid score interval of p_t − p_c, from Wilson intervals.
+
+    Stays inside [−1, 1] and is informative at 0% and 100%, where the Wald interval
+    collapses to a point.
+    """
+    p_c, p_t = control_successes / control_n, treatment_successes / treatment_n
+    low_c, high_c = _wilson(control_successes, control_n, confidence)
+    low_t, high_t = _wilson(treatment_successes, treatment_n, confidence)
+    diff = p_t - p_c
+    low = diff - math.hypot(p_t - low_t, high_c - p_c)
+    high = diff + math.hypot(high_t - p_t, p_c - low_c)
+    return max(-1.0, low), min(1.0, high)
+
+
+def two_proportions_exact(
+    control_successes: int,
+    control_n: int,
+    treatment_successes: int,
+    treatment_n: int,
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> TwoSampleResult:
+    """Exact unconditional test (Boschloo; Fisher's above MAX_BOSCHLOO_UNITS units) with
+    Newcombe's interval: for small counts or rates at 0% or 100%.
+
+    `statistic` is Boschloo's (Fisher's one-sided p-value) or Fisher's odds ratio.
+    """
+    z = two_proportions_ztest(
+        control_successes,
+        control_n,
+        treatment_successes,
+        treatment_n,
+        alternative=alternative,
+        confidence=confidence,
+    )  # checks the counts; its means, sds and lift are kept
+    table = [
+        [control_successes, treatment_successes],
+        [control_n - control_successes, treatment_n - treatment_successes],
+    ]
+    side = _SCIPY_SIDE[z.alternative]
+    if control_n + treatment_n <= MAX_BOSCHLOO_UNITS:
+        result = stats.boschloo_exact(table, alternative=side)
+        test = "boschloo-exact"
+    else:
+        result = stats.fisher_exact(table, alternative=side)
+        test = "fisher-exact"
+    low, high = newcombe_interval(
+        control_successes, control_n, treatment_successes, treatment_n, confidence=confidence
+    )
+    return dataclasses.replace(
+        z,
+        test=test,
+        ci_low=low,
+        ci_high=high,
+        statistic=float(result.statistic),
+        p_value=float(min(1.0, result.pvalue)),
+    )
+
+
+def two_proportions_test(
+    control_successes: int,
+    control_n: int,
+    treatment_successes: int,
+    treatment_n: int,
+    *,
+    alternative: Alternative = "two-sided",
+    confidence: float = 0.95,
+) -> TwoSampleResult:
+    """The two-proportion test `experiment analyze` runs: the z-test with its Wald interval,
+    or, for small counts or a rate at 0% or 100% (`small_or_boundary`), the exact test
+    with Newcombe's interval (`two_proportions_exact`)."""
+    args = (control_successes, control_n, treatment_successes, treatment_n)
+    exact = min(control_n, treatment_n) > 0 and small_or_boundary(*args)
+    chosen = two_proportions_exact if exact else two_proportions_ztest
+    return chosen(*args, alternative=alternative, confidence=confidence)
 
 
 def welch_t(

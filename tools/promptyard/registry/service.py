@@ -134,12 +134,13 @@ class Metrics:
                 self.snapshot_time.set(snapshot.built_at)
 
 
-def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+def error_response(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    """The JSON error answer `{"error": {"type", "message", ...}}` (the gateway's too)."""
     return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
 
 
 def _not_ready() -> JSONResponse:
-    return _error(503, "not_ready", "no snapshot is being served yet; see /v1/status")
+    return error_response(503, "not_ready", "no snapshot is being served yet; see /v1/status")
 
 
 def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Starlette:
@@ -189,7 +190,7 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
             )
         except PromptNotFound as exc:
             count("get", known, "", "", 404)
-            return _error(404, "not_found", exc.message)
+            return error_response(404, "not_found", exc.message)
         count("get", name, resolved.version, resolved.variant, 200)
         return JSONResponse(resolved.to_dict())
 
@@ -210,21 +211,21 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
         invalid = _render_request_problem(body, variables, label, version, key)
         if invalid:
             count("render", known, "", "", 422)
-            return _error(422, "invalid_request", invalid)
+            return error_response(422, "invalid_request", invalid)
         started = time.perf_counter()
         try:
             resolved = snapshot.resolve(name, version or None, label or DEFAULT_LABEL, key)
         except PromptNotFound as exc:
             count("render", known, "", "", 404)
-            return _error(404, "not_found", exc.message)
+            return error_response(404, "not_found", exc.message)
         try:
             result = resolved.render(variables)
         except VariablesError as exc:
             count("render", name, resolved.version, resolved.variant, 422)
-            return _error(422, "invalid_variables", exc.message, problems=exc.problems)
+            return error_response(422, "invalid_variables", exc.message, problems=exc.problems)
         except RenderError as exc:
             count("render", name, resolved.version, resolved.variant, 422)
-            return _error(422, "render_error", exc.message)
+            return error_response(422, "render_error", exc.message)
         metrics.render_seconds.labels(name).observe(time.perf_counter() - started)
         count("render", name, resolved.version, resolved.variant, 200)
         return JSONResponse(result.to_dict())
@@ -277,13 +278,13 @@ async def read_json_body(
     """
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        return b"", {}, _error(413, "too_large", f"request body over {max_bytes} bytes")
+        return b"", {}, error_response(413, "too_large", f"request body over {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            return b"", {}, _error(413, "too_large", f"request body over {max_bytes} bytes")
+            return b"", {}, error_response(413, "too_large", f"request body over {max_bytes} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
@@ -293,9 +294,9 @@ async def read_json_body(
 
         body = parse_json_value(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        return raw, {}, _error(400, "bad_request", f"the body is not valid JSON: {exc}")
+        return raw, {}, error_response(400, "bad_request", f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
-        return raw, {}, _error(400, "bad_request", "the body must be a JSON object")
+        return raw, {}, error_response(400, "bad_request", "the body must be a JSON object")
     return raw, body, None
 
 

@@ -282,3 +282,24 @@ def test_lint_outside_git_only_accepts_the_current_version(tmp_path: Path) -> No
     assert e005(repo) == []
     repo.set_environment("production", {"support-reply": "0.9.0"})
     assert len(e005(repo)) == 1
+
+
+# --- promote on files edited on Windows ----------------------------------------------------------
+
+
+def test_promote_keeps_crlf_line_endings(scaffolded_released: PromptRepo) -> None:
+    # promote promises to preserve the file; on a CRLF file (edited on Windows) it rewrites
+    # every line with LF, so the pull request diff shows the whole file changed.
+    scaffolded_released.replace("prompts/summarize.yaml", "version: 1.0.0", "version: 1.1.0")
+    scaffolded_released.replace("prompts/summarize.yaml", "busy readers", "busy people")
+    scaffolded_released.commit("summarize 1.1.0")
+    assert scaffolded_released.run("release").exit_code == 0
+    env = "serving/environments/production.yaml"
+    original = (
+        scaffolded_released.path(env).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    )
+    scaffolded_released.path(env).write_bytes(original)
+    result = scaffolded_released.run("promote", "summarize", "1.1.0", "--env", "production")
+    assert result.exit_code == 0, result.describe()
+    after = scaffolded_released.path(env).read_bytes()
+    assert after == original.replace(b"version: 1.0.0", b"version: 1.1.0"), after

@@ -10,7 +10,9 @@ the prompt's parameters (they win over the request's; other request fields such 
 `X-Promptyard-Prompt`, `X-Promptyard-Version`, `X-Promptyard-Variant` and
 `X-Promptyard-Upstream`. Streams (server-sent events) are relayed event by event as they
 arrive. Any other `model` goes to the upstream serving that name, else to the default
-upstream, untouched; so do other `/v1/*` paths (embeddings, completions, models).
+upstream, untouched; so do other `/v1/*` paths (embeddings, completions). `GET /v1/models`
+lists the managed prompts (`prompt:<name>`), the routing table's served names and the
+default upstream's models (`models`).
 
 Errors: 400 unreadable body, 404 unknown prompt/version/label (or a model nothing serves),
 413 body too large, 422 bad request or variables, 502 upstream unreachable (named), 503 no
@@ -20,10 +22,10 @@ registry, 504 upstream timeout; an upstream's own error keeps its status and bod
 by kind, latency, time to first token of streams, prompt and completion tokens, and cost
 from the pricing table.
 
-The modules, top-down: `app` (the routes) over `stages` (the chat request as a pipeline of
-named stages: parse and validate, resolve, render, route, build, forward; observed by
-`observe`), `upstream` (calls, stream relay, pass-through), `runtime` (the shared state) and
-`config` (what routes where).
+The modules, top-down: `app` (the routes) over `models` (`GET /v1/models`) and `stages`
+(the chat request as a pipeline of named stages: parse and validate, resolve, render, route,
+build, forward; observed by `observe`), `upstream` (calls, stream relay, pass-through),
+`runtime` (the shared state) and `config` (what routes where).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from promptyard.serving.gateway.config import GatewayConfig
+from promptyard.serving.gateway.models import list_models
 from promptyard.serving.gateway.observe import GatewayMetrics
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.stages import chat_completions
@@ -55,6 +56,7 @@ def create_gateway_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", on(readyz), methods=["GET"]),
         Route("/metrics", on(metrics_text), methods=["GET"]),
+        Route("/v1/models", on(list_models), methods=["GET"]),
         Route("/v1/{path:path}", on(pass_through), methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -41,6 +42,7 @@ class Gateway:
         # A server-backed registry may fetch over HTTP on a cache miss: keep that off the loop.
         self.registry_blocks = registry_blocks
         self.client: aiohttp.ClientSession | None = None
+        self.started = int(time.time())  # `created` of the models the gateway lists
 
     def open(self) -> None:
         """Create the pooled upstream client (inside the running event loop)."""

@@ -18,6 +18,12 @@ from support.repo import GIT_ENV, PromptRepo, run_git, run_promptyard
 # Commits and tags made by the code under test (release, promote --branch) need an
 # identity; never read the developer's.
 os.environ.update(GIT_ENV)
+# No test may depend on the developer's provider or promptyard settings (runs are offline or
+# against the local server): drop them for the whole session. Tests set what they need.
+for _name in [n for n in os.environ if n.startswith("OPENAI_")]:
+    del os.environ[_name]
+for _name in ("PROMPTYARD_DEBUG", "PROMPTYARD_JOBS"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture

@@ -206,10 +206,9 @@ def run_promptyard(
     timeout: float = 120,
     memory_limit: int | None = None,
 ) -> CliResult:
-    """The real `promptyard ARGS` process in `cwd`, without the caller's OPENAI_* and
-    PROMPTYARD_* variables (only `env` sets those); a hang is killed after `timeout` seconds
-    (exit_code None); `memory_limit` caps its address space in bytes."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PROMPTYARD_"))}
+    """The real `promptyard ARGS` process in `cwd`, in the test's environment plus `env`
+    (conftest drops the developer's provider settings); a hang is killed after `timeout`
+    seconds (exit_code None); `memory_limit` caps its address space in bytes."""
     proc = subprocess.Popen(
         [PROMPTYARD, *args],
         cwd=cwd,
@@ -219,7 +218,7 @@ def run_promptyard(
         text=True,
         encoding="utf-8",
         errors="replace",
-        env={**base, **GIT_ENV, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
+        env={**os.environ, **GIT_ENV, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
         preexec_fn=_limit_memory(memory_limit) if memory_limit else None,
     )
     try:

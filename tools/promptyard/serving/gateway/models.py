@@ -68,7 +68,9 @@ async def prompt_models(gateway: Gateway) -> list[dict[str, Any]] | None:
     return [
         model_entry(f"{PROMPT_PREFIX}{entry['name']}", PROMPT_OWNER, gateway.started)
         for entry in catalog
-        if label in entry.get("labels", {})
+        if isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and label in (entry.get("labels") or {})
     ]
 
 

@@ -25,7 +25,14 @@ from promptyard.evals.assertions import (
 )
 from promptyard.spec import Assertion, Case
 from support.assertions import PROMPT, check
-from support.repo import PromptRepo, prompt_doc
+from support.cli import assert_no_crash
+from support.repo import (
+    SCAFFOLD_DATASET,
+    SCAFFOLD_RECORDINGS,
+    PromptRepo,
+    prompt_doc,
+    set_case_asserts,
+)
 
 EXPECTED_TYPES = {
     "equals", "contains", "icontains", "contains-any", "contains-all", "starts-with", "regex",
@@ -306,3 +313,36 @@ def test_lint_checks_new_types_thresholds_and_value_files(repo: PromptRepo) -> N
     assert "`threshold` has no effect: contains scores 1 or 0" in found[("A002", 2)]
     assert "no such file in the repository" in found[("A003", 3)]
     assert "non-empty list of strings" in found[("A002", 4)]
+
+
+# --- user checks on hostile output, through the real CLI on the scaffold -------------------------
+
+
+def test_regex_assertion_on_a_hostile_model_output_does_not_hang(scaffolded: PromptRepo) -> None:
+    # The model's output is untrusted: `^(a+)+$` against "aaa…a!" backtracks for ever, and
+    # today the whole eval (a CI job) hangs. Expected: a bounded regex (or a time limit that
+    # fails that assertion) and a finished run.
+    rows = scaffolded.jsonl(SCAFFOLD_RECORDINGS)
+    for row in rows:
+        if row["case"] == "short-input":
+            row["text"] = "a" * 40 + "!"
+    scaffolded.write_jsonl(SCAFFOLD_RECORDINGS, rows)
+    set_case_asserts(scaffolded, "short-input", [{"type": "regex", "value": "^(a+)+$"}])
+    result = scaffolded.run("eval", "--offline", "--format", "json", timeout=30)
+    assert_no_crash(result)
+    assert result.exit_code in (0, 1), result.describe()
+    assert json.loads(result.stdout)["runs"][0]["cases"] == 5
+
+
+def test_python_check_calling_sys_exit_does_not_end_the_eval(scaffolded: PromptRepo) -> None:
+    # A `python` check that calls sys.exit(0) makes `promptyard eval` exit 0 with no output at
+    # all today: the merge gate passes without evaluating anything. A check is user code; its
+    # SystemExit must count as that assertion failing (or a config error), never as success.
+    scaffolded.write("checks.py", "import sys\n\ndef verdict(output, context):\n    sys.exit(0)\n")
+    for row in (rows := scaffolded.jsonl(SCAFFOLD_DATASET)):
+        row["assert"] = [{"type": "python", "value": "checks:verdict"}]
+    scaffolded.write_jsonl(SCAFFOLD_DATASET, rows)
+    result = scaffolded.run("eval", "--offline")
+    assert_no_crash(result)
+    assert result.exit_code == 1, result.describe()
+    assert "checks:verdict" in result.stdout, result.describe()

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from support.cli import assert_clean_error, assert_no_crash
 from support.evals import API_KEY_ENV, BASE_URL_ENV, EVAL_CONFIG, echo_prompt, text_cases
 from support.openai_server import OpenAIServer
-from support.repo import CliResult, PromptRepo
+from support.repo import SCAFFOLD_DATASET, CliResult, PromptRepo, set_case_asserts
 
 ROOT = Path(__file__).parents[1]
 JSON_KEYS = [
@@ -276,3 +277,88 @@ def test_a_new_repository_from_init_evaluates_offline(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "running offline" in proc.stderr and "summarize 1.0.0" in proc.stdout
+
+
+# --- wrong datasets, caches and providers, through the real CLI on the scaffold (answers from its recordings) ---
+
+
+def test_unknown_assertion_type_is_a_config_error_not_a_failing_eval(
+    scaffolded: PromptRepo,
+) -> None:
+    # lint reports A001, but eval runs the case, calls the model, and reports the case as
+    # "fail ... unknown assertion type" with exit 1, as if the prompt had regressed.
+    set_case_asserts(scaffolded, "meeting-notes", [{"type": "nosuchtype", "value": "x"}])
+    result = scaffolded.run("eval", "--offline")
+    assert_clean_error(result, 2, SCAFFOLD_DATASET)
+
+
+def test_eval_json_output_is_valid_json_with_an_infinite_weight(scaffolded: PromptRepo) -> None:
+    # Today stdout has `"mean_score": NaN`, which no JSON parser accepts.
+    set_case_asserts(
+        scaffolded,
+        "meeting-notes",
+        [
+            {"type": "icontains", "value": "Friday", "weight": 1},
+            {"type": "icontains", "value": "zzz"},
+        ],
+    )
+    scaffolded.replace(SCAFFOLD_DATASET, '"weight": 1}', '"weight": 1e999}')
+    result = scaffolded.run("eval", "--offline", "--format", "json")
+    assert_no_crash(result)
+    if result.exit_code == 2:  # refusing the dataset (it holds a number JSON cannot carry) is right
+        assert_clean_error(result, 2, SCAFFOLD_DATASET)
+        return
+
+    def reject(constant: str) -> None:
+        raise AssertionError(f"stdout is not valid JSON: it contains {constant}")
+
+    json.loads(result.stdout, parse_constant=reject)
+
+
+def test_eval_of_an_empty_dataset_does_not_pass(scaffolded: PromptRepo) -> None:
+    # 0 cases, threshold 0.8: today "1 eval(s) met their threshold" and exit 0.
+    scaffolded.write(SCAFFOLD_DATASET, "")
+    result = scaffolded.run("eval", "--offline")
+    assert_no_crash(result)
+    assert result.exit_code == 1, result.describe()
+    assert SCAFFOLD_DATASET in result.output
+
+
+def test_no_cache_without_a_provider_says_what_answers(scaffolded: PromptRepo) -> None:
+    # `--no-cache` never reads the cache; with no OPENAI_BASE_URL/OPENAI_API_KEY the run is
+    # offline and the committed recordings answer. The one-line note must say exactly that
+    # (it used to claim "recordings and the cache").
+    result = scaffolded.run("eval", "--no-cache")
+    assert_no_crash(result)
+    assert result.exit_code == 0, result.describe()
+    assert "answering from recordings only" in result.stderr, result.describe()
+    assert "OPENAI_BASE_URL" in result.stderr
+
+
+def _no_retries(scaffolded: PromptRepo) -> None:
+    scaffolded.replace("promptyard.yaml", "max_retries: 6", "max_retries: 0")
+
+
+def test_closed_port_is_reported_as_refused_not_as_a_timeout(scaffolded: PromptRepo) -> None:
+    # 127.0.0.1:9 refuses at once; today the message says "(last: no answer within 60 s)".
+    _no_retries(scaffolded)
+    result = scaffolded.run("eval", "--no-cache", env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert_clean_error(result, 3, "127.0.0.1:9")
+    assert "no answer within" not in result.stderr, result.describe()
+    assert "refused" in result.stderr.lower() or "connect" in result.stderr.lower()
+
+
+def test_malformed_base_url_is_a_config_error(scaffolded: PromptRepo) -> None:
+    # "not a url" is a configuration mistake (exit 2, name the variable), not an unreachable
+    # provider (exit 3 after retrying every case).
+    _no_retries(scaffolded)
+    result = scaffolded.run("eval", "--no-cache", env={"OPENAI_BASE_URL": "not a url"})
+    assert_clean_error(result, 2, "OPENAI_BASE_URL")
+
+
+def test_cache_clear_when_the_cache_path_is_a_directory(scaffolded: PromptRepo) -> None:
+    # eval's error for an unreadable cache says "run `promptyard cache clear`"; when the
+    # path is a directory, `cache clear` itself crashes (IsADirectoryError, exit 3).
+    scaffolded.path(".promptyard/cache.sqlite").mkdir(parents=True)
+    result = scaffolded.run("cache", "clear")
+    assert_clean_error(result, 2, "cache.sqlite")

@@ -3,6 +3,7 @@ OpenAI-compatible server as the upstream vLLM."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from promptyard.assignment import in_canary
@@ -525,7 +526,96 @@ def test_plain_models_pass_through_untouched(
     # Other OpenAI endpoints go to the default upstream.
     vectors = client.embeddings.create(model="embed", input=["x y", "z"])
     assert len(vectors.data) == 2
-    assert [m.id for m in client.models.list()] == ["local"]
+
+
+# --- GET /v1/models -----------------------------------------------------------------------------
+
+
+def test_models_lists_the_prompts_the_routes_and_the_default_upstreams_models(
+    client: openai.OpenAI, gateway: ThreadedServer
+) -> None:
+    raw = client.models.with_raw_response.list()
+    models = list(raw.parse())
+    assert [m.id for m in models] == [
+        "prompt:greeter",
+        "prompt:support-reply",
+        "gpt-4o-mini",  # the routing table, owned by the endpoint serving it
+        "llama-3.1-8b-instruct",
+        "local",  # what the default upstream lists
+    ]
+    owners = {m.id: m.owned_by for m in models if m.id != "local"}
+    assert owners == {
+        "prompt:greeter": "promptyard",
+        "prompt:support-reply": "promptyard",
+        "gpt-4o-mini": "llama-8b",
+        "llama-3.1-8b-instruct": "llama-8b",
+    }
+    assert "x-promptyard-unavailable" not in raw.headers
+    # OpenAI's list format, to the letter.
+    body = httpx.get(f"{gateway.url}/v1/models").json()
+    assert body["object"] == "list" and body["data"][-1] == {"id": "local", "object": "model"}
+    for entry in body["data"][:-1]:
+        assert set(entry) == {"id", "object", "created", "owned_by"} and entry["object"] == "model"
+        assert isinstance(entry["created"], int) and entry["created"] > 1_700_000_000
+    # What is listed answers.
+    for model in ("prompt:greeter", "prompt:support-reply"):
+        assert managed(client, model=model).parse().choices[0].message.content == VARS["ticket"]
+
+
+def test_models_leaves_out_what_does_not_answer_and_says_so(
+    released: PromptRepo, upstreams: tuple[OpenAIServer, OpenAIServer]
+) -> None:
+    # A registry server that is down (and no fallback bundle), a default upstream that
+    # refuses connections: the routing table is still listed.
+    registry = Registry.from_server(f"http://127.0.0.1:{closed_port()}")
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    app = create_gateway_app(
+        registry, config_for(upstreams[0].base_url, dead), registry_blocks=True
+    )
+    with (
+        ThreadedServer(app) as gateway,
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0) as client,
+    ):
+        raw = client.models.with_raw_response.list()
+        assert [m.id for m in raw.parse()] == ["gpt-4o-mini", "llama-3.1-8b-instruct"]
+        assert raw.headers["x-promptyard-unavailable"] == "registry, upstream fallback"
+    registry.close()
+
+
+async def _slow_models(request: Request) -> JSONResponse:
+    await asyncio.sleep(3)  # past the gateway's connect_timeout_s
+    return JSONResponse({"object": "list", "data": []})
+
+
+async def _garbage_models(request: Request) -> Response:
+    return Response(b'{"object": "list", "data": [{"no": "id"}]}', media_type="application/json")
+
+
+@pytest.mark.parametrize("kind", ["slow", "garbage"])
+def test_models_does_not_wait_for_or_pass_on_a_broken_upstream_list(
+    released: PromptRepo, upstreams: tuple[OpenAIServer, OpenAIServer], kind: str
+) -> None:
+    broken = Starlette(
+        routes=[
+            Route("/slow/v1/models", _slow_models),
+            Route("/garbage/v1/models", _garbage_models),
+        ]
+    )
+    registry = Registry.from_repo(released.root, ref="main")
+    with ThreadedServer(broken) as upstream:
+        config = config_for(upstreams[0].base_url, f"{upstream.url}/{kind}/v1").model_copy(
+            update={"connect_timeout_s": 0.5, "label": "staging"}
+        )
+        with (
+            ThreadedServer(create_gateway_app(registry, config)) as gateway,
+            openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="x", max_retries=0) as client,
+        ):
+            raw = client.models.with_raw_response.list()
+            ids = [m.id for m in raw.parse()]
+    registry.close()
+    # staging pins both prompts (at 1.0.0); the broken list is left out and named.
+    assert ids == ["prompt:greeter", "prompt:support-reply", "gpt-4o-mini", "llama-3.1-8b-instruct"]
+    assert raw.headers["x-promptyard-unavailable"] == "upstream fallback"
 
 
 # --- metrics -----------------------------------------------------------------------------------------

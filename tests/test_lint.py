@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 import time
 from importlib import resources
 
@@ -10,7 +13,15 @@ import jsonschema
 import pytest
 
 from promptyard.workspace import Workspace
-from support.repo import PromptRepo, prompt_doc
+from support.cli import assert_clean_error
+from support.repo import (
+    SCAFFOLD_DATASET,
+    SCAFFOLD_RECORDINGS,
+    PromptRepo,
+    prompt_doc,
+    set_case_asserts,
+    set_system_template,
+)
 
 DATASET = '{"id": "a", "vars": {"who": "Ann"}}\n{"id": "b", "vars": {"who": "Bo"}}\n'
 WITH_EVAL = prompt_doc(
@@ -558,3 +569,71 @@ def test_an_eval_that_checks_nothing_warns(repo: PromptRepo) -> None:
         DATASET.replace('"Ann"}}', '"Ann"}, "assert": [{"type": "contains", "value": "Ann"}]}'),
     )
     assert not [f for f in findings(repo) if f["rule"] == "P013"]
+
+
+# --- wrong files lint must report, in the scaffold of `promptyard init`, through the real CLI ----
+
+
+def test_lint_reports_a_partial_that_includes_itself(scaffolded: PromptRepo) -> None:
+    # An include cycle is knowable statically; today lint says "All checks passed".
+    scaffolded.write("prompts/partials/style.j2", '{% include "style.j2" %}\n')
+    result = scaffolded.run("lint")
+    assert_clean_error(result, 1, "prompts/partials/style.j2", where="output", max_lines=0)
+
+
+def test_lint_points_at_the_line_of_a_missing_include(scaffolded: PromptRepo) -> None:
+    # The include is on line 17; P005 (and P003/P006) report 16:1, the first line of the
+    # block scalar, so an editor jumps to the wrong line.
+    set_system_template(scaffolded, '{% include "missing.j2" %}')
+    result = scaffolded.run("lint", "prompts/summarize.yaml")
+    assert result.exit_code == 1, result.describe()
+    assert re.search(r"^\s*17:\d+\s+error\s+P005", result.stdout, re.M), result.stdout
+
+
+def test_csv_with_an_unterminated_quote_is_a_lint_error(scaffolded: PromptRepo) -> None:
+    # Python's csv reader is lenient: the open quote swallows the rest of the file into one
+    # cell, and lint says "All checks passed".
+    scaffolded.replace("prompts/summarize.yaml", "golden/summarize.jsonl", "golden/s.csv")
+    scaffolded.path("golden/summarize.jsonl").unlink()
+    scaffolded.write("golden/s.csv", 'id,text\na,"unterminated\nb,second case\n')
+    result = scaffolded.run("lint")
+    assert_clean_error(result, 1, "golden/s.csv", where="output", max_lines=0)
+    assert "s.csv" in result.stdout and "2:" in result.stdout, result.describe()
+
+
+def test_directory_named_like_a_prompt_is_reported(scaffolded: PromptRepo) -> None:
+    # prompts/draft.yaml as a folder is silently skipped (lint passes); a file in the prompts
+    # folder that is not a prompt gets P011, this should too.
+    scaffolded.path("prompts/draft.yaml").mkdir()
+    result = scaffolded.run("lint")
+    assert result.exit_code in (0, 1), result.describe()
+    assert "prompts/draft.yaml" in result.stdout, result.describe()
+
+
+def test_lint_rejects_an_infinite_assertion_weight(scaffolded: PromptRepo) -> None:
+    # JSON 1e999 parses as inf; NaN is rejected, but inf slips through as a weight.
+    set_case_asserts(
+        scaffolded, "meeting-notes", [{"type": "icontains", "value": "Friday", "weight": 1e999}]
+    )
+    assert "Infinity" in scaffolded.read(SCAFFOLD_DATASET)
+    scaffolded.replace(SCAFFOLD_DATASET, "Infinity", "1e999")
+    result = scaffolded.run("lint", SCAFFOLD_DATASET)
+    assert_clean_error(result, 1, SCAFFOLD_DATASET, where="output", max_lines=0)
+
+
+def test_lint_checks_recordings(scaffolded: PromptRepo) -> None:
+    # A corrupt recordings file passes lint ("All checks passed") but breaks every offline
+    # eval (exit 2). lint must report it with its line.
+    scaffolded.write(SCAFFOLD_RECORDINGS, "not json\n")
+    result = scaffolded.run("lint")
+    assert_clean_error(result, 1, f"{SCAFFOLD_RECORDINGS}", where="output", max_lines=0)
+    assert "1:" in result.stdout
+
+
+def test_a_fifo_in_place_of_a_dataset_does_not_hang_lint(scaffolded: PromptRepo) -> None:
+    dataset = scaffolded.path(SCAFFOLD_DATASET)
+    dataset.unlink()
+    os.mkfifo(dataset)
+    assert stat.S_ISFIFO(dataset.stat().st_mode)
+    result = scaffolded.run("lint", timeout=20)
+    assert_clean_error(result, 1, SCAFFOLD_DATASET, where="output", max_lines=0)

@@ -272,6 +272,28 @@ def test_cold_client_with_the_server_down_uses_the_fallback_bundle(
         client.get("support-reply")
 
 
+def test_the_catalog_is_the_same_from_every_source(repo: PromptRepo, tmp_path: Path) -> None:
+    from support.servers import closed_port
+
+    bundle = write_bundle(repo, tmp_path / "bundle.json")
+    with Registry.from_repo(repo.root) as local:
+        catalog = local.catalog()
+    assert [e["name"] for e in catalog] == ["greeter", "support-reply"]
+    assert catalog[1]["labels"]["production"] == {
+        "version": "1.0.0",
+        "canary": {"version": "1.1.0", "weight": 5.0},
+    }
+    reconciler = Reconciler(GitSource(str(repo.root), "main"))
+    reconciler.start_up()
+    with ThreadedServer(create_app(reconciler)) as server, Registry.from_server(server.url) as c:
+        assert c.catalog() == catalog
+    down = f"http://127.0.0.1:{closed_port()}"
+    with Registry.from_server(down, fallback_bundle=bundle, timeout=1) as client:
+        assert client.catalog() == catalog  # the fallback bundle answers
+    with Registry.from_server(down, timeout=1) as client, pytest.raises(InfraError):
+        client.catalog()
+
+
 def test_from_repo_with_an_unreachable_remote_fails_or_falls_back(
     repo: PromptRepo, tmp_path: Path
 ) -> None:

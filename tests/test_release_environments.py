@@ -307,3 +307,24 @@ def test_promote_refuses_a_file_that_is_already_invalid(
     repo.write("serving/environments/production.yaml", PRODUCTION.replace('"1.0.0"', "0.0.1"))
     fixed = run_cli("promote", "support-reply", "1.1.0", "--env", "production", repo=repo.root)
     assert fixed.exit_code == 0, fixed.stderr
+
+
+# --- promote on files edited on Windows ----------------------------------------------------------
+
+
+def test_promote_keeps_crlf_line_endings(scaffolded_released: PromptRepo) -> None:
+    # promote promises to preserve the file; on a CRLF file (edited on Windows) it rewrites
+    # every line with LF, so the pull request diff shows the whole file changed.
+    scaffolded_released.replace("prompts/summarize.yaml", "version: 1.0.0", "version: 1.1.0")
+    scaffolded_released.replace("prompts/summarize.yaml", "busy readers", "busy people")
+    scaffolded_released.commit("summarize 1.1.0")
+    assert scaffolded_released.run("release").exit_code == 0
+    env = "serving/environments/production.yaml"
+    original = (
+        scaffolded_released.path(env).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    )
+    scaffolded_released.path(env).write_bytes(original)
+    result = scaffolded_released.run("promote", "summarize", "1.1.0", "--env", "production")
+    assert result.exit_code == 0, result.describe()
+    after = scaffolded_released.path(env).read_bytes()
+    assert after == original.replace(b"version: 1.0.0", b"version: 1.1.0"), after

@@ -18,9 +18,8 @@ from promptyard.release.bundle import build_bundle, bundle_bytes, document_hash
 from promptyard.release.environments import promote, rollback
 from promptyard.scaffold import init_repository
 from promptyard.workspace import Workspace
-from support import audit
-from support.cli import run_cli
-from support.repo import PromptRepo, make_repo, run_git
+from support.cli import assert_clean_error, run_cli
+from support.repo import PromptRepo, make_repo, run_git, run_promptyard
 
 ENV = "serving/environments/production.yaml"
 
@@ -185,14 +184,14 @@ def test_serve_refuses_a_fallback_bundle_that_does_not_verify(
     repo: PromptRepo, tmp_path: Path
 ) -> None:
     tampered = tampered_bundle(repo, tmp_path / "tampered.json")
-    result = audit.run_cli(
+    result = run_promptyard(
         repo.root, "serve", "--port", "0", "--poll", "0", "--fallback-bundle", str(tampered)
     )
-    audit.assert_clean_error(result, 2, "tampered.json", "does not verify")
-    missing = audit.run_cli(
+    assert_clean_error(result, 2, "tampered.json", "does not verify")
+    missing = run_promptyard(
         repo.root, "serve", "--port", "0", "--fallback-bundle", str(tmp_path / "gone.json")
     )
-    audit.assert_clean_error(missing, 2, "gone.json", "cannot read")
+    assert_clean_error(missing, 2, "gone.json", "cannot read")
 
 
 @pytest.mark.parametrize(
@@ -204,18 +203,18 @@ def test_serve_refuses_a_fallback_bundle_that_does_not_verify(
     ],
 )
 def test_serve_with_a_bad_host_is_a_usage_error(repo: PromptRepo, host: str, message: str) -> None:
-    result = audit.run_cli(repo.root, "serve", "--host", host, "--port", "0", "--poll", "0")
-    audit.assert_clean_error(result, 2, f"--host {host}", message)
+    result = run_promptyard(repo.root, "serve", "--host", host, "--port", "0", "--poll", "0")
+    assert_clean_error(result, 2, f"--host {host}", message)
     assert "--port" not in result.stderr
 
 
 def test_serve_names_a_missing_source_and_one_outside_git(tmp_path: Path) -> None:
-    missing = audit.run_cli(tmp_path, "serve", "--source", str(tmp_path / "missing"))
-    audit.assert_clean_error(missing, 2, "missing does not exist")
+    missing = run_promptyard(tmp_path, "serve", "--source", str(tmp_path / "missing"))
+    assert_clean_error(missing, 2, "missing does not exist")
     plain = tmp_path / "plain"
     plain.mkdir()
-    outside = audit.run_cli(tmp_path, "serve", "--source", str(plain))
-    audit.assert_clean_error(outside, 2, "plain is not inside a git repository")
+    outside = run_promptyard(tmp_path, "serve", "--source", str(plain))
+    assert_clean_error(outside, 2, "plain is not inside a git repository")
 
 
 # --- init --force ---------------------------------------------------------------------------------
@@ -223,8 +222,8 @@ def test_serve_names_a_missing_source_and_one_outside_git(tmp_path: Path) -> Non
 
 def test_init_force_says_which_files_it_overwrote(tmp_path: Path) -> None:
     (tmp_path / "promptyard.yaml").write_text("mine\n")
-    result = audit.run_cli(tmp_path, "init", "--force")
-    assert result.code == 0, result.describe()
+    result = run_promptyard(tmp_path, "init", "--force")
+    assert result.exit_code == 0, result.describe()
     lines = result.stdout.splitlines()
     assert "  overwrote promptyard.yaml" in lines
     assert "  created promptyard.yaml" not in lines
@@ -232,3 +231,38 @@ def test_init_force_says_which_files_it_overwrote(tmp_path: Path) -> None:
     again = init_repository(tmp_path, force=True)
     assert again.overwritten == again.written and again.created == []
     assert again.to_dict()["overwritten"] == again.written
+
+
+# --- serve and release on the scaffold -----------------------------------------------------------
+
+
+def test_serve_refuses_a_broken_fallback_bundle_at_start(scaffolded_released: PromptRepo) -> None:
+    # The fallback is only read when the source fails, so a corrupt one is discovered during
+    # an outage. It must be checked at start-up (exit 2 naming it).
+    broken = scaffolded_released.root / "fallback.json"
+    broken.write_text("{ not json", encoding="utf-8")
+    result = scaffolded_released.run(
+        "serve", "--port", "0", "--poll", "0", "--fallback-bundle", str(broken), timeout=15
+    )
+    assert_clean_error(result, 2, "fallback.json", max_lines=6)
+
+
+def test_serve_with_an_invalid_host_is_a_usage_error(scaffolded_released: PromptRepo) -> None:
+    # Today: exit 3 and the hint "pick another --port, or stop what is using it".
+    result = scaffolded_released.run(
+        "serve", "--host", "999.1.1.1", "--port", "0", "--poll", "0", timeout=30
+    )
+    assert_clean_error(result, 2, "--host", max_lines=3)
+    assert "another --port" not in result.stderr
+
+
+def test_release_in_a_repository_without_commits_says_to_commit(tmp_path: Path) -> None:
+    # "unknown git ref 'HEAD' ... hint: fetch it first; in GitHub Actions use
+    # actions/checkout with fetch-depth: 0" is the wrong advice for a fresh repository.
+    root = tmp_path / "fresh"
+    root.mkdir()
+    run_git(root, "init", "-q", "-b", "main")
+    assert run_promptyard(root, "init").exit_code == 0
+    result = run_promptyard(root, "release", "--dry-run")
+    assert_clean_error(result, 2, "commit")
+    assert "fetch" not in result.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from promptyard.release.tags import list_prompt_tags, parse_tag_name, tag_name
 from promptyard.workspace import Workspace
-from support.cli import run_cli
+from support.cli import assert_clean_error, run_cli
 from support.repo import PromptRepo, make_repo
 from support.servers import closed_port
 
@@ -207,3 +207,17 @@ def test_remote_refusing_an_existing_tag_fails_the_check(repo: PromptRepo, tmp_p
     result = run_cli("release", "--push", repo=repo.root)
     assert result.exit_code == 1
     assert "the remote already has a tag of that name" in result.stderr
+
+
+# --- prompt names git cannot tag -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["a..b", "notes.lock"])
+def test_lint_rejects_a_prompt_name_git_cannot_tag(scaffolded: PromptRepo, name: str) -> None:
+    # The name pattern allows `..` and a `.lock` component; lint passes, then `release` dies
+    # with git's own "fatal: 'prompts/a..b/v1.0.0' is not a valid tag name" and tags nothing,
+    # not even the other prompts.
+    spec = scaffolded.read("prompts/summarize.yaml").replace("name: summarize", f"name: {name}")
+    scaffolded.write(f"prompts/{name}.yaml", spec)
+    result = scaffolded.run("lint", f"prompts/{name}.yaml")
+    assert_clean_error(result, 1, f"prompts/{name}.yaml", where="output", max_lines=0)

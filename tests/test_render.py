@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 
 from promptyard.render import RenderError, VariablesError, input_validator, render_prompt
 from promptyard.workspace import Workspace
-from support.repo import PromptRepo, prompt_doc
+from support.cli import assert_clean_error
+from support.repo import PromptRepo, prompt_doc, set_system_template
 
 INPUTS = {
     "who": {"type": "string"},
@@ -199,3 +201,62 @@ def test_fast_input_check_agrees_with_jsonschema(inputs: dict, variables: dict) 
     """The fast path for plain `{type: T}` inputs must decide exactly as jsonschema does."""
     validator = input_validator(inputs)
     assert validator.is_valid(variables) == validator.validator.is_valid(variables)
+
+
+# --- hostile templates and inputs, through the real CLI: bounded, named, never a crash -----------
+
+
+GIB = 1 << 30
+
+
+def test_vars_from_an_endless_file_is_bounded(scaffolded: PromptRepo) -> None:
+    # `--vars /dev/zero` reads without limit: MemoryError -> "internal error" (or the whole
+    # machine's memory). Expected: a size cap and exit 2 naming --vars.
+    result = scaffolded.run(
+        "render", "summarize", "--vars", "/dev/zero", timeout=60, memory_limit=2 * GIB
+    )
+    assert_clean_error(result, 2, "--vars")
+
+
+def test_render_names_the_partial_of_an_include_cycle(scaffolded: PromptRepo) -> None:
+    # Today: "messages[0] (system) failed to render: maximum recursion depth exceeded while
+    # calling a Python object" - neither the partial nor the fix is named.
+    scaffolded.write("prompts/partials/style.j2", '{% include "style.j2" %}\n')
+    result = scaffolded.run("render", "summarize", "--var", "text=hi")
+    assert_clean_error(result, 2, "prompts/summarize.yaml", "style.j2")
+    assert "maximum recursion depth" not in result.stderr
+
+
+TEMPLATE_BOMBS = {
+    # 10^10 loop iterations: render runs forever today.
+    "nested-range": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}"
+    "{% endfor %}",
+    # The exponent check bounds only the right operand: (9**999)**999**... runs forever.
+    "power-tower": "{{ ((9**999)**999)**999 }}",
+    # A 1 GB string from a format width: MemoryError -> "internal error", exit 3, today.
+    "percent-width": '{{ "%0999999999d" % 1 }}',
+    "format-width": '{{ "{:>999999999}".format(1) }}',
+    # Doubling a string 40 times: an error with an empty reason (or all the memory) today.
+    "namespace-doubling": '{% set ns = namespace(s="xxxxxxxxxx") %}{% for i in range(40) %}'
+    "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+}
+
+
+@pytest.mark.parametrize("template", TEMPLATE_BOMBS.values(), ids=TEMPLATE_BOMBS.keys())
+def test_render_of_a_template_bomb_is_bounded(scaffolded: PromptRepo, template: str) -> None:
+    set_system_template(scaffolded, template)
+    result = scaffolded.run(
+        "render", "summarize", "--var", "text=hi", timeout=30, memory_limit=3 * GIB
+    )
+    assert_clean_error(result, 2, "prompts/summarize.yaml")
+    first = result.error_lines()[0]
+    assert not re.search(r":\s*$", first), f"the error gives no reason: {first!r}"
+
+
+def test_render_error_names_the_template_line(scaffolded: PromptRepo) -> None:
+    # The failing expression is on line 17 of the file; today the message says only
+    # "prompts/summarize.yaml: messages[0] (system) failed to render: division by zero".
+    set_system_template(scaffolded, "{{ 1 / 0 }}")
+    assert scaffolded.read("prompts/summarize.yaml").splitlines()[16].strip() == "{{ 1 / 0 }}"
+    result = scaffolded.run("render", "summarize", "--var", "text=hi")
+    assert_clean_error(result, 2, "prompts/summarize.yaml:17")

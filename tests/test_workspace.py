@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 from promptyard.errors import ConfigError, RefError
 from promptyard.workspace import Workspace
+from support.cli import assert_clean_error
 from support.repo import PromptRepo, prompt_doc
 
 PARTIAL_PROMPT = prompt_doc(
@@ -103,3 +105,66 @@ def test_promptyard_root_below_the_git_root(tmp_path) -> None:
     assert ws.snapshot("HEAD").prompt_names() == ["greet"]
     outer.write("ml/prompts-home/prompts/greet.yaml", prompt_doc(version="1.0.1"))
     assert ws.changed_paths(ws.resolve_commit("HEAD")) == {"prompts/greet.yaml"}
+
+
+# --- promptyard.yaml that points outside the repository or does not parse, through the real CLI ---
+
+
+BAD_PATHS = {
+    # ValueError "'/etc' is not in the subpath of ..." -> "internal error", exit 3, today.
+    "absolute": ("paths:\n  prompts: /etc\n", "paths.prompts"),
+    # lint walks ../.. (files of other projects are reported as "ignored prompt files").
+    "parent": ("paths:\n  prompts: ../..\n", "paths.prompts"),
+    # The whole repository becomes the prompts folder: promptyard.yaml is linted as a
+    # prompt, and render suggests "did you mean 'rompts/summarize'?".
+    "empty": ('paths:\n  prompts: ""\n', "paths.prompts"),
+    # Recordings read from (and `eval --record` written to) a folder outside the repository.
+    "recordings-outside": ("paths:\n  recordings: /tmp\n", "paths.recordings"),
+}
+
+
+@pytest.mark.parametrize(("config", "field"), BAD_PATHS.values(), ids=BAD_PATHS.keys())
+def test_lint_rejects_paths_outside_the_repository(
+    scaffolded: PromptRepo, config: str, field: str
+) -> None:
+    scaffolded.write("promptyard.yaml", config)
+    result = scaffolded.run("lint")
+    assert_clean_error(result, 1, "promptyard.yaml", field, where="output", max_lines=0)
+    # No file outside the repository is linted (lint lists files flush left).
+    assert not re.search(r"^(\.\./|/)", result.stdout, re.M), result.describe()
+
+
+@pytest.mark.parametrize(("config", "field"), BAD_PATHS.values(), ids=BAD_PATHS.keys())
+def test_eval_rejects_paths_outside_the_repository(
+    scaffolded: PromptRepo, config: str, field: str
+) -> None:
+    scaffolded.write("promptyard.yaml", config)
+    result = scaffolded.run("eval", "--offline")
+    assert_clean_error(result, 2, "promptyard.yaml", field)
+
+
+def test_huge_max_dataset_bytes_is_a_config_error(scaffolded: PromptRepo) -> None:
+    # OverflowError "cannot fit 'int' into an index-sized integer" -> internal error today.
+    scaffolded.write(
+        "promptyard.yaml", "lint:\n  max_dataset_bytes: 99999999999999999999999999999\n"
+    )
+    result = scaffolded.run("eval", "--offline")
+    assert_clean_error(result, 2, "promptyard.yaml")
+    result = scaffolded.run("lint")
+    assert_clean_error(result, 1, "promptyard.yaml", where="output", max_lines=0)
+
+
+BROKEN_CONFIGS = {
+    "empty": b"",
+    "binary": b"\x00\xff\xfe",
+    "list": b"- providers\n",
+}
+
+
+@pytest.mark.parametrize("content", BROKEN_CONFIGS.values(), ids=BROKEN_CONFIGS.keys())
+def test_render_refuses_an_unreadable_config(scaffolded: PromptRepo, content: bytes) -> None:
+    # render prints "via default" and exits 0 although promptyard.yaml does not parse (eval
+    # refuses the same file with exit 2).
+    scaffolded.write("promptyard.yaml", content)
+    result = scaffolded.run("render", "summarize", "--var", "text=hi")
+    assert_clean_error(result, 2, "promptyard.yaml")

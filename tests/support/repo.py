@@ -8,6 +8,11 @@ remove files, commit, run git (`repo.git(...)`, the git CLI), run promptyard in-
 - `make_repo(tmp, with_remote=, environments=)`: a typical released-style project (prompts
   `support-reply` and `greeter` with a partial, production/staging environments), optionally
   with a bare `origin` — what the release and serve suites start from.
+- the `scaffolded` fixture (conftest): what `promptyard init` makes, committed — where the
+  tests of hostile and wrong input start (`support.cli.assert_clean_error` checks the CLI
+  contract: exit code, a short error naming the file, no traceback, no hang).
+
+`run_promptyard(cwd, *args)` runs the real console script outside any repository too.
 
 Every repository made here has a fixed identity and signing off in its own git config, so no
 test depends on the machine's git configuration. Code that needs GitPython opens the
@@ -18,8 +23,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,13 +160,74 @@ def run_git(cwd: Path, *args: str, check: bool = True) -> str:
 
 @dataclass
 class CliResult:
-    exit_code: int
+    """One finished `promptyard` run; `exit_code` None: killed after its timeout (a hang)."""
+
+    exit_code: int | None
     stdout: str
     stderr: str
+    args: tuple[str, ...] = ()
 
     @property
     def json(self) -> Any:
         return json.loads(self.stdout)
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def error_lines(self) -> list[str]:
+        """The stderr lines that are not progress lines."""
+        return [
+            line
+            for line in self.stderr.splitlines()
+            if line.strip() and not line.startswith(("eval: ", "running offline"))
+        ]
+
+    def describe(self) -> str:
+        tail = "\n".join(self.output.strip().splitlines()[-6:])
+        return f"promptyard {' '.join(self.args)} -> exit {self.exit_code}\n{tail}"
+
+
+# The real console script, next to this interpreter.
+PROMPTYARD = str(Path(sys.executable).with_name("promptyard"))
+
+
+def _limit_memory(max_bytes: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
+    return apply
+
+
+def run_promptyard(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    memory_limit: int | None = None,
+) -> CliResult:
+    """The real `promptyard ARGS` process in `cwd`, in the test's environment plus `env`
+    (conftest drops the developer's provider settings); a hang is killed after `timeout`
+    seconds (exit_code None); `memory_limit` caps its address space in bytes."""
+    proc = subprocess.Popen(
+        [PROMPTYARD, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env={**os.environ, **GIT_ENV, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})},
+        preexec_fn=_limit_memory(memory_limit) if memory_limit else None,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return CliResult(proc.returncode, out, err, args)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        return CliResult(None, out, err, args)
 
 
 class PromptRepo:
@@ -222,8 +290,23 @@ class PromptRepo:
     def read(self, rel: str) -> str:
         return (self.root / rel).read_text(encoding="utf-8")
 
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
     def remove(self, rel: str) -> None:
         (self.root / rel).unlink()
+
+    def replace(self, rel: str, old: str, new: str) -> None:
+        """Replace the first `old` in file `rel` (which must hold it) with `new`."""
+        text = self.read(rel)
+        assert old in text, f"{old!r} not in {rel}"
+        self.write(rel, text.replace(old, new, 1))
+
+    def jsonl(self, rel: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.read(rel).splitlines() if line.strip()]
+
+    def write_jsonl(self, rel: str, rows: list[dict[str, Any]]) -> None:
+        self.write(rel, "".join(json.dumps(row) + "\n" for row in rows))
 
     def set_prompt(self, name: str, version: str, **kwargs: Any) -> None:
         """prompts/NAME.yaml = `prompt_yaml(name, version, **kwargs)` (needs partial tone.j2)."""
@@ -281,17 +364,29 @@ class PromptRepo:
         result = CliRunner().invoke(cli, ["--repo", str(self.root), *args], catch_exceptions=False)
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
-        """Run the real `promptyard` process in the repository folder."""
-        proc = subprocess.run(
-            [sys.executable, "-m", "promptyard.cli", *args],
-            cwd=self.root,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "NO_COLOR": "1", **(env or {})},
-            timeout=120,
-        )
-        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    def run(self, *args: str, **options: Any) -> CliResult:
+        """Run the real `promptyard` process in the repository folder (`run_promptyard`)."""
+        return run_promptyard(self.root, *args, **options)
+
+
+# The example `promptyard init` scaffolds (the `scaffolded` fixture): prompt, dataset, recordings.
+SCAFFOLD_PROMPT = "prompts/summarize.yaml"
+SCAFFOLD_DATASET = "golden/summarize.jsonl"
+SCAFFOLD_RECORDINGS = "golden/recordings/summarize.jsonl"
+
+
+def set_case_asserts(repo: PromptRepo, case_id: str, asserts: list[dict[str, Any]]) -> None:
+    """Give case `case_id` of the scaffold's dataset these `assert` entries."""
+    rows = repo.jsonl(SCAFFOLD_DATASET)
+    for row in rows:
+        if row["id"] == case_id:
+            row["assert"] = asserts
+    repo.write_jsonl(SCAFFOLD_DATASET, rows)
+
+
+def set_system_template(repo: PromptRepo, line: str) -> None:
+    """Replace the `{% include "style.j2" %}` line of the scaffold's prompt with `line`."""
+    repo.replace(SCAFFOLD_PROMPT, '{% include "style.j2" %}', line)
 
 
 def make_repo(tmp: Path, *, with_remote: bool = False, environments: bool = True) -> PromptRepo:

@@ -16,7 +16,7 @@ import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined, nodes
@@ -28,9 +28,7 @@ from jsonschema import Draft202012Validator
 
 from promptyard.errors import ConfigError
 from promptyard.limits import time_limit
-
-if TYPE_CHECKING:
-    from promptyard.workspace import LoadedPrompt
+from promptyard.renderable import RenderablePrompt
 
 # A template is user code: these bound what one render may cost.
 MAX_OUTPUT_ITEMS = 1_000_000  # characters (or items) in any value a template builds
@@ -466,7 +464,7 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _failure_location(prompt: LoadedPrompt, index: int, exc: BaseException) -> str:
+def _failure_location(prompt: RenderablePrompt, index: int, exc: BaseException) -> str:
     """`file:line` of the innermost template frame of the failure (a message or a partial)."""
     where = None
     tb = exc.__traceback__
@@ -484,7 +482,7 @@ def _failure_location(prompt: LoadedPrompt, index: int, exc: BaseException) -> s
     return f"{prompt.path}:{prompt.message_position(index, line).line}"
 
 
-def render_prompt(prompt: LoadedPrompt, variables: Mapping[str, Any]) -> RenderedPrompt:
+def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> RenderedPrompt:
     """Render every message of a loaded prompt; raise VariablesError or RenderError.
 
     Templates are user code: a failure of any kind, a value over the size cap or a render

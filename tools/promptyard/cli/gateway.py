@@ -132,7 +132,8 @@ def gateway(
     POST /v1/chat/completions with model "prompt:NAME" (or prompt:NAME@LABEL,
     prompt:NAME@VERSION) and the prompt's variables in the body's `variables` renders the
     released prompt (sticky canary on `user`) and calls the upstream serving its model; any
-    other model is passed to its upstream untouched. GET /metrics for Prometheus.
+    other model is passed to its upstream untouched. GET /v1/models lists the prompts and
+    the models; GET /metrics for Prometheus.
     """
     import uvicorn
 

@@ -164,6 +164,14 @@ class Registry:
         """
         return self._backend.resolve(name, version, label, key).render(variables)
 
+    def catalog(self) -> list[dict[str, Any]]:
+        """Every prompt, its tagged versions and what each label pins (`GET /v1/prompts`).
+
+        A server-backed registry asks the server each time (its fallback bundle answers when
+        the server cannot); InfraError when nothing can answer.
+        """
+        return self._backend.catalog()
+
     def refresh(self) -> None:
         """Re-read the source now (repository, bundle) or drop cached labels (server)."""
         self._backend.refresh()
@@ -190,6 +198,9 @@ class _Backend:
     def resolve(
         self, name: str, version: str | None, label: str, key: str | None
     ) -> ResolvedPrompt:
+        raise NotImplementedError
+
+    def catalog(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def refresh(self) -> None:
@@ -219,6 +230,9 @@ class _LocalBackend(_Backend):
         self, name: str, version: str | None, label: str, key: str | None
     ) -> ResolvedPrompt:
         return self._snapshot().resolve(name, version, label, key)
+
+    def catalog(self) -> list[dict[str, Any]]:
+        return self._snapshot().catalog()
 
     def refresh(self) -> None:
         outcome = self.reconciler.reconcile()
@@ -276,10 +290,14 @@ class _ServerBackend(_Backend):
     # -- HTTP -------------------------------------------------------------------------------------
 
     def _fetch(self, name: str, params: dict[str, str]) -> dict[str, Any]:
+        return self._get_json(f"/v1/prompts/{quote(name, safe='/')}", params)
+
+    def _get_json(self, path: str, params: dict[str, str] | None = None) -> dict[str, Any]:
+        """GET a JSON object from the server; PromptNotFound on 404, else _ServerError."""
         import httpx
 
         try:
-            response = self._http.get(f"/v1/prompts/{quote(name, safe='/')}", params=params)
+            response = self._http.get(path, params=params)
         except httpx.HTTPError as exc:
             raise _ServerError(f"{self.url} unreachable: {type(exc).__name__}: {exc}") from None
         if response.status_code == 404:
@@ -422,6 +440,15 @@ class _ServerBackend(_Backend):
             return ResolvedPrompt(entry.stable, STABLE, label, canary, entry.revision)
         except _ServerError as exc:  # a version fetch failed with nothing cached
             return self._fallback_snapshot(str(exc)).resolve(name, version, label, key)
+
+    def catalog(self) -> list[dict[str, Any]]:
+        try:
+            prompts = self._get_json("/v1/prompts").get("prompts")
+            if not isinstance(prompts, list):
+                raise _ServerError(f"{self.url} answered with an unexpected document")
+        except _ServerError as exc:
+            return self._fallback_snapshot(str(exc)).catalog()
+        return prompts
 
     def refresh(self) -> None:
         with self._lock:

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from prometheus_client import (
@@ -134,12 +136,13 @@ class Metrics:
                 self.snapshot_time.set(snapshot.built_at)
 
 
-def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+def error_response(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    """The JSON error answer `{"error": {"type", "message", ...}}` (the gateway's too)."""
     return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
 
 
 def _not_ready() -> JSONResponse:
-    return _error(503, "not_ready", "no snapshot is being served yet; see /v1/status")
+    return error_response(503, "not_ready", "no snapshot is being served yet; see /v1/status")
 
 
 def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Starlette:
@@ -152,92 +155,7 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
     reconciler.listeners.append(metrics.observe_reconcile)
     if reconciler.last_outcome is not None:  # reflect what happened before the app existed
         metrics.observe_reconcile(reconciler.last_outcome, reconciler.snapshot)
-
-    def count(endpoint: str, name: str, version: str, variant: str, status: int) -> None:
-        metrics.requests.labels(endpoint, name, version, variant, str(status)).inc()
-
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
-    async def readyz(request: Request) -> Response:
-        snapshot = reconciler.snapshot
-        if snapshot is None:
-            return _not_ready()
-        return JSONResponse(
-            {"ready": True, "revision": snapshot.revision, "state": reconciler.state}
-        )
-
-    async def list_prompts(request: Request) -> Response:
-        snapshot = reconciler.snapshot
-        if snapshot is None:
-            return _not_ready()
-        return JSONResponse({"revision": snapshot.revision, "prompts": snapshot.catalog()})
-
-    async def get_prompt(request: Request) -> Response:
-        snapshot = reconciler.snapshot
-        if snapshot is None:
-            return _not_ready()
-        name = request.path_params["name"]
-        known = name if name in snapshot.bundle.prompts else UNKNOWN
-        params = request.query_params
-        try:
-            resolved = snapshot.resolve(
-                name,
-                params.get("version") or None,  # `?version=` means no version
-                params.get("label") or DEFAULT_LABEL,
-                params.get("key") or None,
-            )
-        except PromptNotFound as exc:
-            count("get", known, "", "", 404)
-            return _error(404, "not_found", exc.message)
-        count("get", name, resolved.version, resolved.variant, 200)
-        return JSONResponse(resolved.to_dict())
-
-    async def render(request: Request) -> Response:
-        snapshot = reconciler.snapshot
-        if snapshot is None:
-            return _not_ready()
-        name = request.path_params["name"]
-        known = name if name in snapshot.bundle.prompts else UNKNOWN
-        body, problem = await _read_json(request)
-        if problem is not None:
-            count("render", known, "", "", problem.status_code)
-            return problem
-        variables = body.get("variables", {})
-        label = body.get("label", DEFAULT_LABEL)
-        version = body.get("version")
-        key = body.get("key")
-        invalid = _render_request_problem(body, variables, label, version, key)
-        if invalid:
-            count("render", known, "", "", 422)
-            return _error(422, "invalid_request", invalid)
-        started = time.perf_counter()
-        try:
-            resolved = snapshot.resolve(name, version or None, label or DEFAULT_LABEL, key)
-        except PromptNotFound as exc:
-            count("render", known, "", "", 404)
-            return _error(404, "not_found", exc.message)
-        try:
-            result = resolved.render(variables)
-        except VariablesError as exc:
-            count("render", name, resolved.version, resolved.variant, 422)
-            return _error(422, "invalid_variables", exc.message, problems=exc.problems)
-        except RenderError as exc:
-            count("render", name, resolved.version, resolved.variant, 422)
-            return _error(422, "render_error", exc.message)
-        metrics.render_seconds.labels(name).observe(time.perf_counter() - started)
-        count("render", name, resolved.version, resolved.variant, 200)
-        return JSONResponse(result.to_dict())
-
-    async def status(request: Request) -> Response:
-        return JSONResponse(reconciler.status())
-
-    async def reconcile_now(request: Request) -> Response:
-        outcome = await run_in_threadpool(reconciler.reconcile)
-        return JSONResponse({"outcome": outcome.to_dict(), "status": reconciler.status()})
-
-    async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    service = _Service(reconciler, metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -246,20 +164,126 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
         finally:
             await run_in_threadpool(reconciler.close)
 
+    def on(handler: Callable[[_Service, Request], Awaitable[Response]]) -> Any:
+        return partial(handler, service)
+
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/v1/prompts", list_prompts, methods=["GET"]),
-        Route("/v1/prompts/{name:path}/render", render, methods=["POST"]),
-        Route("/v1/prompts/{name:path}", get_prompt, methods=["GET"]),
-        Route("/v1/status", status, methods=["GET"]),
-        Route("/v1/reconcile", reconcile_now, methods=["POST"]),
-        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/readyz", on(readyz), methods=["GET"]),
+        Route("/v1/prompts", on(list_prompts), methods=["GET"]),
+        Route("/v1/prompts/{name:path}/render", on(render_prompt), methods=["POST"]),
+        Route("/v1/prompts/{name:path}", on(get_prompt), methods=["GET"]),
+        Route("/v1/status", on(status), methods=["GET"]),
+        Route("/v1/reconcile", on(reconcile_now), methods=["POST"]),
+        Route("/metrics", on(metrics_text), methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.reconciler = reconciler
     app.state.metrics = metrics
     return app
+
+
+@dataclass(frozen=True)
+class _Service:
+    """What every request of one app shares."""
+
+    reconciler: Reconciler
+    metrics: Metrics
+
+    def count(self, endpoint: str, name: str, version: str, variant: str, status: int) -> None:
+        self.metrics.requests.labels(endpoint, name, version, variant, str(status)).inc()
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(service: _Service, request: Request) -> Response:
+    snapshot = service.reconciler.snapshot
+    if snapshot is None:
+        return _not_ready()
+    return JSONResponse(
+        {"ready": True, "revision": snapshot.revision, "state": service.reconciler.state}
+    )
+
+
+async def list_prompts(service: _Service, request: Request) -> Response:
+    snapshot = service.reconciler.snapshot
+    if snapshot is None:
+        return _not_ready()
+    return JSONResponse({"revision": snapshot.revision, "prompts": snapshot.catalog()})
+
+
+async def get_prompt(service: _Service, request: Request) -> Response:
+    """`GET /v1/prompts/{name}`: the resolution (`?version=`, `?label=`, `&key=`)."""
+    snapshot = service.reconciler.snapshot
+    if snapshot is None:
+        return _not_ready()
+    name = request.path_params["name"]
+    params = request.query_params
+    try:
+        resolved = snapshot.resolve(
+            name,
+            params.get("version") or None,  # `?version=` means no version
+            params.get("label") or DEFAULT_LABEL,
+            params.get("key") or None,
+        )
+    except PromptNotFound as exc:
+        service.count("get", _known(snapshot, name), "", "", 404)
+        return error_response(404, "not_found", exc.message)
+    service.count("get", name, resolved.version, resolved.variant, 200)
+    return JSONResponse(resolved.to_dict())
+
+
+async def render_prompt(service: _Service, request: Request) -> Response:
+    """`POST /v1/prompts/{name}/render`: resolve as the body says, render its variables."""
+    snapshot = service.reconciler.snapshot
+    if snapshot is None:
+        return _not_ready()
+    name = request.path_params["name"]
+    body, problem = await _read_json(request)
+    if problem is None:
+        problem = _render_request_problem(body)
+    if problem is not None:
+        service.count("render", _known(snapshot, name), "", "", problem.status_code)
+        return problem
+    started = time.perf_counter()
+    label, version = body.get("label") or DEFAULT_LABEL, body.get("version") or None
+    try:
+        resolved = snapshot.resolve(name, version, label, body.get("key"))
+    except PromptNotFound as exc:
+        service.count("render", _known(snapshot, name), "", "", 404)
+        return error_response(404, "not_found", exc.message)
+    try:
+        result = resolved.render(body.get("variables", {}))
+    except VariablesError as exc:
+        failed = error_response(422, "invalid_variables", exc.message, problems=exc.problems)
+    except RenderError as exc:
+        failed = error_response(422, "render_error", exc.message)
+    else:
+        service.metrics.render_seconds.labels(name).observe(time.perf_counter() - started)
+        service.count("render", name, resolved.version, resolved.variant, 200)
+        return JSONResponse(result.to_dict())
+    service.count("render", name, resolved.version, resolved.variant, 422)
+    return failed
+
+
+async def status(service: _Service, request: Request) -> Response:
+    return JSONResponse(service.reconciler.status())
+
+
+async def reconcile_now(service: _Service, request: Request) -> Response:
+    outcome = await run_in_threadpool(service.reconciler.reconcile)
+    return JSONResponse({"outcome": outcome.to_dict(), "status": service.reconciler.status()})
+
+
+async def metrics_text(service: _Service, request: Request) -> Response:
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _known(snapshot: ServedSnapshot, name: str) -> str:
+    """`name` as a metric label: only names the snapshot has (bounded cardinality)."""
+    return name if name in snapshot.bundle.prompts else UNKNOWN
 
 
 async def _read_json(request: Request) -> tuple[dict[str, Any], JSONResponse | None]:
@@ -277,13 +301,13 @@ async def read_json_body(
     """
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        return b"", {}, _error(413, "too_large", f"request body over {max_bytes} bytes")
+        return b"", {}, error_response(413, "too_large", f"request body over {max_bytes} bytes")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            return b"", {}, _error(413, "too_large", f"request body over {max_bytes} bytes")
+            return b"", {}, error_response(413, "too_large", f"request body over {max_bytes} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
     if not raw.strip():
@@ -293,21 +317,23 @@ async def read_json_body(
 
         body = parse_json_value(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        return raw, {}, _error(400, "bad_request", f"the body is not valid JSON: {exc}")
+        return raw, {}, error_response(400, "bad_request", f"the body is not valid JSON: {exc}")
     if not isinstance(body, dict):
-        return raw, {}, _error(400, "bad_request", "the body must be a JSON object")
+        return raw, {}, error_response(400, "bad_request", "the body must be a JSON object")
     return raw, body, None
 
 
-def _render_request_problem(
-    body: dict[str, Any], variables: Any, label: Any, version: Any, key: Any
-) -> str | None:
+def _render_request_problem(body: dict[str, Any]) -> JSONResponse | None:
+    """The 422 answer to a render body with unknown or mistyped fields, else None."""
     unknown = sorted(set(body) - RENDER_FIELDS)
     if unknown:
-        return f"unknown field {unknown[0]!r}; the body takes {', '.join(sorted(RENDER_FIELDS))}"
-    if not isinstance(variables, dict):
-        return "`variables` must be a JSON object of variable names to values"
-    for field_name, value in (("label", label), ("version", version), ("key", key)):
+        message = f"unknown field {unknown[0]!r}; the body takes {', '.join(sorted(RENDER_FIELDS))}"
+        return error_response(422, "invalid_request", message)
+    if not isinstance(body.get("variables", {}), dict):
+        message = "`variables` must be a JSON object of variable names to values"
+        return error_response(422, "invalid_request", message)
+    for field_name in ("label", "version", "key"):
+        value = body.get(field_name)
         if value is not None and not isinstance(value, str):
-            return f"`{field_name}` must be a string"
+            return error_response(422, "invalid_request", f"`{field_name}` must be a string")
     return None

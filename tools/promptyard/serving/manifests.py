@@ -44,6 +44,7 @@ from promptyard.fsutil import atomic_write, ensure_inside
 from promptyard.spec import ClusterSpec
 from promptyard.spec.cluster import (
     VLLM_QUANTIZATION,
+    Autoscaling,
     Container,
     Image,
     ModelDeployment,
@@ -216,10 +217,40 @@ def model_documents(
     spec: ClusterSpec, name: str, deployment: ModelDeployment, source: str
 ) -> list[dict[str, Any]]:
     """Deployment, Service, HorizontalPodAutoscaler (when autoscaled), PodDisruptionBudget."""
-    pool = spec.node_pools[deployment.pool]
     labels = _labels("vllm", name, "model-server", spec.name)
-    selector = _selector(labels)
     ns = spec.namespace
+    annotations = {
+        "promptyard.dev/source": source,
+        "promptyard.dev/model": f"{deployment.model.id}@{deployment.model.revision}",
+    }
+    pod_spec = _vllm_pod_spec(spec.node_pools[deployment.pool], deployment)
+    documents: list[dict[str, Any]] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": _meta(name, ns, labels, annotations=annotations),
+            "spec": _vllm_deployment_spec(deployment, labels, pod_spec),
+        },
+        _service(name, ns, labels, VLLM_PORT),
+    ]
+    if deployment.autoscaling is not None:
+        documents.append(_autoscaler(name, ns, labels, deployment.autoscaling))
+    documents.append(
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": _meta(name, ns, labels),
+            "spec": {
+                "maxUnavailable": deployment.max_unavailable,
+                "selector": {"matchLabels": _selector(labels)},
+            },
+        }
+    )
+    return documents
+
+
+def _vllm_container(deployment: ModelDeployment) -> dict[str, Any]:
+    """The vLLM server container: image, arguments, GPUs, probes, mounts."""
     gpus = str(deployment.resources.gpus)
     resources = {
         "cpu": deployment.resources.cpu,
@@ -227,9 +258,6 @@ def model_documents(
         "nvidia.com/gpu": gpus,
     }
     probes = deployment.probes
-    env: list[dict[str, Any]] = []
-    if deployment.hf_token_secret is not None:
-        env.append(_secret_env("HF_TOKEN", deployment.hf_token_secret))
     container: dict[str, Any] = {
         "name": "vllm",
         "image": deployment.engine.image.reference(),
@@ -237,8 +265,8 @@ def model_documents(
         "command": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
         "args": vllm_args(deployment),
     }
-    if env:
-        container["env"] = env
+    if deployment.hf_token_secret is not None:
+        container["env"] = [_secret_env("HF_TOKEN", deployment.hf_token_secret)]
     container.update(
         {
             "ports": [{"name": "http", "containerPort": VLLM_PORT, "protocol": "TCP"}],
@@ -261,14 +289,22 @@ def model_documents(
             ],
         }
     )
+    return container
+
+
+def _model_cache_volume(deployment: ModelDeployment) -> dict[str, Any]:
+    """The weights cache: the deployment's PVC, else an emptyDir sized for the weights."""
     if deployment.model_cache_pvc:
-        cache: dict[str, Any] = {
+        return {
             "name": "model-cache",
             "persistentVolumeClaim": {"claimName": deployment.model_cache_pvc},
         }
-    else:
-        size = math.ceil(_weights_gib(deployment) * 1.2) + 1
-        cache = {"name": "model-cache", "emptyDir": {"sizeLimit": f"{size}Gi"}}
+    size = math.ceil(_weights_gib(deployment) * 1.2) + 1
+    return {"name": "model-cache", "emptyDir": {"sizeLimit": f"{size}Gi"}}
+
+
+def _vllm_pod_spec(pool: NodePool, deployment: ModelDeployment) -> dict[str, Any]:
+    """The pod: on the pool's nodes, the vLLM container, shared memory and the cache."""
     pod_spec: dict[str, Any] = {}
     if pool.node_selector:
         pod_spec["nodeSelector"] = dict(sorted(pool.node_selector.items()))
@@ -277,7 +313,7 @@ def model_documents(
     pod_spec.update(
         {
             "terminationGracePeriodSeconds": 120,  # let running generations finish
-            "containers": [container],
+            "containers": [_vllm_container(deployment)],
             "volumes": [
                 {
                     "name": "dshm",
@@ -286,14 +322,17 @@ def model_documents(
                         "sizeLimit": deployment.resources.shared_memory,
                     },
                 },
-                cache,
+                _model_cache_volume(deployment),
             ],
         }
     )
-    annotations = {
-        "promptyard.dev/source": source,
-        "promptyard.dev/model": f"{deployment.model.id}@{deployment.model.revision}",
-    }
+    return pod_spec
+
+
+def _vllm_deployment_spec(
+    deployment: ModelDeployment, labels: Mapping[str, str], pod_spec: dict[str, Any]
+) -> dict[str, Any]:
+    """The Deployment's spec: replicas (unless autoscaled), a surge-only rollout, the pod."""
     deployment_spec: dict[str, Any] = {}
     if deployment.autoscaling is None:
         deployment_spec["replicas"] = deployment.replicas
@@ -302,7 +341,7 @@ def model_documents(
     deployment_spec.update(
         {
             "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": _selector(labels)},
             "strategy": {
                 "type": "RollingUpdate",
                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
@@ -320,67 +359,36 @@ def model_documents(
             },
         }
     )
-    documents: list[dict[str, Any]] = [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": _meta(name, ns, labels, annotations=annotations),
-            "spec": deployment_spec,
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": _meta(name, ns, labels),
-            "spec": {
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [
-                    {"name": "http", "port": VLLM_PORT, "targetPort": "http", "protocol": "TCP"}
-                ],
-            },
-        },
-    ]
-    scaling = deployment.autoscaling
-    if scaling is not None:
-        documents.append(
-            {
-                "apiVersion": "autoscaling/v2",
-                "kind": "HorizontalPodAutoscaler",
-                "metadata": _meta(name, ns, labels),
-                "spec": {
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                    "minReplicas": scaling.min,
-                    "maxReplicas": scaling.max,
-                    "metrics": [
-                        {
-                            "type": "Pods",
-                            "pods": {
-                                "metric": {"name": scaling.metric},
-                                "target": {
-                                    "type": "AverageValue",
-                                    "averageValue": _quantity(scaling.target),
-                                },
-                            },
-                        }
-                    ],
-                    "behavior": {
-                        "scaleDown": {"stabilizationWindowSeconds": HPA_SCALE_DOWN_WINDOW_S}
+    return deployment_spec
+
+
+def _autoscaler(
+    name: str, ns: str, labels: Mapping[str, str], scaling: Autoscaling
+) -> dict[str, Any]:
+    """The HorizontalPodAutoscaler on a per-pod metric, slow to scale down."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(name, ns, labels),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": scaling.min,
+            "maxReplicas": scaling.max,
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": scaling.metric},
+                        "target": {
+                            "type": "AverageValue",
+                            "averageValue": _quantity(scaling.target),
+                        },
                     },
-                },
-            }
-        )
-    documents.append(
-        {
-            "apiVersion": "policy/v1",
-            "kind": "PodDisruptionBudget",
-            "metadata": _meta(name, ns, labels),
-            "spec": {
-                "maxUnavailable": deployment.max_unavailable,
-                "selector": {"matchLabels": selector},
-            },
-        }
-    )
-    return documents
+                }
+            ],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": HPA_SCALE_DOWN_WINDOW_S}},
+        },
+    }
 
 
 # --- registry and gateway ---------------------------------------------------------------------------

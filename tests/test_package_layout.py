@@ -1,0 +1,100 @@
+"""The package reads top-down: no two modules import each other, directly or around a loop."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import promptyard
+from promptyard.renderable import RenderablePrompt
+from promptyard.workspace import Workspace
+from support.repo import PromptRepo, prompt_doc
+
+PACKAGE = Path(promptyard.__file__).parent
+
+
+def import_graph() -> tuple[dict[str, set[str]], set[str]]:
+    """(module -> the package modules it imports anywhere in its code, the packages).
+
+    Every static import counts: module level, inside functions, under TYPE_CHECKING.
+    """
+    modules: dict[str, Path] = {}
+    packages: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+            packages.add(".".join(parts))
+        modules[".".join(parts)] = path
+
+    def owner(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        here = module if module in packages else module.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(owner(alias.name) or "" for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = here
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                source = (
+                    node.module if not node.level else ".".join(filter(None, [base, node.module]))
+                )
+                for alias in node.names:  # `from pkg import submodule` needs only the submodule
+                    found.add(owner(f"{source}.{alias.name}") or owner(source or "") or "")
+        graph[module] = {m for m in found if m and m != module and m.startswith("promptyard")}
+    return graph, packages
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in graph[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return out
+
+
+def test_no_two_modules_import_each_other() -> None:
+    graph, packages = import_graph()
+    assert "promptyard.render" in graph["promptyard.workspace"]  # the walker sees imports
+    # A plugin package whose __init__ holds the registry and imports its plugins to register
+    # them (compare.reports) loops through that __init__ by design; any other loop is a circle.
+    found = [c for c in circles(graph) if not packages.intersection(c)]
+    assert found == [], f"import circles: {found}"
+
+
+def test_a_loaded_prompt_is_what_rendering_takes(repo: PromptRepo) -> None:
+    repo.write("prompts/greet.yaml", prompt_doc("greet"))
+    prompt = Workspace(repo.root).snapshot(None).prompt("greet")
+    assert isinstance(prompt, RenderablePrompt)
+    assert not isinstance(prompt.snapshot, RenderablePrompt)

@@ -1,0 +1,84 @@
+"""The gateway's Starlette app: its routes, over one `Gateway`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import generate_latest as prometheus_text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from promptyard.serving.gateway.config import GatewayConfig
+from promptyard.serving.gateway.models import list_models
+from promptyard.serving.gateway.observe import GatewayMetrics
+from promptyard.serving.gateway.runtime import Gateway
+from promptyard.serving.gateway.stages import chat_completions
+from promptyard.serving.gateway.upstream import pass_through
+
+
+def create_gateway_app(
+    registry: Any,
+    config: GatewayConfig,
+    *,
+    environ: Mapping[str, str] | None = None,
+    metrics: GatewayMetrics | None = None,
+    registry_blocks: bool = False,
+) -> Starlette:
+    """The Starlette app of the gateway over a `promptyard.Registry`.
+
+    `registry_blocks`: the registry may block (a server-backed one fetching on a cache miss),
+    so registry calls run in a worker thread. The app closes its upstream client at shutdown;
+    the registry belongs to the caller.
+    """
+    gateway = Gateway(
+        registry, config, environ=environ, metrics=metrics, registry_blocks=registry_blocks
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        gateway.open()
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    def on(handler: Any) -> Any:
+        return partial(handler, gateway)
+
+    routes = [
+        Route("/v1/chat/completions", on(chat_completions), methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", on(readyz), methods=["GET"]),
+        Route("/metrics", on(metrics_text), methods=["GET"]),
+        Route("/v1/models", on(list_models), methods=["GET"]),
+        Route("/v1/{path:path}", on(pass_through), methods=["GET", "POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.gateway = gateway
+    return app
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(gateway: Gateway, request: Request) -> Response:
+    # Ready once started: pass-through needs no prompts, and a server-backed registry
+    # (or its fallback bundle) is asked on demand.
+    return JSONResponse(
+        {
+            "ready": True,
+            "revision": gateway.registry.revision,
+            "upstreams": sorted(gateway.upstreams),
+        }
+    )
+
+
+async def metrics_text(gateway: Gateway, request: Request) -> Response:
+    return Response(prometheus_text(gateway.metrics.registry), media_type=CONTENT_TYPE_LATEST)

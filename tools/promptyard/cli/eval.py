@@ -57,7 +57,8 @@ def _print_text(report: Any) -> None:
             f"{s.cases} of {s.slice['total']}" if s.slice else str(s.cases),
             f"[{style}]{_percent(s.pass_rate)}[/{style}]\n[dim]min {_percent(s.threshold)}[/dim]",
             _number(s.mean_score, 3),
-            f"[red]{s.errors}[/red]" if s.errors else "0",
+            (f"[red]{s.errors}[/red]" if s.errors else "0")
+            + (f"\n[dim]{s.infra_errors} infra[/dim]" if s.infra_errors else ""),
             f"{_number(s.latency_ms_p50)}/{_number(s.latency_ms_p95)}",
             f"{_number(s.tokens_in)}/{_number(s.tokens_out)}",
             _cost(s.cost_usd),

@@ -32,6 +32,7 @@ RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 FORMAT_VERSION = 1
+INFRA_ERROR = "infra"  # the error_kind of a row a provider failed for infrastructure reasons
 MAX_FAILURES_KEPT = 50  # failing rows kept in memory for the report; all are in the file
 
 COLUMNS = (
@@ -137,6 +138,12 @@ class CaseResult:
         return metric_outcomes(self.assertions)
 
     @property
+    def infra_error(self) -> bool:
+        """The row ended in an infrastructure error (provider down, timeout, 5xx, 429 or a
+        malformed answer after the retries): it says nothing about the prompt's quality."""
+        return self.error_kind == INFRA_ERROR
+
+    @property
     def reason(self) -> str:
         """Why the row failed, in one line (empty when it passed)."""
         if self.error:
@@ -197,7 +204,8 @@ class RunStats:
     def __init__(self, repeat: int, min_pass: int) -> None:
         self.repeat = repeat
         self.min_pass = min_pass
-        self.per_case: dict[str, list[float]] = {}  # id -> [rows, passes, errors, score sum]
+        # id -> [rows, passes, errors, score sum, infrastructure errors]
+        self.per_case: dict[str, list[float]] = {}
         self.latencies = array("d")
         self.tokens_in = 0
         self.tokens_out = 0
@@ -216,11 +224,12 @@ class RunStats:
         self.rows += 1
         acc = self.per_case.get(result.case_id)
         if acc is None:
-            acc = self.per_case[result.case_id] = [0, 0, 0, 0.0]
+            acc = self.per_case[result.case_id] = [0, 0, 0, 0.0, 0]
         acc[0] += 1
         acc[1] += result.passed
         acc[2] += result.error is not None
         acc[3] += result.score
+        acc[4] += result.infra_error
         if result.cached:
             self.cached += 1
         if result.error is not None:
@@ -247,28 +256,34 @@ class RunStats:
     def add_row(self, row: dict[str, Any]) -> None:
         self.add(CaseResult.from_dict(row))
 
-    def counts(self) -> tuple[int, int, int, int]:
-        """(cases, passed, failed, errors): a case passes when min_pass of its repeats pass;
-        a case that did not pass and had an errored repeat counts as an error."""
-        passed = failed = errors = 0
+    def counts(self) -> tuple[int, int, int, int, int]:
+        """(cases, passed, failed, errors, infra_errors): a case passes when min_pass of its
+        repeats pass; a case that did not pass and had an errored repeat counts as an error,
+        and also as an infrastructure error when one of its repeats was one (no verdict)."""
+        passed = failed = errors = infra = 0
         need = min(self.min_pass, self.repeat)
-        for _, passes, errored, _ in self.per_case.values():
+        for _, passes, errored, _, infra_errored in self.per_case.values():
             if passes >= need:
                 passed += 1
             elif errored:
                 errors += 1
+                infra += bool(infra_errored)
             else:
                 failed += 1
-        return len(self.per_case), passed, failed, errors
+        return len(self.per_case), passed, failed, errors, infra
 
     def case_pass_fractions(self) -> dict[str, float]:
         return {cid: acc[1] / acc[0] for cid, acc in self.per_case.items() if acc[0]}
 
     def mean_score(self) -> float | None:
-        if not self.per_case:
-            return None
-        total = sum(acc[3] / acc[0] for acc in self.per_case.values() if acc[0])
-        return total / len(self.per_case)
+        """Over the cases with a verdict (infrastructure errors left out, like the pass rate)."""
+        need = min(self.min_pass, self.repeat)
+        judged = [
+            acc[3] / acc[0]
+            for acc in self.per_case.values()
+            if acc[0] and not (acc[4] and acc[1] < need)
+        ]
+        return sum(judged) / len(judged) if judged else None
 
     def metric_summary(self) -> dict[str, dict[str, float]]:
         """Per metric, over the cases scored on it (as the merge gate computes it): the mean
@@ -319,6 +334,9 @@ class EvalSummary:
     duration_s: float = 0.0
     # A run on some cases only (`--case`/`--tag`): {cases, tags, selected, total}.
     slice: dict[str, Any] | None = None
+    # Errored cases whose error was the provider's (a subset of `errors`): no verdict, so
+    # the pass rate leaves them out.
+    infra_errors: int = 0
 
     @property
     def ok(self) -> bool:
@@ -346,6 +364,7 @@ class EvalSummary:
             "passed": self.passed,
             "failed": self.failed,
             "errors": self.errors,
+            "infra_errors": self.infra_errors,
             "pass_rate": self.pass_rate,
             "mean_score": self.mean_score,
             "threshold": self.threshold,
@@ -377,6 +396,7 @@ class EvalSummary:
             "passed": self.passed,
             "failed": self.failed,
             "errors": self.errors,
+            "infra_errors": self.infra_errors,
             "pass_rate": self.pass_rate,
             "mean_score": self.mean_score,
             "latency_ms_p50": self.latency_ms_p50,
@@ -390,7 +410,8 @@ class EvalSummary:
 
 
 def summarize(stats: RunStats, **fields: Any) -> EvalSummary:
-    cases, passed, failed, errors = stats.counts()
+    cases, passed, failed, errors, infra = stats.counts()
+    judged = cases - infra
     latencies = sorted(stats.latencies)
     metrics = stats.metric_summary()
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
@@ -399,7 +420,8 @@ def summarize(stats: RunStats, **fields: Any) -> EvalSummary:
         passed=passed,
         failed=failed,
         errors=errors,
-        pass_rate=passed / cases if cases else None,
+        infra_errors=infra,
+        pass_rate=passed / judged if judged else None,
         mean_score=stats.mean_score(),
         rows=stats.rows,
         cached=stats.cached,

@@ -1041,6 +1041,10 @@ class _Engine:
                     return
                 result = await self.process(run, case, repeat)
                 assert run.writer is not None
+                if self.cache is not None:
+                    # The answers this row used are committed before the row is written:
+                    # a resumed run keeps the row, and a later run must find its answers.
+                    self.cache.flush()
                 run.writer.append(result)
                 run.stats.add(result)
                 self._count_row(run, result)

@@ -130,6 +130,7 @@ def eval_command(
             workspace.root,
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),
+            command=app.command,
         )
         report = evaluate_snapshot(
             workspace.snapshot(),

@@ -337,6 +337,16 @@ class EvalSummary:
     # Errored cases whose error was the provider's (a subset of `errors`): no verdict, so
     # the pass rate leaves them out.
     infra_errors: int = 0
+    # What the run was (evals/runs.py): when, the git commit, branch and dirtiness, the
+    # command, and whether it ran offline.
+    started_at: str | None = None
+    finished_at: str | None = None  # None while it runs (or when it was killed)
+    git: dict[str, Any] | None = None
+    command: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        return self.mode == "offline"
 
     @property
     def ok(self) -> bool:
@@ -384,6 +394,11 @@ class EvalSummary:
             "complete": self.complete,
             "duration_s": self.duration_s,
             "slice": self.slice,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "git": self.git,
+            "command": self.command,
+            "offline": self.offline,
         }
 
     def to_json_row(self) -> dict[str, Any]:
@@ -572,17 +587,33 @@ def _result_files(path: Path) -> list[Path]:
     raise ConfigError(f"{path}: no such results file or run directory")
 
 
-def load_results(path: str | os.PathLike[str]) -> pandas.DataFrame:
+def load_results(
+    path: str | os.PathLike[str] = ".promptyard/runs",
+    *,
+    prompt: str | None = None,
+    latest: bool = False,
+) -> pandas.DataFrame:
     """Eval results as a pandas DataFrame, one row per case × repeat.
 
     `path` is a run directory (`.promptyard/runs/<run-id>`), its `results.jsonl`, or a folder
-    of runs (`.promptyard/runs`), whose runs are concatenated. Columns: see `COLUMNS`;
-    `assertions` holds each row's list of assertion results (type, pass, score, reason,
-    weight, metric).
+    of runs (`.promptyard/runs`, the default), whose runs are concatenated — only the runs
+    of `prompt` when given, and only the newest one (by start time) with `latest`. Columns:
+    see `COLUMNS`; `assertions` holds each row's list of assertion results (type, pass,
+    score, reason, weight, metric).
     """
     import pandas as pd
 
     files = _result_files(Path(path))
+    if prompt is not None or latest:
+        from promptyard.evals.runs import list_runs
+
+        if not Path(path).is_dir() or (Path(path) / RESULTS_FILE).exists():
+            raise ConfigError(f"{path}: `prompt`/`latest` need a folder of runs")
+        runs = [r for r in list_runs(Path(path), prompt=prompt) if r.results_path.is_file()]
+        if not runs:
+            what = f" of prompt {prompt!r}" if prompt is not None else ""
+            raise ConfigError(f"{path}: no runs{what}")
+        files = [r.results_path for r in (runs[:1] if latest else runs)]
     records = [result.to_dict() for file in files for result in iter_results(file)]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     if not frame.empty:

@@ -69,6 +69,7 @@ from promptyard.evals.results import (
     read_summary,
     summarize,
 )
+from promptyard.evals.runs import RunContext, git_context, now_iso
 from promptyard.evals.slicing import CaseSelection, Slice
 from promptyard.fsutil import ensure_inside
 from promptyard.hashing import sha256_json
@@ -138,6 +139,7 @@ class EvalOptions:
     max_retry_after_s: float = 300.0
     progress: ProgressCallback | None = None
     notify: Callable[[str], None] | None = None  # one-line notes, e.g. "running offline"
+    command: str | None = None  # recorded in each run's summary (`promptyard eval ...`)
 
     @property
     def state(self) -> Path:
@@ -585,6 +587,8 @@ class _Run:
         self.writer: RunWriter | None = None
         self.pending: list[tuple[Case, int]] = []
         self.started = time.monotonic()
+        self.started_at: str | None = None
+        self.context = engine.context
 
     def _run_id(self, engine: _Engine) -> str:
         runtime = self.runtime
@@ -618,10 +622,14 @@ class _Run:
         self.pending = [
             (case, r) for case in self.cases for r in range(self.repeat) if (case.id, r) not in done
         ]
+        self.context = engine.context
+        self.started_at = now_iso()
+        # Written now too, so `runs list` and the viewer see a run in progress.
+        self.writer.write_summary(self.summarize(complete=False, finished=False))
 
-    def finish(self, complete: bool) -> EvalRun:
+    def summarize(self, complete: bool, finished: bool = True) -> EvalSummary:
         assert self.writer is not None
-        summary = summarize(
+        return summarize(
             self.stats,
             run_id=self.run_id,
             prompt=self.name,
@@ -636,7 +644,15 @@ class _Run:
             complete=complete,
             duration_s=round(time.monotonic() - self.started, 3),
             slice=self.job.slice.to_dict() if self.job.slice is not None else None,
+            started_at=self.started_at,
+            finished_at=now_iso() if finished else None,
+            git={k: v for k, v in self.context.to_dict().items() if k != "command"},
+            command=self.context.command,
         )
+
+    def finish(self, complete: bool) -> EvalRun:
+        assert self.writer is not None
+        summary = self.summarize(complete)
         self.writer.write_summary(summary)
         self.writer.close()
         return EvalRun(
@@ -682,6 +698,7 @@ class _Engine:
         self.started = time.monotonic()
         self.halt = _Halt()
         self.clock = _RetryClock(self._report_progress)
+        self.context = RunContext(command=options.command)
         # Per provider: rows run this invocation that could call it, and those it failed for
         # infrastructure reasons (`max_infra_error_rate`); judge and embeddings failures are
         # blamed on their provider by (run id, case id, repeat).
@@ -1078,6 +1095,7 @@ class _Engine:
         for run in requested:
             unique.setdefault(run.run_id, run)
         runs = list(unique.values())
+        self.context = git_context(self.options.repo_root, self.options.command)
         live = any(not r.offline for r in self.runtimes.values())
         if live or self.options.use_cache:
             self.cache = ResponseCache(self.options.cache_path)

@@ -55,6 +55,7 @@ COLUMNS = (
     "error",
     "error_kind",
     "assertions",
+    "vars",
 )
 
 
@@ -81,6 +82,7 @@ class CaseResult:
     cached: bool = False
     error: str | None = None
     error_kind: str | None = None  # render | request | auth | offline | infra | assertion
+    vars: dict[str, Any] | None = None  # the case's variables (None in rows of older runs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class CaseResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "assertions": self.assertions,
+            "vars": self.vars,
         }
 
     @classmethod
@@ -127,6 +130,7 @@ class CaseResult:
             cached=row.get("cached", False),
             error=row.get("error"),
             error_kind=row.get("error_kind"),
+            vars=row.get("vars"),
         )
 
     def metric_scores(self) -> dict[str, float]:

@@ -673,6 +673,7 @@ class _Run:
             case_id=case.id,
             repeat=repeat,
             model=self.model,
+            vars=case.vars,
             **fields,
         )
 

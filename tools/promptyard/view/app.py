@@ -47,11 +47,13 @@ def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.ChainableUndefined,  # runs of older versions lack newer keys
     )
-    env.filters["pct"] = lambda v: "-" if v is None else f"{v:.1%}"
-    env.filters["num"] = lambda v, d=0: "-" if v is None else f"{v:,.{d}f}"
-    env.filters["usd"] = lambda v: "-" if v is None else f"${v:.6f}".rstrip("0").rstrip(".")
+    env.filters["pct"] = lambda v: f"{v:.1%}" if isinstance(v, int | float) else "-"
+    env.filters["num"] = lambda v, d=0: f"{v:,.{d}f}" if isinstance(v, int | float) else "-"
+    env.filters["usd"] = lambda v: (
+        f"${v:.6f}".rstrip("0").rstrip(".") if isinstance(v, int | float) else "-"
+    )
     env.filters["when"] = lambda v: (v or "-").replace("T", " ").replace("+00:00", " UTC")
     return env
 

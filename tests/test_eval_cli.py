@@ -21,7 +21,7 @@ from support.repo import SCAFFOLD_DATASET, CliResult, PromptRepo, set_case_asser
 
 ROOT = Path(__file__).parents[1]
 JSON_KEYS = [
-    "prompt", "version", "dataset", "cases", "passed", "failed", "errors", "pass_rate",
+    "prompt", "version", "dataset", "cases", "passed", "failed", "errors", "infra_errors", "pass_rate",
     "mean_score", "latency_ms_p50", "latency_ms_p95", "tokens_in", "tokens_out", "cost_usd",
     "results_path", "slice",
 ]  # fmt: skip

@@ -419,15 +419,20 @@ def test_an_unreachable_judge_makes_an_error_not_a_failed_assertion(
 
 
 def test_render_errors_are_case_errors(project: PromptRepo, openai_server: OpenAIServer) -> None:
-    project.write("prompts/echo.yaml", echo_prompt())
+    """Variables that fit the inputs but fail the template end their case (variables that
+    violate the inputs stop the run before any call: see test_eval_trust)."""
+    project.write(
+        "prompts/echo.yaml",
+        echo_prompt(messages=[{"role": "user", "content": "{{ 10 // text | length }}"}]),
+    )
     project.write(
         "golden/echo.jsonl",
-        jsonl([{"id": "ok", "vars": {"text": "a"}}, {"id": "bad", "vars": {"txt": "a"}}]),
+        jsonl([{"id": "ok", "vars": {"text": "a"}}, {"id": "bad", "vars": {"text": ""}}]),
     )
     run = evaluate(project, openai_server).runs[0]
     (bad,) = [r for r in run.iter_results() if r.error]
     assert bad.case_id == "bad" and bad.error_kind == "render"
-    assert "missing required variable 'text'" in (bad.error or "")
+    assert "cannot render" in (bad.error or "") and "division" in (bad.error or "")
 
 
 def test_python_cost_and_latency_assertions(

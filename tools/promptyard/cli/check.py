@@ -108,6 +108,7 @@ def check(
                 workspace.root,
                 progress=progress,
                 notify=lambda note: err.print(escape(note), highlight=False),
+                command=app.command,
             )
             result = run_check(workspace, base, options=options, selection=flags.selection)
     except BaseException as exc:

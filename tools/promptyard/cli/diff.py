@@ -60,6 +60,7 @@ def diff_command(
             workspace.root,
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),
+            command=app.command,
         )
         report = run_diff(workspace, base, head, names, options=options, selection=flags.selection)
     output = render(report, fmt)

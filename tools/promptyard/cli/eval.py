@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -57,7 +58,8 @@ def _print_text(report: Any) -> None:
             f"{s.cases} of {s.slice['total']}" if s.slice else str(s.cases),
             f"[{style}]{_percent(s.pass_rate)}[/{style}]\n[dim]min {_percent(s.threshold)}[/dim]",
             _number(s.mean_score, 3),
-            f"[red]{s.errors}[/red]" if s.errors else "0",
+            (f"[red]{s.errors}[/red]" if s.errors else "0")
+            + (f"\n[dim]{s.infra_errors} infra[/dim]" if s.infra_errors else ""),
             f"{_number(s.latency_ms_p50)}/{_number(s.latency_ms_p95)}",
             f"{_number(s.tokens_in)}/{_number(s.tokens_out)}",
             _cost(s.cost_usd),
@@ -106,10 +108,23 @@ def _print_text(report: Any) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--dataset", metavar="PATH", help="Only evals on this dataset (or run NAME on it).")
 @eval_options()
-@format_option()
+@format_option(
+    "text", "json", "markdown", "html", "csv",
+    help="text and json print the summary; with --out, or markdown/html/csv, every case.",
+)  # fmt: skip
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the full report (every case) in --format to FILE; the summary still prints.",
+)
 @click.pass_obj
 def eval_command(
-    app: App, names: tuple[str, ...], dataset: str | None, flags: EvalFlags, fmt: str
+    app: App,
+    names: tuple[str, ...],
+    dataset: str | None,
+    flags: EvalFlags,
+    fmt: str,
+    out: Path | None,
 ) -> int:
     """Run the evals of prompt NAMEs (default: every prompt with evals).
 
@@ -129,6 +144,7 @@ def eval_command(
             workspace.root,
             progress=progress,
             notify=lambda note: err.print(escape(note), highlight=False),
+            command=app.command,
         )
         report = evaluate_snapshot(
             workspace.snapshot(),
@@ -137,8 +153,19 @@ def eval_command(
             dataset=app.dataset_path(dataset),
             selection=flags.selection,
         )
-    if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    else:
+    if out is not None:
+        from promptyard.evals.reports import render_eval_report
+        from promptyard.fsutil import atomic_write
+
+        atomic_write(out, render_eval_report(report, fmt))
+        err.print(f"wrote the {fmt} report of every case to {escape(str(out))}", highlight=False)
         _print_text(report)
+    elif fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    elif fmt == "text":
+        _print_text(report)
+    else:
+        from promptyard.evals.reports import render_eval_report
+
+        click.echo(render_eval_report(report, fmt), nl=False)
     return 0 if report.ok else 1

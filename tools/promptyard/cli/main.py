@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "lint": "promptyard.cli.lint:lint",
     "recordings": "promptyard.cli.recordings:recordings",
     "render": "promptyard.cli.render:render",
+    "runs": "promptyard.cli.runs:runs",
     "sample-size": "promptyard.cli.sample_size:sample_size",
     "schema": "promptyard.cli.schema:schema",
     "release": "promptyard.cli.release:release",
@@ -47,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "serve": "promptyard.cli.serve:serve",
     "serving": "promptyard.cli.serving:serving",
     "gateway": "promptyard.cli.gateway:gateway",
+    "view": "promptyard.cli.view:view",
 }
 
 
@@ -56,7 +58,15 @@ class App:
 
     repo: Path | None = None
     debug: bool = False
+    argv: tuple[str, ...] = ()  # the arguments promptyard was invoked with
     _workspace: Any = field(default=None, repr=False)
+
+    @property
+    def command(self) -> str:
+        """The command line, as runs record it."""
+        import shlex
+
+        return shlex.join(["promptyard", *self.argv])
 
     def workspace(self) -> Any:
         """The promptyard repository: --repo, or the nearest folder holding promptyard.yaml."""
@@ -189,6 +199,7 @@ def build_eval_options(
     *,
     progress: Any = None,
     notify: Callable[[str], None] | None = None,
+    command: str | None = None,
 ) -> Any:
     """The eval engine's `EvalOptions` from a command's `EvalFlags`."""
     from promptyard.evals.runner import EvalOptions
@@ -201,6 +212,7 @@ def build_eval_options(
         concurrency=flags.concurrency,
         progress=progress,
         notify=notify,
+        command=command,
     )
 
 
@@ -225,6 +237,7 @@ class PromptyardGroup(click.Group):
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
+        self.argv = tuple(argv)
         debug = "--debug" in argv or bool(os.environ.get("PROMPTYARD_DEBUG"))
         err = stderr_console()
         signal.signal(signal.SIGTERM, _terminate)
@@ -286,7 +299,9 @@ def cli(ctx: click.Context, repo: Path | None, debug: bool) -> None:
     Exit codes: 0 ok, 1 the check failed, 2 usage or configuration error,
     3 infrastructure failure.
     """
-    ctx.obj = App(repo=repo.resolve() if repo else None, debug=debug)
+    ctx.obj = App(
+        repo=repo.resolve() if repo else None, debug=debug, argv=getattr(ctx.command, "argv", ())
+    )
 
 
 def main() -> None:

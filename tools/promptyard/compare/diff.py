@@ -58,6 +58,9 @@ def judge_eval(
     the flips and every gate's result. Cases a side could not answer are left out of the
     pairing and listed in `missing_base` / `missing_head`."""
     evaluation.missing_head = [cid for cid in case_ids if cid not in head or head[cid].unavailable]
+    evaluation.infra_head = [
+        cid for cid in evaluation.missing_head if cid in head and head[cid].infra
+    ]
     lost = set(evaluation.missing_head)
     head_all = [head[cid] for cid in case_ids if cid not in lost]
     base_paired = head_paired = None
@@ -67,15 +70,22 @@ def judge_eval(
             for cid in case_ids
             if cid not in lost and (cid not in base or base[cid].unavailable)
         ]
+        evaluation.infra_base = [
+            cid for cid in evaluation.missing_base if cid in base and base[cid].infra
+        ]
         gone = lost | set(evaluation.missing_base)
         paired_ids = [cid for cid in case_ids if cid not in gone]
         base_paired = [base[cid] for cid in paired_ids]
         head_paired = [head[cid] for cid in paired_ids]
         evaluation.paired = len(paired_ids)
         # The error rate counts every case both sides ran, base errors included (the
-        # pairing leaves those out, so it cannot show them).
+        # pairing leaves those out, so it cannot show them); infrastructure errors are the
+        # provider's, not the prompt's, and count on neither side.
         ran = [cid for cid in case_ids if cid not in lost and cid in base]
-        errors = ([base[cid].errored for cid in ran], [head[cid].errored for cid in ran])
+        errors = (
+            [base[cid].errored and not base[cid].infra for cid in ran],
+            [head[cid].errored for cid in ran],
+        )
         evaluation.metrics = paired_metrics(
             base_paired,
             head_paired,

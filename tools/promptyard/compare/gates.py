@@ -412,22 +412,36 @@ def _ids(ids: Sequence[str]) -> str:
 def coverage_gate(ctx: GateContext) -> list[GateResult]:
     evaluation = ctx.evaluation
     results = []
-    if evaluation.missing_head:
-        n = len(evaluation.missing_head)
+    infra = [
+        (side, ids)
+        for side, ids in (("base", evaluation.infra_base), ("head", evaluation.infra_head))
+        if ids
+    ]
+    for side, ids in infra:
         reason = (
-            f"{n} head case(s) have no result ({_ids(evaluation.missing_head)}): no recorded "
+            f"the {side} had {len(ids)} case(s) fail for infrastructure reasons ({_ids(ids)}; "
+            "within the provider's max_infra_error_rate): no verdict, so they are left out of "
+            f"the comparison; compared on the other {evaluation.paired}"
+        )
+        results.append(ctx.result("coverage", "warn", "warn", reason))
+    unanswered = [cid for cid in evaluation.missing_head if cid not in evaluation.infra_head]
+    if unanswered:
+        n = len(unanswered)
+        reason = (
+            f"{n} head case(s) have no result ({_ids(unanswered)}): no recorded "
             f"response offline; record them with `promptyard eval {ctx.prompt} --record` and "
             "commit golden/recordings/, or run with a provider"
         )
         results.append(ctx.result("coverage", "block", "block", reason))
-    if evaluation.missing_base:
-        n = len(evaluation.missing_base)
+    base_gaps = [cid for cid in evaluation.missing_base if cid not in evaluation.infra_base]
+    if base_gaps:
+        n = len(base_gaps)
         first = None
         if ctx.base_all is not None:
             first = next(
                 (
                     ctx.base_all[cid].error
-                    for cid in evaluation.missing_base
+                    for cid in base_gaps
                     if cid in ctx.base_all and ctx.base_all[cid].error
                 ),
                 None,
@@ -438,7 +452,7 @@ def coverage_gate(ctx: GateContext) -> list[GateResult]:
             else "no recorded response offline, or it cannot render the head's variables"
         )
         reason = (
-            f"the base could not answer {n} case(s) ({_ids(evaluation.missing_base)}; {why}): "
+            f"the base could not answer {n} case(s) ({_ids(base_gaps)}; {why}): "
             f"they are left out of the comparison, not counted as base failures; compared on "
             f"the other {evaluation.paired}"
         )

@@ -245,6 +245,10 @@ class EvalComparison:
     head_mode: str | None = None
     missing_base: list[str] = field(default_factory=list)  # case ids base could not answer
     missing_head: list[str] = field(default_factory=list)
+    # Of the missing cases, those a provider failed for infrastructure reasons (tolerated
+    # up to `max_infra_error_rate`): no verdict, so never paired as a failure.
+    infra_base: list[str] = field(default_factory=list)
+    infra_head: list[str] = field(default_factory=list)
     slice: Slice | None = None  # `cases` are the dataset's cases `--case`/`--tag` chose
 
     @property
@@ -276,6 +280,7 @@ class EvalComparison:
             },
             "dataset_change": self.dataset_change.to_dict() if self.dataset_change else None,
             "missing": {"base": self.missing_base, "head": self.missing_head},
+            "infra_errors": {"base": self.infra_base, "head": self.infra_head},
             "notes": self.notes,
             "results": {"base": self.base_run, "head": self.head_run},
             "mode": {"base": self.base_mode, "head": self.head_mode},

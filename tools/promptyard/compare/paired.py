@@ -12,9 +12,12 @@ base prompt cannot render (the head changed its inputs), a timeout, a rate limit
 request, a judge that could not be reached. A base that failed for such a reason is not a
 base that failed the case, and counting it as one would make the head look better than it
 is (a fail → pass "improvement" offsetting a real regression). Base cases left out are
-reported (`missing_base`; the `coverage` gate warns); head cases left out block. A head
-case that errored for any other reason stays in: it is a failure, and an error (the
-`error_rate` gate counts it).
+reported (`missing_base`; the `coverage` gate warns); head cases left out block. A case
+that failed for infrastructure reasons (the provider's timeout, 5xx, rate limit or
+malformed answer after the retries) has no verdict on either side: it is left out of the
+pairing and the error rate (a share beyond `max_infra_error_rate` already stopped the run
+with exit 3), and the `coverage` gate warns. A head case that errored for any other reason
+stays in: it is a failure, and an error (the `error_rate` gate counts it).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class CaseOutcome:
     passed: bool = False
     errored: bool = False
     unavailable: bool = False
+    infra: bool = False  # failed because a provider did (no verdict); also `unavailable`
     pass_flags: list[bool] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     metric_scores: dict[str, list[float]] = field(default_factory=dict)
@@ -91,6 +95,7 @@ def fold_results(
             outcome.errored = True
             if row.error_kind in unavailable_kinds:
                 outcome.unavailable = True
+            outcome.infra = outcome.infra or row.infra_error
             outcome.error = outcome.error or row.error
         elif row.latency_ms is not None:
             outcome.latencies.append(row.latency_ms)
@@ -109,7 +114,8 @@ def fold_results(
         # An errored case that still passed (min_pass of N) is not an error case: its
         # errors only cost it repeats, and it passed anyway, so its verdict stands.
         outcome.errored = outcome.errored and not outcome.passed
-        if every_error_unavailable and outcome.errored:
+        outcome.infra = outcome.infra and outcome.errored
+        if outcome.infra or (every_error_unavailable and outcome.errored):
             outcome.unavailable = True
     return outcomes
 
@@ -167,10 +173,10 @@ def plan_evals(
         change, spec = plan.change, plan.eval_spec
         if change.status == "changed" and change.base is not None:
             plan.base_job = len(jobs)
-            jobs.append(EvalJob(change.base, spec, plan.cases, spec.dataset, plan.slice))
+            jobs.append(EvalJob(change.base, spec, plan.cases, spec.dataset, plan.slice, False))
         assert change.head is not None
         plan.head_job = len(jobs)
-        jobs.append(EvalJob(change.head, spec, plan.cases, spec.dataset, plan.slice))
+        jobs.append(EvalJob(change.head, spec, plan.cases, spec.dataset, plan.slice, False))
     return jobs, plans
 
 

@@ -6,7 +6,10 @@ latency — so a cached result reports the same latency and cost as the live one
 §5). Errors are never cached.
 
 Two processes may use the cache at once: WAL lets readers run beside one writer, and
-writers wait for each other (busy timeout). Writes are batched into short transactions.
+writers wait for each other (busy timeout). Writes are batched into short transactions,
+and the runner flushes them before it writes a results row: an answer is durable no later
+than the row that depends on it (a kill -9 never keeps a row whose paid answer is lost).
+WAL commits survive a killed process; `synchronous=NORMAL` risks only a power cut.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 FORMAT_VERSION = 1
+INFRA_ERROR = "infra"  # the error_kind of a row a provider failed for infrastructure reasons
 MAX_FAILURES_KEPT = 50  # failing rows kept in memory for the report; all are in the file
 
 COLUMNS = (
@@ -54,6 +55,7 @@ COLUMNS = (
     "error",
     "error_kind",
     "assertions",
+    "vars",
 )
 
 
@@ -80,6 +82,7 @@ class CaseResult:
     cached: bool = False
     error: str | None = None
     error_kind: str | None = None  # render | request | auth | offline | infra | assertion
+    vars: dict[str, Any] | None = None  # the case's variables (None in rows of older runs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +105,7 @@ class CaseResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "assertions": self.assertions,
+            "vars": self.vars,
         }
 
     @classmethod
@@ -126,6 +130,7 @@ class CaseResult:
             cached=row.get("cached", False),
             error=row.get("error"),
             error_kind=row.get("error_kind"),
+            vars=row.get("vars"),
         )
 
     def metric_scores(self) -> dict[str, float]:
@@ -135,6 +140,12 @@ class CaseResult:
     def metric_outcomes(self) -> dict[str, tuple[float, bool]]:
         """Per `metric` name: the weighted mean score and whether all its assertions passed."""
         return metric_outcomes(self.assertions)
+
+    @property
+    def infra_error(self) -> bool:
+        """The row ended in an infrastructure error (provider down, timeout, 5xx, 429 or a
+        malformed answer after the retries): it says nothing about the prompt's quality."""
+        return self.error_kind == INFRA_ERROR
 
     @property
     def reason(self) -> str:
@@ -197,7 +208,8 @@ class RunStats:
     def __init__(self, repeat: int, min_pass: int) -> None:
         self.repeat = repeat
         self.min_pass = min_pass
-        self.per_case: dict[str, list[float]] = {}  # id -> [rows, passes, errors, score sum]
+        # id -> [rows, passes, errors, score sum, infrastructure errors]
+        self.per_case: dict[str, list[float]] = {}
         self.latencies = array("d")
         self.tokens_in = 0
         self.tokens_out = 0
@@ -216,11 +228,12 @@ class RunStats:
         self.rows += 1
         acc = self.per_case.get(result.case_id)
         if acc is None:
-            acc = self.per_case[result.case_id] = [0, 0, 0, 0.0]
+            acc = self.per_case[result.case_id] = [0, 0, 0, 0.0, 0]
         acc[0] += 1
         acc[1] += result.passed
         acc[2] += result.error is not None
         acc[3] += result.score
+        acc[4] += result.infra_error
         if result.cached:
             self.cached += 1
         if result.error is not None:
@@ -247,28 +260,34 @@ class RunStats:
     def add_row(self, row: dict[str, Any]) -> None:
         self.add(CaseResult.from_dict(row))
 
-    def counts(self) -> tuple[int, int, int, int]:
-        """(cases, passed, failed, errors): a case passes when min_pass of its repeats pass;
-        a case that did not pass and had an errored repeat counts as an error."""
-        passed = failed = errors = 0
+    def counts(self) -> tuple[int, int, int, int, int]:
+        """(cases, passed, failed, errors, infra_errors): a case passes when min_pass of its
+        repeats pass; a case that did not pass and had an errored repeat counts as an error,
+        and also as an infrastructure error when one of its repeats was one (no verdict)."""
+        passed = failed = errors = infra = 0
         need = min(self.min_pass, self.repeat)
-        for _, passes, errored, _ in self.per_case.values():
+        for _, passes, errored, _, infra_errored in self.per_case.values():
             if passes >= need:
                 passed += 1
             elif errored:
                 errors += 1
+                infra += bool(infra_errored)
             else:
                 failed += 1
-        return len(self.per_case), passed, failed, errors
+        return len(self.per_case), passed, failed, errors, infra
 
     def case_pass_fractions(self) -> dict[str, float]:
         return {cid: acc[1] / acc[0] for cid, acc in self.per_case.items() if acc[0]}
 
     def mean_score(self) -> float | None:
-        if not self.per_case:
-            return None
-        total = sum(acc[3] / acc[0] for acc in self.per_case.values() if acc[0])
-        return total / len(self.per_case)
+        """Over the cases with a verdict (infrastructure errors left out, like the pass rate)."""
+        need = min(self.min_pass, self.repeat)
+        judged = [
+            acc[3] / acc[0]
+            for acc in self.per_case.values()
+            if acc[0] and not (acc[4] and acc[1] < need)
+        ]
+        return sum(judged) / len(judged) if judged else None
 
     def metric_summary(self) -> dict[str, dict[str, float]]:
         """Per metric, over the cases scored on it (as the merge gate computes it): the mean
@@ -319,6 +338,19 @@ class EvalSummary:
     duration_s: float = 0.0
     # A run on some cases only (`--case`/`--tag`): {cases, tags, selected, total}.
     slice: dict[str, Any] | None = None
+    # Errored cases whose error was the provider's (a subset of `errors`): no verdict, so
+    # the pass rate leaves them out.
+    infra_errors: int = 0
+    # What the run was (evals/runs.py): when, the git commit, branch and dirtiness, the
+    # command, and whether it ran offline.
+    started_at: str | None = None
+    finished_at: str | None = None  # None while it runs (or when it was killed)
+    git: dict[str, Any] | None = None
+    command: str | None = None
+
+    @property
+    def offline(self) -> bool:
+        return self.mode == "offline"
 
     @property
     def ok(self) -> bool:
@@ -346,6 +378,7 @@ class EvalSummary:
             "passed": self.passed,
             "failed": self.failed,
             "errors": self.errors,
+            "infra_errors": self.infra_errors,
             "pass_rate": self.pass_rate,
             "mean_score": self.mean_score,
             "threshold": self.threshold,
@@ -365,6 +398,11 @@ class EvalSummary:
             "complete": self.complete,
             "duration_s": self.duration_s,
             "slice": self.slice,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "git": self.git,
+            "command": self.command,
+            "offline": self.offline,
         }
 
     def to_json_row(self) -> dict[str, Any]:
@@ -377,6 +415,7 @@ class EvalSummary:
             "passed": self.passed,
             "failed": self.failed,
             "errors": self.errors,
+            "infra_errors": self.infra_errors,
             "pass_rate": self.pass_rate,
             "mean_score": self.mean_score,
             "latency_ms_p50": self.latency_ms_p50,
@@ -390,7 +429,8 @@ class EvalSummary:
 
 
 def summarize(stats: RunStats, **fields: Any) -> EvalSummary:
-    cases, passed, failed, errors = stats.counts()
+    cases, passed, failed, errors, infra = stats.counts()
+    judged = cases - infra
     latencies = sorted(stats.latencies)
     metrics = stats.metric_summary()
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
@@ -399,7 +439,8 @@ def summarize(stats: RunStats, **fields: Any) -> EvalSummary:
         passed=passed,
         failed=failed,
         errors=errors,
-        pass_rate=passed / cases if cases else None,
+        infra_errors=infra,
+        pass_rate=passed / judged if judged else None,
         mean_score=stats.mean_score(),
         rows=stats.rows,
         cached=stats.cached,
@@ -550,17 +591,33 @@ def _result_files(path: Path) -> list[Path]:
     raise ConfigError(f"{path}: no such results file or run directory")
 
 
-def load_results(path: str | os.PathLike[str]) -> pandas.DataFrame:
+def load_results(
+    path: str | os.PathLike[str] = ".promptyard/runs",
+    *,
+    prompt: str | None = None,
+    latest: bool = False,
+) -> pandas.DataFrame:
     """Eval results as a pandas DataFrame, one row per case × repeat.
 
     `path` is a run directory (`.promptyard/runs/<run-id>`), its `results.jsonl`, or a folder
-    of runs (`.promptyard/runs`), whose runs are concatenated. Columns: see `COLUMNS`;
-    `assertions` holds each row's list of assertion results (type, pass, score, reason,
-    weight, metric).
+    of runs (`.promptyard/runs`, the default), whose runs are concatenated — only the runs
+    of `prompt` when given, and only the newest one (by start time) with `latest`. Columns:
+    see `COLUMNS`; `assertions` holds each row's list of assertion results (type, pass,
+    score, reason, weight, metric).
     """
     import pandas as pd
 
     files = _result_files(Path(path))
+    if prompt is not None or latest:
+        from promptyard.evals.runs import list_runs
+
+        if not Path(path).is_dir() or (Path(path) / RESULTS_FILE).exists():
+            raise ConfigError(f"{path}: `prompt`/`latest` need a folder of runs")
+        runs = [r for r in list_runs(Path(path), prompt=prompt) if r.results_path.is_file()]
+        if not runs:
+            what = f" of prompt {prompt!r}" if prompt is not None else ""
+            raise ConfigError(f"{path}: no runs{what}")
+        files = [r.results_path for r in (runs[:1] if latest else runs)]
     records = [result.to_dict() for file in files for result in iter_results(file)]
     frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     if not frame.empty:

@@ -69,10 +69,11 @@ from promptyard.evals.results import (
     read_summary,
     summarize,
 )
+from promptyard.evals.runs import RunContext, git_context, now_iso
 from promptyard.evals.slicing import CaseSelection, Slice
 from promptyard.fsutil import ensure_inside
 from promptyard.hashing import sha256_json
-from promptyard.render import render_prompt
+from promptyard.render import render_prompt, variable_problems
 from promptyard.spec import Case, EvalSpec, ProjectConfig
 from promptyard.workspace import STATE_FOLDER
 
@@ -138,6 +139,7 @@ class EvalOptions:
     max_retry_after_s: float = 300.0
     progress: ProgressCallback | None = None
     notify: Callable[[str], None] | None = None  # one-line notes, e.g. "running offline"
+    command: str | None = None  # recorded in each run's summary (`promptyard eval ...`)
 
     @property
     def state(self) -> Path:
@@ -164,6 +166,10 @@ class EvalJob:
     cases: Sequence[Case] | None = None
     dataset: str | None = None  # a label for reports; default: eval_spec.dataset
     slice: Slice | None = None
+    # Refuse (exit 2, before any call) cases whose variables violate the prompt's inputs.
+    # The merge gate turns it off: a base prompt may not take the head's cases (they are
+    # left out of the pairing), and the head's own violations are lint's D004 (block).
+    check_inputs: bool = True
 
 
 @dataclass
@@ -444,6 +450,23 @@ class _ProviderRuntime:
             "command again; finished cases are kept",
         )
 
+    def infra_share_error(self, failed: int, rows: int, runs: list[EvalRun]) -> InfraError:
+        """More rows than `max_infra_error_rate` allows ended in this provider's
+        infrastructure errors: the run is no quality result (exit 3)."""
+        allowed = self.config.max_infra_error_rate
+        errors = [t.last_error for t in self.tally.values() if t.infra and t.last_error]
+        last = f"; last: {errors[-1].message}" if errors else ""
+        where = f" Partial results: {runs[0].run_dir}" if runs else ""
+        return InfraError(
+            f"provider {self.name!r} ({self.provider.describe()}) failed {failed} of {rows} "
+            f"case run(s) for infrastructure reasons after {self.config.max_retries} retries "
+            f"({failed / rows:.0%} > max_infra_error_rate {allowed:.0%}{last}): those cases "
+            f"have no verdict, so the run is not judged.{where}",
+            hint="run the same command again once the provider is healthy (finished cases are "
+            f"kept; only these are asked again), or allow a share with "
+            f"`providers.{self.name}.max_infra_error_rate` in promptyard.yaml",
+        )
+
     def _url_setting(self) -> str:
         env = self.config.base_url_env
         if env and self.provider.environ.get(env):
@@ -477,6 +500,39 @@ def _check_assertions(
             raise ConfigError(f"{place}: {code} {message}", hint="run `promptyard lint`")
 
 
+MAX_INPUT_PROBLEMS_SHOWN = 5
+
+
+def _check_inputs(
+    prompt: LoadedPrompt, dataset_path: str, label: str, cases: Sequence[Case]
+) -> None:
+    """Refuse to run (exit 2) when a case's variables do not satisfy the prompt's inputs
+    (lint's D004): the case could only end in a render error, which is no quality result."""
+    inputs = prompt.require_spec().inputs
+    validator = prompt.input_validator
+    bad = [(case, variable_problems(inputs, case.vars, validator)) for case in cases]
+    bad = [(case, problems) for case, problems in bad if problems]
+    if not bad:
+        return
+    loaded = prompt.snapshot.dataset(dataset_path)
+    index = {case.id: i for i, case in enumerate(loaded.cases)}
+    lines = []
+    for case, problems in bad[:MAX_INPUT_PROBLEMS_SHOWN]:
+        where = label
+        if case.id in index and label == dataset_path:
+            where = f"{label}:{loaded.locate(index[case.id], ('vars',)).line}"
+        lines.append(f"{where}: case {case.id!r}: {'; '.join(problems)}")
+    more = len(bad) - MAX_INPUT_PROBLEMS_SHOWN
+    if more > 0:
+        lines.append(f"... and {more} more case(s)")
+    raise ConfigError(
+        f"{len(bad)} case(s) do not satisfy the inputs of prompt {prompt.name!r}:\n  "
+        + "\n  ".join(lines),
+        hint=f"fix the variables, or the prompt's `inputs` in {prompt.path}; "
+        "`promptyard lint` lists them all (D004)",
+    )
+
+
 class _Run:
     """A prompt × dataset eval in progress: its cases, its run directory, its totals."""
 
@@ -502,15 +558,20 @@ class _Run:
                 )
             seen.add(case.id)
         _check_assertions(prompt, self.dataset, job.eval_spec, self.cases)
+        if job.check_inputs:
+            _check_inputs(prompt, job.eval_spec.dataset, self.dataset, self.cases)
         self.repeat = engine.options.repeat or job.eval_spec.repeat
         self.min_pass = min(job.eval_spec.min_pass or self.repeat, self.repeat)
         self.runtime = engine.runtime(self.spec.model.provider)
         # Providers of model-graded assertions, resolved now: an unknown name or an
         # unreachable judge is found before any case runs, and offline is decided up front.
+        self.providers = {self.runtime.name}  # every provider a row of this run may call
         for assertion in (*job.eval_spec.assert_, *(a for c in self.cases for a in c.assert_)):
             kind, _ = split_type(assertion.type)
             if kind is not None and kind.model_graded:
-                engine.runtime(assertion.provider or self.spec.model.provider)
+                self.providers.add(
+                    engine.runtime(assertion.provider or self.spec.model.provider).name
+                )
         self.json_mode = bool(self.spec.output and self.spec.output.format == "json")
         self.eval_asserts = list(job.eval_spec.assert_)
         self.model = self.spec.model.name
@@ -526,6 +587,8 @@ class _Run:
         self.writer: RunWriter | None = None
         self.pending: list[tuple[Case, int]] = []
         self.started = time.monotonic()
+        self.started_at: str | None = None
+        self.context = engine.context
 
     def _run_id(self, engine: _Engine) -> str:
         runtime = self.runtime
@@ -559,10 +622,14 @@ class _Run:
         self.pending = [
             (case, r) for case in self.cases for r in range(self.repeat) if (case.id, r) not in done
         ]
+        self.context = engine.context
+        self.started_at = now_iso()
+        # Written now too, so `runs list` and the viewer see a run in progress.
+        self.writer.write_summary(self.summarize(complete=False, finished=False))
 
-    def finish(self, complete: bool) -> EvalRun:
+    def summarize(self, complete: bool, finished: bool = True) -> EvalSummary:
         assert self.writer is not None
-        summary = summarize(
+        return summarize(
             self.stats,
             run_id=self.run_id,
             prompt=self.name,
@@ -577,7 +644,15 @@ class _Run:
             complete=complete,
             duration_s=round(time.monotonic() - self.started, 3),
             slice=self.job.slice.to_dict() if self.job.slice is not None else None,
+            started_at=self.started_at,
+            finished_at=now_iso() if finished else None,
+            git={k: v for k, v in self.context.to_dict().items() if k != "command"},
+            command=self.context.command,
         )
+
+    def finish(self, complete: bool) -> EvalRun:
+        assert self.writer is not None
+        summary = self.summarize(complete)
         self.writer.write_summary(summary)
         self.writer.close()
         return EvalRun(
@@ -598,6 +673,7 @@ class _Run:
             case_id=case.id,
             repeat=repeat,
             model=self.model,
+            vars=case.vars,
             **fields,
         )
 
@@ -623,6 +699,13 @@ class _Engine:
         self.started = time.monotonic()
         self.halt = _Halt()
         self.clock = _RetryClock(self._report_progress)
+        self.context = RunContext(command=options.command)
+        # Per provider: rows run this invocation that could call it, and those it failed for
+        # infrastructure reasons (`max_infra_error_rate`); judge and embeddings failures are
+        # blamed on their provider by (run id, case id, repeat).
+        self.rows_by_provider: dict[str, int] = {}
+        self.infra_by_provider: dict[str, int] = {}
+        self.infra_blame: dict[tuple[str, str, int], str] = {}
         self._prices: dict[str, Any] = {}
 
     # providers
@@ -829,6 +912,7 @@ class _Engine:
             try:
                 response, _ = await self.chat(runtime, run, "judge", request, 0, slot)
             except ProviderError as exc:
+                self._blame(run, slot, runtime, exc)
                 raise GradingUnavailable(
                     f"judge call to {runtime.name!r} failed: {exc.message}",
                     kind="infra" if exc.infra else exc.kind,
@@ -847,6 +931,7 @@ class _Engine:
             try:
                 return [await self.embed_one(runtime, run, model, t, slot) for t in texts]
             except ProviderError as exc:
+                self._blame(run, slot, runtime, exc)
                 raise GradingUnavailable(
                     f"embeddings call to {runtime.name!r} failed: {exc.message}",
                     kind="infra" if exc.infra else exc.kind,
@@ -855,6 +940,31 @@ class _Engine:
                 raise GradingUnavailable(f"embeddings: {exc}", kind="offline") from None
 
         return judge, embed
+
+    def _blame(
+        self, run: _Run, slot: tuple[str, int], runtime: _ProviderRuntime, exc: ProviderError
+    ) -> None:
+        if exc.infra:
+            self.infra_blame[(run.run_id, *slot)] = runtime.name
+
+    def _count_row(self, run: _Run, result: CaseResult) -> None:
+        """Fold a finished row into the per-provider infrastructure error shares."""
+        for name in run.providers:
+            self.rows_by_provider[name] = self.rows_by_provider.get(name, 0) + 1
+        blamed = self.infra_blame.pop((run.run_id, result.case_id, result.repeat), None)
+        if result.infra_error:
+            name = blamed or run.runtime.name
+            self.infra_by_provider[name] = self.infra_by_provider.get(name, 0) + 1
+
+    def _infra_breach(self) -> tuple[_ProviderRuntime, int, int] | None:
+        """The first provider whose share of infrastructure-errored rows exceeds its
+        `max_infra_error_rate`: (runtime, failed rows, rows)."""
+        for name, failed in sorted(self.infra_by_provider.items()):
+            runtime = self.runtimes[name]
+            rows = self.rows_by_provider.get(name, 0)
+            if failed and failed > runtime.config.max_infra_error_rate * rows + 1e-9:
+                return runtime, failed, rows
+        return None
 
     def price(self, model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
         return cost_usd(self.config.pricing, model, tokens_in, tokens_out)
@@ -949,8 +1059,13 @@ class _Engine:
                     return
                 result = await self.process(run, case, repeat)
                 assert run.writer is not None
+                if self.cache is not None:
+                    # The answers this row used are committed before the row is written:
+                    # a resumed run keeps the row, and a later run must find its answers.
+                    self.cache.flush()
                 run.writer.append(result)
                 run.stats.add(result)
+                self._count_row(run, result)
                 self.done += 1
                 self.cached += result.cached
                 self.errors += result.error is not None
@@ -981,6 +1096,7 @@ class _Engine:
         for run in requested:
             unique.setdefault(run.run_id, run)
         runs = list(unique.values())
+        self.context = git_context(self.options.repo_root, self.options.command)
         live = any(not r.offline for r in self.runtimes.values())
         if live or self.options.use_cache:
             self.cache = ResponseCache(self.options.cache_path)
@@ -996,6 +1112,7 @@ class _Engine:
         opened: list[_Run] = []
         finished: dict[str, EvalRun] = {}
         complete = False
+        breach: tuple[_ProviderRuntime, int, int] | None = None
         try:
             for run in runs:
                 run.open(self)
@@ -1007,7 +1124,8 @@ class _Engine:
                 1, min(4096, sum(rt.config.max_concurrency for rt in self._prompt_runtimes(runs)))
             )
             await self._run_workers(work, min(workers, self.total))
-            complete = True
+            breach = self._infra_breach()
+            complete = breach is None  # a resumed run asks the errored rows again
         except _Unreachable as exc:
             partial = [run.finish(complete=False) for run in opened]
             opened = []
@@ -1020,6 +1138,9 @@ class _Engine:
             for runtime in self.runtimes.values():
                 await runtime.provider.aclose()
         self._check_providers(list(finished.values()))
+        if breach is not None:
+            runtime, failed, rows = breach
+            raise runtime.infra_share_error(failed, rows, list(finished.values()))
         report = EvalReport([finished[run.run_id] for run in requested])
         if note:
             report.notes.append(note)

@@ -23,6 +23,15 @@ class ProviderConfig(SpecModel):
     requests_per_minute: int | None = Field(None, ge=1, description="Optional rate limit.")
     timeout_s: float = Field(60, gt=0, le=3600, description="Per-request timeout in seconds.")
     max_retries: int = Field(6, ge=0, le=50)
+    max_infra_error_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Largest share of an eval run's case × repeat rows that may end in an "
+        "infrastructure error of this provider (timeout, dropped connection, 429 or 5xx after "
+        "the retries, malformed answer) before the run ends with exit 3. Such rows are never "
+        "quality results: they are left out of pass rates and of base-vs-head pairing.",
+    )
     embedding_model: str | None = Field(
         None, description="Model used by `similar` assertions (embeddings endpoint)."
     )

@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "serve": "promptyard.cli.serve:serve",
     "serving": "promptyard.cli.serving:serving",
     "gateway": "promptyard.cli.gateway:gateway",
+    "rollout": "promptyard.cli.rollout:rollout",
 }
 
 

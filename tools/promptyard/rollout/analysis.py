@@ -265,28 +265,51 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
+@dataclass(frozen=True)
+class _Proportions:
+    """Two sides' proportions at each look, and the variance of canary - weight * stable."""
+
+    canary: np.ndarray
+    stable: np.ndarray
+    variance: np.ndarray
+    valid: np.ndarray
+    figures: tuple[float | None, float | None]
+    sizes: tuple[int, int]
+
+
+def _proportions(
+    hits_c: np.ndarray, n_c: np.ndarray, hits_s: np.ndarray, n_s: np.ndarray, weight: float
+) -> _Proportions:
+    p_c, p_s = _ratio(hits_c, n_c), _ratio(hits_s, n_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = p_c * (1 - p_c) / n_c + weight * weight * p_s * (1 - p_s) / n_s
+    return _Proportions(
+        p_c,
+        p_s,
+        variance,
+        (n_c >= BURN_IN) & (n_s >= BURN_IN),
+        (
+            None if _last(n_c) == 0 else float(p_c[-1]),
+            None if _last(n_s) == 0 else float(p_s[-1]),
+        ),
+        (int(_last(n_c)), int(_last(n_s))),
+    )
+
+
 def error_rate(canary: Side, stable: Side, t: RatioThreshold, alpha: float) -> MetricResult:
     r = t.max_ratio
-    n_c, n_s = canary.requests, stable.requests
-    p_c, p_s = _ratio(canary.errors, n_c), _ratio(stable.errors, n_s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        variance = p_c * (1 - p_c) / n_c + r * r * p_s * (1 - p_s) / n_s
-    valid = (n_c >= BURN_IN) & (n_s >= BURN_IN)
-    figures = (
-        None if _last(n_c) == 0 else float(p_c[-1]),
-        None if _last(n_s) == 0 else float(p_s[-1]),
-    )
+    p = _proportions(canary.errors, canary.requests, stable.errors, stable.requests, r)
     return _sequential(
         "error_rate",
         f"x{r:g}",
-        figures,
-        p_c - r * p_s,
-        variance,
-        valid,
+        p.figures,
+        p.canary - r * p.stable,
+        p.variance,
+        p.valid,
         tau=ERROR_TAU,
         null=0.0,
         alpha=alpha,
-        sizes=(int(_last(n_c)), int(_last(n_s))),
+        sizes=p.sizes,
     )
 
 
@@ -401,27 +424,24 @@ def cost_per_request(canary: Side, stable: Side, t: RatioThreshold, alpha: float
 
 
 def quality(canary: Side, stable: Side, t: DropThreshold, alpha: float) -> MetricResult:
-    n_c = canary.checks_passed + canary.checks_failed
-    n_s = stable.checks_passed + stable.checks_failed
-    p_c, p_s = _ratio(canary.checks_passed, n_c), _ratio(stable.checks_passed, n_s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        variance = p_c * (1 - p_c) / n_c + p_s * (1 - p_s) / n_s
-    valid = (n_c >= BURN_IN) & (n_s >= BURN_IN)
-    figures = (
-        None if _last(n_c) == 0 else float(p_c[-1]),
-        None if _last(n_s) == 0 else float(p_s[-1]),
+    p = _proportions(
+        canary.checks_passed,
+        canary.checks_passed + canary.checks_failed,
+        stable.checks_passed,
+        stable.checks_passed + stable.checks_failed,
+        1.0,
     )
     return _sequential(
         "quality",
         f"drop {t.max_drop:g}",
-        figures,
-        p_s - p_c,
-        variance,
-        valid,
+        p.figures,
+        p.stable - p.canary,
+        p.variance,
+        p.valid,
         tau=max(t.max_drop, MIN_QUALITY_TAU),
         null=t.max_drop,
         alpha=alpha,
-        sizes=(int(_last(n_c)), int(_last(n_s))),
+        sizes=p.sizes,
     )
 
 

@@ -49,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "serving": "promptyard.cli.serving:serving",
     "gateway": "promptyard.cli.gateway:gateway",
     "view": "promptyard.cli.view:view",
+    "rollout": "promptyard.cli.rollout:rollout",
 }
 
 

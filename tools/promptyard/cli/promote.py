@@ -10,6 +10,7 @@ import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.spec.environment import STRATEGIES
 
 
 def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,6 +53,8 @@ def _print(change: Any, fmt: str) -> int:
         console.print(f"{escape(change.path)} already says so; nothing to change")
         return 0
     console.print(escape(change.diff.rstrip("\n")))
+    for note in change.notes:
+        console.print(f"note: {escape(note)}")
     if change.branch:
         console.print(
             f"committed on branch [bold]{escape(change.branch)}[/bold] "
@@ -85,6 +88,12 @@ def _print(change: Any, fmt: str) -> int:
     metavar="WEIGHT",
     help="Pin VERSION as the canary for WEIGHT percent of keys instead of as stable.",
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(sorted(STRATEGIES)),
+    help="Give the canary a rollout strategy `promptyard rollout run` executes (standard: "
+    "5% 15m, 25% 1h, 50%, 100%); the canary starts at its first step unless --canary says.",
+)
 @_delivery_options
 @click.pass_obj
 def promote(
@@ -93,6 +102,7 @@ def promote(
     version: str,
     env: str,
     canary: float | None,
+    strategy: str | None,
     branch: str | None,
     base: str,
     message: str | None,
@@ -114,6 +124,7 @@ def promote(
         version,
         env,
         canary=canary,
+        strategy=STRATEGIES[strategy] if strategy else None,
         branch=branch,
         base=base,
         message=message,

@@ -20,7 +20,7 @@ import math
 import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -53,6 +53,9 @@ class AssertionType:
     # read it) is the minimum score to pass, e.g. contains-all at 0.5. False: the score is
     # 1 or 0 and a `threshold` could only turn a failure into a pass, so lint refuses it.
     graded: bool = False
+    # True: the gateway may run it on live answers (online quality): it needs no reference
+    # answer, no model call and no repository code (set in ONLINE_TYPES below).
+    online: bool = False
 
 
 ASSERTION_TYPES: dict[str, AssertionType] = {}
@@ -1007,3 +1010,30 @@ async def _python(a: Assertion, ctx: AssertionContext) -> Outcome:
         f"{a.value} returned {type(result).__name__}; return a bool, a score or "
         "{'pass': bool, 'score': float, 'reason': str}"
     )
+
+
+# Types the gateway may run on sampled live answers: a prompt's evals-level assertions of
+# these types need nothing but the answer, its latency and its cost.
+ONLINE_TYPES = (
+    "equals",
+    "contains",
+    "contains-any",
+    "contains-all",
+    "icontains",
+    "icontains-any",
+    "icontains-all",
+    "starts-with",
+    "regex",
+    "is-json",
+    "json-schema",
+    "contains-json",
+    "json-path",
+    "is-xml",
+    "is-sql",
+    "is-refusal",
+    "word-count",
+    "latency",
+    "cost",
+)
+for _name in ONLINE_TYPES:
+    ASSERTION_TYPES[_name] = replace(ASSERTION_TYPES[_name], online=True)

@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import semver
@@ -57,6 +57,7 @@ class EnvironmentChange:
     commit: str | None = None
     base: str | None = None
     pushed_to: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class EnvironmentChange:
             "commit": self.commit,
             "base": self.base,
             "pushed_to": self.pushed_to,
+            "notes": self.notes,
             "diff": self.diff,
         }
 
@@ -308,10 +310,13 @@ def promote(
     message: str | None = None,
     push: bool = False,
     remote: str = "origin",
+    strategy: dict[str, Any] | None = None,
 ) -> EnvironmentChange:
     """Pin `version` of prompt `name` in environment `env` (as the canary with `canary`).
 
-    Promoting the current canary's version to stable drops the canary.
+    Promoting the current canary's version to stable drops the canary. `strategy` (the
+    `steps` and `analysis` of a canary, e.g. `STRATEGIES["standard"]`) replaces the canary
+    block with one the rollout controller executes.
     """
     if canary is not None and not 0 <= canary <= 100:
         raise ConfigError(f"--canary {canary}: the weight is a percentage of keys, 0..100")
@@ -320,21 +325,15 @@ def promote(
     _check_promotable(workspace, snapshot, name, version)
     pin = spec.prompts.get(name)
 
+    notes: list[str] = []
+    if strategy is not None:
+        strategy, notes = _measurable_strategy(snapshot, name, strategy)
+        if canary is None:
+            canary = float(strategy["steps"][0]["weight"])
     if canary is None:
         action: Action = "promote"
         what = f"promote {name} {version} to {env}"
-
-        def edit(data: CommentedMap) -> None:
-            prompts = _prompts_map(data)
-            if name not in prompts or not isinstance(prompts[name], CommentedMap):
-                _set_key(prompts, name, CommentedMap([("version", version)]))
-                return
-            entry = prompts[name]
-            entry["version"] = _like(entry.get("version"), version)
-            current = entry.get("canary")
-            if isinstance(current, dict) and str(current.get("version")) == version:
-                _delete_key(entry, "canary")
-
+        edit = pin_stable_edit(name, version)
     else:
         action = "canary"
         what = f"canary {name} {version} at {_number(canary)}% in {env}"
@@ -345,18 +344,47 @@ def promote(
             )
         if pin.version == version:
             raise ConfigError(f"{name} {version} is already the stable version in {env}")
+        if strategy is not None:
+            what += " with a rollout strategy"
 
         def edit(data: CommentedMap) -> None:
             entry = _prompts_map(data)[name]
             current = entry.get("canary")
-            if isinstance(current, CommentedMap):
+            if strategy is not None:
+                block = CommentedMap([("version", version), ("weight", _number(canary))])
+                for key, value in _strategy_yaml(strategy).items():
+                    block[key] = value
+                _set_key(entry, "canary", block)
+            elif isinstance(current, CommentedMap):
                 current["version"] = _like(current.get("version"), version)
                 current["weight"] = _number(canary)
             else:
                 _set_key(entry, "canary", _flow_map(version=version, weight=_number(canary)))
 
     target = _Target(workspace, env, path, raw, spec, name)
-    return _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
+    change = _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
+    change.notes = notes
+    return change
+
+
+def _measurable_strategy(
+    snapshot: Snapshot, name: str, strategy: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """`strategy` without the metrics nothing measures for `name` (and a note for each)."""
+    from promptyard.rollout.sources import missing_data_source
+
+    spec = snapshot.prompt(name).require()
+    config = snapshot.config
+    metrics = dict(strategy["analysis"]["metrics"])
+    notes = []
+    for metric in list(metrics):
+        missing = missing_data_source(metric, config, name, spec)
+        if missing is not None:
+            del metrics[metric]
+            notes.append(f"left out {metric}: {missing}")
+    if not metrics:
+        raise ConfigError(f"no metric of the strategy can be measured for {name}: {notes}")
+    return {**strategy, "analysis": {**strategy["analysis"], "metrics": metrics}}, notes
 
 
 def rollback(
@@ -386,9 +414,7 @@ def rollback(
             )
         action: Action = "drop-canary"
         what = f"roll back the {name} {pin.canary.version} canary in {env}"
-
-        def edit(data: CommentedMap) -> None:
-            _delete_key(_prompts_map(data)[name], "canary")
+        edit = drop_canary_edit(name)
 
     else:
         _check_version(to)
@@ -413,6 +439,90 @@ def rollback(
 
     target = _Target(workspace, env, path, raw, spec, name)
     return _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
+
+
+Edit = Callable[[CommentedMap], None]
+
+
+def pin_stable_edit(name: str, version: str) -> Edit:
+    """Pin `version` as stable; a canary of that version is dropped (it has become stable)."""
+
+    def edit(data: CommentedMap) -> None:
+        prompts = _prompts_map(data)
+        if name not in prompts or not isinstance(prompts[name], CommentedMap):
+            _set_key(prompts, name, CommentedMap([("version", version)]))
+            return
+        entry = prompts[name]
+        entry["version"] = _like(entry.get("version"), version)
+        current = entry.get("canary")
+        if isinstance(current, dict) and str(current.get("version")) == version:
+            _delete_key(entry, "canary")
+
+    return edit
+
+
+def drop_canary_edit(name: str) -> Edit:
+    """Remove the canary of `name`: the stable version serves every key."""
+
+    def edit(data: CommentedMap) -> None:
+        _delete_key(_prompts_map(data)[name], "canary")
+
+    return edit
+
+
+def canary_weight_edit(name: str, weight: float) -> Edit:
+    """Set the canary weight of `name`, keeping the rest of its block as it is."""
+
+    def edit(data: CommentedMap) -> None:
+        _prompts_map(data)[name]["canary"]["weight"] = _number(weight)
+
+    return edit
+
+
+def _strategy_yaml(strategy: dict[str, Any]) -> dict[str, Any]:
+    """A strategy as YAML nodes: steps and thresholds in flow style, one per line."""
+    analysis = dict(strategy["analysis"])
+    block = CommentedMap()
+    for key, value in analysis.items():
+        if key == "metrics":
+            block[key] = CommentedMap(
+                (metric, _flow_map(**threshold)) for metric, threshold in value.items()
+            )
+        else:
+            block[key] = value
+    return {
+        "steps": [_flow_map(**step) for step in strategy["steps"]],
+        "analysis": block,
+    }
+
+
+@dataclass(frozen=True)
+class EditedFile:
+    """An environment file after an edit: the bytes to write, their model and the diff."""
+
+    raw: bytes
+    spec: EnvironmentSpec
+    diff: str
+
+
+def edit_environment_file(raw: bytes, path: str, edit: Edit) -> EditedFile:
+    """Apply `edit` to the file's bytes (comments, quoting, BOM and line endings kept) and
+    validate the result; ConfigError, and nothing to write, when it is invalid."""
+    bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
+    text = raw[len(bom) :].decode("utf-8")
+    new_text = _round_trip(text, path, edit)
+    new_raw = bom + new_text.encode("utf-8")
+    new_spec = _validate(new_raw, path)
+    # The diff is for reading: lines without their endings (which the edit keeps anyway).
+    diff = "".join(
+        difflib.unified_diff(
+            [content + "\n" for content, _ in _lines(text)],
+            [content + "\n" for content, _ in _lines(new_text)],
+            fromfile=f"a/{path}",
+            tofile=f"b/{path}",
+        )
+    )
+    return EditedFile(new_raw, new_spec, diff)
 
 
 def _prompts_map(data: CommentedMap) -> CommentedMap:
@@ -464,29 +574,17 @@ def _apply(
         delivery.push,
         delivery.remote,
     )
-    bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
-    text = raw[len(bom) :].decode("utf-8")
-    new_text = _round_trip(text, path, edit)
-    new_raw = bom + new_text.encode("utf-8")
-    new_spec = _validate(new_raw, path)
-    # The diff is for reading: lines without their endings (which the edit keeps anyway).
-    diff = "".join(
-        difflib.unified_diff(
-            [content + "\n" for content, _ in _lines(text)],
-            [content + "\n" for content, _ in _lines(new_text)],
-            fromfile=f"a/{path}",
-            tofile=f"b/{path}",
-        )
-    )
+    edited = edit_environment_file(raw, path, edit)
+    new_raw = edited.raw
     change = EnvironmentChange(
         environment=env,
         path=path,
         prompt=name,
         action=action,
         before=_pin_dict(spec, name),
-        after=_pin_dict(new_spec, name),
+        after=_pin_dict(edited.spec, name),
         changed=new_raw != raw,
-        diff=diff,
+        diff=edited.diff,
         message=message or what,
     )
     if not change.changed:
@@ -534,7 +632,6 @@ def commit_file_on_new_branch(
 ) -> str:
     """Commit `content` at `path` on a new branch from `base`; the checkout is not touched."""
     import git
-    from gitdb import IStream
 
     repo = workspace.git
     if not _BRANCH_NAME.match(branch):
@@ -546,6 +643,21 @@ def commit_file_on_new_branch(
     ref = f"refs/heads/{branch}"
     if ref in {h.path for h in repo.heads}:
         raise ConfigError(f"branch {branch!r} already exists", hint="pick another --branch name")
+    commit = commit_file(workspace, base, path, content, message)
+    # The all-zero old value makes the update fail if the branch appeared meanwhile.
+    repo.git.update_ref(ref, commit, "0" * 40)
+    return commit
+
+
+def commit_file(workspace: Workspace, base: Any, path: str, content: bytes, message: str) -> str:
+    """A commit whose parent is `base` and whose tree is `base`'s with `content` at `path`.
+
+    Only objects are written: no ref moves, and the checkout and the index are not touched.
+    """
+    import git
+    from gitdb import IStream
+
+    repo = workspace.git
     git_path = workspace.git_prefix + path
     entry = repo.git.ls_tree(base.hexsha, "--", git_path)
     mode = entry.split()[0] if entry else "100644"
@@ -559,7 +671,7 @@ def commit_file_on_new_branch(
             repo.git.update_index("--add", "--cacheinfo", f"{mode},{blob},{git_path}")
             tree = repo.git.write_tree()
         try:
-            commit = repo.git.commit_tree(tree, "-p", base.hexsha, "-m", message)
+            return str(repo.git.commit_tree(tree, "-p", base.hexsha, "-m", message))
         except git.GitCommandError as exc:
             if "tell me who you are" in (exc.stderr or "") or "ident" in (exc.stderr or ""):
                 raise ConfigError(
@@ -567,9 +679,6 @@ def commit_file_on_new_branch(
                     hint='run `git config user.name "..."` and `git config user.email "..."`',
                 ) from None
             raise
-        # The all-zero old value makes the update fail if the branch appeared meanwhile.
-        repo.git.update_ref(ref, commit, "0" * 40)
     finally:
         if os.path.exists(index_file):
             os.unlink(index_file)
-    return str(commit)

@@ -79,3 +79,32 @@ def check_remote(repo: Any, remote: str) -> None:
 def clone_bare_env() -> dict[str, str]:
     """The environment for a clone or fetch run outside GitPython's Repo (same rules)."""
     return {**os.environ, **_env()}
+
+
+def push_if_unchanged(repo: Any, remote: str, commit: str, branch: str, expected: str) -> bool:
+    """Push `commit` to `branch` of `remote` only while the branch is still at `expected`.
+
+    The remote checks the lease under its ref lock (compare-and-swap), so of two writers
+    that started from the same commit exactly one succeeds. False when the branch moved;
+    InfraError when the remote cannot be reached.
+    """
+    import git
+
+    ref = f"refs/heads/{branch}"
+    try:
+        with repo.git.custom_environment(**_env()):
+            repo.git.push(
+                "--porcelain",
+                f"--force-with-lease={ref}:{expected}",
+                remote,
+                f"{commit}:{ref}",
+                kill_after_timeout=DEFAULT_TIMEOUT_S,
+            )
+    except git.GitCommandError as exc:
+        said = f"{exc.stdout or ''}\n{exc.stderr or ''}"
+        if "[rejected]" in said or "stale info" in said or "non-fast-forward" in said:
+            return False
+        raise InfraError(
+            f"push to {branch} of {remote}: git remote unreachable or refused: {_last_line(exc)}"
+        ) from None
+    return True

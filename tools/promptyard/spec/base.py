@@ -36,6 +36,11 @@ SPEC_RULES: tuple[tuple[str, str, str], ...] = (
     ("V001", "invalid-version", "a version that is not semver (MAJOR.MINOR.PATCH)"),
     ("E002", "canary-weight", "a canary weight outside 0..100"),
     ("E003", "canary-same-version", "a canary that pins the stable version"),
+    (
+        "E009",
+        "duration",
+        "a rollout duration that is not written like 15m or 1h, or is not positive",
+    ),
     ("X001", "traffic-weights", "experiment traffic weights that do not sum to 100"),
     ("X003", "experiment-reference", "an experiment that names an undefined variant or metric"),
     ("X005", "experiment-metric", "an experiment metric whose baseline or effect is impossible"),

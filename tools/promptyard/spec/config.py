@@ -145,6 +145,29 @@ class LintConfig(SpecModel):
     )
 
 
+class OnlineQualityPrompt(SpecModel):
+    sample: float = Field(
+        0.1, gt=0, le=1, description="Share of live answers checked (0 < sample <= 1)."
+    )
+
+
+class OnlineQuality(SpecModel):
+    """Which prompts the gateway checks on live answers (opt-in, per prompt)."""
+
+    prompts: dict[str, OnlineQualityPrompt] = Field(
+        default_factory=dict,
+        description="Prompt name -> sampling; the checks are the prompt's evals-level "
+        "assertions that need no reference answer and no model.",
+    )
+    queue: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="Sampled answers waiting to be checked at most; more are skipped "
+        "(counted), so checking never holds a request or grows memory.",
+    )
+
+
 class ProjectConfig(SpecModel):
     providers: dict[str, ProviderConfig] = Field(
         default_factory=lambda: {"default": ProviderConfig()}
@@ -153,3 +176,4 @@ class ProjectConfig(SpecModel):
     gates: Gates = Field(default_factory=Gates)
     paths: Paths = Field(default_factory=Paths)
     lint: LintConfig = Field(default_factory=LintConfig)
+    online_quality: OnlineQuality = Field(default_factory=OnlineQuality)

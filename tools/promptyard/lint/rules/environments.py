@@ -9,7 +9,9 @@ import semver
 
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
+from promptyard.rollout.sources import missing_data_source
 from promptyard.spec import EnvironmentSpec
+from promptyard.spec.environment import strategy_problems
 from promptyard.workspace import LoadedFile
 
 
@@ -80,3 +82,50 @@ def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator
                 f"is not the version {where} ({current or 'invalid'}); pin a tagged version "
                 f"({have}) or the prompt's current version",
             )
+
+
+@rule(
+    "E010",
+    "canary-strategy",
+    "error",
+    "a canary rollout strategy that cannot run: weights not rising, no final 100, no analysis",
+    kind="environment",
+)
+def canary_strategy(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
+    assert env.model and env.document
+    for name, pin in env.model.prompts.items():
+        if pin.canary is None:
+            continue
+        for loc, message in strategy_problems(pin.canary):
+            yield (
+                env.path,
+                env.document.locate(("prompts", name, "canary", *loc)),
+                f"{name} canary: {message}",
+            )
+
+
+@rule(
+    "E011",
+    "analysis-data-source",
+    "error",
+    "a canary analysis metric nothing measures (cost without pricing, quality not opted in)",
+    kind="environment",
+)
+def analysis_data_source(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
+    assert env.model and env.document
+    config = ctx.config
+    for name, pin in env.model.prompts.items():
+        if pin.canary is None or pin.canary.analysis is None or not ctx.head.has_prompt(name):
+            continue
+        spec = ctx.head.prompt(name).model
+        if spec is None or config is None:
+            continue  # the prompt's or the config's own problems are reported elsewhere
+        loc = ("prompts", name, "canary", "analysis", "metrics")
+        for metric in pin.canary.analysis.metrics.configured():
+            missing = missing_data_source(metric, config, name, spec)
+            if missing is not None:
+                yield (
+                    env.path,
+                    env.document.locate((*loc, metric), key=True),
+                    f"{name} canary: {metric} has no data source: {missing}, or remove the metric",
+                )

@@ -29,7 +29,7 @@ _EXPORTS = {
     "EvalRun": "promptyard.evals.runner",
     "CaseResult": "promptyard.evals.results",
     "EvalSummary": "promptyard.evals.results",
-    "load_results": "promptyard.evals.results",
+    "load_results": "promptyard.evals.runs",
     "iter_results": "promptyard.evals.results",
     "PROVIDERS": "promptyard.evals.providers",
     "ASSERTION_TYPES": "promptyard.evals.assertions",

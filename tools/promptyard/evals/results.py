@@ -6,7 +6,7 @@ derived from everything that shapes the results (prompt content, cases, assertio
 repeats, mode): re-running the same command finds the directory and runs only the rows
 that are missing. A completed run run again starts over (answered from the cache).
 
-`summary.json` is written atomically at the end. `load_results(path)` reads rows into a
+`summary.json` is written atomically at the end. `load_results(path)` (in `runs`) reads rows into a
 pandas DataFrame.
 """
 
@@ -20,13 +20,10 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from promptyard.errors import ConfigError
 from promptyard.fsutil import atomic_write
-
-if TYPE_CHECKING:
-    import pandas
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -579,53 +576,3 @@ def iter_results(path: Path) -> Iterator[CaseResult]:
                 continue  # a torn last line of an interrupted run
             if _valid_row(row):
                 yield CaseResult.from_dict(row)
-
-
-def _result_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    if (path / RESULTS_FILE).is_file():
-        return [path / RESULTS_FILE]
-    if path.is_dir():
-        return sorted(path.glob(f"*/{RESULTS_FILE}"))
-    raise ConfigError(f"{path}: no such results file or run directory")
-
-
-def load_results(
-    path: str | os.PathLike[str] = ".promptyard/runs",
-    *,
-    prompt: str | None = None,
-    latest: bool = False,
-) -> pandas.DataFrame:
-    """Eval results as a pandas DataFrame, one row per case × repeat.
-
-    `path` is a run directory (`.promptyard/runs/<run-id>`), its `results.jsonl`, or a folder
-    of runs (`.promptyard/runs`, the default), whose runs are concatenated — only the runs
-    of `prompt` when given, and only the newest one (by start time) with `latest`. Columns:
-    see `COLUMNS`; `assertions` holds each row's list of assertion results (type, pass,
-    score, reason, weight, metric).
-    """
-    import pandas as pd
-
-    files = _result_files(Path(path))
-    if prompt is not None or latest:
-        from promptyard.evals.runs import list_runs
-
-        if not Path(path).is_dir() or (Path(path) / RESULTS_FILE).exists():
-            raise ConfigError(f"{path}: `prompt`/`latest` need a folder of runs")
-        runs = [r for r in list_runs(Path(path), prompt=prompt) if r.results_path.is_file()]
-        if not runs:
-            what = f" of prompt {prompt!r}" if prompt is not None else ""
-            raise ConfigError(f"{path}: no runs{what}")
-        files = [r.results_path for r in (runs[:1] if latest else runs)]
-    records = [result.to_dict() for file in files for result in iter_results(file)]
-    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
-    if not frame.empty:
-        frame["pass"] = frame["pass"].astype(bool)
-        frame["cached"] = frame["cached"].astype(bool)
-        frame["repeat"] = frame["repeat"].astype(int)
-        for column in ("score", "latency_ms", "cost_usd"):
-            frame[column] = frame[column].astype(float)
-        for column in ("tokens_in", "tokens_out"):
-            frame[column] = frame[column].astype("Int64")
-    return frame

@@ -198,7 +198,7 @@ class EvalRun:
         return list(self.iter_results())
 
     def dataframe(self) -> pandas.DataFrame:
-        from promptyard.evals.results import load_results
+        from promptyard.evals.runs import load_results
 
         return load_results(self.run_dir)
 

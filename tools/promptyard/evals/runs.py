@@ -11,15 +11,26 @@ file: `prune_runs` never removes such a run.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptyard.errors import ConfigError
-from promptyard.evals.results import LOCK_FILE, RESULTS_FILE, SUMMARY_FILE, read_summary
+from promptyard.evals.results import (
+    COLUMNS,
+    LOCK_FILE,
+    RESULTS_FILE,
+    SUMMARY_FILE,
+    iter_results,
+    read_summary,
+)
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def now_iso() -> str:
@@ -219,3 +230,51 @@ def _remove_unless_running(run_dir: Path, dry_run: bool) -> bool:
         if not dry_run:
             shutil.rmtree(run_dir)
     return True
+
+
+def _result_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if (path / RESULTS_FILE).is_file():
+        return [path / RESULTS_FILE]
+    if path.is_dir():
+        return sorted(path.glob(f"*/{RESULTS_FILE}"))
+    raise ConfigError(f"{path}: no such results file or run directory")
+
+
+def load_results(
+    path: str | os.PathLike[str] = ".promptyard/runs",
+    *,
+    prompt: str | None = None,
+    latest: bool = False,
+) -> pandas.DataFrame:
+    """Eval results as a pandas DataFrame, one row per case × repeat.
+
+    `path` is a run directory (`.promptyard/runs/<run-id>`), its `results.jsonl`, or a folder
+    of runs (`.promptyard/runs`, the default), whose runs are concatenated — only the runs
+    of `prompt` when given, and only the newest one (by start time) with `latest`. Columns:
+    see `COLUMNS`; `assertions` holds each row's list of assertion results (type, pass,
+    score, reason, weight, metric).
+    """
+    import pandas as pd
+
+    files = _result_files(Path(path))
+    if prompt is not None or latest:
+        if not Path(path).is_dir() or (Path(path) / RESULTS_FILE).exists():
+            raise ConfigError(f"{path}: `prompt`/`latest` need a folder of runs")
+        runs = [r for r in list_runs(Path(path), prompt=prompt) if r.results_path.is_file()]
+        if not runs:
+            what = f" of prompt {prompt!r}" if prompt is not None else ""
+            raise ConfigError(f"{path}: no runs{what}")
+        files = [r.results_path for r in (runs[:1] if latest else runs)]
+    records = [result.to_dict() for file in files for result in iter_results(file)]
+    frame = pd.DataFrame.from_records(records, columns=list(COLUMNS))
+    if not frame.empty:
+        frame["pass"] = frame["pass"].astype(bool)
+        frame["cached"] = frame["cached"].astype(bool)
+        frame["repeat"] = frame["repeat"].astype(int)
+        for column in ("score", "latency_ms", "cost_usd"):
+            frame[column] = frame[column].astype(float)
+        for column in ("tokens_in", "tokens_out"):
+            frame[column] = frame[column].astype("Int64")
+    return frame

@@ -123,6 +123,14 @@ def remote_repo(tmp_path: Path) -> PromptRepo:
     return repo
 
 
+def hold_the_step(repo: PromptRepo) -> None:
+    """Make the current step's pause long: only an abort can move the canary now, however
+    slowly a loaded machine gathers the evidence."""
+    repo.write(ENV, strategy_env(repo.prompt, pause="1h"))  # type: ignore[attr-defined]
+    repo.commit("a long pause: only an abort may move it")
+    repo.push()
+
+
 def controller_for(
     repo: PromptRepo, clone: Path, prometheus_url: str, *, fresh_clone: bool = True
 ) -> Controller:
@@ -170,6 +178,7 @@ def test_broken_canary_is_aborted_with_the_figures(
     remote_repo: PromptRepo, prometheus: PrometheusServer, metrics: GatewayMetrics, tmp_path: Path
 ) -> None:
     prompt = remote_repo.prompt  # type: ignore[attr-defined]
+    hold_the_step(remote_repo)
     with Traffic(metrics, prompt) as traffic:
         traffic.canary_error = 0.5
         controller = controller_for(remote_repo, tmp_path / "clone", prometheus.url)
@@ -185,6 +194,7 @@ def test_slow_canary_is_aborted_on_p95_latency(
     remote_repo: PromptRepo, prometheus: PrometheusServer, metrics: GatewayMetrics, tmp_path: Path
 ) -> None:
     prompt = remote_repo.prompt  # type: ignore[attr-defined]
+    hold_the_step(remote_repo)
     with Traffic(metrics, prompt, seed=11) as traffic:
         traffic.canary_slow = 4.0
         controller = controller_for(remote_repo, tmp_path / "clone", prometheus.url)

@@ -416,9 +416,7 @@ def _nesting_overflow(text: str, limit: int = MAX_DEPTH) -> Position | None:
                 if indicator != ":":  # `- ` and `? ` start an entry; a block scalar is deeper
                     entry_column = column - 1
             elif opener:
-                depth = 1
-                if depth > limit:
-                    return Position(number, column)
+                depth = 1  # a flow collection starts; its brackets are counted above
             elif block:
                 block_indent = entry_column
                 break

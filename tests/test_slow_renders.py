@@ -102,7 +102,7 @@ def upstream() -> Iterator[OpenAIServer]:
 
 
 def test_the_gateway_stays_healthy_during_slow_renders(
-    slow_repo: PromptRepo, upstream: OpenAIServer, tmp_path: Path
+    slow_repo: PromptRepo, upstream: OpenAIServer
 ) -> None:
     registry = Registry.from_repo(slow_repo.root, ref="main")
     config = GatewayConfig.model_validate(

@@ -16,6 +16,7 @@ class _Deadlines(threading.local):
     at: float | None = None  # monotonic time the armed cooperative limit expires
     what: str = ""
     seconds: float = 0.0
+    error: type[BaseException] = TimeLimitExceeded
 
 
 _deadlines = _Deadlines()
@@ -29,7 +30,35 @@ def check_deadline() -> None:
     """
     at = _deadlines.at
     if at is not None and time.monotonic() > at:
-        raise TimeLimitExceeded(f"{_deadlines.what} ran longer than {_deadlines.seconds:g} s")
+        raise _deadlines.error(f"{_deadlines.what} ran longer than {_deadlines.seconds:g} s")
+
+
+class cooperative_deadline:
+    """Arm this thread's cooperative limit for the block (`check_deadline` raises `error`).
+
+    An inner deadline inside an armed one defers to the outer.
+    """
+
+    __slots__ = ("armed", "error", "seconds", "what")
+
+    def __init__(
+        self, seconds: float, what: str, error: type[BaseException] = TimeLimitExceeded
+    ) -> None:
+        self.seconds, self.what, self.error = seconds, what, error
+        self.armed = False
+
+    def __enter__(self) -> cooperative_deadline:
+        if _deadlines.at is None:
+            _deadlines.at = time.monotonic() + self.seconds
+            _deadlines.what, _deadlines.seconds = self.what, self.seconds
+            _deadlines.error = self.error
+            self.armed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            _deadlines.at = None
+            self.armed = False
 
 
 def deadline_armed() -> bool:
@@ -58,7 +87,7 @@ class time_limit:
         self.seconds = seconds
         self.what = what
         self.armed = False
-        self.cooperative = False
+        self.cooperative = cooperative_deadline(seconds, what)
 
     @staticmethod
     def _on_alarm(signum: int, frame: Any) -> None:
@@ -73,10 +102,7 @@ class time_limit:
         if threading.current_thread() is not threading.main_thread() or not hasattr(
             signal, "setitimer"
         ):
-            if _deadlines.at is None:
-                _deadlines.at = time.monotonic() + self.seconds
-                _deadlines.what, _deadlines.seconds = self.what, self.seconds
-                self.cooperative = True
+            self.cooperative.__enter__()
             return self
         if time_limit._active is None:
             if not time_limit._installed:
@@ -88,9 +114,7 @@ class time_limit:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.cooperative:
-            _deadlines.at = None
-            self.cooperative = False
+        self.cooperative.__exit__()
         if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
             time_limit._active = None

@@ -225,20 +225,26 @@ def _flip(flip: Flip) -> str:
     )
 
 
+CLOSING = "</details>\n\n"
+
+
+def _open_section(out: _Budget, prompt: PromptComparison, summary: str, items: int) -> bool:
+    """Open a prompt's collapsible section; False (its `items` counted as left out) when
+    it does not fit."""
+    opening = f"<details><summary>{html_code(prompt.prompt)}: {summary}</summary>\n\n"
+    if out.add(opening, keep=len(CLOSING) + 200):
+        return True
+    out.omitted += items
+    return False
+
+
 def _add_paired(out: _Budget, prompt: PromptComparison) -> None:
     """The paired cases whose verdict did not flip, as far as the comment's budget goes."""
     cases = [c for e in prompt.evals for c in e.paired_cases if c.change != "flipped"]
     changed = [c for c in cases if c.change == "changed"]
     same = [c.case_id for c in cases if c.change == "same"]
-    if not cases:
-        return
-    closing = "</details>\n\n"
-    opening = (
-        f"<details><summary>{html_code(prompt.prompt)}: {len(changed)} changed answer(s), "
-        f"{len(same)} the same</summary>\n\n"
-    )
-    if not out.add(opening, keep=len(closing) + 200):
-        out.omitted += len(cases)
+    summary = f"{len(changed)} changed answer(s), {len(same)} the same"
+    if not cases or not _open_section(out, prompt, summary, len(cases)):
         return
     shown = 0
     for case in changed:
@@ -248,16 +254,16 @@ def _add_paired(out: _Budget, prompt: PromptComparison) -> None:
             f"{fmt.number(case.head.score, 2)})\n\nbase:\n{fence(_cut(case.base.output, OUTPUT_CHARS))}"
             f"head:\n{fence(_cut(case.head.output, OUTPUT_CHARS))}\n"
         )
-        if not out.add(chunk, keep=len(closing) + 120):
+        if not out.add(chunk, keep=len(CLOSING) + 120):
             break
         shown += 1
     if same and shown == len(changed):
         listed = ", ".join(code(case_id) for case_id in same)
-        if out.add(f"Same answer and verdict: {listed}\n\n", keep=len(closing) + 120):
+        if out.add(f"Same answer and verdict: {listed}\n\n", keep=len(CLOSING) + 120):
             shown += len(same)
     if shown < len(cases):
         out.add(f"… {len(cases) - shown} more case(s) not shown: see the HTML report.\n\n")
-    out.add(closing)
+    out.add(CLOSING)
 
 
 @report_format("markdown")
@@ -347,24 +353,19 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
         total_f2p = sum(e.flips_total[1] for e in prompt.evals)
         if not total_p2f and not total_f2p:
             continue
-        closing = "</details>\n\n"
-        opening = (
-            f"<details><summary>{html_code(prompt.prompt)}: {total_p2f} pass → fail, "
-            f"{total_f2p} fail → pass</summary>\n\n"
-        )
-        if not out.add(opening, keep=len(closing) + 200):
-            out.omitted += total_p2f + total_f2p
+        summary = f"{total_p2f} pass → fail, {total_f2p} fail → pass"
+        if not _open_section(out, prompt, summary, total_p2f + total_f2p):
             continue
         shown = 0
         for flip in [*p2f, *f2p]:
-            if not out.add(_flip(flip), keep=len(closing) + 120):
+            if not out.add(_flip(flip), keep=len(CLOSING) + 120):
                 break
             shown += 1
         if shown < total_p2f + total_f2p:
             out.add(
                 f"… {total_p2f + total_f2p - shown} more flip(s) not shown: see the HTML report.\n\n"
             )
-        out.add(closing)
+        out.add(CLOSING)
 
     # 6. per prompt: the other paired cases, changed answers first, then the rest by id
     for prompt in report.prompts:

@@ -23,7 +23,7 @@ _deadlines = _Deadlines()
 
 
 def check_deadline() -> None:
-    """Raise TimeLimitExceeded if this thread's cooperative limit has passed.
+    """Raise the armed error (TimeLimitExceeded) if this thread's cooperative limit passed.
 
     Code that runs user code in a worker thread (the render sandbox's hooks and each loop
     iteration of a template) calls this: signals reach only the main thread.

@@ -43,7 +43,7 @@ class Gateway:
         self.upstreams = resolve_upstreams(config, os.environ if environ is None else environ)
         # A server-backed registry may fetch over HTTP on a cache miss: keep that off the loop.
         self.registry_blocks = registry_blocks
-        self.renders = RenderWorkers()  # templates render off the event loop, bounded
+        self.renders = RenderWorkers()  # a slow template finishes off the event loop
         self.client: aiohttp.ClientSession | None = None
         self.started = int(time.time())  # `created` of the models the gateway lists
 

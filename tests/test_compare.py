@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -501,12 +502,45 @@ def test_markdown_escapes_user_text() -> None:
     prose = _prose(md)
     assert "<script>" not in prose and "</details> **" not in prose
     assert "&lt;script&gt;" in prose  # reasons are text: escaped, shown as typed
-    assert prose.count("<details>") == prose.count("</details>") == 2
+    # metrics and gates, the flip, the paired cases that did not flip
+    assert prose.count("<details>") == prose.count("</details>") == 3
     # outputs holding ``` are fenced with four backticks
     assert "````\n<script>alert(1)</script> | `code` ``` </details>" in md
     assert "| `prompt-0\\|<script>alert(1)</script> \\| `` `code` `` " not in md
     row = next(line for line in md.splitlines() if line.startswith("| ❌ |"))
     assert len(re.split(r"(?<!\\)\|", row)) == 11  # 9 cells: the table keeps its columns
+
+
+def test_markdown_and_html_hold_every_paired_case_flips_first() -> None:
+    # The footer says the HTML report has every case side by side: it held the flips only.
+    report = _report(prompts=1, flips=1, output_size=2)
+    page = render(report, "html")
+    ids = re.findall(r'class="case [^"]*" data-regression="\w+" data-case="([^"]+)"', page)
+    assert (
+        len(ids) == 4 and ids[0].startswith("case-0") and ids[1:] == ["case-1", "case-2", "case-3"]
+    )
+    assert page.index('data-case="case-1"') > page.index("Same verdict, changed answer (3)")
+    assert "<ins>y y </ins>" in page  # the words that changed, highlighted
+    md = render(report, "markdown")
+    assert "3 changed answer(s), 0 the same</summary>" in md
+    assert "`case-3` (pass, score 1.00 → 1.00)" in md
+    (evaluation,) = json.loads(render(report, "json"))["prompts"][0]["evals"]
+    changes = [c["change"] for c in evaluation["paired_cases"]]
+    assert changes == ["flipped", "changed", "changed", "changed"]
+    # unchanged answers are listed by id under the rest
+    same_report = _report(prompts=1, flips=1, output_size=2)
+    same_eval = same_report.prompts[0].evals[0]
+    same_eval.paired_cases = [
+        replace(
+            c, change="same", base=replace(c.base, output="o"), head=replace(c.head, output="o")
+        )
+        if c.change != "flipped"
+        else c
+        for c in same_eval.paired_cases
+    ]
+    same_md = render(same_report, "markdown")
+    assert "Same answer and verdict: `case-1`, `case-2`, `case-3`" in same_md
+    assert "Same answer and verdict (3)" in render(same_report, "html")
 
 
 def test_json_report_has_the_documented_shape() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from support.evals import API_KEY_ENV, BASE_URL_ENV
-from support.gate import echo_spec, gate_repo
+from support.gate import WORDS, echo_spec, gate_repo
 from support.openai_server import OpenAIServer
 
 REQUIRE_ENV = "PROMPTYARD_REQUIRE_BROWSER"
@@ -128,6 +128,20 @@ def test_html_report_in_chromium(
     deleted = [e.text for e in regression.find_elements(By.TAG_NAME, "del")]
     assert any("<script>" in t for t in inserted)
     assert any("Question about my invoice" in t for t in deleted)
+
+    # every paired case is in the report (the Markdown footer promises it): the flips
+    # first, then changed answers, the rest collapsed until opened
+    echo_cases = browser.find_elements(By.CSS_SELECTOR, "#p-echo .case")
+    ids = [c.get_attribute("data-case") for c in echo_cases]
+    assert sorted(ids) == sorted(f"{word}-01" for word in WORDS)
+    assert set(ids[:2]) == {"invoice-01", "refund-01"}
+    same = browser.find_element(By.CSS_SELECTOR, "#p-echo details.paired.same")
+    assert same.get_attribute("open") is None and not echo_cases[-1].is_displayed()
+    assert f"Same answer and verdict ({len(WORDS) - 2})" in same.text
+    same.find_element(By.TAG_NAME, "summary").click()
+    assert echo_cases[-1].is_displayed()
+    assert "Question about my" in echo_cases[-1].text  # its answer, side by side
+    same.find_element(By.TAG_NAME, "summary").click()
 
     # a chart of each metric's delta with its interval
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")

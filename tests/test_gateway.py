@@ -735,3 +735,49 @@ def test_the_gateway_command_refuses_bad_options(released: PromptRepo) -> None:
         "gateway", "--registry", "http://127.0.0.1:1", "--source", ".", repo=released.root
     )
     assert result.exit_code == 2 and "not both" in result.stderr
+    # An environment nobody pins prompts in: every prompt request would 404. It used to
+    # start silently; it is a usage error naming the known environments (a subprocess, so a
+    # gateway that starts anyway fails the test at the timeout instead of hanging it).
+    result = released.run(
+        "gateway",
+        "--upstream",
+        "gpt-4o-mini=http://127.0.0.1:1",
+        "--label",
+        "nosuch",
+        "--poll",
+        "0",
+        "--port",
+        "0",
+        timeout=60,
+    )
+    assert result.exit_code == 2, result.describe()
+    assert "--label 'nosuch' is not an environment" in result.stderr
+    assert "known: production, staging" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_readyz_is_not_ready_while_every_prompt_request_would_get_503(
+    released: PromptRepo, upstreams: tuple[OpenAIServer, OpenAIServer]
+) -> None:
+    # A gateway asking a registry server that does not answer, with no fallback bundle and
+    # nothing cached: each prompt request is a 503, and /readyz said ready all the same.
+    registry = Registry.from_server(f"http://127.0.0.1:{closed_port()}", timeout=2)
+    app = create_gateway_app(registry, config_for(upstreams[0].base_url), registry_blocks=True)
+    with ThreadedServer(app) as gateway:
+        body = {"model": "prompt:greeter", "messages": [], "variables": VARS}
+        answer = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=30)
+        assert answer.status_code == 503
+        ready = httpx.get(f"{gateway.url}/readyz", timeout=30)
+        assert ready.status_code == 503
+        assert "the registry cannot answer" in ready.json()["error"]["message"]
+        assert httpx.get(f"{gateway.url}/healthz", timeout=30).status_code == 200  # alive
+    registry.close()
+    # The registry service itself: not ready, and prompt requests 503, until a snapshot.
+    reconciler = Reconciler(GitSource(str(released.root), "main"))
+    with ThreadedServer(create_app(reconciler)) as service:
+        assert httpx.get(f"{service.url}/readyz").status_code == 503
+        render = httpx.post(f"{service.url}/v1/prompts/greeter/render", json={"variables": VARS})
+        assert render.status_code == 503
+        reconciler.start_up()
+        assert httpx.get(f"{service.url}/readyz").status_code == 200
+        render = httpx.post(f"{service.url}/v1/prompts/greeter/render", json={"variables": VARS})
+        assert render.status_code == 200

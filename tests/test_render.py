@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -260,3 +264,54 @@ def test_render_error_names_the_template_line(scaffolded: PromptRepo) -> None:
     assert scaffolded.read("prompts/summarize.yaml").splitlines()[16].strip() == "{{ 1 / 0 }}"
     result = scaffolded.run("render", "summarize", "--var", "text=hi")
     assert_clean_error(result, 2, "prompts/summarize.yaml:17")
+
+
+# Each runs for hours: the sandbox hooks, or only the per-iteration loop check, must stop it.
+RUNAWAY_TEMPLATES = [
+    "{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}",
+    "{% set ns = namespace(n=0) %}{% for i in range(100000) %}{% for j in range(100000) %}"
+    "{% set ns.n = ns.n + 1 %}{% endfor %}{% endfor %}{{ ns.n }}",
+    "{% for i in range(100000) %}{% for j in range(100000) %}{{ '' }}{% endfor %}{% endfor %}",
+]
+
+
+def in_worker_thread(fn: Callable[[], Any], timeout: float = 60) -> Any:
+    """fn() in a daemon thread (as a server renders); its result, or what it raised."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(("ok", fn()))
+        except BaseException as exc:
+            outcome.append(("raised", exc))
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    assert outcome, f"still running after {timeout:g} s: no time limit in the worker thread"
+    kind, value = outcome[0]
+    if kind == "raised":
+        raise value
+    return value
+
+
+@pytest.mark.parametrize("template", RUNAWAY_TEMPLATES)
+def test_a_runaway_template_in_a_worker_thread_meets_the_time_limit(
+    repo: PromptRepo, template: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Servers render in worker threads, where no SIGALRM reaches: the limit is cooperative.
+    monkeypatch.setattr("promptyard.render.RENDER_TIME_LIMIT_S", 0.5)
+    repo.write(
+        "prompts/spin.yaml",
+        prompt_doc(name="spin", inputs=INPUTS, messages=[{"role": "user", "content": template}]),
+    )
+    spin = Workspace(repo.root).snapshot().prompt("spin")
+    started = time.monotonic()
+    with pytest.raises(RenderError, match=r"spin.yaml:\d+: .*ran longer than 0.5 s"):
+        in_worker_thread(lambda: render_prompt(spin, {"who": "Ann"}))
+    assert time.monotonic() - started < 5  # generous: the machine is shared
+    # The limit is disarmed afterwards: a normal prompt renders in a thread as before.
+    repo.write("prompts/spin.yaml", prompt_doc(name="spin", inputs=INPUTS))
+    quick = Workspace(repo.root).snapshot().prompt("spin")
+    rendered = in_worker_thread(lambda: render_prompt(quick, {"who": "Ann"}))
+    assert rendered.messages[1]["content"] == "Hi Ann"

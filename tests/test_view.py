@@ -8,6 +8,7 @@ PROMPTYARD_SCREENSHOTS=DIR to keep a screenshot of each page there (the README's
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -26,14 +27,21 @@ from support.openai_server import OpenAIServer
 from support.repo import PromptRepo
 from test_gate_html import browser  # noqa: F401  (the fixture)
 
+MONEY = ("refund", "invoice", "payment")
+
 
 @pytest.fixture
 def runs_repo(tmp_path: Path, openai_server: OpenAIServer) -> PromptRepo:
-    """Two runs of `echo` (20 cases): 1.0.0 passes all; 1.1.0 breaks refund and invoice."""
+    """Two runs of `echo` (20 cases): 1.0.0 passes all; 1.1.0 breaks refund and invoice.
+    Cases about money are tagged `money`."""
     repo = PromptRepo.create(tmp_path / "repo", EVAL_CONFIG)
     repo.write(".gitignore", ".promptyard/\n")
     repo.write("prompts/echo.yaml", echo_spec(system="Be brief."))
-    repo.write("golden/echo.jsonl", cases())
+    golden = [json.loads(line) for line in cases().splitlines()]
+    for case in golden:
+        if case["expected"] in MONEY:
+            case["tags"] = ["money"]
+    repo.write("golden/echo.jsonl", "".join(json.dumps(case) + "\n" for case in golden))
     repo.commit("echo 1.0.0")
     env = live_env(openai_server)
     assert repo.run("eval", env=env).exit_code == 0
@@ -118,6 +126,18 @@ def test_a_reader_finds_what_changed_between_two_runs(
     driver.find_element(By.ID, "search").send_keys("invoice")
     _submit(driver, "apply", "q=invoice")
     assert len(driver.find_elements(By.CSS_SELECTOR, "tr.case-row")) == 1
+    # by tag: the rows keep their case's tags
+    driver.find_element(By.ID, "failed").click()
+    driver.find_element(By.ID, "search").clear()
+    driver.find_element(By.ID, "tag").send_keys("money")
+    _submit(driver, "apply", "tag=money")
+    tagged = driver.find_elements(By.CSS_SELECTOR, "tr.case-row")
+    assert sorted(r.find_element(By.TAG_NAME, "a").text for r in tagged) == sorted(
+        f"{word}-01" for word in MONEY
+    )
+    assert all("money" in r.find_element(By.CSS_SELECTOR, "span.tag").text for r in tagged)
+    driver.find_element(By.ID, "search").send_keys("invoice")
+    _submit(driver, "apply", "q=invoice")
 
     # one case, with the messages it was sent
     driver.find_element(By.CSS_SELECTOR, "tr.case-row a").click()
@@ -165,3 +185,35 @@ def test_bad_input_is_a_page_not_a_traceback(viewer: str, runs_repo: PromptRepo)
     page = urllib.request.urlopen(viewer + "/runs/" + results.parent.name).read().decode()
     assert "Skipped 2 unreadable line(s)" in page
     assert page.count('class="case-row"') == 20
+
+
+def test_a_run_page_refreshes_while_its_run_is_written(
+    browser: Any,  # noqa: F811  (the fixture imported above)
+    viewer: str,
+    runs_repo: PromptRepo,
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from promptyard.evals.results import RunWriter
+
+    (run_dir,) = sorted((runs_repo.root / ".promptyard/runs").glob("echo--*"))[-1:]
+    results = run_dir / "results.jsonl"
+    writer = RunWriter(run_dir)  # another process writing this run: it holds the lock
+    try:
+        browser.get(f"{viewer}/runs/{run_dir.name}")
+        assert "running" in browser.find_element(By.TAG_NAME, "p").text
+        assert len(browser.find_elements(By.CSS_SELECTOR, "tr.case-row")) == 20
+        row = json.loads(results.read_text(encoding="utf-8").splitlines()[-1])
+        with open(results, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({**row, "case_id": "late-01"}) + "\n")
+        # no reload by the reader: the page shows the new row by itself
+        WebDriverWait(browser, 15).until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, "tr.case-row")) == 21
+        )
+    finally:
+        writer.close()
+    # once written, the page stops reloading (a reader's scroll position stays put)
+    browser.refresh()
+    assert not browser.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]')
+    assert "running" not in browser.find_element(By.TAG_NAME, "p").text

@@ -27,13 +27,13 @@ from jinja2.utils import Namespace
 from jsonschema import Draft202012Validator
 
 from promptyard.errors import ConfigError
-from promptyard.limits import time_limit
+from promptyard.limits import check_deadline, deadline_armed, time_limit
 from promptyard.renderable import RenderablePrompt
 
 # A template is user code: these bound what one render may cost.
 MAX_OUTPUT_ITEMS = 1_000_000  # characters (or items) in any value a template builds
 MAX_POWER_BITS = 100_000  # size of an integer `a ** b` may produce
-RENDER_TIME_LIMIT_S = 5.0  # wall clock per render (enforced on the main thread)
+RENDER_TIME_LIMIT_S = 5.0  # wall clock per render (SIGALRM on the main thread, else cooperative)
 
 
 class TemplateLimitError(SecurityError):
@@ -121,7 +121,16 @@ class _Namespace(Namespace):
 
 
 class _CodeGenerator(CodeGenerator):
-    """Compiles `a ~ b` to a size-checked join (the sandbox does not intercept `~`)."""
+    """Compiles `a ~ b` to a size-checked join (the sandbox does not intercept `~`), and
+    every `for` loop's iterable through `deadline_iter`, so that a loop doing nothing the
+    sandbox hooks see (`{% for i in range(n) %}{% endfor %}`, nested) still meets the
+    cooperative time limit of a render in a worker thread."""
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        node.iter = nodes.Call(
+            nodes.EnvironmentAttribute("deadline_iter"), [node.iter], [], None, None
+        ).set_lineno(node.iter.lineno)
+        super().visit_For(node, frame)
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.checked_concat((")
@@ -166,6 +175,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         self.globals["namespace"] = _Namespace
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
+        check_deadline()
         if op == "*":
             for seq, times in ((left, right), (right, left)):
                 sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
@@ -179,7 +189,29 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return _checked(super().call_binop(context, op, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        check_deadline()
         return _checked(super().call(__context, __obj, *args, **kwargs))
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        check_deadline()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        check_deadline()
+        return super().getitem(obj, argument)
+
+    @staticmethod
+    def deadline_iter(iterable: Any) -> Any:
+        """`iterable`, checking the cooperative time limit before each item when one is armed."""
+        if not deadline_armed():
+            return iterable
+
+        def checked() -> Any:
+            for item in iterable:
+                check_deadline()
+                yield item
+
+        return checked()
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapper = super().wrap_str_format(value)
@@ -195,6 +227,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return checked_format
 
     def checked_concat(self, parts: Any) -> str:
+        check_deadline()
         return _checked("".join(map(str, parts)))
 
     def concat(self, parts: Any) -> str:  # type: ignore[override]
@@ -203,6 +236,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         pieces: list[str] = []
         total = 0
         while chunk := list(itertools.islice(parts, 256)):
+            check_deadline()
             total += sum(map(len, chunk))
             if total > MAX_OUTPUT_ITEMS:
                 raise TemplateLimitError(f"output over the {MAX_OUTPUT_ITEMS:,}-character cap")

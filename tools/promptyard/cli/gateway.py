@@ -140,6 +140,7 @@ def gateway(
     from promptyard.cli.serve import _address, _listen
     from promptyard.registry.client import Registry
     from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+    from promptyard.serving.gateway.runtime import require_served_label
 
     config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
     assert isinstance(config, GatewayConfig)
@@ -154,6 +155,8 @@ def gateway(
         registry = Registry.from_source(location, branch, poll=poll or None)
         where = location
     try:
+        if label:
+            require_served_label(registry, config.label)
         sock = _listen(host, port)
         bound_host, bound_port = sock.getsockname()[:2]
         routes = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from promptyard.compare.changes import ChangeSet, PromptChange, detect_changes
-from promptyard.compare.flips import find_flips
+from promptyard.compare.flips import find_flips, paired_cases
 from promptyard.compare.gates import GateContext, evaluate_gates
 from promptyard.compare.metrics import head_metrics, paired_metrics
 from promptyard.compare.model import (
@@ -95,6 +95,7 @@ def judge_eval(
         )
         p2f, f2p, totals = find_flips(evaluation.dataset, base_paired, head_paired)
         evaluation.pass_to_fail, evaluation.fail_to_pass, evaluation.flips_total = p2f, f2p, totals
+        evaluation.paired_cases = paired_cases(base_paired, head_paired)
     else:
         evaluation.metrics = head_metrics(head_all, repeat=evaluation.repeat)
     context = GateContext(

@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Sequence
 
-from promptyard.compare.model import CaseSide, DiffOp, Flip
+from promptyard.compare.model import CaseSide, DiffOp, Flip, PairChange, PairedCase
 from promptyard.compare.paired import CaseOutcome
 
 MAX_DIFF_TOKENS = 1000  # per side; beyond this the diff is of the beginnings, marked truncated
@@ -90,3 +90,22 @@ def find_flips(
         build(improvements, "fail_to_pass"),
         (len(regressions), len(improvements)),
     )
+
+
+def paired_cases(base: Sequence[CaseOutcome], head: Sequence[CaseOutcome]) -> list[PairedCase]:
+    """Every paired case: flipped (biggest score change first), then those whose answer
+    changed, then the rest, each group by case id."""
+    order: dict[PairChange, int] = {"flipped": 0, "changed": 1, "same": 2}
+    pairs = []
+    for b, h in zip(base, head, strict=True):
+        change: PairChange = (
+            "flipped" if b.passed != h.passed else "changed" if b.output != h.output else "same"
+        )
+        severity = -abs(b.score - h.score) if change == "flipped" else 0.0
+        pairs.append(
+            (
+                (order[change], severity, b.case_id),
+                PairedCase(b.case_id, change, _side(b), _side(h)),
+            )
+        )
+    return [case for _, case in sorted(pairs, key=lambda pair: pair[0])]

@@ -184,6 +184,28 @@ class Flip:
         }
 
 
+PairChange = Literal["flipped", "changed", "same"]
+
+
+@dataclass(frozen=True)
+class PairedCase:
+    """A paired case as the reports list it: both sides, and what changed (the verdict,
+    only the answer, or nothing)."""
+
+    case_id: str
+    change: PairChange
+    base: CaseSide
+    head: CaseSide
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "change": self.change,
+            "base": self.base.to_dict(),
+            "head": self.head.to_dict(),
+        }
+
+
 @dataclass
 class DatasetChange:
     """A golden dataset that differs between base and head, by case id."""
@@ -237,6 +259,9 @@ class EvalComparison:
     pass_to_fail: list[Flip] = field(default_factory=list)
     fail_to_pass: list[Flip] = field(default_factory=list)
     flips_total: tuple[int, int] = (0, 0)  # before any cap: (pass→fail, fail→pass)
+    # Every paired case: flipped first (most severe first), then changed answers, then
+    # the rest; the HTML report shows them all, so nothing is only in results.jsonl.
+    paired_cases: list[PairedCase] = field(default_factory=list)
     dataset_change: DatasetChange | None = None
     notes: list[str] = field(default_factory=list)
     base_run: str | None = None  # results.jsonl paths, for digging deeper
@@ -278,6 +303,7 @@ class EvalComparison:
                 "pass_to_fail_total": self.flips_total[0],
                 "fail_to_pass_total": self.flips_total[1],
             },
+            "paired_cases": [c.to_dict() for c in self.paired_cases],
             "dataset_change": self.dataset_change.to_dict() if self.dataset_change else None,
             "missing": {"base": self.missing_base, "head": self.missing_head},
             "infra_errors": {"base": self.infra_base, "head": self.infra_head},

@@ -80,6 +80,7 @@ class CaseResult:
     error: str | None = None
     error_kind: str | None = None  # render | request | auth | offline | infra | assertion
     vars: dict[str, Any] | None = None  # the case's variables (None in rows of older runs)
+    tags: list[str] = field(default_factory=list)  # the case's tags (for filtering runs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -103,6 +104,7 @@ class CaseResult:
             "error_kind": self.error_kind,
             "assertions": self.assertions,
             "vars": self.vars,
+            "tags": self.tags,
         }
 
     @classmethod
@@ -128,6 +130,7 @@ class CaseResult:
             error=row.get("error"),
             error_kind=row.get("error_kind"),
             vars=row.get("vars"),
+            tags=[t for t in row.get("tags") or [] if isinstance(t, str)],
         )
 
     def metric_scores(self) -> dict[str, float]:

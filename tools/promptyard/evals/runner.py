@@ -674,6 +674,7 @@ class _Run:
             repeat=repeat,
             model=self.model,
             vars=case.vars,
+            tags=list(case.tags),
             **fields,
         )
 

@@ -44,6 +44,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from promptyard.registry.reconcile import ReconcileOutcome, Reconciler
+from promptyard.registry.render_workers import RenderWorkers
 from promptyard.registry.snapshot import DEFAULT_LABEL, PromptNotFound, ServedSnapshot
 from promptyard.render import RenderError, VariablesError
 
@@ -155,7 +156,7 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
     reconciler.listeners.append(metrics.observe_reconcile)
     if reconciler.last_outcome is not None:  # reflect what happened before the app existed
         metrics.observe_reconcile(reconciler.last_outcome, reconciler.snapshot)
-    service = _Service(reconciler, metrics)
+    service = _Service(reconciler, metrics, RenderWorkers())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -189,6 +190,7 @@ class _Service:
 
     reconciler: Reconciler
     metrics: Metrics
+    renders: RenderWorkers
 
     def count(self, endpoint: str, name: str, version: str, variant: str, status: int) -> None:
         self.metrics.requests.labels(endpoint, name, version, variant, str(status)).inc()
@@ -255,7 +257,7 @@ async def render_prompt(service: _Service, request: Request) -> Response:
         service.count("render", _known(snapshot, name), "", "", 404)
         return error_response(404, "not_found", exc.message)
     try:
-        result = resolved.render(body.get("variables", {}))
+        result = await service.renders.render(resolved, body.get("variables", {}))
     except VariablesError as exc:
         failed = error_response(422, "invalid_variables", exc.message, problems=exc.problems)
     except RenderError as exc:

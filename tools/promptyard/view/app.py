@@ -98,6 +98,7 @@ def create_app(config: ViewerConfig) -> Starlette:
             failed_only=params.get("failed") == "1",
             text=params.get("q", "").strip(),
             assertion=params.get("assertion", "").strip(),
+            tag=params.get("tag", "").strip(),
         )
         rows = read_page(info.results_path, flt, number) if info.results_path.exists() else None
         return page(

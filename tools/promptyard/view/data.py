@@ -32,9 +32,12 @@ class RowFilter:
     failed_only: bool = False
     text: str = ""  # in the variables or the answer (any case)
     assertion: str = ""  # rows where an assertion of this type failed
+    tag: str = ""  # rows of cases with this tag
 
     def matches(self, row: CaseResult) -> bool:
         if self.failed_only and row.passed:
+            return False
+        if self.tag and self.tag not in row.tags:
             return False
         if self.assertion and not any(
             a.get("type") == self.assertion and not a.get("pass") for a in row.assertions

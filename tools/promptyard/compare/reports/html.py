@@ -2,9 +2,9 @@
 
 No network: the CSS, the script and the charts (inline SVG) are in the file, and nothing
 is loaded from anywhere. It holds the decision, a summary table, for every eval a chart of
-each metric's delta with its 95% interval, the metrics and gates, and every flipped case
-with the base and head outputs side by side, the words that differ highlighted. A
-"regressions only" switch hides the prompts, gates and cases that did not get worse.
+each metric's delta with its 95% interval, the metrics and gates, and every paired case
+with the base and head outputs side by side, the words that differ highlighted: flipped
+cases first, then changed answers, then the rest collapsed. A "regressions only" switch hides the prompts, gates and cases that did not get worse.
 
 Everything user-provided (names, case ids, outputs, reasons) is HTML-escaped; the script
 reads no data, it only toggles a class.
@@ -16,11 +16,15 @@ import html
 import re
 
 from promptyard.compare import formatting as fmt
+from promptyard.compare.flips import word_diff
 from promptyard.compare.model import (
+    CaseSide,
     ComparisonReport,
+    DiffOp,
     EvalComparison,
     Flip,
     MetricResult,
+    PairedCase,
     PromptComparison,
 )
 from promptyard.compare.reports import report_format
@@ -168,7 +172,7 @@ def _metric_row(m: MetricResult) -> str:
     )
 
 
-def _side(flip: Flip, which: str) -> str:
+def _side(flip: Flip | PairedCase, which: str, diff: list[DiffOp], truncated: bool) -> str:
     """One output with the words only it has highlighted (base: deleted, head: inserted)."""
     side = flip.base if which == "base" else flip.head
     if side.output is None:
@@ -176,32 +180,75 @@ def _side(flip: Flip, which: str) -> str:
     keep = "-" if which == "base" else "+"
     tag = "del" if which == "base" else "ins"
     chunks = []
-    for op, chunk in flip.diff:
+    for op, chunk in diff:
         if op == "=":
             chunks.append(e(chunk))
         elif op == keep:
             chunks.append(f"<{tag}>{e(chunk)}</{tag}>")
-    more = " <span class=muted>(diff of the first words only)</span>" if flip.truncated else ""
+    more = " <span class=muted>(diff of the first words only)</span>" if truncated else ""
     return f"<pre>{''.join(chunks)}</pre>{more}"
+
+
+def _verdict(side: CaseSide) -> str:
+    return f"{'pass' if side.passed else 'fail'}, score {fmt.number(side.score, 2)}"
+
+
+def _pair(case: PairedCase) -> str:
+    """A paired case side by side: words that differ highlighted, unless the answer is the same."""
+    if case.change == "same":
+        diff: list[DiffOp] = [("=", case.head.output or "")]
+        truncated = False
+    else:
+        diff, truncated = word_diff(case.base.output, case.head.output)
+    regression = case.change == "flipped" and case.base.passed
+    return (
+        f'<div class="case {case.change}" {_flag(regression)} data-case="{e(case.case_id)}">'
+        f'<div class="head"><b>{e(case.case_id)}</b> <span class="muted">base '
+        f"{e(_verdict(case.base))} → head {e(_verdict(case.head))}</span></div>"
+        f'<div class="sbs"><div><b>base</b>{_side(case, "base", diff, truncated)}</div>'
+        f"<div><b>head</b>{_side(case, 'head', diff, truncated)}</div></div></div>"
+    )
+
+
+def _paired(evaluation: EvalComparison) -> str:
+    """Every paired case the flips above leave out: flipped past the cap, changed answers,
+    then (collapsed) the cases whose answer and verdict are the same."""
+    shown = {f.case_id for f in (*evaluation.pass_to_fail, *evaluation.fail_to_pass)}
+    groups: dict[str, list[PairedCase]] = {"flipped": [], "changed": [], "same": []}
+    for case in evaluation.paired_cases:
+        if case.case_id not in shown:
+            groups[case.change].append(case)
+    out = []
+    for change, heading, opened in (
+        ("flipped", "More flipped cases", True),
+        ("changed", "Same verdict, changed answer", True),
+        ("same", "Same answer and verdict", False),
+    ):
+        cases = groups[change]
+        if cases:
+            regression = any(c.change == "flipped" and c.base.passed for c in cases)
+            out.append(
+                f'<details class="paired {change}" {_flag(regression)}'
+                f"{' open' if opened else ''}><summary>"
+                f"{heading} ({len(cases)})</summary>{''.join(_pair(c) for c in cases)}</details>"
+            )
+    return "".join(out)
 
 
 def _case(flip: Flip) -> str:
     regression = flip.direction == "pass_to_fail"
     arrow = "pass → fail" if regression else "fail → pass"
     failing = flip.head if regression else flip.base
-    verdicts = {
-        "base": f"{'pass' if flip.base.passed else 'fail'}, score {fmt.number(flip.base.score, 2)}",
-        "head": f"{'pass' if flip.head.passed else 'fail'}, score {fmt.number(flip.head.score, 2)}",
-    }
+    verdicts = {"base": _verdict(flip.base), "head": _verdict(flip.head)}
     return (
         f'<div class="case {"regression" if regression else "improvement"}" {_flag(regression)} '
         f'data-case="{e(flip.case_id)}">'
         f'<div class="head"><b>{e(flip.case_id)}</b> <span class="muted">{e(flip.dataset)}</span> '
         f"— {arrow}: {e(failing.reason or 'failed')}</div>"
         f'<div class="sbs"><div><b>base</b> <span class="muted">{e(verdicts["base"])}</span>'
-        f"{_side(flip, 'base')}</div>"
+        f"{_side(flip, 'base', flip.diff, flip.truncated)}</div>"
         f'<div><b>head</b> <span class="muted">{e(verdicts["head"])}</span>'
-        f"{_side(flip, 'head')}</div></div></div>"
+        f"{_side(flip, 'head', flip.diff, flip.truncated)}</div></div></div>"
     )
 
 
@@ -240,10 +287,11 @@ def _eval(prompt: PromptComparison, evaluation: EvalComparison) -> str:
         out.append(f"<h4 {_flag(regression)}>{label} ({total})</h4>")
         out.extend(_case(f) for f in flips)
         if total > len(flips):
-            where = evaluation.head_run or "the results"
             out.append(
-                f"<p class=muted {_flag(regression)}>… {total - len(flips)} more in {e(where)}</p>"
+                f"<p class=muted {_flag(regression)}>… {total - len(flips)} more under "
+                "“More flipped cases” below</p>"
             )
+    out.append(_paired(evaluation))
     return "".join(out)
 
 

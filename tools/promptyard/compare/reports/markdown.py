@@ -2,7 +2,7 @@
 
 The decision comes first, then one table row per prompt, the reasons of every gate that
 did not pass, lint findings, dataset changes, per-prompt metrics and flips in collapsible
-sections. The hidden marker `<!-- promptyard-report -->` lets the workflow find and update
+sections, then the other paired cases (changed answers, then unchanged ones by id). The hidden marker `<!-- promptyard-report -->` lets the workflow find and update
 its one comment. The whole text stays under GitHub's 65,536-character comment limit (with
 room for a line the workflow adds): sections are added in order of importance while they
 fit, long outputs are cut, and whatever is left out is counted and pointed to the HTML
@@ -225,6 +225,47 @@ def _flip(flip: Flip) -> str:
     )
 
 
+CLOSING = "</details>\n\n"
+
+
+def _open_section(out: _Budget, prompt: PromptComparison, summary: str, items: int) -> bool:
+    """Open a prompt's collapsible section; False (its `items` counted as left out) when
+    it does not fit."""
+    opening = f"<details><summary>{html_code(prompt.prompt)}: {summary}</summary>\n\n"
+    if out.add(opening, keep=len(CLOSING) + 200):
+        return True
+    out.omitted += items
+    return False
+
+
+def _add_paired(out: _Budget, prompt: PromptComparison) -> None:
+    """The paired cases whose verdict did not flip, as far as the comment's budget goes."""
+    cases = [c for e in prompt.evals for c in e.paired_cases if c.change != "flipped"]
+    changed = [c for c in cases if c.change == "changed"]
+    same = [c.case_id for c in cases if c.change == "same"]
+    summary = f"{len(changed)} changed answer(s), {len(same)} the same"
+    if not cases or not _open_section(out, prompt, summary, len(cases)):
+        return
+    shown = 0
+    for case in changed:
+        verdict = "pass" if case.head.passed else "fail"
+        chunk = (
+            f"{code(case.case_id)} ({verdict}, score {fmt.number(case.base.score, 2)} → "
+            f"{fmt.number(case.head.score, 2)})\n\nbase:\n{fence(_cut(case.base.output, OUTPUT_CHARS))}"
+            f"head:\n{fence(_cut(case.head.output, OUTPUT_CHARS))}\n"
+        )
+        if not out.add(chunk, keep=len(CLOSING) + 120):
+            break
+        shown += 1
+    if same and shown == len(changed):
+        listed = ", ".join(code(case_id) for case_id in same)
+        if out.add(f"Same answer and verdict: {listed}\n\n", keep=len(CLOSING) + 120):
+            shown += len(same)
+    if shown < len(cases):
+        out.add(f"… {len(cases) - shown} more case(s) not shown: see the HTML report.\n\n")
+    out.add(CLOSING)
+
+
 @report_format("markdown")
 def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERVE) -> str:
     footer = (
@@ -312,24 +353,23 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
         total_f2p = sum(e.flips_total[1] for e in prompt.evals)
         if not total_p2f and not total_f2p:
             continue
-        closing = "</details>\n\n"
-        opening = (
-            f"<details><summary>{html_code(prompt.prompt)}: {total_p2f} pass → fail, "
-            f"{total_f2p} fail → pass</summary>\n\n"
-        )
-        if not out.add(opening, keep=len(closing) + 200):
-            out.omitted += total_p2f + total_f2p
+        summary = f"{total_p2f} pass → fail, {total_f2p} fail → pass"
+        if not _open_section(out, prompt, summary, total_p2f + total_f2p):
             continue
         shown = 0
         for flip in [*p2f, *f2p]:
-            if not out.add(_flip(flip), keep=len(closing) + 120):
+            if not out.add(_flip(flip), keep=len(CLOSING) + 120):
                 break
             shown += 1
         if shown < total_p2f + total_f2p:
             out.add(
                 f"… {total_p2f + total_f2p - shown} more flip(s) not shown: see the HTML report.\n\n"
             )
-        out.add(closing)
+        out.add(CLOSING)
+
+    # 6. per prompt: the other paired cases, changed answers first, then the rest by id
+    for prompt in report.prompts:
+        _add_paired(out, prompt)
 
     body = out.text()
     if out.omitted:

@@ -18,6 +18,8 @@ Errors: 400 unreadable body, 404 unknown prompt/version/label (or a model nothin
 413 body too large, 422 bad request or variables, 502 upstream unreachable (named), 503 no
 registry, 504 upstream timeout; an upstream's own error keeps its status and body.
 
+`/healthz` never waits for a render (a template slower than 10 ms finishes in a worker
+thread, `registry.render_workers`); `/readyz` is 503 while the registry cannot answer.
 `/metrics` (Prometheus) counts per prompt, version and variant: requests by status, errors
 by kind, latency, time to first token of streams, prompt and completion tokens, and cost
 from the pricing table.

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from promptyard.registry.service import error_response
 from promptyard.serving.gateway.config import GatewayConfig
 from promptyard.serving.gateway.models import list_models
 from promptyard.serving.gateway.observe import GatewayMetrics
@@ -69,8 +70,11 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(gateway: Gateway, request: Request) -> Response:
-    # Ready once started: pass-through needs no prompts, and a server-backed registry
-    # (or its fallback bundle) is asked on demand.
+    # Ready while the registry (or a server-backed one's cache or fallback bundle) can answer:
+    # otherwise every prompt request would get 503, so no traffic should be sent here.
+    reason = await gateway.unready_reason()
+    if reason is not None:
+        return error_response(503, "not_ready", reason)
     return JSONResponse(
         {
             "ready": True,

@@ -11,6 +11,8 @@ import aiohttp
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from promptyard.errors import ConfigError, InfraError
+from promptyard.registry.render_workers import RenderWorkers
 from promptyard.registry.snapshot import ResolvedPrompt
 from promptyard.serving.gateway.config import GatewayConfig, Upstream, resolve_upstreams
 from promptyard.serving.gateway.observe import GatewayMetrics, Observer
@@ -41,6 +43,7 @@ class Gateway:
         self.upstreams = resolve_upstreams(config, os.environ if environ is None else environ)
         # A server-backed registry may fetch over HTTP on a cache miss: keep that off the loop.
         self.registry_blocks = registry_blocks
+        self.renders = RenderWorkers()  # a slow template finishes off the event loop
         self.client: aiohttp.ClientSession | None = None
         self.started = int(time.time())  # `created` of the models the gateway lists
 
@@ -84,6 +87,16 @@ class Gateway:
         label = label or self.config.label
         return await self.call_registry(self.registry.get, name, version, label, key)
 
+    async def unready_reason(self) -> str | None:
+        """Why no prompt request could be answered now (the registry cannot list its
+        prompts and has nothing cached: server down, no fallback), or None when ready."""
+        try:
+            await self.call_registry(self.registry.catalog)
+        except (InfraError, ConfigError) as exc:
+            if self.registry.revision is None:  # no cached version could answer either
+                return f"the registry cannot answer: {exc.message}"
+        return None
+
     def headers_for(self, upstream: Upstream, request: Request) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         for name in FORWARDED_HEADERS:
@@ -93,3 +106,21 @@ class Gateway:
         if upstream.api_key:  # the endpoint's own key replaces whatever the client sent
             headers["authorization"] = f"Bearer {upstream.api_key}"
         return headers
+
+
+def require_served_label(registry: Any, label: str) -> None:
+    """ConfigError (exit 2) when `label` is no environment the registry pins prompts in.
+
+    A registry that cannot answer yet (server down, no fallback) is not a usage error: the
+    gateway starts and `/readyz` says it is not ready.
+    """
+    try:
+        catalog = registry.catalog()
+    except InfraError:
+        return
+    known = sorted({name for prompt in catalog for name in prompt.get("labels", {})})
+    if label not in known:
+        raise ConfigError(
+            f"--label {label!r} is not an environment of the registry; known: "
+            f"{', '.join(known) or 'none (no environment pins a prompt)'}"
+        )

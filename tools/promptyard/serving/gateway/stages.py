@@ -170,7 +170,7 @@ async def render_prompt(gateway: Gateway, exchange: Exchange) -> None:
     resolved = exchange.resolved
     assert resolved is not None
     try:
-        rendered = resolved.render(exchange.variables)
+        rendered = await gateway.renders.render(resolved, exchange.variables)
     except VariablesError as exc:
         exchange.seen.prompt = resolved.name
         raise refuse(422, "invalid_variables", exc.message, problems=exc.problems) from None

@@ -44,11 +44,14 @@ def build_config(
         data["default_upstream"] = "default"
     if label:
         data["label"] = label
-    if not data.get("pricing"):
-        try:  # in a prompt repository, price with its promptyard.yaml
+    if not data.get("pricing") or not data.get("online_quality", {}).get("prompts"):
+        try:  # in a prompt repository, price and check with its promptyard.yaml
             config = app.workspace().snapshot().config_file.model
             if config is not None:
-                data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
+                if not data.get("pricing"):
+                    data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
+                if not data.get("online_quality", {}).get("prompts"):
+                    data["online_quality"] = config.online_quality.model_dump(mode="json")
         except ConfigError:
             pass
     try:

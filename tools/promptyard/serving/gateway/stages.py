@@ -27,6 +27,7 @@ from promptyard.registry.snapshot import PromptNotFound, RenderResult, ResolvedP
 from promptyard.render import RenderError, VariablesError
 from promptyard.serving.gateway.config import Upstream
 from promptyard.serving.gateway.observe import UNKNOWN, Observation
+from promptyard.serving.gateway.online import sample_answer
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.upstream import (
     failure,
@@ -284,6 +285,8 @@ async def forward_upstream(gateway: Gateway, exchange: Exchange) -> None:
     status = response.status
     if status == 200:
         seen.usage(usage_of(content))
+        if seen.sample is not None:
+            seen.sample.add(content)
     seen.finish(status, None if status < 400 else f"upstream_{status}")
     exchange.response = Response(content, status, headers=answer_headers)
 
@@ -295,6 +298,7 @@ MANAGED: tuple[Stage, ...] = (
     read_prompt_request,
     resolve_prompt,
     render_prompt,
+    sample_answer,
     route_prompt_model,
     build_prompt_body,
     forward_upstream,

@@ -9,7 +9,7 @@ from scipy import stats
 
 from promptyard.rollout.analysis import Side, cumulative, error_rate, latency_p95, quality
 from promptyard.rollout.prometheus import Series
-from promptyard.serving.gateway import LATENCY_BUCKETS
+from promptyard.serving.gateway.observe import LATENCY_BUCKETS
 from promptyard.spec.environment import DropThreshold, RatioThreshold
 
 LOOKS = 60

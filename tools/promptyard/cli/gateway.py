@@ -74,6 +74,14 @@ def build_config(
     help="Ask a `promptyard serve` at URL instead of reading --source.",
 )
 @click.option(
+    "--registry-ttl",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="With --registry: seconds a label's pins are reused before asking again (how soon "
+    "a canary step or abort reaches this gateway).",
+)
+@click.option(
     "--fallback-bundle",
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --registry: answer from this bundle while the registry cannot be reached.",
@@ -119,6 +127,7 @@ def gateway(
     source: str | None,
     branch: str,
     registry_url: str | None,
+    registry_ttl: float,
     fallback_bundle: Path | None,
     poll: float,
     config_file: Path | None,
@@ -150,7 +159,9 @@ def gateway(
     if registry_url is not None:
         if source is not None:
             raise ConfigError("give --registry or --source, not both")
-        registry = Registry.from_server(registry_url, fallback_bundle=fallback_bundle)
+        registry = Registry.from_server(
+            registry_url, ttl=registry_ttl, fallback_bundle=fallback_bundle
+        )
         where = registry_url
     else:
         location = source or str(app.workspace().root)

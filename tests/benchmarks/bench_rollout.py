@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from support.rollout_stack import RolloutStack, wait_for  # noqa: E402
+from support.rollout_stack import RolloutStack, wait_for
 
 
 def canary_answers(stack: RolloutStack) -> int:

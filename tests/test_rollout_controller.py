@@ -170,6 +170,10 @@ def test_broken_canary_is_aborted_with_the_figures(
     remote_repo: PromptRepo, prometheus: PrometheusServer, metrics: GatewayMetrics, tmp_path: Path
 ) -> None:
     prompt = remote_repo.prompt  # type: ignore[attr-defined]
+    # A step longer than the test: only an abort can move the canary (no race with the pause).
+    remote_repo.write(ENV, strategy_env(prompt, pause="10m"))
+    remote_repo.commit("a long first step")
+    remote_repo.push()
     with Traffic(metrics, prompt) as traffic:
         traffic.canary_error = 0.5
         controller = controller_for(remote_repo, tmp_path / "clone", prometheus.url)

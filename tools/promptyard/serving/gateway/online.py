@@ -1,7 +1,7 @@
 """Online quality: a sample of live answers checked off the request path.
 
 For a prompt listed under `online_quality.prompts` of promptyard.yaml (copied into the
-gateway config), the `sample_answer` stage picks a share (`sample`) of its requests; the
+gateway config), the `sample_answer` stage (in `stages`) picks a share (`sample`) of its requests; the
 answer's bytes are kept as they pass to the client (`AnswerSample`), and when the request has
 ended `OnlineChecks.observe` puts them on a bounded queue without waiting. A worker thread
 runs the version's online checks (`serving.online_quality.online_checks`: reference-free,
@@ -22,7 +22,7 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -31,10 +31,6 @@ from promptyard.serving.gateway.observe import AnswerSample, Observation
 from promptyard.serving.online_quality import online_checks
 from promptyard.spec import Assertion, Case, PromptSpec
 from promptyard.spec.config import OnlineQuality
-
-if TYPE_CHECKING:
-    from promptyard.serving.gateway.runtime import Gateway
-    from promptyard.serving.gateway.stages import Exchange
 
 log = logging.getLogger("promptyard.gateway")
 
@@ -180,12 +176,3 @@ def _text(content: Any) -> str:
             p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
         )
     return ""
-
-
-async def sample_answer(gateway: Gateway, exchange: Exchange) -> None:
-    """Stage (after render): pick the request for online checks, per the prompt's sample."""
-    resolved = exchange.resolved
-    assert resolved is not None
-    exchange.seen.sample = gateway.online.pick(
-        resolved.name, resolved.version, resolved.prompt.loaded.require_spec()
-    )

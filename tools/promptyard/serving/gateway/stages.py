@@ -27,7 +27,6 @@ from promptyard.registry.snapshot import PromptNotFound, RenderResult, ResolvedP
 from promptyard.render import RenderError, VariablesError
 from promptyard.serving.gateway.config import Upstream
 from promptyard.serving.gateway.observe import UNKNOWN, Observation
-from promptyard.serving.gateway.online import sample_answer
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.upstream import (
     failure,
@@ -194,6 +193,15 @@ async def render_prompt(gateway: Gateway, exchange: Exchange) -> None:
 def _registry_unavailable(exc: InfraError | ConfigError) -> Refused:
     message = f"the registry cannot answer: {exc.message}"
     return refuse(503, "registry_unavailable", message)
+
+
+async def sample_answer(gateway: Gateway, exchange: Exchange) -> None:
+    """Pick the request for online checks (`online`), per its prompt's `sample`."""
+    resolved = exchange.resolved
+    assert resolved is not None
+    exchange.seen.sample = gateway.online.pick(
+        resolved.name, resolved.version, resolved.prompt.loaded.require_spec()
+    )
 
 
 # --- route and build the upstream request ------------------------------------------------------------

@@ -58,6 +58,22 @@ prompts:
 """
 
 
+def canary_repo(tmp: Path, prompt: str, environment: str) -> PromptRepo:
+    """A repository with `prompt` 1.0.0 and 1.1.0 ("Good day") released, production's file
+    set to `environment`, pushed to a bare remote (`repo.remote`)."""
+    repo = make_repo(tmp, with_remote=True)
+    repo.set_prompt(prompt, "1.0.0")
+    repo.commit(f"add {prompt}")
+    repo.release()
+    repo.set_prompt(prompt, "1.1.0", greeting="Good day")
+    repo.commit(f"{prompt} 1.1.0")
+    repo.release()
+    repo.write(ENV, environment)
+    repo.commit("canary with a strategy")
+    repo.push()
+    return repo
+
+
 class Traffic:
     """`workers` threads calling `prompt:bot` through the gateway, each request a new user;
     counts answers by (version, status)."""
@@ -115,19 +131,9 @@ class RolloutStack:
         workers: int = 3,
     ) -> None:
         self.tmp = tmp
-        self.repo = make_repo(tmp, with_remote=True)
-        repo = self.repo
-        repo.set_prompt(PROMPT, "1.0.0")
-        repo.commit("add the bot")
-        repo.release()
-        repo.set_prompt(PROMPT, "1.1.0", greeting="Good day")
-        repo.commit("bot 1.1.0")
-        repo.release()
-        repo.write(ENV, strategy_env(weights, pause, min_requests))
-        repo.commit("bot 1.1.0 canary with a strategy")
-        repo.push()
-        assert repo.remote is not None
-        self.remote: Path = repo.remote
+        self.repo = canary_repo(tmp, PROMPT, strategy_env(weights, pause, min_requests))
+        assert self.repo.remote is not None
+        self.remote: Path = self.repo.remote
         self.workers = workers
         self.processes: list[Any] = []
         self.controller: subprocess.Popen[bytes] | None = None

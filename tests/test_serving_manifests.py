@@ -236,6 +236,43 @@ def test_the_gateway_is_scraped_checks_online_and_its_alerts_pass_promtool(
     validate(docs, "1.31", tmp_path)
 
 
+def test_the_rollout_controller_is_one_replica_that_clones_and_may_push(
+    repo: PromptRepo, tmp_path: Path
+) -> None:
+    doc = cluster_doc()
+    doc["rollout"] = {
+        "image": doc["gateway"]["image"],
+        "prometheus_url": "http://prometheus.monitoring:9090",
+        "remote": "https://github.com/acme/prompts.git",
+        "token_secret": {"name": "prompts-push", "key": "token"},
+    }
+    setup_cluster(repo, doc)
+    assert repo.cli("serving", "manifests").exit_code == 0
+    docs = documents(repo.root / OUT)
+    [deployment] = docs["rollout.yaml"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
+    pod = deployment["spec"]["template"]["spec"]
+    [clone] = pod["initContainers"]
+    [controller] = pod["containers"]
+    assert clone["command"] == ["git"] and "https://github.com/acme/prompts.git" in clone["args"]
+    assert controller["workingDir"] == clone["args"][-1]
+    assert controller["args"][:4] == [
+        "rollout",
+        "run",
+        "--prometheus",
+        "http://prometheus.monitoring:9090",
+    ]
+    env = {e["name"]: e for e in controller["env"]}
+    assert env["PROMPTYARD_GIT_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "prompts-push",
+        "key": "token",
+    }
+    assert env["GIT_CONFIG_KEY_0"]["value"] == "credential.helper"
+    assert "ports" not in controller and "readinessProbe" not in controller
+    validate(docs, "1.31", tmp_path)
+
+
 def test_output_is_byte_identical_and_a_second_run_touches_nothing(repo: PromptRepo) -> None:
     setup_cluster(repo)
     first = repo.cli("serving", "manifests", "--format", "json").json
@@ -378,6 +415,7 @@ def test_this_repository_manifests_are_in_sync_and_valid(tmp_path: Path) -> None
     spec = yaml.safe_load((ROOT / "serving/clusters/gpu-prod.yaml").read_text())
     docs = documents(ROOT / "serving/k8s/gpu-prod")
     validate(docs, spec["kubernetes_version"], tmp_path)
+    assert "rollout.yaml" in docs  # the example runs the controller
     assert {d["kind"] for items in docs.values() for d in items} == {
         "PrometheusRule",
         "Namespace",

@@ -12,6 +12,8 @@
                              Deployment, Service;
 - `alerts.yaml`              with a gateway: the PrometheusRule (prometheus-operator) with
                              the alerts of `promptyard.rollout.rules`;
+- `rollout.yaml`             with `rollout`: the controller (`promptyard rollout run`), one
+                             replica, recreated rather than rolled (never two at once);
 - `bundle.yaml`              with `--bundle FILE` only: the ConfigMap `promptyard-bundle`
                              holding a bundle (`promptyard bundle`), which the registry and
                              the gateway mount as their fallback when git or the registry
@@ -52,6 +54,7 @@ from promptyard.spec.cluster import (
     Image,
     ModelDeployment,
     NodePool,
+    RolloutController,
     SecretKey,
 )
 from promptyard.spec.config import OnlineQuality, Price
@@ -637,6 +640,78 @@ def alert_documents(spec: ClusterSpec) -> list[dict[str, Any]]:
     return [rule]
 
 
+ROLLOUT = "promptyard-rollout"
+GIT_TOKEN_ENV = "PROMPTYARD_GIT_TOKEN"
+# A credential helper answering with the token from the environment (never written to disk).
+GIT_TOKEN_HELPER = f'!f() {{ echo username=x-access-token; echo "password=${GIT_TOKEN_ENV}"; }}; f'
+
+
+def rollout_documents(spec: ClusterSpec) -> list[dict[str, Any]]:
+    """The controller: an init container clones the repository, the controller runs in it."""
+    rollout: RolloutController | None = spec.rollout
+    assert rollout is not None
+    labels = _labels(ROLLOUT, ROLLOUT, "rollout", spec.name)
+    clone = "/var/lib/promptyard/repo"
+    args = [
+        "rollout",
+        "run",
+        "--prometheus",
+        rollout.prometheus_url,
+        "--remote",
+        rollout.remote,
+        "--branch",
+        rollout.branch,
+        "--poll",
+        _number(rollout.poll_seconds),
+    ]
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]
+    if rollout.token_secret is not None:
+        env += [
+            _secret_env(GIT_TOKEN_ENV, rollout.token_secret),
+            {"name": "GIT_CONFIG_COUNT", "value": "1"},
+            {"name": "GIT_CONFIG_KEY_0", "value": "credential.helper"},
+            {"name": "GIT_CONFIG_VALUE_0", "value": GIT_TOKEN_HELPER},
+        ]
+    volumes = [{"name": "workdir", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    mounts = [
+        {"name": "workdir", "mountPath": "/var/lib/promptyard"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    deployment = _small_deployment(
+        ROLLOUT,
+        spec.namespace,
+        labels,
+        1,
+        rollout.image,
+        args,
+        0,
+        rollout.resources,
+        volumes,
+        mounts,
+        env,
+    )
+    deployment["spec"]["strategy"] = {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    for key in ("ports", "startupProbe", "readinessProbe", "livenessProbe"):
+        container.pop(key)  # no HTTP server: it logs and commits
+    container["workingDir"] = clone
+    pod["initContainers"] = [
+        {
+            **{k: v for k, v in container.items() if k not in ("args", "workingDir")},
+            "name": "clone",
+            "command": ["git"],
+            "args": ["clone", "--branch", rollout.branch, rollout.remote, clone],
+        }
+    ]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    for key in ("prometheus.io/scrape", "prometheus.io/port", "prometheus.io/path"):
+        annotations.pop(key)
+    if not annotations:
+        del deployment["spec"]["template"]["metadata"]["annotations"]
+    return [deployment]
+
+
 def bundle_documents(spec: ClusterSpec, bundle: bytes, origin: str) -> list[dict[str, Any]]:
     """The ConfigMap holding a bundle (the registry's and the gateway's fallback)."""
     if len(bundle) > MAX_CONFIGMAP_BYTES - 4096:
@@ -705,6 +780,8 @@ def generate(
     if spec.gateway is not None:
         out.add("gateway.yaml", gateway_documents(spec, pricing, online))
         out.add("alerts.yaml", alert_documents(spec))
+    if spec.rollout is not None:
+        out.add("rollout.yaml", rollout_documents(spec))
     if bundle is not None and (spec.registry is not None or spec.gateway is not None):
         out.add("bundle.yaml", bundle_documents(spec, *bundle))
     return out

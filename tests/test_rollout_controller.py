@@ -27,10 +27,9 @@ from promptyard.rollout.prometheus import PrometheusClient
 from promptyard.serving.gateway import GatewayMetrics
 from promptyard.workspace import Workspace
 from support.prometheus import PrometheusServer, free_port
-from support.repo import PromptRepo, make_repo, run_git
+from support.repo import PromptRepo, run_git
+from support.rollout_stack import ENV, canary_repo
 from support.servers import ThreadedServer, wait_until
-
-ENV = "serving/environments/production.yaml"
 
 
 class Traffic:
@@ -109,16 +108,7 @@ prompts:
 def remote_repo(tmp_path: Path) -> PromptRepo:
     """A released repository pushed to a bare remote, with a fresh prompt name per test."""
     prompt = f"bot-{tmp_path.name[-12:].lower().strip('_-').replace('_', '-')}"
-    repo = make_repo(tmp_path, with_remote=True)
-    repo.set_prompt(prompt, "1.0.0")
-    repo.commit("add the bot")
-    repo.release()
-    repo.set_prompt(prompt, "1.1.0", greeting="Good day")
-    repo.commit("bot 1.1.0")
-    repo.release()
-    repo.write(ENV, strategy_env(prompt))
-    repo.commit("canary with a strategy")
-    repo.push()
+    repo = canary_repo(tmp_path, prompt, strategy_env(prompt))
     repo.prompt = prompt  # type: ignore[attr-defined]
     return repo
 

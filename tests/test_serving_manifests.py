@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from promptyard.release.releaser import release
 from promptyard.serving.gateway import GatewayConfig
 from promptyard.workspace import Workspace
 from support.clusters import cluster_doc, cluster_text
+from support.prometheus import prometheus_binary
 from support.repo import PromptRepo, prompt_doc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,13 +36,33 @@ def documents(folder: Path) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def validate(docs: dict[str, list[dict[str, Any]]], version: str) -> None:
+OPERATOR_API = "monitoring.coreos.com/v1"  # a CRD: checked with promtool, not the API schema
+
+
+def validate(docs: dict[str, list[dict[str, Any]]], version: str, tmp: Path | None = None) -> None:
+    """Every document against the Kubernetes API schema; PrometheusRules' groups with
+    `promtool check rules` (in `tmp`; every document must be a core one without it)."""
     for name, items in docs.items():
         for doc in items:
+            if doc["apiVersion"] == OPERATOR_API and tmp is not None:
+                promtool_accepts(doc["spec"], tmp)
+                continue
             try:
                 kubernetes_validate.validate(doc, version, strict=True)
             except kubernetes_validate.ValidationError as exc:
                 pytest.fail(f"{name}: {doc['kind']} {doc['metadata']['name']}: {exc}")
+
+
+def promtool_accepts(groups: dict[str, Any], tmp: Path) -> None:
+    rules = tmp / "rules.yaml"
+    rules.write_text(yaml.safe_dump(groups))
+    checked = subprocess.run(
+        [prometheus_binary("promtool"), "check", "rules", str(rules)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def by_kind(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -48,13 +70,14 @@ def by_kind(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_every_document_validates_against_the_cluster_kubernetes_version(
-    repo: PromptRepo,
+    repo: PromptRepo, tmp_path: Path
 ) -> None:
     setup_cluster(repo)
     result = repo.cli("serving", "manifests")
     assert result.exit_code == 0, result.stderr
     docs = documents(repo.root / OUT)
     assert sorted(docs) == [
+        "alerts.yaml",
         "gateway.yaml",
         "model-llama-70b.yaml",
         "model-llama-8b.yaml",
@@ -71,7 +94,8 @@ def test_every_document_validates_against_the_cluster_kubernetes_version(
     assert kinds["model-llama-70b.yaml"] == ["Deployment", "Service", "PodDisruptionBudget"]
     assert kinds["registry.yaml"] == ["Deployment", "Service"]
     assert kinds["gateway.yaml"] == ["ConfigMap", "Deployment", "Service"]
-    validate(docs, "1.31")
+    assert kinds["alerts.yaml"] == ["PrometheusRule"]
+    validate(docs, "1.31", tmp_path)
     assert all(
         d["metadata"].get("namespace", "serving") == "serving" for v in docs.values() for d in v
     )
@@ -186,13 +210,76 @@ def test_the_gateway_config_map_routes_every_served_name(repo: PromptRepo, tmp_p
     validate({"gateway.yaml": list(gateway.values())}, "1.31")
 
 
+def test_the_gateway_is_scraped_checks_online_and_its_alerts_pass_promtool(
+    repo: PromptRepo, tmp_path: Path
+) -> None:
+    repo.write(
+        "promptyard.yaml",
+        repo.read("promptyard.yaml")
+        + "online_quality:\n  prompts:\n    support-reply: {sample: 0.2}\n  queue: 500\n",
+    )
+    setup_cluster(repo)
+    assert repo.cli("serving", "manifests").exit_code == 0
+    docs = documents(repo.root / OUT)
+    gateway = by_kind(docs["gateway.yaml"])
+    config_file = tmp_path / "gateway.json"
+    config_file.write_text(gateway["ConfigMap"]["data"]["gateway.json"])
+    online = GatewayConfig.load(config_file).online_quality
+    assert online.prompts["support-reply"].sample == 0.2 and online.queue == 500
+    pod = gateway["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert pod["prometheus.io/scrape"] == "true"
+    assert (pod["prometheus.io/port"], pod["prometheus.io/path"]) == ("8080", "/metrics")
+    [rule] = docs["alerts.yaml"]
+    assert rule["kind"] == "PrometheusRule" and rule["metadata"]["namespace"] == "serving"
+    alerts = [r["alert"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert "PromptyardOnlineQualityLow" in alerts and "PromptyardErrorRateHigh" in alerts
+    validate(docs, "1.31", tmp_path)
+
+
+def test_the_rollout_controller_is_one_replica_that_clones_and_may_push(
+    repo: PromptRepo, tmp_path: Path
+) -> None:
+    doc = cluster_doc()
+    doc["rollout"] = {
+        "image": doc["gateway"]["image"],
+        "prometheus_url": "http://prometheus.monitoring:9090",
+        "remote": "https://github.com/acme/prompts.git",
+        "token_secret": {"name": "prompts-push", "key": "token"},
+    }
+    setup_cluster(repo, doc)
+    assert repo.cli("serving", "manifests").exit_code == 0
+    docs = documents(repo.root / OUT)
+    [deployment] = docs["rollout.yaml"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two at once
+    pod = deployment["spec"]["template"]["spec"]
+    [clone] = pod["initContainers"]
+    [controller] = pod["containers"]
+    assert clone["command"] == ["git"] and "https://github.com/acme/prompts.git" in clone["args"]
+    assert controller["workingDir"] == clone["args"][-1]
+    assert controller["args"][:4] == [
+        "rollout",
+        "run",
+        "--prometheus",
+        "http://prometheus.monitoring:9090",
+    ]
+    env = {e["name"]: e for e in controller["env"]}
+    assert env["PROMPTYARD_GIT_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "prompts-push",
+        "key": "token",
+    }
+    assert env["GIT_CONFIG_KEY_0"]["value"] == "credential.helper"
+    assert "ports" not in controller and "readinessProbe" not in controller
+    validate(docs, "1.31", tmp_path)
+
+
 def test_output_is_byte_identical_and_a_second_run_touches_nothing(repo: PromptRepo) -> None:
     setup_cluster(repo)
     first = repo.cli("serving", "manifests", "--format", "json").json
-    assert len(first["written"]) == 5
+    assert len(first["written"]) == 6
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (repo.root / OUT).iterdir()}
     second = repo.cli("serving", "manifests", "--format", "json").json
-    assert second["written"] == [] and len(second["unchanged"]) == 5
+    assert second["written"] == [] and len(second["unchanged"]) == 6
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in (repo.root / OUT).iterdir()}
     assert before == after
     # The same input elsewhere gives the same bytes.
@@ -319,7 +406,7 @@ def test_a_bundle_too_big_for_a_config_map_is_refused(repo: PromptRepo, tmp_path
     assert not (repo.root / "serving/k8s").exists()
 
 
-def test_this_repository_manifests_are_in_sync_and_valid() -> None:
+def test_this_repository_manifests_are_in_sync_and_valid(tmp_path: Path) -> None:
     """The committed serving/k8s/ is what the example cluster file generates."""
     from support.cli import run_cli
 
@@ -327,8 +414,10 @@ def test_this_repository_manifests_are_in_sync_and_valid() -> None:
     assert result.exit_code == 0, result.stdout
     spec = yaml.safe_load((ROOT / "serving/clusters/gpu-prod.yaml").read_text())
     docs = documents(ROOT / "serving/k8s/gpu-prod")
-    validate(docs, spec["kubernetes_version"])
+    validate(docs, spec["kubernetes_version"], tmp_path)
+    assert "rollout.yaml" in docs  # the example runs the controller
     assert {d["kind"] for items in docs.values() for d in items} == {
+        "PrometheusRule",
         "Namespace",
         "Deployment",
         "Service",

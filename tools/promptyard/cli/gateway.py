@@ -44,11 +44,14 @@ def build_config(
         data["default_upstream"] = "default"
     if label:
         data["label"] = label
-    if not data.get("pricing"):
-        try:  # in a prompt repository, price with its promptyard.yaml
+    if not data.get("pricing") or not data.get("online_quality", {}).get("prompts"):
+        try:  # in a prompt repository, price and check with its promptyard.yaml
             config = app.workspace().snapshot().config_file.model
             if config is not None:
-                data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
+                if not data.get("pricing"):
+                    data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
+                if not data.get("online_quality", {}).get("prompts"):
+                    data["online_quality"] = config.online_quality.model_dump(mode="json")
         except ConfigError:
             pass
     try:
@@ -69,6 +72,14 @@ def build_config(
     "registry_url",
     metavar="URL",
     help="Ask a `promptyard serve` at URL instead of reading --source.",
+)
+@click.option(
+    "--registry-ttl",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="With --registry: seconds a label's pins are reused before asking again (how soon "
+    "a canary step or abort reaches this gateway).",
 )
 @click.option(
     "--fallback-bundle",
@@ -116,6 +127,7 @@ def gateway(
     source: str | None,
     branch: str,
     registry_url: str | None,
+    registry_ttl: float,
     fallback_bundle: Path | None,
     poll: float,
     config_file: Path | None,
@@ -148,7 +160,9 @@ def gateway(
     if registry_url is not None:
         if source is not None:
             raise ConfigError("give --registry or --source, not both")
-        registry = Registry.from_server(registry_url, fallback_bundle=fallback_bundle)
+        registry = Registry.from_server(
+            registry_url, ttl=registry_ttl, fallback_bundle=fallback_bundle
+        )
         where = registry_url
     else:
         location = source or str(app.workspace().root)

@@ -11,7 +11,8 @@ of aborting a healthy canary over the whole rollout is at most `alpha`.
 What is tested (one-sided: only harm aborts), at each look, from the counts since the start:
 
 - **error_rate** (`max_ratio` r): the non-inferiority difference p_canary - r * p_stable,
-  against 0; its variance is the sum of the binomial variances (r^2 on the stable side).
+  against 0; its variance is the sum of the binomial variances (r^2 on the stable side),
+  from Agresti-Caffo adjusted proportions so that it is never 0.
   Testing the difference rather than the ratio keeps the test defined when the stable
   version makes no errors. An error is an answer with status 5xx or 422 (the version refused
   the request's variables); other 4xx are the client's.
@@ -47,6 +48,7 @@ P95_SHARE = 0.05
 LATENCY_TAU = 0.05  # mixing scale of the exceedance share: from 5% to about 10% slower
 ERROR_TAU = 0.02  # mixing scale of error-rate differences: two percentage points
 MIN_QUALITY_TAU = 0.01
+MIN_COST_RATIO_VARIANCE = 1e-12
 
 
 @dataclass
@@ -281,8 +283,11 @@ def _proportions(
     hits_c: np.ndarray, n_c: np.ndarray, hits_s: np.ndarray, n_s: np.ndarray, weight: float
 ) -> _Proportions:
     p_c, p_s = _ratio(hits_c, n_c), _ratio(hits_s, n_s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        variance = p_c * (1 - p_c) / n_c + weight * weight * p_s * (1 - p_s) / n_s
+    # The variance from Agresti-Caffo's adjusted proportions (one hit and one miss added per
+    # side): never 0, so a canary failing every request against a stable that never fails
+    # is still judged (the raw binomial variance is 0 there and no look would count).
+    a_c, a_s = (hits_c + 1) / (n_c + 2), (hits_s + 1) / (n_s + 2)
+    variance = a_c * (1 - a_c) / (n_c + 2) + weight * weight * a_s * (1 - a_s) / (n_s + 2)
     return _Proportions(
         p_c,
         p_s,
@@ -401,8 +406,10 @@ def cost_per_request(canary: Side, stable: Side, t: RatioThreshold, alpha: float
     n_s, m_s, v_s = moments(stable)
     with np.errstate(divide="ignore", invalid="ignore"):
         estimates = m_c / m_s - r
-        # delta method for the ratio of two independent means
+        # delta method for the ratio of two independent means; floored, so that identical
+        # costs on both sides (a deterministic ratio) are still judged
         variance = v_c / n_c / (m_s * m_s) + (m_c * m_c) * v_s / n_s / m_s**4
+        variance = np.maximum(variance, MIN_COST_RATIO_VARIANCE)
     valid = (n_c >= BURN_IN) & (n_s >= BURN_IN) & (m_s > 0)
     has_cost = _last(canary.cost) > 0 or _last(stable.cost) > 0
     figures = (

@@ -6,10 +6,10 @@ that has a strategy, and decides for each:
 - **abort** as soon as a metric is significantly worse than its threshold allows (the
   always-valid test of `rollout.analysis`): the canary is removed, stable serves 100%;
 - **advance** when the step's pause has elapsed, each side saw `min_requests` requests in
-  this step and no metric is worse: the next step's weight, or at the last step (100) the
-  canary's version pinned as stable;
-- **hold** otherwise, saying why (pause running, too few requests, no data, Prometheus
-  unreachable or answering nonsense, a strategy lint rejects).
+  this step, every metric was tested at least once and none is worse: the next step's
+  weight, or at the last step (100) the canary's version pinned as stable;
+- **hold** otherwise, saying why (pause running, too few requests, no data or not yet
+  enough to test, Prometheus unreachable or answering nonsense, a strategy lint rejects).
 
 The step and its start come from `git log` of the environment file, the measurements from
 Prometheus's history: the controller keeps nothing else, so a restart continues where it was,
@@ -294,6 +294,13 @@ class Controller:
             return Decision(
                 "hold",
                 f"{where}: no data for {', '.join(r.metric for r in missing)}",
+                metrics=results,
+            )
+        unjudged = [r for r in results if not r.looks]  # data, but not yet enough to test
+        if unjudged:
+            return Decision(
+                "hold",
+                f"{where}: not judged yet: " + "; ".join(r.describe() for r in unjudged),
                 metrics=results,
             )
         following = steps[min(rollout.step + 1, len(steps) - 1)]

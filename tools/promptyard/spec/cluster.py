@@ -421,6 +421,26 @@ class GatewayDeployment(SpecModel):
     resources: Container = Field(default_factory=Container)
 
 
+class RolloutController(SpecModel):
+    """`promptyard rollout run`: one replica that advances or aborts canaries with a strategy
+    from Prometheus's measurements, pushing each step to the repository."""
+
+    image: Image = Field(description="An image with promptyard and git installed.")
+    prometheus_url: str = Field(
+        pattern=r"^https?://\S+$", description="Prometheus scraping the gateways."
+    )
+    remote: str = Field(
+        pattern=r"^(https?|ssh|git|file)://\S+$|^[\w.-]+@[\w.-]+:\S+$",
+        description="The prompt repository's git URL the controller clones and pushes to.",
+    )
+    branch: str = Field("main", pattern=r"^[\w./-]+$")
+    poll_seconds: float = Field(15, gt=0, le=3600)
+    token_secret: SecretKey | None = Field(
+        None, description="A token that may push over HTTPS (sent as the git password)."
+    )
+    resources: Container = Field(default_factory=Container)
+
+
 class ClusterSpec(SpecModel):
     name: str = Field(pattern=DNS_LABEL, max_length=63, description="Must equal the file's name.")
     namespace: str = Field(pattern=DNS_LABEL, max_length=63)
@@ -431,6 +451,7 @@ class ClusterSpec(SpecModel):
     deployments: dict[str, ModelDeployment] = Field(default_factory=dict)
     registry: RegistryDeployment | None = None
     gateway: GatewayDeployment | None = None
+    rollout: RolloutController | None = None
     weights_load_gib_per_s: float = Field(
         0.25,
         gt=0,

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from promptyard.errors import ConfigError
-from promptyard.spec.config import Price
+from promptyard.spec.config import OnlineQuality, Price
 
 MAX_BODY_BYTES = 16 << 20  # long contexts and images travel in chat bodies
 
@@ -36,6 +36,10 @@ class GatewayConfig(BaseModel):
     )
     default_upstream: str | None = Field(None, description="An endpoint name.")
     pricing: dict[str, Price] = Field(default_factory=dict)
+    online_quality: OnlineQuality = Field(
+        default_factory=OnlineQuality,
+        description="Prompts whose live answers are checked (from promptyard.yaml).",
+    )
     timeout_s: float = Field(600, gt=0)
     connect_timeout_s: float = Field(5, gt=0)
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1024)

@@ -3,7 +3,7 @@
 An `Observation` follows one request through the pipeline (its prompt, version and variant
 once known, the first token of a stream, the usage the upstream reported) and, when the
 request finishes, is passed once to every observer of the gateway. `GatewayMetrics` is the
-first observer; online checks, exposures and traces join the same list.
+first observer; online checks (`online`), exposures and traces join the same list.
 """
 
 from __future__ import annotations
@@ -24,6 +24,27 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+MAX_SAMPLE_BYTES = 1 << 20  # a sampled answer larger than this is not checked
+
+
+@dataclass
+class AnswerSample:
+    """The bytes of a sampled answer as the client gets them (a JSON body or SSE events), for
+    observers that check answers; only requests picked for online checks carry one."""
+
+    checks: Sequence[Any]  # what to run on it (the version's online checks)
+    spec: Any  # the version's PromptSpec
+    body: bytearray = field(default_factory=bytearray)
+    overflow: bool = False
+
+    def add(self, data: bytes) -> None:
+        if self.overflow or len(self.body) + len(data) > MAX_SAMPLE_BYTES:
+            self.overflow = True
+            self.body.clear()
+            return
+        self.body += data
+
+
 @dataclass
 class Observation:
     """One chat request as observed: labels, timings, usage, and how it ended."""
@@ -42,6 +63,7 @@ class Observation:
     status: int = 0
     error: str | None = None
     seconds: float = 0.0
+    sample: AnswerSample | None = None  # set when the answer is checked online
     done: bool = field(default=False, repr=False)
 
     @classmethod
@@ -128,6 +150,13 @@ class GatewayMetrics:
             labels,
             registry=self.registry,
         )
+        # The rollout controller's cost-per-request test needs each request's variance.
+        self.cost_squared = Counter(
+            "promptyard_gateway_cost_usd_squared",
+            "Sum of each request's squared cost in USD (for the variance of cost per request).",
+            labels,
+            registry=self.registry,
+        )
 
     def observe(self, seen: Observation) -> None:
         """The observer that counts a finished request."""
@@ -140,6 +169,7 @@ class GatewayMetrics:
             self.tokens.labels(*labels, "completion").inc(seen.tokens_out)
         if seen.cost_usd:
             self.cost.labels(*labels).inc(seen.cost_usd)
+            self.cost_squared.labels(*labels).inc(seen.cost_usd * seen.cost_usd)
         self.requests.labels(*labels, str(seen.status)).inc()
         self.latency.labels(*labels).observe(seen.seconds)
         if seen.error is not None:

@@ -16,6 +16,7 @@ from promptyard.registry.render_workers import RenderWorkers
 from promptyard.registry.snapshot import ResolvedPrompt
 from promptyard.serving.gateway.config import GatewayConfig, Upstream, resolve_upstreams
 from promptyard.serving.gateway.observe import GatewayMetrics, Observer
+from promptyard.serving.gateway.online import OnlineChecks
 
 # Request headers the gateway passes on to an upstream (the rest are hop-by-hop or its own).
 FORWARDED_HEADERS = ("authorization", "openai-organization", "openai-project", "x-request-id")
@@ -39,7 +40,8 @@ class Gateway:
         self.config = config
         self.metrics = metrics or GatewayMetrics()
         # Called with each finished chat request (the observe stage).
-        self.observers: list[Observer] = [self.metrics.observe]
+        self.online = OnlineChecks(config.online_quality, self.metrics.registry)
+        self.observers: list[Observer] = [self.metrics.observe, self.online.observe]
         self.upstreams = resolve_upstreams(config, os.environ if environ is None else environ)
         # A server-backed registry may fetch over HTTP on a cache miss: keep that off the loop.
         self.registry_blocks = registry_blocks
@@ -49,6 +51,7 @@ class Gateway:
 
     def open(self) -> None:
         """Create the pooled upstream client (inside the running event loop)."""
+        self.online.start()
         if self.client is None:
             # aiohttp, not httpx: httpcore's pool rescans (and polls) every connection on each
             # request and release, which at 32 streams cost the gateway ~4x the CPU per stream
@@ -68,6 +71,7 @@ class Gateway:
         client, self.client = self.client, None
         if client is not None:
             await client.close()
+        self.online.stop()
 
     def route(self, model: str) -> Upstream | None:
         """The upstream serving `model`, else the default upstream, else None."""

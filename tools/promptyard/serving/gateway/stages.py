@@ -195,6 +195,15 @@ def _registry_unavailable(exc: InfraError | ConfigError) -> Refused:
     return refuse(503, "registry_unavailable", message)
 
 
+async def sample_answer(gateway: Gateway, exchange: Exchange) -> None:
+    """Pick the request for online checks (`online`), per its prompt's `sample`."""
+    resolved = exchange.resolved
+    assert resolved is not None
+    exchange.seen.sample = gateway.online.pick(
+        resolved.name, resolved.version, resolved.prompt.loaded.require_spec()
+    )
+
+
 # --- route and build the upstream request ------------------------------------------------------------
 
 
@@ -284,6 +293,8 @@ async def forward_upstream(gateway: Gateway, exchange: Exchange) -> None:
     status = response.status
     if status == 200:
         seen.usage(usage_of(content))
+        if seen.sample is not None:
+            seen.sample.add(content)
     seen.finish(status, None if status < 400 else f"upstream_{status}")
     exchange.response = Response(content, status, headers=answer_headers)
 
@@ -295,6 +306,7 @@ MANAGED: tuple[Stage, ...] = (
     read_prompt_request,
     resolve_prompt,
     render_prompt,
+    sample_answer,
     route_prompt_model,
     build_prompt_body,
     forward_upstream,

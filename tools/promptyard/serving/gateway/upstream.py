@@ -132,6 +132,8 @@ async def relay(
     try:
         async for chunk in response.content.iter_any():
             buffer += chunk
+            if seen.sample is not None:
+                seen.sample.add(chunk)
             out = bytearray()
             for event in _split_events(buffer):
                 keep = True

@@ -979,7 +979,15 @@ class _Engine:
                 case, repeat, output=None, passed=False, score=0.0,
                 error=f"cannot render: {exc.message}", error_kind="render",
             )  # fmt: skip
-        request = ChatRequest(run.model, rendered.messages, run.parameters, run.json_mode)
+        request = ChatRequest(
+            run.model,
+            rendered.messages,
+            run.parameters,
+            run.json_mode,
+            rendered.tools,
+            rendered.tool_choice,
+            rendered.response_format,
+        )
         try:
             response, cached = await self.chat(
                 run.runtime, run, "chat", request, repeat, (case.id, repeat)

@@ -72,11 +72,21 @@ class ChatRequest:
     messages: list[dict[str, str]]
     parameters: dict[str, Any] = field(default_factory=dict)
     json_mode: bool = False  # the prompt's output.format is json: ask for a JSON object
+    # The prompt's tools, tool choice and structured output (RenderedPrompt.request_fields).
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
         """The request body of an OpenAI-compatible chat completion."""
         body: dict[str, Any] = {**self.parameters, "model": self.model, "messages": self.messages}
-        if self.json_mode and "response_format" not in body:
+        if self.tools:
+            body["tools"] = self.tools
+        if self.tool_choice is not None:
+            body["tool_choice"] = self.tool_choice
+        if self.response_format is not None:
+            body["response_format"] = self.response_format
+        elif self.json_mode and "response_format" not in body:
             body["response_format"] = {"type": "json_object"}
         return body
 
@@ -103,7 +113,9 @@ class Embeddings:
 
 
 # Request fields promptyard fills in itself: a prompt's `parameters` must not set them.
-SET_BY_PROMPTYARD: frozenset[str] = frozenset({"model", "messages", "stream"})
+SET_BY_PROMPTYARD: frozenset[str] = frozenset(
+    {"model", "messages", "stream", "tools", "tool_choice"}
+)
 
 
 class Provider(ABC):

@@ -30,16 +30,16 @@ from support.openai_server import OpenAIServerProcess
 TOOLS = """\
 tools:
   - name: lookup_order
-    description: Look up an order of {{{{ customer }}}} by its number.
+    description: Look up an order of {{ customer }} by its number.
     parameters:
       type: object
-      properties: {{order: {{type: string}}}}
+      properties: {order: {type: string}}
       required: [order]
       additionalProperties: false
     strict: true
   - name: escalate
     description: Hand the ticket to a human.
-    parameters: {{type: object, properties: {{reason: {{type: string}}}}}}
+    parameters: {type: object, properties: {reason: {type: string}}}
 """
 PROMPT = """\
 name: bench

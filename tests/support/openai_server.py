@@ -76,7 +76,8 @@ JUDGE_SIGNATURE = "You grade an AI output against a rubric"
 EMBEDDING_DIMENSIONS = 64
 
 # (request body) -> the assistant's reply text, or a dict {"content": str, "usage": {...},
-# "delay_s": float} (usage overrides the word counts; delay_s simulates generation time)
+# "delay_s": float, "tool_calls": [{"name", "arguments": str}]} (usage overrides the word
+# counts; delay_s simulates generation time; tool_calls replace the content)
 ReplyFunction = Callable[[dict[str, Any]], Any]
 
 
@@ -382,6 +383,15 @@ class _Handler(BaseHTTPRequestHandler):
         result = state.reply(body)
         content = result["content"] if isinstance(result, dict) else str(result)
         tool_calls = default_tool_calls(body)
+        if isinstance(result, dict) and result.get("tool_calls"):
+            tool_calls = [
+                {
+                    "id": f"call_{index}",
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+                for index, call in enumerate(result["tool_calls"])
+            ]
         refusal = default_refusal(body)
         if tool_calls or refusal is not None:
             content = ""

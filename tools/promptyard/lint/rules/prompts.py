@@ -234,8 +234,8 @@ def dataset_path_unsafe(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
 def json_output_mentioned(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     output = prompt.model.output
-    if output is None or output.format != "json":
-        return
+    if output is None or output.format != "json" or output.strict:
+        return  # structured output (json_schema) needs no instruction, JSON mode does
     partials, _, _ = prompt.resolution
     texts = [m.content for m in prompt.model.messages] + list(partials.values())
     if not any("json" in text.lower() for text in texts):

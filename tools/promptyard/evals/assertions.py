@@ -746,31 +746,30 @@ async def _json_path(a: Assertion, ctx: AssertionContext) -> Outcome:
     parsed, error = ctx.output_json()
     if error is not None:
         return False, 0.0, error
-    path = a.value["path"]
-    found, value = _lookup(parsed, parse_json_path(path) or [])
-    if "exists" in a.value or ("equals" not in a.value and "contains" not in a.value):
-        want = a.value.get("exists", True)
-        ok = found == bool(want)
-        return ok, float(ok), f"{path} {'exists' if found else 'is absent'}"
+    ok, reason = json_path_check(parsed, a.value)
+    return ok, float(ok), reason
+
+
+def json_path_check(data: Any, check: Mapping[str, Any]) -> tuple[bool, str]:
+    """(passed, reason) of one `{path, equals | contains | exists}` check on parsed JSON."""
+    path = check["path"]
+    found, value = _lookup(data, parse_json_path(path) or [])
+    if "exists" in check or ("equals" not in check and "contains" not in check):
+        want = check.get("exists", True)
+        return found == bool(want), f"{path} {'exists' if found else 'is absent'}"
     if not found:
-        return False, 0.0, f"{path} is absent"
-    if "equals" in a.value:
-        ok = textchecks.json_equal(value, a.value["equals"])
-        return (
-            ok,
-            float(ok),
-            (
-                f"{path} equals {a.value['equals']!r}"
-                if ok
-                else f"{path} is {_short(as_text(value))!r}, expected {a.value['equals']!r}"
-            ),
-        )
-    needle = a.value["contains"]
+        return False, f"{path} is absent"
+    if "equals" in check:
+        ok = textchecks.json_equal(value, check["equals"])
+        if ok:
+            return True, f"{path} equals {check['equals']!r}"
+        return False, f"{path} is {_short(as_text(value))!r}, expected {check['equals']!r}"
+    needle = check["contains"]
     if isinstance(value, list):
         ok = any(textchecks.json_equal(item, needle) for item in value)
     else:
         ok = isinstance(value, str) and isinstance(needle, str) and needle in value
-    return ok, float(ok), f"{path} {'contains' if ok else 'does not contain'} {needle!r}"
+    return ok, f"{path} {'contains' if ok else 'does not contain'} {needle!r}"
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -1063,20 +1062,9 @@ def _call_problem(call: ToolCall, want: dict[str, Any]) -> str | None:
             return violation
     paths = want.get("json-path", [])
     for check in paths if isinstance(paths, list) else [paths]:
-        found, value = _lookup(args, parse_json_path(check["path"]) or [])
-        if "exists" in check or ("equals" not in check and "contains" not in check):
-            if found != bool(check.get("exists", True)):
-                return f"{check['path']} {'exists' if found else 'is absent'}"
-        elif not found:
-            return f"{check['path']} is absent"
-        elif "equals" in check and not textchecks.json_equal(value, check["equals"]):
-            return f"{check['path']} is {_short(as_text(value))!r}, expected {check['equals']!r}"
-        elif "contains" in check and not (
-            any(textchecks.json_equal(i, check["contains"]) for i in value)
-            if isinstance(value, list)
-            else isinstance(value, str) and as_text(check["contains"]) in value
-        ):
-            return f"{check['path']} does not contain {check['contains']!r}"
+        ok, reason = json_path_check(args, check)
+        if not ok:
+            return reason
     return None
 
 

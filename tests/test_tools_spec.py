@@ -72,7 +72,7 @@ def test_tools_and_strict_output_lint_clean_and_render(repo: PromptRepo) -> None
 def test_a_prompt_without_tools_sends_no_tool_fields(repo: PromptRepo) -> None:
     assert lint(repo) == []
     rendered = render_prompt(Workspace(repo.root).snapshot().prompt("greet"), {"who": "Ann"})
-    assert rendered.request_fields() == {}
+    assert (rendered.tools, rendered.tool_choice, rendered.response_format) == ([], None, None)
 
 
 @pytest.mark.parametrize(

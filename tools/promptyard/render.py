@@ -446,17 +446,6 @@ class RenderedPrompt:
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
 
-    def request_fields(self) -> dict[str, Any]:
-        """The chat request fields besides the messages: tools, tool choice, response format."""
-        fields: dict[str, Any] = {}
-        if self.tools:
-            fields["tools"] = self.tools
-        if self.tool_choice is not None:
-            fields["tool_choice"] = self.tool_choice
-        if self.response_format is not None:
-            fields["response_format"] = self.response_format
-        return fields
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -547,8 +536,11 @@ def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> Ren
                     f"{prompt.path}: the description of tool {tool.name!r} of {spec.name} "
                     f"failed to render: {_failure_reason(exc)}"
                 ) from None
-            function: dict[str, Any] = {"name": tool.name, "description": description}
-            function["parameters"] = tool.parameters
+            function = {
+                "name": tool.name,
+                "description": description,
+                "parameters": tool.parameters,
+            }
             if tool.strict:
                 function["strict"] = True
             tools.append({"type": "function", "function": function})

@@ -74,7 +74,7 @@ class ChatRequest:
     messages: list[dict[str, str]]
     parameters: dict[str, Any] = field(default_factory=dict)
     json_mode: bool = False  # the prompt's output.format is json: ask for a JSON object
-    # The prompt's tools, tool choice and structured output (RenderedPrompt.request_fields).
+    # The prompt's tools, tool choice and structured output (as RenderedPrompt has them).
     tools: list[dict[str, Any]] = field(default_factory=list)
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None

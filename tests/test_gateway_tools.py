@@ -7,11 +7,14 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import yaml
 
 from promptyard.registry.client import Registry
+from promptyard.registry.reconcile import GitSource, Reconciler
+from promptyard.registry.service import create_app
 from promptyard.serving.gateway import GatewayConfig, create_gateway_app
 from support.openai_server import OpenAIServer
 from support.repo import make_repo
@@ -49,13 +52,18 @@ def upstream() -> Iterator[OpenAIServer]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: OpenAIServer) -> Iterator[str]:
+def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = make_repo(Path(tmp_path_factory.mktemp("gateway-tools")), environments=False)
     repo.write("prompts/agent.yaml", yaml.safe_dump(AGENT, sort_keys=False))
     repo.set_environment("production", {"agent": "1.0.0"})
     repo.commit("agent")
     repo.release()
-    registry = Registry.from_repo(repo.root, ref="main")
+    return repo.root
+
+
+@pytest.fixture(scope="module")
+def gateway(released: Path, upstream: OpenAIServer) -> Iterator[str]:
+    registry = Registry.from_repo(released, ref="main")
     config = GatewayConfig.model_validate(
         {"endpoints": {"vllm": {"url": upstream.base_url}}, "models": {"gpt-4o-mini": "vllm"}}
     )
@@ -103,3 +111,17 @@ def test_a_clients_own_tools_are_refused_for_a_managed_prompt(gateway: str) -> N
             extra_body={"variables": VARS},
         )
     assert "allow_client_tools" in str(refused.value)
+
+
+def test_post_render_returns_the_tools_and_the_tool_choice(released: Path) -> None:
+    reconciler = Reconciler(GitSource(str(released), "main"))
+    reconciler.start_up()
+    with ThreadedServer(create_app(reconciler)) as server:
+        rendered = httpx.post(
+            f"{server.url}/v1/prompts/agent/render", json={"variables": VARS}, timeout=10
+        ).json()
+    [tool] = rendered["tools"]
+    assert tool["function"]["description"] == "Look up an order at Acme."
+    assert tool["function"]["parameters"] == LOOKUP["parameters"]
+    assert (rendered["tool_choice"], rendered["response_format"]) == ("auto", None)
+    assert rendered["allow_client_tools"] is False

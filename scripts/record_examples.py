@@ -16,7 +16,7 @@ that sometimes drop a fact. Every eval still meets its threshold, so
 OPENAI_BASE_URL / OPENAI_API_KEY at it and run `promptyard eval` (add --record to replace
 these recordings with real ones).
 
-Usage: python scripts/record_examples.py
+Usage: python scripts/record_examples.py [PROMPT ...]   (names: record only those prompts)
 """
 
 from __future__ import annotations
@@ -240,11 +240,71 @@ def judge_reply(body: dict[str, Any]) -> str:
     return json.dumps({"pass": passed, "score": score, "reason": reason})
 
 
+CANCEL_REASONS = [
+    ("ordered_by_mistake", r"mistake|wrong item"),
+    ("changed_mind", r"changed my mind|don't need"),
+    ("too_slow", r"forever|too slow|late"),
+]
+
+
+def order_agent_reply(body: dict[str, Any]) -> dict[str, Any]:
+    """A tool call by keywords; deliberately naive: any "cancel" with a number cancels,
+    even "don't cancel"."""
+    message = last_user_message(body)
+    order = re.search(r"\b(\d{5})\b", message)
+    if order is None:
+        return {"content": "Could you send me your order number so I can look it up?"}
+    if re.search(r"cancel", message, re.IGNORECASE):
+        reason = next(
+            (r for r, pattern in CANCEL_REASONS if re.search(pattern, message, re.I)), "other"
+        )
+        arguments = {"order_id": order.group(1), "reason": reason}
+        return {
+            "content": "",
+            "tool_calls": [{"name": "cancel_order", "arguments": json.dumps(arguments)}],
+        }
+    arguments = {"order_id": order.group(1)}
+    return {
+        "content": "",
+        "tool_calls": [{"name": "lookup_order", "arguments": json.dumps(arguments)}],
+    }
+
+
+POSTAL_CODES = [r"[A-Z]{1,2}\d[A-Z\d]? \d[A-Z]{2}", r"\d{4} [A-Z]{2}\b", r"\b\d{5}\b"]
+COUNTRIES = {"France", "USA", "España", "Germany", "UK"}
+
+
+def address_reply(body: dict[str, Any]) -> str:
+    """Postal code by pattern, the city next to it; the street before the first comma."""
+    message = last_user_message(body)
+    postal = next((m for p in POSTAL_CODES if (m := re.search(p, message))), None)
+    city = street = None
+    if postal:
+        after = re.match(r"\s+([A-Z][\w-]+)", message[postal.end() :])
+        before = re.search(r"([A-Z][a-z]+),? (?:[A-Z]{2} )?$", message[: postal.start()])
+        city = after.group(1) if after else before.group(1) if before else None
+        found = re.search(r"(?:to|:|es)\s+([^,:]+?\d[^,]*?|\d+ [^,]+),", message)
+        street = found.group(1).strip() if found else None
+    else:
+        moved = re.search(r"moved to ([A-Z][a-z]+)", message)
+        city = moved.group(1) if moved else None
+    tail = message.rstrip(".?! ").rsplit(",", 1)[-1].strip()
+    answer = {
+        "street": street,
+        "postal_code": postal.group(0) if postal else None,
+        "city": city,
+        "country": tail if tail in COUNTRIES else None,
+    }
+    return json.dumps(answer, ensure_ascii=False)
+
+
 PROMPTS = [
     ("You route customer messages to support queues", intent_reply),
     ("You are the customer support assistant for", support_reply),
     ("You summarise customer support tickets", summarizer_reply),
     ("You summarize texts for busy readers", text_summary_reply),
+    ("You are the order assistant of", order_agent_reply),
+    ("Extract the delivery address the customer wants to use", address_reply),
 ]
 
 
@@ -256,15 +316,17 @@ def stand_in(body: dict[str, Any]) -> dict[str, Any]:
         system = next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
         reply = next((fn for sig, fn in PROMPTS if sig in system), None)
         content = reply(body) if reply else last_user_message(body)
+    answer = content if isinstance(content, dict) else {"content": content}
     # A deterministic "generation time": 120 ms plus 6 ms per word, plus a little spread.
-    spread = int(hashlib.sha256(content.encode()).hexdigest()[:4], 16) % 60
-    return {"content": content, "delay_s": (120 + 6 * count_tokens(content) + spread) / 1000}
+    said = answer["content"] + json.dumps(answer.get("tool_calls", []))
+    spread = int(hashlib.sha256(said.encode()).hexdigest()[:4], 16) % 60
+    return {**answer, "delay_s": (120 + 6 * count_tokens(said) + spread) / 1000}
 
 
 # --- recording ---------------------------------------------------------------------------------
 
 
-def record(repo: Path, base_url: str) -> None:
+def record(repo: Path, base_url: str, names: list[str] | None = None) -> None:
     env = {
         **os.environ,
         "OPENAI_BASE_URL": base_url,
@@ -272,7 +334,7 @@ def record(repo: Path, base_url: str) -> None:
         "NO_COLOR": "1",
     }
     subprocess.run(
-        [sys.executable, "-m", "promptyard", "eval", "--record", "--no-cache"],
+        [sys.executable, "-m", "promptyard", "eval", *(names or []), "--record", "--no-cache"],
         cwd=repo,
         env=env,
         check=False,
@@ -280,9 +342,12 @@ def record(repo: Path, base_url: str) -> None:
 
 
 def main() -> None:
+    names = sys.argv[1:]  # prompt names: record only those (and skip the scaffold)
     with OpenAIServer(stand_in) as server:
         print(f"stand-in model at {server.base_url}", flush=True)
-        record(ROOT, server.base_url)
+        record(ROOT, server.base_url, names)
+        if names:
+            return
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / "scaffold"
             subprocess.run(

@@ -39,6 +39,8 @@ EXPECTED_TYPES = {
     "is-json", "json-schema", "json-path", "levenshtein", "similar", "llm-rubric", "latency",
     "cost", "word-count", "python", "icontains-any", "icontains-all", "contains-json",
     "is-refusal", "rouge-n", "bleu", "is-xml", "is-sql",
+    # issue 12: tool calls and how the answer ended
+    "tool-call", "tool-args-valid", "tool-calls-f1", "finish-reason", "refusal",
 }  # fmt: skip
 
 

@@ -640,3 +640,46 @@ def test_pass_rate_and_score_gates_agree_on_the_same_flips(test: str) -> None:
     needed = mcnemar_cases_needed([True] * 30, [i >= 3 for i in range(30)], 0.03).n
     assert gate(evaluation, "pass_rate").cases_needed == needed
     assert gate(evaluation, "score", "mean_score").cases_needed == needed
+
+
+def _call(name: str, arguments: dict | None, raw: str | None = None) -> dict:
+    return {
+        "id": None,
+        "name": name,
+        "arguments": arguments,
+        "raw_arguments": raw if raw is not None else json.dumps(arguments),
+    }
+
+
+def test_flipped_tool_calls_are_shown_side_by_side_with_differing_arguments_marked() -> None:
+    base_calls = [_call("lookup_order", {"order_id": "A7", "locale": "en"})]
+    head_calls = [
+        _call("lookup_order", {"order_id": "A8", "locale": "en"}),
+        _call("cancel_order", None, "{order"),
+    ]
+    base = [outcome("calls", True, output="")]
+    head = [outcome("calls", False, output="")]
+    base[0].tool_calls, head[0].tool_calls = base_calls, head_calls
+    evaluation = judge(base, head)
+    [flip] = evaluation.pass_to_fail
+    first, second = flip.calls
+    assert (first.differing, first.renamed) == (("order_id",), False)
+    assert second.base is None and second.renamed
+    data = flip.to_dict()
+    assert data["head"]["tool_calls"] == head_calls and len(data["calls"]) == 2
+
+    prompt = PromptComparison(
+        "p", "changed", "prompts/p.yaml", "1.0.0", "1.0.1", evals=[evaluation]
+    )
+    report = ComparisonReport("main", None, None, prompts=[prompt])
+    text = render(report, "text")
+    assert (
+        'call 1: lookup_order(*order_id="A7"*, locale="en") → '
+        'lookup_order(*order_id="A8"*, locale="en")'
+    ) in text
+    assert "call 2: (no call) → cancel_order({order)  (another tool)" in text
+    md = render(report, "markdown")
+    assert '| 1 | lookup\\_order(**order\\_id="A7"**, locale="en") |' in md
+    page = render(report, "html")
+    assert "<mark>order_id=&quot;A8&quot;</mark>" in page
+    assert "<td>2 (another tool)</td>" in page

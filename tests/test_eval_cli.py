@@ -249,7 +249,9 @@ def test_this_repository_evaluates_offline_from_its_recordings(tmp_path: Path) -
     assert proc.returncode == 0, proc.stdout + proc.stderr
     runs = json.loads(proc.stdout)["runs"]
     assert {r["prompt"] for r in runs} == {
+        "address-extractor",
         "intent-classifier",
+        "order-agent",
         "support-reply",
         "ticket-summarizer",
     }

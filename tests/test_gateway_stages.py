@@ -5,6 +5,7 @@ server as the upstream. tests/test_gateway.py drives the whole gateway over HTTP
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -323,3 +324,41 @@ def test_an_observation_reaches_each_observer_once_and_the_metrics_count_it() ->
     assert sample("promptyard_gateway_tokens_total", {**labels, "kind": "prompt"}) == 5
     assert sample("promptyard_gateway_tokens_total", {**labels, "kind": "completion"}) == 2
     assert sample("promptyard_gateway_errors_total", {**labels, "kind": "late"}) is None
+
+
+TOOL = {"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}
+
+
+def test_build_prompt_body_injects_the_prompts_tools_and_refuses_a_clients_own(
+    registry: Registry,
+) -> None:
+    gateway = gateway_for(registry)
+    body = {"model": "prompt:greeter", "variables": VARS, "messages": []}
+    ex = managed_through(gateway, body, until=build_prompt_body)
+    assert ex.rendered is not None
+    strict = {"type": "json_schema", "json_schema": {"name": "x", "schema": {}, "strict": True}}
+    ex.rendered = dataclasses.replace(
+        ex.rendered, tools=[TOOL], tool_choice="required", response_format=strict
+    )
+    run(build_prompt_body, gateway, ex)
+    sent = json.loads(ex.payload)
+    assert (sent["tools"], sent["tool_choice"], sent["response_format"]) == (
+        [TOOL],
+        "required",
+        strict,
+    )
+
+    own = {**TOOL, "function": {**TOOL["function"], "name": "mine"}}
+    ex = managed_through(gateway, {**body, "tools": [own]}, until=build_prompt_body)
+    status, kind, error = refusal(build_prompt_body, gateway, ex)
+    assert (status, kind) == (422, "client_tools_refused")
+    assert "allow_client_tools" in error["message"]
+
+    ex = managed_through(gateway, {**body, "tools": [own]}, until=build_prompt_body)
+    assert ex.rendered is not None
+    ex.rendered = dataclasses.replace(ex.rendered, tools=[TOOL], allow_client_tools=True)
+    run(build_prompt_body, gateway, ex)
+    assert [t["function"]["name"] for t in json.loads(ex.payload)["tools"]] == [
+        "lookup_order",
+        "mine",
+    ]

@@ -25,13 +25,14 @@ def check(
     output: str,
     *,
     case: dict[str, Any] | None = None,
+    prompt: PromptSpec = PROMPT,
     **ctx: Any,
 ) -> tuple[bool, float, str]:
     """(passed, score, reason) of the assertion `spec` on `output`."""
     context = AssertionContext(
         output=output,
         case=Case.model_validate(case or {"id": "c"}),
-        prompt=PROMPT,
+        prompt=prompt,
         **ctx,
     )
     result = asyncio.run(evaluate(Assertion.model_validate(spec), context))

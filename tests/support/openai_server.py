@@ -17,6 +17,13 @@ Replies are deterministic and computed from the request (see `default_reply`):
 - a judge request (the `llm-rubric` system prompt) gets `{"pass", "score", "reason"}`:
   pass with score 1 unless the request contains `[[judge:fail]]` or `[[judge:0.3]]`.
 
+Tool calls (see `default_tool_calls`), only when the request declares `tools` and
+`tool_choice` is not `none`: each `[[tool:NAME ARGUMENTS]]` in the messages is a call to
+NAME with ARGUMENTS sent as they are written (JSON or not, `{}` when empty); without a
+marker, `tool_choice: required` calls the first tool and a named `tool_choice` that tool,
+with `{}`. A reply with calls has no content and finishes with `tool_calls` (streamed as
+`delta.tool_calls` chunks). `[[refusal:TEXT]]` answers with a refusal instead of content.
+
 Fault injection, per request:
 
 - a marker in the request (message text or model name): `[[fault:KIND]]` always, or
@@ -62,12 +69,15 @@ _FAULT = re.compile(r"\[\[fault:([a-z0-9]+)(?:\*(\d+))?\]\]")
 _FAULT_HEADER = re.compile(r"^\s*([a-z0-9]+)(?:\*(\d+))?\s*$")
 _REPLY = re.compile(r"\[\[reply:(.*?)\]\]", re.DOTALL)
 _JUDGE = re.compile(r"\[\[judge:(fail|pass|[01](?:\.\d+)?)\]\]")
-_MARKERS = re.compile(r"\s*\[\[(?:fault|reply):.*?\]\]", re.DOTALL)
+_MARKERS = re.compile(r"\s*\[\[(?:fault|reply|tool|refusal):.*?\]\]", re.DOTALL)
+_TOOL = re.compile(r"\[\[tool:([A-Za-z0-9_-]+)\s*(.*?)\]\]", re.DOTALL)
+_REFUSAL = re.compile(r"\[\[refusal:(.*?)\]\]", re.DOTALL)
 JUDGE_SIGNATURE = "You grade an AI output against a rubric"
 EMBEDDING_DIMENSIONS = 64
 
 # (request body) -> the assistant's reply text, or a dict {"content": str, "usage": {...},
-# "delay_s": float} (usage overrides the word counts; delay_s simulates generation time)
+# "delay_s": float, "tool_calls": [{"name", "arguments": str}]} (usage overrides the word
+# counts; delay_s simulates generation time; tool_calls replace the content)
 ReplyFunction = Callable[[dict[str, Any]], Any]
 
 
@@ -132,6 +142,34 @@ def default_reply(body: dict[str, Any]) -> str:
     if is_json_mode(body):
         return json.dumps({"reply": echo})
     return echo
+
+
+def default_tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The calls for a chat request with tools: see the module docstring."""
+    tools = body.get("tools")
+    choice = body.get("tool_choice", "auto")
+    if not isinstance(tools, list) or not tools or choice == "none":
+        return []
+    everything = "\n".join(_text(m.get("content")) for m in body.get("messages") or [])
+    calls = [(name, raw.strip() or "{}") for name, raw in _TOOL.findall(everything)]
+    if not calls and choice == "required":
+        calls = [(str(tools[0].get("function", {}).get("name", "")), "{}")]
+    elif not calls and isinstance(choice, dict):
+        calls = [(str(choice.get("function", {}).get("name", "")), "{}")]
+    return [
+        {
+            "id": f"call_{index}_{hashlib.sha256(raw.encode()).hexdigest()[:8]}",
+            "type": "function",
+            "function": {"name": name, "arguments": raw},
+        }
+        for index, (name, raw) in enumerate(calls)
+    ]
+
+
+def default_refusal(body: dict[str, Any]) -> str | None:
+    everything = "\n".join(_text(m.get("content")) for m in body.get("messages") or [])
+    found = _REFUSAL.search(everything)
+    return found.group(1) if found else None
 
 
 def count_tokens(text: str) -> int:
@@ -344,6 +382,20 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         result = state.reply(body)
         content = result["content"] if isinstance(result, dict) else str(result)
+        tool_calls = default_tool_calls(body)
+        if isinstance(result, dict) and result.get("tool_calls"):
+            tool_calls = [
+                {
+                    "id": f"call_{index}",
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["arguments"]},
+                }
+                for index, call in enumerate(result["tool_calls"])
+            ]
+        refusal = default_refusal(body)
+        if tool_calls or refusal is not None:
+            content = ""
+        finish = "tool_calls" if tool_calls else "stop"
         prompt_text = " ".join(
             _text(m.get("content")) for m in body.get("messages") or [] if isinstance(m, dict)
         )
@@ -360,8 +412,19 @@ class _Handler(BaseHTTPRequestHandler):
         ident = (
             "chatcmpl-" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:24]
         )
+        message: dict[str, Any] = {"role": "assistant", "content": content or None}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+            usage["completion_tokens"] = sum(
+                count_tokens(c["function"]["arguments"]) + 1 for c in tool_calls
+            )
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if refusal is not None:
+            message["refusal"] = refusal
+        elif not tool_calls:
+            message["content"] = content
         if body.get("stream"):
-            self._stream(ident, model, content, usage, body)
+            self._stream(ident, model, content, usage, body, tool_calls, finish)
             return
         self._json(
             200,
@@ -373,8 +436,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
+                        "message": message,
+                        "finish_reason": finish,
                         "logprobs": None,
                     }
                 ],
@@ -383,7 +446,14 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _stream(
-        self, ident: str, model: str, content: str, usage: dict[str, int], body: dict[str, Any]
+        self,
+        ident: str,
+        model: str,
+        content: str,
+        usage: dict[str, int],
+        body: dict[str, Any],
+        tool_calls: list[dict[str, Any]] | None = None,
+        finish: str = "stop",
     ) -> None:
         """Server-sent events, chunked transfer encoding: one chunk per word."""
         head = (
@@ -413,7 +483,16 @@ class _Handler(BaseHTTPRequestHandler):
         event(chunk({"role": "assistant", "content": ""}))
         for piece in re.findall(r"\S+\s*|\s+", content):
             event(chunk({"content": piece}))
-        event(chunk({}, "stop"))
+        for index, call in enumerate(tool_calls or []):
+            name, raw = call["function"]["name"], call["function"]["arguments"]
+            head_delta = {"index": index, "id": call["id"], "type": "function"}
+            event(
+                chunk({"tool_calls": [{**head_delta, "function": {"name": name, "arguments": ""}}]})
+            )
+            for start in range(0, len(raw), 8):
+                piece = {"index": index, "function": {"arguments": raw[start : start + 8]}}
+                event(chunk({"tool_calls": [piece]}))
+        event(chunk({}, finish))
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
             event(

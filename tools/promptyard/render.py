@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 from promptyard.errors import ConfigError
 from promptyard.limits import check_deadline, deadline_armed, time_limit
 from promptyard.renderable import RenderablePrompt
+from promptyard.spec import PromptSpec
 
 # A template is user code: these bound what one render may cost.
 MAX_OUTPUT_ITEMS = 1_000_000  # characters (or items) in any value a template builds
@@ -474,6 +475,10 @@ class RenderedPrompt:
     messages: list[dict[str, str]]
     variables: dict[str, Any]
     output_format: str = "text"
+    # OpenAI-compatible shapes (the gateway's wire format; other providers map from these).
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -486,7 +491,34 @@ class RenderedPrompt:
             "messages": self.messages,
             "variables": self.variables,
             "output_format": self.output_format,
+            "tools": self.tools,
+            "tool_choice": self.tool_choice,
+            "response_format": self.response_format,
         }
+
+
+def response_format(spec: PromptSpec) -> dict[str, Any] | None:
+    """Structured output for `output.strict`; JSON mode is the provider's concern."""
+    output = spec.output
+    if output is None or not output.strict or output.schema_ is None:
+        return None
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": re.sub(r"[^A-Za-z0-9_-]", "_", spec.name)[:64],
+            "schema": output.schema_,
+            "strict": True,
+        },
+    }
+
+
+def tool_choice(spec: PromptSpec) -> str | dict[str, Any] | None:
+    """The request's tool_choice: None without tools (the provider's default)."""
+    if not spec.tools:
+        return None
+    if spec.tool_choice in ("auto", "none", "required"):
+        return spec.tool_choice
+    return {"type": "function", "function": {"name": spec.tool_choice}}
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -526,8 +558,29 @@ def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> Ren
     bound = bind_variables(spec.name, spec.inputs, variables, prompt.input_validator)
     messages = []
     templates = prompt.compiled_templates()
+    message_templates = templates[: len(spec.messages)]
+    description_templates = templates[len(spec.messages) :]
+    tools = []
     with time_limit(RENDER_TIME_LIMIT_S, f"rendering {spec.name}"):
-        for index, (message, template) in enumerate(zip(spec.messages, templates, strict=True)):
+        for tool, template in zip(spec.tools, description_templates, strict=True):
+            try:
+                description = template.render(bound)
+            except Exception as exc:  # user code, like a message
+                raise RenderError(
+                    f"{prompt.path}: the description of tool {tool.name!r} of {spec.name} "
+                    f"failed to render: {_failure_reason(exc)}"
+                ) from None
+            function = {
+                "name": tool.name,
+                "description": description,
+                "parameters": tool.parameters,
+            }
+            if tool.strict:
+                function["strict"] = True
+            tools.append({"type": "function", "function": function})
+        for index, (message, template) in enumerate(
+            zip(spec.messages, message_templates, strict=True)
+        ):
             try:
                 content = template.render(bound)
             except Exception as exc:  # the template is user code: any failure is a render error
@@ -548,4 +601,7 @@ def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> Ren
         messages=messages,
         variables=bound,
         output_format=spec.output.format if spec.output else "text",
+        tools=tools,
+        tool_choice=tool_choice(spec),
+        response_format=response_format(spec),
     )

@@ -434,14 +434,17 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         return input_validator(self.require().inputs)
 
     def compiled_templates(self) -> list[Any]:
-        """Compiled message templates (compiled once per loaded prompt)."""
+        """Compiled message templates, then tool description templates (compiled once)."""
         return self._compiled
 
     @cached_property
     def _compiled(self) -> list[Any]:
         self.require_hash()  # refuses prompts with syntax errors or bad includes
         env = self.snapshot.jinja
-        return [env.from_string(m.content) for m in self.require().messages]
+        spec = self.require()
+        return [env.from_string(m.content) for m in spec.messages] + [
+            env.from_string(t.description) for t in spec.tools
+        ]
 
 
 @dataclass

@@ -12,8 +12,9 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from promptyard.compare.model import CaseSide, DiffOp, Flip, PairChange, PairedCase
+from promptyard.compare.model import CallPair, CaseSide, DiffOp, Flip, PairChange, PairedCase
 from promptyard.compare.paired import CaseOutcome
 
 MAX_DIFF_TOKENS = 1000  # per side; beyond this the diff is of the beginnings, marked truncated
@@ -58,7 +59,30 @@ def _side(outcome: CaseOutcome) -> CaseSide:
         output=outcome.output,
         reason=outcome.reason,
         error=outcome.errored,
+        tool_calls=outcome.tool_calls,
     )
+
+
+def _arguments(call: dict[str, Any] | None) -> dict[str, Any]:
+    args = call.get("arguments") if call else None
+    return args if isinstance(args, dict) else {}
+
+
+def pair_calls(base: list[dict[str, Any]], head: list[dict[str, Any]]) -> list[CallPair]:
+    """Base and head calls side by side, in order, with the differing arguments named."""
+    pairs = []
+    for index in range(max(len(base), len(head))):
+        b = base[index] if index < len(base) else None
+        h = head[index] if index < len(head) else None
+        a_args, b_args = _arguments(b), _arguments(h)
+        differing = tuple(
+            sorted(k for k in set(a_args) | set(b_args) if a_args.get(k) != b_args.get(k))
+        )
+        if b and h and (b.get("arguments") is None) != (h.get("arguments") is None):
+            differing = (*differing, "(raw arguments)")
+        renamed = b is None or h is None or b.get("name") != h.get("name")
+        pairs.append(CallPair(b, h, differing, renamed))
+    return pairs
 
 
 def find_flips(
@@ -80,8 +104,9 @@ def find_flips(
         flips = []
         for b, h in ordered[:MAX_FLIPS_KEPT]:
             diff, truncated = word_diff(b.output, h.output)
+            calls = pair_calls(b.tool_calls, h.tool_calls)
             flips.append(
-                Flip(b.case_id, dataset, direction, _side(b), _side(h), diff, truncated)  # type: ignore[arg-type]
+                Flip(b.case_id, dataset, direction, _side(b), _side(h), diff, truncated, calls)  # type: ignore[arg-type]
             )
         return flips
 

@@ -138,14 +138,40 @@ class CaseSide:
     output: str | None
     reason: str
     error: bool = False
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # ToolCall.to_dict items
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "pass": self.passed,
             "score": _num(self.score),
             "output": self.output,
             "reason": self.reason,
             "error": self.error,
+        }
+        if self.tool_calls:
+            out["tool_calls"] = self.tool_calls
+        return out
+
+
+@dataclass(frozen=True)
+class CallPair:
+    """The n-th tool call of base and head side by side (None: that side made fewer calls).
+
+    `differing` names the arguments whose values differ (both sides' keys); `renamed` is
+    true when the two calls are to different tools (or only one side made the call).
+    """
+
+    base: dict[str, Any] | None
+    head: dict[str, Any] | None
+    differing: tuple[str, ...] = ()
+    renamed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base": self.base,
+            "head": self.head,
+            "differing": list(self.differing),
+            "renamed": self.renamed,
         }
 
 
@@ -167,6 +193,7 @@ class Flip:
     head: CaseSide
     diff: list[DiffOp]
     truncated: bool = False
+    calls: list[CallPair] = field(default_factory=list)  # empty: neither side called a tool
 
     @property
     def severity(self) -> float:
@@ -181,6 +208,7 @@ class Flip:
             "head": self.head.to_dict(),
             "diff": [[op, text] for op, text in self.diff],
             "truncated": self.truncated,
+            **({"calls": [pair.to_dict() for pair in self.calls]} if self.calls else {}),
         }
 
 

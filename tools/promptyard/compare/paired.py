@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from promptyard.compare.changes import ChangeSet, PromptChange
 from promptyard.errors import ConfigError
@@ -53,6 +54,7 @@ class CaseOutcome:
     latencies: list[float] = field(default_factory=list)
     cost: float | None = None
     output: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
     error: str | None = None
 
@@ -108,6 +110,7 @@ def fold_results(
             first_repeat[row.case_id] = row.repeat
             text = row.output
             outcome.output = text[:MAX_OUTPUT_CHARS] if text is not None else None
+            outcome.tool_calls = row.tool_calls
             outcome.reason = row.reason
     for outcome in outcomes.values():
         outcome.passed = sum(outcome.pass_flags) >= need

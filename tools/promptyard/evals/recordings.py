@@ -57,7 +57,8 @@ class RecordingRow:
     dataset: str
     case: str
     repeat: int
-    payload: dict[str, Any]  # {"text": ...} or {"vector": [...]}
+    # {"text", "tool_calls"?, "finish_reason"?, "refusal"?} or {"vector": [...]}
+    payload: dict[str, Any]
     tokens_in: int | None
     tokens_out: int | None
     latency_ms: float
@@ -144,6 +145,22 @@ def _row(value: Any, path: str, line: int, prompt: str) -> RecordingRow:
         if not isinstance(value.get("text"), str):
             raise _bad(path, line, "`text` must be the response text", prompt)
         payload = {"text": value["text"]}
+        calls = value.get("tool_calls")
+        if calls is not None:
+            if not isinstance(calls, list) or not all(
+                isinstance(c, dict)
+                and isinstance(c.get("name"), str)
+                and isinstance(c.get("raw_arguments"), str)
+                for c in calls
+            ):
+                why = "`tool_calls` must be a list of {id, name, arguments, raw_arguments}"
+                raise _bad(path, line, why, prompt)
+            payload["tool_calls"] = calls
+        for field_name in ("finish_reason", "refusal"):
+            if value.get(field_name) is not None:
+                if not isinstance(value[field_name], str):
+                    raise _bad(path, line, f"`{field_name}` must be a string or null", prompt)
+                payload[field_name] = value[field_name]
     if not _count(value.get("tokens_in")) or not _count(value.get("tokens_out")):
         raise _bad(path, line, "`tokens_in`/`tokens_out` must be counts or null", prompt)
     latency = value.get("latency_ms", 0)

@@ -81,6 +81,21 @@ class CaseResult:
     error_kind: str | None = None  # render | request | auth | offline | infra | assertion
     vars: dict[str, Any] | None = None  # the case's variables (None in rows of older runs)
     tags: list[str] = field(default_factory=list)  # the case's tags (for filtering runs)
+    # The answer besides its text (ToolCall.to_dict items), when the model said so.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    refusal: str | None = None
+
+    def answer_fields(self) -> dict[str, Any]:
+        """The answer's tool calls, finish reason and refusal, only those present."""
+        fields: dict[str, Any] = {}
+        if self.tool_calls:
+            fields["tool_calls"] = self.tool_calls
+        if self.finish_reason is not None:
+            fields["finish_reason"] = self.finish_reason
+        if self.refusal is not None:
+            fields["refusal"] = self.refusal
+        return fields
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +120,7 @@ class CaseResult:
             "assertions": self.assertions,
             "vars": self.vars,
             "tags": self.tags,
+            **self.answer_fields(),
         }
 
     @classmethod
@@ -131,6 +147,9 @@ class CaseResult:
             error_kind=row.get("error_kind"),
             vars=row.get("vars"),
             tags=[t for t in row.get("tags") or [] if isinstance(t, str)],
+            tool_calls=row.get("tool_calls") or [],
+            finish_reason=row.get("finish_reason"),
+            refusal=row.get("refusal"),
         )
 
     def metric_scores(self) -> dict[str, float]:

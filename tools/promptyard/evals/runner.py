@@ -51,7 +51,13 @@ from promptyard.evals.assertions import (
 )
 from promptyard.evals.cache import CachedResponse, ResponseCache
 from promptyard.evals.pricing import cost_usd
-from promptyard.evals.providers import ChatRequest, Provider, ProviderError, create_provider
+from promptyard.evals.providers import (
+    ChatRequest,
+    Provider,
+    ProviderError,
+    create_provider,
+    tool_calls_of,
+)
 from promptyard.evals.recordings import (
     RecordingRow,
     RecordingStore,
@@ -870,7 +876,7 @@ class _Engine:
                 kind,
                 runtime.provider.type_name,
                 request.model,
-                {"text": completion.text},
+                completion.payload(),
                 completion.tokens_in,
                 completion.tokens_out,
                 completion.latency_ms,
@@ -980,7 +986,15 @@ class _Engine:
                 case, repeat, output=None, passed=False, score=0.0,
                 error=f"cannot render: {exc.message}", error_kind="render",
             )  # fmt: skip
-        request = ChatRequest(run.model, rendered.messages, run.parameters, run.json_mode)
+        request = ChatRequest(
+            run.model,
+            rendered.messages,
+            run.parameters,
+            run.json_mode,
+            rendered.tools,
+            rendered.tool_choice,
+            rendered.response_format,
+        )
         try:
             response, cached = await self.chat(
                 run.runtime, run, "chat", request, repeat, (case.id, repeat)
@@ -997,10 +1011,16 @@ class _Engine:
                 error=str(exc), error_kind="offline",
             )  # fmt: skip
         output = str(response.payload.get("text", ""))
+        tool_calls = tool_calls_of(response.payload)
+        finish_reason = response.payload.get("finish_reason")
+        refusal = response.payload.get("refusal")
         cost = self.price(run.model, response.tokens_in, response.tokens_out)
         judge, embed = self.grading(run, case, repeat)
         ctx = AssertionContext(
             output=output,
+            tool_calls=tool_calls,
+            finish_reason=finish_reason,
+            refusal=refusal,
             case=case,
             prompt=run.spec,
             repo_root=self.options.repo_root,
@@ -1034,6 +1054,9 @@ class _Engine:
             cached=cached,
             error=error,
             error_kind=error_kind,
+            tool_calls=[call.to_dict() for call in tool_calls],
+            finish_reason=finish_reason,
+            refusal=refusal,
         )
 
     # the loop

@@ -83,6 +83,10 @@ class ResolvedPrompt:
             output_format=rendered.output_format,
             revision=self.revision,
             is_fallback=self.is_fallback,
+            tools=rendered.tools,
+            tool_choice=rendered.tool_choice,
+            response_format=rendered.response_format,
+            allow_client_tools=self.prompt.loaded.require_spec().allow_client_tools,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +117,10 @@ class RenderResult:
     output_format: str
     revision: str | None
     is_fallback: bool = False
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    allow_client_tools: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +136,10 @@ class RenderResult:
             "output_format": self.output_format,
             "revision": self.revision,
             "is_fallback": self.is_fallback,
+            "tools": self.tools,
+            "tool_choice": self.tool_choice,
+            "response_format": self.response_format,
+            "allow_client_tools": self.allow_client_tools,
         }
 
 

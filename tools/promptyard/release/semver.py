@@ -4,6 +4,10 @@ MAJOR: a required input added, an input removed or renamed, an input narrowed, t
 output format changed, or the output schema changed incompatibly. MINOR: an optional
 input added, the model or its parameters changed, the output schema changed compatibly.
 PATCH: message or partial text changed, or anything else in the file.
+Tools: MAJOR for a tool removed or renamed, a required parameter added, a parameter removed
+or narrowed, or `tool_choice` made stricter; MINOR for a tool or an optional parameter
+added, a parameter widened, `strict` or structured output switched, `tool_choice` loosened;
+PATCH for description text.
 """
 
 from __future__ import annotations
@@ -249,6 +253,80 @@ def _output_changes(old: PromptSpec, new: PromptSpec) -> list[Change]:
     return [Change(Bump.MINOR, "the output schema changed compatibly")]
 
 
+# How much `tool_choice` constrains the model: a higher rank is stricter.
+_TOOL_CHOICE_RANK = {"none": 0, "auto": 1, "required": 2}
+
+
+def _parameter_changes(tool: str, before: dict[str, Any], after: dict[str, Any]) -> list[Change]:
+    changes = []
+    old_props, new_props = before.get("properties", {}), after.get("properties", {})
+    old_required, new_required = set(before.get("required", [])), set(after.get("required", []))
+    for name in sorted(set(old_props) - set(new_props)):
+        changes.append(Change(Bump.MAJOR, f"tool {tool!r}: parameter {name!r} was removed"))
+    for name in sorted(set(new_props) - set(old_props)):
+        if name in new_required:
+            changes.append(
+                Change(Bump.MAJOR, f"tool {tool!r}: required parameter {name!r} was added")
+            )
+        else:
+            changes.append(
+                Change(Bump.MINOR, f"tool {tool!r}: optional parameter {name!r} was added")
+            )
+    for name in sorted(set(old_props) & set(new_props)):
+        if name in new_required and name not in old_required:
+            changes.append(Change(Bump.MAJOR, f"tool {tool!r}: parameter {name!r} became required"))
+        elif name in old_required and name not in new_required:
+            changes.append(Change(Bump.MINOR, f"tool {tool!r}: parameter {name!r} became optional"))
+        relation = schema_relation(old_props[name], new_props[name])
+        if relation in (NARROWER, INCOMPATIBLE):
+            changes.append(
+                Change(Bump.MAJOR, f"tool {tool!r}: parameter {name!r} was narrowed ({relation})")
+            )
+        elif relation == WIDER:
+            changes.append(Change(Bump.MINOR, f"tool {tool!r}: parameter {name!r} was widened"))
+        elif old_props[name] != new_props[name]:
+            changes.append(
+                Change(Bump.PATCH, f"tool {tool!r}: parameter {name!r} description changed")
+            )
+    rest = schema_relation(_without_properties(before), _without_properties(after))
+    if rest in (NARROWER, INCOMPATIBLE):
+        changes.append(Change(Bump.MAJOR, f"tool {tool!r}: its arguments accept less ({rest})"))
+    elif rest == WIDER:
+        changes.append(Change(Bump.MINOR, f"tool {tool!r}: its arguments accept more"))
+    return changes
+
+
+def _tool_changes(old: PromptSpec, new: PromptSpec) -> list[Change]:
+    changes = []
+    old_tools = {tool.name: tool for tool in old.tools}
+    new_tools = {tool.name: tool for tool in new.tools}
+    for name in sorted(set(old_tools) - set(new_tools)):
+        changes.append(Change(Bump.MAJOR, f"tool {name!r} was removed or renamed"))
+    for name in sorted(set(new_tools) - set(old_tools)):
+        changes.append(Change(Bump.MINOR, f"tool {name!r} was added"))
+    for name in sorted(set(old_tools) & set(new_tools)):
+        before, after = old_tools[name], new_tools[name]
+        changes += _parameter_changes(name, before.parameters, after.parameters)
+        if before.strict != after.strict:
+            changes.append(Change(Bump.MINOR, f"tool {name!r}: strict turned {after.strict}"))
+        if before.description != after.description:
+            changes.append(Change(Bump.PATCH, f"tool {name!r}: description text changed"))
+    if old.tool_choice != new.tool_choice:
+        old_rank = _TOOL_CHOICE_RANK.get(old.tool_choice, 3)
+        new_rank = _TOOL_CHOICE_RANK.get(new.tool_choice, 3)
+        shown = f"tool_choice {old.tool_choice} -> {new.tool_choice}"
+        if new_rank >= old_rank:  # the same rank means another named tool: stricter too
+            changes.append(Change(Bump.MAJOR, f"{shown} is stricter"))
+        else:
+            changes.append(Change(Bump.MINOR, f"{shown} is looser"))
+    old_strict = bool(old.output and old.output.strict)
+    new_strict = bool(new.output and new.output.strict)
+    if old_strict != new_strict:
+        state = "turned on" if new_strict else "turned off"
+        changes.append(Change(Bump.MINOR, f"structured output (output.strict) {state}"))
+    return changes
+
+
 def classify_change(
     old: PromptSpec,
     old_data: dict[str, Any],
@@ -258,7 +336,7 @@ def classify_change(
     new_partials: dict[str, str],
 ) -> list[Change]:
     """Every change from `old` to `new` with the bump it needs, largest first."""
-    changes = _input_changes(old, new) + _output_changes(old, new)
+    changes = _input_changes(old, new) + _output_changes(old, new) + _tool_changes(old, new)
     if old.model.provider != new.model.provider or old.model.name != new.model.name:
         changes.append(
             Change(Bump.MINOR, f"model changed to {new.model.provider}/{new.model.name}")
@@ -270,7 +348,7 @@ def classify_change(
     for name in sorted(set(old_partials) | set(new_partials)):
         if old_partials.get(name) != new_partials.get(name):
             changes.append(Change(Bump.PATCH, f"partial {name!r} changed"))
-    covered = {"version", "inputs", "output", "model", "messages"}
+    covered = {"version", "inputs", "output", "model", "messages", "tools", "tool_choice"}
     rest_old = {k: v for k, v in old_data.items() if k not in covered}
     rest_new = {k: v for k, v in new_data.items() if k not in covered}
     if rest_old != rest_new:

@@ -10,6 +10,13 @@ from promptyard.spec.assertion import Assertion
 from promptyard.spec.base import SpecModel
 
 
+class ExpectedToolCall(SpecModel):
+    name: str = Field(min_length=1, description="The tool the model should call.")
+    arguments: dict[str, Any] | None = Field(
+        None, description="The arguments it should pass (omitted: any arguments)."
+    )
+
+
 class Case(SpecModel):
     """A golden case. `id` is how base and head results are paired, so it must stay stable."""
 
@@ -27,6 +34,9 @@ class Case(SpecModel):
         le=1,
         description="When set, the case passes when its score (the weighted mean of its "
         "assertion scores) reaches this, even if some assertions fail.",
+    )
+    expected_tool_calls: list[ExpectedToolCall] | None = Field(
+        None, description="The calls the model should make, for `tool-calls-f1`."
     )
     tags: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)

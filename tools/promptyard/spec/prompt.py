@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator
 
 from promptyard.spec.assertion import Assertion
-from promptyard.spec.base import Name, SemVer, SpecModel
+from promptyard.spec.base import Name, SemVer, SpecModel, invalid
+
+# What OpenAI-compatible APIs accept as a function name (and most others a subset of it).
+FUNCTION_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+_FUNCTION_NAME_RE = re.compile(FUNCTION_NAME_PATTERN)
+
+
+def _check_function_name(value: str) -> str:
+    if not _FUNCTION_NAME_RE.match(value):
+        raise invalid(
+            "invalid-tool-name",
+            "{value} is not a valid function name: use letters, digits, '_' and '-' "
+            "(at most 64, not starting with a digit), e.g. lookup_order",
+            value=repr(value),
+        )
+    return value
+
+
+FunctionName = Annotated[
+    str,
+    AfterValidator(_check_function_name),
+    Field(json_schema_extra={"pattern": FUNCTION_NAME_PATTERN}),
+]
 
 
 class ModelRef(SpecModel):
@@ -24,11 +47,41 @@ class Message(SpecModel):
     content: str = Field(description="A sandboxed Jinja template over the prompt's inputs.")
 
 
+class Tool(SpecModel):
+    """A function the model may call; the model answers with a call instead of text."""
+
+    name: FunctionName = Field(
+        description="A function name: letters, digits, `_` and `-`, at most 64, not a digit first.",
+    )
+    description: str = Field(
+        "", description="What the tool does; a sandboxed Jinja template over the inputs."
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="JSON Schema of the call's arguments (an object schema).",
+    )
+    strict: bool = Field(
+        False, description="Ask the provider to make arguments match `parameters` exactly."
+    )
+
+
 class OutputSpec(SpecModel):
     format: Literal["text", "json"] = "text"
     schema_: dict[str, Any] | None = Field(
         None, alias="schema", description="JSON Schema the output must satisfy."
     )
+    strict: bool = Field(
+        False,
+        description="Ask the provider for structured output against `schema` "
+        "(response_format json_schema) instead of free JSON.",
+    )
+
+    @field_validator("strict")
+    @classmethod
+    def _strict_needs_schema(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("schema_") is None:
+            raise invalid("invalid-value", "output.strict needs output.schema; add a schema")
+        return value
 
 
 class EvalSpec(SpecModel):
@@ -61,8 +114,58 @@ class PromptSpec(SpecModel):
         description="Each value is a JSON Schema; an input is required unless it has a default.",
     )
     messages: list[Message] = Field(min_length=1)
+    tools: list[Tool] = Field(default_factory=list, description="Functions the model may call.")
+    tool_choice: str = Field(
+        "auto",
+        description="`auto` (the model decides), `none`, `required` (some tool), "
+        "or a tool's name (that tool).",
+    )
+    allow_client_tools: bool = Field(
+        False,
+        description="Let gateway clients add their own `tools` to this managed prompt's "
+        "(refused with 422 otherwise).",
+    )
     output: OutputSpec | None = None
     evals: list[EvalSpec] = Field(default_factory=list)
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, tools: list[Tool]) -> list[Tool]:
+        seen: dict[str, int] = {}
+        for index, tool in enumerate(tools):
+            if tool.name in seen:
+                raise invalid(
+                    "duplicate-tool",
+                    "tools[{index}] repeats the tool name {name!r} of tools[{first}]; "
+                    "rename or remove one",
+                    index=index,
+                    name=tool.name,
+                    first=seen[tool.name],
+                )
+            seen[tool.name] = index
+        return tools
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _known_tool_choice(cls, value: str, info: ValidationInfo) -> str:
+        names = [tool.name for tool in info.data.get("tools") or []]
+        if value in ("auto", "none"):
+            return value
+        if not names:
+            raise invalid(
+                "unknown-tool-choice",
+                "tool_choice {value!r} needs tools; declare `tools` or use auto",
+                value=value,
+            )
+        if value != "required" and value not in names:
+            raise invalid(
+                "unknown-tool-choice",
+                "tool_choice {value!r} is neither auto, none, required nor a declared tool "
+                "({names})",
+                value=value,
+                names=", ".join(names),
+            )
+        return value
 
     def required_inputs(self) -> set[str]:
         return {name for name, schema in self.inputs.items() if "default" not in schema}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 from promptyard.compare.model import (
     OUTCOME_ORDER,
     ComparisonReport,
@@ -99,3 +103,22 @@ def gate_label(prompt: PromptComparison | None, gate: GateResult) -> str:
     several = prompt is not None and len(prompt.evals) > 1
     dataset = f" on {gate.dataset}" if gate.dataset and several else ""
     return f"{gate.gate}{metric}{dataset}"
+
+
+def call_text(
+    call: dict[str, Any] | None, differing: tuple[str, ...], mark: Callable[[str], str]
+) -> str:
+    """`name(key=value, ...)` with the differing arguments passed through `mark`;
+    arguments that are not JSON are shown raw."""
+    if call is None:
+        return "(no call)"
+    args = call.get("arguments")
+    if not isinstance(args, dict):
+        raw = str(call.get("raw_arguments", ""))
+        shown = mark(raw) if "(raw arguments)" in differing else raw
+        return f"{call.get('name')}({shown})"
+    parts = []
+    for key, value in args.items():
+        part = f"{key}={json.dumps(value, ensure_ascii=False)}"
+        parts.append(mark(part) if key in differing else part)
+    return f"{call.get('name')}({', '.join(parts)})"

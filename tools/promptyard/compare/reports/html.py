@@ -31,6 +31,7 @@ from promptyard.compare.reports import report_format
 from promptyard.compare.reports.common import (
     STATUS_WORDS,
     TITLES,
+    call_text,
     gate_label,
     mode,
     scope,
@@ -248,8 +249,26 @@ def _case(flip: Flip) -> str:
         f'<div class="sbs"><div><b>base</b> <span class="muted">{e(verdicts["base"])}</span>'
         f"{_side(flip, 'base', flip.diff, flip.truncated)}</div>"
         f'<div><b>head</b> <span class="muted">{e(verdicts["head"])}</span>'
-        f"{_side(flip, 'head', flip.diff, flip.truncated)}</div></div></div>"
+        f"{_side(flip, 'head', flip.diff, flip.truncated)}</div></div>{_calls(flip)}</div>"
     )
+
+
+def _calls(flip: Flip) -> str:
+    """The tool calls side by side, differing arguments marked."""
+    if not flip.calls:
+        return ""
+
+    def cell(call: dict | None, differing: tuple[str, ...]) -> str:
+        marked = e(call_text(call, differing, lambda part: f"\x00{part}\x01"))
+        return marked.replace("\x00", "<mark>").replace("\x01", "</mark>")
+
+    rows = "".join(
+        f"<tr><td>{index}{' (another tool)' if pair.renamed else ''}</td>"
+        f"<td><code>{cell(pair.base, pair.differing)}</code></td>"
+        f"<td><code>{cell(pair.head, pair.differing)}</code></td></tr>"
+        for index, pair in enumerate(flip.calls, 1)
+    )
+    return f'<table class="calls"><tr><th>call</th><th>base</th><th>head</th></tr>{rows}</table>'
 
 
 def _eval(prompt: PromptComparison, evaluation: EvalComparison) -> str:

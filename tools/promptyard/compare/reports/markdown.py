@@ -29,6 +29,7 @@ from promptyard.compare.model import (
 from promptyard.compare.reports import report_format
 from promptyard.compare.reports.common import (
     STATUS_WORDS,
+    call_text,
     gate_label,
     mode,
     problems,
@@ -222,6 +223,7 @@ def _flip(flip: Flip) -> str:
         f"base:\n{fence(_cut(flip.base.output, OUTPUT_CHARS))}"
         f"head:\n{fence(_cut(flip.head.output, OUTPUT_CHARS))}"
         f"word diff (`[-base-]{{+head+}}`):\n{fence(_word_diff(flip))}\n"
+        f"{_calls(flip)}"
     )
 
 
@@ -264,6 +266,25 @@ def _add_paired(out: _Budget, prompt: PromptComparison) -> None:
     if shown < len(cases):
         out.add(f"… {len(cases) - shown} more case(s) not shown: see the HTML report.\n\n")
     out.add(CLOSING)
+
+
+def _calls(flip: Flip) -> str:
+    """The tool calls side by side, differing arguments in bold."""
+    if not flip.calls:
+        return ""
+
+    def cell(call: dict | None, differing: tuple[str, ...]) -> str:
+        marked = call_text(call, differing, lambda part: f"\x00{part}\x01")
+        return text(marked).replace("\x00", "**").replace("\x01", "**")
+
+    rows = ["| call | base | head |", "|---|---|---|"]
+    for index, pair in enumerate(flip.calls, 1):
+        other = " (another tool)" if pair.renamed else ""
+        rows.append(
+            f"| {index}{other} | {cell(pair.base, pair.differing)} | "
+            f"{cell(pair.head, pair.differing)} |"
+        )
+    return "tool calls (differing arguments in bold):\n\n" + "\n".join(rows) + "\n\n"
 
 
 @report_format("markdown")

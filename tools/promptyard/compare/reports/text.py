@@ -5,7 +5,15 @@ from __future__ import annotations
 from promptyard.compare import formatting as fmt
 from promptyard.compare.model import ComparisonReport, EvalComparison, Flip, PromptComparison
 from promptyard.compare.reports import report_format
-from promptyard.compare.reports.common import gate_label, mode, scope, slice_note, title, verdict
+from promptyard.compare.reports.common import (
+    call_text,
+    gate_label,
+    mode,
+    scope,
+    slice_note,
+    title,
+    verdict,
+)
 
 MARKS = {"pass": "ok   ", "warn": "WARN ", "block": "BLOCK"}
 FLIPS_SHOWN = 10
@@ -43,7 +51,17 @@ def _metrics_table(evaluation: EvalComparison) -> list[str]:
 def _flip_line(flip: Flip) -> str:
     score = f"score {fmt.number(flip.base.score, 2)} → {fmt.number(flip.head.score, 2)}"
     why = flip.head.reason if flip.direction == "pass_to_fail" else flip.base.reason
-    return f"      {flip.case_id} ({score}): {_oneline(why, 120)}"
+    line = f"      {flip.case_id} ({score}): {_oneline(why, 120)}"
+    for index, pair in enumerate(flip.calls, 1):
+
+        def mark(part: str) -> str:
+            return f"*{part}*"
+
+        base = call_text(pair.base, pair.differing, mark)
+        head = call_text(pair.head, pair.differing, mark)
+        other = "  (another tool)" if pair.renamed else ""
+        line += f"\n        call {index}: {_oneline(base, 80)} → {_oneline(head, 80)}{other}"
+    return line
 
 
 def _prompt(prompt: PromptComparison) -> list[str]:

@@ -19,7 +19,9 @@ from promptyard.evals.providers.base import (
     Embeddings,
     Provider,
     ProviderError,
+    ToolCall,
     provider,
+    tool_calls_of,
 )
 from promptyard.spec import ProviderConfig
 
@@ -43,6 +45,8 @@ __all__ = [
     "Embeddings",
     "Provider",
     "ProviderError",
+    "ToolCall",
     "create_provider",
     "provider",
+    "tool_calls_of",
 ]

@@ -14,6 +14,8 @@ which registers it in `PROVIDERS` under the `type:` it answers to in promptyard.
 
 from __future__ import annotations
 
+import functools
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,11 +74,21 @@ class ChatRequest:
     messages: list[dict[str, str]]
     parameters: dict[str, Any] = field(default_factory=dict)
     json_mode: bool = False  # the prompt's output.format is json: ask for a JSON object
+    # The prompt's tools, tool choice and structured output (as RenderedPrompt has them).
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     def body(self) -> dict[str, Any]:
         """The request body of an OpenAI-compatible chat completion."""
         body: dict[str, Any] = {**self.parameters, "model": self.model, "messages": self.messages}
-        if self.json_mode and "response_format" not in body:
+        if self.tools:
+            body["tools"] = self.tools
+        if self.tool_choice is not None:
+            body["tool_choice"] = self.tool_choice
+        if self.response_format is not None:
+            body["response_format"] = self.response_format
+        elif self.json_mode and "response_format" not in body:
             body["response_format"] = {"type": "json_object"}
         return body
 
@@ -86,13 +98,74 @@ class ChatRequest:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the model made: the arguments as sent, and parsed when they are JSON."""
+
+    name: str
+    raw_arguments: str
+    id: str | None = None
+
+    @property
+    def arguments(self) -> Any:
+        """The parsed arguments (None when they are not JSON: see `arguments_error`)."""
+        return _parse_arguments(self.raw_arguments)[0]
+
+    @property
+    def arguments_error(self) -> str | None:
+        return _parse_arguments(self.raw_arguments)[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "raw_arguments": self.raw_arguments,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ToolCall:
+        return cls(str(data.get("name", "")), str(data.get("raw_arguments", "")), data.get("id"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_arguments(raw: str) -> tuple[Any, str | None]:
+    try:
+        return json.loads(raw or "{}"), None
+    except ValueError as exc:
+        return None, f"arguments are not JSON ({exc.msg} at character {exc.pos}): {raw[:80]!r}"
+
+
+@dataclass(frozen=True)
 class Completion:
-    """A model's answer with what it cost: tokens (None when not reported) and latency."""
+    """A model's answer with what it cost: tokens (None when not reported) and latency.
+
+    Besides the text: the tool calls it made, why it stopped (`stop`, `length`,
+    `tool_calls`, `content_filter`, as the provider says) and its refusal message, if any.
+    """
 
     text: str
     tokens_in: int | None = None
     tokens_out: int | None = None
     latency_ms: float = 0.0
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    refusal: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        """What the cache and recordings keep of the answer (keys only when they say something)."""
+        payload: dict[str, Any] = {"text": self.text}
+        if self.tool_calls:
+            payload["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.finish_reason is not None:
+            payload["finish_reason"] = self.finish_reason
+        if self.refusal is not None:
+            payload["refusal"] = self.refusal
+        return payload
+
+
+def tool_calls_of(payload: Mapping[str, Any]) -> tuple[ToolCall, ...]:
+    """The tool calls of a cached or recorded answer."""
+    return tuple(ToolCall.from_dict(call) for call in payload.get("tool_calls") or ())
 
 
 @dataclass(frozen=True)
@@ -103,7 +176,9 @@ class Embeddings:
 
 
 # Request fields promptyard fills in itself: a prompt's `parameters` must not set them.
-SET_BY_PROMPTYARD: frozenset[str] = frozenset({"model", "messages", "stream"})
+SET_BY_PROMPTYARD: frozenset[str] = frozenset(
+    {"model", "messages", "stream", "tools", "tool_choice"}
+)
 
 
 class Provider(ABC):

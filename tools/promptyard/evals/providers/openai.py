@@ -26,6 +26,7 @@ from promptyard.evals.providers.base import (
     Embeddings,
     Provider,
     ProviderError,
+    ToolCall,
     provider,
 )
 from promptyard.spec import ProviderConfig
@@ -216,20 +217,27 @@ class OpenAIProvider(Provider):
     async def complete(self, request: ChatRequest, *, timeout: float) -> Completion:
         data, latency_ms = await self._post("/chat/completions", request.body(), timeout)
         try:
-            message = data["choices"][0]["message"]
+            choice = data["choices"][0]
+            message = choice["message"]
             text = message.get("content") or ""
             if not isinstance(text, str):
                 text = json.dumps(text, ensure_ascii=False)
+            calls = tuple(_tool_call(call) for call in message.get("tool_calls") or ())
         except (KeyError, IndexError, TypeError, AttributeError):
             raise ProviderError(
                 "malformed", "response has no choices[0].message (not a chat completion)"
             ) from None
         usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        finish = choice.get("finish_reason")
+        refusal = message.get("refusal")
         return Completion(
             text=text,
             tokens_in=_int_or_none(usage.get("prompt_tokens")),
             tokens_out=_int_or_none(usage.get("completion_tokens")),
             latency_ms=latency_ms,
+            tool_calls=calls,
+            finish_reason=finish if isinstance(finish, str) else None,
+            refusal=refusal if isinstance(refusal, str) else None,
         )
 
     async def embed(self, model: str, texts: list[str], *, timeout: float) -> Embeddings:
@@ -251,6 +259,14 @@ class OpenAIProvider(Provider):
         client, self._client_instance = self._client_instance, None
         if client is not None:
             await client.close()
+
+
+def _tool_call(call: Mapping[str, Any]) -> ToolCall:
+    """A `tool_calls` item of a chat completion message; arguments are kept as sent."""
+    function = call["function"]
+    arguments = function.get("arguments")
+    raw = arguments if isinstance(arguments, str) else json.dumps(arguments)
+    return ToolCall(str(function["name"]), raw, call.get("id"))
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -8,6 +8,7 @@ from promptyard.lint.rules import (
     experiments,
     project,
     prompts,
+    tools,
     versions,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "experiments",
     "project",
     "prompts",
+    "tools",
     "versions",
 ]

@@ -11,7 +11,7 @@ from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
 from promptyard.names import closest
 from promptyard.problems import Problem
-from promptyard.render import TemplateInfo, partial_name
+from promptyard.render import TemplateInfo, analyze_template, partial_name
 from promptyard.workspace import LoadedPrompt
 
 
@@ -84,6 +84,7 @@ def unused_input(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     if any(info.error for info in prompt.message_templates):
         return
     used = set().union(*_variables_per_message(prompt))
+    used |= {v for tool in prompt.model.tools for v in analyze_template(tool.description).variables}
     for name in prompt.model.inputs:
         if name not in used:
             yield (
@@ -233,8 +234,8 @@ def dataset_path_unsafe(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
 def json_output_mentioned(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     output = prompt.model.output
-    if output is None or output.format != "json":
-        return
+    if output is None or output.format != "json" or output.strict:
+        return  # structured output (json_schema) needs no instruction, JSON mode does
     partials, _, _ = prompt.resolution
     texts = [m.content for m in prompt.model.messages] + list(partials.values())
     if not any("json" in text.lower() for text in texts):

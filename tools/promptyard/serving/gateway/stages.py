@@ -231,7 +231,21 @@ async def build_prompt_body(gateway: Gateway, exchange: Exchange) -> None:
         [*rendered.messages, *exchange.messages],
         rendered.parameters,
         rendered.output_format == "json",
+        rendered.tools,
+        rendered.tool_choice,
+        rendered.response_format,
     ).body()
+    client_tools = exchange.body.get("tools")
+    if client_tools is not None:
+        if not rendered.allow_client_tools:
+            raise refuse(
+                422,
+                "client_tools_refused",
+                f"{rendered.name} is a managed prompt: a request may not add its own `tools` "
+                "(set `allow_client_tools: true` in the prompt to allow it)",
+            )
+        if isinstance(client_tools, list):
+            out["tools"] = [*out.get("tools", []), *client_tools]
     for key, value in exchange.body.items():
         if key not in ("model", "messages", "variables"):
             out.setdefault(key, value)  # the prompt's parameters win

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from promptyard.assignment import in_canary
@@ -68,12 +68,20 @@ DEFAULT_TTL_S = 60.0
 DEFAULT_TIMEOUT_S = 5.0
 MAX_CACHED_VERSIONS = 4096
 
+if TYPE_CHECKING:
+    from promptyard.events import EventRecorder
+
 
 class Registry:
     """Resolve `name` + (`version` | `label`) to a released prompt, and render it."""
 
     def __init__(self, backend: _Backend) -> None:
         self._backend = backend
+        self._events: EventRecorder | None = None
+
+    def record_exposures(self, events: EventRecorder | None) -> None:
+        """Record an exposure for each render an experiment assigned (None: stop)."""
+        self._events = events
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -160,9 +168,13 @@ class Registry:
     ) -> RenderResult:
         """Render the resolved prompt: messages, model, parameters, version, variant, ...
 
-        Raises PromptNotFound, or VariablesError / RenderError for bad variables.
+        Raises PromptNotFound, or VariablesError / RenderError for bad variables. With a
+        running experiment, `key` is its unit: `variant` and `experiment` say what it got.
         """
-        return self._backend.resolve(name, version, label, key).render(variables)
+        rendered = self._backend.resolve(name, version, label, key).render(variables)
+        if self._events is not None and key is not None:
+            self._events.exposure(rendered, key)
+        return rendered
 
     def catalog(self) -> list[dict[str, Any]]:
         """Every prompt, its tagged versions and what each label pins (`GET /v1/prompts`).

@@ -8,6 +8,9 @@ that read `reconciler.snapshot` once sees one consistent state from start to end
 Resolution (DESIGN.md §6): `name` + `version` gives that tagged version ("explicit");
 `name` + `label` (an environment) gives the pinned stable version, or its canary when a
 `key` is given and `in_canary(label, name, key, weight)` says so. No key, no canary.
+An experiment running in the label on `name` takes precedence over its pin when a key is
+given: the key is the experiment's unit, and `assign(key, experiment)` picks the variant whose
+prompt@version (and model) serves.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptyard.assignment import in_canary
+from promptyard.assignment import assign, in_canary
 from promptyard.errors import ConfigError
 from promptyard.release.bundle import BundledPrompt, LoadedBundle
 from promptyard.render import render_prompt
+from promptyard.spec.experiment import ExperimentSpec
 
 STABLE, CANARY, EXPLICIT = "stable", "canary", "explicit"
 DEFAULT_LABEL = "production"
@@ -54,6 +58,8 @@ class ResolvedPrompt:
     canary: dict[str, Any] | None  # the label's canary {version, weight}, if it has one
     revision: str | None
     is_fallback: bool = False
+    experiment: str | None = None  # the running experiment that chose `variant`
+    model: str | None = None  # the experiment variant's model, replacing the prompt's
 
     @property
     def name(self) -> str:
@@ -77,12 +83,13 @@ class ResolvedPrompt:
             label=self.label,
             content_hash=rendered.content_hash,
             provider=rendered.provider,
-            model=rendered.model,
+            model=self.model or rendered.model,
             parameters=rendered.parameters,
             messages=rendered.messages,
             output_format=rendered.output_format,
             revision=self.revision,
             is_fallback=self.is_fallback,
+            experiment=self.experiment,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,7 +100,9 @@ class ResolvedPrompt:
             "canary": self.canary,
             "revision": self.revision,
             "is_fallback": self.is_fallback,
+            "experiment": self.experiment,
             **self.prompt.definition(),
+            **({"model": self.model} if self.model else {}),
         }
 
 
@@ -113,6 +122,7 @@ class RenderResult:
     output_format: str
     revision: str | None
     is_fallback: bool = False
+    experiment: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +138,7 @@ class RenderResult:
             "output_format": self.output_format,
             "revision": self.revision,
             "is_fallback": self.is_fallback,
+            "experiment": self.experiment,
         }
 
 
@@ -140,6 +151,8 @@ class ServedSnapshot:
     is_fallback: bool = False
     built_at: float = field(default_factory=time.time)
     pins: dict[tuple[str, str], Pin] = field(init=False)
+    # (label, prompt name) -> the experiment running on that prompt there
+    experiments: dict[tuple[str, str], ExperimentSpec] = field(init=False)
 
     def __post_init__(self) -> None:
         pins: dict[tuple[str, str], Pin] = {}
@@ -151,6 +164,12 @@ class ServedSnapshot:
                 weight = pin.canary.weight if pin.canary else 0.0
                 pins[(label, name)] = Pin(versions[pin.version], canary, weight)
         object.__setattr__(self, "pins", pins)
+        experiments: dict[tuple[str, str], ExperimentSpec] = {}
+        for label, running in self.bundle.experiments.items():
+            for experiment in running.values():
+                for variant in experiment.variants:
+                    experiments[(label, variant.prompt_name)] = experiment
+        object.__setattr__(self, "experiments", experiments)
 
     @property
     def revision(self) -> str:
@@ -183,6 +202,9 @@ class ServedSnapshot:
                 )
             return ResolvedPrompt(prompt, EXPLICIT, None, None, self.revision, self.is_fallback)
         label = label or DEFAULT_LABEL
+        experiment = self.experiments.get((label, name)) if key is not None else None
+        if experiment is not None:
+            return self._experiment_variant(experiment, label, str(key))
         pin = self.pins.get((label, name))
         if pin is None:
             if label not in self.bundle.environments:
@@ -196,6 +218,22 @@ class ServedSnapshot:
             )
         return ResolvedPrompt(
             pin.stable, STABLE, label, pin.canary_dict(), self.revision, self.is_fallback
+        )
+
+    def _experiment_variant(
+        self, experiment: ExperimentSpec, label: str, unit: str
+    ) -> ResolvedPrompt:
+        variant = experiment.variant(assign(unit, experiment))
+        prompt = self.bundle.prompts[variant.prompt_name][variant.prompt_version]
+        return ResolvedPrompt(
+            prompt,
+            variant.name,
+            label,
+            None,
+            self.revision,
+            self.is_fallback,
+            experiment=experiment.name,
+            model=variant.model,
         )
 
     def catalog(self) -> list[dict[str, Any]]:

@@ -14,7 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from promptyard.events import EventRecorder, EventStore
+from promptyard.registry.service import feedback_response
 from promptyard.serving.gateway.config import GatewayConfig
+from promptyard.serving.gateway.exposures import ExposureObserver
 from promptyard.serving.gateway.models import list_models
 from promptyard.serving.gateway.observe import GatewayMetrics
 from promptyard.serving.gateway.runtime import Gateway
@@ -29,16 +32,21 @@ def create_gateway_app(
     environ: Mapping[str, str] | None = None,
     metrics: GatewayMetrics | None = None,
     registry_blocks: bool = False,
+    events: EventStore | None = None,
 ) -> Starlette:
     """The Starlette app of the gateway over a `promptyard.Registry`.
 
     `registry_blocks`: the registry may block (a server-backed one fetching on a cache miss),
-    so registry calls run in a worker thread. The app closes its upstream client at shutdown;
+    so registry calls run in a worker thread. With `events`, assigned requests are
+    exposures and `POST /v1/feedback` takes outcomes. The app closes its upstream client at shutdown;
     the registry belongs to the caller.
     """
     gateway = Gateway(
         registry, config, environ=environ, metrics=metrics, registry_blocks=registry_blocks
     )
+    recorder = EventRecorder(events, gateway.metrics.registry) if events is not None else None
+    if recorder is not None:
+        gateway.observers.append(ExposureObserver(recorder))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -57,6 +65,7 @@ def create_gateway_app(
         Route("/readyz", on(readyz), methods=["GET"]),
         Route("/metrics", on(metrics_text), methods=["GET"]),
         Route("/v1/models", on(list_models), methods=["GET"]),
+        Route("/v1/feedback", partial(feedback_response, recorder), methods=["POST"]),
         Route("/v1/{path:path}", on(pass_through), methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

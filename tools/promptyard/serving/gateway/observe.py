@@ -34,6 +34,8 @@ class Observation:
     prompt: str = UNMANAGED
     version: str = ""
     variant: str = ""
+    experiment: str | None = None  # the running experiment that chose the variant
+    unit: str | None = None  # its unit (the request's `user`)
     model: str = ""
     first_token_s: float | None = None
     tokens_in: int | None = None

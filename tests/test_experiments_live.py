@@ -1,0 +1,185 @@
+"""Running experiments: the registry and the gateway assign variants, record exposures,
+take feedback, and `experiment analyze --events` reads the store."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from promptyard.events import EventStore, read_events
+from promptyard.registry.client import Registry
+from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+from support.clusters import cluster_doc, cluster_text
+from support.openai_server import OpenAIServer
+from support.repo import PromptRepo, make_repo
+from support.servers import ThreadedServer
+
+VARS = {"company": "Acme", "ticket": "My order is late"}
+EXPERIMENT = """\
+name: tone
+variants:
+  - {name: control, prompt: support-reply@1.0.0, weight: 50}
+  - {name: warm, prompt: support-reply@1.1.0, model: gpt-4o, weight: 50}
+assignment: {unit: user_id, salt: tone-2026}
+metrics:
+  - {name: resolved, type: binary, direction: increase, baseline: 0.3, mde: 0.1}
+primary: resolved
+"""
+
+
+def make_experiment_repo(tmp_path: Path) -> PromptRepo:
+    """support-reply 1.0.0 and 1.1.0 released; production runs experiment `tone` on them."""
+    repo = make_repo(tmp_path)
+    repo.release()
+    repo.set_prompt("support-reply", "1.1.0", greeting="Good day")
+    repo.commit("support-reply 1.1.0")
+    repo.release()
+    repo.write("experiments/tone.yaml", EXPERIMENT)
+    repo.write(
+        "serving/environments/production.yaml",
+        repo.read("serving/environments/production.yaml") + "experiments: [tone]\n",
+    )
+    repo.commit("run experiment tone in production")
+    return repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> PromptRepo:
+    return make_experiment_repo(tmp_path)
+
+
+def reference_variant(salt: str, unit: str) -> str:
+    """DESIGN.md §6 / assignment.py's formula written out independently (50/50)."""
+    bucket = int(hashlib.sha256(f"{salt}:{unit}".encode()).hexdigest()[:8], 16) % 10000
+    return "control" if bucket < 5000 else "warm"
+
+
+def test_registry_assigns_the_variant_by_unit_and_renders_its_version(repo: PromptRepo) -> None:
+    with Registry.from_repo(repo.root, ref="main") as registry:
+        seen = set()
+        for n in range(200):
+            unit = f"user-{n}"
+            out = registry.render("support-reply", VARS, key=unit)
+            expected = reference_variant("tone-2026", unit)
+            assert (out.variant, out.experiment) == (expected, "tone")
+            assert out.version == ("1.0.0" if expected == "control" else "1.1.0")
+            assert out.model == ("gpt-4o-mini" if expected == "control" else "gpt-4o")
+            assert registry.render("support-reply", VARS, key=unit).variant == expected  # sticky
+            seen.add(expected)
+        assert seen == {"control", "warm"}
+        # Without a unit there is no assignment: the pinned stable version serves.
+        plain = registry.render("support-reply", VARS)
+        assert (plain.variant, plain.experiment, plain.version) == ("stable", None, "1.0.0")
+        # Other labels and other prompts are not in the experiment.
+        assert registry.render("support-reply", VARS, label="staging", key="u").experiment is None
+        assert registry.render("greeter", VARS, key="u").variant == "stable"
+
+
+def lint_findings(repo: PromptRepo) -> list[tuple[str, int, str]]:
+    from promptyard.lint.runner import lint_repository
+    from promptyard.workspace import Workspace
+
+    result = lint_repository(Workspace(repo.root))
+    return sorted((f.rule, f.line, f.message) for f in result.findings if f.rule == "E012")
+
+
+def test_lint_running_experiment_needs_released_served_variants(repo: PromptRepo) -> None:
+    assert lint_findings(repo) == []
+    repo.replace("experiments/tone.yaml", "support-reply@1.1.0", "support-reply@1.2.0")
+    [(code, line, message)] = lint_findings(repo)
+    assert (code, line) == ("E012", 8)  # the `experiments:` line of production.yaml
+    assert "variant warm is support-reply@1.2.0, which is not released" in message
+
+    repo.replace("experiments/tone.yaml", "support-reply@1.2.0", "support-reply@1.1.0")
+    # A cluster serving gpt-4o-mini (the control's model) but not gpt-4o (warm's).
+    repo.write("serving/clusters/gpu.yaml", cluster_text(cluster_doc(served_8b=("gpt-4o-mini",))))
+    repo.replace(
+        "serving/environments/production.yaml",
+        "environment: production",
+        "environment: production\ncluster: gpu",
+    )
+    messages = [m for _, _, m in lint_findings(repo)]
+    assert messages == [
+        "experiment tone variant warm uses model 'gpt-4o', which cluster gpu does not serve "
+        "(it serves: gpt-4o-mini, llama-70b); serve it or change the variant"
+    ]
+
+
+# --- the gateway: assignment, exposures, feedback ------------------------------------------------
+
+
+def gateway_config(url: str) -> GatewayConfig:
+    return GatewayConfig.model_validate(
+        {
+            "endpoints": {"local": {"url": url}},
+            "models": {"gpt-4o-mini": "local", "gpt-4o": "local"},
+            "pricing": {"gpt-4o-mini": {"input": 1.0, "output": 2.0}},
+        }
+    )
+
+
+def test_gateway_serves_variants_records_exposures_and_takes_feedback(
+    repo: PromptRepo, tmp_path: Path
+) -> None:
+    store = EventStore(tmp_path / "events.db")
+    with (
+        OpenAIServer() as upstream,
+        Registry.from_repo(repo.root, ref="main") as registry,
+        ThreadedServer(
+            create_gateway_app(registry, gateway_config(upstream.base_url), events=store)
+        ) as gateway,
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client,
+    ):
+        for n in range(30):
+            unit = f"user-{n}"
+            raw = client.chat.completions.with_raw_response.create(
+                model="prompt:support-reply",
+                messages=[],
+                user=unit,
+                extra_body={"variables": VARS},
+            )
+            expected = reference_variant("tone-2026", unit)
+            assert raw.headers["x-promptyard-variant"] == expected
+            assert raw.headers["x-promptyard-experiment"] == "tone"
+            assert raw.headers["x-promptyard-version"] == (
+                "1.0.0" if expected == "control" else "1.1.0"
+            )
+            sent = upstream.chat_requests()[-1].body
+            assert sent["model"] == ("gpt-4o-mini" if expected == "control" else "gpt-4o")
+        # No unit: no assignment, no exposure.
+        raw = client.chat.completions.with_raw_response.create(
+            model="prompt:support-reply", messages=[], extra_body={"variables": VARS}
+        )
+        assert raw.headers["x-promptyard-variant"] == "stable"
+        assert "x-promptyard-experiment" not in raw.headers
+
+        ok = httpx.post(
+            f"{gateway.url}/v1/feedback",
+            json={
+                "events": [
+                    {"unit": "user-1", "metric": "resolved", "value": 1},
+                    {"unit": "nobody", "metric": "resolved", "value": 0},
+                    {"unit": "user-2", "metric": "csat", "value": 4.5},
+                ]
+            },
+        )
+        assert (ok.status_code, ok.json()) == (202, {"accepted": 3, "dropped": 0})
+        bad = httpx.post(f"{gateway.url}/v1/feedback", json={"unit": "user-1", "metric": "x"})
+        assert bad.status_code == 422
+        assert "`value` must be a finite number" in bad.json()["error"]["message"]
+        metrics = httpx.get(f"{gateway.url}/metrics").text
+        assert 'promptyard_events_recorded_total{kind="exposure"} 30.0' in metrics
+        assert 'promptyard_events_dropped_total{kind="exposure"}' not in metrics
+    assert store.flush()
+    store.close()
+    tables = read_events(tmp_path / "events.db")
+    assert len(tables.exposures) == 30
+    by_unit = dict(zip(tables.exposures["unit"], tables.exposures["variant"], strict=True))
+    assert by_unit == {f"user-{n}": reference_variant("tone-2026", f"user-{n}") for n in range(30)}
+    assert set(tables.exposures["experiment"]) == {"tone"}
+    assert tables.exposures["tokens_in"].gt(0).all()
+    assert sorted(tables.outcomes["unit"]) == ["nobody", "user-1", "user-2"]  # all kept

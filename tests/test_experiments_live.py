@@ -4,6 +4,7 @@ take feedback, and `experiment analyze --events` reads the store."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import httpx
@@ -183,3 +184,67 @@ def test_gateway_serves_variants_records_exposures_and_takes_feedback(
     assert set(tables.exposures["experiment"]) == {"tone"}
     assert tables.exposures["tokens_in"].gt(0).all()
     assert sorted(tables.outcomes["unit"]) == ["nobody", "user-1", "user-2"]  # all kept
+
+
+# --- end to end: the experiment file to the decision ----------------------------------------------
+
+RESOLVE_RATE = {"control": 0.30, "warm": 0.45}  # the planted effect
+
+
+def test_end_to_end_gateway_feedback_analyze_finds_the_planted_effect(
+    repo: PromptRepo, tmp_path: Path
+) -> None:
+    import random
+
+    store_path = tmp_path / "events.db"
+    rng = random.Random(16)
+    store = EventStore(store_path)
+    feedback: list[dict[str, object]] = []
+    with (
+        OpenAIServer() as upstream,
+        Registry.from_repo(repo.root, ref="main") as registry,
+        ThreadedServer(
+            create_gateway_app(registry, gateway_config(upstream.base_url), events=store)
+        ) as gateway,
+        httpx.Client(base_url=gateway.url, timeout=30) as http,
+    ):
+        for n in range(2000):
+            unit = f"u{n:05d}"
+            answer = http.post(
+                "/v1/chat/completions",
+                json={"model": "prompt:support-reply", "user": unit, "variables": VARS},
+            )
+            assert answer.status_code == 200, answer.text
+            variant = answer.headers["x-promptyard-variant"]
+            if rng.random() < 0.8:  # not every user leaves feedback
+                resolved = rng.random() < RESOLVE_RATE[variant]
+                feedback.append({"unit": unit, "metric": "resolved", "value": int(resolved)})
+        feedback.append({"unit": "ghost", "metric": "resolved", "value": 1})  # unmatched
+        for start in range(0, len(feedback), 200):
+            posted = http.post("/v1/feedback", json={"events": feedback[start : start + 200]})
+            assert posted.status_code == 202
+    store.close()
+
+    result = repo.cli(
+        "experiment", "analyze", "tone", "--events", str(store_path), "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    analysis = json.loads(result.stdout)
+    assert analysis["srm"]["flagged"] is False
+    assert analysis["rows"] == 2000
+    assert analysis["assignment"]["mismatched"] == 0
+    [metric] = analysis["metrics"]
+    assert (metric["metric"], metric["treatment"], metric["outcome"]) == (
+        "resolved",
+        "warm",
+        "better",
+    )
+    assert analysis["decision"]["action"] == "ship"
+    assert any("1 outcome event(s) name a unit never exposed" in w for w in analysis["warnings"])
+
+    # The Parquet export analyzes the same.
+    assert repo.cli("events", "export", str(store_path), str(tmp_path / "export")).exit_code == 0
+    again = repo.cli(
+        "experiment", "analyze", "tone", "--events", str(tmp_path / "export"), "--format", "json"
+    )
+    assert json.loads(again.stdout)["metrics"] == analysis["metrics"]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from promptyard.registry.snapshot import RenderResult
     from promptyard.spec.experiment import ExperimentSpec
+    from promptyard.stats.experiment import ExperimentAnalysis
 
 DEFAULT_QUEUE_SIZE = 10_000
 BATCH = 1_000
@@ -400,3 +401,21 @@ class EventRecorder:
         return self.record(
             Exposure(unit, served.experiment, served.variant, served.name, served.version, **usage)
         )
+
+
+def analyze_experiment_events(
+    spec: ExperimentSpec, path: str | Path, *, seed: int = 0
+) -> ExperimentAnalysis:
+    """`analyze_experiment` over the events of an event store (or its Parquet export):
+    exposures and outcomes joined per unit; unmatched outcomes reported in the warnings."""
+    from promptyard.stats.experiment import analyze_experiment
+
+    joined = experiment_events(spec, read_events(path))
+    if joined.frame.empty:
+        raise ConfigError(
+            f"{path}: no exposures of experiment {spec.name!r}",
+            hint="is it listed under `experiments:` in the environment the service serves?",
+        )
+    analysis = analyze_experiment(spec, joined.frame, source=str(path), seed=seed)
+    analysis.warnings.extend(joined.warnings())
+    return analysis

@@ -248,3 +248,105 @@ def test_end_to_end_gateway_feedback_analyze_finds_the_planted_effect(
         "experiment", "analyze", "tone", "--events", str(tmp_path / "export"), "--format", "json"
     )
     assert json.loads(again.stdout)["metrics"] == analysis["metrics"]
+
+
+# --- the event store: crash safety and never blocking ---------------------------------------------
+
+CHILD = """
+import sys, time
+from promptyard.events import EventStore, Outcome
+store = EventStore(sys.argv[1], queue_size=10_000)
+for n in range(500):
+    store.record(Outcome(f"acked-{n}", "resolved", 1.0))
+assert store.flush()
+print("ACKED 500", flush=True)
+accepted = sum(store.record(Outcome(f"late-{n}", "resolved", 0.0)) for n in range(100_000))
+print(f"QUEUED {accepted}", flush=True)
+time.sleep(60)
+"""
+
+
+def test_kill_9_loses_only_unacknowledged_events(tmp_path: Path) -> None:
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+
+    path = tmp_path / "events.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ACKED 500"
+    accepted = int(child.stdout.readline().split()[1])
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    acked = connection.execute("SELECT count(*) FROM outcomes WHERE unit LIKE 'acked-%'")
+    late = connection.execute("SELECT count(*) FROM outcomes WHERE unit LIKE 'late-%'")
+    assert acked.fetchone()[0] == 500  # every acknowledged event survives
+    lost = accepted - late.fetchone()[0]
+    # What can be lost: the queue (10,000) and the batch being written (1,000), no more.
+    assert 0 <= lost <= 10_000 + 1_000
+    connection.close()
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    from promptyard.events import Outcome
+
+    store = EventStore(tmp_path / "events.db", queue_size=10)
+    accepted = store.record_many(Outcome(f"u{n}", "m", 1.0) for n in range(50_000))
+    assert accepted + store.dropped == 50_000
+    assert store.dropped > 0
+    store.close()
+    assert len(read_events(tmp_path / "events.db").outcomes) == accepted
+
+
+def test_registry_service_render_headers_exposures_and_feedback(
+    repo: PromptRepo, tmp_path: Path
+) -> None:
+    from promptyard.registry.reconcile import GitSource, Reconciler
+    from promptyard.registry.service import create_app
+
+    store = EventStore(tmp_path / "events.db")
+    reconciler = Reconciler(GitSource(str(repo.root), "main"))
+    reconciler.start_up()
+    with ThreadedServer(create_app(reconciler, events=store)) as service:
+        answer = httpx.post(
+            f"{service.url}/v1/prompts/support-reply/render",
+            json={"variables": VARS, "key": "user-7"},
+        )
+        expected = reference_variant("tone-2026", "user-7")
+        assert answer.status_code == 200
+        assert (answer.json()["variant"], answer.json()["experiment"]) == (expected, "tone")
+        assert answer.headers["x-promptyard-variant"] == expected
+        assert answer.headers["x-promptyard-experiment"] == "tone"
+        posted = httpx.post(
+            f"{service.url}/v1/feedback", json={"unit": "user-7", "metric": "resolved", "value": 1}
+        )
+        assert posted.status_code == 202
+        malformed = httpx.post(
+            f"{service.url}/v1/feedback",
+            json={"unit": "user-7", "metric": "resolved", "value": "yes"},
+        )
+        assert malformed.status_code == 422
+        assert malformed.json()["error"]["type"] == "invalid_event"
+    store.close()
+    tables = read_events(tmp_path / "events.db")
+    assert list(tables.exposures["variant"]) == [expected]
+    assert list(tables.outcomes["unit"]) == ["user-7"]
+
+
+def test_feedback_without_an_event_store_is_503(repo: PromptRepo) -> None:
+    from promptyard.registry.reconcile import GitSource, Reconciler
+    from promptyard.registry.service import create_app
+
+    reconciler = Reconciler(GitSource(str(repo.root), "main"))
+    reconciler.start_up()
+    with ThreadedServer(create_app(reconciler)) as service:
+        answer = httpx.post(
+            f"{service.url}/v1/feedback", json={"unit": "u", "metric": "m", "value": 1}
+        )
+        assert answer.status_code == 503
+        assert "--events PATH" in answer.json()["error"]["message"]

@@ -350,3 +350,104 @@ def test_feedback_without_an_event_store_is_503(repo: PromptRepo) -> None:
         )
         assert answer.status_code == 503
         assert "--events PATH" in answer.json()["error"]["message"]
+
+
+# --- traces --------------------------------------------------------------------------------------
+
+
+class OTLPReceiver:
+    """An OTLP/HTTP traces receiver on 127.0.0.1: decodes each protobuf export request."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
+        )
+
+        self.spans: list[tuple[str, dict[str, object], str]] = []  # (name, attributes, service)
+        self.content_types: list[str] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.content_types.append(self.headers["content-type"])
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource_spans in request.resource_spans:
+                    service = next(
+                        a.value.string_value
+                        for a in resource_spans.resource.attributes
+                        if a.key == "service.name"
+                    )
+                    for scope in resource_spans.scope_spans:
+                        for span in scope.spans:
+                            attributes = {
+                                a.key: getattr(a.value, a.value.WhichOneof("value"))
+                                for a in span.attributes
+                            }
+                            receiver.spans.append((span.name, attributes, service))
+                reply = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200 if self.path == "/v1/traces" else 404)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> OTLPReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_gateway_exports_genai_spans_with_prompt_attributes_over_otlp_http(
+    repo: PromptRepo,
+) -> None:
+    with OTLPReceiver() as receiver, OpenAIServer() as upstream:
+        environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "gw-test"}
+        with (
+            Registry.from_repo(repo.root, ref="main") as registry,
+            ThreadedServer(
+                create_gateway_app(registry, gateway_config(upstream.base_url), environ=environ)
+            ) as gateway,
+            httpx.Client(base_url=gateway.url) as http,
+        ):
+            served = http.post(
+                "/v1/chat/completions",
+                json={"model": "prompt:support-reply", "user": "user-3", "variables": VARS},
+            )
+            assert served.status_code == 200
+            usage = served.json()["usage"]
+            missing = http.post("/v1/chat/completions", json={"model": "prompt:nope"})
+            assert missing.status_code == 404
+        # The app's shutdown flushed the batch processor.
+    assert set(receiver.content_types) == {"application/x-protobuf"}
+    by_name = {
+        attributes.get("promptyard.prompt.name", "?"): (name, attributes, service)
+        for name, attributes, service in receiver.spans
+    }
+    variant = reference_variant("tone-2026", "user-3")
+    model = "gpt-4o-mini" if variant == "control" else "gpt-4o"
+    name, attributes, service = by_name["support-reply"]
+    assert (name, service) == (f"chat {model}", "gw-test")
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.request.model"] == model
+    assert attributes["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
+    assert attributes["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+    assert attributes["promptyard.prompt.version"] == ("1.0.0" if variant == "control" else "1.1.0")
+    assert attributes["promptyard.prompt.variant"] == variant
+    assert attributes["promptyard.experiment"] == "tone"
+    _, failed, _ = by_name["_unknown"]
+    assert (failed["http.response.status_code"], failed["error.type"]) == (404, "not_found")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
@@ -22,6 +23,7 @@ from promptyard.serving.gateway.models import list_models
 from promptyard.serving.gateway.observe import GatewayMetrics
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.stages import chat_completions
+from promptyard.serving.gateway.traces import TraceObserver
 from promptyard.serving.gateway.upstream import pass_through
 
 
@@ -47,6 +49,9 @@ def create_gateway_app(
     recorder = EventRecorder(events, gateway.metrics.registry) if events is not None else None
     if recorder is not None:
         gateway.observers.append(ExposureObserver(recorder))
+    traces = TraceObserver.from_environment(os.environ if environ is None else environ)
+    if traces is not None:
+        gateway.observers.append(traces)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,6 +60,8 @@ def create_gateway_app(
             yield
         finally:
             await gateway.close()
+            if traces is not None:
+                traces.shutdown()  # exports the spans still pending
 
     def on(handler: Any) -> Any:
         return partial(handler, gateway)

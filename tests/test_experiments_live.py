@@ -113,12 +113,13 @@ def test_lint_running_experiment_needs_released_served_variants(repo: PromptRepo
 # --- the gateway: assignment, exposures, feedback ------------------------------------------------
 
 
-def gateway_config(url: str) -> GatewayConfig:
+def gateway_config(url: str, capture: dict[str, float] | None = None) -> GatewayConfig:
     return GatewayConfig.model_validate(
         {
             "endpoints": {"local": {"url": url}},
             "models": {"gpt-4o-mini": "local", "gpt-4o": "local"},
             "pricing": {"gpt-4o-mini": {"input": 1.0, "output": 2.0}},
+            "capture": capture or {},
         }
     )
 
@@ -451,3 +452,61 @@ def test_gateway_exports_genai_spans_with_prompt_attributes_over_otlp_http(
     assert attributes["promptyard.experiment"] == "tone"
     _, failed, _ = by_name["_unknown"]
     assert (failed["http.response.status_code"], failed["error.type"]) == (404, "not_found")
+
+
+# --- capture: production cases back into golden sets ----------------------------------------------
+
+REDACTOR = """
+import re
+def scrub(case):
+    if "DROP" in case["vars"]["ticket"]:
+        return None
+    case["vars"]["ticket"] = re.sub(r"\\S+@\\S+", "<email>", case["vars"]["ticket"])
+    return case
+"""
+
+
+def test_capture_turns_sampled_requests_into_candidate_cases(
+    repo: PromptRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptyard.capture import case_id
+
+    store_path = tmp_path / "events.db"
+    store = EventStore(store_path)
+    tickets = ["Late order", "Mail me at a@b.example", "Late order", "DROP this", "Late order"]
+    with OpenAIServer() as upstream, Registry.from_repo(repo.root, ref="main") as registry:
+        config = gateway_config(upstream.base_url, capture={"support-reply": 100})
+        with (
+            ThreadedServer(create_gateway_app(registry, config, events=store)) as gateway,
+            httpx.Client(base_url=gateway.url) as http,
+        ):
+            for ticket in tickets:
+                variables = {"company": "Acme", "ticket": ticket}
+                http.post(
+                    "/v1/chat/completions",
+                    json={"model": "prompt:support-reply", "variables": variables},
+                ).raise_for_status()
+            http.post(
+                "/v1/chat/completions", json={"model": "prompt:greeter", "variables": VARS}
+            ).raise_for_status()  # not opted in: never captured
+    store.close()
+
+    (tmp_path / "redactmod.py").write_text(REDACTOR)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    output = repo.path("golden/candidates.jsonl")
+    args = ("capture", "support-reply", "--events", str(store_path), "-o", str(output))
+    result = repo.cli(*args, "--redact", "redactmod:scrub")
+    assert result.exit_code == 0, result.output
+    assert "2 cases (2 new; 2 duplicates, 1 redacted away" in result.stdout
+    cases = repo.jsonl("golden/candidates.jsonl")
+    assert [c["vars"]["ticket"] for c in cases] == ["Late order", "Mail me at <email>"]
+    assert cases[0]["id"] == case_id("support-reply", {"company": "Acme", "ticket": "Late order"})
+    assert cases[0]["metadata"]["production_answer"]  # the answer, for the reviewer
+    assert cases[0]["metadata"]["version"] == "1.0.0"  # no unit: the stable version served
+    # Running again adds nothing (stable ids); a cap bounds a new file.
+    again = repo.cli(*args, "--redact", "redactmod:scrub")
+    assert "2 cases (0 new; 4 duplicates" in again.stdout
+    capped = repo.cli(*args[:-1], str(tmp_path / "capped.jsonl"), "--max-cases", "1")
+    assert "1 cases (1 new; 2 duplicates, 0 redacted away, 0 too large, 2 over --max-cases)" in (
+        capped.stdout
+    )

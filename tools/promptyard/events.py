@@ -50,6 +50,10 @@ CREATE TABLE IF NOT EXISTS outcomes (
     time REAL NOT NULL, unit TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL,
     experiment TEXT
 );
+CREATE TABLE IF NOT EXISTS captures (
+    time REAL NOT NULL, prompt TEXT NOT NULL, version TEXT NOT NULL, variant TEXT NOT NULL,
+    variables TEXT NOT NULL, answer TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS exposures_by_experiment ON exposures (experiment);
 """
 EXPOSURE_COLUMNS = (
@@ -98,6 +102,24 @@ class Outcome:
 
     def row(self) -> tuple[Any, ...]:
         return tuple(getattr(self, c) for c in OUTCOME_COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """A sampled production request of a prompt that opted in: its variables and answer."""
+
+    prompt: str
+    version: str
+    variant: str
+    variables: str  # JSON
+    answer: str
+    time: float = field(default_factory=time.time)
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.time, self.prompt, self.version, self.variant, self.variables, self.answer)
+
+
+Event = Exposure | Outcome | Capture
 
 
 class InvalidEvent(ValueError):
@@ -162,16 +184,14 @@ class EventStore:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the event store: {exc}") from None
         self._connection = connection
-        self._queue: queue.Queue[Exposure | Outcome | threading.Event | None] = queue.Queue(
-            queue_size
-        )
+        self._queue: queue.Queue[Event | threading.Event | None] = queue.Queue(queue_size)
         self.dropped = 0  # events refused because the queue was full
         self.failed = 0  # events lost to a write error (full disk, ...)
         self.written = 0
         self._writer = threading.Thread(target=self._write_loop, name="events", daemon=True)
         self._writer.start()
 
-    def record(self, event: Exposure | Outcome) -> bool:
+    def record(self, event: Event) -> bool:
         """Queue an event; never blocks. False (and counted in `dropped`) when full."""
         try:
             self._queue.put_nowait(event)
@@ -180,7 +200,7 @@ class EventStore:
             return False
         return True
 
-    def record_many(self, events: Iterable[Exposure | Outcome]) -> int:
+    def record_many(self, events: Iterable[Event]) -> int:
         """Queue events; how many were accepted."""
         return sum(self.record(event) for event in events)
 
@@ -206,7 +226,7 @@ class EventStore:
     def _write_loop(self) -> None:
         stop = False
         while not stop:
-            batch: list[Exposure | Outcome] = []
+            batch: list[Event] = []
             waiting: list[threading.Event] = []
             item = self._queue.get()
             while True:
@@ -226,11 +246,12 @@ class EventStore:
             for done in waiting:
                 done.set()
 
-    def _commit(self, batch: list[Exposure | Outcome]) -> None:
+    def _commit(self, batch: list[Event]) -> None:
         if not batch:
             return
         exposures = [e.row() for e in batch if isinstance(e, Exposure)]
         outcomes = [e.row() for e in batch if isinstance(e, Outcome)]
+        captures = [e.row() for e in batch if isinstance(e, Capture)]
         try:
             with self._connection:
                 self._connection.execute("BEGIN")
@@ -241,6 +262,10 @@ class EventStore:
                 if outcomes:
                     self._connection.executemany(
                         "INSERT INTO outcomes VALUES (?,?,?,?,?)", outcomes
+                    )
+                if captures:
+                    self._connection.executemany(
+                        "INSERT INTO captures VALUES (?,?,?,?,?,?)", captures
                     )
             self.written += len(batch)
         except sqlite3.Error:
@@ -375,19 +400,19 @@ class EventRecorder:
         self.store = store
         self.recorded = Counter(
             "promptyard_events_recorded",
-            "Experiment events queued for the event store, by kind (exposure, outcome).",
+            "Events queued for the event store, by kind (exposure, outcome, capture).",
             ["kind"],
             registry=registry,
         )
         self.dropped = Counter(
             "promptyard_events_dropped",
-            "Experiment events dropped because the event store's queue was full, by kind.",
+            "Events dropped because the event store's queue was full, by kind.",
             ["kind"],
             registry=registry,
         )
 
-    def record(self, event: Exposure | Outcome) -> bool:
-        kind = "exposure" if isinstance(event, Exposure) else "outcome"
+    def record(self, event: Event) -> bool:
+        kind = type(event).__name__.lower()
         if self.store.record(event):
             self.recorded.labels(kind).inc()
             return True

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from promptyard.events import EventRecorder, EventStore
 from promptyard.registry.service import feedback_response
+from promptyard.serving.gateway.captures import CaptureObserver
 from promptyard.serving.gateway.config import GatewayConfig
 from promptyard.serving.gateway.exposures import ExposureObserver
 from promptyard.serving.gateway.models import list_models
@@ -49,6 +50,8 @@ def create_gateway_app(
     recorder = EventRecorder(events, gateway.metrics.registry) if events is not None else None
     if recorder is not None:
         gateway.observers.append(ExposureObserver(recorder))
+        if config.capture:
+            gateway.observers.append(CaptureObserver(recorder, config.capture))
     traces = TraceObserver.from_environment(os.environ if environ is None else environ)
     if traces is not None:
         gateway.observers.append(traces)

@@ -183,6 +183,7 @@ async def render_prompt(gateway: Gateway, exchange: Exchange) -> None:
     seen = exchange.seen
     seen.prompt, seen.version, seen.variant = rendered.name, rendered.version, rendered.variant
     seen.model = rendered.model
+    seen.variables = exchange.variables
     if rendered.experiment is not None:
         seen.experiment, seen.unit = rendered.experiment, exchange.user
     exchange.rendered = rendered
@@ -283,6 +284,7 @@ async def forward_upstream(gateway: Gateway, exchange: Exchange) -> None:
     status = response.status
     if status == 200:
         seen.usage(usage_of(content))
+        seen.answer_body = content
     seen.finish(status, None if status < 400 else f"upstream_{status}")
     exchange.response = Response(content, status, headers=answer_headers)
 

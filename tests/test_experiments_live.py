@@ -510,3 +510,49 @@ def test_capture_turns_sampled_requests_into_candidate_cases(
     assert "1 cases (1 new; 2 duplicates, 0 redacted away, 0 too large, 2 over --max-cases)" in (
         capped.stdout
     )
+
+
+def test_join_per_unit_binary_any_continuous_mean_and_unmatched() -> None:
+    import pandas as pd
+    import yaml
+
+    from promptyard.events import EventTables, experiment_events
+    from promptyard.spec.experiment import ExperimentSpec
+
+    spec = ExperimentSpec.model_validate(
+        yaml.safe_load(
+            EXPERIMENT.replace(
+                "primary: resolved",
+                "  - {name: csat, type: continuous, direction: increase, baseline: 4, sd: 1, "
+                "mde: 0.2}\nprimary: resolved",
+            )
+        )
+    )
+    exposures = pd.DataFrame(
+        [
+            (1.0, "a", "tone", "control"),
+            (2.0, "a", "tone", "control"),
+            (3.0, "b", "tone", "warm"),
+            (4.0, "b", "tone", "control"),  # switched: the first (warm) counts
+            (5.0, "c", "other", "x"),  # another experiment
+        ],
+        columns=["time", "unit", "experiment", "variant"],
+    )
+    outcomes = pd.DataFrame(
+        [
+            (1.0, "a", "resolved", 0.0, None),
+            (2.0, "a", "resolved", 1.0, None),
+            (3.0, "a", "csat", 3.0, None),
+            (4.0, "a", "csat", 5.0, "tone"),
+            (5.0, "ghost", "resolved", 1.0, None),
+            (6.0, "b", "thumbs", 1.0, None),
+            (7.0, "a", "resolved", 0.0, "other"),  # another experiment's: not ours
+        ],
+        columns=["time", "unit", "metric", "value", "experiment"],
+    )
+    joined = experiment_events(spec, EventTables(exposures, outcomes))
+    rows = joined.frame.set_index("user_id").to_dict("index")
+    assert rows["a"] == {"variant": "control", "resolved": 1.0, "csat": 4.0}
+    assert rows["b"]["variant"] == "warm" and rows["b"]["resolved"] == 0.0
+    assert pd.isna(rows["b"]["csat"])
+    assert (joined.unmatched_units, joined.unmatched_metrics, joined.switched_units) == (1, 1, 1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -124,16 +126,36 @@ def gateway_config(url: str, capture: dict[str, float] | None = None) -> Gateway
     )
 
 
+@contextmanager
+def served_gateway(
+    repo: PromptRepo,
+    store: EventStore | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    capture: dict[str, float] | None = None,
+) -> Iterator[tuple[ThreadedServer, OpenAIServer]]:
+    """The gateway over the repository's registry, the local OpenAI server as its upstream."""
+    with (
+        OpenAIServer() as upstream,
+        Registry.from_repo(repo.root, ref="main") as registry,
+        ThreadedServer(
+            create_gateway_app(
+                registry,
+                gateway_config(upstream.base_url, capture),
+                events=store,
+                environ=environ or {},
+            )
+        ) as gateway,
+    ):
+        yield gateway, upstream
+
+
 def test_gateway_serves_variants_records_exposures_and_takes_feedback(
     repo: PromptRepo, tmp_path: Path
 ) -> None:
     store = EventStore(tmp_path / "events.db")
     with (
-        OpenAIServer() as upstream,
-        Registry.from_repo(repo.root, ref="main") as registry,
-        ThreadedServer(
-            create_gateway_app(registry, gateway_config(upstream.base_url), events=store)
-        ) as gateway,
+        served_gateway(repo, store) as (gateway, upstream),
         openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client,
     ):
         for n in range(30):
@@ -202,11 +224,7 @@ def test_end_to_end_gateway_feedback_analyze_finds_the_planted_effect(
     store = EventStore(store_path)
     feedback: list[dict[str, object]] = []
     with (
-        OpenAIServer() as upstream,
-        Registry.from_repo(repo.root, ref="main") as registry,
-        ThreadedServer(
-            create_gateway_app(registry, gateway_config(upstream.base_url), events=store)
-        ) as gateway,
+        served_gateway(repo, store) as (gateway, _),
         httpx.Client(base_url=gateway.url, timeout=30) as http,
     ):
         for n in range(2000):
@@ -333,6 +351,17 @@ def test_registry_service_render_headers_exposures_and_feedback(
         )
         assert malformed.status_code == 422
         assert malformed.json()["error"]["type"] == "invalid_event"
+        # A server-backed client assigns itself from the label's cached description.
+        with Registry.from_server(service.url) as remote:
+            for n in range(40):
+                unit = f"user-{n}"
+                out = remote.render("support-reply", VARS, key=unit)
+                assert (out.variant, out.experiment) == (
+                    reference_variant("tone-2026", unit),
+                    "tone",
+                )
+                assert out.model == ("gpt-4o-mini" if out.variant == "control" else "gpt-4o")
+            assert remote.render("support-reply", VARS).variant == "stable"
     store.close()
     tables = read_events(tmp_path / "events.db")
     assert list(tables.exposures["variant"]) == [expected]
@@ -416,13 +445,10 @@ class OTLPReceiver:
 def test_gateway_exports_genai_spans_with_prompt_attributes_over_otlp_http(
     repo: PromptRepo,
 ) -> None:
-    with OTLPReceiver() as receiver, OpenAIServer() as upstream:
+    with OTLPReceiver() as receiver:
         environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SERVICE_NAME": "gw-test"}
         with (
-            Registry.from_repo(repo.root, ref="main") as registry,
-            ThreadedServer(
-                create_gateway_app(registry, gateway_config(upstream.base_url), environ=environ)
-            ) as gateway,
+            served_gateway(repo, environ=environ) as (gateway, _),
             httpx.Client(base_url=gateway.url) as http,
         ):
             served = http.post(
@@ -474,21 +500,19 @@ def test_capture_turns_sampled_requests_into_candidate_cases(
     store_path = tmp_path / "events.db"
     store = EventStore(store_path)
     tickets = ["Late order", "Mail me at a@b.example", "Late order", "DROP this", "Late order"]
-    with OpenAIServer() as upstream, Registry.from_repo(repo.root, ref="main") as registry:
-        config = gateway_config(upstream.base_url, capture={"support-reply": 100})
-        with (
-            ThreadedServer(create_gateway_app(registry, config, events=store)) as gateway,
-            httpx.Client(base_url=gateway.url) as http,
-        ):
-            for ticket in tickets:
-                variables = {"company": "Acme", "ticket": ticket}
-                http.post(
-                    "/v1/chat/completions",
-                    json={"model": "prompt:support-reply", "variables": variables},
-                ).raise_for_status()
+    with (
+        served_gateway(repo, store, capture={"support-reply": 100}) as (gateway, _),
+        httpx.Client(base_url=gateway.url) as http,
+    ):
+        for ticket in tickets:
+            variables = {"company": "Acme", "ticket": ticket}
             http.post(
-                "/v1/chat/completions", json={"model": "prompt:greeter", "variables": VARS}
-            ).raise_for_status()  # not opted in: never captured
+                "/v1/chat/completions",
+                json={"model": "prompt:support-reply", "variables": variables},
+            ).raise_for_status()
+        http.post(
+            "/v1/chat/completions", json={"model": "prompt:greeter", "variables": VARS}
+        ).raise_for_status()  # not opted in: never captured
     store.close()
 
     (tmp_path / "redactmod.py").write_text(REDACTOR)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from promptyard.assignment import in_canary
+from promptyard.assignment import bucket, in_canary, pick
 from promptyard.errors import ConfigError, InfraError
 from promptyard.registry.reconcile import (
     BundleSource,
@@ -272,6 +272,26 @@ class _LabelEntry:
     weight: float
     revision: str
     fetched_at: float
+    running: _Running | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """The experiment running on a prompt in a label, as the server described it."""
+
+    name: str
+    salt: str
+    variants: dict[str, tuple[str, str, str | None]]  # variant -> (prompt, version, model)
+    weights: list[tuple[str, float]]
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> _Running:
+        variants = {
+            str(v["name"]): (str(v["prompt"]), str(v["version"]), v.get("model"))
+            for v in data["variants"]
+        }
+        weights = [(str(v["name"]), float(v["weight"])) for v in data["variants"]]
+        return cls(str(data["name"]), str(data["salt"]), variants, weights)
 
 
 class _ServerError(Exception):
@@ -357,15 +377,19 @@ class _ServerBackend(_Backend):
         stable = self._definition(body)
         try:
             canary = body.get("canary") or None
+            running = body.get("running_experiment") or None
             return _LabelEntry(
                 stable=stable,
                 canary_version=str(canary["version"]) if canary else None,
                 weight=float(canary["weight"]) if canary else 0.0,
                 revision=str(body.get("revision", "")),
                 fetched_at=time.monotonic(),
+                running=_Running.parse(running) if running else None,
             )
         except (KeyError, TypeError, ValueError):
-            raise _ServerError(f"{self.url} sent a malformed canary for {name}@{label}") from None
+            raise _ServerError(
+                f"{self.url} sent a malformed canary or experiment for {name}@{label}"
+            ) from None
 
     def _version(self, name: str, version: str) -> BundledPrompt:
         with self._lock:
@@ -437,6 +461,8 @@ class _ServerBackend(_Backend):
                 return self._fallback_snapshot(self._last_error or "server unreachable").resolve(
                     name, None, label, key
                 )
+            if entry.running is not None and key is not None:
+                return self._assigned(entry.running, label, key, entry.revision)
             canary = (
                 {"version": entry.canary_version, "weight": entry.weight}
                 if entry.canary_version
@@ -452,6 +478,15 @@ class _ServerBackend(_Backend):
             return ResolvedPrompt(entry.stable, STABLE, label, canary, entry.revision)
         except _ServerError as exc:  # a version fetch failed with nothing cached
             return self._fallback_snapshot(str(exc)).resolve(name, version, label, key)
+
+    def _assigned(self, running: _Running, label: str, key: str, revision: str) -> ResolvedPrompt:
+        """The variant `assign` gives unit `key` (the same formula the server uses)."""
+        variant = pick(bucket(running.salt, str(key)), running.weights)
+        prompt_name, version, model = running.variants[variant]
+        prompt = self._version(prompt_name, version)
+        return ResolvedPrompt(
+            prompt, variant, label, None, revision, experiment=running.name, model=model
+        )
 
     def catalog(self) -> list[dict[str, Any]]:
         try:

@@ -48,6 +48,24 @@ class Pin:
         return {"version": self.canary.version, "weight": self.weight}
 
 
+def running_dict(experiment: ExperimentSpec) -> dict[str, Any]:
+    """What a client needs to assign an experiment's units itself (`assign`'s inputs)."""
+    return {
+        "name": experiment.name,
+        "salt": experiment.assignment.salt,
+        "variants": [
+            {
+                "name": v.name,
+                "prompt": v.prompt_name,
+                "version": v.prompt_version,
+                "model": v.model,
+                "weight": v.weight,
+            }
+            for v in experiment.variants
+        ],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedPrompt:
     """A prompt version chosen for a request, and why (its variant and label)."""
@@ -60,6 +78,9 @@ class ResolvedPrompt:
     is_fallback: bool = False
     experiment: str | None = None  # the running experiment that chose `variant`
     model: str | None = None  # the experiment variant's model, replacing the prompt's
+    # Without a unit: the experiment running on this prompt in the label, for clients that
+    # assign themselves ({name, salt, variants: [{name, prompt, version, model, weight}]}).
+    running: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -101,6 +122,7 @@ class ResolvedPrompt:
             "revision": self.revision,
             "is_fallback": self.is_fallback,
             "experiment": self.experiment,
+            "running_experiment": self.running,
             **self.prompt.definition(),
             **({"model": self.model} if self.model else {}),
         }
@@ -216,8 +238,15 @@ class ServedSnapshot:
             return ResolvedPrompt(
                 pin.canary, CANARY, label, pin.canary_dict(), self.revision, self.is_fallback
             )
+        running = self.experiments.get((label, name))
         return ResolvedPrompt(
-            pin.stable, STABLE, label, pin.canary_dict(), self.revision, self.is_fallback
+            pin.stable,
+            STABLE,
+            label,
+            pin.canary_dict(),
+            self.revision,
+            self.is_fallback,
+            running=running_dict(running) if running is not None else None,
         )
 
     def _experiment_variant(

@@ -580,3 +580,44 @@ def test_join_per_unit_binary_any_continuous_mean_and_unmatched() -> None:
     assert rows["b"]["variant"] == "warm" and rows["b"]["resolved"] == 0.0
     assert pd.isna(rows["b"]["csat"])
     assert (joined.unmatched_units, joined.unmatched_metrics, joined.switched_units) == (1, 1, 1)
+
+
+def test_bad_event_inputs_are_clean_errors(repo: PromptRepo, tmp_path: Path) -> None:
+    from support.cli import assert_clean_error
+
+    missing = str(tmp_path / "missing.db")
+    assert_clean_error(
+        repo.run("experiment", "analyze", "tone", "--events", missing), 2, "missing.db"
+    )
+    assert_clean_error(
+        repo.run("experiment", "analyze", "tone"), 2, "--data FILE or --events STORE"
+    )
+    not_a_store = repo.path("promptyard.yaml")
+    assert_clean_error(
+        repo.run("experiment", "analyze", "tone", "--events", str(not_a_store)),
+        2,
+        "not a promptyard event store",
+    )
+    EventStore(tmp_path / "empty.db").close()
+    assert_clean_error(
+        repo.run("experiment", "analyze", "tone", "--events", str(tmp_path / "empty.db")),
+        2,
+        "no exposures of experiment 'tone'",
+    )
+    assert_clean_error(
+        repo.run("capture", "support-reply", "--events", missing, "-o", "c.jsonl"), 2, "missing.db"
+    )
+    assert_clean_error(
+        repo.run(
+            "capture",
+            "support-reply",
+            "--events",
+            str(tmp_path / "empty.db"),
+            "-o",
+            "c.jsonl",
+            "--redact",
+            "nomodule",
+        ),
+        2,
+        "module:function",
+    )

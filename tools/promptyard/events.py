@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from promptyard.spec.experiment import ExperimentSpec
     from promptyard.stats.experiment import ExperimentAnalysis
 
+PARQUET_MISSING = "Parquet needs pyarrow: pip install 'promptyard[parquet]'"
 DEFAULT_QUEUE_SIZE = 10_000
 BATCH = 1_000
 
@@ -290,6 +291,8 @@ def read_events(path: str | Path) -> EventTables:
                 pd.read_parquet(where / "exposures.parquet"),
                 pd.read_parquet(where / "outcomes.parquet"),
             )
+        except ImportError:
+            raise ConfigError(PARQUET_MISSING) from None
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"{where}: not a Parquet export of events: {exc}",
@@ -314,12 +317,18 @@ def export_parquet(path: str | Path, directory: str | Path) -> dict[str, int]:
     the rows written per table."""
     tables = read_events(path)
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot create the export folder: {exc.strerror}") from None
     counts = {}
     for name, frame in (("exposures", tables.exposures), ("outcomes", tables.outcomes)):
         target = out / f"{name}.parquet"
         temporary = out / f".{name}.parquet.tmp"
-        frame.to_parquet(temporary, index=False)
+        try:
+            frame.to_parquet(temporary, index=False)
+        except ImportError:
+            raise ConfigError(PARQUET_MISSING) from None
         temporary.replace(target)
         counts[name] = len(frame)
     return counts

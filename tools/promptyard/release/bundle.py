@@ -442,6 +442,12 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
                         "or pin a tagged version"
                     )
         environments[env_name] = spec
+        missing = [name for name in spec.experiments if name not in env.experiments]
+        if missing:
+            problems.append(
+                f"{env.path}: runs experiment(s) {', '.join(missing)} but the bundle does not "
+                "carry them; rebuild it with this promptyard"
+            )
         experiments[env_name] = _load_experiments(env_name, env, shape, problems)
     if problems:
         raise BundleError(problems)

@@ -621,3 +621,22 @@ def test_bad_event_inputs_are_clean_errors(repo: PromptRepo, tmp_path: Path) -> 
         2,
         "module:function",
     )
+
+
+def test_bundle_carries_running_experiments_and_refuses_one_without_them(
+    repo: PromptRepo,
+) -> None:
+    from promptyard.release.bundle import BundleError, build_bundle, document_hash, load_bundle
+    from promptyard.workspace import Workspace
+
+    document = build_bundle(Workspace(repo.root), "main")
+    entry = document["environments"]["production"]
+    assert entry["experiments"]["tone"]["assignment"]["salt"] == "tone-2026"
+    assert load_bundle(document).experiments["production"]["tone"].name == "tone"
+    del entry["experiments"]
+    document["hash"] = document_hash(document)
+    with pytest.raises(BundleError) as caught:
+        load_bundle(document)
+    assert "runs experiment(s) tone but the bundle does not carry them" in str(
+        caught.value.problems
+    )

@@ -5,7 +5,11 @@ The server (`promptyard serve --source BUNDLE`, one process) and the load genera
 (`loadgen.py`, another process) run on loopback; on a machine with 2+ cores each is pinned to
 its own core so they do not steal each other's CPU.
 
+With --experiment, an A/B experiment runs on the prompt and the server records every
+assignment as an exposure in an event store (`serve --events`); the target is the same.
+
 Run: .venv/bin/python tests/benchmarks/bench_serve_http.py [--seconds 10] [--connections 32]
+     [--experiment]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from _fixture import VARIABLES, released_repo
@@ -34,14 +39,32 @@ def pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
+def run_experiment(repo: Any) -> None:
+    """Run a 50/50 experiment on support-reply 1.0.0 vs 1.1.0 in production."""
+    sys.path.insert(0, str(HERE.parent))
+    from test_experiments_live import EXPERIMENT
+
+    repo.write("experiments/tone.yaml", EXPERIMENT)
+    repo.write(
+        "serving/environments/production.yaml",
+        repo.read("serving/environments/production.yaml") + "experiments: [tone]\n",
+    )
+    repo.commit("run tone")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--experiment", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         repo = released_repo(tmp_path)
+        events: list[str] = []
+        if args.experiment:
+            run_experiment(repo)
+            events = ["--events", str(tmp_path / "events.db")]
         bundle = tmp_path / "bundle.json"
         bundle.write_bytes(bundle_bytes(build_bundle(Workspace(repo.root), "main")))
         body = tmp_path / "body.json"
@@ -60,6 +83,7 @@ def main() -> None:
                 "0",
                 "--log-level",
                 "warning",
+                *events,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -103,7 +127,7 @@ def main() -> None:
             server.wait(timeout=30)
             log.close()
     print(
-        f"POST /render, 1 uvicorn worker, {figures['connections']} connections, "
+        f"POST /render{' (experiment + exposures)' if args.experiment else ''}, 1 uvicorn worker, {figures['connections']} connections, "
         f"{figures['seconds']:.0f} s: {figures['rps']:,.0f} req/s, p50 {figures['p50_ms']:.2f} ms, "
         f"p90 {figures['p90_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms, "
         f"max {figures['max_ms']:.1f} ms, errors {figures['errors']}"

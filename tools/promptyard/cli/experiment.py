@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.errors import ConfigError
 
 OUTCOME_STYLE = {"better": "green", "worse": "red", "inconclusive": "dim"}
 ACTION_STYLE = {"ship": "green", "keep-control": "yellow", "continue": "cyan", "invalid": "red"}
@@ -236,7 +237,17 @@ def _print_analysis(analysis: Any) -> None:
 
 @experiment.command()
 @click.argument("exp")
-@_data_option
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV, JSONL or Parquet: one row per unit, its variant and one column per metric.",
+)
+@click.option(
+    "--events",
+    type=click.Path(path_type=Path),
+    help="Instead of --data: the event store of `serve`/`gateway --events` (or its Parquet "
+    "export); exposures and outcomes are joined per unit.",
+)
 @_variant_option
 @format_option("text", "markdown", "json")
 @click.option(
@@ -250,13 +261,17 @@ def _print_analysis(analysis: Any) -> None:
 def analyze(
     app: App,
     exp: str,
-    data: Path,
+    data: Path | None,
+    events: Path | None,
     variant_column: str,
     fmt: str,
     plot: Path | None,
     seed: int,
 ) -> int:
     """Analyze experiment data: SRM first, every metric, and the decision.
+
+    The data is a file with one row per unit (--data) or the event store the registry
+    service or gateway recorded (--events).
 
     Exits 1 when the sample ratio check fails (the data cannot be trusted).
     """
@@ -267,13 +282,21 @@ def analyze(
         from promptyard.stats.plot import check_plot_target
 
         check_plot_target(plot)  # before the analysis: a bad path fails fast
-    analysis = analyze_experiment(
-        spec,
-        _read(spec, data, variant_column),
-        variant_column=variant_column,
-        source=str(data),
-        seed=seed,
-    )
+    if (data is None) == (events is None):
+        raise ConfigError("give --data FILE or --events STORE (one of them)")
+    if events is not None:
+        from promptyard.events import analyze_experiment_events
+
+        analysis = analyze_experiment_events(spec, events, seed=seed)
+    else:
+        assert data is not None
+        analysis = analyze_experiment(
+            spec,
+            _read(spec, data, variant_column),
+            variant_column=variant_column,
+            source=str(data),
+            seed=seed,
+        )
     if plot is not None:
         from promptyard.stats.plot import plot_analysis
 

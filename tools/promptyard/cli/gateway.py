@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from promptyard.cli.main import App, stderr_console
+from promptyard.cli.serve import events_option
 from promptyard.errors import ConfigError
 
 
@@ -114,6 +115,7 @@ def build_config(
 @click.option("--label", metavar="ENV", help="The environment served by default (production).")
 @click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@events_option
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option(
     "--log-level",
@@ -136,6 +138,7 @@ def gateway(
     label: str | None,
     host: str,
     port: int,
+    events: Path | None,
     access_log: bool,
     log_level: str,
 ) -> int:
@@ -149,7 +152,7 @@ def gateway(
     """
     import uvicorn
 
-    from promptyard.cli.serve import _address, _listen
+    from promptyard.cli.serve import _address, _listen, open_events
     from promptyard.registry.client import Registry
     from promptyard.serving.gateway import GatewayConfig, create_gateway_app
     from promptyard.serving.gateway.runtime import require_served_label
@@ -168,6 +171,7 @@ def gateway(
         location = source or str(app.workspace().root)
         registry = Registry.from_source(location, branch, poll=poll or None)
         where = location
+    store = open_events(events)
     try:
         if label:
             require_served_label(registry, config.label)
@@ -185,7 +189,9 @@ def gateway(
             f"{default}; listening on http://{bound_host}:{bound_port}",
             markup=False,
         )
-        application = create_gateway_app(registry, config, registry_blocks=registry_url is not None)
+        application = create_gateway_app(
+            registry, config, registry_blocks=registry_url is not None, events=store
+        )
         uvicorn.Server(
             uvicorn.Config(
                 application,
@@ -197,4 +203,6 @@ def gateway(
         ).run(sockets=[sock])
     finally:
         registry.close()
+        if store is not None:
+            store.close()  # commits what is queued
     return 0

@@ -33,6 +33,8 @@ COMMANDS: dict[str, str] = {
     "diff": "promptyard.cli.diff:diff_command",
     "eval": "promptyard.cli.eval:eval_command",
     "experiment": "promptyard.cli.experiment:experiment",
+    "events": "promptyard.cli.events:events",
+    "capture": "promptyard.cli.events:capture",
     "init": "promptyard.cli.init:init",
     "import": "promptyard.cli.import_:import_group",
     "lint": "promptyard.cli.lint:lint",

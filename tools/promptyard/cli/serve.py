@@ -7,12 +7,15 @@ import ipaddress
 import re
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from promptyard.cli.main import App, stderr_console
 from promptyard.errors import ConfigError, InfraError
+
+if TYPE_CHECKING:
+    from promptyard.events import EventStore
 
 _HOST_HINT = (
     "give an address of this machine (127.0.0.1, 0.0.0.0, ::1) or a name that resolves to one"
@@ -47,6 +50,20 @@ def _address(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
             if exc.errno == errno.EADDRNOTAVAIL:
                 raise _not_local(host, exc) from None
     return family, address
+
+
+events_option = click.option(
+    "--events",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record experiment exposures and POST /v1/feedback outcomes in this event store "
+    "(SQLite, created if missing); `experiment analyze --events` reads it.",
+)
+
+
+def open_events(path: Path | None) -> EventStore | None:
+    from promptyard.events import EventStore
+
+    return EventStore(path) if path is not None else None
 
 
 def _not_local(host: str, exc: OSError) -> ConfigError:
@@ -114,6 +131,7 @@ def _listen(host: str, port: int) -> socket.socket:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where a git URL is cloned (default: a temporary folder, removed on exit).",
 )
+@events_option
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option(
     "--log-level",
@@ -131,6 +149,7 @@ def serve(
     port: int,
     fallback_bundle: Path | None,
     workdir: Path | None,
+    events: Path | None,
     access_log: bool,
     log_level: str,
 ) -> int:
@@ -159,6 +178,7 @@ def serve(
     _address(host, port)  # a bad --host is a usage error, found before any git work
     location = source or str(app.workspace().root)
     reconciler = Reconciler(open_source(location, branch, workdir), fallback_bundle=fallback_bundle)
+    store = open_events(events)
     try:
         reconciler.start_up()
         sock = _listen(host, port)
@@ -174,7 +194,7 @@ def serve(
         )
         if reconciler.reason:
             err.print(f"  [yellow]degraded:[/yellow] {reconciler.reason}")
-        application = create_app(reconciler)
+        application = create_app(reconciler, events=store)
         if poll > 0:
             reconciler.start(poll)
         config = uvicorn.Config(
@@ -187,4 +207,6 @@ def serve(
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         reconciler.close()  # also done at app shutdown; closing twice is harmless
+        if store is not None:
+            store.close()  # commits what is queued
     return 0

@@ -33,10 +33,10 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from promptyard.assignment import in_canary
+from promptyard.assignment import bucket, in_canary, pick
 from promptyard.errors import ConfigError, InfraError
 from promptyard.registry.reconcile import (
     BundleSource,
@@ -68,12 +68,20 @@ DEFAULT_TTL_S = 60.0
 DEFAULT_TIMEOUT_S = 5.0
 MAX_CACHED_VERSIONS = 4096
 
+if TYPE_CHECKING:
+    from promptyard.events import EventRecorder
+
 
 class Registry:
     """Resolve `name` + (`version` | `label`) to a released prompt, and render it."""
 
     def __init__(self, backend: _Backend) -> None:
         self._backend = backend
+        self._events: EventRecorder | None = None
+
+    def record_exposures(self, events: EventRecorder | None) -> None:
+        """Record an exposure for each render an experiment assigned (None: stop)."""
+        self._events = events
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -160,9 +168,13 @@ class Registry:
     ) -> RenderResult:
         """Render the resolved prompt: messages, model, parameters, version, variant, ...
 
-        Raises PromptNotFound, or VariablesError / RenderError for bad variables.
+        Raises PromptNotFound, or VariablesError / RenderError for bad variables. With a
+        running experiment, `key` is its unit: `variant` and `experiment` say what it got.
         """
-        return self._backend.resolve(name, version, label, key).render(variables)
+        rendered = self._backend.resolve(name, version, label, key).render(variables)
+        if self._events is not None and key is not None:
+            self._events.exposure(rendered, key)
+        return rendered
 
     def catalog(self) -> list[dict[str, Any]]:
         """Every prompt, its tagged versions and what each label pins (`GET /v1/prompts`).
@@ -260,6 +272,26 @@ class _LabelEntry:
     weight: float
     revision: str
     fetched_at: float
+    running: _Running | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """The experiment running on a prompt in a label, as the server described it."""
+
+    name: str
+    salt: str
+    variants: dict[str, tuple[str, str, str | None]]  # variant -> (prompt, version, model)
+    weights: list[tuple[str, float]]
+
+    @classmethod
+    def parse(cls, data: dict[str, Any]) -> _Running:
+        variants = {
+            str(v["name"]): (str(v["prompt"]), str(v["version"]), v.get("model"))
+            for v in data["variants"]
+        }
+        weights = [(str(v["name"]), float(v["weight"])) for v in data["variants"]]
+        return cls(str(data["name"]), str(data["salt"]), variants, weights)
 
 
 class _ServerError(Exception):
@@ -345,15 +377,19 @@ class _ServerBackend(_Backend):
         stable = self._definition(body)
         try:
             canary = body.get("canary") or None
+            running = body.get("running_experiment") or None
             return _LabelEntry(
                 stable=stable,
                 canary_version=str(canary["version"]) if canary else None,
                 weight=float(canary["weight"]) if canary else 0.0,
                 revision=str(body.get("revision", "")),
                 fetched_at=time.monotonic(),
+                running=_Running.parse(running) if running else None,
             )
         except (KeyError, TypeError, ValueError):
-            raise _ServerError(f"{self.url} sent a malformed canary for {name}@{label}") from None
+            raise _ServerError(
+                f"{self.url} sent a malformed canary or experiment for {name}@{label}"
+            ) from None
 
     def _version(self, name: str, version: str) -> BundledPrompt:
         with self._lock:
@@ -425,6 +461,8 @@ class _ServerBackend(_Backend):
                 return self._fallback_snapshot(self._last_error or "server unreachable").resolve(
                     name, None, label, key
                 )
+            if entry.running is not None and key is not None:
+                return self._assigned(entry.running, label, key, entry.revision)
             canary = (
                 {"version": entry.canary_version, "weight": entry.weight}
                 if entry.canary_version
@@ -440,6 +478,15 @@ class _ServerBackend(_Backend):
             return ResolvedPrompt(entry.stable, STABLE, label, canary, entry.revision)
         except _ServerError as exc:  # a version fetch failed with nothing cached
             return self._fallback_snapshot(str(exc)).resolve(name, version, label, key)
+
+    def _assigned(self, running: _Running, label: str, key: str, revision: str) -> ResolvedPrompt:
+        """The variant `assign` gives unit `key` (the same formula the server uses)."""
+        variant = pick(bucket(running.salt, str(key)), running.weights)
+        prompt_name, version, model = running.variants[variant]
+        prompt = self._version(prompt_name, version)
+        return ResolvedPrompt(
+            prompt, variant, label, None, revision, experiment=running.name, model=model
+        )
 
     def catalog(self) -> list[dict[str, Any]]:
         try:

@@ -7,6 +7,7 @@ Endpoints (JSON unless noted):
 - `GET  /v1/prompts`                   every prompt, its tagged versions and label pins
 - `GET  /v1/prompts/{name}`            `?version=V` or `?label=L` (default production), `&key=K`
 - `POST /v1/prompts/{name}/render`     `{"variables": {...}, "label", "version", "key"}`
+- `POST /v1/feedback`                  outcome events `{unit, metric, value[, time]}` (202)
 - `GET  /v1/status`                    source, synced commit, revision, Synced/Degraded + reason
 - `POST /v1/reconcile`                 reconcile now (for a git webhook); returns the outcome
 - `GET  /metrics`                      Prometheus text format
@@ -43,14 +44,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from promptyard.events import EventRecorder, EventStore, InvalidEvent, parse_feedback
 from promptyard.registry.reconcile import ReconcileOutcome, Reconciler
 from promptyard.registry.render_workers import RenderWorkers
-from promptyard.registry.snapshot import DEFAULT_LABEL, PromptNotFound, ServedSnapshot
+from promptyard.registry.snapshot import (
+    DEFAULT_LABEL,
+    PromptNotFound,
+    RenderResult,
+    ServedSnapshot,
+)
 from promptyard.render import RenderError, VariablesError
 
 log = logging.getLogger("promptyard.registry")
 
 MAX_BODY_BYTES = 1 << 20
+MAX_FEEDBACK_BYTES = MAX_BODY_BYTES
 RENDER_FIELDS = {"variables", "label", "version", "key"}
 UNKNOWN = "_unknown"  # the metric label of names not in the snapshot (bounded cardinality)
 LATENCY_BUCKETS = (
@@ -146,8 +154,13 @@ def _not_ready() -> JSONResponse:
     return error_response(503, "not_ready", "no snapshot is being served yet; see /v1/status")
 
 
-def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Starlette:
+def create_app(
+    reconciler: Reconciler, *, metrics: Metrics | None = None, events: EventStore | None = None
+) -> Starlette:
     """The Starlette app serving what `reconciler` holds.
+
+    With `events`, every render a running experiment assigned is an exposure, and
+    `POST /v1/feedback` takes outcomes (without, it answers 503).
 
     The app does not start the reconcile loop (`promptyard serve` does, with
     `reconciler.start`); when the app shuts down it closes the reconciler.
@@ -156,7 +169,8 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
     reconciler.listeners.append(metrics.observe_reconcile)
     if reconciler.last_outcome is not None:  # reflect what happened before the app existed
         metrics.observe_reconcile(reconciler.last_outcome, reconciler.snapshot)
-    service = _Service(reconciler, metrics, RenderWorkers())
+    recorder = EventRecorder(events, metrics.registry) if events is not None else None
+    service = _Service(reconciler, metrics, RenderWorkers(), recorder)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -175,6 +189,7 @@ def create_app(reconciler: Reconciler, *, metrics: Metrics | None = None) -> Sta
         Route("/v1/prompts/{name:path}/render", on(render_prompt), methods=["POST"]),
         Route("/v1/prompts/{name:path}", on(get_prompt), methods=["GET"]),
         Route("/v1/status", on(status), methods=["GET"]),
+        Route("/v1/feedback", on(take_feedback), methods=["POST"]),
         Route("/v1/reconcile", on(reconcile_now), methods=["POST"]),
         Route("/metrics", on(metrics_text), methods=["GET"]),
     ]
@@ -191,6 +206,7 @@ class _Service:
     reconciler: Reconciler
     metrics: Metrics
     renders: RenderWorkers
+    events: EventRecorder | None = None
 
     def count(self, endpoint: str, name: str, version: str, variant: str, status: int) -> None:
         self.metrics.requests.labels(endpoint, name, version, variant, str(status)).inc()
@@ -265,9 +281,53 @@ async def render_prompt(service: _Service, request: Request) -> Response:
     else:
         service.metrics.render_seconds.labels(name).observe(time.perf_counter() - started)
         service.count("render", name, resolved.version, resolved.variant, 200)
-        return JSONResponse(result.to_dict())
+        key = body.get("key")
+        if service.events is not None and key is not None:
+            service.events.exposure(result, key)
+        return JSONResponse(result.to_dict(), headers=variant_headers(result))
     service.count("render", name, resolved.version, resolved.variant, 422)
     return failed
+
+
+def variant_headers(rendered: RenderResult) -> dict[str, str]:
+    """The response headers saying which prompt version (and experiment variant) served."""
+    headers = {
+        "x-promptyard-prompt": rendered.name,
+        "x-promptyard-version": rendered.version,
+        "x-promptyard-variant": rendered.variant,
+    }
+    if rendered.experiment is not None:
+        headers["x-promptyard-experiment"] = rendered.experiment
+    return headers
+
+
+async def feedback_response(
+    events: EventRecorder | None, request: Request, max_bytes: int = MAX_FEEDBACK_BYTES
+) -> Response:
+    """`POST /v1/feedback` (registry service and gateway): queue outcome events, 202.
+
+    Malformed events are 422 (none of the batch is kept); a unit or metric no experiment
+    knows is kept all the same (`experiment analyze` reports it as unmatched).
+    """
+    if events is None:
+        return error_response(
+            503, "no_event_store", "this server records no events; start it with --events PATH"
+        )
+    _, body, problem = await read_json_body(request, max_bytes)
+    if problem is not None:
+        return problem
+    try:
+        outcomes = parse_feedback(body)
+    except InvalidEvent as exc:
+        return error_response(422, "invalid_event", str(exc))
+    accepted = sum(events.record(outcome) for outcome in outcomes)
+    return JSONResponse(
+        {"accepted": accepted, "dropped": len(outcomes) - accepted}, status_code=202
+    )
+
+
+async def take_feedback(service: _Service, request: Request) -> Response:
+    return await feedback_response(service.events, request)
 
 
 async def status(service: _Service, request: Request) -> Response:

@@ -8,6 +8,9 @@ that read `reconciler.snapshot` once sees one consistent state from start to end
 Resolution (DESIGN.md §6): `name` + `version` gives that tagged version ("explicit");
 `name` + `label` (an environment) gives the pinned stable version, or its canary when a
 `key` is given and `in_canary(label, name, key, weight)` says so. No key, no canary.
+An experiment running in the label on `name` takes precedence over its pin when a key is
+given: the key is the experiment's unit, and `assign(key, experiment)` picks the variant whose
+prompt@version (and model) serves.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptyard.assignment import in_canary
+from promptyard.assignment import assign, in_canary
 from promptyard.errors import ConfigError
 from promptyard.release.bundle import BundledPrompt, LoadedBundle
 from promptyard.render import render_prompt
+from promptyard.spec.experiment import ExperimentSpec
 
 STABLE, CANARY, EXPLICIT = "stable", "canary", "explicit"
 DEFAULT_LABEL = "production"
@@ -44,6 +48,24 @@ class Pin:
         return {"version": self.canary.version, "weight": self.weight}
 
 
+def running_dict(experiment: ExperimentSpec) -> dict[str, Any]:
+    """What a client needs to assign an experiment's units itself (`assign`'s inputs)."""
+    return {
+        "name": experiment.name,
+        "salt": experiment.assignment.salt,
+        "variants": [
+            {
+                "name": v.name,
+                "prompt": v.prompt_name,
+                "version": v.prompt_version,
+                "model": v.model,
+                "weight": v.weight,
+            }
+            for v in experiment.variants
+        ],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ResolvedPrompt:
     """A prompt version chosen for a request, and why (its variant and label)."""
@@ -54,6 +76,11 @@ class ResolvedPrompt:
     canary: dict[str, Any] | None  # the label's canary {version, weight}, if it has one
     revision: str | None
     is_fallback: bool = False
+    experiment: str | None = None  # the running experiment that chose `variant`
+    model: str | None = None  # the experiment variant's model, replacing the prompt's
+    # Without a unit: the experiment running on this prompt in the label, for clients that
+    # assign themselves ({name, salt, variants: [{name, prompt, version, model, weight}]}).
+    running: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -77,7 +104,7 @@ class ResolvedPrompt:
             label=self.label,
             content_hash=rendered.content_hash,
             provider=rendered.provider,
-            model=rendered.model,
+            model=self.model or rendered.model,
             parameters=rendered.parameters,
             messages=rendered.messages,
             output_format=rendered.output_format,
@@ -87,6 +114,7 @@ class ResolvedPrompt:
             tool_choice=rendered.tool_choice,
             response_format=rendered.response_format,
             allow_client_tools=self.prompt.loaded.require_spec().allow_client_tools,
+            experiment=self.experiment,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,7 +125,10 @@ class ResolvedPrompt:
             "canary": self.canary,
             "revision": self.revision,
             "is_fallback": self.is_fallback,
+            "experiment": self.experiment,
+            "running_experiment": self.running,
             **self.prompt.definition(),
+            **({"model": self.model} if self.model else {}),
         }
 
 
@@ -121,6 +152,7 @@ class RenderResult:
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     allow_client_tools: bool = False
+    experiment: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +172,7 @@ class RenderResult:
             "tool_choice": self.tool_choice,
             "response_format": self.response_format,
             "allow_client_tools": self.allow_client_tools,
+            "experiment": self.experiment,
         }
 
 
@@ -152,6 +185,8 @@ class ServedSnapshot:
     is_fallback: bool = False
     built_at: float = field(default_factory=time.time)
     pins: dict[tuple[str, str], Pin] = field(init=False)
+    # (label, prompt name) -> the experiment running on that prompt there
+    experiments: dict[tuple[str, str], ExperimentSpec] = field(init=False)
 
     def __post_init__(self) -> None:
         pins: dict[tuple[str, str], Pin] = {}
@@ -163,6 +198,12 @@ class ServedSnapshot:
                 weight = pin.canary.weight if pin.canary else 0.0
                 pins[(label, name)] = Pin(versions[pin.version], canary, weight)
         object.__setattr__(self, "pins", pins)
+        experiments: dict[tuple[str, str], ExperimentSpec] = {}
+        for label, running in self.bundle.experiments.items():
+            for experiment in running.values():
+                for variant in experiment.variants:
+                    experiments[(label, variant.prompt_name)] = experiment
+        object.__setattr__(self, "experiments", experiments)
 
     @property
     def revision(self) -> str:
@@ -195,6 +236,9 @@ class ServedSnapshot:
                 )
             return ResolvedPrompt(prompt, EXPLICIT, None, None, self.revision, self.is_fallback)
         label = label or DEFAULT_LABEL
+        experiment = self.experiments.get((label, name)) if key is not None else None
+        if experiment is not None:
+            return self._experiment_variant(experiment, label, str(key))
         pin = self.pins.get((label, name))
         if pin is None:
             if label not in self.bundle.environments:
@@ -206,8 +250,31 @@ class ServedSnapshot:
             return ResolvedPrompt(
                 pin.canary, CANARY, label, pin.canary_dict(), self.revision, self.is_fallback
             )
+        running = self.experiments.get((label, name))
         return ResolvedPrompt(
-            pin.stable, STABLE, label, pin.canary_dict(), self.revision, self.is_fallback
+            pin.stable,
+            STABLE,
+            label,
+            pin.canary_dict(),
+            self.revision,
+            self.is_fallback,
+            running=running_dict(running) if running is not None else None,
+        )
+
+    def _experiment_variant(
+        self, experiment: ExperimentSpec, label: str, unit: str
+    ) -> ResolvedPrompt:
+        variant = experiment.variant(assign(unit, experiment))
+        prompt = self.bundle.prompts[variant.prompt_name][variant.prompt_version]
+        return ResolvedPrompt(
+            prompt,
+            variant.name,
+            label,
+            None,
+            self.revision,
+            self.is_fallback,
+            experiment=experiment.name,
+            model=variant.model,
         )
 
     def catalog(self) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from promptyard.hashing import sha256_json
 from promptyard.release.tags import PromptTag, hash_problem, list_prompt_tags, tag_name
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.base import SEMVER_PATTERN
+from promptyard.spec.experiment import ExperimentSpec
 from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, Tree, Workspace
 
 FORMAT = "promptyard.bundle/v1"
@@ -76,6 +77,8 @@ class BundleEntry(_Strict):
 class BundleEnvironment(_Strict):
     path: str
     spec: dict[str, Any]
+    # The experiment files the environment runs, by name (absent when it runs none).
+    experiments: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class BundleDocument(_Strict):
@@ -185,7 +188,11 @@ def build_bundle(
         if loaded.model is None or loaded.document is None:
             problems.extend(str(p) for p in loaded.problems)
             continue
-        environments[PurePosixPath(path).stem] = {"path": path, "spec": loaded.document.data}
+        entry = {"path": path, "spec": loaded.document.data}
+        running = _running_experiments(head, path, loaded.model.experiments, problems)
+        if running:
+            entry["experiments"] = running
+        environments[PurePosixPath(path).stem] = entry
     if problems:
         raise BundleError(problems, hint=f"at {ref} ({commit.hexsha[:12]})")
     document: dict[str, Any] = {
@@ -197,6 +204,24 @@ def build_bundle(
     }
     document["hash"] = document_hash(document)
     return document
+
+
+def _running_experiments(
+    head: Snapshot, env_path: str, names: list[str], problems: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The experiment files an environment runs, by name, as documents."""
+    running: dict[str, dict[str, Any]] = {}
+    for name in names:
+        try:
+            loaded = head.experiment_by_name(name)
+        except ConfigError as exc:
+            problems.append(f"{env_path}: runs experiment {name!r}: {exc.message}")
+            continue
+        if loaded.model is None or loaded.document is None:
+            problems.extend(str(p) for p in loaded.problems)
+            continue
+        running[name] = loaded.document.data
+    return running
 
 
 def read_bundle(path: Path) -> dict[str, Any]:
@@ -342,6 +367,8 @@ class LoadedBundle:
     prompts: dict[str, dict[str, BundledPrompt]]
     environments: dict[str, EnvironmentSpec]
     document: dict[str, Any]
+    # environment -> the experiments running there, by name
+    experiments: dict[str, dict[str, ExperimentSpec]] = field(default_factory=dict)
 
     def versions(self, name: str) -> list[str]:
         import semver
@@ -391,6 +418,7 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
                 problems.extend(exc.problems)
 
     environments: dict[str, EnvironmentSpec] = {}
+    experiments: dict[str, dict[str, ExperimentSpec]] = {}
     for env_name, env in sorted(shape.environments.items()):
         try:
             spec = EnvironmentSpec.model_validate(env.spec)
@@ -414,6 +442,13 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
                         "or pin a tagged version"
                     )
         environments[env_name] = spec
+        missing = [name for name in spec.experiments if name not in env.experiments]
+        if missing:
+            problems.append(
+                f"{env.path}: runs experiment(s) {', '.join(missing)} but the bundle does not "
+                "carry them; rebuild it with this promptyard"
+            )
+        experiments[env_name] = _load_experiments(env_name, env, shape, problems)
     if problems:
         raise BundleError(problems)
     return LoadedBundle(
@@ -423,7 +458,32 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
         prompts=prompts,
         environments=environments,
         document=document,
+        experiments=experiments,
     )
+
+
+def _load_experiments(
+    env_name: str, env: BundleEnvironment, shape: BundleDocument, problems: list[str]
+) -> dict[str, ExperimentSpec]:
+    """The experiments an environment runs; every variant must be a tagged version."""
+    loaded: dict[str, ExperimentSpec] = {}
+    for name, data in sorted(env.experiments.items()):
+        try:
+            experiment = ExperimentSpec.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            problems.append(f"{env.path}: experiment {name}: {where}: {first['msg']}")
+            continue
+        for variant in experiment.variants:
+            if variant.prompt_version not in shape.prompts.get(variant.prompt_name, {}):
+                problems.append(
+                    f"{env.path}: {env_name} runs experiment {name}, whose variant "
+                    f"{variant.name} is {variant.prompt} but there is no tag "
+                    f"{tag_name(variant.prompt_name, variant.prompt_version)}; release it first"
+                )
+        loaded[name] = experiment
+    return loaded
 
 
 @dataclass

@@ -3,6 +3,7 @@
 A canary may carry a rollout strategy: `steps` (weights, each held for a `pause`) and an
 `analysis` (per metric the threshold the canary must not exceed against the stable version,
 the minimum requests per side, the significance level). `promptyard rollout run` executes it.
+`experiments` lists the A/B experiments running in the environment.
 """
 
 from __future__ import annotations
@@ -229,3 +230,8 @@ class EnvironmentSpec(SpecModel):
     environment: Name = Field(description="Must equal the file's name.")
     cluster: str | None = Field(None, description="The serving cluster of this environment.")
     prompts: dict[str, PromptPin] = Field(default_factory=dict)
+    experiments: list[Name] = Field(
+        default_factory=list,
+        description="Running experiments (`experiments/<name>.yaml`): requests for a prompt "
+        "one of them tests get the variant `assign` gives their unit.",
+    )

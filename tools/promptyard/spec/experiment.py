@@ -156,5 +156,11 @@ class ExperimentSpec(SpecModel):
 
     @property
     def control_variant(self) -> Variant:
-        name = self.control or self.variants[0].name
-        return next(v for v in self.variants if v.name == name)
+        return self.variant(self.control or self.variants[0].name)
+
+    def variant(self, name: str) -> Variant:
+        """The variant called `name` (KeyError when there is none)."""
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        raise KeyError(name)

@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from promptyard.errors import ConfigError
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, declare, rule
 from promptyard.serving.checks import (
@@ -17,6 +18,7 @@ from promptyard.serving.checks import (
     UNKNOWN_CLUSTER_RULE,
     PinnedPrompts,
     check_cluster,
+    served_models,
 )
 from promptyard.spec import ClusterSpec, EnvironmentSpec
 from promptyard.workspace import LoadedFile
@@ -55,3 +57,62 @@ def unknown_cluster(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Itera
         env.document.locate(("cluster",)),
         f"cluster {env.model.cluster!r} has no file under {folder}/; {fix}",
     )
+
+
+@rule(
+    "E012",
+    "running-experiment",
+    "error",
+    "a running experiment is missing, or a variant is unreleased or its model is not served "
+    "by the environment's cluster",
+    kind="environment",
+)
+def running_experiment(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
+    assert env.model and env.document
+    served = _cluster_models(ctx, env.model.cluster)
+    for index, name in enumerate(env.model.experiments):
+        where = env.document.locate(("experiments", index))
+        try:
+            experiment = ctx.head.experiment_by_name(name).model
+        except ConfigError:
+            yield (
+                env.path,
+                where,
+                f"runs experiment {name!r}, but there is no "
+                + (f"{ctx.head.paths.experiments}/{name}.yaml; create it or remove the name"),
+            )
+            continue
+        if experiment is None:
+            continue  # the experiment file's own problems are reported on it
+        for variant in experiment.variants:
+            tagged = ctx.tagged_versions().get(variant.prompt_name, set())
+            if variant.prompt_version not in tagged:
+                yield (
+                    env.path,
+                    where,
+                    f"experiment {name} variant {variant.name} is {variant.prompt}, which is "
+                    f"not released (no tag prompts/{variant.prompt_name}/"
+                    f"v{variant.prompt_version}); run `promptyard release` first",
+                )
+                continue
+            prompt = _pinned(ctx).get(variant.prompt_name, variant.prompt_version)
+            model = variant.model or (prompt.model.model.name if prompt and prompt.model else None)
+            if served is not None and model is not None and model not in served:
+                yield (
+                    env.path,
+                    where,
+                    f"experiment {name} variant {variant.name} uses model {model!r}, which "
+                    f"cluster {env.model.cluster} does not serve (it serves: "
+                    f"{', '.join(sorted(served)) or 'nothing'}); serve it or change the variant",
+                )
+
+
+def _cluster_models(ctx: LintContext, cluster: str | None) -> set[str] | None:
+    """The models the cluster serves; None when there is no (valid) cluster to ask."""
+    if cluster is None:
+        return None
+    try:
+        spec = ctx.head.cluster_by_name(cluster).model
+    except ConfigError:
+        return None  # E011 reports an unknown cluster
+    return set(served_models(spec)) if spec is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
@@ -14,12 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from promptyard.registry.service import error_response
+from promptyard.events import EventRecorder, EventStore
+from promptyard.registry.service import error_response, feedback_response
+from promptyard.serving.gateway.captures import CaptureObserver
 from promptyard.serving.gateway.config import GatewayConfig
+from promptyard.serving.gateway.exposures import ExposureObserver
 from promptyard.serving.gateway.models import list_models
 from promptyard.serving.gateway.observe import GatewayMetrics
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.stages import chat_completions
+from promptyard.serving.gateway.traces import TraceObserver
 from promptyard.serving.gateway.upstream import pass_through
 
 
@@ -30,16 +35,26 @@ def create_gateway_app(
     environ: Mapping[str, str] | None = None,
     metrics: GatewayMetrics | None = None,
     registry_blocks: bool = False,
+    events: EventStore | None = None,
 ) -> Starlette:
     """The Starlette app of the gateway over a `promptyard.Registry`.
 
     `registry_blocks`: the registry may block (a server-backed one fetching on a cache miss),
-    so registry calls run in a worker thread. The app closes its upstream client at shutdown;
+    so registry calls run in a worker thread. With `events`, assigned requests are
+    exposures and `POST /v1/feedback` takes outcomes. The app closes its upstream client at shutdown;
     the registry belongs to the caller.
     """
     gateway = Gateway(
         registry, config, environ=environ, metrics=metrics, registry_blocks=registry_blocks
     )
+    recorder = EventRecorder(events, gateway.metrics.registry) if events is not None else None
+    if recorder is not None:
+        gateway.observers.append(ExposureObserver(recorder))
+        if config.capture:
+            gateway.observers.append(CaptureObserver(recorder, config.capture))
+    traces = TraceObserver.from_environment(os.environ if environ is None else environ)
+    if traces is not None:
+        gateway.observers.append(traces)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,6 +63,8 @@ def create_gateway_app(
             yield
         finally:
             await gateway.close()
+            if traces is not None:
+                traces.shutdown()  # exports the spans still pending
 
     def on(handler: Any) -> Any:
         return partial(handler, gateway)
@@ -58,6 +75,7 @@ def create_gateway_app(
         Route("/readyz", on(readyz), methods=["GET"]),
         Route("/metrics", on(metrics_text), methods=["GET"]),
         Route("/v1/models", on(list_models), methods=["GET"]),
+        Route("/v1/feedback", partial(feedback_response, recorder), methods=["POST"]),
         Route("/v1/{path:path}", on(pass_through), methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

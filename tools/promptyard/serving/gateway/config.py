@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -43,6 +43,11 @@ class GatewayConfig(BaseModel):
     timeout_s: float = Field(600, gt=0)
     connect_timeout_s: float = Field(5, gt=0)
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1024)
+    capture: dict[str, Annotated[float, Field(gt=0, le=100)]] = Field(
+        default_factory=dict,
+        description="Prompt name -> percent of its requests sampled into the event store "
+        "(variables and answer) for `promptyard capture`; prompts not listed are never captured.",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -55,6 +55,10 @@ class Observation:
     prompt: str = UNMANAGED
     version: str = ""
     variant: str = ""
+    experiment: str | None = None  # the running experiment that chose the variant
+    unit: str | None = None  # its unit (the request's `user`)
+    variables: dict[str, Any] | None = None  # a managed prompt's (for capture)
+    answer_body: bytes | None = None  # the upstream's non-streamed 200 body (for capture)
     model: str = ""
     first_token_s: float | None = None
     tokens_in: int | None = None

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from promptyard.errors import ConfigError, InfraError
 from promptyard.evals.providers.base import ChatRequest
-from promptyard.registry.service import error_response, read_json_body
+from promptyard.registry.service import error_response, read_json_body, variant_headers
 from promptyard.registry.snapshot import PromptNotFound, RenderResult, ResolvedPrompt
 from promptyard.render import RenderError, VariablesError
 from promptyard.serving.gateway.config import Upstream
@@ -151,7 +151,8 @@ def _prompt_request_problem(variables: Any, user: Any, messages: Any) -> str | N
 
 
 async def resolve_prompt(gateway: Gateway, exchange: Exchange) -> None:
-    """The version serving the request: registry, label or version, canary sticky on `user`."""
+    """The version serving the request: registry, label or version, canary sticky on `user`;
+    a running experiment's variant for unit `user`."""
     ref = exchange.ref
     assert ref is not None
     # Metric labels carry a prompt name only once the registry knows it: names from
@@ -182,12 +183,11 @@ async def render_prompt(gateway: Gateway, exchange: Exchange) -> None:
     seen = exchange.seen
     seen.prompt, seen.version, seen.variant = rendered.name, rendered.version, rendered.variant
     seen.model = rendered.model
+    seen.variables = exchange.variables
+    if rendered.experiment is not None:
+        seen.experiment, seen.unit = rendered.experiment, exchange.user
     exchange.rendered = rendered
-    exchange.headers = {
-        "x-promptyard-prompt": rendered.name,
-        "x-promptyard-version": rendered.version,
-        "x-promptyard-variant": rendered.variant,
-    }
+    exchange.headers = variant_headers(rendered)
 
 
 def _registry_unavailable(exc: InfraError | ConfigError) -> Refused:
@@ -309,6 +309,7 @@ async def forward_upstream(gateway: Gateway, exchange: Exchange) -> None:
         seen.usage(usage_of(content))
         if seen.sample is not None:
             seen.sample.add(content)
+        seen.answer_body = content
     seen.finish(status, None if status < 400 else f"upstream_{status}")
     exchange.response = Response(content, status, headers=answer_headers)
 

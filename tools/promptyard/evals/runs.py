@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 
 def now_iso() -> str:
-    """The current time, as runs record it (UTC, ISO 8601, seconds)."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """The current time, as runs record it (UTC, ISO 8601, microseconds: runs started within
+    the same second must still sort in the order they started)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,7 @@ def test_a_misspelt_variable_gets_did_you_mean(repo: PromptRepo) -> None:
         ({"max_token": 200}, "did you mean 'max_tokens'?"),
         ({"temprature": 0.2}, "did you mean 'temperature'?"),
         ({"stream": True}, "promptyard sets it"),
+        ({"tools": []}, "promptyard sets it"),
         ({"top_k": 40}, "extra_parameters"),
     ],
 )

@@ -284,7 +284,8 @@ def unknown_model_parameter(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[
     provider_type = PROVIDERS.get(provider.type) if provider else None
     if provider is None or provider_type is None:
         return  # P008 / C001 report an unknown provider or type
-    known = provider_type.request_parameters | set(provider.extra_parameters)
+    # What promptyard sets itself (messages, tools from the spec) is never a prompt parameter.
+    known = (provider_type.request_parameters | set(provider.extra_parameters)) - SET_BY_PROMPTYARD
     for name in model.parameters:
         if name in known or name.startswith("x-"):
             continue

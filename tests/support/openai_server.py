@@ -12,6 +12,8 @@ running in another process (`GET /_control/requests`, `POST /_control/reset`,
 Replies are deterministic and computed from the request (see `default_reply`):
 
 - `[[reply:TEXT]]` anywhere in the messages: the reply is exactly TEXT;
+- `[[reply@MODEL:TEXT]]`: the same, only when the request's `model` is MODEL (so two
+  models answer the same messages differently; it wins over `[[reply:TEXT]]`);
 - JSON mode (`response_format`): `{"reply": <last user message>}`;
 - otherwise: the last user message, echoed (markers removed);
 - a judge request (the `llm-rubric` system prompt) gets `{"pass", "score", "reason"}`:
@@ -68,8 +70,9 @@ FAULT_KINDS = ("429", "503", "500", "400", "401", "404", "slow", "malformed", "d
 _FAULT = re.compile(r"\[\[fault:([a-z0-9]+)(?:\*(\d+))?\]\]")
 _FAULT_HEADER = re.compile(r"^\s*([a-z0-9]+)(?:\*(\d+))?\s*$")
 _REPLY = re.compile(r"\[\[reply:(.*?)\]\]", re.DOTALL)
+_MODEL_REPLY = re.compile(r"\[\[reply@([^:\]]+):(.*?)\]\]", re.DOTALL)
 _JUDGE = re.compile(r"\[\[judge:(fail|pass|[01](?:\.\d+)?)\]\]")
-_MARKERS = re.compile(r"\s*\[\[(?:fault|reply|tool|refusal):.*?\]\]", re.DOTALL)
+_MARKERS = re.compile(r"\s*\[\[(?:fault|reply|reply@[^:\]]+|tool|refusal):.*?\]\]", re.DOTALL)
 _TOOL = re.compile(r"\[\[tool:([A-Za-z0-9_-]+)\s*(.*?)\]\]", re.DOTALL)
 _REFUSAL = re.compile(r"\[\[refusal:(.*?)\]\]", re.DOTALL)
 JUDGE_SIGNATURE = "You grade an AI output against a rubric"
@@ -135,6 +138,10 @@ def default_reply(body: dict[str, Any]) -> str:
     if is_judge_request(body):
         return judge_reply(body)
     everything = "\n".join(_text(m.get("content")) for m in body.get("messages") or [])
+    model = str(body.get("model", ""))
+    for name, text in _MODEL_REPLY.findall(everything):
+        if name == model:
+            return text
     forced = _REPLY.search(everything)
     if forced:
         return forced.group(1)

@@ -8,6 +8,9 @@
   return a `ComparisonReport`;
 - `run_check(workspace, base=None, options=...)` (`check`): lint + `run_diff` (or, without
   a base, every prompt against its thresholds) -> `CheckResult` with one decision;
+- `compare_models(workspace, names=(), models=(), options=...)` (`models`): each prompt on
+  its own model and on other models, the same cases, paired; the prompt's model is the
+  base, each other model a head;
 - `render(report, "text" | "markdown" | "json" | "html")` (`reports`);
 - the pieces: `paired` (jobs and per-case folding), `metrics` (statistics per metric),
   `gates` (the gate registry `GATES`), `rule_changes` (a head that edits `gates:` or the
@@ -33,6 +36,7 @@ from promptyard.compare.model import (
     MetricResult,
     PromptComparison,
 )
+from promptyard.compare.models import compare_models
 from promptyard.compare.reports import REPORT_FORMATS, render
 
 __all__ = [
@@ -50,6 +54,7 @@ __all__ = [
     "PromptComparison",
     "all_prompts",
     "compare_changes",
+    "compare_models",
     "detect_changes",
     "render",
     "run_check",

@@ -27,9 +27,11 @@ OUTCOME_ORDER: dict[str, int] = {"pass": 0, "warn": 1, "block": 2}
 # dataset-changed  same content, a dataset it uses changed: judged by its thresholds
 # invalid          the head spec does not load (lint says why): blocks
 # checked          no base given: every prompt is judged by its thresholds
+# compared         a model comparison: the prompt on another model (head) vs its own (base)
 Status = Literal[
-    "changed", "added", "removed", "unchanged", "dataset-changed", "invalid", "checked"
-]
+    "changed", "added", "removed", "unchanged", "dataset-changed", "invalid", "checked",
+    "compared",
+]  # fmt: skip
 
 
 def worst(outcomes: list[str] | tuple[str, ...]) -> Outcome:
@@ -356,6 +358,9 @@ class PromptComparison:
     reasons: list[str] = field(default_factory=list)  # why it counts as changed
     evals: list[EvalComparison] = field(default_factory=list)
     gates: list[GateResult] = field(default_factory=list)  # prompt-level (e.g. invalid spec)
+    # A model comparison: the prompt's own model (the base side) and the other (the head).
+    base_model: str | None = None
+    head_model: str | None = None
 
     @property
     def all_gates(self) -> list[GateResult]:
@@ -391,6 +396,8 @@ class PromptComparison:
             "base_hash": self.base_hash,
             "head_hash": self.head_hash,
             "path": self.path,
+            "base_model": self.base_model,
+            "head_model": self.head_model,
             "reasons": self.reasons,
             "metrics": {
                 self.metric_key(e, name): m.to_dict()
@@ -425,6 +432,8 @@ class ComparisonReport:
     # edits the merge gate of promptyard.yaml).
     gates: list[GateResult] = field(default_factory=list)
     selection: CaseSelection | None = None  # only these cases were judged (a slice)
+    # "change": base vs head of a change; "models": each prompt on other models vs its own
+    comparison: Literal["change", "models"] = "change"
 
     @property
     def decision(self) -> Outcome:
@@ -451,6 +460,7 @@ class ComparisonReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "comparison": self.comparison,
             "decision": self.decision,
             "base": self.base_ref,
             "head": self.head_label,

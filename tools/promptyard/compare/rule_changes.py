@@ -173,7 +173,8 @@ def _compare_eval(old: EvalSpec, new: EvalSpec) -> tuple[list[str], list[str]]:
             looser.append(f"{moved} (a smaller share of repeats must pass)")
         else:
             other.append(moved)
-    compared = {"dataset", "assert_", "threshold", "repeat", "min_pass"}
+    # compare_models only says which other models `diff --model` runs: not grading.
+    compared = {"dataset", "assert_", "threshold", "repeat", "min_pass", "compare_models"}
     if old.model_dump(exclude=compared) != new.model_dump(exclude=compared):  # `x-` keys
         other.append("other fields changed")
     return looser, other

@@ -80,7 +80,7 @@ from promptyard.evals.slicing import CaseSelection, Slice
 from promptyard.fsutil import ensure_inside
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt, variable_problems
-from promptyard.spec import Case, EvalSpec, ProjectConfig
+from promptyard.spec import Case, EvalSpec, ModelRef, ProjectConfig
 from promptyard.workspace import STATE_FOLDER
 
 if TYPE_CHECKING:
@@ -176,6 +176,9 @@ class EvalJob:
     # The merge gate turns it off: a base prompt may not take the head's cases (they are
     # left out of the pairing), and the head's own violations are lint's D004 (block).
     check_inputs: bool = True
+    # The model that grades model-graded assertions by default (the provider's judge_model
+    # aside); None: the prompt's own. A model comparison grades every model by the prompt's.
+    grading_model: ModelRef | None = None
 
 
 @dataclass
@@ -569,15 +572,14 @@ class _Run:
         self.repeat = engine.options.repeat or job.eval_spec.repeat
         self.min_pass = min(job.eval_spec.min_pass or self.repeat, self.repeat)
         self.runtime = engine.runtime(self.spec.model.provider)
+        self.grading = job.grading_model or self.spec.model
         # Providers of model-graded assertions, resolved now: an unknown name or an
         # unreachable judge is found before any case runs, and offline is decided up front.
         self.providers = {self.runtime.name}  # every provider a row of this run may call
         for assertion in (*job.eval_spec.assert_, *(a for c in self.cases for a in c.assert_)):
             kind, _ = split_type(assertion.type)
             if kind is not None and kind.model_graded:
-                self.providers.add(
-                    engine.runtime(assertion.provider or self.spec.model.provider).name
-                )
+                self.providers.add(engine.runtime(assertion.provider or self.grading.provider).name)
         self.json_mode = bool(self.spec.output and self.spec.output.format == "json")
         self.eval_asserts = list(job.eval_spec.assert_)
         self.model = self.spec.model.name
@@ -913,8 +915,8 @@ class _Engine:
         slot = (case.id, repeat)
 
         async def judge(messages: list[dict[str, str]], provider: str | None) -> str:
-            runtime = self.runtime(provider or run.spec.model.provider)
-            model = runtime.config.judge_model or run.model
+            runtime = self.runtime(provider or run.grading.provider)
+            model = runtime.config.judge_model or run.grading.name
             request = ChatRequest(model, messages, JUDGE_PARAMETERS, json_mode=True)
             try:
                 response, _ = await self.chat(runtime, run, "judge", request, 0, slot)
@@ -929,7 +931,7 @@ class _Engine:
             return str(response.payload.get("text", ""))
 
         async def embed(texts: list[str], provider: str | None) -> list[list[float]]:
-            runtime = self.runtime(provider or run.spec.model.provider)
+            runtime = self.runtime(provider or run.grading.provider)
             model = runtime.config.embedding_model or runtime.provider.default_embedding_model
             if not model:
                 raise GradingUnavailable(

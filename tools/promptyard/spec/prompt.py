@@ -42,6 +42,13 @@ class ModelRef(SpecModel):
     )
 
 
+class OtherModel(SpecModel):
+    """A model on another provider, for `compare_models`."""
+
+    provider: str = Field(description="A key of `providers` in promptyard.yaml.")
+    name: str = Field(min_length=1, description="The model name that provider serves.")
+
+
 class Message(SpecModel):
     role: Literal["system", "developer", "user", "assistant"]
     content: str = Field(description="A sandboxed Jinja template over the prompt's inputs.")
@@ -95,6 +102,12 @@ class EvalSpec(SpecModel):
     repeat: int = Field(1, ge=1, le=1000, description="Runs per case.")
     min_pass: int | None = Field(
         None, ge=1, description="Runs of a case that must pass for it to pass (default: all)."
+    )
+    compare_models: list[Annotated[str, Field(min_length=1)] | OtherModel] = Field(
+        default_factory=list,
+        description="Models `promptyard diff NAME` (without --base) runs this eval on besides "
+        "the prompt's own, on the same cases, and compares with it: a model name on the "
+        "prompt's provider, or {provider, name}. The prompt's parameters are sent to each.",
     )
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from promptyard.compare import formatting as fmt
 from promptyard.compare.model import (
     OUTCOME_ORDER,
     ComparisonReport,
@@ -22,12 +23,38 @@ STATUS_WORDS = {
     "dataset-changed": "dataset changed",
     "invalid": "invalid",
     "checked": "checked",
+    "compared": "model compared",
 }
+# A model comparison is no change under review: its gates say what switching would do.
+MODEL_TITLES = {
+    "pass": "every model meets the gates",
+    "warn": "warnings",
+    "block": "a model would be blocked",
+}
+
+
+def decision_words(report: ComparisonReport) -> str:
+    """The decision in words: `blocked`, or for models `a model would be blocked`."""
+    return (MODEL_TITLES if report.comparison == "models" else TITLES)[report.decision]
 
 
 def title(report: ComparisonReport) -> str:
     on = " on a slice" if report.selection is not None else ""
-    return f"promptyard {report.command}{on}: {TITLES[report.decision]}"
+    return f"promptyard {report.command}{on}: {decision_words(report)}"
+
+
+def sides(prompt: PromptComparison) -> str:
+    """What was compared: `gpt-4o-mini → gpt-4o` for models, else `2.1.0 → 2.1.1`."""
+    if prompt.base_model is not None and prompt.head_model is not None:
+        return f"{prompt.base_model} → {prompt.head_model}"
+    return fmt.versions(prompt.base_version, prompt.head_version)
+
+
+def decision_label(report: ComparisonReport) -> str:
+    """What the decision means: the gate's, or (models) what switching would meet."""
+    if report.comparison == "models":
+        return "If the prompt switched model (the gates, not this command's exit code)"
+    return "Decision"
 
 
 def slice_note(report: ComparisonReport) -> str | None:
@@ -49,6 +76,12 @@ def slice_note(report: ComparisonReport) -> str | None:
 
 def scope(report: ComparisonReport) -> str:
     """Which two versions were compared and what the change holds, in one sentence."""
+    if report.comparison == "models":
+        pairs = "; ".join(f"{p.prompt}: {sides(p)}" for p in report.prompts)
+        return (
+            f"Models compared on the {report.head_label}, on the same cases and messages, "
+            f"each against the prompt's own model (base → head): {pairs or 'none'}."
+        )
     counts = report.counts()
     parts = [f"{n} {STATUS_WORDS.get(s, s)}" for s, n in sorted(counts.items())]
     what = ", ".join(parts) if parts else "no prompt changed"

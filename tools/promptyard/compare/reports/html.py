@@ -30,11 +30,13 @@ from promptyard.compare.model import (
 from promptyard.compare.reports import report_format
 from promptyard.compare.reports.common import (
     STATUS_WORDS,
-    TITLES,
     call_text,
+    decision_label,
+    decision_words,
     gate_label,
     mode,
     scope,
+    sides,
     slice_note,
     title,
     verdict,
@@ -315,7 +317,7 @@ def _eval(prompt: PromptComparison, evaluation: EvalComparison) -> str:
 
 
 def _prompt(prompt: PromptComparison) -> str:
-    version = fmt.versions(prompt.base_version, prompt.head_version)
+    version = sides(prompt)
     out = [
         f'<section class="prompt" id="{e(_anchor(prompt.prompt))}" {_flag(_is_regression(prompt))}>',
         f"<h2>{e(prompt.prompt)} <span class=muted>{e(STATUS_WORDS.get(prompt.status, prompt.status))}"
@@ -426,7 +428,7 @@ def html_report(report: ComparisonReport) -> str:
         out.append("</ul>")
     out.extend(_prompt(p) for p in report.prompts)
     out.append(
-        f"<p class=muted>Decision: {e(TITLES[decision])}. Base and head ran on the same cases, "
+        f"<p class=muted>{e(decision_label(report))}: {e(decision_words(report))}. Base and head ran on the same cases, "
         "paired by case id; intervals are 95%.</p>"
     )
     out.append(f"</main><script>{SCRIPT}</script></body></html>\n")

@@ -34,6 +34,7 @@ from promptyard.compare.reports.common import (
     mode,
     problems,
     scope,
+    sides,
     slice_note,
     title,
     verdict,
@@ -117,10 +118,6 @@ class _Budget:
         return "".join(self.parts)
 
 
-def _version(prompt: PromptComparison) -> str:
-    return fmt.versions(prompt.base_version, prompt.head_version)
-
-
 def _eval_cells(e: EvalComparison) -> tuple[str, str, str, str]:
     rate = e.metrics.get("pass_rate")
     score = e.metrics.get("mean_score")
@@ -157,7 +154,7 @@ def _row(prompt: PromptComparison) -> str:
         cases = moved = delta = p = "-"
     return (
         f"| {ICONS[prompt.decision]} | {code(prompt.prompt, table=True)} | {STATUS_WORDS.get(prompt.status, prompt.status)} "
-        f"| {text(_version(prompt))} | {cases} | {moved} | {delta} | {p} | {text(gates)} |\n"
+        f"| {text(sides(prompt))} | {cases} | {moved} | {delta} | {p} | {text(gates)} |\n"
     )
 
 

@@ -7,9 +7,11 @@ from promptyard.compare.model import ComparisonReport, EvalComparison, Flip, Pro
 from promptyard.compare.reports import report_format
 from promptyard.compare.reports.common import (
     call_text,
+    decision_label,
     gate_label,
     mode,
     scope,
+    sides,
     slice_note,
     title,
     verdict,
@@ -65,7 +67,7 @@ def _flip_line(flip: Flip) -> str:
 
 
 def _prompt(prompt: PromptComparison) -> list[str]:
-    version = fmt.versions(prompt.base_version, prompt.head_version)
+    version = sides(prompt)
     lines = [f"{MARKS[prompt.decision]} {prompt.prompt}  [{prompt.status}]  {version}".rstrip()]
     for reason in prompt.reasons:
         lines.append(f"    {reason}")
@@ -128,5 +130,5 @@ def text_report(report: ComparisonReport) -> str:
         if len(lint.findings) > LINT_SHOWN:
             lines.append(f"  … and {len(lint.findings) - LINT_SHOWN} more (`promptyard lint`)")
         lines.append("")
-    lines.append(f"Decision: {report.decision.upper()} — {verdict(report)}")
+    lines.append(f"{decision_label(report)}: {report.decision.upper()} — {verdict(report)}")
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from promptyard.errors import ConfigError
 from promptyard.evals.assertions import assertion_problem
 from promptyard.evals.providers import PROVIDERS, SET_BY_PROMPTYARD
 from promptyard.lint.context import LintContext, schema_error
@@ -332,3 +333,36 @@ def sandbox_violation(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
                 "P015",
                 f"uses `{expression}`, which the sandbox always refuses (SecurityError); remove it",
             )
+
+
+@rule(
+    "P016",
+    "unknown-compare-model",
+    "error",
+    "an eval's `compare_models` names a model that does not resolve to a configured provider",
+    kind="prompt",
+)
+def unknown_compare_model(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    from promptyard.compare.models import resolve_model
+
+    assert prompt.model and prompt.document
+    if ctx.config is None:
+        return  # the config's own problems are reported on promptyard.yaml
+    for e, spec in enumerate(prompt.model.evals):
+        seen: set[tuple[str, str]] = set()
+        for m, choice in enumerate(spec.compare_models):
+            loc: tuple[str | int, ...] = ("evals", e, "compare_models", m)
+            try:
+                target = resolve_model(choice, prompt.model.model, ctx.config)
+            except ConfigError as exc:
+                fix = f"; {exc.hint}" if exc.hint else ""
+                yield (prompt.path, prompt.document.locate(loc), exc.message + fix)
+                continue
+            if (target.provider, target.name) in seen:
+                yield (
+                    prompt.path,
+                    prompt.document.locate(loc),
+                    f"evals[{e}].compare_models repeats {target.label(prompt.model.model.provider)}; "
+                    "remove one",
+                )
+            seen.add((target.provider, target.name))

@@ -1,0 +1,338 @@
+"""Model comparison: a prompt on its own model and on other models, on the same cases, paired.
+
+`promptyard diff NAME --model OTHER` (or an eval's `compare_models`) runs every eval of the
+prompt once as written and once per other model, in one eval-engine call: the same cases,
+the same rendered messages and parameters (only the request's `model` differs), the same
+assertions, and model-graded assertions graded by the prompt's own model for every side
+(a model must not grade itself). Each other model is then judged against the prompt's
+model exactly as the merge gate judges a head against its base (`judge_eval`): pass rate,
+scores, errors, latency, cost, the flips, and every gate's verdict as if the prompt
+switched to that model. In the report the prompt's model is the base, the other the head.
+
+The cache and the recordings key on the request (provider type, model, messages,
+parameters), so each model's answers are stored apart. Two providers of the same type
+serving the same model name would send identical requests: that is refused, since their
+answers could not be told apart.
+
+Both sides fold alike: a case is left out of the pairing only when a side has no answer
+(offline without a recording, or an infrastructure failure); any other error is that
+model's failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from promptyard.compare.changes import PromptChange
+from promptyard.compare.diff import judge_eval
+from promptyard.compare.model import (
+    ComparisonReport,
+    EvalComparison,
+    GateResult,
+    PromptComparison,
+)
+from promptyard.compare.paired import (
+    UNAVAILABLE_HEAD,
+    CaseOutcome,
+    EvalPlan,
+    _slice_plans,
+    fold_results,
+)
+from promptyard.documents import Document
+from promptyard.errors import ConfigError
+from promptyard.evals.providers import PROVIDERS
+from promptyard.evals.runner import EvalJob, EvalOptions, EvalRun, run_evals
+from promptyard.evals.slicing import CaseSelection
+from promptyard.names import closest
+from promptyard.spec import ModelRef, ProjectConfig
+from promptyard.spec.prompt import OtherModel
+from promptyard.workspace import LoadedPrompt, Workspace
+
+ModelChoice = str | OtherModel
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """A model to run a prompt on: a provider of promptyard.yaml and a model name."""
+
+    provider: str
+    name: str
+
+    def label(self, own_provider: str) -> str:
+        """`name` on the prompt's own provider, else `provider:name`."""
+        return self.name if self.provider == own_provider else f"{self.provider}:{self.name}"
+
+
+def parse_model_option(text: str, config: ProjectConfig, own_provider: str) -> ModelChoice:
+    """`--model NAME` (on the prompt's provider) or `--model PROVIDER:NAME`.
+
+    `PROVIDER:NAME` applies when the text before the first `:` is a provider of
+    promptyard.yaml, so a model name holding `:` (Ollama's `llama3:8b`) still works as is.
+    A prefix that is a likely typo of a provider is refused (ConfigError, exit 2)."""
+    prefix, colon, rest = text.partition(":")
+    if colon and rest and prefix in config.providers:
+        return OtherModel(provider=prefix, name=rest)
+    typo = closest(prefix, config.providers) if colon and rest else None
+    if typo is not None:
+        raise ConfigError(
+            f"--model {text}: no provider {prefix!r} in promptyard.yaml (did you mean "
+            f"{typo}:{rest}?)",
+            hint=f"for a model name holding ':' on the prompt's provider: "
+            f"--model {own_provider}:{text}",
+        )
+    return text.strip()
+
+
+def resolve_model(choice: ModelChoice, own: ModelRef, config: ProjectConfig) -> ModelTarget:
+    """The provider and model `choice` names for a prompt whose model is `own`.
+
+    Raises ConfigError (exit 2) for an unknown provider or provider type, for the prompt's
+    own model, and for a model whose requests would be identical to the prompt's own (same
+    provider type and model name: the cache and recordings could not tell them apart)."""
+    if isinstance(choice, str):
+        target = ModelTarget(own.provider, choice)
+    else:
+        target = ModelTarget(choice.provider, choice.name)
+    where = target.label(own.provider)
+    known = sorted(config.providers)
+    provider = config.providers.get(target.provider)
+    if provider is None:
+        raise ConfigError(
+            f"model {where}: provider {target.provider!r} is not defined in promptyard.yaml "
+            f"(defined: {', '.join(known) or 'none'})",
+            hint="add it under `providers:` or name a defined one",
+        )
+    if provider.type not in PROVIDERS:
+        raise ConfigError(
+            f"model {where}: provider {target.provider!r} has unknown type {provider.type!r}",
+            hint=f"known types: {', '.join(sorted(PROVIDERS))}",
+        )
+    own_config = config.providers.get(own.provider)
+    if target.name == own.name and (
+        target.provider == own.provider
+        or (own_config is not None and own_config.type == provider.type)
+    ):
+        same = (
+            "is the prompt's own model"
+            if target.provider == own.provider
+            else (
+                f"sends the same requests as the prompt's own ({own.provider}:{own.name}, the "
+                f"same provider type {provider.type!r}), so their answers cannot be told apart"
+            )
+        )
+        raise ConfigError(f"model {where} {same}", hint="name a different model")
+    return target
+
+
+def with_model(prompt: LoadedPrompt, target: ModelTarget) -> LoadedPrompt:
+    """`prompt` as if its spec named `target` as its model (parameters kept).
+
+    Its content hash differs from the prompt's (the spec's `model` is part of it), so its
+    runs have their own directory; its name is the prompt's, so its recordings are too."""
+    spec = prompt.require_spec()
+    prompt.require_hash()
+    assert prompt.document is not None
+    model = spec.model.model_copy(update={"provider": target.provider, "name": target.name})
+    variant = LoadedPrompt(prompt.snapshot, prompt.name, prompt.path)
+    data = dict(prompt.document.data)
+    data["model"] = {**data.get("model", {}), "provider": target.provider, "name": target.name}
+    variant.document = Document(prompt.path, data)
+    variant.model = spec.model_copy(update={"model": model})
+    return variant
+
+
+@dataclass
+class _Plan:
+    """One eval of one prompt: its cases, the own-model job and one job per other model."""
+
+    plan: EvalPlan
+    own_job: int | None = None
+    other_jobs: list[tuple[ModelTarget, int]] | None = None
+
+
+def compare_models(
+    workspace: Workspace,
+    names: Sequence[str] = (),
+    models: Sequence[str] = (),
+    *,
+    options: EvalOptions,
+    selection: CaseSelection | None = None,
+) -> ComparisonReport:
+    """Run prompts `names` on their own model and on other models; one report entry per
+    prompt × other model, judged against the prompt's model by the merge gate.
+
+    `models` (`--model` values: `NAME` or `PROVIDER:NAME`) apply to every eval of every
+    named prompt; without them each eval's `compare_models` do. No names: every prompt
+    with evals (with `models`) or with `compare_models` (without). Raises ConfigError
+    (exit 2) for an unknown prompt, provider or model, or nothing to compare; InfraError
+    (exit 3) when a provider cannot be reached.
+    """
+    snapshot = workspace.snapshot()
+    config = snapshot.config
+    for name in names:
+        if not snapshot.has_prompt(name):
+            raise ConfigError(
+                f"no prompt named {name!r} in the working tree",
+                hint=f"name a prompt under {snapshot.paths.prompts}/ (without .yaml)",
+            )
+    candidates = list(dict.fromkeys(names)) or snapshot.prompt_names()
+    plans: list[EvalPlan] = []
+    wanted: dict[tuple[str, int], list[ModelTarget]] = {}
+    order: list[tuple[str, ModelTarget]] = []
+    for name in candidates:
+        prompt = snapshot.prompt(name)
+        if not names and (prompt.model is None or not prompt.model.evals):
+            continue
+        spec = prompt.require_spec()
+        prompt.require_hash()
+        own = spec.model
+        for index, eval_spec in enumerate(spec.evals):
+            choices: Sequence[ModelChoice] = (
+                [parse_model_option(m, config, own.provider) for m in models]
+                if models
+                else eval_spec.compare_models
+            )
+            targets = list(dict.fromkeys(resolve_model(c, own, config) for c in choices))
+            if not targets:
+                continue
+            wanted[(name, index)] = targets
+            for target in targets:
+                if (name, target) not in order:
+                    order.append((name, target))
+            plan = EvalPlan(PromptChange(name, "compared", None, prompt), index, eval_spec, None)
+            try:
+                plan.cases = list(snapshot.dataset(eval_spec.dataset).require())
+            except ConfigError as exc:
+                plan.problem = exc.message
+            plans.append(plan)
+    if not plans:
+        which = ", ".join(names) if names else "no prompt"
+        raise ConfigError(
+            f"nothing to compare: {which} has no eval"
+            + ("" if models else " listing `compare_models`"),
+            hint="name models with --model MODEL (or compare with a base: --base REF)",
+        )
+    if selection is not None:
+        plans = _slice_plans(plans, selection)
+    jobs: list[EvalJob] = []
+    planned: list[_Plan] = []
+    for plan in plans:
+        entry = _Plan(plan)
+        planned.append(entry)
+        if plan.cases is None:
+            continue
+        prompt = plan.change.head
+        assert prompt is not None
+        own = prompt.require_spec().model
+        entry.own_job = len(jobs)
+        jobs.append(EvalJob(prompt, plan.eval_spec, plan.cases, None, plan.slice))
+        entry.other_jobs = []
+        for target in wanted[(plan.change.name, plan.index)]:
+            entry.other_jobs.append((target, len(jobs)))
+            jobs.append(
+                EvalJob(
+                    with_model(prompt, target),
+                    plan.eval_spec,
+                    plan.cases,
+                    None,
+                    plan.slice,
+                    grading_model=own,
+                )
+            )
+    eval_report = run_evals(jobs, config=config, options=options) if jobs else None
+    runs = eval_report.runs if eval_report is not None else []
+    for entry in planned:
+        for target, job in entry.other_jobs or []:
+            _refuse_unknown_model(runs[job], entry.plan, target)
+
+    report = ComparisonReport(
+        base_ref=None, head_ref=None, merge_base=None, command="diff --model", selection=selection
+    )
+    report.comparison = "models"
+    for name, target in order:
+        prompt = snapshot.prompt(name)
+        spec = prompt.require_spec()
+        own_label = ModelTarget(spec.model.provider, spec.model.name).label(spec.model.provider)
+        comparison = PromptComparison(
+            prompt=name,
+            status="compared",
+            path=prompt.path,
+            base_version=spec.version,
+            head_version=spec.version,
+            base_hash=prompt.content_hash,
+            head_hash=prompt.content_hash,
+            base_model=own_label,
+            head_model=target.label(spec.model.provider),
+        )
+        for entry in planned:
+            if entry.plan.change.name != name:
+                continue
+            job = dict(entry.other_jobs or []).get(target, -1)
+            if entry.plan.problem is None and job < 0:
+                continue  # this eval does not compare with `target`
+            comparison.evals.append(_judge(entry, runs, job, config))
+        report.prompts.append(comparison)
+    if eval_report is not None:
+        report.notes.extend(eval_report.notes)
+        report.offline = bool(eval_report.offline_providers)
+        report.recordings_written = list(eval_report.recordings_written)
+    return report
+
+
+def _fold(run: EvalRun) -> dict[str, CaseOutcome]:
+    return fold_results(
+        run.iter_results(),
+        repeat=run.summary.repeat,
+        min_pass=run.summary.min_pass,
+        unavailable_kinds=UNAVAILABLE_HEAD,
+    )
+
+
+def _judge(entry: _Plan, runs: list[EvalRun], job: int, config: ProjectConfig) -> EvalComparison:
+    plan = entry.plan
+    spec = plan.eval_spec
+    cases = plan.cases or []
+    evaluation = EvalComparison(
+        dataset=spec.dataset,
+        threshold=spec.threshold,
+        repeat=spec.repeat,
+        cases=len(cases),
+        paired=0,
+        has_base=True,
+        slice=plan.slice,
+    )
+    if plan.problem is not None or entry.own_job is None:
+        problem = plan.problem or "the dataset does not load"
+        evaluation.gates.append(
+            GateResult("dataset", "block", "block", problem, dataset=spec.dataset)
+        )
+        return evaluation
+    own_run, other_run = runs[entry.own_job], runs[job]
+    evaluation.repeat = other_run.summary.repeat
+    evaluation.base_run, evaluation.head_run = (
+        str(own_run.results_path),
+        str(other_run.results_path),
+    )
+    evaluation.base_mode, evaluation.head_mode = own_run.summary.mode, other_run.summary.mode
+    return judge_eval(
+        evaluation,
+        prompt=plan.change.name,
+        status="compared",
+        case_ids=[case.id for case in cases],
+        head=_fold(other_run),
+        base=_fold(own_run),
+        gates=config.gates,
+    )
+
+
+def _refuse_unknown_model(run: EvalRun, plan: EvalPlan, target: ModelTarget) -> None:
+    """Every case refused as a bad request (an unknown model, a 404): a configuration
+    error, not a comparison (exit 2)."""
+    rows = list(run.iter_results())
+    if rows and all(row.error is not None and row.error_kind == "request" for row in rows):
+        raise ConfigError(
+            f"model {target.provider}:{target.name}: the provider refused every request of "
+            f"{plan.change.name} on {plan.eval_spec.dataset} ({rows[0].error})",
+            hint="check the model name the provider serves",
+        )

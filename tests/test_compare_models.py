@@ -300,3 +300,23 @@ def test_two_endpoints_of_one_type_with_one_model_name_are_refused(
     ok = repo.cli("diff", "echo", "--model", "other:small-model", "--format", "json")
     assert ok.exit_code == 0, ok.stderr
     assert ok.json["prompts"][0]["head_model"] == "other:small-model"
+
+
+def test_recordings_prune_keeps_the_rows_compare_models_use(project: PromptRepo) -> None:
+    listed = prompt(version="1.0.1").replace(
+        "  threshold: 0.7\n", "  threshold: 0.7\n  compare_models: [small-model]\n"
+    )
+    project.write("prompts/echo.yaml", listed)
+    assert project.cli("diff", "echo", "--record").exit_code == 0
+    project.commit("compare small-model, recorded")
+    kept = project.cli("recordings", "prune", "--check", "--format", "json")
+    assert kept.exit_code == 0, kept.stdout + kept.stderr  # every row is asked for
+    # without the list, the small-model rows are used by nothing
+    project.write("prompts/echo.yaml", prompt(version="1.0.2"))
+    project.commit("no comparison any more")
+    stale = project.cli("recordings", "prune", "--check", "--format", "json")
+    assert stale.exit_code == 1
+    unused = [row for f in stale.json["files"] for row in f["unused_rows"]]
+    rows = {r["key"]: r for r in project.jsonl("golden/recordings/echo.jsonl")}
+    assert {rows[u["key"]]["model"] for u in unused if u["kind"] == "chat"} == {"small-model"}
+    assert len([u for u in unused if u["kind"] == "chat"]) == 20

@@ -168,7 +168,7 @@ def plan_evals(
             except ConfigError as exc:
                 plan.problem = exc.message
     if selection is not None:
-        plans = _slice_plans(plans, selection)
+        plans = slice_plans(plans, selection)
     jobs: list[EvalJob] = []
     for plan in plans:
         if plan.cases is None:
@@ -183,7 +183,7 @@ def plan_evals(
     return jobs, plans
 
 
-def _slice_plans(plans: list[EvalPlan], selection: CaseSelection) -> list[EvalPlan]:
+def slice_plans(plans: list[EvalPlan], selection: CaseSelection) -> list[EvalPlan]:
     """The plans on the selected cases; a dataset that does not load still blocks."""
     loaded = {p.eval_spec.dataset: p.cases for p in plans if p.cases is not None}
     chosen = selection.select(loaded)

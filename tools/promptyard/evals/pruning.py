@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from promptyard.errors import ConfigError, RefError
+from promptyard.evals.other_models import resolve_model, with_model
 from promptyard.evals.recordings import (
     RecordingRow,
     RecordingStore,
@@ -28,7 +29,7 @@ from promptyard.evals.recordings import (
 from promptyard.evals.runner import EvalJob, EvalOptions, run_evals
 from promptyard.fsutil import atomic_write, ensure_inside
 from promptyard.hashing import sha256_json
-from promptyard.spec import Case, EvalSpec
+from promptyard.spec import Case, EvalSpec, ProjectConfig
 from promptyard.workspace import LoadedPrompt, Snapshot, Workspace
 
 DEFAULT_BASE = "main"
@@ -110,7 +111,10 @@ def _usable(prompt: LoadedPrompt) -> bool:
 
 
 def _jobs(
-    name: str, snapshots: list[Snapshot], recorded_repeats: dict[str, int]
+    name: str,
+    snapshots: list[Snapshot],
+    recorded_repeats: dict[str, int],
+    config: ProjectConfig,
 ) -> Iterator[EvalJob]:
     """Every version of `name` on every eval (dataset, cases, assertions) it had."""
     versions: dict[str, LoadedPrompt] = {}
@@ -137,8 +141,18 @@ def _jobs(
             )
             evals.setdefault(identity, (spec, list(dataset.cases)))
     for prompt in versions.values():
+        own = prompt.require_spec().model
         for spec, cases in evals.values():
             yield EvalJob(prompt, spec, cases, spec.dataset)
+            # `diff NAME` runs the eval's compare_models too: their rows are in use.
+            for choice in spec.compare_models:
+                try:
+                    target = resolve_model(choice, own, config)
+                except ConfigError:
+                    continue  # lint's P016 reports it; no run can ask for its rows
+                yield EvalJob(
+                    with_model(prompt, target), spec, cases, spec.dataset, grading_model=own
+                )
 
 
 def prune_recordings(
@@ -172,7 +186,7 @@ def prune_recordings(
             repeats: dict[str, int] = {}
             for row in rows:
                 repeats[row.dataset] = max(repeats.get(row.dataset, 0), row.repeat + 1)
-            jobs = list(_jobs(prompt, snapshots, repeats))
+            jobs = list(_jobs(prompt, snapshots, repeats, tree.config))
             if not jobs:
                 continue
             try:

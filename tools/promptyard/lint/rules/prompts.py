@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from promptyard.errors import ConfigError
 from promptyard.evals.assertions import assertion_problem
+from promptyard.evals.other_models import resolve_model
 from promptyard.evals.providers import PROVIDERS, SET_BY_PROMPTYARD
 from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
@@ -343,8 +344,6 @@ def sandbox_violation(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     kind="prompt",
 )
 def unknown_compare_model(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
-    from promptyard.compare.models import resolve_model
-
     assert prompt.model and prompt.document
     if ctx.config is None:
         return  # the config's own problems are reported on promptyard.yaml

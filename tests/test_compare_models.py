@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.evals import API_KEY_ENV, BASE_URL_ENV, EVAL_CONFIG
-from support.gate import cases, echo_spec
+from support.gate import cases, echo_spec, point_at
 from support.openai_server import JUDGE_SIGNATURE, OpenAIServer
 from support.repo import PromptRepo
 
@@ -28,6 +28,7 @@ CONFIG = (
   big-model: {input: 10.0, output: 20.0}
 gates:
   cost_per_case: {max_ratio: 1.2, min_delta_usd: 0, action: warn}
+  latency_p95: {action: warn}  # wall-clock time of a shared machine decides no test
 """
 )
 USER = (
@@ -45,10 +46,7 @@ def prompt(**fields: object) -> str:
 
 @pytest.fixture
 def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    monkeypatch.setenv(BASE_URL_ENV, openai_server.base_url)
-    monkeypatch.delenv(API_KEY_ENV, raising=False)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return openai_server
+    return point_at(openai_server, monkeypatch)
 
 
 @pytest.fixture
@@ -266,6 +264,7 @@ def test_bad_model_options_exit_2_with_one_clear_message(project: PromptRepo) ->
             "no provider 'defualt' in promptyard.yaml (did you mean default:gpt-4o?)",
         ),
         (("--model", "test-model"), "model test-model is the prompt's own model"),
+        (("--model", " "), "--model needs a model name"),
         (("--model", "small-model", "--base", "HEAD"), "cannot be combined with --base"),
         (("--gate", "--base", "HEAD"), "--gate applies to a model comparison"),
         (("--head", "HEAD"), "--head needs --base"),

@@ -48,7 +48,7 @@ RECORD_HELP = (
 def diff_command(
     app: App,
     names: tuple[str, ...],
-    base: str,
+    base: str | None,
     head: str | None,
     models: tuple[str, ...],
     gate: bool,

@@ -36,8 +36,8 @@ from promptyard.compare.paired import (
     UNAVAILABLE_HEAD,
     CaseOutcome,
     EvalPlan,
-    slice_plans,
     fold_results,
+    slice_plans,
 )
 from promptyard.errors import ConfigError
 from promptyard.evals.other_models import (
@@ -164,7 +164,6 @@ def compare_models(
     for name, target in order:
         prompt = snapshot.prompt(name)
         spec = prompt.require_spec()
-        own_label = ModelTarget(spec.model.provider, spec.model.name).label(spec.model.provider)
         comparison = PromptComparison(
             prompt=name,
             status="compared",
@@ -173,16 +172,15 @@ def compare_models(
             head_version=spec.version,
             base_hash=prompt.content_hash,
             head_hash=prompt.content_hash,
-            base_model=own_label,
+            base_model=spec.model.name,
             head_model=target.label(spec.model.provider),
         )
         for entry in planned:
-            if entry.plan.change.name != name:
-                continue
-            job = dict(entry.other_jobs or []).get(target, -1)
-            if entry.plan.problem is None and job < 0:
-                continue  # this eval does not compare with `target`
-            comparison.evals.append(_judge(entry, runs, job, config))
+            if target not in wanted.get((entry.plan.change.name, entry.plan.index), []):
+                continue  # another prompt's eval, or one that does not compare with `target`
+            if entry.plan.change.name == name:
+                job = dict(entry.other_jobs or []).get(target, -1)
+                comparison.evals.append(_judge(entry, runs, job, config))
         report.prompts.append(comparison)
     if eval_report is not None:
         report.notes.extend(eval_report.notes)

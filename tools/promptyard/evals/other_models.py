@@ -39,6 +39,8 @@ def parse_model_option(text: str, config: ProjectConfig, own_provider: str) -> M
     `PROVIDER:NAME` applies when the text before the first `:` is a provider of
     promptyard.yaml, so a model name holding `:` (Ollama's `llama3:8b`) still works as is.
     A prefix that is a likely typo of a provider is refused (ConfigError, exit 2)."""
+    if not text.strip():
+        raise ConfigError("--model needs a model name", hint="e.g. --model gpt-4o")
     prefix, colon, rest = text.partition(":")
     if colon and rest and prefix in config.providers:
         return OtherModel(provider=prefix, name=rest)

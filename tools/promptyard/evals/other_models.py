@@ -99,7 +99,8 @@ def resolve_model(choice: ModelChoice, own: ModelRef, config: ProjectConfig) -> 
 def with_model(prompt: LoadedPrompt, target: ModelTarget) -> LoadedPrompt:
     """`prompt` as if its spec named `target` as its model (parameters kept).
 
-    Its content hash differs from the prompt's (the spec's `model` is part of it), so its
+    Its content hash differs from the prompt's (the spec's `model` is part of it), and
+    names the prompt's own model too (the grader of its model-graded assertions), so its
     runs have their own directory; its name is the prompt's, so its recordings are too."""
     spec = prompt.require_spec()
     prompt.require_hash()
@@ -108,6 +109,7 @@ def with_model(prompt: LoadedPrompt, target: ModelTarget) -> LoadedPrompt:
     variant = LoadedPrompt(prompt.snapshot, prompt.name, prompt.path)
     data = dict(prompt.document.data)
     data["model"] = {**data.get("model", {}), "provider": target.provider, "name": target.name}
+    data["x-compared-with"] = {"provider": spec.model.provider, "name": spec.model.name}
     variant.document = Document(prompt.path, data)
     variant.model = spec.model_copy(update={"model": model})
     return variant

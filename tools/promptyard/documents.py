@@ -26,17 +26,6 @@ except AttributeError:  # pragma: no cover
 
 MAX_DEPTH = 64
 
-# Load-time rules: (code, name, what it catches). The lint rule registry lists these too.
-LOAD_RULES: tuple[tuple[str, str, str], ...] = (
-    ("Y001", "yaml-syntax", "the file does not parse as YAML/JSON"),
-    ("Y002", "duplicate-key", "a mapping has the same key twice"),
-    ("Y003", "yaml-alias", "anchors and aliases (which can expand exponentially) are not allowed"),
-    ("Y004", "encoding", "the file is not valid UTF-8"),
-    ("Y005", "file-too-large", "the file is over the size cap"),
-    ("Y006", "nesting-too-deep", f"the document nests deeper than {MAX_DEPTH} levels"),
-    ("Y007", "unsupported-value", "a tag, key or number that has no JSON equivalent"),
-)
-
 _TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels; flatten the document"
 
 Loc = tuple[str | int, ...]

@@ -554,7 +554,7 @@ def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> Ren
     Templates are user code: a failure of any kind, a value over the size cap or a render
     past the time limit is a RenderError naming the file and line (and the prompt).
     """
-    spec = prompt.require_spec()
+    spec = prompt.require()
     bound = bind_variables(spec.name, spec.inputs, variables, prompt.input_validator)
     messages = []
     templates = prompt.compiled_templates()

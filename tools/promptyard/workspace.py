@@ -316,9 +316,6 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         self.snapshot = snapshot
         self.name = name
 
-    def require_spec(self) -> PromptSpec:
-        return self.require()
-
     @cached_property
     def message_templates(self) -> list[TemplateInfo]:
         assert self.model is not None

@@ -30,10 +30,13 @@ def release(app: App, ref: str, dry_run: bool, push: bool, remote: str, fmt: str
     annotated tag `prompts/NAME/vVERSION` records the content hash. Tags are never moved, and
     re-running is a no-op. Exits 1 when any prompt cannot be released.
     """
+    from promptyard.lint import findings_at
     from promptyard.release.notes import notes_markdown
     from promptyard.release.releaser import release as run_release
 
-    result = run_release(app.workspace(), ref, dry_run=dry_run, push=push, remote=remote)
+    result = run_release(
+        app.workspace(), ref, lint=findings_at, dry_run=dry_run, push=push, remote=remote
+    )
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif fmt == "markdown":

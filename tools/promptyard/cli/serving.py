@@ -38,10 +38,11 @@ def check(app: App, clusters: tuple[str, ...], fmt: str) -> int:
     Prints each deployment's per-GPU memory budget, then the findings (the same as
     `promptyard lint` gives for the cluster files). Exits 1 when there is any error.
     """
+    from promptyard.lint import cluster_findings
     from promptyard.lint.formats import FORMATS
     from promptyard.serving.report import check_clusters
 
-    result = check_clusters(app.workspace(), list(clusters))
+    result = check_clusters(app.workspace(), list(clusters), lint=cluster_findings)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return 0 if result.ok else 1

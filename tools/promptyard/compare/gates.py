@@ -26,6 +26,7 @@ from promptyard.compare import formatting as fmt
 from promptyard.compare.model import EvalComparison, GateResult, MetricResult, Outcome
 from promptyard.compare.paired import CaseOutcome
 from promptyard.errors import ConfigError
+from promptyard.plugins import register_once
 from promptyard.spec.config import Gates
 
 EPSILON = 1e-12
@@ -88,7 +89,7 @@ def gate(
     """Register a gate function under `name` (the key in the report)."""
 
     def register(fn: GateFunction) -> GateFunction:
-        GATES[name] = RegisteredGate(name, summary, needs_base, fn)
+        register_once(GATES, name, RegisteredGate(name, summary, needs_base, fn), "gate")
         return fn
 
     return register

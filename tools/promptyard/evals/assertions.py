@@ -31,6 +31,7 @@ from promptyard.evals import textchecks
 from promptyard.evals.providers.base import ToolCall
 from promptyard.limits import TimeLimitExceeded, time_limit
 from promptyard.pathsafety import safe_relpath
+from promptyard.plugins import register_once
 from promptyard.render import make_environment
 from promptyard.spec import Assertion, Case, PromptSpec
 
@@ -74,9 +75,8 @@ def assertion_type(
     """Register an evaluator under `name` with the shape its `value` must have."""
 
     def register(fn: Evaluator) -> Evaluator:
-        ASSERTION_TYPES[name] = AssertionType(
-            name, summary, shape, fn, model_graded, uses_threshold, graded
-        )
+        entry = AssertionType(name, summary, shape, fn, model_graded, uses_threshold, graded)
+        register_once(ASSERTION_TYPES, name, entry, "assertion type")
         return fn
 
     return register

@@ -15,33 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import promptyard.lint.rules  # noqa: F401  (registers the rules)
+from promptyard.codes import Finding
 from promptyard.errors import ConfigError
 from promptyard.lint.context import DatasetUse, LintContext
-from promptyard.lint.registry import RULES, Severity, as_problem, checks
+from promptyard.lint.registry import RULES, as_problem, checks
 from promptyard.problems import Problem
 from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, UnsafePathError, Workspace
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    file: str
-    line: int
-    column: int
-    rule: str
-    severity: Severity
-    message: str
-    name: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "name": self.name,
-            "severity": self.severity,
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "message": self.message,
-        }
 
 
 @dataclass
@@ -394,3 +373,13 @@ def _add_other_uses(
         for dataset, use in _uses_of(prompt):
             if dataset in datasets:
                 uses.setdefault(dataset, []).append(use)
+
+
+def findings_at(workspace: Workspace, ref: str) -> list[Finding]:
+    """Every finding of a full lint of the commit `ref` (what `release` refuses on)."""
+    return lint_repository(workspace, ref=ref).findings
+
+
+def cluster_findings(workspace: Workspace, paths: Sequence[str]) -> LintResult:
+    """Lint of the cluster files at `paths` (relative to the root; `serving check`)."""
+    return lint_repository(workspace, [str(workspace.root / p) for p in paths])

@@ -113,7 +113,7 @@ class ResolvedPrompt:
             tools=rendered.tools,
             tool_choice=rendered.tool_choice,
             response_format=rendered.response_format,
-            allow_client_tools=self.prompt.loaded.require_spec().allow_client_tools,
+            allow_client_tools=self.prompt.loaded.require().allow_client_tools,
             experiment=self.experiment,
         )
 

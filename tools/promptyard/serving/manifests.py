@@ -789,8 +789,7 @@ def generate(
 
 def _errors_of(snapshot: Snapshot, workspace: Any, path: str) -> list[str]:
     """The error findings lint has for a cluster file (its problems and every check)."""
-    import promptyard.lint.rules  # noqa: F401  (declares every rule code, the K codes too)
-    from promptyard.lint.registry import RULES
+    from promptyard.codes import RULES
     from promptyard.serving.checks import PinnedPrompts, check_cluster
 
     loaded = snapshot.cluster(path)

@@ -166,6 +166,3 @@ class PromptSpec(SpecModel):
                 names=", ".join(names),
             )
         return value
-
-    def required_inputs(self) -> set[str]:
-        return {name for name, schema in self.inputs.items() if "default" not in schema}

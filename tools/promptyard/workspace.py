@@ -200,7 +200,8 @@ class GitTree(Tree):
             mode, sha = entry
             stream = self.repo.odb.stream(bytes.fromhex(sha))
             if mode != "120000":
-                return stream.read(limit + 1)
+                data: bytes = stream.read(limit + 1)
+                return data
             target = stream.read().decode("utf-8", "replace")
             joined = os.path.normpath(str(PurePosixPath(path).parent / target))
             resolved = safe_relpath(joined.replace(os.sep, "/"))
@@ -246,7 +247,7 @@ def include_cycle_problem(infos: Mapping[str, TemplateInfo], partials_dir: str) 
 def include_cycle(infos: Mapping[str, TemplateInfo]) -> list[str] | None:
     """A cycle of partials including each other (`[a, b, a]`), or None."""
     graph = {
-        name: [p for inc, _ in info.includes if (p := partial_name(inc or "")) in infos]
+        name: [p for inc, _ in info.includes if (p := partial_name(inc or "")) and p in infos]
         for name, info in infos.items()
     }
     state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -1084,7 +1085,7 @@ class Workspace:
     @cached_property
     def shallow(self) -> bool:
         """Whether this is a shallow clone (history cut at a depth: merge bases may be missing)."""
-        return self.git.git.rev_parse("--is-shallow-repository") == "true"
+        return bool(self.git.git.rev_parse("--is-shallow-repository") == "true")
 
     def snapshot(self, ref: str | None = None) -> Snapshot:
         """The repository at `ref`, or the working tree when `ref` is None."""

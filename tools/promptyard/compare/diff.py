@@ -202,7 +202,7 @@ def compare_changes(
         comparison = PromptComparison(
             prompt=change.name,
             status=change.status,
-            path=(head or change.base).path if (head or change.base) else None,
+            path=loaded.path if (loaded := head or change.base) else None,
             base_version=change.base_version,
             head_version=change.head_version,
             base_hash=change.base.content_hash if change.base is not None else None,

@@ -9,6 +9,7 @@ JSON of `promptyard diff --format json` (documented in docs/readme/merge-gate.md
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,12 +33,15 @@ Status = Literal[
 ]
 
 
-def worst(outcomes: list[str] | tuple[str, ...]) -> Outcome:
+Unit = Literal["rate", "score", "ms", "usd"]
+
+
+def worst(outcomes: Sequence[Outcome]) -> Outcome:
     """The most severe outcome (pass < warn < block); pass for none."""
     result: Outcome = "pass"
     for outcome in outcomes:
         if OUTCOME_ORDER[outcome] > OUTCOME_ORDER[result]:
-            result = outcome  # type: ignore[assignment]
+            result = outcome
     return result
 
 
@@ -61,7 +65,7 @@ class MetricResult:
 
     name: str
     label: str
-    unit: Literal["rate", "score", "ms", "usd"]
+    unit: Unit
     direction: Literal["higher", "lower"]
     base: float | None
     head: float | None
@@ -141,7 +145,7 @@ class CaseSide:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # ToolCall.to_dict items
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "pass": self.passed,
             "score": _num(self.score),
             "output": self.output,
@@ -428,7 +432,8 @@ class ComparisonReport:
 
     @property
     def decision(self) -> Outcome:
-        outcomes = [p.decision for p in self.prompts] + [g.outcome for g in self.gates]
+        outcomes: list[Outcome] = [p.decision for p in self.prompts]
+        outcomes += [g.outcome for g in self.gates]
         if self.lint is not None and not self.lint.ok:
             outcomes.append("block")
         return worst(outcomes)

@@ -206,7 +206,7 @@ def _valid_row(row: Any) -> bool:
     )
 
 
-def percentile(sorted_values: list[float] | array, q: float) -> float | None:
+def percentile(sorted_values: list[float] | array[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (numpy's default)."""
     n = len(sorted_values)
     if n == 0:

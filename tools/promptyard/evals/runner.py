@@ -377,7 +377,7 @@ class _ProviderRuntime:
     def _delay(self, error: ProviderError, attempt: int) -> float:
         if error.retry_after is not None:
             return min(error.retry_after, self.options.max_retry_after_s)
-        ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2**attempt)
+        ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2.0**attempt)
         return ceiling * (0.5 + random.random() / 2)  # jitter: spread the retries out
 
     async def call(self, kind: str, attempt_once: Callable[[], Awaitable[T]]) -> T:

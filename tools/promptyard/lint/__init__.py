@@ -1,8 +1,8 @@
 """Lint: rules (one small function each, with a code) and output formats."""
 
-from promptyard.lint.registry import RULES, rule_table
+from promptyard.codes import RULES, Finding
+from promptyard.lint.registry import rule_table
 from promptyard.lint.runner import (
-    Finding,
     LintResult,
     cluster_findings,
     findings_at,

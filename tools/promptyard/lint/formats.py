@@ -9,7 +9,7 @@ from itertools import groupby
 from rich.markup import escape
 
 from promptyard import __version__
-from promptyard.lint.registry import RULES
+from promptyard.codes import RULES
 from promptyard.lint.runner import LintResult
 from promptyard.plugins import register_once
 

@@ -104,7 +104,7 @@ def _take_trailing(mapping: CommentedMap) -> str | None:
     entry = node.ca.items.get(last)
     if not entry or len(entry) < 3 or entry[2] is None:
         return None
-    value = entry[2].value
+    value: str = entry[2].value
     cut = value.find("\n")
     if cut == -1 or not value[cut + 1 :]:
         return None

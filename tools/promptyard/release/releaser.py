@@ -189,11 +189,11 @@ def _plan_prompt(
         )
     lint_errors = _prompt_lint_errors(prompt, errors)
     if lint_errors:
-        first = lint_errors[0]
+        finding = lint_errors[0]
         more = f" (and {len(lint_errors) - 1} more)" if len(lint_errors) > 1 else ""
         return refused(
-            f"lint fails: {first.file}:{first.line}:{first.column}: {first.rule} "
-            f"{first.message}{more}; run `promptyard lint`"
+            f"lint fails: {finding.file}:{finding.line}:{finding.column}: {finding.rule} "
+            f"{finding.message}{more}; run `promptyard lint`"
         )
     previous = tagged.get(newest) if newest else None
     history = commits_touching(

@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 import semver
 
+from promptyard.documents import Loc
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.rollout.sources import missing_data_source
@@ -48,7 +49,7 @@ def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator
         if not ctx.head.has_prompt(name):
             continue  # E001 reports it
         current = ctx.current_version(name)
-        pins = [(("prompts", name, "version"), pin.version, "")]
+        pins: list[tuple[Loc, str, str]] = [(("prompts", name, "version"), pin.version, "")]
         if pin.canary is not None:
             pins.append((("prompts", name, "canary", "version"), pin.canary.version, "canary "))
         for loc, version, role in pins:

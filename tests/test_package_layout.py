@@ -119,7 +119,7 @@ def package_graph() -> dict[str, set[str]]:
     return packages
 
 
-# Mutual imports still to untangle (docs/architecture.md, "Dependency direction"): each must
+# Mutual imports still to untangle (docs/architecture.md §2): each must
 # go, and no new one may come. The test fails on a new pair and on a listed pair that is gone
 # (delete it here then).
 KNOWN_MUTUAL = {

@@ -3,8 +3,7 @@
 The loaders (`promptyard.documents`), the models (`promptyard.spec`), the cluster checks
 (`promptyard.serving.checks`) and the lint checks (`promptyard.lint.rules`) all report under
 these codes; `promptyard lint --list-rules` prints this table. It sits below every package, so
-release and serving read severities without importing lint (docs/architecture.md, "Dependency
-direction").
+release and serving read severities without importing lint (docs/architecture.md §2).
 """
 
 from __future__ import annotations

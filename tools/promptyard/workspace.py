@@ -411,7 +411,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
 
     @cached_property
     def content_hash(self) -> str | None:
-        """sha256 of the canonical JSON of the resolved spec minus `version` (DESIGN.md §3)."""
+        """sha256 of the canonical JSON of the resolved spec minus `version` (docs/architecture.md §6)."""
         if self.model is None or self.document is None:
             return None
         partials, _, problems = self.resolution

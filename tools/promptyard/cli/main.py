@@ -1,6 +1,6 @@
 """The `promptyard` click group: global options, lazy commands, and the exit-code contract.
 
-Exit codes (DESIGN.md §4) are enforced here and nowhere else: commands return 0 or 1
+Exit codes (docs/architecture.md §7) are enforced here and nowhere else: commands return 0 or 1
 (the check failed); library errors carry their own code (2 usage/config, 3 infrastructure);
 anything unexpected is reported in one line (with `--debug`, the traceback) and exits 3.
 """

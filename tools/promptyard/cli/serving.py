@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, stdout_console
+
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.serving.report import ServingCheck
 
 
 @click.group()
@@ -61,11 +65,9 @@ def check(app: App, clusters: tuple[str, ...], fmt: str) -> int:
     return 0 if result.ok else 1
 
 
-def _budget_table(result: object) -> str:
+def _budget_table(result: ServingCheck[Any]) -> str:
     from promptyard.serving.fit import GIB
-    from promptyard.serving.report import ServingCheck
 
-    assert isinstance(result, ServingCheck)
     head = (
         "cluster",
         "deployment",

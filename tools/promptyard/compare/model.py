@@ -3,7 +3,7 @@
 `ComparisonReport` -> `PromptComparison` (one per prompt that changed, was added, removed,
 or is checked) -> `EvalComparison` (one per eval of that prompt: base vs head on the head's
 cases) holding `MetricResult`s, `GateResult`s and `Flip`s. `to_dict()` gives the stable
-JSON of `promptyard diff --format json` (documented in docs/readme/merge-gate.md).
+JSON of `promptyard diff --format json` (documented in docs/architecture.md §8).
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ def _check_version(version: str) -> None:
 
 
 def _check_promotable(workspace: Workspace, snapshot: Snapshot, name: str, version: str) -> None:
-    """DESIGN.md §3: a pin names a tagged version, or the prompt's version at the same ref."""
+    """docs/architecture.md §6: a pin names a tagged version, or the prompt's version at the same ref."""
     _check_version(version)
     if not snapshot.has_prompt(name):
         snapshot.prompt(name)  # raises ConfigError with a did-you-mean hint

@@ -1,4 +1,4 @@
-"""Prompt spec: `prompts/<name>.yaml` (DESIGN.md §2)."""
+"""Prompt spec: `prompts/<name>.yaml` (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`lint --base`: the semver rules of DESIGN.md §3 for every prompt that changed."""
+"""`lint --base`: the semver rules of docs/architecture.md §6 for every prompt that changed."""
 
 from __future__ import annotations
 

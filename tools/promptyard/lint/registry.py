@@ -1,4 +1,4 @@
-"""The lint rule table: every code, its name, severity and summary, and its check if it has one.
+"""The lint checks: each registered under a code of the catalogue (`promptyard.codes`).
 
 Rules come in kinds; the runner calls each registered check with what its kind needs:
 
@@ -12,8 +12,8 @@ Rules come in kinds; the runner calls each registered check with what its kind n
 - `change`      (ctx, head: LoadedPrompt, base: LoadedPrompt)  with `--base`, changed prompts
 
 A check yields `(file, position, message)` hits, reported under its own code, or a
-`Problem` carrying another declared code. Some codes have no check of their own: the
-loaders raise them while reading files (`declare` lists them here).
+`Problem` carrying another catalogued code. Some codes have no check of their own: the
+loaders raise them while reading files.
 """
 
 from __future__ import annotations

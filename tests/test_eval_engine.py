@@ -483,7 +483,7 @@ def test_run_eval_pairs_base_and_head_on_the_same_cases(
     base = ws.snapshot(base_sha)
     head_prompt = head.prompt("echo")
     cases = head.dataset("golden/echo.jsonl").require()
-    spec = head_prompt.require_spec().evals[0]
+    spec = head_prompt.require().evals[0]
     opts = options(project.root, openai_server)
     base_run = run_eval(base.prompt("echo"), spec, cases, config=head.config, options=opts)
     head_run = run_eval(head_prompt, spec, cases, config=head.config, options=opts)
@@ -617,7 +617,7 @@ def test_offline_base_prompt_uses_its_own_snapshot_recordings(
     ws = Workspace(project.root)
     head = ws.snapshot()
     cases = head.dataset("golden/echo.jsonl").require()
-    spec = head.prompt("echo").require_spec().evals[0]
+    spec = head.prompt("echo").require().evals[0]
     opts = options(project.root, None, use_cache=False)
     base_run = run_eval(
         ws.snapshot(base_sha).prompt("echo"), spec, cases, config=head.config, options=opts
@@ -785,7 +785,7 @@ def test_identical_jobs_run_once(project: PromptRepo, openai_server: OpenAIServe
     project.write("golden/echo.jsonl", text_cases("a", "b"))
     snapshot = Workspace(project.root).snapshot()
     prompt = snapshot.prompt("echo")
-    spec = prompt.require_spec().evals[0]
+    spec = prompt.require().evals[0]
     report = run_evals(
         [EvalJob(prompt, spec), EvalJob(prompt, spec)],
         config=snapshot.config,
@@ -835,7 +835,7 @@ def test_cases_given_directly_must_have_unique_ids(project: PromptRepo) -> None:
     with pytest.raises(ConfigError, match="duplicate case id 'same'"):
         run_eval(
             prompt,
-            prompt.require_spec().evals[0],
+            prompt.require().evals[0],
             twice,
             config=snapshot.config,
             options=options(project.root),

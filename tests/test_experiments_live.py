@@ -56,7 +56,7 @@ def repo(tmp_path: Path) -> PromptRepo:
 
 
 def reference_variant(salt: str, unit: str) -> str:
-    """DESIGN.md §6 / assignment.py's formula written out independently (50/50)."""
+    """docs/architecture.md §9 / assignment.py's formula written out independently (50/50)."""
     bucket = int(hashlib.sha256(f"{salt}:{unit}".encode()).hexdigest()[:8], 16) % 10000
     return "control" if bucket < 5000 else "warm"
 

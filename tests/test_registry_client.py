@@ -52,7 +52,7 @@ def write_bundle(repo: PromptRepo, path: Path) -> Path:
 
 
 def reference_in_canary(env: str, name: str, key: str, weight: float) -> bool:
-    """DESIGN.md §6, written out independently of promptyard.assignment."""
+    """docs/architecture.md §9, written out independently of promptyard.assignment."""
     digest = hashlib.sha256(f"{env}:{name}:{key}".encode()).hexdigest()
     return int(digest[:8], 16) % 10000 < weight * 100
 

@@ -41,7 +41,7 @@ def test_bundle_holds_every_tagged_version_resolved_with_hashes(released: Prompt
     assert old["partials"] == {"tone.j2": "Be brief and friendly.\n"}
     assert "Hello from {{ company }}." in old["source"]
     assert old["spec"]["version"] == "1.0.0"
-    # The content hash is DESIGN.md §3's: resolved spec without `version`, plus partials.
+    # The content hash is docs/architecture.md §6's: resolved spec without `version`, plus partials.
     spec = {k: v for k, v in old["spec"].items() if k != "version"}
     assert old["content_hash"] == sha256_json({"spec": spec, "partials": old["partials"]})
     assert "Good day" in document["prompts"]["support-reply"]["1.1.0"]["source"]

@@ -105,6 +105,13 @@ def test_readme_commands_and_ci_install_the_locks() -> None:
     )
     assert "--require-hashes -r requirements/dev.txt" in test_command
     assert test_command in ci  # CI runs exactly the README's test command
+    tests_at = ci.index(test_command)
+    for check in (
+        ".venv/bin/ruff check tools tests",
+        ".venv/bin/ruff format --check tools tests",
+        ".venv/bin/mypy",
+    ):
+        assert -1 < ci.find(f"\n{check}\n") < tests_at, f"{check} does not run before the tests"
     main_command = next(
         line
         for line in readme.splitlines()

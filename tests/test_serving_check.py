@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from promptyard.lint import findings_at
 from promptyard.release.releaser import release
 from promptyard.workspace import Workspace
 from support.clusters import cluster_doc, cluster_text, line_of
@@ -331,7 +332,7 @@ def test_the_check_reads_the_pinned_tagged_version_not_the_working_copy(
     write_cluster(repo, cluster_doc())
     serve_prompt(repo, model="llama-8b")
     repo.commit("serve greet 1.0.0 from the cluster")
-    release(Workspace(repo.root))
+    release(Workspace(repo.root), lint=findings_at)
     # 2.0.0 moves to a model the cluster does not serve; production still pins 1.0.0.
     repo.write(
         "prompts/greet.yaml",

@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from promptyard.lint import findings_at
 from promptyard.release.bundle import build_bundle, bundle_bytes
 from promptyard.release.releaser import release
 from promptyard.serving.gateway import GatewayConfig
@@ -358,7 +359,7 @@ def test_the_bundle_config_map(repo: PromptRepo, tmp_path: Path) -> None:
         "environment: production\nprompts:\n  greet: {version: 1.0.0}\n",
     )
     repo.commit("greet")
-    release(Workspace(repo.root))
+    release(Workspace(repo.root), lint=findings_at)
     bundle = tmp_path / "prompts.bundle.json"
     data = bundle_bytes(build_bundle(Workspace(repo.root), "main"))
     bundle.write_bytes(data)
@@ -396,7 +397,7 @@ def test_a_bundle_too_big_for_a_config_map_is_refused(repo: PromptRepo, tmp_path
     )
     setup_cluster(repo)
     repo.commit("greet")
-    release(Workspace(repo.root))
+    release(Workspace(repo.root), lint=findings_at)
     bundle = tmp_path / "big.json"
     bundle.write_bytes(bundle_bytes(build_bundle(Workspace(repo.root), "main")))
     assert bundle.stat().st_size > 1 << 20

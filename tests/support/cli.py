@@ -1,6 +1,6 @@
 """Run the real `promptyard` click group in-process, and check the CLI contract of a run.
 
-The contract (DESIGN.md §4) for bad input: the documented exit code, an error of one or two
+The contract (docs/architecture.md §7) for bad input: the documented exit code, an error of one or two
 lines naming the file, never a traceback or an "internal error", never a hang.
 """
 

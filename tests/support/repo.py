@@ -353,11 +353,12 @@ class PromptRepo:
     # --- promptyard -----------------------------------------------------------------------
 
     def release(self, **kwargs: Any) -> Any:
-        """The library's `release(Workspace(root), **kwargs)`."""
+        """The library's `release(Workspace(root), lint=findings_at, **kwargs)`."""
+        from promptyard.lint import findings_at
         from promptyard.release.releaser import release
         from promptyard.workspace import Workspace
 
-        return release(Workspace(self.root), **kwargs)
+        return release(Workspace(self.root), lint=findings_at, **kwargs)
 
     def cli(self, *args: str) -> CliResult:
         """Run the CLI in-process (click's runner) with --repo pointing here."""

@@ -1,4 +1,4 @@
-"""Sticky, reproducible assignment of keys to buckets (DESIGN.md §6).
+"""Sticky, reproducible assignment of keys to buckets (docs/architecture.md §9).
 
 A key lands in bucket `int(sha256(text).hexdigest()[:8], 16) % 10000`, where `text` joins
 the parts with ":". The same key always lands in the same bucket, in any language and on

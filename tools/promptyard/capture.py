@@ -55,7 +55,8 @@ def load_redactor(spec: str) -> Redactor:
         raise ConfigError(f"--redact {spec!r}: cannot load it: {exc}") from None
     if not callable(function):
         raise ConfigError(f"--redact {spec!r} is not a function")
-    return function  # type: ignore[no-any-return]
+    redactor: Redactor = function
+    return redactor
 
 
 def _captures(store: Path, prompt: str) -> list[tuple[float, str, str, str, str]]:
@@ -111,7 +112,7 @@ def capture_candidates(
         if identifier in seen:
             duplicates += 1
             continue
-        case: dict[str, Any] | None = {
+        case: dict[str, Any] = {
             "id": identifier,
             "vars": variables,
             "tags": ["production"],
@@ -123,10 +124,11 @@ def capture_candidates(
             },
         }
         if redact is not None:
-            case = redact(case)
-            if case is None:
+            kept = redact(case)
+            if kept is None:
                 redacted_away += 1
                 continue
+            case = kept
             case["id"] = identifier  # the id stays the one of the captured variables
         line = json.dumps(case, ensure_ascii=False, sort_keys=True)
         if len(line.encode("utf-8")) > max_case_bytes:

@@ -26,17 +26,6 @@ except AttributeError:  # pragma: no cover
 
 MAX_DEPTH = 64
 
-# Load-time rules: (code, name, what it catches). The lint rule registry lists these too.
-LOAD_RULES: tuple[tuple[str, str, str], ...] = (
-    ("Y001", "yaml-syntax", "the file does not parse as YAML/JSON"),
-    ("Y002", "duplicate-key", "a mapping has the same key twice"),
-    ("Y003", "yaml-alias", "anchors and aliases (which can expand exponentially) are not allowed"),
-    ("Y004", "encoding", "the file is not valid UTF-8"),
-    ("Y005", "file-too-large", "the file is over the size cap"),
-    ("Y006", "nesting-too-deep", f"the document nests deeper than {MAX_DEPTH} levels"),
-    ("Y007", "unsupported-value", "a tag, key or number that has no JSON equivalent"),
-)
-
 _TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels; flatten the document"
 
 Loc = tuple[str | int, ...]
@@ -90,7 +79,8 @@ class Document:
     @property
     def values(self) -> dict[Loc, Position]:
         self._ensure_positions()
-        return self._values  # type: ignore[return-value]
+        assert self._values is not None
+        return self._values
 
     @property
     def keys(self) -> dict[Loc, Position]:
@@ -162,7 +152,7 @@ _CORE_TAGS = {
 class _Frame:
     __slots__ = ("container", "is_map", "key", "key_lines", "loc")
 
-    def __init__(self, container: dict | list, loc: Loc) -> None:
+    def __init__(self, container: dict[str, Any] | list[Any], loc: Loc) -> None:
         self.container = container
         self.is_map = isinstance(container, dict)
         self.loc = loc
@@ -207,7 +197,8 @@ def _compose(loader: Any, doc: Document, *, record: bool) -> Any:
 
     With `record`, also fill the document's value and key positions.
     """
-    path, values, keys = doc.path, doc._values, doc._keys
+    path, keys = doc.path, doc._keys
+    values = doc._values if doc._values is not None else {}  # filled only with `record`
     next_event = loader.get_event
     stack: list[_Frame] = []
     root: list[Any] = []
@@ -272,8 +263,9 @@ def _compose(loader: Any, doc: Document, *, record: bool) -> Any:
         if record:
             if parent is None:
                 pass
-            elif parent.is_map:
-                loc = (*parent.loc, parent.key)  # type: ignore[arg-type]
+            elif isinstance(parent.container, dict):
+                assert parent.key is not None  # a value follows its key
+                loc = (*parent.loc, parent.key)
             else:
                 loc = (*parent.loc, len(parent.container))
             values[loc] = _position(mark, block=is_scalar and event.style in ("|", ">"))
@@ -300,11 +292,12 @@ def _compose(loader: Any, doc: Document, *, record: bool) -> Any:
 
         if parent is None:
             root.append(value)
-        elif parent.is_map:
-            parent.container[parent.key] = value  # type: ignore[index]
+        elif isinstance(parent.container, dict):
+            assert parent.key is not None
+            parent.container[parent.key] = value
             parent.key = None
         else:
-            parent.container.append(value)  # type: ignore[union-attr]
+            parent.container.append(value)
         if not is_scalar:
             stack.append(_Frame(value, loc))
     return root[0] if root else None
@@ -359,6 +352,13 @@ _MAPPING_VALUE = re.compile(r":(?=[ \t]|$)|[ \t]#")
 _NON_SPACE = re.compile(r"[^ \t]*")
 
 
+def _span_end(pattern: re.Pattern[str], line: str, column: int) -> int:
+    """Where `pattern`, which matches the empty string too, stops matching from `column`."""
+    match = pattern.match(line, column)
+    assert match is not None
+    return match.end()
+
+
 def _nesting_overflow(text: str, limit: int = MAX_DEPTH) -> Position | None:
     """Where flow collections first nest deeper than `limit`, if they do (before parsing)."""
     if text.count("[") + text.count("{") <= limit:
@@ -404,12 +404,13 @@ def _nesting_overflow(text: str, limit: int = MAX_DEPTH) -> Position | None:
                     if column == 1 or line[column - 2] in " \t":
                         break
                 elif char in "!&":
-                    column = _NON_SPACE.match(line, column).end()
+                    column = _span_end(_NON_SPACE, line, column)
                 elif expect_node:  # a quote that opens a quoted scalar
                     quote = char
                 continue
             # block context: find where the next node on this line starts
             match = _BLOCK_NODE.match(line, column)
+            assert match is not None  # every alternative may be empty
             indicator, opener, block, quoted, comment, prop = match.groups()
             column = match.end()
             if indicator:
@@ -424,7 +425,7 @@ def _nesting_overflow(text: str, limit: int = MAX_DEPTH) -> Position | None:
                 entry_column = column - 1
                 quote = quoted
             elif prop:
-                column = _NON_SPACE.match(line, column).end()
+                column = _span_end(_NON_SPACE, line, column)
             elif comment or column >= len(line):
                 break
             else:  # a plain scalar: a node starts again only after a mapping key's colon

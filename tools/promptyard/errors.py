@@ -1,4 +1,4 @@
-"""Errors with the exit codes of the CLI contract (DESIGN.md §4).
+"""Errors with the exit codes of the CLI contract (docs/architecture.md §7).
 
 Library code raises these; the CLI turns them into a one- or two-line message and the
 matching exit code in one place (`promptyard.cli.main`).

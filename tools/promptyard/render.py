@@ -229,9 +229,10 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def checked_concat(self, parts: Any) -> str:
         check_deadline()
-        return _checked("".join(map(str, parts)))
+        text: str = _checked("".join(map(str, parts)))
+        return text
 
-    def concat(self, parts: Any) -> str:  # type: ignore[override]
+    def concat(self, parts: Any) -> str:
         """The output of a whole template, capped while it is produced (checked per chunk
         of pieces, so the common small template costs one C-level pass)."""
         pieces: list[str] = []
@@ -293,6 +294,7 @@ def analyze_template(source: str) -> TemplateInfo:
         assigned.update(arg.name for arg in macro.args)
     includes: list[tuple[str | None, int]] = []
     for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        assert isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends)
         target = node.template
         includes.append((target.value if isinstance(target, nodes.Const) else None, node.lineno))
     free = {
@@ -384,8 +386,9 @@ class InputValidator:
         self.schema = schema
         self.validator = Draft202012Validator(schema)
         props = schema["properties"]
-        checks = {name: _simple_check(sub) for name, sub in props.items()}
-        self._checks = None if None in checks.values() else checks
+        simple = {name: _simple_check(sub) for name, sub in props.items()}
+        checks = {name: check for name, check in simple.items() if check is not None}
+        self._checks = checks if len(checks) == len(simple) else None
         self._required = frozenset(schema["required"])
 
     def is_valid(self, variables: Any) -> bool:
@@ -425,7 +428,7 @@ def variable_problems(
     validator = validator or input_validator(inputs)
     if validator.is_valid(variables):
         return []
-    problems = []
+    problems: list[str] = []
     for error in sorted(validator.iter_errors(variables), key=lambda e: list(e.path)):
         if error.validator == "required" and not error.path:
             missing = [n for n in error.validator_value if n not in variables]
@@ -554,7 +557,7 @@ def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> Ren
     Templates are user code: a failure of any kind, a value over the size cap or a render
     past the time limit is a RenderError naming the file and line (and the prompt).
     """
-    spec = prompt.require_spec()
+    spec = prompt.require()
     bound = bind_variables(spec.name, spec.inputs, variables, prompt.input_validator)
     messages = []
     templates = prompt.compiled_templates()

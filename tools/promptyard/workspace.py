@@ -200,7 +200,8 @@ class GitTree(Tree):
             mode, sha = entry
             stream = self.repo.odb.stream(bytes.fromhex(sha))
             if mode != "120000":
-                return stream.read(limit + 1)
+                data: bytes = stream.read(limit + 1)
+                return data
             target = stream.read().decode("utf-8", "replace")
             joined = os.path.normpath(str(PurePosixPath(path).parent / target))
             resolved = safe_relpath(joined.replace(os.sep, "/"))
@@ -246,7 +247,7 @@ def include_cycle_problem(infos: Mapping[str, TemplateInfo], partials_dir: str) 
 def include_cycle(infos: Mapping[str, TemplateInfo]) -> list[str] | None:
     """A cycle of partials including each other (`[a, b, a]`), or None."""
     graph = {
-        name: [p for inc, _ in info.includes if (p := partial_name(inc or "")) in infos]
+        name: [p for inc, _ in info.includes if (p := partial_name(inc or "")) and p in infos]
         for name, info in infos.items()
     }
     state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -315,9 +316,6 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         super().__init__(path)
         self.snapshot = snapshot
         self.name = name
-
-    def require_spec(self) -> PromptSpec:
-        return self.require()
 
     @cached_property
     def message_templates(self) -> list[TemplateInfo]:
@@ -413,7 +411,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
 
     @cached_property
     def content_hash(self) -> str | None:
-        """sha256 of the canonical JSON of the resolved spec minus `version` (DESIGN.md §3)."""
+        """sha256 of the canonical JSON of the resolved spec minus `version` (docs/architecture.md §6)."""
         if self.model is None or self.document is None:
             return None
         partials, _, problems = self.resolution
@@ -1087,7 +1085,7 @@ class Workspace:
     @cached_property
     def shallow(self) -> bool:
         """Whether this is a shallow clone (history cut at a depth: merge bases may be missing)."""
-        return self.git.git.rev_parse("--is-shallow-repository") == "true"
+        return bool(self.git.git.rev_parse("--is-shallow-repository") == "true")
 
     def snapshot(self, ref: str | None = None) -> Snapshot:
         """The repository at `ref`, or the working tree when `ref` is None."""

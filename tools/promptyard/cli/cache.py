@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 
 import click
 
 from promptyard.cli.main import App, format_option, stdout_console
 
 
-def _cache_path(app: App):  # type: ignore[no-untyped-def]
+def _cache_path(app: App) -> Path:
     from promptyard.evals.runner import EvalOptions
 
     return EvalOptions(repo_root=app.workspace().root).cache_path

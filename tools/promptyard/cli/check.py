@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -19,8 +19,11 @@ from promptyard.cli.main import (
     stderr_console,
 )
 
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.compare.check import CheckResult
 
-def _github_annotations(result: Any) -> str:
+
+def _github_annotations(result: CheckResult) -> str:
     """Lint findings and every gate that did not pass, as GitHub workflow commands."""
     from promptyard.lint.formats import FORMATS, escape_data, escape_property
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -20,6 +20,10 @@ from promptyard.cli.main import (
     stdout_console,
 )
 from promptyard.evals.slicing import CaseSelection
+
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.evals.results import EvalSummary
+    from promptyard.evals.runner import EvalReport
 
 FAILURES_SHOWN = 10
 
@@ -38,13 +42,13 @@ def _cost(value: float | None) -> str:
     return f"${value:,.2f}" if value >= 1 else f"${value:.6f}".rstrip("0").rstrip(".")
 
 
-def _slice(summary: Any) -> str:
+def _slice(summary: EvalSummary) -> str:
     """` (slice: 2 of 40 cases)` for a run on some cases, else ""."""
     part = summary.slice
     return f" (slice: {part['selected']} of {part['total']} cases)" if part else ""
 
 
-def _print_text(report: Any) -> None:
+def _print_text(report: EvalReport) -> None:
     console = stdout_console()
     table = Table(show_edge=False, header_style="bold", pad_edge=False)
     table.add_column("prompt / dataset", overflow="fold", min_width=24)
@@ -94,6 +98,7 @@ def _print_text(report: Any) -> None:
     sliced = [run.summary for run in report.runs if run.summary.slice]
     if sliced:
         part = sliced[0].slice
+        assert part is not None
         asked = CaseSelection(tuple(part["cases"]), tuple(part["tags"]))
         console.print(
             f"[yellow]slice only[/yellow] ({escape(asked.describe())}): the thresholds were "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -13,6 +13,9 @@ from rich.text import Text
 
 from promptyard.cli.main import App, format_option, stdout_console
 from promptyard.errors import ConfigError
+
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.stats.experiment import ExperimentAnalysis
 
 OUTCOME_STYLE = {"better": "green", "worse": "red", "inconclusive": "dim"}
 ACTION_STYLE = {"ship": "green", "keep-control": "yellow", "continue": "cyan", "invalid": "red"}
@@ -167,7 +170,7 @@ def plan(app: App, exp: str, fmt: str) -> int:
 # --- analyze -------------------------------------------------------------------------------
 
 
-def _print_analysis(analysis: Any) -> None:
+def _print_analysis(analysis: ExperimentAnalysis) -> None:
     from promptyard.stats.report import (
         OUTCOME_MARK,
         analysis_error_control,

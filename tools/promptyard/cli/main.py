@@ -1,6 +1,6 @@
 """The `promptyard` click group: global options, lazy commands, and the exit-code contract.
 
-Exit codes (DESIGN.md §4) are enforced here and nowhere else: commands return 0 or 1
+Exit codes (docs/architecture.md §7) are enforced here and nowhere else: commands return 0 or 1
 (the check failed); library errors carry their own code (2 usage/config, 3 infrastructure);
 anything unexpected is reported in one line (with `--debug`, the traceback) and exits 3.
 """
@@ -16,13 +16,17 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 
 from promptyard import __version__
 from promptyard.errors import ExitCode, PromptyardError, Terminated
+
+if TYPE_CHECKING:  # the commands import the engine only when they run
+    from promptyard.evals.runner import EvalOptions, Mode, ProgressCallback
+    from promptyard.evals.slicing import CaseSelection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,11 +130,11 @@ class EvalFlags:
     tags: tuple[str, ...] = ()
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Mode:
         return "offline" if self.offline else "record" if self.record else "auto"
 
     @property
-    def selection(self) -> Any:
+    def selection(self) -> CaseSelection | None:
         """The `CaseSelection` of --case/--tag, or None (every case)."""
         from promptyard.evals.slicing import CaseSelection
 
@@ -191,7 +195,8 @@ def eval_options(
         decorated: Any = command
         for option in reversed(options):
             decorated = option(decorated)
-        return decorated  # type: ignore[no-any-return]
+        decorated_command: F = decorated
+        return decorated_command
 
     return decorate
 
@@ -200,16 +205,16 @@ def build_eval_options(
     flags: EvalFlags,
     repo_root: Path,
     *,
-    progress: Any = None,
+    progress: ProgressCallback | None = None,
     notify: Callable[[str], None] | None = None,
     command: str | None = None,
-) -> Any:
+) -> EvalOptions:
     """The eval engine's `EvalOptions` from a command's `EvalFlags`."""
     from promptyard.evals.runner import EvalOptions
 
     return EvalOptions(
         repo_root=repo_root,
-        mode=flags.mode,  # type: ignore[arg-type]
+        mode=flags.mode,
         use_cache=not flags.no_cache,
         repeat=flags.repeat,
         concurrency=flags.concurrency,
@@ -236,7 +241,8 @@ class PromptyardGroup(click.Group):
         if target is None:
             return None
         module_name, _, attr = target.partition(":")
-        return getattr(importlib.import_module(module_name), attr)
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
 
     def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)

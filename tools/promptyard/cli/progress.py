@@ -5,21 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.evals.runner import EvalProgress
+
 PLAIN_EVERY_S = 5.0
 
 
-def _rate(event: Any) -> float:
+def _rate(event: EvalProgress) -> float:
     """Cases per second of work: time spent waiting to retry is not work."""
     working = event.working_s
     return event.done / working if working > 0 else 0.0
 
 
-def eta(event: Any) -> str:
+def eta(event: EvalProgress) -> str:
     """The time left at the working rate ("?" before anything finished); calls waiting to
     be retried are shown as such, never as remaining work."""
     rate = _rate(event)
@@ -45,7 +48,7 @@ def eval_progress(console: Console, label: str = "eval") -> Iterator[Callable[[A
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(label, total=None, rate=0.0, cached=0, errors=0, eta="?")
 
-            def update(event: Any) -> None:
+            def update(event: EvalProgress) -> None:
                 bar.update(
                     task,
                     total=event.total,
@@ -61,14 +64,14 @@ def eval_progress(console: Console, label: str = "eval") -> Iterator[Callable[[A
 
     state: dict[str, Any] = {"last": time.monotonic(), "event": None}
 
-    def line(event: Any) -> str:
+    def line(event: EvalProgress) -> str:
         percent = f" ({event.done / event.total:.0%})" if event.total else ""
         return (
             f"{label}: {event.done}/{event.total}{percent}, {_rate(event):.1f}/s, "
             f"cached {event.cached}, errors {event.errors}, ETA {eta(event)}"
         )
 
-    def plain(event: Any) -> None:
+    def plain(event: EvalProgress) -> None:
         state["event"] = event
         now = time.monotonic()
         if event.done and event.done < event.total and now - state["last"] >= PLAIN_EVERY_S:

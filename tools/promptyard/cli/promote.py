@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
 from promptyard.spec.environment import STRATEGIES
+
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.release.environments import EnvironmentChange
 
 
 def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -44,7 +47,7 @@ def _check_delivery(branch: str | None, push: bool) -> None:
         raise click.UsageError("--push needs --branch: only a new branch is pushed")
 
 
-def _print(change: Any, fmt: str) -> int:
+def _print(change: EnvironmentChange, fmt: str) -> int:
     if fmt == "json":
         click.echo(json.dumps(change.to_dict(), indent=2, ensure_ascii=False))
         return 0
@@ -56,6 +59,7 @@ def _print(change: Any, fmt: str) -> int:
     for note in change.notes:
         console.print(f"note: {escape(note)}")
     if change.branch:
+        assert change.commit and change.base  # a change on a branch is committed on a base
         console.print(
             f"committed on branch [bold]{escape(change.branch)}[/bold] "
             f"({change.commit[:12]}, from {change.base[:12]}): {escape(change.message)}"

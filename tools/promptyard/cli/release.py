@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.release.releaser import ReleaseResult
 
 
 @click.command()
@@ -30,10 +34,13 @@ def release(app: App, ref: str, dry_run: bool, push: bool, remote: str, fmt: str
     annotated tag `prompts/NAME/vVERSION` records the content hash. Tags are never moved, and
     re-running is a no-op. Exits 1 when any prompt cannot be released.
     """
+    from promptyard.lint import findings_at
     from promptyard.release.notes import notes_markdown
     from promptyard.release.releaser import release as run_release
 
-    result = run_release(app.workspace(), ref, dry_run=dry_run, push=push, remote=remote)
+    result = run_release(
+        app.workspace(), ref, lint=findings_at, dry_run=dry_run, push=push, remote=remote
+    )
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif fmt == "markdown":
@@ -46,10 +53,7 @@ def release(app: App, ref: str, dry_run: bool, push: bool, remote: str, fmt: str
     return 0 if result.ok else 1
 
 
-def _print_text(result: object) -> None:
-    from promptyard.release.releaser import ReleaseResult
-
-    assert isinstance(result, ReleaseResult)
+def _print_text(result: ReleaseResult) -> None:
     console = stdout_console()
     styles = {"tagged": "green", "would-tag": "cyan", "up-to-date": "dim", "error": "red"}
     for item in result.items:

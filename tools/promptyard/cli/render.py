@@ -103,7 +103,7 @@ def render(
         raise click.UsageError("--dataset chooses the dataset of --case: give --case ID too")
     snapshot = app.workspace().snapshot(ref)
     prompt = snapshot.require_prompt(name)
-    spec = prompt.require_spec()
+    spec = prompt.require()
     variables: dict[str, Any] = {}
     if case_id is not None:
         _, case = find_case(snapshot, prompt, case_id, app.dataset_path(dataset))

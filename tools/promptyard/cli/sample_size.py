@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from promptyard.cli.main import format_option, stdout_console
 from promptyard.errors import ConfigError
+
+if TYPE_CHECKING:  # the statistics load only when a command runs
+    from promptyard.stats._base import Sided
+    from promptyard.stats.power import ProportionMethod
 
 TITLES = {
     "two-proportions": "Two proportions",
@@ -187,11 +191,11 @@ def proportion(
     mde: float | None,
     relative_mde: float | None,
     ratio: float,
-    method: str,
-    direction: str,
+    method: ProportionMethod,
+    direction: Literal["increase", "decrease"],
     alpha: float,
     power: float,
-    alternative: str,
+    alternative: Sided,
     n: float | None,
     daily_traffic: float | None,
     fmt: str,
@@ -207,9 +211,9 @@ def proportion(
             alpha=alpha,
             power=power,
             ratio=ratio,
-            alternative=alternative,  # type: ignore[arg-type]
-            method=method,  # type: ignore[arg-type]
-            direction=direction,  # type: ignore[arg-type]
+            alternative=alternative,
+            method=method,
+            direction=direction,
         )
     else:
         result = p.two_proportions_sample_size(
@@ -219,8 +223,8 @@ def proportion(
             alpha=alpha,
             power=power,
             ratio=ratio,
-            alternative=alternative,  # type: ignore[arg-type]
-            method=method,  # type: ignore[arg-type]
+            alternative=alternative,
+            method=method,
         ).with_traffic(daily_traffic)
     return _emit(result, fmt)
 
@@ -249,7 +253,7 @@ def mean(
     ratio: float,
     alpha: float,
     power: float,
-    alternative: str,
+    alternative: Sided,
     n: float | None,
     daily_traffic: float | None,
     fmt: str,
@@ -266,7 +270,7 @@ def mean(
             alpha=alpha,
             power=power,
             ratio=ratio,
-            alternative=alternative,  # type: ignore[arg-type]
+            alternative=alternative,
         )
     else:
         result = p.two_means_sample_size(
@@ -278,7 +282,7 @@ def mean(
             alpha=alpha,
             power=power,
             ratio=ratio,
-            alternative=alternative,  # type: ignore[arg-type]
+            alternative=alternative,
         ).with_traffic(daily_traffic)
     return _emit(result, fmt)
 
@@ -331,7 +335,7 @@ def paired(
     effect_size: float | None,
     alpha: float,
     power: float,
-    alternative: str,
+    alternative: Sided,
     n: float | None,
     daily_traffic: float | None,
     fmt: str,
@@ -354,7 +358,7 @@ def paired(
                 n,
                 alpha=alpha,
                 power=power,
-                alternative=alternative,  # type: ignore[arg-type]
+                alternative=alternative,
             )
         elif mde is None:
             raise ConfigError("McNemar needs --mde: the change in pass rate to detect, e.g. -0.05")
@@ -364,7 +368,7 @@ def paired(
                 mde,
                 alpha=alpha,
                 power=power,
-                alternative=alternative,  # type: ignore[arg-type]
+                alternative=alternative,
             ).with_traffic(daily_traffic)
     elif n is not None:
         _no_effect_with_n(mde, effect_size)
@@ -373,7 +377,7 @@ def paired(
             sd=sd,
             alpha=alpha,
             power=power,
-            alternative=alternative,  # type: ignore[arg-type]
+            alternative=alternative,
         )
     else:
         if sd is None and effect_size is None:
@@ -387,7 +391,7 @@ def paired(
             sd=sd,
             alpha=alpha,
             power=power,
-            alternative=alternative,  # type: ignore[arg-type]
+            alternative=alternative,
         ).with_traffic(daily_traffic)
     return _emit(result, fmt)
 
@@ -418,7 +422,7 @@ def eval_(
     baseline: float | None,
     alpha: float,
     power: float,
-    alternative: str,
+    alternative: Sided,
     n: float | None,
     daily_traffic: float | None,
     fmt: str,
@@ -441,7 +445,7 @@ def eval_(
             raise ConfigError("give --within-sd, or --baseline for pass/fail scores")
         check_probability("--baseline", baseline)
         within_sd = (baseline * (1 - baseline)) ** 0.5
-    common = {
+    common: dict[str, Any] = {
         "between_sd": between_sd,
         "within_sd": within_sd,
         "repeats": repeats,

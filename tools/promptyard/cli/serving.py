@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, stdout_console
+
+if TYPE_CHECKING:  # the library loads only when the command runs
+    from promptyard.serving.report import ServingCheck
 
 
 @click.group()
@@ -38,10 +42,11 @@ def check(app: App, clusters: tuple[str, ...], fmt: str) -> int:
     Prints each deployment's per-GPU memory budget, then the findings (the same as
     `promptyard lint` gives for the cluster files). Exits 1 when there is any error.
     """
+    from promptyard.lint import cluster_findings
     from promptyard.lint.formats import FORMATS
     from promptyard.serving.report import check_clusters
 
-    result = check_clusters(app.workspace(), list(clusters))
+    result = check_clusters(app.workspace(), list(clusters), lint=cluster_findings)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return 0 if result.ok else 1
@@ -60,11 +65,9 @@ def check(app: App, clusters: tuple[str, ...], fmt: str) -> int:
     return 0 if result.ok else 1
 
 
-def _budget_table(result: object) -> str:
+def _budget_table(result: ServingCheck[Any]) -> str:
     from promptyard.serving.fit import GIB
-    from promptyard.serving.report import ServingCheck
 
-    assert isinstance(result, ServingCheck)
     head = (
         "cluster",
         "deployment",

@@ -202,7 +202,7 @@ def compare_changes(
         comparison = PromptComparison(
             prompt=change.name,
             status=change.status,
-            path=(head or change.base).path if (head or change.base) else None,
+            path=loaded.path if (loaded := head or change.base) else None,
             base_version=change.base_version,
             head_version=change.head_version,
             base_hash=change.base.content_hash if change.base is not None else None,
@@ -214,7 +214,7 @@ def compare_changes(
                 GateResult("spec", "block", "block", change.problem or "invalid prompt spec")
             )
         if change.status == "changed" and change.base is not None and head is not None:
-            graded = eval_spec_gates(change.base.require_spec(), head.require_spec())
+            graded = eval_spec_gates(change.base.require(), head.require())
             if graded:
                 comparison.reasons.append(
                     "the evals changed: base and head were both graded by the head's evals"
@@ -222,7 +222,7 @@ def compare_changes(
             comparison.gates.extend(graded)
         for pair in by_prompt.get(change.name, []):
             comparison.evals.append(_compare_eval(change, pair, gates, changes))
-        sliced_out = selection is not None and head is not None and head.require_spec().evals
+        sliced_out = selection is not None and head is not None and head.require().evals
         if change.evaluated and not comparison.evals and sliced_out:
             comparison.reasons.append("not evaluated: its datasets hold no case of the slice")
         elif change.evaluated and not comparison.evals:

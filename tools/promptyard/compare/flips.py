@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from promptyard.compare.model import CallPair, CaseSide, DiffOp, Flip, PairChange, PairedCase
 from promptyard.compare.paired import CaseOutcome
@@ -33,14 +33,14 @@ def word_diff(base: str | None, head: str | None) -> tuple[list[DiffOp], bool]:
     a, b = a[:MAX_DIFF_TOKENS], b[:MAX_DIFF_TOKENS]
     ops: list[DiffOp] = []
 
-    def emit(op: str, tokens: Sequence[str]) -> None:
+    def emit(op: Literal["=", "-", "+"], tokens: Sequence[str]) -> None:
         text = "".join(tokens)
         if not text:
             return
         if ops and ops[-1][0] == op:
             ops[-1] = (ops[-1][0], ops[-1][1] + text)
         else:
-            ops.append((op, text))  # type: ignore[arg-type]
+            ops.append((op, text))
 
     matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -98,7 +98,10 @@ def find_flips(
         elif h.passed and not b.passed:
             improvements.append((b, h))
 
-    def build(pairs: list[tuple[CaseOutcome, CaseOutcome]], direction: str) -> list[Flip]:
+    def build(
+        pairs: list[tuple[CaseOutcome, CaseOutcome]],
+        direction: Literal["pass_to_fail", "fail_to_pass"],
+    ) -> list[Flip]:
         # Sort before diffing, so only the kept flips pay for a diff.
         ordered = sorted(pairs, key=lambda p: (-abs(p[0].score - p[1].score), p[0].case_id))
         flips = []
@@ -106,7 +109,7 @@ def find_flips(
             diff, truncated = word_diff(b.output, h.output)
             calls = pair_calls(b.tool_calls, h.tool_calls)
             flips.append(
-                Flip(b.case_id, dataset, direction, _side(b), _side(h), diff, truncated, calls)  # type: ignore[arg-type]
+                Flip(b.case_id, dataset, direction, _side(b), _side(h), diff, truncated, calls)
             )
         return flips
 

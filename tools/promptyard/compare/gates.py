@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from promptyard.compare import formatting as fmt
 from promptyard.compare.model import EvalComparison, GateResult, MetricResult, Outcome
 from promptyard.compare.paired import CaseOutcome
 from promptyard.errors import ConfigError
+from promptyard.plugins import register_once
 from promptyard.spec.config import Gates
 
 EPSILON = 1e-12
@@ -88,7 +90,7 @@ def gate(
     """Register a gate function under `name` (the key in the report)."""
 
     def register(fn: GateFunction) -> GateFunction:
-        GATES[name] = RegisteredGate(name, summary, needs_base, fn)
+        register_once(GATES, name, RegisteredGate(name, summary, needs_base, fn), "gate")
         return fn
 
     return register
@@ -218,8 +220,10 @@ def _score_cases_needed(ctx: GateContext, b: list[float], h: list[float], drop: 
     alpha, power = ctx.config.alpha, ctx.config.power
     if set(b) | set(h) <= {0.0, 1.0}:
         passed = ([x == 1.0 for x in b], [x == 1.0 for x in h])
-        return mcnemar_cases_needed(*passed, drop, alpha=alpha, power=power).n
-    return paired_t_cases_needed(b, h, drop, alpha=alpha, power=power).n
+        needed: int = mcnemar_cases_needed(*passed, drop, alpha=alpha, power=power).n
+    else:
+        needed = paired_t_cases_needed(b, h, drop, alpha=alpha, power=power).n
+    return needed
 
 
 @gate(
@@ -239,7 +243,7 @@ def score_gate(ctx: GateContext) -> list[GateResult]:
         b, h = _score_values(ctx, metric)
         needed = None
         if len(b) >= 2 and cfg.max_drop > 0:
-            needed = _cases_needed(lambda b=b, h=h: _score_cases_needed(ctx, b, h, cfg.max_drop))
+            needed = _cases_needed(partial(_score_cases_needed, ctx, b, h, cfg.max_drop))
         small = _too_small(needed, metric.n, f"drop of {cfg.max_drop:g}", ctx.config.power)
         moved = f"{fmt.number(metric.base)} → {fmt.number(metric.head)}"
         test = f"two-sided p = {fmt.p_value(metric.p_value)}, {metric.test}"

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from promptyard.compare.model import MetricResult
+from promptyard.compare.model import MetricResult, Unit
 from promptyard.compare.paired import CaseOutcome
 from promptyard.stats import mcnemar, paired_bootstrap, paired_repeated, paired_score_test
 
@@ -90,7 +90,7 @@ def _score_metric(
     *,
     repeat: int,
     test: str,
-    unit: str = "score",
+    unit: Unit = "score",
 ) -> MetricResult:
     """A score-like metric from per-repeat values: case id -> (base values, head values)."""
     pairs = {cid: v for cid, v in values.items() if v[0] and v[1]}
@@ -128,7 +128,7 @@ def _score_metric(
         ci,
         p,
         used,
-        n,  # type: ignore[arg-type]
+        n,
         p_regression=p_worse,
     )
 
@@ -142,7 +142,9 @@ def _row_quantile(values: np.ndarray, q: float) -> np.ndarray:
     low = np.floor(position).astype(int)
     high = np.minimum(low + 1, np.maximum(counts - 1, 0))
     rows = np.arange(values.shape[0])
-    result = ordered[rows, low] + (ordered[rows, high] - ordered[rows, low]) * (position - low)
+    result: np.ndarray = ordered[rows, low] + (ordered[rows, high] - ordered[rows, low]) * (
+        position - low
+    )
     result[counts == 0] = np.nan
     return result
 

@@ -3,12 +3,13 @@
 `ComparisonReport` -> `PromptComparison` (one per prompt that changed, was added, removed,
 or is checked) -> `EvalComparison` (one per eval of that prompt: base vs head on the head's
 cases) holding `MetricResult`s, `GateResult`s and `Flip`s. `to_dict()` gives the stable
-JSON of `promptyard diff --format json` (documented in docs/readme/merge-gate.md).
+JSON of `promptyard diff --format json` (documented in docs/architecture.md §8).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,12 +35,15 @@ Status = Literal[
 ]  # fmt: skip
 
 
-def worst(outcomes: list[str] | tuple[str, ...]) -> Outcome:
+Unit = Literal["rate", "score", "ms", "usd"]
+
+
+def worst(outcomes: Sequence[Outcome]) -> Outcome:
     """The most severe outcome (pass < warn < block); pass for none."""
     result: Outcome = "pass"
     for outcome in outcomes:
         if OUTCOME_ORDER[outcome] > OUTCOME_ORDER[result]:
-            result = outcome  # type: ignore[assignment]
+            result = outcome
     return result
 
 
@@ -63,7 +67,7 @@ class MetricResult:
 
     name: str
     label: str
-    unit: Literal["rate", "score", "ms", "usd"]
+    unit: Unit
     direction: Literal["higher", "lower"]
     base: float | None
     head: float | None
@@ -143,7 +147,7 @@ class CaseSide:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # ToolCall.to_dict items
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "pass": self.passed,
             "score": _num(self.score),
             "output": self.output,
@@ -437,7 +441,8 @@ class ComparisonReport:
 
     @property
     def decision(self) -> Outcome:
-        outcomes = [p.decision for p in self.prompts] + [g.outcome for g in self.gates]
+        outcomes: list[Outcome] = [p.decision for p in self.prompts]
+        outcomes += [g.outcome for g in self.gates]
         if self.lint is not None and not self.lint.ok:
             outcomes.append("block")
         return worst(outcomes)

@@ -160,7 +160,7 @@ def plan_evals(
         if not change.evaluated or change.head is None:
             continue
         head = change.head
-        for index, spec in enumerate(head.require_spec().evals):
+        for index, spec in enumerate(head.require().evals):
             plan = EvalPlan(change, index, spec, None)
             plans.append(plan)
             try:

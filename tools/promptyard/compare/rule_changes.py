@@ -37,7 +37,7 @@ def _lower_is_looser(old: Any, new: Any) -> bool:
 
 
 def _block_to_warn(old: Any, new: Any) -> bool:
-    return old == "block" and new == "warn"
+    return bool(old == "block" and new == "warn")
 
 
 def _turned_on(old: Any, new: Any) -> bool:

@@ -31,6 +31,7 @@ from promptyard.evals import textchecks
 from promptyard.evals.providers.base import ToolCall
 from promptyard.limits import TimeLimitExceeded, time_limit
 from promptyard.pathsafety import safe_relpath
+from promptyard.plugins import register_once
 from promptyard.render import make_environment
 from promptyard.spec import Assertion, Case, PromptSpec
 
@@ -74,9 +75,8 @@ def assertion_type(
     """Register an evaluator under `name` with the shape its `value` must have."""
 
     def register(fn: Evaluator) -> Evaluator:
-        ASSERTION_TYPES[name] = AssertionType(
-            name, summary, shape, fn, model_graded, uses_threshold, graded
-        )
+        entry = AssertionType(name, summary, shape, fn, model_graded, uses_threshold, graded)
+        register_once(ASSERTION_TYPES, name, entry, "assertion type")
         return fn
 
     return register
@@ -728,11 +728,15 @@ async def _contains_json(a: Assertion, ctx: AssertionContext) -> Outcome:
     return False, 0.0, f"no JSON in the output matches the schema; first: {problems[0]}"
 
 
+def _has(data: Any, part: str | int) -> bool:
+    if isinstance(part, int):
+        return isinstance(data, list) and -len(data) <= part < len(data)
+    return isinstance(data, dict) and part in data
+
+
 def _lookup(data: Any, parts: list[str | int]) -> tuple[bool, Any]:
     for part in parts:
-        if (
-            isinstance(part, int) and isinstance(data, list) and -len(data) <= part < len(data)
-        ) or (isinstance(part, str) and isinstance(data, dict) and part in data):
+        if _has(data, part):
             data = data[part]
         else:
             return False, None
@@ -931,7 +935,8 @@ async def _llm_rubric(a: Assertion, ctx: AssertionContext) -> Outcome:
 async def _latency(a: Assertion, ctx: AssertionContext) -> Outcome:
     if ctx.latency_ms is None:
         raise AssertionFailure("latency was not measured")
-    ok = ctx.latency_ms <= a.threshold  # type: ignore[operator]
+    assert a.threshold is not None  # `_limit_threshold` requires it
+    ok = ctx.latency_ms <= a.threshold
     return ok, float(ok), f"latency {ctx.latency_ms:.0f} ms (max {a.threshold:g})"
 
 
@@ -941,7 +946,8 @@ async def _latency(a: Assertion, ctx: AssertionContext) -> Outcome:
 async def _cost(a: Assertion, ctx: AssertionContext) -> Outcome:
     if ctx.cost_usd is None:
         raise AssertionFailure("cost unknown: add the model to `pricing` in promptyard.yaml")
-    ok = ctx.cost_usd <= a.threshold  # type: ignore[operator]
+    assert a.threshold is not None  # `_limit_threshold` requires it
+    ok = ctx.cost_usd <= a.threshold
     return ok, float(ok), f"cost ${ctx.cost_usd:.6f} (max ${a.threshold:g})"
 
 
@@ -973,7 +979,8 @@ def load_python_check(ref: str, repo_root: Path | None) -> Callable[..., Any]:
         raise AssertionFailure(f"cannot load {ref}: {type(exc).__name__}: {exc}") from None
     if not callable(function):
         raise AssertionFailure(f"{ref} is not callable")
-    return function
+    checked: Callable[..., Any] = function
+    return checked
 
 
 @assertion_type(
@@ -1166,7 +1173,7 @@ async def _finish_reason(a: Assertion, ctx: AssertionContext) -> Outcome:
 @assertion_type("refusal", "the provider reported a refusal (structured outputs)", _no_value)
 async def _refusal(a: Assertion, ctx: AssertionContext) -> Outcome:
     ok = ctx.refusal is not None
-    return ok, float(ok), f"refused: {_short(ctx.refusal)}" if ok else "no refusal"
+    return ok, float(ok), f"refused: {_short(ctx.refusal or '')}" if ok else "no refusal"
 
 
 # Types the gateway may run on sampled live answers: a prompt's evals-level assertions of

@@ -2,8 +2,8 @@
 
 Keyed by the sha256 of the canonical request (provider type, model, parameters, messages,
 repeat index). A row keeps what was measured when the response was produced — tokens and
-latency — so a cached result reports the same latency and cost as the live one (DESIGN.md
-§5). Errors are never cached.
+latency — so a cached result reports the same latency and cost as the live one (docs/architecture.md
+§8). Errors are never cached.
 
 Two processes may use the cache at once: WAL lets readers run beside one writer, and
 writers wait for each other (busy timeout). Writes are batched into short transactions,

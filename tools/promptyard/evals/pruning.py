@@ -126,7 +126,7 @@ def _jobs(
         if not _usable(prompt):
             continue
         versions.setdefault(prompt.require_hash(), prompt)
-        for spec in prompt.require_spec().evals:
+        for spec in prompt.require().evals:
             dataset = snapshot.dataset(spec.dataset)
             if dataset.missing or dataset.unsafe or dataset.problems:
                 continue

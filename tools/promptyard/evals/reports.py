@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from promptyard.evals.results import CaseResult, EvalSummary
+from promptyard.plugins import register_once
 
 if TYPE_CHECKING:
     from promptyard.evals.runner import EvalReport
@@ -26,7 +27,7 @@ EVAL_REPORT_FORMATS: dict[str, EvalReportFormat] = {}
 
 def eval_report_format(name: str) -> Callable[[EvalReportFormat], EvalReportFormat]:
     def register(fn: EvalReportFormat) -> EvalReportFormat:
-        EVAL_REPORT_FORMATS[name] = fn
+        register_once(EVAL_REPORT_FORMATS, name, fn, "eval report format")
         return fn
 
     return register

@@ -206,7 +206,7 @@ def _valid_row(row: Any) -> bool:
     )
 
 
-def percentile(sorted_values: list[float] | array, q: float) -> float | None:
+def percentile(sorted_values: list[float] | array[float], q: float) -> float | None:
     """Linear interpolation between closest ranks (numpy's default)."""
     n = len(sorted_values)
     if n == 0:
@@ -237,7 +237,6 @@ class RunStats:
         self.cost_known = False
         self.rows = 0
         self.cached = 0
-        self.row_errors = 0
         # metric name -> case id -> [row score sum, rows, rows whose checks all passed]
         self.metrics: dict[str, dict[str, list[float]]] = {}
         self.failures: list[CaseResult] = []
@@ -255,9 +254,7 @@ class RunStats:
         acc[4] += result.infra_error
         if result.cached:
             self.cached += 1
-        if result.error is not None:
-            self.row_errors += 1
-        elif result.latency_ms is not None:
+        if result.error is None and result.latency_ms is not None:
             self.latencies.append(result.latency_ms)
         if result.tokens_in is not None or result.tokens_out is not None:
             self.tokens_known = True

@@ -90,7 +90,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 Mode = Literal["auto", "offline", "record"]
-STATE_DIR = STATE_FOLDER  # <repo>/.promptyard: results and the cache
 # With no success yet, this many calls failing for infrastructure reasons (after their
 # retries) means the provider is down: stop instead of grinding through every case.
 ABORT_AFTER_INFRA_FAILURES = 3
@@ -149,7 +148,7 @@ class EvalOptions:
 
     @property
     def state(self) -> Path:
-        return self.state_dir or self.repo_root / STATE_DIR
+        return self.state_dir or self.repo_root / STATE_FOLDER
 
     @property
     def cache_path(self) -> Path:
@@ -381,7 +380,7 @@ class _ProviderRuntime:
     def _delay(self, error: ProviderError, attempt: int) -> float:
         if error.retry_after is not None:
             return min(error.retry_after, self.options.max_retry_after_s)
-        ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2**attempt)
+        ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2.0**attempt)
         return ceiling * (0.5 + random.random() / 2)  # jitter: spread the retries out
 
     async def call(self, kind: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
@@ -517,7 +516,7 @@ def _check_inputs(
 ) -> None:
     """Refuse to run (exit 2) when a case's variables do not satisfy the prompt's inputs
     (lint's D004): the case could only end in a render error, which is no quality result."""
-    inputs = prompt.require_spec().inputs
+    inputs = prompt.require().inputs
     validator = prompt.input_validator
     bad = [(case, variable_problems(inputs, case.vars, validator)) for case in cases]
     bad = [(case, problems) for case, problems in bad if problems]
@@ -549,7 +548,7 @@ class _Run:
         self.job = job
         prompt = job.prompt
         self.loaded = prompt
-        self.spec = prompt.require_spec()
+        self.spec = prompt.require()
         self.content_hash = prompt.require_hash()
         self.name = prompt.name
         self.eval_spec = job.eval_spec
@@ -715,7 +714,6 @@ class _Engine:
         self.rows_by_provider: dict[str, int] = {}
         self.infra_by_provider: dict[str, int] = {}
         self.infra_blame: dict[tuple[str, str, int], str] = {}
-        self._prices: dict[str, Any] = {}
 
     # providers
 
@@ -1262,7 +1260,7 @@ def select_jobs(
     jobs: list[EvalJob] = []
     for name in chosen:
         prompt = snapshot.require_prompt(name)
-        spec = prompt.require_spec()
+        spec = prompt.require()
         evals = [e for e in spec.evals if dataset is None or e.dataset == dataset]
         if not evals and names:
             if dataset is None:

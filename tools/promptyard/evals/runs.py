@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -218,12 +219,10 @@ def prune_runs(
 def _remove_unless_running(run_dir: Path, dry_run: bool) -> bool:
     """Remove `run_dir` holding its lock (so no run starts writing it meanwhile); False
     when a process is writing it."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no cross-process guard
-        fcntl = None  # type: ignore[assignment]
     with open(run_dir / LOCK_FILE, "ab") as handle:
-        if fcntl is not None:
+        if sys.platform != "win32":  # Windows has no fcntl: no cross-process guard there
+            import fcntl
+
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

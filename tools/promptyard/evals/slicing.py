@@ -97,11 +97,7 @@ def find_case(
 
     ConfigError (exit 2): the id is in none of them, or in several (name one with
     `dataset`), or a dataset does not load."""
-    paths = (
-        [dataset]
-        if dataset
-        else list(dict.fromkeys(e.dataset for e in prompt.require_spec().evals))
-    )
+    paths = [dataset] if dataset else list(dict.fromkeys(e.dataset for e in prompt.require().evals))
     if not paths:
         raise ConfigError(
             f"prompt {prompt.name!r} has no evals, so no dataset to take case {case_id!r} from",

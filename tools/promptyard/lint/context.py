@@ -28,7 +28,6 @@ class LintContext:
     workspace: Workspace
     head: Snapshot
     base: Snapshot | None = None
-    in_depth: bool = True  # False under --base for files outside the change
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

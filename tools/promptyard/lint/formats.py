@@ -9,8 +9,9 @@ from itertools import groupby
 from rich.markup import escape
 
 from promptyard import __version__
-from promptyard.lint.registry import RULES
+from promptyard.codes import RULES
 from promptyard.lint.runner import LintResult
+from promptyard.plugins import register_once
 
 Formatter = Callable[[LintResult], str]
 FORMATS: dict[str, Formatter] = {}
@@ -18,7 +19,7 @@ FORMATS: dict[str, Formatter] = {}
 
 def output_format(name: str) -> Callable[[Formatter], Formatter]:
     def register(fn: Formatter) -> Formatter:
-        FORMATS[name] = fn
+        register_once(FORMATS, name, fn, "lint output format")
         return fn
 
     return register

@@ -15,33 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import promptyard.lint.rules  # noqa: F401  (registers the rules)
+from promptyard.codes import RULES, Finding
 from promptyard.errors import ConfigError
 from promptyard.lint.context import DatasetUse, LintContext
-from promptyard.lint.registry import RULES, Severity, as_problem, checks
+from promptyard.lint.registry import Kind, as_problem, checks
 from promptyard.problems import Problem
-from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, UnsafePathError, Workspace
-
-
-@dataclass(frozen=True, order=True)
-class Finding:
-    file: str
-    line: int
-    column: int
-    rule: str
-    severity: Severity
-    message: str
-    name: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "name": self.name,
-            "severity": self.severity,
-            "file": self.file,
-            "line": self.line,
-            "column": self.column,
-            "message": self.message,
-        }
+from promptyard.workspace import (
+    CONFIG_FILE,
+    LoadedFile,
+    LoadedPrompt,
+    Snapshot,
+    UnsafePathError,
+    Workspace,
+)
 
 
 @dataclass
@@ -146,6 +132,7 @@ class _Job:
 
 
 _CONTEXTS: dict[tuple[_Job, int], LintContext] = {}
+_Loader = Callable[[str], LoadedFile[Any]]
 
 
 def _context(job: _Job) -> LintContext:
@@ -162,8 +149,8 @@ def _context(job: _Job) -> LintContext:
     return _CONTEXTS[key]
 
 
-def _run_checks(ctx: LintContext, kind: str, *args: Any) -> Iterator[Problem]:
-    for registered in checks(kind):  # type: ignore[arg-type]
+def _run_checks(ctx: LintContext, kind: Kind, *args: Any) -> Iterator[Problem]:
+    for registered in checks(kind):
         for hit in registered.check(ctx, *args):
             yield as_problem(registered.rule, hit)
 
@@ -339,7 +326,7 @@ def _lint_job(ctx: LintContext, job: _Job, base: str | None, focus: Focus) -> Li
     found.merge(_run_batches(_check_datasets, job, items, PARALLEL_MIN_DATASETS))
 
     # One-file YAML formats: (rule kind, every path, the focused paths, loader).
-    yaml_files = (
+    yaml_files: tuple[tuple[Kind, Callable[[], list[str]], set[str], _Loader], ...] = (
         ("environment", head.environment_paths, focus.environments, head.environment),
         ("experiment", head.experiment_paths, focus.experiments, head.experiment),
         ("cluster", head.cluster_paths, focus.clusters, head.cluster),
@@ -394,3 +381,13 @@ def _add_other_uses(
         for dataset, use in _uses_of(prompt):
             if dataset in datasets:
                 uses.setdefault(dataset, []).append(use)
+
+
+def findings_at(workspace: Workspace, ref: str) -> list[Finding]:
+    """Every finding of a full lint of the commit `ref` (what `release` refuses on)."""
+    return lint_repository(workspace, ref=ref).findings
+
+
+def cluster_findings(workspace: Workspace, paths: Sequence[str]) -> LintResult:
+    """Lint of the cluster files at `paths` (relative to the root; `serving check`)."""
+    return lint_repository(workspace, [str(workspace.root / p) for p in paths])

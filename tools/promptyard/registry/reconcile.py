@@ -368,10 +368,6 @@ class Reconciler:
                 break
             self.reconcile()
 
-    def wake(self) -> None:
-        """Reconcile now in the background loop (a webhook or `POST /v1/reconcile`)."""
-        self._wake.set()
-
     def stop(self) -> None:
         """Stop the background loop (a reconcile in progress finishes first)."""
         self._stop.set()

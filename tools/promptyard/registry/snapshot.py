@@ -5,7 +5,7 @@ every environment pin checked). It is built off the request path and never chang
 built; the reconciler swaps a new one in with a single reference assignment, so a request
 that read `reconciler.snapshot` once sees one consistent state from start to end.
 
-Resolution (DESIGN.md §6): `name` + `version` gives that tagged version ("explicit");
+Resolution (docs/architecture.md §9): `name` + `version` gives that tagged version ("explicit");
 `name` + `label` (an environment) gives the pinned stable version, or its canary when a
 `key` is given and `in_canary(label, name, key, weight)` says so. No key, no canary.
 An experiment running in the label on `name` takes precedence over its pin when a key is
@@ -113,7 +113,7 @@ class ResolvedPrompt:
             tools=rendered.tools,
             tool_choice=rendered.tool_choice,
             response_format=rendered.response_format,
-            allow_client_tools=self.prompt.loaded.require_spec().allow_client_tools,
+            allow_client_tools=self.prompt.loaded.require().allow_client_tools,
             experiment=self.experiment,
         )
 

@@ -104,7 +104,7 @@ def _take_trailing(mapping: CommentedMap) -> str | None:
     entry = node.ca.items.get(last)
     if not entry or len(entry) < 3 or entry[2] is None:
         return None
-    value = entry[2].value
+    value: str = entry[2].value
     cut = value.find("\n")
     if cut == -1 or not value[cut + 1 :]:
         return None
@@ -282,7 +282,7 @@ def _check_version(version: str) -> None:
 
 
 def _check_promotable(workspace: Workspace, snapshot: Snapshot, name: str, version: str) -> None:
-    """DESIGN.md §3: a pin names a tagged version, or the prompt's version at the same ref."""
+    """docs/architecture.md §6: a pin names a tagged version, or the prompt's version at the same ref."""
     _check_version(version)
     if not snapshot.has_prompt(name):
         snapshot.prompt(name)  # raises ConfigError with a did-you-mean hint

@@ -11,12 +11,13 @@ no-op for git, so a run whose push failed can simply be repeated).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import semver
 
-from promptyard.lint.runner import Finding, lint_repository
+from promptyard.codes import Finding
 from promptyard.release.notes import ReleaseNote, commits_touching, prompt_files
 from promptyard.release.remote import check_remote, run_git_remote
 from promptyard.release.semver import version_bump
@@ -106,18 +107,23 @@ def release(
     workspace: Workspace,
     ref: str = "HEAD",
     *,
+    lint: Callable[[Workspace, str], Iterable[Finding]],
     dry_run: bool = False,
     push: bool = False,
     remote: str = "origin",
 ) -> ReleaseResult:
-    """Tag the untagged prompt versions at `ref` (see the module docstring)."""
+    """Tag the untagged prompt versions at `ref` (see the module docstring).
+
+    `lint(workspace, commit)` gives the findings at the commit (`promptyard.lint.findings_at`):
+    release refuses a prompt with lint errors but does not depend on lint, which depends on it.
+    """
     repo = workspace.git
     commit = workspace.resolve_commit(ref)
     if push:
         check_remote(repo, remote)
     snapshot = workspace.snapshot_at(commit)
     tags = tags_by_prompt(list_prompt_tags(repo))
-    errors = _errors_by_file(lint_repository(workspace, ref=commit.hexsha).findings)
+    errors = _errors_by_file(list(lint(workspace, commit.hexsha)))
     result = ReleaseResult(ref=ref, commit=commit.hexsha, dry_run=dry_run, remote=remote)
 
     to_push: list[str] = []
@@ -183,11 +189,11 @@ def _plan_prompt(
         )
     lint_errors = _prompt_lint_errors(prompt, errors)
     if lint_errors:
-        first = lint_errors[0]
+        finding = lint_errors[0]
         more = f" (and {len(lint_errors) - 1} more)" if len(lint_errors) > 1 else ""
         return refused(
-            f"lint fails: {first.file}:{first.line}:{first.column}: {first.rule} "
-            f"{first.message}{more}; run `promptyard lint`"
+            f"lint fails: {finding.file}:{finding.line}:{finding.column}: {finding.rule} "
+            f"{finding.message}{more}; run `promptyard lint`"
         )
     previous = tagged.get(newest) if newest else None
     history = commits_touching(

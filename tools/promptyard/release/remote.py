@@ -76,11 +76,6 @@ def check_remote(repo: Any, remote: str) -> None:
     )
 
 
-def clone_bare_env() -> dict[str, str]:
-    """The environment for a clone or fetch run outside GitPython's Repo (same rules)."""
-    return {**os.environ, **_env()}
-
-
 def push_if_unchanged(repo: Any, remote: str, commit: str, branch: str, expected: str) -> bool:
     """Push `commit` to `branch` of `remote` only while the branch is still at `expected`.
 

@@ -1,4 +1,4 @@
-"""The semver rules of DESIGN.md §3: how big a version bump a change to a prompt needs.
+"""The semver rules of docs/architecture.md §6: how big a version bump a change to a prompt needs.
 
 MAJOR: a required input added, an input removed or renamed, an input narrowed, the
 output format changed, or the output schema changed incompatibly. MINOR: an optional

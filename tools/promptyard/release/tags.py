@@ -1,4 +1,4 @@
-"""Prompt version tags (DESIGN.md §3): `prompts/<name>/v<version>`, annotated, immutable.
+"""Prompt version tags (docs/architecture.md §6): `prompts/<name>/v<version>`, annotated, immutable.
 
 The tag message carries `content-sha256: <hash>`, the content hash of the fully resolved
 prompt at the tagged commit. A tag is never moved and never re-created with other content;
@@ -181,7 +181,7 @@ def tagged_versions(repo: Any) -> dict[str, set[str]]:
 def is_pinnable(
     tagged: Mapping[str, set[str]], snapshot: Snapshot, name: str, version: str
 ) -> bool:
-    """DESIGN.md §3: a pin may name a tagged version, or the version the prompt has in
+    """docs/architecture.md §6: a pin may name a tagged version, or the version the prompt has in
     `snapshot` (the one `release` tags when that commit lands), so a version bump and its
     staging pin can merge together."""
     if version in tagged.get(name, set()):

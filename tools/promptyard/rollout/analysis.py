@@ -335,7 +335,7 @@ def _quantile(buckets: dict[float, np.ndarray], q: float, look: int) -> float | 
                 return lower  # beyond the last finite bucket: its upper bound, as Prometheus
             if count == below:
                 return le
-            return lower + (le - lower) * (rank - below) / (count - below)
+            return float(lower + (le - lower) * (rank - below) / (count - below))
         lower, below = le, count
     return None
 

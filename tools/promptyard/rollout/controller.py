@@ -243,7 +243,7 @@ class Controller:
         canary = rollout.canary
         problems = strategy_problems(canary)
         if problems:
-            where, message = problems[0]
+            message = problems[0][1]
             return Decision(
                 "hold", f"the strategy cannot run ({message}); `promptyard lint` says more"
             )
@@ -316,7 +316,8 @@ class Controller:
         span = max(rollout.now - start, 0.0)
         step = max(interval, math.ceil(span / MAX_POINTS))
         times = start + step * np.arange(int(span // step) + 1)
-        metrics = rollout.canary.analysis.metrics.configured()  # type: ignore[union-attr]
+        assert rollout.canary.analysis is not None  # only analysed canaries are measured
+        metrics = rollout.canary.analysis.metrics.configured()
         needed = sorted({q for metric in metrics for q in NEEDS[metric]})
         sides = []
         for variant, version in (("canary", rollout.canary.version), ("stable", rollout.stable)):

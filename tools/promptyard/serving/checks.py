@@ -26,41 +26,7 @@ from promptyard.problems import Problem
 from promptyard.spec.cluster import DNS_LABEL, ClusterSpec, ModelDeployment
 from promptyard.workspace import LoadedFile, LoadedPrompt, Snapshot, Workspace
 
-# (code, name, severity, summary) of the checks below; the loader's schema-level cluster
-# rules (K007 image-tag, K012 engine-extra-args, K017 autoscaling-range) are in SPEC_RULES.
-CLUSTER_RULES: tuple[tuple[str, str, str, str], ...] = (
-    ("K001", "gpu-memory-fit", "error", "one sequence of max_model_len does not fit the GPUs"),
-    (
-        "K002",
-        "kv-cache-capacity",
-        "warning",
-        "fewer than max_num_seqs sequences of max_model_len fit the KV cache",
-    ),
-    ("K003", "parallel-heads", "error", "the attention or KV heads do not split over TP ranks"),
-    ("K004", "gpu-count", "error", "tensor x pipeline parallel size differs from the GPUs asked"),
-    ("K005", "gpus-per-node", "error", "a pod asks for more GPUs than a node of its pool has"),
-    ("K006", "unknown-pool", "error", "a deployment names a node pool that does not exist"),
-    ("K008", "unserved-model", "error", "a prompt pinned for this cluster uses a model not served"),
-    (
-        "K009",
-        "context-length",
-        "error",
-        "max_tokens plus a typical input exceed max_model_len (or the model's context)",
-    ),
-    ("K010", "startup-window", "warning", "the startup probe gives up before weights can load"),
-    ("K011", "cluster-name", "error", "`name` differs from the cluster file's name"),
-    ("K013", "duplicate-served-model", "error", "two deployments or upstreams serve one name"),
-    ("K014", "kubernetes-version", "error", "a Kubernetes version the manifests do not support"),
-    ("K015", "gateway-reference", "error", "the gateway names an unknown upstream or environment"),
-    ("K016", "resource-name", "error", "a deployment name that is not a Kubernetes name"),
-)
-UNKNOWN_CLUSTER_RULE = (
-    "E006",
-    "unknown-cluster",
-    "error",
-    "an environment names a cluster that has no file",
-)
-
+# The codes of the checks below (K001..K016) are in the catalogue, `promptyard.codes`.
 MIN_KUBERNETES_MINOR = 23  # autoscaling/v2 and policy/v1 are GA from 1.23
 RESERVED_NAMES = frozenset({"promptyard-registry", "promptyard-gateway", "promptyard-bundle"})
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text and BPE tokenizers

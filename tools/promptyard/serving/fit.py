@@ -1,6 +1,6 @@
 """GPU memory arithmetic: does a model deployment fit its GPUs, and how many sequences?
 
-Per GPU (DESIGN: issue 7):
+Per GPU (docs/architecture.md §9):
 
     weights          = parameters × bytes(dtype or quantization) / (TP × PP)
     KV per token     = 2 × ceil(layers / PP) × ceil(kv_heads / TP) × head_dim × bytes(kv dtype)

@@ -504,14 +504,17 @@ def registry_documents(spec: ClusterSpec) -> list[dict[str, Any]]:
         "--fallback-bundle",
         f"{BUNDLE_DIR}/{BUNDLE_FILE}",
     ]
-    volumes = [{"name": "workdir", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "workdir", "emptyDir": {}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     volumes.append(_bundle_volume())
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": "workdir", "mountPath": "/var/lib/promptyard"},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "bundle", "mountPath": BUNDLE_DIR, "readOnly": True},
     ]
-    env = [{"name": "HOME", "value": "/tmp"}]  # git writes its config under $HOME
+    env: list[dict[str, Any]] = [{"name": "HOME", "value": "/tmp"}]  # git writes under $HOME
     return [
         _small_deployment(
             REGISTRY,
@@ -789,8 +792,7 @@ def generate(
 
 def _errors_of(snapshot: Snapshot, workspace: Any, path: str) -> list[str]:
     """The error findings lint has for a cluster file (its problems and every check)."""
-    import promptyard.lint.rules  # noqa: F401  (declares every rule code, the K codes too)
-    from promptyard.lint.registry import RULES
+    from promptyard.codes import RULES
     from promptyard.serving.checks import PinnedPrompts, check_cluster
 
     loaded = snapshot.cluster(path)

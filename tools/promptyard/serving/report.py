@@ -1,17 +1,18 @@
 """`promptyard serving check`: the memory budget of every deployment, and the findings.
 
-The findings are lint's, for the cluster files (`lint_repository` on those paths runs the
-very checks of `promptyard.serving.checks`); the budget table comes from the same
+The findings are lint's, for the cluster files: the caller passes
+`promptyard.lint.cluster_findings`, which runs the very checks of `promptyard.serving.checks`
+(serving does not import lint, which imports serving). The budget table comes from the same
 arithmetic (`promptyard.serving.fit`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from promptyard.lint.runner import LintResult, lint_repository
 from promptyard.serving.fit import Fit, deployment_fit, startup_estimate_s
 from promptyard.workspace import Workspace
 
@@ -40,11 +41,23 @@ class DeploymentBudget:
         }
 
 
+class LintOutcome(Protocol):
+    """What a serving check needs of a lint result (`promptyard.lint.LintResult`)."""
+
+    @property
+    def ok(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+L = TypeVar("L", bound=LintOutcome)
+
+
 @dataclass
-class ServingCheck:
+class ServingCheck(Generic[L]):
     clusters: list[str]
     budgets: list[DeploymentBudget] = field(default_factory=list)
-    lint: LintResult | None = None
+    lint: L | None = None
     invalid: list[str] = field(default_factory=list)  # cluster files whose model did not load
 
     @property
@@ -63,17 +76,23 @@ class ServingCheck:
         }
 
 
-def check_clusters(workspace: Workspace, names: list[str] | None = None) -> ServingCheck:
-    """Check the named cluster files of the working tree (all when `names` is empty)."""
+def check_clusters(
+    workspace: Workspace,
+    names: list[str] | None = None,
+    *,
+    lint: Callable[[Workspace, Sequence[str]], L],
+) -> ServingCheck[L]:
+    """Check the named cluster files of the working tree (all when `names` is empty);
+    `lint(workspace, paths)` lints those files."""
     snapshot = workspace.snapshot()
     if names:
         paths = [snapshot.cluster_by_name(name).path for name in names]
     else:
         paths = snapshot.cluster_paths()
-    result = ServingCheck([PurePosixPath(p).stem for p in paths])
+    result: ServingCheck[L] = ServingCheck([PurePosixPath(p).stem for p in paths])
     if not paths:
         return result
-    result.lint = lint_repository(workspace, [str(workspace.root / p) for p in paths])
+    result.lint = lint(workspace, paths)
     for path in paths:
         loaded = snapshot.cluster(path)
         spec = loaded.model

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from promptyard.spec.assertion import Assertion
-from promptyard.spec.base import SPEC_RULES, SpecModel, SpecProblem, spec_problems
+from promptyard.spec.base import SPEC_CODES, SpecModel, SpecProblem, spec_problems
 from promptyard.spec.cluster import ClusterSpec
 from promptyard.spec.config import ProjectConfig, ProviderConfig
 from promptyard.spec.dataset import Case
@@ -50,7 +50,7 @@ def json_schema_text(name: str) -> str:
 
 __all__ = [
     "SCHEMAS",
-    "SPEC_RULES",
+    "SPEC_CODES",
     "Assertion",
     "Canary",
     "Case",

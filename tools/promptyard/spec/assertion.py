@@ -1,4 +1,4 @@
-"""Assertion: one check applied to a model output (DESIGN.md §2)."""
+"""Assertion: one check applied to a model output (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -21,37 +21,15 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-# Rules raised while validating a file against its model: (code, name, what it catches).
-# A model raises a custom error whose type is the rule's name (see `invalid`).
-SPEC_RULES: tuple[tuple[str, str, str], ...] = (
-    ("S001", "unknown-field", "a field the format does not have (typos must not pass silently)"),
-    ("S002", "invalid-value", "a value of the wrong type or out of range"),
-    ("S003", "missing-field", "a required field is absent"),
-    ("S004", "invalid-name", "a name that is not lowercase parts git can use in a tag"),
-    (
-        "S005",
-        "unsafe-path",
-        "a path in promptyard.yaml that is absolute, empty or leaves the repository",
-    ),
-    ("T001", "duplicate-tool", "two tools with the same name"),
-    ("T002", "unknown-tool-choice", "a `tool_choice` naming no declared tool"),
-    ("T003", "invalid-tool-name", "a tool name that is not a valid function name"),
-    ("V001", "invalid-version", "a version that is not semver (MAJOR.MINOR.PATCH)"),
-    ("E002", "canary-weight", "a canary weight outside 0..100"),
-    ("E003", "canary-same-version", "a canary that pins the stable version"),
-    (
-        "E009",
-        "duration",
-        "a rollout duration that is not written like 15m or 1h, or is not positive",
-    ),
-    ("X001", "traffic-weights", "experiment traffic weights that do not sum to 100"),
-    ("X003", "experiment-reference", "an experiment that names an undefined variant or metric"),
-    ("X005", "experiment-metric", "an experiment metric whose baseline or effect is impossible"),
-    ("K007", "image-tag", "a container image pinned to `latest`, or not pinned at all"),
-    ("K012", "engine-extra-args", "a vLLM extra argument that is not allow-listed or has a field"),
-    ("K017", "autoscaling-range", "autoscaling min above max"),
+from promptyard.codes import RULES
+
+# Rules raised while validating a file against its model (their entries are in
+# `promptyard.codes`). A model raises a custom error whose type is the rule's name (see `invalid`).
+SPEC_CODES = (
+    *("S001", "S002", "S003", "S004", "S005", "T001", "T002", "T003", "V001"),
+    *("E002", "E003", "E009", "X001", "X003", "X005", "K007", "K012", "K017"),
 )
-_CODE_BY_ERROR_TYPE = {name: code for code, name, _ in SPEC_RULES} | {
+_CODE_BY_ERROR_TYPE = {RULES[code].name: code for code in SPEC_CODES} | {
     "extra_forbidden": "S001",
     "missing": "S003",
 }
@@ -126,10 +104,6 @@ SEMVER_PATTERN = (
 SemVer = Annotated[
     str, BeforeValidator(_check_semver), Field(json_schema_extra={"pattern": SEMVER_PATTERN})
 ]
-
-
-def is_valid_name(name: str) -> bool:
-    return bool(_NAME_RE.match(name))
 
 
 def _check_name(value: str) -> str:

@@ -1,4 +1,4 @@
-"""Project config: `promptyard.yaml` (DESIGN.md §2)."""
+"""Project config: `promptyard.yaml` (docs/architecture.md §5)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class LatencyGate(SpecModel):
 
 
 class Gates(SpecModel):
-    """The merge gate (DESIGN.md §5)."""
+    """The merge gate (docs/architecture.md §8)."""
 
     pass_rate: PassRateGate = Field(default_factory=PassRateGate)
     score: ScoreGate = Field(default_factory=ScoreGate)
@@ -120,7 +120,7 @@ RepoPath = Annotated[str, AfterValidator(_inside_repository)]
 
 
 class Paths(SpecModel):
-    """Where things live, relative to the repository root (the DESIGN.md §1 layout by default)."""
+    """Where things live, relative to the repository root (the docs/architecture.md §4 layout by default)."""
 
     prompts: RepoPath = "prompts"
     partials: RepoPath = "prompts/partials"

@@ -1,4 +1,4 @@
-"""Golden dataset case (DESIGN.md §2): one line of a JSONL file, a CSV row or a YAML list item."""
+"""Golden dataset case (docs/architecture.md §5): one line of a JSONL file, a CSV row or a YAML list item."""
 
 from __future__ import annotations
 

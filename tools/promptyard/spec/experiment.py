@@ -1,4 +1,4 @@
-"""A/B experiment: `experiments/<name>.yaml` (DESIGN.md §2)."""
+"""A/B experiment: `experiments/<name>.yaml` (docs/architecture.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prompt spec: `prompts/<name>.yaml` (DESIGN.md §2)."""
+"""Prompt spec: `prompts/<name>.yaml` (docs/architecture.md §5)."""
 
 from __future__ import annotations
 
@@ -179,6 +179,3 @@ class PromptSpec(SpecModel):
                 names=", ".join(names),
             )
         return value
-
-    def required_inputs(self) -> set[str]:
-        return {name for name, schema in self.inputs.items() if "default" not in schema}

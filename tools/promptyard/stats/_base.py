@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from promptyard.errors import ConfigError
 
@@ -19,8 +19,8 @@ from promptyard.errors import ConfigError
 Sided = Literal["two-sided", "one-sided"]
 Alternative = Literal["two-sided", "less", "greater"]
 
-SIDED = ("two-sided", "one-sided")
-ALTERNATIVES = ("two-sided", "less", "greater")
+SIDED: tuple[Sided, ...] = ("two-sided", "one-sided")
+ALTERNATIVES: tuple[Alternative, ...] = ("two-sided", "less", "greater")
 
 
 def jsonable(value: Any) -> Any:
@@ -63,7 +63,8 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (stable field names; documented on each class)."""
-        return jsonable(self)
+        data: dict[str, Any] = jsonable(self)
+        return data
 
 
 def check_probability(name: str, value: float) -> float:
@@ -125,18 +126,23 @@ def check_alpha_power(alpha: float, power: float | None = None) -> None:
             raise ConfigError(f"power ({power:g}) must be greater than alpha ({alpha:g})")
 
 
+Choice = TypeVar("Choice", bound=str)
+
+
+def one_of(what: str, value: str, choices: tuple[Choice, ...]) -> Choice:
+    """`value` as the one of `choices` it equals; ConfigError listing them otherwise."""
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise ConfigError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+
+
 def check_sided(alternative: str) -> Sided:
-    if alternative not in SIDED:
-        raise ConfigError(f"alternative must be one of {', '.join(SIDED)}, got {alternative!r}")
-    return alternative  # type: ignore[return-value]
+    return one_of("alternative", alternative, SIDED)
 
 
 def check_alternative(alternative: str) -> Alternative:
-    if alternative not in ALTERNATIVES:
-        raise ConfigError(
-            f"alternative must be one of {', '.join(ALTERNATIVES)}, got {alternative!r}"
-        )
-    return alternative  # type: ignore[return-value]
+    return one_of("alternative", alternative, ALTERNATIVES)
 
 
 def as_float_array(name: str, values: Sequence[float] | Any, *, minimum: int = 1) -> Any:

@@ -18,7 +18,7 @@ costs on average if it is in fact worse (for a metric where higher is better).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -264,14 +264,16 @@ def check_draws(draws: int) -> int:
     return draws
 
 
-def _prob_best(sampler: object, k: int, draws: int, higher_is_better: bool) -> ProbBest:
+def _prob_best(
+    sampler: Callable[[int], np.ndarray], k: int, draws: int, higher_is_better: bool
+) -> ProbBest:
     """Monte Carlo P(best); a draw where several variants tie for best is split among them
     (argmax would give it all to the first: 95/5 weights for identical arms)."""
     wins = np.zeros(k)
     done = 0
     while done < draws:
         size = min(CHUNK, draws - done)
-        sample = sampler(size)  # type: ignore[operator]
+        sample = sampler(size)
         score = sample if higher_is_better else -sample
         tied = score == score.max(axis=1, keepdims=True)
         wins += (tied / tied.sum(axis=1, keepdims=True)).sum(axis=0)

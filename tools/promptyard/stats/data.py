@@ -130,7 +130,8 @@ def metric_values(frame: pd.DataFrame, column: str, *, binary: bool, path: str) 
     values[missing] = np.nan
     if not binary:
         _check_magnitude(values, column, path)
-    return values
+    floats: np.ndarray = values
+    return floats
 
 
 # Squares of values up to this size, summed over 10⁸ rows, stay finite: every variance

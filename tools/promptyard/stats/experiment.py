@@ -655,13 +655,13 @@ def analyze_experiment(
     for family in ("decision", "secondary"):  # guardrails are not adjusted: module docstring
         members = [i for i, name in enumerate(families) if name == family]
         two_sided = [
-            (comparisons[i].sequential.p_value if comparisons[i].sequential else 1.0)
+            (sequential.p_value if (sequential := comparisons[i].sequential) else 1.0)
             if spec.sequential
             else comparisons[i].test.p_value
             for i in members
         ]
-        for i, p_adj in zip(members, holm(two_sided), strict=True):
-            adjusted[i] = p_adj
+        for i, holm_p in zip(members, holm(two_sided), strict=True):
+            adjusted[i] = holm_p
     results: list[MetricResult] = []
     for item, family, p_adj in zip(comparisons, families, adjusted, strict=True):
         metric, test = item.metric, item.test

@@ -391,7 +391,8 @@ MAX_EXACT_SIGNED_RANKS = 500
 def _tie_keys(nonzero: np.ndarray) -> np.ndarray:
     """|d| rounded to 12 digits of the largest: 0.7 − 0.6 and 0.4 − 0.3 are one tie."""
     magnitude = np.abs(nonzero)
-    return np.round(magnitude / magnitude.max(), 12) if magnitude.size else magnitude
+    keys: np.ndarray = np.round(magnitude / magnitude.max(), 12) if magnitude.size else magnitude
+    return keys
 
 
 def _signed_rank_exact(nonzero: np.ndarray) -> tuple[float, float, float]:
@@ -497,7 +498,8 @@ def _sign_flip_distribution(nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray
     _, group, counts = np.unique(_tie_keys(nonzero), return_inverse=True, return_counts=True)
     magnitudes = np.bincount(group, weights=np.abs(nonzero)) / counts
     scale = float(np.sum(np.abs(nonzero)))
-    values, probabilities = np.zeros(1), np.ones(1)
+    values: np.ndarray = np.zeros(1)
+    probabilities: np.ndarray = np.ones(1)
     for v, m in zip(magnitudes, counts, strict=True):
         if values.size * (m + 1) > MAX_SIGN_FLIP_SUPPORT:
             return None
@@ -505,9 +507,9 @@ def _sign_flip_distribution(nonzero: np.ndarray) -> tuple[np.ndarray, np.ndarray
         values = (values[:, None] + v * (2 * k - m)[None, :]).ravel()
         probabilities = (probabilities[:, None] * stats.binom.pmf(k, m, 0.5)[None, :]).ravel()
         keys = np.rint(values / scale * 1e9).astype(np.int64)
-        keys, index = np.unique(keys, return_inverse=True)
+        merged, index = np.unique(keys, return_inverse=True)
         probabilities = np.bincount(index, weights=probabilities)
-        values = keys * scale / 1e9
+        values = merged * scale / 1e9
     return values, probabilities
 
 
@@ -553,7 +555,7 @@ def sign_flip(
             below = float(min(1.0, probabilities[values <= total + tolerance].sum()))
             above = float(min(1.0, probabilities[values >= total - tolerance].sum()))
         p = _tail_p_value(below, above, alternative)
-    interval = paired_t(b, h, confidence=confidence)
+    interval = paired_t(base, head, confidence=confidence)
     return PairedContinuousResult(
         test="sign-flip-exact",
         n=int(d.size),
@@ -597,7 +599,7 @@ def paired_score_test(
         b, h = _paired_arrays(base, head, minimum=2)
         d = h - b
         if _sign_flip_distribution(d[d != 0]) is not None:
-            return sign_flip(b, h, alternative=alternative)
+            return sign_flip(base, head, alternative=alternative)
     return paired_t(base, head, alternative=alternative)
 
 

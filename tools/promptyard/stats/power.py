@@ -55,11 +55,12 @@ from promptyard.stats._base import (
     check_positive,
     check_probability,
     check_sided,
+    one_of,
     shown,
 )
 
 ProportionMethod = Literal["pooled", "unpooled", "cohen-h"]
-PROPORTION_METHODS = ("pooled", "unpooled", "cohen-h")
+PROPORTION_METHODS: tuple[ProportionMethod, ...] = ("pooled", "unpooled", "cohen-h")
 MAX_N = 1e10  # units in one arm; beyond this the effect is not detectable in practice
 MAX_RATIO = 1e6  # n_treatment / n_control (and its inverse): beyond this no arm is a control
 MAX_DAYS = 36_525  # a duration over 100 years is not a plan
@@ -369,10 +370,8 @@ def _proportion_sds(p_c: float, p_t: float, ratio: float, method: str) -> tuple[
     return alt, alt
 
 
-def _check_method(method: str) -> str:
-    if method not in PROPORTION_METHODS:
-        raise ConfigError(f"method must be one of {', '.join(PROPORTION_METHODS)}, got {method!r}")
-    return method
+def _check_method(method: str) -> ProportionMethod:
+    return one_of("method", method, PROPORTION_METHODS)
 
 
 def _proportions_power(
@@ -437,7 +436,7 @@ def two_proportions_sample_size(
     check_alpha_power(alpha, power)
     ratio = _check_ratio(ratio)
     alternative = check_sided(alternative)
-    method = _check_method(method)  # type: ignore[assignment]
+    method = _check_method(method)
     z_a, z_b = _z_alpha(alpha, alternative), float(stats.norm.ppf(power))
     h = cohens_h(p_c, p_t)
     if method == "cohen-h":
@@ -501,7 +500,7 @@ def two_proportions_detectable_effect(
     n_c = _check_n("n", n_control)
     ratio = _check_ratio(ratio)
     alternative = check_sided(alternative)
-    method = _check_method(method)  # type: ignore[assignment]
+    method = _check_method(method)
     room = 1 - baseline if direction == "increase" else baseline
     sign = 1 if direction == "increase" else -1
 
@@ -651,7 +650,7 @@ def _far_tail(crit: float, df: float, nc: float) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
         value, _ = integrate.quad(integrand, 0, math.inf, epsabs=1e-15, limit=200)
-    return min(max(value, 0.0), float(stats.norm.cdf(-nc)))
+    return min(max(float(value), 0.0), float(stats.norm.cdf(-nc)))
 
 
 def _quiet_nct(fn: Callable[..., Any], x: float, df: float, nc: float) -> float | None:
@@ -940,7 +939,7 @@ def margin_of_error(p: float, n: float, *, confidence: float = 0.95) -> Detectab
 # --- McNemar (paired pass/fail) ------------------------------------------------------------
 
 McNemarPowerMethod = Literal["exact", "connor"]
-MCNEMAR_METHODS = ("exact", "connor")
+MCNEMAR_METHODS: tuple[McNemarPowerMethod, ...] = ("exact", "connor")
 # Above this many pairs the exact test and Connor's normal approximation agree to well
 # within the rounding of n, and the exact sum would cost O(√n) binomial tails per n tried.
 MAX_EXACT_PAIRS = 1_000_000
@@ -960,9 +959,7 @@ def _check_discordant(discordant: float, mde: float) -> None:
 
 
 def _check_mcnemar_method(method: str) -> McNemarPowerMethod:
-    if method not in MCNEMAR_METHODS:
-        raise ConfigError(f"method must be one of {', '.join(MCNEMAR_METHODS)}, got {method!r}")
-    return method  # type: ignore[return-value]
+    return one_of("method", method, MCNEMAR_METHODS)
 
 
 def _connor_power(psi: float, delta: float, n: float, alpha: float, alt: Sided) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from promptyard.compare.model import ComparisonReport
+from promptyard.plugins import register_once
 
 ReportFormat = Callable[[ComparisonReport], str]
 REPORT_FORMATS: dict[str, ReportFormat] = {}
@@ -19,7 +20,7 @@ def report_format(name: str) -> Callable[[ReportFormat], ReportFormat]:
     """Register a report format under `name`."""
 
     def register(fn: ReportFormat) -> ReportFormat:
-        REPORT_FORMATS[name] = fn
+        register_once(REPORT_FORMATS, name, fn, "report format")
         return fn
 
     return register

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from promptyard.compare import formatting as fmt
 from promptyard.compare.flips import word_diff
@@ -260,7 +261,7 @@ def _calls(flip: Flip) -> str:
     if not flip.calls:
         return ""
 
-    def cell(call: dict | None, differing: tuple[str, ...]) -> str:
+    def cell(call: dict[str, Any] | None, differing: tuple[str, ...]) -> str:
         marked = e(call_text(call, differing, lambda part: f"\x00{part}\x01"))
         return marked.replace("\x00", "<mark>").replace("\x01", "</mark>")
 

@@ -1,4 +1,4 @@
-"""`--format json`: the report's `to_dict()` (documented in docs/readme/merge-gate.md)."""
+"""`--format json`: the report's `to_dict()` (documented in docs/architecture.md §8)."""
 
 from __future__ import annotations
 

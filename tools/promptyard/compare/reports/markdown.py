@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Any
 
 from promptyard.compare import formatting as fmt
 from promptyard.compare.model import (
@@ -270,7 +271,7 @@ def _calls(flip: Flip) -> str:
     if not flip.calls:
         return ""
 
-    def cell(call: dict | None, differing: tuple[str, ...]) -> str:
+    def cell(call: dict[str, Any] | None, differing: tuple[str, ...]) -> str:
         marked = call_text(call, differing, lambda part: f"\x00{part}\x01")
         return text(marked).replace("\x00", "**").replace("\x01", "**")
 

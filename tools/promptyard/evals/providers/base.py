@@ -131,7 +131,7 @@ class ToolCall:
 def _parse_arguments(raw: str) -> tuple[Any, str | None]:
     try:
         return json.loads(raw or "{}"), None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return None, f"arguments are not JSON ({exc.msg} at character {exc.pos}): {raw[:80]!r}"
 
 

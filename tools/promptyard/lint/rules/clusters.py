@@ -1,7 +1,7 @@
 """Rules about GPU serving cluster files (`serving/clusters/*.yaml`).
 
 The checks live in `promptyard.serving.checks`, shared with `promptyard serving check`;
-this module declares their codes and plugs them into the lint runner.
+this module plugs them into the lint runner (their codes are in `promptyard.codes`).
 """
 
 from __future__ import annotations
@@ -12,19 +12,14 @@ from pathlib import PurePosixPath
 
 from promptyard.errors import ConfigError
 from promptyard.lint.context import LintContext
-from promptyard.lint.registry import Hit, declare, rule
+from promptyard.lint.registry import Hit, rule
 from promptyard.serving.checks import (
-    CLUSTER_RULES,
-    UNKNOWN_CLUSTER_RULE,
     PinnedPrompts,
     check_cluster,
     served_models,
 )
 from promptyard.spec import ClusterSpec, EnvironmentSpec
 from promptyard.workspace import LoadedFile
-
-for _code, _name, _severity, _summary in CLUSTER_RULES:
-    declare(_code, _name, _severity, _summary)  # type: ignore[arg-type]
 
 
 def _pinned(ctx: LintContext) -> PinnedPrompts:
@@ -35,13 +30,13 @@ def _pinned(ctx: LintContext) -> PinnedPrompts:
     return pinned
 
 
-@rule(*CLUSTER_RULES[0], kind="cluster")  # type: ignore[arg-type]
+@rule("K001", kind="cluster")
 def cluster_checks(ctx: LintContext, cluster: LoadedFile[ClusterSpec]) -> Iterator[Hit]:
     """Every cluster check; each problem carries its own code (K001..K016)."""
     yield from check_cluster(ctx.head, cluster, _pinned(ctx))
 
 
-@rule(*UNKNOWN_CLUSTER_RULE, kind="environment")  # type: ignore[arg-type]
+@rule("E006", kind="environment")
 def unknown_cluster(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
     if env.model.cluster is None:
@@ -59,14 +54,7 @@ def unknown_cluster(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Itera
     )
 
 
-@rule(
-    "E012",
-    "running-experiment",
-    "error",
-    "a running experiment is missing, or a variant is unreleased or its model is not served "
-    "by the environment's cluster",
-    kind="environment",
-)
+@rule("E012", kind="environment")
 def running_experiment(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
     served = _cluster_models(ctx, env.model.cluster)

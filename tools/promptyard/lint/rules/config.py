@@ -14,13 +14,7 @@ from promptyard.lint.registry import Hit, rule
 from promptyard.workspace import CONFIG_FILE, STATE_FOLDER, WorkingTree
 
 
-@rule(
-    "C001",
-    "unknown-provider-type",
-    "error",
-    "a provider `type` in promptyard.yaml that no provider implements",
-    kind="project",
-)
+@rule("C001", kind="project")
 def unknown_provider_type(ctx: LintContext) -> Iterator[Hit]:
     config = ctx.config
     if config is None:
@@ -36,13 +30,7 @@ def unknown_provider_type(ctx: LintContext) -> Iterator[Hit]:
         yield (CONFIG_FILE, where, f"provider {name!r} has unknown type {provider.type!r}; {fix}")
 
 
-@rule(
-    "C002",
-    "link-leaves-repository",
-    "error",
-    "a symbolic link in the repository layout that points outside the repository",
-    kind="project",
-)
+@rule("C002", kind="project")
 def link_leaves_repository(ctx: LintContext) -> Iterator[Hit]:
     # Reads refuse to follow such a link and writes (recordings, manifests, results) refuse to
     # go through it, so a pull request that plants one must not lint clean either.

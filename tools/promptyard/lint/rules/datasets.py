@@ -16,13 +16,7 @@ from promptyard.workspace import LoadedDataset
 MAX_CASE_FINDINGS = 20  # per dataset and rule: past this, one summary line
 
 
-@rule(
-    "D004",
-    "case-vars",
-    "error",
-    "a case's `vars` do not satisfy the inputs of a prompt that uses the dataset",
-    kind="dataset",
-)
+@rule("D004", kind="dataset")
 def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) -> Iterator[Hit]:
     # Prompts with identical inputs are checked once.
     by_inputs: dict[str, list[DatasetUse]] = {}
@@ -52,13 +46,7 @@ def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) 
         )
 
 
-@rule(
-    "A001",
-    "unknown-assertion-type",
-    "error",
-    "an assertion type that does not exist",
-    kind="dataset",
-)  # also reports A002 (value shape) and A003 (file:// values)
+@rule("A001", kind="dataset")  # also reports A002 (value shape) and A003 (file:// values)
 def case_assertions(
     ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]
 ) -> Iterator[Hit]:
@@ -71,7 +59,7 @@ def case_assertions(
                 yield Problem.at(code, dataset.path, where, f"case {case.id!r}: {message}")
 
 
-@rule("D005", "unreferenced-dataset", "warning", "a dataset no prompt's evals use", kind="dataset")
+@rule("D005", kind="dataset")
 def unreferenced_dataset(
     ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]
 ) -> Iterator[Hit]:
@@ -83,7 +71,7 @@ def unreferenced_dataset(
         )
 
 
-@rule("D006", "empty-dataset", "warning", "a dataset without cases", kind="dataset")
+@rule("D006", kind="dataset")
 def empty_dataset(
     ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]
 ) -> Iterator[Hit]:
@@ -91,13 +79,7 @@ def empty_dataset(
         yield (dataset.path, START, "the dataset has no cases; add at least one")
 
 
-@rule(
-    "D007",
-    "invalid-recording",
-    "error",
-    "a recordings file that offline evals cannot read",
-    kind="recording",
-)
+@rule("D007", kind="recording")
 def invalid_recording(ctx: LintContext, path: str) -> Iterator[Hit]:
     from promptyard.documents import DocumentError, Position, decode
     from promptyard.evals.recordings import MAX_RECORDING_BYTES, RecordingError, parse_recordings

@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 import semver
 
+from promptyard.documents import Loc
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.rollout.sources import missing_data_source
@@ -15,13 +16,7 @@ from promptyard.spec.environment import strategy_problems
 from promptyard.workspace import LoadedFile
 
 
-@rule(
-    "E001",
-    "unknown-pinned-prompt",
-    "error",
-    "an environment pins a prompt that does not exist",
-    kind="environment",
-)
+@rule("E001", kind="environment")
 def unknown_pinned_prompt(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
     for name in env.model.prompts:
@@ -34,13 +29,7 @@ def unknown_pinned_prompt(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) ->
             )
 
 
-@rule(
-    "E004",
-    "environment-name",
-    "error",
-    "`environment` differs from the file name",
-    kind="environment",
-)
+@rule("E004", kind="environment")
 def environment_name(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
     stem = PurePosixPath(env.path).stem
@@ -53,20 +42,14 @@ def environment_name(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iter
         )
 
 
-@rule(
-    "E005",
-    "untagged-pin",
-    "error",
-    "an environment pins a version that has no tag and is not the prompt's version at this ref",
-    kind="environment",
-)
+@rule("E005", kind="environment")
 def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
     for name, pin in env.model.prompts.items():
         if not ctx.head.has_prompt(name):
             continue  # E001 reports it
         current = ctx.current_version(name)
-        pins = [(("prompts", name, "version"), pin.version, "")]
+        pins: list[tuple[Loc, str, str]] = [(("prompts", name, "version"), pin.version, "")]
         if pin.canary is not None:
             pins.append((("prompts", name, "canary", "version"), pin.canary.version, "canary "))
         for loc, version, role in pins:
@@ -84,13 +67,7 @@ def untagged_pin(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator
             )
 
 
-@rule(
-    "E010",
-    "canary-strategy",
-    "error",
-    "a canary rollout strategy that cannot run: weights not rising, no final 100, no analysis",
-    kind="environment",
-)
+@rule("E010", kind="environment")
 def canary_strategy(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
     for name, pin in env.model.prompts.items():
@@ -104,13 +81,7 @@ def canary_strategy(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Itera
             )
 
 
-@rule(
-    "E011",
-    "analysis-data-source",
-    "error",
-    "a canary analysis metric nothing measures (cost without pricing, quality not opted in)",
-    kind="environment",
-)
+@rule("E011", kind="environment")
 def analysis_data_source(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Iterator[Hit]:
     assert env.model and env.document
     config = ctx.config

@@ -11,13 +11,7 @@ from promptyard.spec import ExperimentSpec
 from promptyard.workspace import LoadedFile
 
 
-@rule(
-    "X002",
-    "unknown-experiment-prompt",
-    "error",
-    "an experiment variant names a prompt that does not exist",
-    kind="experiment",
-)
+@rule("X002", kind="experiment")
 def unknown_prompt(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterator[Hit]:
     assert exp.model and exp.document
     for index, variant in enumerate(exp.model.variants):
@@ -29,7 +23,7 @@ def unknown_prompt(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterato
             )
 
 
-@rule("X004", "experiment-name", "error", "`name` differs from the file name", kind="experiment")
+@rule("X004", kind="experiment")
 def experiment_name(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterator[Hit]:
     assert exp.model and exp.document
     stem = PurePosixPath(exp.path).stem
@@ -41,13 +35,7 @@ def experiment_name(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterat
         )
 
 
-@rule(
-    "X006",
-    "unreleased-variant",
-    "error",
-    "a variant names a prompt version that has no tag and is not the prompt's current version",
-    kind="experiment",
-)
+@rule("X006", kind="experiment")
 def unreleased_variant(ctx: LintContext, exp: LoadedFile[ExperimentSpec]) -> Iterator[Hit]:
     assert exp.model and exp.document
     for index, variant in enumerate(exp.model.variants):

@@ -11,13 +11,7 @@ from promptyard.problems import Problem
 from promptyard.render import analyze_template
 
 
-@rule(
-    "P002",
-    "template-syntax",
-    "error",
-    "a message or partial template does not parse",
-    kind="project",
-)
+@rule("P002", kind="project")
 def partial_syntax(ctx: LintContext) -> Iterator[Hit]:
     """Every partial, including ones no prompt includes yet (also reports P012 cycles)."""
     folder = ctx.head.paths.partials.rstrip("/")
@@ -39,13 +33,7 @@ def partial_syntax(ctx: LintContext) -> Iterator[Hit]:
             )
 
 
-@rule(
-    "P011",
-    "ignored-prompt-file",
-    "warning",
-    "a file in the prompts folder that is not a prompt (prompts end in .yaml)",
-    kind="project",
-)
+@rule("P011", kind="project")
 def ignored_prompt_file(ctx: LintContext) -> Iterator[Hit]:
     prompts = ctx.head.paths.prompts.rstrip("/")
     partials = ctx.head.paths.partials.rstrip("/") + "/"

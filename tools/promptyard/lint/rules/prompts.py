@@ -17,7 +17,7 @@ from promptyard.render import TemplateInfo, analyze_template, partial_name
 from promptyard.workspace import LoadedPrompt
 
 
-@rule("P001", "name-mismatch", "error", "a prompt's `name` differs from its path", kind="prompt")
+@rule("P001", kind="prompt")
 def name_matches_path(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     if prompt.model.name != prompt.name:
@@ -51,13 +51,7 @@ def _variables_per_message(prompt: LoadedPrompt) -> list[dict[str, int | None]]:
     return per_message
 
 
-@rule(
-    "P003",
-    "undeclared-variable",
-    "error",
-    "a template uses a variable that is not declared under `inputs`",
-    kind="prompt",
-)
+@rule("P003", kind="prompt")
 def undeclared_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model
     declared = set(prompt.model.inputs)
@@ -78,9 +72,7 @@ def undeclared_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
             )
 
 
-@rule(
-    "P004", "unused-input", "warning", "an input is declared but no template uses it", kind="prompt"
-)
+@rule("P004", kind="prompt")
 def unused_input(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     if any(info.error for info in prompt.message_templates):
@@ -96,13 +88,7 @@ def unused_input(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
             )
 
 
-@rule(
-    "P007",
-    "unknown-provider",
-    "error",
-    "a prompt or assertion names a provider missing from promptyard.yaml",
-    kind="prompt",
-)
+@rule("P007", kind="prompt")
 def unknown_provider(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     if ctx.config is None:
@@ -125,13 +111,7 @@ def unknown_provider(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
                 )
 
 
-@rule(
-    "P008",
-    "invalid-output-schema",
-    "error",
-    "`output.schema` is not a valid JSON Schema",
-    kind="prompt",
-)
+@rule("P008", kind="prompt")
 def invalid_output_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     output = prompt.model.output
@@ -145,13 +125,7 @@ def invalid_output_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hi
             )
 
 
-@rule(
-    "P009",
-    "invalid-input-schema",
-    "error",
-    "an input's schema is invalid, or its default does not satisfy it",
-    kind="prompt",
-)
+@rule("P009", kind="prompt")
 def invalid_input_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     from jsonschema import Draft202012Validator
@@ -171,13 +145,7 @@ def invalid_input_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit
             )
 
 
-@rule(
-    "A001",
-    "unknown-assertion-type",
-    "error",
-    "an assertion type that does not exist",
-    kind="prompt",
-)  # also reports A002 (value shape) and A003 (file:// values)
+@rule("A001", kind="prompt")  # also reports A002 (value shape) and A003 (file:// values)
 def eval_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     """Eval-level assertions; case-level ones are checked with their dataset."""
     assert prompt.model and prompt.document
@@ -190,9 +158,7 @@ def eval_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
                 yield Problem.at(code, prompt.path, where, message)
 
 
-@rule(
-    "D001", "dataset-missing", "error", "an eval names a dataset that does not exist", kind="prompt"
-)
+@rule("D001", kind="prompt")
 def dataset_missing(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     for e, spec in enumerate(prompt.model.evals):
@@ -207,13 +173,7 @@ def dataset_missing(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
             )
 
 
-@rule(
-    "D002",
-    "dataset-path-unsafe",
-    "error",
-    "a dataset path that leaves the repository or has an unsupported format",
-    kind="prompt",
-)
+@rule("D002", kind="prompt")
 def dataset_path_unsafe(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     for e, spec in enumerate(prompt.model.evals):
@@ -226,13 +186,7 @@ def dataset_path_unsafe(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
             )
 
 
-@rule(
-    "P010",
-    "json-output-without-instructions",
-    "warning",
-    "`output.format: json` but the messages never mention JSON",
-    kind="prompt",
-)
+@rule("P010", kind="prompt")
 def json_output_mentioned(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     output = prompt.model.output
@@ -249,13 +203,7 @@ def json_output_mentioned(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hi
         )
 
 
-@rule(
-    "P013",
-    "eval-without-assertions",
-    "warning",
-    "an eval whose cases are checked by no assertion, so every case passes",
-    kind="prompt",
-)
+@rule("P013", kind="prompt")
 def eval_without_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     for e, spec in enumerate(prompt.model.evals):
@@ -271,13 +219,7 @@ def eval_without_assertions(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[
             )
 
 
-@rule(
-    "P014",
-    "unknown-model-parameter",
-    "error",
-    "a model parameter the provider type does not know (a typo would be sent to the API)",
-    kind="prompt",
-)
+@rule("P014", kind="prompt")
 def unknown_model_parameter(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     config = ctx.config
@@ -306,13 +248,7 @@ def unknown_model_parameter(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[
         )
 
 
-@rule(
-    "P015",
-    "sandbox-violation",
-    "error",
-    "a template uses an attribute the sandbox always refuses, so it can only fail to render",
-    kind="prompt",
-)
+@rule("P015", kind="prompt")
 def sandbox_violation(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     # Caught here, before `release` tags a version that can never render.
     _, partial_infos, _ = prompt.resolution

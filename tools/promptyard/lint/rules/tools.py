@@ -11,13 +11,7 @@ from promptyard.render import analyze_template
 from promptyard.workspace import LoadedPrompt
 
 
-@rule(
-    "T004",
-    "invalid-tool-parameters",
-    "error",
-    "a tool's `parameters` is not a JSON Schema of an object",
-    kind="prompt",
-)
+@rule("T004", kind="prompt")
 def invalid_tool_parameters(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     for index, tool in enumerate(prompt.model.tools):
@@ -33,13 +27,7 @@ def invalid_tool_parameters(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[
             )
 
 
-@rule(
-    "T005",
-    "undeclared-tool-variable",
-    "error",
-    "a tool description uses a variable that is not declared under `inputs`",
-    kind="prompt",
-)
+@rule("T005", kind="prompt")
 def undeclared_tool_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     declared = set(prompt.model.inputs)
@@ -92,13 +80,7 @@ def strict_mode_break(schema: Any, path: str = "$") -> str | None:
     return None
 
 
-@rule(
-    "T006",
-    "not-strict-schema",
-    "error",
-    "a strict tool or `output.strict` schema with an open object or an optional property",
-    kind="prompt",
-)
+@rule("T006", kind="prompt")
 def not_strict_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     output = prompt.model.output

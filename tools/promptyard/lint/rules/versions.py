@@ -1,27 +1,17 @@
-"""`lint --base`: the semver rules of DESIGN.md §3 for every prompt that changed."""
+"""`lint --base`: the semver rules of docs/architecture.md §6 for every prompt that changed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 from promptyard.lint.context import LintContext
-from promptyard.lint.registry import Hit, declare, rule
+from promptyard.lint.registry import Hit, rule
 from promptyard.problems import Problem
 from promptyard.release.semver import Bump, classify_change, next_version, version_bump
 from promptyard.workspace import LoadedPrompt
 
-declare("R002", "version-lowered", "error", "a prompt's version went down")
-declare("R003", "bump-too-small", "error", "the version bump is smaller than the change needs")
-declare("R004", "bump-without-change", "warning", "the version changed but the content did not")
 
-
-@rule(
-    "R001",
-    "version-not-bumped",
-    "error",
-    "the content changed but the version did not",
-    kind="change",
-)  # also reports R002, R003, R004
+@rule("R001", kind="change")  # also reports R002, R003, R004
 def semver_bump(ctx: LintContext, head: LoadedPrompt, base: LoadedPrompt) -> Iterator[Hit]:
     assert head.model and head.document and base.model and base.document
     old, new = base.model.version, head.model.version

@@ -200,7 +200,7 @@ async def sample_answer(gateway: Gateway, exchange: Exchange) -> None:
     resolved = exchange.resolved
     assert resolved is not None
     exchange.seen.sample = gateway.online.pick(
-        resolved.name, resolved.version, resolved.prompt.loaded.require_spec()
+        resolved.name, resolved.version, resolved.prompt.loaded.require()
     )
 
 

@@ -318,6 +318,12 @@ RULES: dict[str, Rule] = _catalogue(
             "error",
             "a template uses an attribute the sandbox always refuses, so it can only fail to render",
         ),
+        Rule(
+            "P016",
+            "unknown-compare-model",
+            "error",
+            "an eval's `compare_models` names a model that does not resolve to a configured provider",
+        ),
         Rule("R001", "version-not-bumped", "error", "the content changed but the version did not"),
         Rule("R002", "version-lowered", "error", "a prompt's version went down"),
         Rule(

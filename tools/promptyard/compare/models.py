@@ -95,7 +95,7 @@ def compare_models(
         prompt = snapshot.prompt(name)
         if not names and (prompt.model is None or not prompt.model.evals):
             continue
-        spec = prompt.require_spec()
+        spec = prompt.require()
         prompt.require_hash()
         own = spec.model
         for index, eval_spec in enumerate(spec.evals):
@@ -133,17 +133,17 @@ def compare_models(
         planned.append(entry)
         if plan.cases is None:
             continue
-        prompt = plan.change.head
-        assert prompt is not None
-        own = prompt.require_spec().model
+        head = plan.change.head
+        assert head is not None
+        own = head.require().model
         entry.own_job = len(jobs)
-        jobs.append(EvalJob(prompt, plan.eval_spec, plan.cases, None, plan.slice))
+        jobs.append(EvalJob(head, plan.eval_spec, plan.cases, None, plan.slice))
         entry.other_jobs = []
         for target in wanted[(plan.change.name, plan.index)]:
             entry.other_jobs.append((target, len(jobs)))
             jobs.append(
                 EvalJob(
-                    with_model(prompt, target),
+                    with_model(head, target),
                     plan.eval_spec,
                     plan.cases,
                     None,
@@ -163,7 +163,7 @@ def compare_models(
     report.comparison = "models"
     for name, target in order:
         prompt = snapshot.prompt(name)
-        spec = prompt.require_spec()
+        spec = prompt.require()
         comparison = PromptComparison(
             prompt=name,
             status="compared",

@@ -102,7 +102,7 @@ def with_model(prompt: LoadedPrompt, target: ModelTarget) -> LoadedPrompt:
     Its content hash differs from the prompt's (the spec's `model` is part of it), and
     names the prompt's own model too (the grader of its model-graded assertions), so its
     runs have their own directory; its name is the prompt's, so its recordings are too."""
-    spec = prompt.require_spec()
+    spec = prompt.require()
     prompt.require_hash()
     assert prompt.document is not None
     model = spec.model.model_copy(update={"provider": target.provider, "name": target.name})

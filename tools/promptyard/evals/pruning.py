@@ -141,7 +141,7 @@ def _jobs(
             )
             evals.setdefault(identity, (spec, list(dataset.cases)))
     for prompt in versions.values():
-        own = prompt.require_spec().model
+        own = prompt.require().model
         for spec, cases in evals.values():
             yield EvalJob(prompt, spec, cases, spec.dataset)
             # `diff NAME` runs the eval's compare_models too: their rows are in use.

@@ -272,13 +272,7 @@ def sandbox_violation(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
             )
 
 
-@rule(
-    "P016",
-    "unknown-compare-model",
-    "error",
-    "an eval's `compare_models` names a model that does not resolve to a configured provider",
-    kind="prompt",
-)
+@rule("P016", kind="prompt")
 def unknown_compare_model(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     assert prompt.model and prompt.document
     if ctx.config is None:

@@ -55,8 +55,13 @@ CREATE TABLE IF NOT EXISTS captures (
     time REAL NOT NULL, prompt TEXT NOT NULL, version TEXT NOT NULL, variant TEXT NOT NULL,
     variables TEXT NOT NULL, answer TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS allocations (
+    time REAL NOT NULL, experiment TEXT NOT NULL, metric TEXT NOT NULL, previous TEXT NOT NULL,
+    weights TEXT NOT NULL, posterior TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS exposures_by_experiment ON exposures (experiment);
 """
+ALLOCATION_COLUMNS = ("time", "experiment", "metric", "previous", "weights", "posterior")
 EXPOSURE_COLUMNS = (
     "time",
     "unit",
@@ -165,7 +170,7 @@ def parse_feedback(body: Any) -> list[Outcome]:
     return [parse_outcome(body)]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def open_connection(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
@@ -180,7 +185,7 @@ class EventStore:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = _connect(self.path)
+            connection = open_connection(self.path)
             connection.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the event store: {exc}") from None
@@ -277,6 +282,9 @@ class EventStore:
 class EventTables:
     exposures: pd.DataFrame
     outcomes: pd.DataFrame
+    # `allocation: thompson` weight changes (time, experiment, metric, previous, weights,
+    # posterior; the last three JSON): what `analyze` needs for the expected allocation.
+    allocations: pd.DataFrame | None = None
 
 
 def read_events(path: str | Path) -> EventTables:
@@ -287,9 +295,11 @@ def read_events(path: str | Path) -> EventTables:
     where = Path(path)
     if where.is_dir():
         try:
+            allocations = where / "allocations.parquet"
             return EventTables(
                 pd.read_parquet(where / "exposures.parquet"),
                 pd.read_parquet(where / "outcomes.parquet"),
+                pd.read_parquet(allocations) if allocations.is_file() else None,
             )
         except ImportError:
             raise ConfigError(PARQUET_MISSING) from None
@@ -305,11 +315,19 @@ def read_events(path: str | Path) -> EventTables:
         try:
             exposures = pd.read_sql_query("SELECT * FROM exposures", connection)
             outcomes = pd.read_sql_query("SELECT * FROM outcomes", connection)
+            has_allocations = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='allocations'"
+            ).fetchone()
+            allocations = (  # a store written before allocations existed has none
+                pd.read_sql_query("SELECT * FROM allocations ORDER BY time", connection)
+                if has_allocations
+                else None
+            )
         finally:
             connection.close()
     except (sqlite3.Error, pd.errors.DatabaseError) as exc:
         raise ConfigError(f"{where}: not a promptyard event store: {exc}") from None
-    return EventTables(exposures, outcomes)
+    return EventTables(exposures, outcomes, allocations)
 
 
 def export_parquet(path: str | Path, directory: str | Path) -> dict[str, int]:
@@ -322,7 +340,10 @@ def export_parquet(path: str | Path, directory: str | Path) -> dict[str, int]:
     except OSError as exc:
         raise ConfigError(f"{out}: cannot create the export folder: {exc.strerror}") from None
     counts = {}
-    for name, frame in (("exposures", tables.exposures), ("outcomes", tables.outcomes)):
+    frames = [("exposures", tables.exposures), ("outcomes", tables.outcomes)]
+    if tables.allocations is not None and len(tables.allocations):
+        frames.append(("allocations", tables.allocations))
+    for name, frame in frames:
         target = out / f"{name}.parquet"
         temporary = out / f".{name}.parquet.tmp"
         try:
@@ -344,6 +365,7 @@ class ExperimentEvents:
     unmatched_units: int  # outcomes of units never exposed in the experiment
     unmatched_metrics: int  # outcomes of metrics the experiment does not define
     switched_units: int  # units exposed to more than one variant (first one kept)
+    first_exposure: Any = None  # each row's first exposure time (numpy array)
 
     def warnings(self) -> list[str]:
         out = []
@@ -379,7 +401,7 @@ def experiment_events(spec: ExperimentSpec, tables: EventTables) -> ExperimentEv
     exposures = tables.exposures
     exposures = exposures[(exposures["experiment"] == spec.name).to_numpy(bool)]
     exposures = exposures.sort_values("time", kind="stable")
-    first = exposures.drop_duplicates("unit")[["unit", "variant"]]
+    first = exposures.drop_duplicates("unit")[["unit", "variant", "time"]]
     switched = len(exposures.drop_duplicates(["unit", "variant"])) - len(first)
     outcomes = tables.outcomes
     mine = (outcomes["experiment"].isna() | (outcomes["experiment"] == spec.name)).to_numpy(bool)
@@ -393,7 +415,7 @@ def experiment_events(spec: ExperimentSpec, tables: EventTables) -> ExperimentEv
     # an order of magnitude slower).
     position = pd.Index(first["unit"]).get_indexer(outcomes["unit"])
     exposed = position >= 0
-    frame = first.reset_index(drop=True)
+    frame = first[["unit", "variant"]].reset_index(drop=True)
     values = outcomes["value"].to_numpy(float)
     for name, metric in metrics.items():
         take = exposed & (metric_column == name)
@@ -410,6 +432,7 @@ def experiment_events(spec: ExperimentSpec, tables: EventTables) -> ExperimentEv
         unmatched_units=int((known_metric & ~exposed).sum()),
         unmatched_metrics=int((~known_metric).sum()),
         switched_units=switched,
+        first_exposure=first["time"].to_numpy(float),
     )
 
 
@@ -455,12 +478,20 @@ def analyze_experiment_events(
     exposures and outcomes joined per unit; unmatched outcomes reported in the warnings."""
     from promptyard.stats.experiment import analyze_experiment
 
-    joined = experiment_events(spec, read_events(path))
+    tables = read_events(path)
+    joined = experiment_events(spec, tables)
     if joined.frame.empty:
         raise ConfigError(
             f"{path}: no exposures of experiment {spec.name!r}",
             hint="is it listed under `experiments:` in the environment the service serves?",
         )
-    analysis = analyze_experiment(spec, joined.frame, source=str(path), seed=seed)
+    history = None
+    if spec.allocation == "thompson":
+        from promptyard.allocation import weight_history
+
+        history = weight_history(spec, tables.allocations, joined.first_exposure)
+    analysis = analyze_experiment(
+        spec, joined.frame, source=str(path), seed=seed, weight_history=history
+    )
     analysis.warnings.extend(joined.warnings())
     return analysis

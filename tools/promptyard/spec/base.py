@@ -47,6 +47,11 @@ SPEC_RULES: tuple[tuple[str, str, str], ...] = (
     ("X001", "traffic-weights", "experiment traffic weights that do not sum to 100"),
     ("X003", "experiment-reference", "an experiment that names an undefined variant or metric"),
     ("X005", "experiment-metric", "an experiment metric whose baseline or effect is impossible"),
+    (
+        "X007",
+        "experiment-allocation",
+        "Thompson allocation floors that sum above 100%, or allocation fields without it",
+    ),
     ("K007", "image-tag", "a container image pinned to `latest`, or not pinned at all"),
     ("K012", "engine-extra-args", "a vLLM extra argument that is not allow-listed or has a field"),
     ("K017", "autoscaling-range", "autoscaling min above max"),

@@ -282,3 +282,47 @@ def test_analyze_data_of_a_thompson_experiment_skips_srm_with_the_reason(tmp_pat
     result = repo.cli("experiment", "analyze", "tone", "--data", str(tmp_path / "data.csv"))
     assert result.exit_code == 0, result.output
     assert "sample ratio not checked: allocation: thompson changes the weights" in result.stdout
+
+
+# --- events are recorded by default, in the state folder ---------------------------------------------
+
+
+def test_state_dir_follows_promptyard_then_xdg_then_home(tmp_path: Path) -> None:
+    from promptyard.events import default_store_path, state_dir
+
+    assert state_dir({"PROMPTYARD_STATE_DIR": str(tmp_path)}) == tmp_path
+    assert state_dir({"XDG_STATE_HOME": str(tmp_path)}) == tmp_path / "promptyard"
+    home = Path.home() / ".local" / "state" / "promptyard"
+    assert state_dir({"XDG_STATE_HOME": "relative/ignored"}) == home
+    assert default_store_path("gateway", {}) == home / "events-gateway.db"
+
+
+def test_serve_records_events_by_default_and_not_with_no_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.servers import ServeProcess
+
+    repo = make_experiment_repo(tmp_path)
+    state = tmp_path / "state"
+    monkeypatch.setenv("PROMPTYARD_STATE_DIR", str(state))
+    with ServeProcess("--poll", "0", cwd=repo.root, log=tmp_path / "serve.log") as served:
+        rendered = httpx.post(
+            f"{served.url}/v1/prompts/support-reply/render", json={"variables": VARS, "key": "u1"}
+        )
+        assert rendered.headers["x-promptyard-experiment"] == "tone"
+        posted = httpx.post(
+            f"{served.url}/v1/feedback", json={"unit": "u1", "metric": "resolved", "value": 1}
+        )
+        assert posted.status_code == 202
+        assert f"events: {state / 'events-serve.db'}" in served.output()
+    tables = read_events(state / "events-serve.db")  # committed at shutdown
+    assert list(tables.exposures["unit"]) == ["u1"] and list(tables.outcomes["unit"]) == ["u1"]
+    assert not list(repo.root.glob("*.db"))  # nothing in the working folder
+
+    log = tmp_path / "off.log"
+    with ServeProcess("--poll", "0", "--no-events", cwd=repo.root, log=log) as served:
+        off = httpx.post(f"{served.url}/v1/feedback", json={"unit": "u", "metric": "m", "value": 1})
+        assert off.status_code == 503
+        assert "events: not recorded (--no-events)" in served.output()
+    both = repo.run("serve", "--events", str(tmp_path / "x.db"), "--no-events")
+    assert both.exit_code == 2 and "not both" in both.stderr

@@ -17,6 +17,7 @@ and the batch being written.
 from __future__ import annotations
 
 import math
+import os
 import queue
 import sqlite3
 import threading
@@ -168,6 +169,24 @@ def parse_feedback(body: Any) -> list[Outcome]:
                 raise InvalidEvent(f"events[{index}]: {exc}") from None
         return out
     return [parse_outcome(body)]
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where servers keep their state: `$PROMPTYARD_STATE_DIR`, else `$XDG_STATE_HOME/
+    promptyard`, else `~/.local/state/promptyard` (the XDG default; a relative
+    XDG_STATE_HOME is ignored, as the spec says) — never the current folder."""
+    env = os.environ if environ is None else environ
+    if env.get("PROMPTYARD_STATE_DIR"):
+        return Path(env["PROMPTYARD_STATE_DIR"])
+    xdg = env.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "promptyard"
+
+
+def default_store_path(command: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The event store `promptyard serve` / `gateway` record in by default (one per command,
+    so a registry service and a gateway on one host never re-weight from each other's)."""
+    return state_dir(environ) / f"events-{command}.db"
 
 
 def open_connection(path: Path) -> sqlite3.Connection:

@@ -320,7 +320,7 @@ async def feedback_response(
     """
     if events is None:
         return error_response(
-            503, "no_event_store", "this server records no events; start it with --events PATH"
+            503, "no_event_store", "this server records no events (started with --no-events)"
         )
     _, body, problem = await read_json_body(request, max_bytes)
     if problem is not None:

@@ -6,8 +6,8 @@ import errno
 import ipaddress
 import re
 import socket
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click

@@ -326,3 +326,70 @@ def test_serve_records_events_by_default_and_not_with_no_events(
         assert "events: not recorded (--no-events)" in served.output()
     both = repo.run("serve", "--events", str(tmp_path / "x.db"), "--no-events")
     assert both.exit_code == 2 and "not both" in both.stderr
+
+
+# --- capture: streamed answers are assembled and captured --------------------------------------------
+
+
+def test_streamed_answers_text_and_tool_calls_are_captured(tmp_path: Path) -> None:
+    import openai
+    import yaml
+
+    from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+    from support.openai_server import OpenAIServer
+    from support.repo import make_repo
+    from test_gateway_tools import AGENT
+    from test_gateway_tools import VARS as AGENT_VARS
+
+    repo = make_repo(tmp_path)
+    repo.write("prompts/agent.yaml", yaml.safe_dump(AGENT, sort_keys=False))
+    repo.set_environment("production", {"support-reply": "1.0.0", "agent": "1.0.0"})
+    repo.commit("agent")
+    repo.release()
+    store_path = tmp_path / "events.db"
+    store = EventStore(store_path)
+    with (
+        OpenAIServer() as upstream,
+        Registry.from_repo(repo.root, ref="main") as registry,
+    ):
+        config = GatewayConfig.model_validate(
+            {
+                "endpoints": {"local": {"url": upstream.base_url}},
+                "models": {"gpt-4o-mini": "local"},
+                "capture": {"support-reply": 100, "agent": 100},
+            }
+        )
+        app = create_gateway_app(registry, config, events=store, environ={})
+        with (
+            ThreadedServer(app) as gateway,
+            openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client,
+        ):
+            stream = client.chat.completions.create(
+                model="prompt:support-reply",
+                messages=[],
+                stream=True,
+                extra_body={"variables": {"company": "Acme", "ticket": "Streamed, please"}},
+            )
+            streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+            assert streamed
+            tools = client.chat.completions.create(
+                model="prompt:agent", messages=[], stream=True, extra_body={"variables": AGENT_VARS}
+            )
+            assert [c for c in tools if c.choices]
+    store.close()
+
+    result = repo.cli(
+        "capture", "support-reply", "--events", str(store_path), "-o", str(repo.path("c.jsonl"))
+    )
+    assert result.exit_code == 0, result.output
+    [case] = repo.jsonl("c.jsonl")
+    assert case["vars"]["ticket"] == "Streamed, please"
+    assert case["metadata"]["production_answer"] == streamed  # assembled from the deltas
+    result = repo.cli(
+        "capture", "agent", "--events", str(store_path), "-o", str(repo.path("a.jsonl"))
+    )
+    assert result.exit_code == 0, result.output
+    [call] = repo.jsonl("a.jsonl")[0]["metadata"]["production_tool_calls"]
+    assert call["function"]["name"] == "lookup_order"
+    assert json.loads(call["function"]["arguments"]) == {"order_id": "A7"}
+    assert call["id"]

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE TABLE IF NOT EXISTS captures (
     time REAL NOT NULL, prompt TEXT NOT NULL, version TEXT NOT NULL, variant TEXT NOT NULL,
-    variables TEXT NOT NULL, answer TEXT NOT NULL
+    variables TEXT NOT NULL, answer TEXT NOT NULL, tool_calls TEXT
 );
 CREATE TABLE IF NOT EXISTS allocations (
     time REAL NOT NULL, experiment TEXT NOT NULL, metric TEXT NOT NULL, previous TEXT NOT NULL,
@@ -119,11 +119,20 @@ class Capture:
     version: str
     variant: str
     variables: str  # JSON
-    answer: str
+    answer: str  # the message's text ("" when it only calls tools)
     time: float = field(default_factory=time.time)
+    tool_calls: str | None = None  # JSON list of {id, type, function: {name, arguments}}
 
     def row(self) -> tuple[Any, ...]:
-        return (self.time, self.prompt, self.version, self.variant, self.variables, self.answer)
+        return (
+            self.time,
+            self.prompt,
+            self.version,
+            self.variant,
+            self.variables,
+            self.answer,
+            self.tool_calls,
+        )
 
 
 Event = Exposure | Outcome | Capture
@@ -189,6 +198,10 @@ def default_store_path(command: str, environ: Mapping[str, str] | None = None) -
     return state_dir(environ) / f"events-{command}.db"
 
 
+def has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
+
+
 def open_connection(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -206,6 +219,8 @@ class EventStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = open_connection(self.path)
             connection.executescript(_SCHEMA)
+            if not has_column(connection, "captures", "tool_calls"):  # a store from before
+                connection.execute("ALTER TABLE captures ADD COLUMN tool_calls TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the event store: {exc}") from None
         self._connection = connection
@@ -290,7 +305,7 @@ class EventStore:
                     )
                 if captures:
                     self._connection.executemany(
-                        "INSERT INTO captures VALUES (?,?,?,?,?,?)", captures
+                        "INSERT INTO captures VALUES (?,?,?,?,?,?,?)", captures
                     )
             self.written += len(batch)
         except sqlite3.Error:

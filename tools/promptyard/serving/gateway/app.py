@@ -54,7 +54,8 @@ def create_gateway_app(
     if recorder is not None:
         gateway.observers.append(ExposureObserver(recorder))
         if config.capture:
-            gateway.observers.append(CaptureObserver(recorder, config.capture))
+            gateway.capture = CaptureObserver(recorder, config.capture)
+            gateway.observers.append(gateway.capture)
     traces = TraceObserver.from_environment(os.environ if environ is None else environ)
     if traces is not None:
         gateway.observers.append(traces)

@@ -172,6 +172,8 @@ def test_lint_refuses_bad_allocation_values(tmp_path: Path) -> None:
     )
     repo.write("experiments/tone.yaml", per_variant)
     assert any("sum to 105%" in m for m in lint_messages(repo))
+    repo.write("experiments/tone.yaml", THOMPSON.replace("floor: 10", "floor: 0"))
+    assert any("floor below 0.01%" in m for m in lint_messages(repo))
 
 
 # --- live: the registry service re-weights, logs, stays sticky; analyze accounts for it ------------

@@ -401,7 +401,7 @@ class LiveAllocations:
     def status(self) -> dict[str, Any]:
         """What `GET /v1/experiments` returns: each live experiment's weights and changes."""
         out = []
-        for name, live in sorted(self._live.items()):
+        for name, live in sorted(list(self._live.items())):  # sync() may change it
             out.append(
                 {
                     "name": name,

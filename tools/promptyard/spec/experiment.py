@@ -159,7 +159,16 @@ class ExperimentSpec(SpecModel):
                     given=", ".join(given),
                 )
             return self
-        total = sum(self.floors().values())
+        floors = self.floors()
+        starved = [name for name, floor in floors.items() if floor < 0.01]
+        if starved:
+            raise invalid(
+                "experiment-allocation",
+                "variant(s) {names} have a floor below 0.01%: a variant must keep some "
+                "traffic to stay measured; raise it",
+                names=", ".join(starved),
+            )
+        total = sum(floors.values())
         if total > 100 + 1e-9:
             raise invalid(
                 "experiment-allocation",

@@ -531,8 +531,8 @@ def _assignment_check(
     cache: dict[tuple[str, int], str] = {}
     mismatched: Counter[str] = Counter()
     examples: list[str] = []
-    for row, (unit, recorded) in enumerate(zip(prepared.units, prepared.variants, strict=True)):
-        epoch = 0 if row_epoch is None else int(row_epoch[row])
+    row_epochs = [0] * prepared.rows if row_epoch is None else row_epoch.tolist()
+    for unit, recorded, epoch in zip(prepared.units, prepared.variants, row_epochs, strict=True):
         expected = cache.get((unit, epoch))
         if expected is None:
             expected = cache[(unit, epoch)] = pick(bucket(salt, unit), weights_of[epoch])

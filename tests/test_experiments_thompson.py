@@ -19,21 +19,9 @@ from promptyard.spec.experiment import ExperimentSpec
 from promptyard.stats.srm import srm_check
 from support.repo import PromptRepo
 from support.servers import ThreadedServer
-from test_experiments_live import VARS, make_experiment_repo
+from test_experiments_live import EXPERIMENT, VARS, make_experiment_repo
 
-THOMPSON = """\
-name: tone
-variants:
-  - {name: control, prompt: support-reply@1.0.0, weight: 50}
-  - {name: warm, prompt: support-reply@1.1.0, model: gpt-4o, weight: 50}
-assignment: {unit: user_id, salt: tone-2026}
-metrics:
-  - {name: resolved, type: binary, direction: increase, baseline: 0.3, mde: 0.1}
-primary: resolved
-allocation: thompson
-reweight_every: 1s
-floor: 10
-"""
+THOMPSON = EXPERIMENT + "allocation: thompson\nreweight_every: 1s\nfloor: 10\n"
 
 
 def spec_of(text: str) -> ExperimentSpec:

@@ -383,3 +383,41 @@ def test_streamed_answers_text_and_tool_calls_are_captured(tmp_path: Path) -> No
     assert call["function"]["name"] == "lookup_order"
     assert json.loads(call["function"]["arguments"]) == {"order_id": "A7"}
     assert call["id"]
+
+
+def test_gateway_learns_live_weights_from_its_own_store(tmp_path: Path) -> None:
+    import openai
+
+    from support.servers import wait_until
+    from test_experiments_live import served_gateway
+
+    repo = make_experiment_repo(tmp_path)
+    repo.write("experiments/tone.yaml", THOMPSON)
+    repo.commit("tone: thompson")
+    store = EventStore(tmp_path / "events.db")
+    rng = np.random.default_rng(7)
+    with (
+        served_gateway(repo, store) as (gateway, _),
+        openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client,
+        httpx.Client(base_url=gateway.url) as http,
+    ):
+        [live] = http.get("/v1/experiments").json()["experiments"]
+        assert (live["name"], live["weights"]) == ("tone", {"control": 50, "warm": 50})
+        for n in range(150):
+            raw = client.chat.completions.with_raw_response.create(
+                model="prompt:support-reply",
+                messages=[],
+                user=f"g{n}",
+                extra_body={"variables": VARS},
+            )
+            variant = raw.headers["x-promptyard-variant"]
+            value = int(rng.random() < RATES[variant])
+            http.post("/v1/feedback", json={"unit": f"g{n}", "metric": "resolved", "value": value})
+
+        def moved() -> dict[str, float] | None:
+            [now] = http.get("/v1/experiments").json()["experiments"]
+            return now["weights"] if now["weights"]["warm"] > 80 else None
+
+        weights = wait_until(moved, deadline_s=30)
+        assert weights["control"] >= 10  # the floor
+    store.close()

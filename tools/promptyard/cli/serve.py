@@ -83,7 +83,12 @@ def open_events(command: str, path: Path | None, off: bool) -> EventStore | None
         if path is not None:
             raise ConfigError("give --events PATH or --no-events, not both")
         return None
-    return EventStore(path if path is not None else default_store_path(command))
+    try:
+        return EventStore(path if path is not None else default_store_path(command))
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.message, hint="record elsewhere with --events PATH, or not at all with --no-events"
+        ) from None
 
 
 def _not_local(host: str, exc: OSError) -> ConfigError:

@@ -16,7 +16,8 @@ in-memory map, re-read from the store's exposures at start-up), so a user never 
 between variants and each unit's outcome belongs to one variant; only new units follow the
 new weights. That is also what makes the analysis valid: the expected units per variant is
 the sum, over units, of the weights in force at each unit's first exposure
-(`weight_history`), which `analyze --events` tests the sample ratio against.
+(`promptyard.events.weight_history`), which `analyze --events` tests the sample ratio
+against.
 
 Each change is a structured log line (logger `promptyard.experiments`, JSON), a row of the
 store's `allocations` table (time, experiment, metric, previous and new weights, the
@@ -31,20 +32,15 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any, Protocol
 
 from promptyard.assignment import assign
 from promptyard.events import EventStore, open_connection
 from promptyard.spec.experiment import ExperimentSpec
 from promptyard.stats.bayes import prob_best_beta, prob_best_gaussian
 from promptyard.stats.experiment import thompson_weights
-
-if TYPE_CHECKING:
-    from promptyard.registry.reconcile import Reconciler
 
 log = logging.getLogger("promptyard.experiments")
 
@@ -199,6 +195,10 @@ def read_arms(connection: sqlite3.Connection, spec: ExperimentSpec) -> dict[str,
     }
 
 
+class _Serving(Protocol):
+    snapshot: Any  # a ServedSnapshot or None (a Reconciler)
+
+
 @dataclass
 class _Live:
     """One experiment's live state; `weights` is replaced whole, never mutated."""
@@ -235,8 +235,9 @@ class LiveAllocations:
         self.sync()
 
     @classmethod
-    def of(cls, reconciler: Reconciler, store: EventStore | None) -> LiveAllocations:
-        """The live weights of the experiments `reconciler` serves, learned from `store`."""
+    def of(cls, reconciler: _Serving, store: EventStore | None) -> LiveAllocations:
+        """The live weights of the experiments `reconciler` (a `Reconciler`) serves, learned
+        from `store`."""
 
         def running() -> list[ExperimentSpec]:
             snapshot = reconciler.snapshot
@@ -423,19 +424,3 @@ def _same_variants(a: ExperimentSpec, b: ExperimentSpec) -> bool:
     return [(v.name, v.prompt, v.model) for v in a.variants] == [
         (v.name, v.prompt, v.model) for v in b.variants
     ] and a.assignment == b.assignment
-
-
-def weight_history(
-    spec: ExperimentSpec, changes: Any, first_exposure: Sequence[float]
-) -> tuple[list[dict[str, float]], np.ndarray]:
-    """(the weights in force over time — the file's first, then each change —, the index
-    of the weights in force at each unit's first exposure)."""
-    epochs = [{v.name: v.weight for v in spec.variants}]
-    times: list[float] = []
-    if changes is not None and len(changes):
-        mine = changes[changes["experiment"] == spec.name].sort_values("time", kind="stable")
-        for when, weights in zip(mine["time"], mine["weights"], strict=True):
-            epochs.append({k: float(v) for k, v in json.loads(weights).items()})
-            times.append(float(when))
-    index = np.searchsorted(np.asarray(times, float), np.asarray(first_exposure, float), "right")
-    return epochs, index

@@ -16,6 +16,7 @@ and the batch being written.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import queue
@@ -505,6 +506,24 @@ class EventRecorder:
         )
 
 
+def weight_history(
+    spec: ExperimentSpec, changes: pd.DataFrame | None, first_exposure: Any
+) -> tuple[list[dict[str, float]], Any]:
+    """(the weights in force over time — the file's first, then each change —, the index
+    of the weights in force at each unit's first exposure)."""
+    epochs = [{v.name: v.weight for v in spec.variants}]
+    times: list[float] = []
+    if changes is not None and len(changes):
+        mine = changes[changes["experiment"] == spec.name].sort_values("time", kind="stable")
+        for when, weights in zip(mine["time"], mine["weights"], strict=True):
+            epochs.append({k: float(v) for k, v in json.loads(weights).items()})
+            times.append(float(when))
+    import numpy as np
+
+    index = np.searchsorted(np.asarray(times, float), np.asarray(first_exposure, float), "right")
+    return epochs, index
+
+
 def analyze_experiment_events(
     spec: ExperimentSpec, path: str | Path, *, seed: int = 0
 ) -> ExperimentAnalysis:
@@ -521,8 +540,6 @@ def analyze_experiment_events(
         )
     history = None
     if spec.allocation == "thompson":
-        from promptyard.allocation import weight_history
-
         history = weight_history(spec, tables.allocations, joined.first_exposure)
     analysis = analyze_experiment(
         spec, joined.frame, source=str(path), seed=seed, weight_history=history

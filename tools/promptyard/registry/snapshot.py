@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from promptyard.assignment import assign, in_canary
 from promptyard.errors import ConfigError
@@ -26,11 +26,16 @@ from promptyard.release.bundle import BundledPrompt, LoadedBundle
 from promptyard.render import render_prompt
 from promptyard.spec.experiment import ExperimentSpec
 
-if TYPE_CHECKING:
-    from promptyard.allocation import LiveAllocations
-
 STABLE, CANARY, EXPLICIT = "stable", "canary", "explicit"
 DEFAULT_LABEL = "production"
+
+
+class LiveAllocations(Protocol):
+    """Live weights of running experiments (`promptyard.allocation.LiveAllocations`)."""
+
+    def assign(self, unit: str, experiment: ExperimentSpec) -> str: ...
+
+    def weights(self, experiment: ExperimentSpec) -> list[tuple[str, float]]: ...
 
 
 class PromptNotFound(ConfigError):

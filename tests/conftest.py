@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ for _name in [n for n in os.environ if n.startswith("OPENAI_")]:
     del os.environ[_name]
 for _name in ("PROMPTYARD_DEBUG", "PROMPTYARD_JOBS"):
     os.environ.pop(_name, None)
+# Servers record events by default in the state folder: never the developer's.
+os.environ["PROMPTYARD_STATE_DIR"] = tempfile.mkdtemp(prefix="promptyard-state-")
 
 
 @pytest.fixture

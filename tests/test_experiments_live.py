@@ -379,7 +379,7 @@ def test_feedback_without_an_event_store_is_503(repo: PromptRepo) -> None:
             f"{service.url}/v1/feedback", json={"unit": "u", "metric": "m", "value": 1}
         )
         assert answer.status_code == 503
-        assert "--events PATH" in answer.json()["error"]["message"]
+        assert "--no-events" in answer.json()["error"]["message"]
 
 
 # --- traces --------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from promptyard.events import EventRecorder, EventStore, analyze_experiment_even
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_experiments_live import EXPERIMENT
+from test_experiments_thompson import THOMPSON
 
 ITERATIONS = 50_000
 UNITS = 500_000  # one exposure and one outcome each: 1,000,000 events
@@ -57,6 +58,31 @@ def render_overhead(tmp: Path) -> None:
     store.close()
     print(f"exposures written: {store.written:,}, dropped: {store.dropped:,}")
 
+    # allocation: thompson — live weights, each unit new (assign + remembered), then sticky.
+    repo.write("experiments/tone.yaml", THOMPSON)
+    repo.commit("tone: thompson")
+    bandit = Registry.from_repo(repo.root, ref="main")
+    thompson_store = EventStore(tmp / "thompson.db", queue_size=ITERATIONS * 4)
+    bandit.record_exposures(EventRecorder(thompson_store))
+    live = bandit.learn_allocations(thompson_store)
+    assert live is not None
+    for i in range(2000):  # warm up
+        bandit.render("support-reply", VARIABLES, key=f"warm-{i}")
+    new_units = measure(
+        lambda i: bandit.render("support-reply", VARIABLES, key=f"new-{i}"), ITERATIONS
+    )
+    sticky = measure(
+        lambda i: bandit.render("support-reply", VARIABLES, key=f"new-{i}"), ITERATIONS
+    )
+    report("render, thompson, new units + exposure logged", new_units)
+    report("render, thompson, returning units (sticky) + exposure", sticky)
+    print(
+        f"added at p50: new units {p50(new_units) - p50(before):.1f} µs, returning "
+        f"{p50(sticky) - p50(before):.1f} µs (target <= 100 µs)"
+    )
+    live.close()
+    thompson_store.close()
+
 
 def analyze_million(tmp: Path) -> None:
     import yaml
@@ -89,6 +115,16 @@ def analyze_million(tmp: Path) -> None:
         f"analyze --events, {2 * UNITS:,} events ({UNITS:,} units): {seconds:.2f} s "
         f"(target < 10 s); SRM flagged: {analysis.srm.flagged}"
     )
+    from promptyard.allocation import read_arms, thompson_round
+
+    connection = sqlite3.connect(path)
+    start = time.perf_counter()
+    thompson_round(spec, read_arms(connection, spec))
+    print(
+        f"one Thompson re-weighting over the same store: {time.perf_counter() - start:.2f} s "
+        "(off the request path, in the re-weighting thread)"
+    )
+    connection.close()
 
 
 def main() -> None:

@@ -45,11 +45,17 @@ def pick(bucket_number: int, weights: Sequence[tuple[str, float]]) -> str:
     return weights[-1][0]
 
 
-def assign(unit_id: str, experiment: ExperimentSpec) -> str:
+def assign(
+    unit_id: str,
+    experiment: ExperimentSpec,
+    weights: Sequence[tuple[str, float]] | None = None,
+) -> str:
     """The variant (name) an experiment serves to `unit_id`: sticky, the same everywhere.
 
     `pick(bucket(salt, unit_id), [(variant, weight), ...])` — see the module docstring for
-    the formula in any language.
+    the formula in any language. `weights` replaces the file's (a Thompson allocation's
+    current weights, in the variants' file order).
     """
-    weights = [(variant.name, variant.weight) for variant in experiment.variants]
+    if weights is None:
+        weights = [(variant.name, variant.weight) for variant in experiment.variants]
     return pick(bucket(experiment.assignment.salt, str(unit_id)), weights)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from promptyard.errors import ConfigError
+from promptyard.events import has_column
 from promptyard.fsutil import atomic_write
 
 Redactor = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -59,14 +60,17 @@ def load_redactor(spec: str) -> Redactor:
     return redactor
 
 
-def _captures(store: Path, prompt: str) -> list[tuple[float, str, str, str, str]]:
+def _captures(store: Path, prompt: str) -> list[tuple[float, str, str, str, str, str | None]]:
     if not store.is_file():
         raise ConfigError(f"{store}: no event store here (the gateway's --events file)")
     try:
         connection = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
         try:
+            tool_calls = (
+                "tool_calls" if has_column(connection, "captures", "tool_calls") else "NULL"
+            )
             return connection.execute(
-                "SELECT time, version, variant, variables, answer FROM captures "
+                f"SELECT time, version, variant, variables, answer, {tool_calls} FROM captures "
                 "WHERE prompt = ? ORDER BY time",
                 (prompt,),
             ).fetchall()
@@ -106,7 +110,7 @@ def capture_candidates(
     rows = _existing(output)
     seen = {row["id"] for row in rows}
     added = duplicates = redacted_away = too_large = over_cap = 0
-    for when, version, variant, variables_text, answer in _captures(store, prompt):
+    for when, version, variant, variables_text, answer, tool_calls in _captures(store, prompt):
         variables = json.loads(variables_text)
         identifier = case_id(prompt, variables)
         if identifier in seen:
@@ -121,6 +125,7 @@ def capture_candidates(
                 "version": version,
                 "variant": variant,
                 "production_answer": answer,
+                **({"production_tool_calls": json.loads(tool_calls)} if tool_calls else {}),
             },
         }
         if redact is not None:

@@ -16,7 +16,9 @@ and the batch being written.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import queue
 import sqlite3
 import threading
@@ -53,10 +55,15 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 CREATE TABLE IF NOT EXISTS captures (
     time REAL NOT NULL, prompt TEXT NOT NULL, version TEXT NOT NULL, variant TEXT NOT NULL,
-    variables TEXT NOT NULL, answer TEXT NOT NULL
+    variables TEXT NOT NULL, answer TEXT NOT NULL, tool_calls TEXT
+);
+CREATE TABLE IF NOT EXISTS allocations (
+    time REAL NOT NULL, experiment TEXT NOT NULL, metric TEXT NOT NULL, previous TEXT NOT NULL,
+    weights TEXT NOT NULL, posterior TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS exposures_by_experiment ON exposures (experiment);
 """
+ALLOCATION_COLUMNS = ("time", "experiment", "metric", "previous", "weights", "posterior")
 EXPOSURE_COLUMNS = (
     "time",
     "unit",
@@ -113,11 +120,20 @@ class Capture:
     version: str
     variant: str
     variables: str  # JSON
-    answer: str
+    answer: str  # the message's text ("" when it only calls tools)
     time: float = field(default_factory=time.time)
+    tool_calls: str | None = None  # JSON list of {id, type, function: {name, arguments}}
 
     def row(self) -> tuple[Any, ...]:
-        return (self.time, self.prompt, self.version, self.variant, self.variables, self.answer)
+        return (
+            self.time,
+            self.prompt,
+            self.version,
+            self.variant,
+            self.variables,
+            self.answer,
+            self.tool_calls,
+        )
 
 
 Event = Exposure | Outcome | Capture
@@ -165,7 +181,29 @@ def parse_feedback(body: Any) -> list[Outcome]:
     return [parse_outcome(body)]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where servers keep their state: `$PROMPTYARD_STATE_DIR`, else `$XDG_STATE_HOME/
+    promptyard`, else `~/.local/state/promptyard` (the XDG default; a relative
+    XDG_STATE_HOME is ignored, as the spec says) — never the current folder."""
+    env = os.environ if environ is None else environ
+    if env.get("PROMPTYARD_STATE_DIR"):
+        return Path(env["PROMPTYARD_STATE_DIR"])
+    xdg = env.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "promptyard"
+
+
+def default_store_path(command: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The event store `promptyard serve` / `gateway` record in by default (one per command,
+    so a registry service and a gateway on one host never re-weight from each other's)."""
+    return state_dir(environ) / f"events-{command}.db"
+
+
+def has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in connection.execute(f"PRAGMA table_info({table})"))
+
+
+def open_connection(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")  # durable against a killed process
@@ -180,8 +218,10 @@ class EventStore:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = _connect(self.path)
+            connection = open_connection(self.path)
             connection.executescript(_SCHEMA)
+            if not has_column(connection, "captures", "tool_calls"):  # a store from before
+                connection.execute("ALTER TABLE captures ADD COLUMN tool_calls TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the event store: {exc}") from None
         self._connection = connection
@@ -266,7 +306,7 @@ class EventStore:
                     )
                 if captures:
                     self._connection.executemany(
-                        "INSERT INTO captures VALUES (?,?,?,?,?,?)", captures
+                        "INSERT INTO captures VALUES (?,?,?,?,?,?,?)", captures
                     )
             self.written += len(batch)
         except sqlite3.Error:
@@ -277,6 +317,9 @@ class EventStore:
 class EventTables:
     exposures: pd.DataFrame
     outcomes: pd.DataFrame
+    # `allocation: thompson` weight changes (time, experiment, metric, previous, weights,
+    # posterior; the last three JSON): what `analyze` needs for the expected allocation.
+    allocations: pd.DataFrame | None = None
 
 
 def read_events(path: str | Path) -> EventTables:
@@ -287,9 +330,11 @@ def read_events(path: str | Path) -> EventTables:
     where = Path(path)
     if where.is_dir():
         try:
+            allocations_file = where / "allocations.parquet"
             return EventTables(
                 pd.read_parquet(where / "exposures.parquet"),
                 pd.read_parquet(where / "outcomes.parquet"),
+                pd.read_parquet(allocations_file) if allocations_file.is_file() else None,
             )
         except ImportError:
             raise ConfigError(PARQUET_MISSING) from None
@@ -305,11 +350,19 @@ def read_events(path: str | Path) -> EventTables:
         try:
             exposures = pd.read_sql_query("SELECT * FROM exposures", connection)
             outcomes = pd.read_sql_query("SELECT * FROM outcomes", connection)
+            has_allocations = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='allocations'"
+            ).fetchone()
+            allocations = (  # a store written before allocations existed has none
+                pd.read_sql_query("SELECT * FROM allocations ORDER BY time", connection)
+                if has_allocations
+                else None
+            )
         finally:
             connection.close()
     except (sqlite3.Error, pd.errors.DatabaseError) as exc:
         raise ConfigError(f"{where}: not a promptyard event store: {exc}") from None
-    return EventTables(exposures, outcomes)
+    return EventTables(exposures, outcomes, allocations)
 
 
 def export_parquet(path: str | Path, directory: str | Path) -> dict[str, int]:
@@ -322,7 +375,10 @@ def export_parquet(path: str | Path, directory: str | Path) -> dict[str, int]:
     except OSError as exc:
         raise ConfigError(f"{out}: cannot create the export folder: {exc.strerror}") from None
     counts = {}
-    for name, frame in (("exposures", tables.exposures), ("outcomes", tables.outcomes)):
+    frames = [("exposures", tables.exposures), ("outcomes", tables.outcomes)]
+    if tables.allocations is not None and len(tables.allocations):
+        frames.append(("allocations", tables.allocations))
+    for name, frame in frames:
         target = out / f"{name}.parquet"
         temporary = out / f".{name}.parquet.tmp"
         try:
@@ -344,6 +400,7 @@ class ExperimentEvents:
     unmatched_units: int  # outcomes of units never exposed in the experiment
     unmatched_metrics: int  # outcomes of metrics the experiment does not define
     switched_units: int  # units exposed to more than one variant (first one kept)
+    first_exposure: Any = None  # each row's first exposure time (numpy array)
 
     def warnings(self) -> list[str]:
         out = []
@@ -379,7 +436,7 @@ def experiment_events(spec: ExperimentSpec, tables: EventTables) -> ExperimentEv
     exposures = tables.exposures
     exposures = exposures[(exposures["experiment"] == spec.name).to_numpy(bool)]
     exposures = exposures.sort_values("time", kind="stable")
-    first = exposures.drop_duplicates("unit")[["unit", "variant"]]
+    first = exposures.drop_duplicates("unit")[["unit", "variant", "time"]]
     switched = len(exposures.drop_duplicates(["unit", "variant"])) - len(first)
     outcomes = tables.outcomes
     mine = (outcomes["experiment"].isna() | (outcomes["experiment"] == spec.name)).to_numpy(bool)
@@ -393,7 +450,7 @@ def experiment_events(spec: ExperimentSpec, tables: EventTables) -> ExperimentEv
     # an order of magnitude slower).
     position = pd.Index(first["unit"]).get_indexer(outcomes["unit"])
     exposed = position >= 0
-    frame = first.reset_index(drop=True)
+    frame = first[["unit", "variant"]].reset_index(drop=True)
     values = outcomes["value"].to_numpy(float)
     for name, metric in metrics.items():
         take = exposed & (metric_column == name)
@@ -410,6 +467,7 @@ def experiment_events(spec: ExperimentSpec, tables: EventTables) -> ExperimentEv
         unmatched_units=int((known_metric & ~exposed).sum()),
         unmatched_metrics=int((~known_metric).sum()),
         switched_units=switched,
+        first_exposure=first["time"].to_numpy(float),
     )
 
 
@@ -448,6 +506,24 @@ class EventRecorder:
         )
 
 
+def weight_history(
+    spec: ExperimentSpec, changes: pd.DataFrame | None, first_exposure: Any
+) -> tuple[list[dict[str, float]], Any]:
+    """(the weights in force over time — the file's first, then each change —, the index
+    of the weights in force at each unit's first exposure)."""
+    epochs = [{v.name: v.weight for v in spec.variants}]
+    times: list[float] = []
+    if changes is not None and len(changes):
+        mine = changes[changes["experiment"] == spec.name].sort_values("time", kind="stable")
+        for when, weights in zip(mine["time"], mine["weights"], strict=True):
+            epochs.append({k: float(v) for k, v in json.loads(weights).items()})
+            times.append(float(when))
+    import numpy as np
+
+    index = np.searchsorted(np.asarray(times, float), np.asarray(first_exposure, float), "right")
+    return epochs, index
+
+
 def analyze_experiment_events(
     spec: ExperimentSpec, path: str | Path, *, seed: int = 0
 ) -> ExperimentAnalysis:
@@ -455,12 +531,18 @@ def analyze_experiment_events(
     exposures and outcomes joined per unit; unmatched outcomes reported in the warnings."""
     from promptyard.stats.experiment import analyze_experiment
 
-    joined = experiment_events(spec, read_events(path))
+    tables = read_events(path)
+    joined = experiment_events(spec, tables)
     if joined.frame.empty:
         raise ConfigError(
             f"{path}: no exposures of experiment {spec.name!r}",
             hint="is it listed under `experiments:` in the environment the service serves?",
         )
-    analysis = analyze_experiment(spec, joined.frame, source=str(path), seed=seed)
+    history = None
+    if spec.allocation == "thompson":
+        history = weight_history(spec, tables.allocations, joined.first_exposure)
+    analysis = analyze_experiment(
+        spec, joined.frame, source=str(path), seed=seed, weight_history=history
+    )
     analysis.warnings.extend(joined.warnings())
     return analysis

@@ -201,6 +201,8 @@ def _print_analysis(analysis: ExperimentAnalysis) -> None:
                 style="red",
             )
         )
+    elif srm.skipped_reason is not None:
+        console.print(f"sample ratio not checked: {srm.skipped_reason}", markup=False)
     else:
         console.print(f"sample ratio ok (p = {srm.p_value:.3g}): {counts}")
     decision = analysis.decision

@@ -115,7 +115,7 @@ def build_config(
 @click.option("--label", metavar="ENV", help="The environment served by default (production).")
 @click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@events_option
+@events_option("gateway")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option(
     "--log-level",
@@ -139,6 +139,7 @@ def gateway(
     host: str,
     port: int,
     events: Path | None,
+    no_events: bool,
     access_log: bool,
     log_level: str,
 ) -> int:
@@ -171,7 +172,7 @@ def gateway(
         location = source or str(app.workspace().root)
         registry = Registry.from_source(location, branch, poll=poll or None)
         where = location
-    store = open_events(events)
+    store = open_events("gateway", events, no_events)
     try:
         if label:
             require_served_label(registry, config.label)
@@ -186,7 +187,8 @@ def gateway(
         )
         stderr_console().print(
             f"promptyard gateway: prompts from {where}; routes: {routes}; default upstream: "
-            f"{default}; listening on http://{bound_host}:{bound_port}",
+            f"{default}; events: {store.path if store else 'not recorded (--no-events)'}; "
+            f"listening on http://{bound_host}:{bound_port}",
             markup=False,
         )
         application = create_gateway_app(

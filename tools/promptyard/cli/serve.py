@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,18 +53,42 @@ def _address(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
     return family, address
 
 
-events_option = click.option(
-    "--events",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Record experiment exposures and POST /v1/feedback outcomes in this event store "
-    "(SQLite, created if missing); `experiment analyze --events` reads it.",
-)
+def events_option(command: str) -> Callable[[Any], Any]:
+    """`--events PATH` / `--no-events` of `serve` and `gateway`."""
+
+    def decorate(fn: Any) -> Any:
+        fn = click.option(
+            "--no-events",
+            is_flag=True,
+            help="Record no events (POST /v1/feedback answers 503; no Thompson re-weighting).",
+        )(fn)
+        return click.option(
+            "--events",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Record experiment exposures and POST /v1/feedback outcomes in this event "
+            "store (SQLite, created if missing; `experiment analyze --events` reads it). "
+            f"Default: events-{command}.db in $PROMPTYARD_STATE_DIR, else "
+            "$XDG_STATE_HOME/promptyard, else ~/.local/state/promptyard.",
+        )(fn)
+
+    return decorate
 
 
-def open_events(path: Path | None) -> EventStore | None:
-    from promptyard.events import EventStore
+def open_events(command: str, path: Path | None, off: bool) -> EventStore | None:
+    """The event store a server records in: `path`, else the default one; None with
+    --no-events."""
+    from promptyard.events import EventStore, default_store_path
 
-    return EventStore(path) if path is not None else None
+    if off:
+        if path is not None:
+            raise ConfigError("give --events PATH or --no-events, not both")
+        return None
+    try:
+        return EventStore(path if path is not None else default_store_path(command))
+    except ConfigError as exc:
+        raise ConfigError(
+            exc.message, hint="record elsewhere with --events PATH, or not at all with --no-events"
+        ) from None
 
 
 def _not_local(host: str, exc: OSError) -> ConfigError:
@@ -131,7 +156,7 @@ def _listen(host: str, port: int) -> socket.socket:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where a git URL is cloned (default: a temporary folder, removed on exit).",
 )
-@events_option
+@events_option("serve")
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @click.option(
     "--log-level",
@@ -150,6 +175,7 @@ def serve(
     fallback_bundle: Path | None,
     workdir: Path | None,
     events: Path | None,
+    no_events: bool,
     access_log: bool,
     log_level: str,
 ) -> int:
@@ -178,7 +204,7 @@ def serve(
     _address(host, port)  # a bad --host is a usage error, found before any git work
     location = source or str(app.workspace().root)
     reconciler = Reconciler(open_source(location, branch, workdir), fallback_bundle=fallback_bundle)
-    store = open_events(events)
+    store = open_events("serve", events, no_events)
     try:
         reconciler.start_up()
         sock = _listen(host, port)
@@ -194,6 +220,9 @@ def serve(
         )
         if reconciler.reason:
             err.print(f"  [yellow]degraded:[/yellow] {reconciler.reason}")
+        err.print(
+            f"  events: {store.path if store else 'not recorded (--no-events)'}", markup=False
+        )
         application = create_app(reconciler, events=store)
         if poll > 0:
             reconciler.start(poll)

@@ -69,7 +69,8 @@ DEFAULT_TIMEOUT_S = 5.0
 MAX_CACHED_VERSIONS = 4096
 
 if TYPE_CHECKING:
-    from promptyard.events import EventRecorder
+    from promptyard.allocation import LiveAllocations
+    from promptyard.events import EventRecorder, EventStore
 
 
 class Registry:
@@ -82,6 +83,12 @@ class Registry:
     def record_exposures(self, events: EventRecorder | None) -> None:
         """Record an exposure for each render an experiment assigned (None: stop)."""
         self._events = events
+
+    def learn_allocations(self, store: EventStore | None) -> LiveAllocations | None:
+        """Assign `allocation: thompson` experiments with live weights learned from `store`
+        (`promptyard.allocation`); the caller starts and closes what is returned. None for
+        a server-backed registry: the server learns, and its weights reach this client."""
+        return self._backend.learn_allocations(store)
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -227,10 +234,20 @@ class _Backend:
     def close(self) -> None:
         pass
 
+    def learn_allocations(self, store: EventStore | None) -> LiveAllocations | None:
+        return None
+
 
 class _LocalBackend(_Backend):
     def __init__(self, reconciler: Reconciler) -> None:
         self.reconciler = reconciler
+        self.allocations: LiveAllocations | None = None
+
+    def learn_allocations(self, store: EventStore | None) -> LiveAllocations | None:
+        from promptyard.allocation import LiveAllocations
+
+        self.allocations = LiveAllocations.of(self.reconciler, store)
+        return self.allocations
 
     def _snapshot(self) -> ServedSnapshot:
         snapshot = self.reconciler.snapshot
@@ -241,7 +258,7 @@ class _LocalBackend(_Backend):
     def resolve(
         self, name: str, version: str | None, label: str, key: str | None
     ) -> ResolvedPrompt:
-        return self._snapshot().resolve(name, version, label, key)
+        return self._snapshot().resolve(name, version, label, key, self.allocations)
 
     def catalog(self) -> list[dict[str, Any]]:
         return self._snapshot().catalog()

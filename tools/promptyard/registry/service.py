@@ -8,6 +8,7 @@ Endpoints (JSON unless noted):
 - `GET  /v1/prompts/{name}`            `?version=V` or `?label=L` (default production), `&key=K`
 - `POST /v1/prompts/{name}/render`     `{"variables": {...}, "label", "version", "key"}`
 - `POST /v1/feedback`                  outcome events `{unit, metric, value[, time]}` (202)
+- `GET  /v1/experiments`               live weights of `allocation: thompson` experiments
 - `GET  /v1/status`                    source, synced commit, revision, Synced/Degraded + reason
 - `POST /v1/reconcile`                 reconcile now (for a git webhook); returns the outcome
 - `GET  /metrics`                      Prometheus text format
@@ -44,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from promptyard.allocation import LiveAllocations
 from promptyard.events import EventRecorder, EventStore, InvalidEvent, parse_feedback
 from promptyard.registry.reconcile import ReconcileOutcome, Reconciler
 from promptyard.registry.render_workers import RenderWorkers
@@ -170,13 +172,16 @@ def create_app(
     if reconciler.last_outcome is not None:  # reflect what happened before the app existed
         metrics.observe_reconcile(reconciler.last_outcome, reconciler.snapshot)
     recorder = EventRecorder(events, metrics.registry) if events is not None else None
-    service = _Service(reconciler, metrics, RenderWorkers(), recorder)
+    allocations = LiveAllocations.of(reconciler, events)
+    service = _Service(reconciler, metrics, RenderWorkers(), recorder, allocations)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        allocations.start()
         try:
             yield
         finally:
+            await run_in_threadpool(allocations.close)
             await run_in_threadpool(reconciler.close)
 
     def on(handler: Callable[[_Service, Request], Awaitable[Response]]) -> Any:
@@ -190,12 +195,14 @@ def create_app(
         Route("/v1/prompts/{name:path}", on(get_prompt), methods=["GET"]),
         Route("/v1/status", on(status), methods=["GET"]),
         Route("/v1/feedback", on(take_feedback), methods=["POST"]),
+        Route("/v1/experiments", on(experiments_status), methods=["GET"]),
         Route("/v1/reconcile", on(reconcile_now), methods=["POST"]),
         Route("/metrics", on(metrics_text), methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.reconciler = reconciler
     app.state.metrics = metrics
+    app.state.allocations = allocations
     return app
 
 
@@ -207,6 +214,7 @@ class _Service:
     metrics: Metrics
     renders: RenderWorkers
     events: EventRecorder | None = None
+    allocations: LiveAllocations | None = None
 
     def count(self, endpoint: str, name: str, version: str, variant: str, status: int) -> None:
         self.metrics.requests.labels(endpoint, name, version, variant, str(status)).inc()
@@ -245,6 +253,7 @@ async def get_prompt(service: _Service, request: Request) -> Response:
             params.get("version") or None,  # `?version=` means no version
             params.get("label") or DEFAULT_LABEL,
             params.get("key") or None,
+            service.allocations,
         )
     except PromptNotFound as exc:
         service.count("get", _known(snapshot, name), "", "", 404)
@@ -268,7 +277,7 @@ async def render_prompt(service: _Service, request: Request) -> Response:
     started = time.perf_counter()
     label, version = body.get("label") or DEFAULT_LABEL, body.get("version") or None
     try:
-        resolved = snapshot.resolve(name, version, label, body.get("key"))
+        resolved = snapshot.resolve(name, version, label, body.get("key"), service.allocations)
     except PromptNotFound as exc:
         service.count("render", _known(snapshot, name), "", "", 404)
         return error_response(404, "not_found", exc.message)
@@ -311,7 +320,7 @@ async def feedback_response(
     """
     if events is None:
         return error_response(
-            503, "no_event_store", "this server records no events; start it with --events PATH"
+            503, "no_event_store", "this server records no events (started with --no-events)"
         )
     _, body, problem = await read_json_body(request, max_bytes)
     if problem is not None:
@@ -328,6 +337,12 @@ async def feedback_response(
 
 async def take_feedback(service: _Service, request: Request) -> Response:
     return await feedback_response(service.events, request)
+
+
+async def experiments_status(service: _Service, request: Request) -> Response:
+    """`GET /v1/experiments`: each `allocation: thompson` experiment's weights and changes."""
+    assert service.allocations is not None
+    return JSONResponse(service.allocations.status())
 
 
 async def status(service: _Service, request: Request) -> Response:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from promptyard.assignment import assign, in_canary
 from promptyard.errors import ConfigError
@@ -28,6 +28,14 @@ from promptyard.spec.experiment import ExperimentSpec
 
 STABLE, CANARY, EXPLICIT = "stable", "canary", "explicit"
 DEFAULT_LABEL = "production"
+
+
+class LiveAllocations(Protocol):
+    """Live weights of running experiments (`promptyard.allocation.LiveAllocations`)."""
+
+    def assign(self, unit: str, experiment: ExperimentSpec) -> str: ...
+
+    def weights(self, experiment: ExperimentSpec) -> list[tuple[str, float]]: ...
 
 
 class PromptNotFound(ConfigError):
@@ -48,8 +56,12 @@ class Pin:
         return {"version": self.canary.version, "weight": self.weight}
 
 
-def running_dict(experiment: ExperimentSpec) -> dict[str, Any]:
-    """What a client needs to assign an experiment's units itself (`assign`'s inputs)."""
+def running_dict(
+    experiment: ExperimentSpec, weights: list[tuple[str, float]] | None = None
+) -> dict[str, Any]:
+    """What a client needs to assign an experiment's units itself (`assign`'s inputs);
+    `weights`: a Thompson allocation's current ones."""
+    current = dict(weights) if weights is not None else {}
     return {
         "name": experiment.name,
         "salt": experiment.assignment.salt,
@@ -59,7 +71,7 @@ def running_dict(experiment: ExperimentSpec) -> dict[str, Any]:
                 "prompt": v.prompt_name,
                 "version": v.prompt_version,
                 "model": v.model,
-                "weight": v.weight,
+                "weight": current.get(v.name, v.weight),
             }
             for v in experiment.variants
         ],
@@ -209,6 +221,10 @@ class ServedSnapshot:
     def revision(self) -> str:
         return self.bundle.hash
 
+    def running_experiments(self) -> list[ExperimentSpec]:
+        """Every experiment running in some label, once."""
+        return list({e.name: e for e in self.experiments.values()}.values())
+
     @property
     def commit(self) -> str:
         return self.bundle.commit
@@ -222,8 +238,13 @@ class ServedSnapshot:
         version: str | None = None,
         label: str | None = DEFAULT_LABEL,
         key: str | None = None,
+        allocations: LiveAllocations | None = None,
     ) -> ResolvedPrompt:
-        """The version serving `name` for this request; PromptNotFound when there is none."""
+        """The version serving `name` for this request; PromptNotFound when there is none.
+
+        `allocations`: the live weights (and sticky units) of `allocation: thompson`
+        experiments; without, every experiment assigns with its file's weights.
+        """
         versions = self.bundle.prompts.get(name)
         if versions is None:
             raise PromptNotFound(f"no prompt {name!r} has a tagged version in this registry")
@@ -238,7 +259,7 @@ class ServedSnapshot:
         label = label or DEFAULT_LABEL
         experiment = self.experiments.get((label, name)) if key is not None else None
         if experiment is not None:
-            return self._experiment_variant(experiment, label, str(key))
+            return self._experiment_variant(experiment, label, str(key), allocations)
         pin = self.pins.get((label, name))
         if pin is None:
             if label not in self.bundle.environments:
@@ -258,13 +279,20 @@ class ServedSnapshot:
             pin.canary_dict(),
             self.revision,
             self.is_fallback,
-            running=running_dict(running) if running is not None else None,
+            running=None
+            if running is None
+            else running_dict(running, allocations.weights(running) if allocations else None),
         )
 
     def _experiment_variant(
-        self, experiment: ExperimentSpec, label: str, unit: str
+        self,
+        experiment: ExperimentSpec,
+        label: str,
+        unit: str,
+        allocations: LiveAllocations | None,
     ) -> ResolvedPrompt:
-        variant = experiment.variant(assign(unit, experiment))
+        chosen = allocations.assign(unit, experiment) if allocations else assign(unit, experiment)
+        variant = experiment.variant(chosen)
         prompt = self.bundle.prompts[variant.prompt_name][variant.prompt_version]
         return ResolvedPrompt(
             prompt,

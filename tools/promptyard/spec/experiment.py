@@ -8,7 +8,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from promptyard.spec.base import NAME_PARTS, Name, SpecModel, invalid
+from promptyard.spec.environment import Duration, duration_seconds
 
+DEFAULT_FLOOR = 5.0  # percent, as `experiment allocate --floor`
+DEFAULT_REWEIGHT_EVERY = "5m"
 PROMPT_REF_PATTERN = rf"^{NAME_PARTS}@\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]*)?$"
 
 
@@ -16,7 +19,18 @@ class Variant(SpecModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
     prompt: str = Field(pattern=PROMPT_REF_PATTERN, description="`<prompt>@<version>`.")
     model: str | None = Field(None, description="Overrides the prompt's model name.")
-    weight: float = Field(gt=0, le=100, description="Percent of traffic.")
+    weight: float = Field(
+        gt=0,
+        le=100,
+        description="Percent of traffic (with `allocation: thompson`, the starting weight).",
+    )
+    floor: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="`allocation: thompson`: the least percent of traffic this variant keeps "
+        "(default: the experiment's `floor`).",
+    )
 
     @property
     def prompt_name(self) -> str:
@@ -116,6 +130,52 @@ class ExperimentSpec(SpecModel):
     daily_traffic: int | None = Field(None, gt=0, description="Expected units per day, in all.")
     sequential: bool = Field(False, description="Use always-valid (mSPRT) p-values.")
     decision: DecisionRule = Field(default_factory=DecisionRule)
+    allocation: Literal["fixed", "thompson"] = Field(
+        "fixed",
+        description="`fixed`: the variants' weights; `thompson`: the serving process re-weights "
+        "the variants every `reweight_every` by the probability each is best on the primary "
+        "metric (Thompson sampling), each keeping at least its floor.",
+    )
+    reweight_every: Duration | None = Field(
+        None, description="`allocation: thompson`: how often to re-weight (e.g. 5m; default 5m)."
+    )
+    floor: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="`allocation: thompson`: the least percent of traffic every variant keeps "
+        "(default 5; a variant's own `floor` wins). The floors must sum to at most 100.",
+    )
+
+    @model_validator(mode="after")
+    def _allocation(self) -> ExperimentSpec:
+        if self.allocation != "thompson":
+            given = [f for f in ("reweight_every", "floor") if getattr(self, f) is not None]
+            given += [f"variant {v.name!r} floor" for v in self.variants if v.floor is not None]
+            if given:
+                raise invalid(
+                    "experiment-allocation",
+                    "{given} only apply with `allocation: thompson`; add it or remove them",
+                    given=", ".join(given),
+                )
+            return self
+        floors = self.floors()
+        starved = [name for name, floor in floors.items() if floor < 0.01]
+        if starved:
+            raise invalid(
+                "experiment-allocation",
+                "variant(s) {names} have a floor below 0.01%: a variant must keep some "
+                "traffic to stay measured; raise it",
+                names=", ".join(starved),
+            )
+        total = sum(floors.values())
+        if total > 100 + 1e-9:
+            raise invalid(
+                "experiment-allocation",
+                "the variants' floors sum to {total:g}%, above 100%; lower them",
+                total=total,
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
@@ -153,6 +213,16 @@ class ExperimentSpec(SpecModel):
                 "a k-of-n decision needs `k` between 1 and the number of its metrics",
             )
         return self
+
+    def floors(self) -> dict[str, float]:
+        """Each variant's floor in percent (`allocation: thompson`)."""
+        default = DEFAULT_FLOOR if self.floor is None else self.floor
+        return {v.name: default if v.floor is None else v.floor for v in self.variants}
+
+    @property
+    def reweight_seconds(self) -> int:
+        """Seconds between two re-weightings (`allocation: thompson`)."""
+        return duration_seconds(self.reweight_every or DEFAULT_REWEIGHT_EVERY)
 
     @property
     def control_variant(self) -> Variant:

@@ -510,16 +510,32 @@ def _prepare(
     return _Prepared(units, variants, dict(counts), len(frame))
 
 
-def _assignment_check(spec: ExperimentSpec, prepared: _Prepared) -> AssignmentCheck:
-    weights = [(v.name, v.weight) for v in spec.variants]
+def _assignment_check(
+    spec: ExperimentSpec,
+    prepared: _Prepared,
+    history: tuple[list[dict[str, float]], np.ndarray] | None = None,
+    *,
+    skip: bool = False,
+) -> AssignmentCheck:
+    """Rows whose variant is not `assign()`'s (with the weights in force at the row's first
+    exposure when `history` says them); nothing is checked when `skip` and no history."""
+    if skip and history is None:
+        return AssignmentCheck(0, 0, 0.0, {}, [])
+    names = [v.name for v in spec.variants]
+    if history is None:
+        epochs, row_epoch = [{v.name: v.weight for v in spec.variants}], None
+    else:
+        epochs, row_epoch = history
+    weights_of = [[(name, epoch[name]) for name in names] for epoch in epochs]
     salt = spec.assignment.salt
-    cache: dict[str, str] = {}
+    cache: dict[tuple[str, int], str] = {}
     mismatched: Counter[str] = Counter()
     examples: list[str] = []
-    for unit, recorded in zip(prepared.units, prepared.variants, strict=True):
-        expected = cache.get(unit)
+    row_epochs = [0] * prepared.rows if row_epoch is None else row_epoch.tolist()
+    for unit, recorded, epoch in zip(prepared.units, prepared.variants, row_epochs, strict=True):
+        expected = cache.get((unit, epoch))
         if expected is None:
-            expected = cache[unit] = pick(bucket(salt, unit), weights)
+            expected = cache[(unit, epoch)] = pick(bucket(salt, unit), weights_of[epoch])
         if expected != recorded:
             mismatched[recorded] += 1
             if len(examples) < 5:
@@ -619,25 +635,54 @@ def analyze_experiment(
     variant_column: str = VARIANT_COLUMN,
     source: str = "data",
     seed: int = 0,
+    weight_history: tuple[list[dict[str, float]], np.ndarray] | None = None,
 ) -> ExperimentAnalysis:
-    """Analyze an experiment's data: SRM, every metric, assignment check, decision."""
+    """Analyze an experiment's data: SRM, every metric, assignment check, decision.
+
+    `weight_history` (an `allocation: thompson` experiment's: the weights in force over
+    time, and which were in force at each row's first exposure) makes the SRM check test
+    against the expected allocation — each row's share is the weights in force when it was
+    first exposed — and the assignment check use those weights. Without it, a `thompson`
+    experiment's SRM and assignment checks are skipped, with the reason.
+    """
     check_seed("seed", seed)
     prepared = _prepare(
         spec, frame, variant_column=variant_column, source=source, metrics=list(spec.metrics)
     )
     control = spec.control_variant.name
     weights = {v.name: v.weight for v in spec.variants}
+    warnings: list[str] = []
+    adaptive = spec.allocation == "thompson"
+    if weight_history is not None:
+        epochs, row_epoch = weight_history
+        used = np.bincount(row_epoch, minlength=len(epochs)) / max(1, prepared.rows)
+        weights = {
+            name: sum(
+                share * epoch.get(name, 0.0) for share, epoch in zip(used, epochs, strict=True)
+            )
+            for name in weights
+        }
+        warnings.append(
+            f"allocation: thompson: the weights changed {len(epochs) - 1} time(s); the sample "
+            "ratio is tested against the weights in force at each unit's first exposure "
+            f"({', '.join(f'{k} {v:.2f}%' for k, v in weights.items())})"
+        )
     srm = srm_check(prepared.counts, weights)
+    if adaptive and weight_history is None:
+        srm = srm.skipped(
+            "allocation: thompson changes the weights while the experiment runs and this "
+            "data does not say when each unit arrived; analyze --events STORE checks it"
+        )
+        warnings.append(f"sample ratio not checked: {srm.skipped_reason}")
     counts = [
         VariantCount(
             name=v.name,
-            weight=v.weight,
+            weight=round(weights[v.name], 4),
             units=prepared.counts.get(v.name, 0),
             share=prepared.counts.get(v.name, 0) / prepared.rows,
         )
         for v in spec.variants
     ]
-    warnings: list[str] = []
     present = [t for t in _treatments(spec) if prepared.counts.get(t, 0) > 0]
     for absent in (t for t in _treatments(spec) if t not in present):
         warnings.append(f"variant {absent!r} has no rows; it is left out of the comparisons")
@@ -711,7 +756,7 @@ def analyze_experiment(
                 f"metric {metric.name!r}: {item.missing} row(s) of {control!r} or "
                 f"{item.treatment!r} have no value and were left out"
             )
-    assignment = _assignment_check(spec, prepared)
+    assignment = _assignment_check(spec, prepared, weight_history, skip=adaptive)
     if assignment.mismatched:
         warnings.append(
             f"{assignment.mismatched} row(s) ({assignment.share:.2%}) are in a different variant "
@@ -941,6 +986,16 @@ def _round_to_step(weights: list[float], step: float) -> list[float]:
     return [round(f * step, 10) for f in floors]
 
 
+def thompson_weights(
+    prob_best: list[float], floors: list[float], step: float = 0.01
+) -> list[float]:
+    """Weights in percent: each variant's floor plus its P(best) share of what the floors
+    leave, `floor_i + (100 − Σ floors) · P(best_i)`, in multiples of `step` summing to 100."""
+    spare = 100 - sum(floors)
+    raw = [f + spare * p for f, p in zip(floors, prob_best, strict=True)]
+    return _round_to_step(raw, step)
+
+
 def supported_step(standard_error: float) -> float:
     """The finest step in percent (0.01 at best) a Monte Carlo standard error supports:
     the power of ten at or above two standard errors (in percent)."""
@@ -995,9 +1050,8 @@ def allocate_traffic(
             draws=draws,
             seed=seed,
         )
-    raw = [floor + (100 - k * floor) * p for p in best.probabilities]
     step = supported_step(best.standard_error)
-    weights = _round_to_step(raw, step)
+    weights = thompson_weights(best.probabilities, [floor] * k, step)
     return Allocation(
         experiment=spec.name,
         metric=metric.name,

@@ -126,7 +126,10 @@ def analysis_markdown(analysis: ExperimentAnalysis) -> str:
         )
     verdict = "**mismatch**" if srm.flagged else "ok"
     lines.append("")
-    lines.append(f"χ² = {srm.statistic:.3f}, p = {srm.p_value:.3g}: {verdict}")
+    if srm.skipped_reason is not None:
+        lines.append(f"not checked: {srm.skipped_reason}")
+    else:
+        lines.append(f"χ² = {srm.statistic:.3f}, p = {srm.p_value:.3g}: {verdict}")
     lines.append("")
     lines.append("### Decision")
     lines.append("")

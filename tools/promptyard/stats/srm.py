@@ -35,6 +35,13 @@ class SRMResult(Result):
     p_value: float
     threshold: float
     flagged: bool
+    skipped_reason: str | None = None  # the check does not apply (then never flagged)
+
+    def skipped(self, reason: str) -> SRMResult:
+        """This result marked as not applicable: not flagged, with the reason."""
+        from dataclasses import replace
+
+        return replace(self, p_value=1.0, flagged=False, skipped_reason=reason)
 
 
 def srm_check(

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from promptyard.allocation import LiveAllocations
 from promptyard.events import EventRecorder, EventStore
 from promptyard.registry.service import error_response, feedback_response
 from promptyard.serving.gateway.captures import CaptureObserver
@@ -48,10 +49,13 @@ def create_gateway_app(
         registry, config, environ=environ, metrics=metrics, registry_blocks=registry_blocks
     )
     recorder = EventRecorder(events, gateway.metrics.registry) if events is not None else None
+    learn = getattr(registry, "learn_allocations", None)
+    allocations = learn(events) if learn is not None else None
     if recorder is not None:
         gateway.observers.append(ExposureObserver(recorder))
         if config.capture:
-            gateway.observers.append(CaptureObserver(recorder, config.capture))
+            gateway.capture = CaptureObserver(recorder, config.capture)
+            gateway.observers.append(gateway.capture)
     traces = TraceObserver.from_environment(os.environ if environ is None else environ)
     if traces is not None:
         gateway.observers.append(traces)
@@ -59,10 +63,14 @@ def create_gateway_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         gateway.open()
+        if allocations is not None:
+            allocations.start()
         try:
             yield
         finally:
             await gateway.close()
+            if allocations is not None:
+                allocations.close()
             if traces is not None:
                 traces.shutdown()  # exports the spans still pending
 
@@ -76,11 +84,18 @@ def create_gateway_app(
         Route("/metrics", on(metrics_text), methods=["GET"]),
         Route("/v1/models", on(list_models), methods=["GET"]),
         Route("/v1/feedback", partial(feedback_response, recorder), methods=["POST"]),
+        Route("/v1/experiments", partial(experiments_status, allocations), methods=["GET"]),
         Route("/v1/{path:path}", on(pass_through), methods=["GET", "POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.gateway = gateway
     return app
+
+
+async def experiments_status(allocations: LiveAllocations | None, request: Request) -> Response:
+    """`GET /v1/experiments`: the live weights of `allocation: thompson` experiments (a
+    gateway with --registry follows the registry service's: ask it)."""
+    return JSONResponse(allocations.status() if allocations else {"experiments": []})
 
 
 async def healthz(request: Request) -> Response:

@@ -1,8 +1,10 @@
 """The capture observer: samples answered requests of the prompts that opted in.
 
 Only prompts listed under the gateway config's `capture:` are sampled, at their percentage;
-the variables and the answer's text go to the event store (queued, never blocking), where
-`promptyard capture` turns them into candidate golden cases. Streams are not captured.
+the draw is made before the upstream is called (`pick`), so only a sampled stream keeps its
+bytes. The variables and the answer — its text and tool calls, from the JSON body or
+assembled from the streamed deltas — go to the event store (queued, never blocking), where
+`promptyard capture` turns them into candidate golden cases.
 """
 
 from __future__ import annotations
@@ -12,17 +14,8 @@ import random
 from collections.abc import Mapping
 
 from promptyard.events import Capture, EventRecorder
+from promptyard.serving.gateway.answers import chat_answer
 from promptyard.serving.gateway.observe import Observation
-
-
-def answer_text(body: bytes) -> str | None:
-    """The first choice's message content of a chat completion body (None when absent)."""
-    try:
-        data = json.loads(body)
-        content = data["choices"][0]["message"]["content"]
-    except (ValueError, UnicodeDecodeError, KeyError, IndexError, TypeError):
-        return None
-    return content if isinstance(content, str) else None
 
 
 class CaptureObserver:
@@ -33,14 +26,28 @@ class CaptureObserver:
         self.percent = dict(percent)
         self.rng = rng or random.Random()
 
+    def pick(self, prompt: str) -> bool:
+        """Whether this request of `prompt` is captured (its percentage, drawn now)."""
+        share = self.percent.get(prompt)
+        return share is not None and self.rng.random() * 100 < share
+
     def __call__(self, seen: Observation) -> None:
-        share = self.percent.get(seen.prompt)
-        if share is None or seen.status != 200 or seen.answer_body is None:
+        if not seen.capture or seen.status != 200 or seen.error is not None:
             return
-        if self.rng.random() * 100 >= share:
+        body = seen.answer_body if seen.answer_body is not None else seen.stream_body
+        if body is None:
             return
-        answer = answer_text(seen.answer_body)
-        if answer is None:
+        text, tool_calls = chat_answer(bytes(body))
+        if not text and not tool_calls:
             return
         variables = json.dumps(seen.variables or {}, ensure_ascii=False, sort_keys=True)
-        self.events.record(Capture(seen.prompt, seen.version, seen.variant, variables, answer))
+        self.events.record(
+            Capture(
+                seen.prompt,
+                seen.version,
+                seen.variant,
+                variables,
+                text,
+                tool_calls=json.dumps(tool_calls, ensure_ascii=False) if tool_calls else None,
+            )
+        )

@@ -59,6 +59,8 @@ class Observation:
     unit: str | None = None  # its unit (the request's `user`)
     variables: dict[str, Any] | None = None  # a managed prompt's (for capture)
     answer_body: bytes | None = None  # the upstream's non-streamed 200 body (for capture)
+    capture: bool = False  # drawn for capture (`captures`)
+    stream_body: bytearray | None = None  # a captured stream's bytes (None past the cap)
     model: str = ""
     first_token_s: float | None = None
     tokens_in: int | None = None
@@ -91,6 +93,15 @@ class Observation:
         cost = cost_usd(self.pricing, self.model, tokens_in, tokens_out) if self.model else None
         if cost:
             self.cost_usd += cost
+
+    def keep_stream(self, data: bytes) -> None:
+        """Keep a captured stream's bytes, up to MAX_SAMPLE_BYTES (past it: not captured)."""
+        if self.stream_body is None:
+            return
+        if len(self.stream_body) + len(data) > MAX_SAMPLE_BYTES:
+            self.stream_body = None
+            return
+        self.stream_body += data
 
     def first_token(self) -> None:
         self.first_token_s = time.perf_counter() - self.started

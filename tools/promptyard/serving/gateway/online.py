@@ -15,18 +15,17 @@ text, no reason.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
 from promptyard.evals.assertions import AssertionContext, evaluate
+from promptyard.serving.gateway.answers import chat_answer
 from promptyard.serving.gateway.observe import AnswerSample, Observation
 from promptyard.serving.online_quality import online_checks
 from promptyard.spec import Assertion, Case, PromptSpec
@@ -147,32 +146,4 @@ class OnlineChecks:
 
 def answer_text(body: bytes) -> str:
     """The first choice's text of a chat completion: a JSON body, or the deltas of SSE events."""
-    stripped = body.lstrip()
-    if stripped.startswith(b"{"):
-        try:
-            message = json.loads(stripped)["choices"][0]["message"]
-        except (ValueError, KeyError, IndexError, TypeError):
-            return ""
-        return _text(message.get("content") if isinstance(message, dict) else None)
-    parts: list[str] = []
-    for line in body.splitlines():
-        if not line.startswith(b"data:"):
-            continue
-        try:
-            data = json.loads(line[5:])
-            for choice in data.get("choices") or []:
-                if choice.get("index", 0) == 0:
-                    parts.append(_text((choice.get("delta") or {}).get("content")))
-        except (ValueError, TypeError, AttributeError):
-            continue
-    return "".join(parts)
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):  # content parts
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
-        )
-    return ""
+    return chat_answer(body)[0]

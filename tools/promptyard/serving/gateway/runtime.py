@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from starlette.concurrency import run_in_threadpool
@@ -20,6 +20,9 @@ from promptyard.serving.gateway.online import OnlineChecks
 
 # Request headers the gateway passes on to an upstream (the rest are hop-by-hop or its own).
 FORWARDED_HEADERS = ("authorization", "openai-organization", "openai-project", "x-request-id")
+
+if TYPE_CHECKING:
+    from promptyard.serving.gateway.captures import CaptureObserver
 
 T = TypeVar("T")
 
@@ -48,6 +51,7 @@ class Gateway:
         self.renders = RenderWorkers()  # a slow template finishes off the event loop
         self.client: aiohttp.ClientSession | None = None
         self.started = int(time.time())  # `created` of the models the gateway lists
+        self.capture: CaptureObserver | None = None  # samples prompts that opted in
 
     def open(self) -> None:
         """Create the pooled upstream client (inside the running event loop)."""

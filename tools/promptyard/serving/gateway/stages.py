@@ -196,12 +196,14 @@ def _registry_unavailable(exc: InfraError | ConfigError) -> Refused:
 
 
 async def sample_answer(gateway: Gateway, exchange: Exchange) -> None:
-    """Pick the request for online checks (`online`), per its prompt's `sample`."""
+    """Pick the request for online checks (`online`), per its prompt's `sample`, and for
+    capture (`captures`), per the gateway's `capture:` percentages."""
     resolved = exchange.resolved
     assert resolved is not None
     exchange.seen.sample = gateway.online.pick(
         resolved.name, resolved.version, resolved.prompt.loaded.require()
     )
+    exchange.seen.capture = gateway.capture is not None and gateway.capture.pick(resolved.name)
 
 
 # --- route and build the upstream request ------------------------------------------------------------
@@ -294,6 +296,8 @@ async def forward_upstream(gateway: Gateway, exchange: Exchange) -> None:
         raise refuse(status, kind, message, upstream=upstream.name) from None
     answer_headers = {**passed_headers(response), **exchange.headers}
     if exchange.stream and response.status == 200:
+        if seen.capture:
+            seen.stream_body = bytearray()
         events = relay(response, upstream, exchange.strip_usage, seen)  # finishes `seen`
         exchange.response = StreamingResponse(events, 200, headers=answer_headers)
         return

@@ -134,6 +134,8 @@ async def relay(
             buffer += chunk
             if seen.sample is not None:
                 seen.sample.add(chunk)
+            if seen.stream_body is not None:
+                seen.keep_stream(chunk)
             out = bytearray()
             for event in _split_events(buffer):
                 keep = True

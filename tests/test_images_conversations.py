@@ -487,3 +487,19 @@ def test_the_gateway_injects_images_and_history_upstream(
                 extra_body={"variables": {"photo": "images/nope.png", "question": "?"}},
             )
     registry.close()
+
+
+def test_lint_base_wants_a_bump_when_a_fixed_image_changes(repo: PromptRepo) -> None:
+    write_receipt(repo)
+    repo.commit("receipt")
+    repo.git("branch", "base")
+    repo.write("images/logo.gif", GIF.replace(b"\x01\x00\x01", b"\x03\x00\x01"))
+    lint = run_promptyard(repo.root, "lint", "--base", "base", "--format", "json")
+    assert lint.exit_code == 1
+    [finding] = [f for f in lint.json["findings"] if f["file"] == "prompts/receipt.yaml"]
+    assert "image file images/logo.gif changed" in finding["message"]
+    assert "bump it to at least 1.0.1" in finding["message"]
+    # A picture a case names is data: changing it needs no bump.
+    repo.git("checkout", "--", "images/logo.gif")
+    repo.write("images/receipt.png", png(42))
+    assert run_promptyard(repo.root, "lint", "--base", "base").exit_code == 0

@@ -919,6 +919,20 @@ class Snapshot:
                 closure |= more
             by_path = {path: name for name, path in self.prompt_paths.items()}
             names |= {by_path[f] for f in self.files_mentioning(by_path, closure)}
+        return names | self._prompts_showing(files)
+
+    def _prompts_showing(self, files: set[str]) -> set[str]:
+        """Names of the prompts with a fixed image part naming one of `files` (its bytes are
+        part of the content hash)."""
+        by_path = {path: name for name, path in self.prompt_paths.items()}
+        names = set()
+        for path in self.files_mentioning(by_path, files - set(by_path)):
+            prompt = self.prompt(by_path[path])
+            if prompt.model is None:
+                continue
+            fixed = {s for _, loc, s in prompt.template_sources if loc[-1] == "image"}
+            if fixed & files:
+                names.add(prompt.name)
         return names
 
     def prompts_using_datasets(self, datasets: set[str]) -> set[str]:

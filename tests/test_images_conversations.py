@@ -503,3 +503,31 @@ def test_lint_base_wants_a_bump_when_a_fixed_image_changes(repo: PromptRepo) -> 
     repo.git("checkout", "--", "images/logo.gif")
     repo.write("images/receipt.png", png(42))
     assert run_promptyard(repo.root, "lint", "--base", "base").exit_code == 0
+
+
+def test_render_cli_shows_parts_and_turns_readably_and_json_in_full(repo: PromptRepo) -> None:
+    write_receipt(repo)
+    write_agent(repo, [])
+    repo.commit("both")
+    repo.write("images/receipt.png", png(1) + b"\0" * 100)  # the working tree differs
+    shown = run_promptyard(
+        repo.root, "render", "receipt", "--ref", "HEAD",
+        "--var", "photo=images/receipt.png", "--var", "question=Total?",
+    )  # fmt: skip
+    assert shown.exit_code == 0, shown.describe()
+    assert f"[image image/png, {len(png(200))} bytes]" in shown.stdout
+    assert "[image image/gif, 14 bytes]" in shown.stdout and "Total?" in shown.stdout
+
+    repo.write("vars.json", json.dumps({"history": AFTER_TOOL_RESULT, "message": "ok?"}))
+    turns = run_promptyard(repo.root, "render", "agent", "--vars", "vars.json")
+    assert turns.exit_code == 0, turns.describe()
+    assert '→ refund({"order_id": "A1"})' in turns.stdout
+    assert '(result of call_1) {"status": "refunded"}' in turns.stdout
+    full = run_promptyard(repo.root, "render", "agent", "--vars", "vars.json", "--format", "json")
+    assert json.loads(full.stdout)["messages"][1:4] == AFTER_TOOL_RESULT
+
+    bad = run_promptyard(
+        repo.root, "render", "receipt", "--var", "photo=../../etc/x.png", "--var", "question=?"
+    )
+    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
+    assert "prompts/receipt.yaml:" in bad.stderr and "leaves the repository" in bad.stderr

@@ -117,3 +117,37 @@ def as_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 def messages_inputs(inputs: Mapping[str, Mapping[str, Any]]) -> set[str]:
     """The names of the inputs declared `{type: messages}`."""
     return {name for name, schema in inputs.items() if is_messages_input(schema)}
+
+
+def display_text(message: Mapping[str, Any]) -> str:
+    """A chat message as text for people (`render`, the results viewer): text parts as
+    they are, an image as `[image image/png, 1,234 bytes]` (or its URL), each tool call as
+    `→ name(arguments)`, a tool result prefixed with the call it answers."""
+    content = message.get("content")
+    pieces: list[str] = []
+    if isinstance(content, str):
+        pieces.append(content.rstrip("\n"))
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, Mapping):
+                continue
+            if part.get("type") == "text":
+                pieces.append(str(part.get("text", "")).rstrip("\n"))
+            elif part.get("type") == "image_url":
+                url = str((part.get("image_url") or {}).get("url", ""))
+                pieces.append(_image_label(url))
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {} if isinstance(call, Mapping) else {}
+        pieces.append(f"→ {function.get('name', '?')}({function.get('arguments', '')})")
+    text = "\n".join(pieces)
+    if message.get("tool_call_id"):
+        text = f"(result of {message['tool_call_id']}) {text}"
+    return text
+
+
+def _image_label(url: str) -> str:
+    if not url.startswith("data:"):
+        return f"[image {url}]"
+    header, _, payload = url.partition(",")
+    size = len(payload) * 3 // 4 - payload[-2:].count("=")
+    return f"[image {header[5:].split(';')[0]}, {size:,} bytes]"

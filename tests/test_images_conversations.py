@@ -451,6 +451,13 @@ def test_registry_render_and_post_render_return_parts_and_turns(released: Path) 
             json={"variables": {"photo": "../x.png", "question": "?"}},
             timeout=10,
         )
+        # A client of the server re-verifies the definition, fixed image bytes included.
+        remote = Registry.from_server(server.url)
+        try:
+            out = remote.render("receipt", {"photo": "https://example.com/r.png", "question": "?"})
+            assert out.messages[1]["content"][2]["image_url"]["url"] == data_url(GIF, "image/gif")
+        finally:
+            remote.close()
     assert agent.json()["messages"][1:4] == AFTER_TOOL_RESULT
     assert bad.status_code == 422 and "leaves the repository" in bad.text
 

@@ -173,7 +173,8 @@ class PromptSpec(SpecModel):
     model: ModelRef
     inputs: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Each value is a JSON Schema; an input is required unless it has a default.",
+        description="Each value is a JSON Schema, or `{type: messages}` for chat turns (see "
+        "`history`); an input is required unless it has a default.",
     )
     messages: list[MessageEntry] = Field(
         min_length=1,

@@ -181,6 +181,7 @@ def test_a_fixed_image_files_bytes_are_part_of_the_content_hash(repo: PromptRepo
         ("images/huge.png", "huge", "over the 5 MiB image cap"),
         ("images/link.png", "symlink", "outside the repository"),
         ("ftp://example.com/a.png", None, "not supported"),
+        ("data:image/png;base64,R0lGODlhAQABAAAAADs=", None, "says image/png but its bytes are"),
     ],
 )
 def test_hostile_image_values_are_located_errors_in_render_lint_and_eval(
@@ -538,3 +539,10 @@ def test_render_cli_shows_parts_and_turns_readably_and_json_in_full(repo: Prompt
     )
     assert bad.exit_code == 2 and "Traceback" not in bad.stderr
     assert "prompts/receipt.yaml:" in bad.stderr and "leaves the repository" in bad.stderr
+
+
+def test_a_huge_data_url_is_refused_before_it_is_decoded() -> None:
+    from promptyard.images import ImageError, resolve_image
+
+    with pytest.raises(ImageError, match="over the 5 MiB image cap"):
+        resolve_image("data:image/png;base64," + "A" * (MAX_IMAGE_BYTES * 2), lambda p, n: None)

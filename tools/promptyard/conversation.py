@@ -137,7 +137,7 @@ def display_text(message: Mapping[str, Any]) -> str:
                 url = str((part.get("image_url") or {}).get("url", ""))
                 pieces.append(_image_label(url))
     for call in message.get("tool_calls") or []:
-        function = call.get("function") or {} if isinstance(call, Mapping) else {}
+        function = (call.get("function") or {}) if isinstance(call, Mapping) else {}
         pieces.append(f"→ {function.get('name', '?')}({function.get('arguments', '')})")
     text = "\n".join(pieces)
     if message.get("tool_call_id"):

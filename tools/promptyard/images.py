@@ -25,7 +25,6 @@ from promptyard.errors import PromptyardError
 from promptyard.pathsafety import safe_relpath
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # per image; the smallest cap of the major vision APIs
-IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 # (path, limit) -> at most limit + 1 bytes, or None when missing; raises for unsafe paths
 ReadFile = Callable[[str, int], bytes | None]
@@ -67,12 +66,16 @@ def sniff_image_type(data: bytes) -> str | None:
     return None
 
 
+def _over_cap(where: str) -> ImageError:
+    return ImageError(
+        f"{where} is over the {MAX_IMAGE_BYTES // (1024 * 1024)} MiB image cap; "
+        "resize or compress it"
+    )
+
+
 def _checked_bytes(data: bytes, where: str) -> str:
     if len(data) > MAX_IMAGE_BYTES:
-        raise ImageError(
-            f"{where} is over the {MAX_IMAGE_BYTES // (1024 * 1024)} MiB image cap; "
-            "resize or compress it"
-        )
+        raise _over_cap(where)
     media_type = sniff_image_type(data)
     if media_type is None:
         raise ImageError(
@@ -115,6 +118,8 @@ def _resolve_data_url(value: str) -> ResolvedImage:
     match = _DATA_URL.match(value)
     if match is None:
         raise ImageError("a data: image URL must be data:image/<type>;base64,<data>")
+    if len(match.group(2)) > (MAX_IMAGE_BYTES + 2) // 3 * 4 + 4:  # refused before decoding
+        raise _over_cap("the data: image")
     try:
         data = base64.b64decode(match.group(2), validate=True)
     except (binascii.Error, ValueError):

@@ -247,11 +247,33 @@ CANCEL_REASONS = [
 ]
 
 
+def last_tool_result(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON of the conversation's latest tool result, if there is one."""
+    for message in reversed(body["messages"]):
+        if message.get("role") == "tool":
+            try:
+                found = json.loads(message.get("content") or "")
+            except ValueError:
+                return None
+            return found if isinstance(found, dict) else None
+    return None
+
+
+def tool_result_reply(result: dict[str, Any]) -> str:
+    """Reads the tool's answer back, field by field (a small model's plain summary)."""
+    facts = ", ".join(
+        f"{key.replace('_', ' ')}: {value}" for key, value in result.items() if key != "order_id"
+    )
+    return f"Here is what I found for order {result.get('order_id', '')}: {facts}."
+
+
 def order_agent_reply(body: dict[str, Any]) -> dict[str, Any]:
     """A tool call by keywords; deliberately naive: any "cancel" with a number cancels,
     even "don't cancel"."""
     message = last_user_message(body)
     order = re.search(r"\b(\d{5})\b", message)
+    if order is None and (result := last_tool_result(body)) is not None:
+        return {"content": tool_result_reply(result)}
     if order is None:
         return {"content": "Could you send me your order number so I can look it up?"}
     if re.search(r"cancel", message, re.IGNORECASE):

@@ -15,7 +15,12 @@ Replies are deterministic and computed from the request (see `default_reply`):
 - `[[reply@MODEL:TEXT]]`: the same, only when the request's `model` is MODEL (so two
   models answer the same messages differently; it wins over `[[reply:TEXT]]`);
 - JSON mode (`response_format`): `{"reply": <last user message>}`;
-- otherwise: the last user message, echoed (markers removed);
+- otherwise: the last user message, echoed (markers removed), followed by
+  `[saw N image(s): image/png sha256:…; https://…]` when the request carries image parts.
+
+Requests are checked like OpenAI checks them (`messages_problem`): a bad role, a malformed
+content part, a data: image whose bytes are not its declared type, or a tool message without
+`tool_call_id` is a 400 `invalid_request_error`.
 - a judge request (the `llm-rubric` system prompt) gets `{"pass", "score", "reason"}`:
   pass with score 1 unless the request contains `[[judge:fail]]` or `[[judge:0.3]]`.
 
@@ -96,6 +101,84 @@ def _text(content: Any) -> str:
     return ""
 
 
+_IMAGE_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+}
+_DATA_IMAGE = re.compile(r"^data:(image/[a-z]+);base64,(.*)$", re.DOTALL)
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool")
+
+
+def _part_problem(part: Any, where: str) -> str | None:
+    if not isinstance(part, dict) or part.get("type") not in ("text", "image_url"):
+        return f"{where}: a content part must have type text or image_url"
+    if part["type"] == "text":
+        return None if isinstance(part.get("text"), str) else f"{where}.text must be a string"
+    url = (
+        (part.get("image_url") or {}).get("url")
+        if isinstance(part.get("image_url"), dict)
+        else None
+    )
+    if not isinstance(url, str):
+        return f"{where}.image_url.url must be a string"
+    if url.startswith(("http://", "https://")):
+        return None
+    found = _DATA_IMAGE.match(url)
+    if found is None:
+        return f"{where}.image_url.url must be an http(s) URL or a data:image/...;base64 URL"
+    try:
+        data = base64.b64decode(found.group(2), validate=True)
+    except ValueError:
+        return f"{where}.image_url.url: invalid base64"
+    if not data.startswith(_IMAGE_MAGIC.get(found.group(1), (b"\x00\x00never",))):
+        return f"{where}.image_url.url: the bytes are not a valid {found.group(1)} image"
+    return None
+
+
+def messages_problem(messages: Any) -> str | None:
+    """Why the `messages` of a chat request would be refused (400), as OpenAI checks them:
+    roles, content as a string or parts (text, image_url with a URL or a decodable data:
+    image whose bytes match its type), tool calls and tool results."""
+    if not isinstance(messages, list) or not messages:
+        return "messages must be a non-empty array"
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES:
+            return f"{where}.role must be one of {', '.join(CHAT_ROLES)}"
+        content = message.get("content")
+        if isinstance(content, list):
+            for part_index, part in enumerate(content):
+                problem = _part_problem(part, f"{where}.content[{part_index}]")
+                if problem:
+                    return problem
+        elif content is not None and not isinstance(content, str):
+            return f"{where}.content must be a string or an array of content parts"
+        if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), str):
+            return f"{where}.tool_call_id is required for a tool message"
+        if content is None and not (message["role"] == "assistant" and message.get("tool_calls")):
+            return f"{where}.content is required"
+    return None
+
+
+def image_parts(body: dict[str, Any]) -> list[str]:
+    """Each image the request carries, as `TYPE sha256:PREFIX` (data: URLs) or the URL."""
+    found = []
+    for message in body.get("messages") or []:
+        for part in message.get("content") or [] if isinstance(message, dict) else []:
+            if not isinstance(part, dict) or part.get("type") != "image_url":
+                continue
+            url = str((part.get("image_url") or {}).get("url", ""))
+            data = _DATA_IMAGE.match(url)
+            if data is None:
+                found.append(url)
+                continue
+            digest = hashlib.sha256(base64.b64decode(data.group(2))).hexdigest()[:12]
+            found.append(f"{data.group(1)} sha256:{digest}")
+    return found
+
+
 def last_user_message(body: dict[str, Any]) -> str:
     for message in reversed(body.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
@@ -146,6 +229,9 @@ def default_reply(body: dict[str, Any]) -> str:
     if forced:
         return forced.group(1)
     echo = strip_markers(last_user_message(body))
+    images = image_parts(body)
+    if images:  # a "vision model": says which images it saw
+        echo = f"{echo} [saw {len(images)} image(s): {'; '.join(images)}]".strip()
     if is_json_mode(body):
         return json.dumps({"reply": echo})
     return echo
@@ -349,6 +435,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "request body is not a JSON object", "invalid_request_error")
             return
         if self.path.endswith("/chat/completions"):
+            problem = messages_problem(body.get("messages"))
+            if problem is not None:
+                record.status = 400
+                self._error(400, problem, "invalid_request_error")
+                return
             record.status = 200
             self._chat(body)
         elif self.path.endswith("/embeddings"):

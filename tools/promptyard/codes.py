@@ -330,6 +330,19 @@ RULES: dict[str, Rule] = _catalogue(
             "error",
             "an eval's `compare_models` names a model that does not resolve to a configured provider",
         ),
+        Rule(
+            "P017",
+            "history-input",
+            "error",
+            "a `{history: NAME}` message entry naming no declared input of type messages",
+        ),
+        Rule(
+            "P018",
+            "unusable-image",
+            "error",
+            "an image part (a fixed path, or a dataset case's value) that is missing, leaves the "
+            "repository, is not PNG/JPEG/GIF/WebP, or is over the size cap",
+        ),
         Rule("R001", "version-not-bumped", "error", "the content changed but the version did not"),
         Rule("R002", "version-lowered", "error", "a prompt's version went down"),
         Rule(

@@ -26,10 +26,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from jsonschema import Draft202012Validator
 
+from promptyard.conversation import as_json_schema, is_messages_input
 from promptyard.errors import ConfigError
+from promptyard.images import ImageError, resolve_image
 from promptyard.limits import check_deadline, deadline_armed, time_limit
 from promptyard.renderable import RenderablePrompt
 from promptyard.spec import PromptSpec
+from promptyard.spec.prompt import HistoryEntry, ImagePart, TextPart
 
 # A template is user code: these bound what one render may cost.
 MAX_OUTPUT_ITEMS = 1_000_000  # characters (or items) in any value a template builds
@@ -412,7 +415,7 @@ def input_validator(inputs: Mapping[str, Mapping[str, Any]]) -> InputValidator:
     """A validator for the variables object implied by a prompt's `inputs`."""
     schema = {
         "type": "object",
-        "properties": dict(inputs),
+        "properties": {name: as_json_schema(sub) for name, sub in inputs.items()},
         "required": sorted(name for name, s in inputs.items() if "default" not in s),
         "additionalProperties": False,
     }
@@ -475,7 +478,8 @@ class RenderedPrompt:
     provider: str
     model: str
     parameters: dict[str, Any]
-    messages: list[dict[str, str]]
+    # `content` is a string, or a list of OpenAI content parts (text, image_url)
+    messages: list[dict[str, Any]]
     variables: dict[str, Any]
     output_format: str = "text"
     # OpenAI-compatible shapes (the gateway's wire format; other providers map from these).
@@ -533,7 +537,9 @@ def _failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _failure_location(prompt: RenderablePrompt, index: int, exc: BaseException) -> str:
+def _failure_location(
+    prompt: RenderablePrompt, index: int, exc: BaseException, loc: tuple[str | int, ...]
+) -> str:
     """`file:line` of the innermost template frame of the failure (a message or a partial)."""
     where = None
     tb = exc.__traceback__
@@ -548,7 +554,43 @@ def _failure_location(prompt: RenderablePrompt, index: int, exc: BaseException) 
     if filename.startswith(PARTIAL_FILENAME_PREFIX):
         folder = prompt.snapshot.paths.partials.rstrip("/")
         return f"{folder}/{filename[len(PARTIAL_FILENAME_PREFIX) :]}:{line}"
-    return f"{prompt.path}:{prompt.message_position(index, line).line}"
+    return f"{prompt.path}:{prompt.message_position(index, line, loc).line}"
+
+
+def template_label(index: int, loc: tuple[str | int, ...]) -> str:
+    """`messages[1]`, or `messages[1].content[0].image` for a template inside a part."""
+    return f"messages[{index}]" + (f".content[{loc[1]}].{loc[2]}" if len(loc) == 3 else "")
+
+
+def _content_part(
+    prompt: RenderablePrompt, index: int, part_index: int, part: TextPart | ImagePart, text: str
+) -> dict[str, Any]:
+    """One OpenAI content part: text as rendered; an image resolved (URL, or file as data:)."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": text}
+    try:
+        image = resolve_image(text, prompt.snapshot.read, prompt.snapshot.holds)
+    except ImageError as exc:
+        loc = ("content", part_index, "image")
+        where = prompt.message_position(index, 1, loc).line
+        raise RenderError(
+            f"{prompt.path}:{where}: {template_label(index, loc)} of {prompt.require().name}: {exc}"
+        ) from None
+    return image.part(part.detail)
+
+
+def _history(
+    prompt: RenderablePrompt, index: int, name: str, bound: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The turns of conversation input `name`, as given (validated with the variables)."""
+    spec = prompt.require()
+    if name not in spec.inputs or not is_messages_input(spec.inputs[name]):
+        where = prompt.message_position(index, 1, ("history",)).line
+        raise RenderError(
+            f"{prompt.path}:{where}: messages[{index}] splices {name!r}, which is not an input "
+            f"of type messages; declare `{name}: {{type: messages}}` under inputs (lint P017)"
+        )
+    return [dict(turn) for turn in bound[name]]
 
 
 def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> RenderedPrompt:
@@ -559,10 +601,10 @@ def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> Ren
     """
     spec = prompt.require()
     bound = bind_variables(spec.name, spec.inputs, variables, prompt.input_validator)
-    messages = []
     templates = prompt.compiled_templates()
-    message_templates = templates[: len(spec.messages)]
-    description_templates = templates[len(spec.messages) :]
+    sources = sum(len(entry.templates()) for entry in spec.messages)
+    message_templates = iter(templates[:sources])
+    description_templates = templates[sources:]
     tools = []
     with time_limit(RENDER_TIME_LIMIT_S, f"rendering {spec.name}"):
         for tool, template in zip(spec.tools, description_templates, strict=True):
@@ -581,19 +623,33 @@ def render_prompt(prompt: RenderablePrompt, variables: Mapping[str, Any]) -> Ren
             if tool.strict:
                 function["strict"] = True
             tools.append({"type": "function", "function": function})
-        for index, (message, template) in enumerate(
-            zip(spec.messages, message_templates, strict=True)
-        ):
-            try:
-                content = template.render(bound)
-            except Exception as exc:  # the template is user code: any failure is a render error
-                where = _failure_location(prompt, index, exc)
-                owner = "" if where.startswith(prompt.path) else f" (included by {prompt.path})"
-                raise RenderError(
-                    f"{where}: messages[{index}] ({message.role}) of {spec.name} failed to "
-                    f"render{owner}: {_failure_reason(exc)}"
-                ) from None
-            messages.append({"role": message.role, "content": content})
+        messages: list[dict[str, Any]] = []
+        for index, entry in enumerate(spec.messages):
+            if isinstance(entry, HistoryEntry):
+                messages.extend(_history(prompt, index, entry.history, bound))
+                continue
+            texts = []
+            for loc, _ in entry.templates():
+                try:
+                    texts.append(next(message_templates).render(bound))
+                except Exception as exc:  # the template is user code: any failure is a render error
+                    where = _failure_location(prompt, index, exc, loc)
+                    owner = "" if where.startswith(prompt.path) else f" (included by {prompt.path})"
+                    raise RenderError(
+                        f"{where}: {template_label(index, loc)} ({entry.role}) of {spec.name} failed "
+                        f"to render{owner}: {_failure_reason(exc)}"
+                    ) from None
+            content: str | list[dict[str, Any]]
+            if isinstance(entry.content, str):
+                content = texts[0]
+            else:
+                content = [
+                    _content_part(prompt, index, part_index, part, text)
+                    for part_index, (part, text) in enumerate(
+                        zip(entry.content, texts, strict=True)
+                    )
+                ]
+            messages.append({"role": entry.role, "content": content})
     return RenderedPrompt(
         name=spec.name,
         version=spec.version,

@@ -15,10 +15,18 @@ from promptyard.spec.config import Paths
 
 
 class SnapshotPaths(Protocol):
-    """The snapshot a prompt was read from, as far as rendering cares: its folders."""
+    """The snapshot a prompt was read from, as far as rendering cares: its folders, and its
+    files (an image part naming a repository file)."""
 
     @property
     def paths(self) -> Paths: ...
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        """At most `limit + 1` bytes of a repository file (image parts), or None."""
+
+    @property
+    def holds(self) -> str:
+        """What the files are ("the repository"), for "does not exist in ..." messages."""
 
 
 @runtime_checkable
@@ -39,4 +47,6 @@ class RenderablePrompt(Protocol):
 
     def compiled_templates(self) -> list[Any]: ...
 
-    def message_position(self, index: int, template_line: int = 1) -> Position: ...
+    def message_position(
+        self, index: int, template_line: int = 1, loc: tuple[str | int, ...] = ("content",)
+    ) -> Position: ...

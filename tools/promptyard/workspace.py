@@ -40,6 +40,7 @@ from promptyard.documents import (
 )
 from promptyard.errors import ConfigError, RefError
 from promptyard.hashing import sha256_json
+from promptyard.images import ImageError, resolve_image
 from promptyard.pathsafety import safe_relpath
 from promptyard.problems import Problem
 from promptyard.render import (
@@ -81,6 +82,7 @@ class Tree(ABC):
 
     label: str
     revision: str | None  # the commit sha, or None for the working tree
+    holds = "the repository"  # what a missing file is missing from, in messages
 
     @abstractmethod
     def read(self, path: str, limit: int) -> bytes | None:
@@ -318,14 +320,27 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         self.name = name
 
     @cached_property
-    def message_templates(self) -> list[TemplateInfo]:
+    def template_sources(self) -> list[tuple[int, tuple[str | int, ...], str]]:
+        """(message index, where in the message, source) of every message template, in
+        order: a message's `content`, or each text part's `text` and image part's `image`."""
         assert self.model is not None
-        return [analyze_template(m.content) for m in self.model.messages]
+        return [
+            (index, loc, source)
+            for index, message in enumerate(self.model.messages)
+            for loc, source in message.templates()
+        ]
 
-    def message_position(self, index: int, template_line: int = 1) -> Position:
-        """Where line `template_line` of message `index`'s content sits in the file."""
+    @cached_property
+    def message_templates(self) -> list[TemplateInfo]:
+        """The analysis of each of `template_sources`, in the same order."""
+        return [analyze_template(source) for _, _, source in self.template_sources]
+
+    def message_position(
+        self, index: int, template_line: int = 1, loc: tuple[str | int, ...] = ("content",)
+    ) -> Position:
+        """Where line `template_line` of the template at `loc` in message `index` sits."""
         assert self.document is not None
-        pos = self.document.locate(("messages", index, "content"))
+        pos = self.document.locate(("messages", index, *loc))
         line = pos.line + (1 if pos.block else 0) + template_line - 1
         return Position(line, pos.column if template_line == 1 and not pos.block else 1)
 
@@ -344,8 +359,10 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         # positions are computed only for problems: locating needs a second parse.
         Locate = Callable[[int], Position]
         pending: list[tuple[str | None, int, str, Locate]] = []
-        for index, info in enumerate(self.message_templates):
-            locate: Locate = functools.partial(self.message_position, index)
+        for (index, loc, _), info in zip(
+            self.template_sources, self.message_templates, strict=True
+        ):
+            locate: Locate = functools.partial(self.message_position, index, loc=loc)
             if info.error is not None:
                 problems.append(
                     Problem.at(
@@ -407,7 +424,27 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         cycle = include_cycle_problem(infos, partials_dir)
         if cycle is not None:
             problems.append(cycle)
+        problems.extend(self.static_images[1])
         return partials, infos, problems
+
+    @cached_property
+    def static_images(self) -> tuple[dict[str, str], list[Problem]]:
+        """(path -> sha256 of the bytes, problems) of the image parts that name a repository
+        file without a template: their bytes are part of the content hash (P018 otherwise)."""
+        hashes: dict[str, str] = {}
+        problems: list[Problem] = []
+        for index, loc, source in self.template_sources:
+            if loc[-1] != "image" or "{" in source:
+                continue
+            try:
+                image = resolve_image(source, self.snapshot.read)
+            except ImageError as exc:
+                where = self.message_position(index, loc=loc)
+                problems.append(Problem.at("P018", self.path, where, str(exc)))
+                continue
+            if image.path is not None and image.sha256 is not None:
+                hashes[image.path] = image.sha256
+        return hashes, problems
 
     @cached_property
     def content_hash(self) -> str | None:
@@ -418,7 +455,10 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         if problems:
             return None
         spec = {k: v for k, v in self.document.data.items() if k != "version"}
-        return sha256_json({"spec": spec, "partials": partials})
+        images = self.static_images[0]  # only when there are any: older hashes stay valid
+        return sha256_json(
+            {"spec": spec, "partials": partials, **({"images": images} if images else {})}
+        )
 
     def require_hash(self) -> str:
         self.require()
@@ -432,7 +472,8 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         return input_validator(self.require().inputs)
 
     def compiled_templates(self) -> list[Any]:
-        """Compiled message templates, then tool description templates (compiled once)."""
+        """Compiled message templates (`template_sources`), then tool description templates
+        (compiled once)."""
         return self._compiled
 
     @cached_property
@@ -440,7 +481,7 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
         self.require_hash()  # refuses prompts with syntax errors or bad includes
         env = self.snapshot.jinja
         spec = self.require()
-        return [env.from_string(m.content) for m in spec.messages] + [
+        return [env.from_string(source) for _, _, source in self.template_sources] + [
             env.from_string(t.description) for t in spec.tools
         ]
 
@@ -660,6 +701,11 @@ class Snapshot:
     def read(self, path: str, limit: int) -> bytes | None:
         return self.tree.read(path, limit)
 
+    @property
+    def holds(self) -> str:
+        """What this snapshot's files are, for "does not exist in ..." messages."""
+        return self.tree.holds
+
     def read_capped(self, path: str, limit: int, setting: str | None) -> bytes | None:
         """The file's bytes, or None when it does not exist; Y005 (DocumentError) when it is
         over `limit` bytes, giving its real size and the `setting` that raises the cap."""
@@ -871,6 +917,20 @@ class Snapshot:
                 closure |= more
             by_path = {path: name for name, path in self.prompt_paths.items()}
             names |= {by_path[f] for f in self.files_mentioning(by_path, closure)}
+        return names | self._prompts_showing(files)
+
+    def _prompts_showing(self, files: set[str]) -> set[str]:
+        """Names of the prompts with a fixed image part naming one of `files` (its bytes are
+        part of the content hash)."""
+        by_path = {path: name for name, path in self.prompt_paths.items()}
+        names = set()
+        for path in self.files_mentioning(by_path, files - set(by_path)):
+            prompt = self.prompt(by_path[path])
+            if prompt.model is None:
+                continue
+            fixed = {s for _, loc, s in prompt.template_sources if loc[-1] == "image"}
+            if fixed & files:
+                names.add(prompt.name)
         return names
 
     def prompts_using_datasets(self, datasets: set[str]) -> set[str]:

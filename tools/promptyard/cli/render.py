@@ -96,6 +96,7 @@ def render(
     """Show the messages a model would get for prompt NAME.
 
     Variables come from --case (a dataset case's `vars`), then --vars, then --var."""
+    from promptyard.conversation import display_text
     from promptyard.evals.slicing import find_case
     from promptyard.render import render_prompt
 
@@ -124,5 +125,5 @@ def render(
     )
     for message in rendered.messages:
         console.print(Rule(message["role"], align="left", style="dim"))
-        console.print(Text(message["content"].rstrip("\n")))
+        console.print(Text(display_text(message)))
     return 0

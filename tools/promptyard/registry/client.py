@@ -372,6 +372,7 @@ class _ServerBackend(_Backend):
                 source=body["source"],
                 spec=body["spec"],
                 partials=body.get("partials") or {},
+                images=body.get("images") or {},
             )
             prompt = load_prompt_entry(body["name"], body["version"], entry)
         except (KeyError, TypeError, ValueError, BundleError) as exc:

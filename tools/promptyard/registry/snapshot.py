@@ -156,7 +156,7 @@ class RenderResult:
     provider: str
     model: str
     parameters: dict[str, Any]
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     output_format: str
     revision: str | None
     is_fallback: bool = False

@@ -5,7 +5,7 @@ A bundle is one JSON document (format `promptyard.bundle/v1`):
 ```
 {"format": "promptyard.bundle/v1", "ref": "HEAD", "commit": "<sha of ref>",
  "prompts": {"<name>": {"<version>": {"tag", "commit", "content_hash", "path",
-                                      "source", "spec", "partials"}}},
+                                      "source", "spec", "partials", "images"?}}},
  "environments": {"<env>": {"path", "spec"}},
  "hash": "<sha256 of the canonical JSON of everything above>"}
 ```
@@ -13,13 +13,15 @@ A bundle is one JSON document (format `promptyard.bundle/v1`):
 Prompt content is read from each tag's commit (never the working tree) through the same
 `Workspace`/`Snapshot` code as everything else, and the tag's recorded `content-sha256` must
 match it. `source` is the prompt file's exact text and `partials` the text of every partial
-it includes, so loading a bundle (`load_bundle`) goes through the very same parser, resolver
+it includes (and `images`, base64, each repository image file a message names directly:
+only when there are any), so loading a bundle (`load_bundle`) goes through the very same parser, resolver
 and hash as reading git: a bundle and the repository it came from cannot disagree. The same
 repository state always gives byte-identical output (`bundle_bytes`).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from promptyard.documents import parse_json_value
 from promptyard.errors import ConfigError
 from promptyard.hashing import sha256_json
+from promptyard.images import MAX_IMAGE_BYTES
 from promptyard.release.tags import PromptTag, hash_problem, list_prompt_tags, tag_name
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.base import SEMVER_PATTERN
@@ -72,6 +75,7 @@ class BundleEntry(_Strict):
     source: str
     spec: dict[str, Any]
     partials: dict[str, str] = Field(default_factory=dict)
+    images: dict[str, str] = Field(default_factory=dict)  # path -> base64 of the file
 
 
 class BundleEnvironment(_Strict):
@@ -136,7 +140,7 @@ def _tag_entry(
             f"hashes to {prompt.content_hash[:12]}…; the tag was moved or edited"
         )
     assert prompt.document is not None
-    return {
+    entry = {
         "tag": tag.tag,
         "commit": tag.commit,
         "content_hash": prompt.content_hash,
@@ -144,7 +148,22 @@ def _tag_entry(
         "source": prompt.raw.decode("utf-8"),
         "spec": prompt.document.data,
         "partials": dict(sorted(prompt.resolution[0].items())),
-    }, None
+    }
+    images = image_files(prompt)
+    if images:  # absent otherwise: bundles of prompts without images are unchanged
+        entry["images"] = images
+    return entry, None
+
+
+def image_files(prompt: LoadedPrompt) -> dict[str, str]:
+    """path -> base64 bytes of each repository image file the prompt names directly (they
+    are part of its content hash, so a bundle must carry them to verify and render)."""
+    found = {}
+    for path in sorted(prompt.static_images[0]):
+        data = prompt.snapshot.read(path, MAX_IMAGE_BYTES)
+        if data is not None:
+            found[path] = base64.b64encode(data).decode("ascii")
+    return found
 
 
 def build_bundle(
@@ -256,6 +275,11 @@ def read_bundle(path: Path) -> dict[str, Any]:
 class MemoryTree(Tree):
     """A tree held in memory: one bundled prompt version, its partials and a minimal config."""
 
+    holds = (
+        "this served prompt version (it carries only the image files its spec names; send "
+        "other images as an http(s) or data: URL)"
+    )
+
     def __init__(self, files: dict[str, bytes], label: str) -> None:
         self.files = files
         self.label = label
@@ -284,6 +308,7 @@ class BundledPrompt:
     spec: dict[str, Any]
     partials: dict[str, str]
     loaded: LoadedPrompt
+    images: dict[str, str] = field(default_factory=dict)
 
     def definition(self) -> dict[str, Any]:
         """The JSON form (what the HTTP API returns and a server-backed client loads)."""
@@ -297,6 +322,7 @@ class BundledPrompt:
             "source": self.source,
             "spec": self.spec,
             "partials": self.partials,
+            **({"images": self.images} if self.images else {}),
         }
 
 
@@ -310,6 +336,10 @@ def load_prompt_entry(name: str, version: str, entry: BundleEntry) -> BundledPro
         f"prompts/{name}.yaml": source,
         **{f"prompts/partials/{p}": text.encode("utf-8") for p, text in entry.partials.items()},
     }
+    try:
+        files.update({p: base64.b64decode(data, validate=True) for p, data in entry.images.items()})
+    except ValueError:
+        raise BundleError([f"{where}: an entry of `images` is not base64"]) from None
     snapshot = Snapshot(MemoryTree(files, where))
     loaded = snapshot.prompt(name)
     problems = loaded.problems or loaded.resolution[2]
@@ -344,6 +374,7 @@ def load_prompt_entry(name: str, version: str, entry: BundleEntry) -> BundledPro
         spec=entry.spec,
         partials=dict(entry.partials),
         loaded=loaded,
+        images=dict(entry.images),
     )
 
 

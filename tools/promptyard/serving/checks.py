@@ -86,10 +86,20 @@ class PinnedPrompts:
         return self._typical[key]
 
 
-def estimate_tokens(messages: list[dict[str, str]]) -> int:
+def _text_length(content: Any) -> int:
+    """Characters of text in a message's content (a string or content parts; images and
+    tool calls are not counted: their token cost depends on the model)."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
+    return 0
+
+
+def estimate_tokens(messages: list[dict[str, Any]]) -> int:
     """A tokenizer-free estimate: ~4 characters a token, plus a few tokens per message."""
     return sum(
-        math.ceil(len(m.get("content", "")) / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE
+        math.ceil(_text_length(m.get("content")) / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE
         for m in messages
     )
 
@@ -111,7 +121,7 @@ def typical_input_tokens(prompt: LoadedPrompt) -> int:
             sizes.append(estimate_tokens(rendered.messages))
     if sizes:
         return int(statistics.median(sizes))
-    return estimate_tokens([{"content": m.content} for m in spec.messages])
+    return estimate_tokens([{"content": source} for _, _, source in prompt.template_sources])
 
 
 def _max_tokens(parameters: dict[str, Any]) -> int | None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationInfo, field_validator
 
 from promptyard.spec.assertion import Assertion
 from promptyard.spec.base import Name, SemVer, SpecModel, invalid
+
+MESSAGES_TYPE = "messages"  # the input type of a conversation (see promptyard.conversation)
 
 # What OpenAI-compatible APIs accept as a function name (and most others a subset of it).
 FUNCTION_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -49,9 +51,69 @@ class OtherModel(SpecModel):
     name: str = Field(min_length=1, description="The model name that provider serves.")
 
 
+class TextPart(SpecModel):
+    """Text in a message of several parts."""
+
+    type: Literal["text"]
+    text: str = Field(description="A sandboxed Jinja template over the prompt's inputs.")
+
+
+class ImagePart(SpecModel):
+    """An image in a message: sent to the model as an `image_url` part."""
+
+    type: Literal["image"]
+    image: str = Field(
+        min_length=1,
+        description="A sandboxed Jinja template (usually `{{ input }}`) giving an http(s) URL, "
+        "a data:image URL, or a repository-relative file path (PNG, JPEG, GIF or WebP, "
+        "at most 5 MiB), which is sent as a data: URL.",
+    )
+    detail: Literal["auto", "low", "high"] | None = Field(
+        None, description="The image detail level, passed to the provider."
+    )
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
 class Message(SpecModel):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str = Field(description="A sandboxed Jinja template over the prompt's inputs.")
+    content: str | Annotated[list[ContentPart], Field(min_length=1)] = Field(
+        description="A sandboxed Jinja template over the prompt's inputs, or a list of "
+        "parts: `{type: text, text}` and `{type: image, image}`."
+    )
+
+    def templates(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(where in the message, template source) of every template the message holds."""
+        if isinstance(self.content, str):
+            return [(("content",), self.content)]
+        return [
+            (("content", index, part.type), part.text if part.type == "text" else part.image)
+            for index, part in enumerate(self.content)
+        ]
+
+
+class HistoryEntry(SpecModel):
+    """Where a conversation input's turns go: `{history: NAME}` splices input NAME here."""
+
+    history: str = Field(
+        min_length=1, description="A declared input of `type: messages`, spliced in as-is."
+    )
+
+    def templates(self) -> list[tuple[tuple[str | int, ...], str]]:
+        return []  # the turns are data, never rendered
+
+
+def _message_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "history" if "history" in value else "message"
+    return "history" if isinstance(value, HistoryEntry) else "message"
+
+
+MessageEntry = Annotated[
+    Annotated[Message, Tag("message")] | Annotated[HistoryEntry, Tag("history")],
+    Discriminator(_message_kind),
+]
 
 
 class Tool(SpecModel):
@@ -124,9 +186,14 @@ class PromptSpec(SpecModel):
     model: ModelRef
     inputs: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Each value is a JSON Schema; an input is required unless it has a default.",
+        description="Each value is a JSON Schema, or `{type: messages}` for chat turns (see "
+        "`history`); an input is required unless it has a default.",
     )
-    messages: list[Message] = Field(min_length=1)
+    messages: list[MessageEntry] = Field(
+        min_length=1,
+        description="Chat messages (templates), and `{history: NAME}` entries where the turns "
+        "of a `type: messages` input go.",
+    )
     tools: list[Tool] = Field(default_factory=list, description="Functions the model may call.")
     tool_choice: str = Field(
         "auto",

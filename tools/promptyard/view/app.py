@@ -168,6 +168,7 @@ def _gates(repo_root: Path) -> Any:
 def _rendered(repo_root: Path, info: RunInfo, variables: dict[str, Any]) -> tuple[list[Any], str]:
     """The case's messages rendered by the prompt as it is in the working tree — only when
     its content is still the one the run used (else: why not)."""
+    from promptyard.conversation import display_text
     from promptyard.render import render_prompt
     from promptyard.workspace import Workspace
 
@@ -175,6 +176,7 @@ def _rendered(repo_root: Path, info: RunInfo, variables: dict[str, Any]) -> tupl
         loaded = Workspace(repo_root).snapshot().require_prompt(info.prompt)
         if loaded.require_hash() != info.summary.get("content_hash"):
             return [], "the prompt has changed since this run: its messages are not shown"
-        return render_prompt(loaded, variables).messages, ""
+        messages = render_prompt(loaded, variables).messages
+        return [{"role": m["role"], "content": display_text(m)} for m in messages], ""
     except PromptyardError as exc:
         return [], f"cannot render: {exc.message}"

@@ -71,7 +71,9 @@ class ChatRequest:
     """One chat call: the model, the rendered messages, parameters passed through as given."""
 
     model: str
-    messages: list[dict[str, str]]
+    # `content` a string, or OpenAI content parts (text, image_url); turns may carry
+    # `tool_calls` / `tool_call_id` (a conversation input)
+    messages: list[dict[str, Any]]
     parameters: dict[str, Any] = field(default_factory=dict)
     json_mode: bool = False  # the prompt's output.format is json: ask for a JSON object
     # The prompt's tools, tool choice and structured output (as RenderedPrompt has them).

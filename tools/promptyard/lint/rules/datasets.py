@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 from promptyard.documents import START
 from promptyard.evals.assertions import assertion_problem
+from promptyard.images import ImageError, resolve_image
 from promptyard.lint.context import DatasetUse, LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.problems import Problem
-from promptyard.render import input_validator, variable_problems
+from promptyard.render import input_validator, template_label, variable_problems
 from promptyard.workspace import LoadedDataset
 
 MAX_CASE_FINDINGS = 20  # per dataset and rule: past this, one summary line
@@ -44,6 +46,42 @@ def case_vars(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) 
             overflow_at,
             f"... and {reported - MAX_CASE_FINDINGS} more case-vars findings from here on",
         )
+
+
+_INPUT_REFERENCE = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
+
+
+@rule("P018", kind="dataset")
+def case_images(ctx: LintContext, dataset: LoadedDataset, uses: list[DatasetUse]) -> Iterator[Hit]:
+    """Each case's value for an image part that is exactly `{{ input }}`, checked as render
+    would (other image templates are checked per case when they render)."""
+    reported = 0
+    checked: set[tuple[str, int]] = set()
+    for use in uses:
+        prompt = ctx.head.prompt(use.prompt)
+        if prompt.model is None:
+            continue
+        for index, loc, source in prompt.template_sources:
+            match = _INPUT_REFERENCE.match(source) if loc[-1] == "image" else None
+            if match is None:
+                continue
+            name = match.group(1)
+            for case_index, case in enumerate(dataset.cases):
+                value = case.vars.get(name)
+                if value is None or (name, case_index) in checked:
+                    continue  # a missing variable is D004's finding
+                checked.add((name, case_index))
+                try:
+                    resolve_image(value, ctx.head.read)
+                except ImageError as exc:
+                    reported += 1
+                    if reported <= MAX_CASE_FINDINGS:
+                        yield (
+                            dataset.path,
+                            dataset.locate(case_index, ("vars", name)),
+                            f"case {case.id!r}: variable {name!r} ({template_label(index, loc)} "
+                            f"of prompt {use.prompt}): {exc}",
+                        )
 
 
 @rule("A001", kind="dataset")  # also reports A002 (value shape) and A003 (file:// values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from promptyard.conversation import as_json_schema, messages_inputs
 from promptyard.errors import ConfigError
 from promptyard.evals.assertions import assertion_problem
 from promptyard.evals.other_models import resolve_model
@@ -13,7 +14,8 @@ from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
 from promptyard.names import closest
 from promptyard.problems import Problem
-from promptyard.render import TemplateInfo, analyze_template, partial_name
+from promptyard.render import TemplateInfo, analyze_template, partial_name, template_label
+from promptyard.spec.prompt import HistoryEntry
 from promptyard.workspace import LoadedPrompt
 
 
@@ -56,7 +58,8 @@ def undeclared_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
     assert prompt.model
     declared = set(prompt.model.inputs)
     reported: set[str] = set()
-    for index, used in enumerate(_variables_per_message(prompt)):
+    sources = prompt.template_sources
+    for (index, loc, _), used in zip(sources, _variables_per_message(prompt), strict=True):
         for name in sorted(set(used) - declared - reported):
             reported.add(name)
             typo = closest(name, declared)
@@ -67,8 +70,8 @@ def undeclared_variable(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]
             )
             yield (
                 prompt.path,
-                prompt.message_position(index, used[name] or 1),
-                f"messages[{index}] uses {{{{ {name} }}}} but `inputs` does not declare it; {fix}",
+                prompt.message_position(index, used[name] or 1, loc),
+                f"{template_label(index, loc)} uses {{{{ {name} }}}} but `inputs` does not declare it; {fix}",
             )
 
 
@@ -79,6 +82,7 @@ def unused_input(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
         return
     used = set().union(*_variables_per_message(prompt))
     used |= {v for tool in prompt.model.tools for v in analyze_template(tool.description).variables}
+    used |= {m.history for m in prompt.model.messages if isinstance(m, HistoryEntry)}
     for name in prompt.model.inputs:
         if name not in used:
             yield (
@@ -130,7 +134,8 @@ def invalid_input_schema(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit
     assert prompt.model and prompt.document
     from jsonschema import Draft202012Validator
 
-    for name, schema in prompt.model.inputs.items():
+    for name, declared in prompt.model.inputs.items():
+        schema = as_json_schema(declared)  # `{type: messages}` is promptyard's extension
         error = schema_error(schema)
         if error is None and "default" in schema:
             if not Draft202012Validator(schema).is_valid(schema["default"]):
@@ -193,7 +198,7 @@ def json_output_mentioned(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hi
     if output is None or output.format != "json" or output.strict:
         return  # structured output (json_schema) needs no instruction, JSON mode does
     partials, _, _ = prompt.resolution
-    texts = [m.content for m in prompt.model.messages] + list(partials.values())
+    texts = [source for _, _, source in prompt.template_sources] + list(partials.values())
     if not any("json" in text.lower() for text in texts):
         yield (
             prompt.path,
@@ -252,12 +257,14 @@ def unknown_model_parameter(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[
 def sandbox_violation(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
     # Caught here, before `release` tags a version that can never render.
     _, partial_infos, _ = prompt.resolution
-    for index, info in enumerate(prompt.message_templates):
+    for (index, loc, _), info in zip(
+        prompt.template_sources, prompt.message_templates, strict=True
+    ):
         for expression, line in info.forbidden:
             yield (
                 prompt.path,
-                prompt.message_position(index, line),
-                f"messages[{index}] uses `{expression}`, which the sandbox always refuses "
+                prompt.message_position(index, line, loc),
+                f"{template_label(index, loc)} uses `{expression}`, which the sandbox always refuses "
                 "(SecurityError); remove it",
             )
     folder = prompt.snapshot.paths.partials
@@ -295,3 +302,19 @@ def unknown_compare_model(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hi
                     "remove one",
                 )
             seen.add((target.provider, target.name))
+
+
+@rule("P017", kind="prompt")
+def history_input(ctx: LintContext, prompt: LoadedPrompt) -> Iterator[Hit]:
+    assert prompt.model and prompt.document
+    conversations = messages_inputs(prompt.model.inputs)
+    for index, entry in enumerate(prompt.model.messages):
+        if isinstance(entry, HistoryEntry) and entry.history not in conversations:
+            known = ", ".join(sorted(conversations)) or "none"
+            yield (
+                prompt.path,
+                prompt.document.locate(("messages", index, "history")),
+                f"messages[{index}] splices {entry.history!r}, which is not a declared input "
+                f"of type messages (those: {known}); declare `{entry.history}: "
+                "{type: messages}` under inputs",
+            )

@@ -40,7 +40,7 @@ def semver_bump(ctx: LintContext, head: LoadedPrompt, base: LoadedPrompt) -> Ite
         head.resolution[0],
     )
     needed = changes[0].bump if changes else Bump.PATCH
-    why = changes[0].reason if changes else "content changed"
+    why = changes[0].reason if changes else _image_change(base, head) or "content changed"
     if bump is Bump.NONE:
         yield (
             head.path,
@@ -56,3 +56,10 @@ def semver_bump(ctx: LintContext, head: LoadedPrompt, base: LoadedPrompt) -> Ite
             f"{old} -> {new} is a {bump.label} bump but {why}, which needs a {needed.label} "
             f"bump: use {next_version(old, needed)}",
         )
+
+
+def _image_change(base: LoadedPrompt, head: LoadedPrompt) -> str | None:
+    """Which fixed image files changed (their bytes are content, like a partial's text)."""
+    old, new = base.static_images[0], head.static_images[0]
+    changed = sorted(path for path in set(old) | set(new) if old.get(path) != new.get(path))
+    return f"image file {', '.join(changed)} changed" if changed else None

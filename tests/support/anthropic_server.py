@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.openai_server import (  # runnable as a script too: after the path
+from support.openai_server import (  # runnable as a script too: after the path
     _REPLY,
     _TOOL,
     JUDGE_SIGNATURE,

@@ -662,7 +662,7 @@ class OpenAIServer:
             return list(self.state.requests)
 
     def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return [r for r in self.requests if urlsplit(r.path).path.endswith("/chat/completions")]
 
     def add_fault(self, kind: str, *, times: int | None = None, match: str | None = None) -> None:
         """Inject `kind` into requests whose body contains `match` (all when None)."""

@@ -14,11 +14,9 @@ import anthropic
 import pytest
 
 from promptyard.evals.providers import ChatRequest, Completion, ProviderError, create_provider
-from promptyard.evals.runner import EvalOptions, evaluate_snapshot
 from promptyard.spec import ProviderConfig
-from promptyard.workspace import Workspace
 from support.anthropic_server import AnthropicServer
-from support.evals import echo_prompt, jsonl
+from support.evals import echo_prompt, eval_rows, jsonl
 from support.repo import PromptRepo
 
 CONFIG = """\
@@ -74,13 +72,8 @@ def claude_prompt(asserts: list[dict[str, Any]], **fields: Any) -> str:
     )
 
 
-def run_rows(repo: PromptRepo, server: AnthropicServer | None, **kwargs: Any) -> dict[str, Any]:
-    options = EvalOptions(repo_root=repo.root, environ=env(server), backoff_base_s=0.01, **kwargs)
-    report = evaluate_snapshot(Workspace(repo.root).snapshot(), (), options=options)
-    (run,) = report.runs
-    return {
-        row["case_id"]: row for row in map(json.loads, run.results_path.read_text().splitlines())
-    }
+def run_rows(repo: PromptRepo, server: Any, **kwargs: Any) -> dict[str, Any]:
+    return eval_rows(repo.root, env(server), **kwargs)
 
 
 def test_an_eval_on_claude_maps_system_tools_usage_and_cost_then_replays_offline(

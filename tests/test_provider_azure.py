@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from promptyard.evals.runner import EvalOptions, evaluate_snapshot
-from promptyard.workspace import Workspace
-from support.evals import echo_prompt, jsonl
+from support.evals import echo_prompt, eval_rows, jsonl
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo
 
@@ -46,13 +43,8 @@ def azure_prompt(asserts: list[dict[str, Any]]) -> str:
     return echo_prompt(asserts=asserts, threshold=0.0, model=model)
 
 
-def run_rows(repo: PromptRepo, server: OpenAIServer | None, **kwargs: Any) -> dict[str, Any]:
-    options = EvalOptions(repo_root=repo.root, environ=env(server), backoff_base_s=0.01, **kwargs)
-    report = evaluate_snapshot(Workspace(repo.root).snapshot(), (), options=options)
-    (run,) = report.runs
-    return {
-        row["case_id"]: row for row in map(json.loads, run.results_path.read_text().splitlines())
-    }
+def run_rows(repo: PromptRepo, server: Any, **kwargs: Any) -> dict[str, Any]:
+    return eval_rows(repo.root, env(server), **kwargs)
 
 
 def test_an_eval_on_azure_calls_the_deployment_url_with_the_api_version_and_key(

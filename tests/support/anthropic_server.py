@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -223,26 +222,19 @@ class _AnthropicHandler(_Handler):
             return True
         return super()._fault(kind, record)
 
-    def _answer(self, record: RecordedRequest, body: Any, fault: str | None) -> None:
-        state = self.server.state
-        if state.latency_s:
-            time.sleep(state.latency_s)
-        if fault is not None and self._fault(fault, record):
-            return
+    def _route(self, record: RecordedRequest, body: dict[str, Any]) -> None:
         if urlsplit(self.path).path != "/v1/messages":
             record.status = 404
             self._error(404, f"no route {self.path}", "")
             return
         try:
-            if not isinstance(body, dict):
-                raise InvalidRequest("request body is not a JSON object")
             validate(body)
         except InvalidRequest as exc:
             record.status = 400
             self._error(400, str(exc), "")
             return
         record.status = 200
-        self._json(200, state.reply(body))
+        self._json(200, self.server.state.reply(body))
 
 
 class AnthropicServer(OpenAIServer):

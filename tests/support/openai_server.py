@@ -342,6 +342,10 @@ class _Handler(BaseHTTPRequestHandler):
             record.status = 400
             self._error(400, "request body is not a JSON object", "invalid_request_error")
             return
+        self._route(record, body)
+
+    def _route(self, record: RecordedRequest, body: dict[str, Any]) -> None:
+        """Answer an API request that got no fault (another API's handler overrides this)."""
         path = urlsplit(self.path).path  # Azure adds `?api-version=...`
         if path.endswith("/chat/completions"):
             record.status = 200

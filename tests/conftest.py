@@ -21,7 +21,7 @@ from support.repo import GIT_ENV, PromptRepo, run_git, run_promptyard
 os.environ.update(GIT_ENV)
 # No test may depend on the developer's provider or promptyard settings (runs are offline or
 # against the local server): drop them for the whole session. Tests set what they need.
-for _name in [n for n in os.environ if n.startswith("OPENAI_")]:
+for _name in [n for n in os.environ if n.startswith(("OPENAI_", "ANTHROPIC_", "AZURE_OPENAI_"))]:
     del os.environ[_name]
 for _name in ("PROMPTYARD_DEBUG", "PROMPTYARD_JOBS"):
     os.environ.pop(_name, None)

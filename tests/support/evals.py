@@ -75,3 +75,16 @@ def text_cases(*texts: str, expected: list[Any] | None = None) -> str:
             row["expected"] = expected[index]
         rows.append(row)
     return jsonl(rows)
+
+
+def eval_rows(root: Path, environ: dict[str, str], **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """The result rows, by case id, of evaluating the one prompt of `root` (fast backoff)."""
+    from promptyard.evals.runner import evaluate_snapshot
+    from promptyard.workspace import Workspace
+
+    kwargs.setdefault("backoff_base_s", 0.01)
+    options = EvalOptions(repo_root=root, environ=environ, **kwargs)
+    (run,) = evaluate_snapshot(Workspace(root).snapshot(), (), options=options).runs
+    return {
+        row["case_id"]: row for row in map(json.loads, run.results_path.read_text().splitlines())
+    }

@@ -40,7 +40,7 @@ Fault injection, per request:
 - a rule added with `server.add_fault(kind, times=N, match="substring")` (or
   `POST /_control/faults`), applied to requests whose body contains `match`.
 
-KIND is one of: `429` (with `Retry-After`), `503` (with `Retry-After`), `500`, `400`,
+KIND is one of: `429` (with `Retry-After`), `503` (with `Retry-After`), `500`, `529`, `400`,
 `401`, `404`, `slow` (sleeps `slow_s` before answering), `malformed` (200 with a broken
 JSON body), `drop` (closes the connection without a response).
 
@@ -70,8 +70,9 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-FAULT_KINDS = ("429", "503", "500", "400", "401", "404", "slow", "malformed", "drop")
+FAULT_KINDS = ("429", "503", "529", "500", "400", "401", "404", "slow", "malformed", "drop")
 _FAULT = re.compile(r"\[\[fault:([a-z0-9]+)(?:\*(\d+))?\]\]")
 _FAULT_HEADER = re.compile(r"^\s*([a-z0-9]+)(?:\*(\d+))?\s*$")
 _REPLY = re.compile(r"\[\[reply:(.*?)\]\]", re.DOTALL)
@@ -434,7 +435,12 @@ class _Handler(BaseHTTPRequestHandler):
             record.status = 400
             self._error(400, "request body is not a JSON object", "invalid_request_error")
             return
-        if self.path.endswith("/chat/completions"):
+        self._route(record, body)
+
+    def _route(self, record: RecordedRequest, body: dict[str, Any]) -> None:
+        """Answer an API request that got no fault (another API's handler overrides this)."""
+        path = urlsplit(self.path).path  # Azure adds `?api-version=...`
+        if path.endswith("/chat/completions"):
             problem = messages_problem(body.get("messages"))
             if problem is not None:
                 record.status = 400
@@ -442,7 +448,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             record.status = 200
             self._chat(body)
-        elif self.path.endswith("/embeddings"):
+        elif path.endswith("/embeddings"):
             record.status = 200
             self._embeddings(body)
         else:
@@ -459,7 +465,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "503":
             record.status = 503
             self._error(503, "overloaded (injected)", "server_error", retry)
-        elif kind in ("500", "400", "401", "404"):
+        elif kind in ("500", "529", "400", "401", "404"):
             record.status = int(kind)
             self._error(int(kind), f"injected {kind}", "injected_error")
         elif kind == "slow":
@@ -668,8 +674,10 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 1024  # the default backlog (5) resets connections under load
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], state: ServerState) -> None:
-        super().__init__(address, _Handler)
+    def __init__(
+        self, address: tuple[str, int], state: ServerState, handler: type[_Handler] = _Handler
+    ) -> None:
+        super().__init__(address, handler)
         self.state = state
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -685,7 +693,12 @@ class OpenAIServer:
 
     >>> with OpenAIServer(latency_ms=5) as server:
     ...     client = openai.OpenAI(base_url=server.base_url, api_key="test")
+
+    Azure's URL shape (`/openai/deployments/{deployment}/chat/completions?api-version=...`)
+    is answered too: give the Azure client `azure_endpoint=server.url`.
     """
+
+    handler: type[_Handler] = _Handler  # another API's handler reuses the machinery
 
     def __init__(
         self,
@@ -710,7 +723,7 @@ class OpenAIServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> OpenAIServer:
-        self._server = _Server(self._address, self.state)
+        self._server = _Server(self._address, self.state, self.handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -751,7 +764,7 @@ class OpenAIServer:
             return list(self.state.requests)
 
     def chat_requests(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return [r for r in self.requests if urlsplit(r.path).path.endswith("/chat/completions")]
 
     def add_fault(self, kind: str, *, times: int | None = None, match: str | None = None) -> None:
         """Inject `kind` into requests whose body contains `match` (all when None)."""
@@ -778,6 +791,8 @@ class OpenAIServerProcess:
     `reply` is a `module:function` import path, importable in the child.
     """
 
+    script = __file__  # the server module run as the child
+
     def __init__(
         self,
         *,
@@ -789,7 +804,7 @@ class OpenAIServerProcess:
     ) -> None:
         self._args = [
             sys.executable,
-            str(Path(__file__).resolve()),
+            str(Path(self.script).resolve()),
             "--latency-ms",
             str(latency_ms),
             "--retry-after",
@@ -862,8 +877,8 @@ def load_reply(ref: str) -> ReplyFunction:
     return getattr(importlib.import_module(module), name)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Local OpenAI-compatible test server.")
+def main(argv: list[str] | None = None, server_class: type[OpenAIServer] = OpenAIServer) -> None:
+    parser = argparse.ArgumentParser(description=f"Local test server ({server_class.__name__}).")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--retry-after", type=float, default=1.0)
@@ -871,7 +886,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reply", help="module:function computing replies")
     parser.add_argument("--no-record", action="store_true", help="do not keep a request log")
     args = parser.parse_args(argv)
-    server = OpenAIServer(
+    server = server_class(
         load_reply(args.reply) if args.reply else None,
         latency_ms=args.latency_ms,
         retry_after_s=args.retry_after,

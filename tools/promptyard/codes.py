@@ -343,6 +343,12 @@ RULES: dict[str, Rule] = _catalogue(
             "an image part (a fixed path, or a dataset case's value) that is missing, leaves the "
             "repository, is not PNG/JPEG/GIF/WebP, or is over the size cap",
         ),
+        Rule(
+            "P019",
+            "grading-provider",
+            "error",
+            "a model-graded assertion's provider cannot grade: no embeddings endpoint or no judge model",
+        ),
         Rule("R001", "version-not-bumped", "error", "the content changed but the version did not"),
         Rule("R002", "version-lowered", "error", "a prompt's version went down"),
         Rule(

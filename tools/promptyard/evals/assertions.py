@@ -22,7 +22,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import jsonschema
 from jsonschema import Draft202012Validator
@@ -49,6 +49,9 @@ class AssertionType:
     check_shape: ShapeCheck
     evaluate: Evaluator
     model_graded: bool = False
+    # What a model-graded type calls on its provider: a chat judge or an embeddings endpoint
+    # (lint checks the provider it names has one).
+    grader: Literal["judge", "embeddings"] | None = None
     # True: the evaluator reads `threshold` itself (a distance, a minimum score, a limit).
     uses_threshold: bool = False
     # True: the score can lie between 0 and 1, and `threshold` (when the evaluator does not
@@ -68,14 +71,19 @@ def assertion_type(
     summary: str,
     shape: ShapeCheck,
     *,
-    model_graded: bool = False,
+    grader: Literal["judge", "embeddings"] | None = None,
     uses_threshold: bool = False,
     graded: bool = False,
 ) -> Callable[[Evaluator], Evaluator]:
-    """Register an evaluator under `name` with the shape its `value` must have."""
+    """Register an evaluator under `name` with the shape its `value` must have.
+
+    A model-graded type names its `grader`: it calls a judge model or an embeddings endpoint.
+    """
 
     def register(fn: Evaluator) -> Evaluator:
-        entry = AssertionType(name, summary, shape, fn, model_graded, uses_threshold, graded)
+        entry = AssertionType(
+            name, summary, shape, fn, grader is not None, grader, uses_threshold, graded
+        )
         register_once(ASSERTION_TYPES, name, entry, "assertion type")
         return fn
 
@@ -870,7 +878,7 @@ def cosine(u: list[float], v: list[float]) -> float:
     "similar",
     "cosine similarity of embeddings to `value` at least `threshold` (default 0.8)",
     _scored_text_value,
-    model_graded=True,
+    grader="embeddings",
     uses_threshold=True,
 )
 async def _similar(a: Assertion, ctx: AssertionContext) -> Outcome:
@@ -903,7 +911,7 @@ def rubric_messages(rubric: str, output: str) -> list[dict[str, str]]:
     "llm-rubric",
     "an LLM judge grades the output against the rubric in `value`",
     _scored_text_value,
-    model_graded=True,
+    grader="judge",
     uses_threshold=True,
 )
 async def _llm_rubric(a: Assertion, ctx: AssertionContext) -> Outcome:

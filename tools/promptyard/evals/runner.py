@@ -50,7 +50,7 @@ from promptyard.evals.assertions import (
     split_type,
 )
 from promptyard.evals.cache import CachedResponse, ResponseCache
-from promptyard.evals.pricing import cost_usd
+from promptyard.evals.pricing import cost_usd, unpriced_note
 from promptyard.evals.providers import (
     ChatRequest,
     Provider,
@@ -714,6 +714,7 @@ class _Engine:
         self.rows_by_provider: dict[str, int] = {}
         self.infra_by_provider: dict[str, int] = {}
         self.infra_blame: dict[tuple[str, str, int], str] = {}
+        self.unpriced: dict[str, str] = {}  # model -> the warning that its cost is unknown
 
     # providers
 
@@ -974,7 +975,14 @@ class _Engine:
         return None
 
     def price(self, model: str, tokens_in: int | None, tokens_out: int | None) -> float | None:
-        return cost_usd(self.config.pricing, model, tokens_in, tokens_out)
+        cost = cost_usd(self.config.pricing, model, tokens_in, tokens_out)
+        if cost is None and model not in self.unpriced:
+            note = unpriced_note(self.config.pricing, model)
+            if note is not None:  # once per model and invocation, not once per case
+                self.unpriced[model] = note
+                if self.options.notify is not None:
+                    self.options.notify(note)
+        return cost
 
     # one case × repeat
 
@@ -1168,6 +1176,7 @@ class _Engine:
         report = EvalReport([finished[run.run_id] for run in requested])
         if note:
             report.notes.append(note)
+        report.notes.extend(self.unpriced.values())
         report.offline_providers = sorted(r.name for r in self.runtimes.values() if r.offline)
         if self.recorder is not None:
             for run in runs:

@@ -13,12 +13,21 @@ Action = Literal["block", "warn"]
 
 
 class ProviderConfig(SpecModel):
-    """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, LM Studio)."""
+    """A model endpoint: `openai` (any OpenAI-compatible API), `anthropic`, `azure-openai`.
+
+    `base_url_env` and `api_key_env` default to OPENAI_BASE_URL / OPENAI_API_KEY for
+    `openai`, ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY for `anthropic`, and
+    AZURE_OPENAI_ENDPOINT / AZURE_OPENAI_API_KEY for `azure-openai`.
+    """
 
     type: str = Field("openai", description="A provider type from the provider registry.")
     base_url: str | None = Field(None, description="Base URL; `base_url_env` wins when set.")
-    base_url_env: str | None = Field("OPENAI_BASE_URL", description="Env var with the base URL.")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="Env var with the API key.")
+    base_url_env: str | None = Field(
+        "OPENAI_BASE_URL", description="Env var with the base URL (its default depends on `type`)."
+    )
+    api_key_env: str | None = Field(
+        "OPENAI_API_KEY", description="Env var with the API key (its default depends on `type`)."
+    )
     max_concurrency: int = Field(16, ge=1, le=4096)
     requests_per_minute: int | None = Field(None, ge=1, description="Optional rate limit.")
     timeout_s: float = Field(60, gt=0, le=3600, description="Per-request timeout in seconds.")
@@ -37,6 +46,14 @@ class ProviderConfig(SpecModel):
     )
     judge_model: str | None = Field(
         None, description="Model used by `llm-rubric` assertions (default: the prompt's model)."
+    )
+    deployment: str | None = Field(
+        None,
+        description="azure-openai: the deployment chat calls go to (default: a deployment "
+        "named like the prompt's model).",
+    )
+    api_version: str | None = Field(
+        None, description="azure-openai: the `api-version` of each request (default 2024-10-21)."
     )
     extra_parameters: list[str] = Field(
         default_factory=list,

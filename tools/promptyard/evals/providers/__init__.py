@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from promptyard.errors import ConfigError
-from promptyard.evals.providers import openai  # noqa: F401 - registers type `openai`
+from promptyard.evals.providers import (  # noqa: F401 - each registers its `type:`
+    anthropic,
+    azure,
+    openai,
+)
 from promptyard.evals.providers.base import (
     PROVIDERS,
     SET_BY_PROMPTYARD,

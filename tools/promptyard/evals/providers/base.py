@@ -191,10 +191,16 @@ class Provider(ABC):
     # The `model.parameters` a prompt may set for this type (lint rule P014); an endpoint's
     # own extras go in `extra_parameters` of its providers entry.
     request_parameters: ClassVar[frozenset[str]] = frozenset()
+    # False: the API has no embeddings endpoint (lint refuses `similar` on such a provider).
+    has_embeddings: ClassVar[bool] = True
+    # The environment variables a type reads when its entry does not name others
+    # (`api_key_env`, `base_url_env`): each vendor's SDK convention, not OpenAI's.
+    default_env: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, name: str, config: ProviderConfig, environ: Mapping[str, str]) -> None:
         self.name = name
-        self.config = config
+        unset = {k: v for k, v in self.default_env.items() if k not in config.model_fields_set}
+        self.config = config.model_copy(update=unset) if unset else config
         self.environ = environ
 
     # where it is and whether it can be reached

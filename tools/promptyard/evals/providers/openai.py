@@ -18,7 +18,7 @@ import math
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from promptyard.evals.providers.base import (
     ChatRequest,
@@ -104,7 +104,7 @@ def _error_message(exc: Any) -> str:
 
 @provider("openai")
 class OpenAIProvider(Provider):
-    default_embedding_model = "text-embedding-3-small"
+    default_embedding_model: ClassVar[str | None] = "text-embedding-3-small"
     # The Chat Completions request body, less what promptyard sets (model, messages, stream).
     request_parameters = frozenset(
         {

@@ -1,0 +1,57 @@
+"""One attempt over a vendor SDK built on the same generated client (openai, anthropic).
+
+Both official SDKs expose a documented generic `post(path, cast_to=..., body=...)` and the
+same exception classes (`APITimeoutError`, `APIConnectionError`, `APIStatusError`). This
+module turns one such call into the decoded JSON body and its latency, or a
+`ProviderError` whose `kind` the runner's retries understand; each provider type maps an
+HTTP error status to a kind itself (`status_error`), since vendors differ there.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from promptyard.evals.providers.base import ProviderError
+from promptyard.evals.providers.openai import connect_failure
+
+
+async def post_json(
+    sdk: ModuleType,
+    client: Any,
+    path: str,
+    body: dict[str, Any],
+    timeout: float,
+    status_error: Callable[[Any], ProviderError],
+) -> tuple[Any, float]:
+    """(decoded JSON answer, latency in ms) of one POST through `client` of module `sdk`."""
+    started = time.perf_counter()
+    try:
+        raw = await client.post(path, cast_to=bytes, body=body, options={"timeout": timeout})
+    except sdk.APITimeoutError as exc:
+        why = connect_failure(exc)
+        if why is not None:
+            raise ProviderError("connect", why) from None
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and "Cannot connect to host" in str(cause):
+            # the aiohttp transport reports any connect failure as a connect timeout
+            raise ProviderError("connection", f"connection failed ({cause})") from None
+        raise ProviderError("timeout", f"no answer within {timeout:g} s") from None
+    except sdk.APIConnectionError as exc:
+        why = connect_failure(exc)
+        if why is not None:
+            raise ProviderError("connect", why) from None
+        cause = exc.__cause__ or exc.__context__
+        detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+        raise ProviderError("connection", f"connection failed ({detail})") from None
+    except sdk.APIStatusError as exc:
+        raise status_error(exc) from None
+    latency_ms = (time.perf_counter() - started) * 1000
+    try:
+        return json.loads(raw), latency_ms
+    except (ValueError, UnicodeDecodeError):
+        snippet = raw[:80].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        raise ProviderError("malformed", f"response is not JSON: {snippet!r}") from None

@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 
 from promptyard.evals import textchecks
 from promptyard.evals.providers.base import ToolCall
+from promptyard.evals.providers.runtime import RunStopped
 from promptyard.limits import TimeLimitExceeded, time_limit
 from promptyard.pathsafety import safe_relpath
 from promptyard.render import make_environment
@@ -379,9 +380,9 @@ class GradingUnavailable(Exception):
         self.kind = kind
 
 
-class GradingStopped(Exception):
-    """Raised by a grading hook (`judge`, `embed`) when the whole eval run is stopping, e.g.
-    because a provider is down: it passes through `evaluate` untouched."""
+# Raised by a grading hook (`judge`, `embed`) when the whole eval run is stopping, e.g.
+# because a provider is down: it passes through `evaluate` untouched.
+GradingStopped = RunStopped
 
 
 def combine(results: list[AssertionResult], threshold: float | None = None) -> tuple[bool, float]:

@@ -42,9 +42,8 @@ REQUEST = ChatRequest("test-model", [{"role": "user", "content": "hello"}])
 
 
 class VirtualTime:
-    """A clock that moves only when someone sleeps (by that much): each sleep is recorded.
-
-    Sleeps run one after another on it, so concurrent waits are read from `sleeps`."""
+    """A clock that moves only when someone sleeps, to when that sleeper is due: each sleep
+    is recorded with the time it was due to wake."""
 
     def __init__(self) -> None:
         self.t = 0.0
@@ -55,10 +54,11 @@ class VirtualTime:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
+        start = self.t
         self.sleeps.append(seconds)
-        self.wakes.append(self.t + seconds)
-        self.t += seconds
-        await asyncio.sleep(0)
+        self.wakes.append(start + seconds)
+        await asyncio.sleep(0)  # the others run before the clock moves on
+        self.t = max(self.t, start + seconds)
 
 
 class Scripted(Provider):
@@ -118,7 +118,7 @@ def test_a_429_is_retried_after_the_wait_its_retry_after_asks_for() -> None:
 
 
 def test_a_429_pauses_calls_that_start_during_the_pause() -> None:
-    run, fake, _ = runtime([rate_limited(7.0)], max_concurrency=1)
+    run, fake, time = runtime([rate_limited(7.0)], max_concurrency=1)
 
     async def both() -> None:
         first = asyncio.create_task(run.complete(REQUEST))
@@ -128,8 +128,9 @@ def test_a_429_pauses_calls_that_start_during_the_pause() -> None:
         await asyncio.gather(first, second)
 
     asyncio.run(both())
-    # the second call made no attempt before the pause ended
+    # the second call made no attempt before the pause ended: it waited for it too
     assert len(fake.started) == 3 and min(fake.started[1:]) >= 7.0
+    assert time.sleeps == [7.0, 7.0]
 
 
 def test_a_retry_after_over_the_cap_waits_the_cap() -> None:

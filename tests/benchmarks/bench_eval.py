@@ -20,106 +20,21 @@ Run by hand:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _fixture import eval_cases, load, run_eval, server_env, write_eval_repo
 
 from support.openai_server import OpenAIServerProcess
 
-CONFIG = """\
-providers:
-  default:
-    type: openai
-    base_url_env: BENCH_BASE_URL
-    api_key_env: BENCH_API_KEY
-    max_concurrency: 50
-    timeout_s: 30
-    max_retries: 2
-pricing:
-  bench-model: {input: 0.15, output: 0.60}
-"""
-
-PROMPT = """\
-name: bench
-version: 1.0.0
-model: {{name: bench-model, parameters: {{temperature: 0}}}}
-inputs:
-  customer: {{type: string}}
-  ticket: {{type: string}}
-messages:
-  - role: system
-    content: You are a support agent. Address {{{{ customer }}}} by name.
-  - role: user
-    content: "{{{{ ticket }}}}"
-evals:
-  - dataset: {dataset}
-    assert:
-      - {{type: icontains, value: "{{{{ vars.customer }}}}"}}
-      - {{type: word-count, value: {{min: 3, max: 200}}}}
-      - {{type: not-contains, value: "as an AI"}}
-    threshold: 0.9
-"""
-
 
 def make_repo(root: Path, cases: int, name: str) -> None:
-    (root / "prompts").mkdir(parents=True, exist_ok=True)
-    (root / "golden").mkdir(exist_ok=True)
-    (root / "promptyard.yaml").write_text(CONFIG)
-    dataset = f"golden/{name}.jsonl"
-    (root / "prompts/bench.yaml").write_text(PROMPT.format(dataset=dataset))
-    with open(root / dataset, "w") as out:
-        for i in range(cases):
-            case = {
-                "id": f"case-{i:06d}",
-                "vars": {
-                    "customer": f"Customer{i}",
-                    "ticket": f"Customer{i} here: my order {100000 + i} has not arrived, "
-                    "can you check the tracking and tell me when it will be delivered?",
-                },
-            }
-            out.write(json.dumps(case) + "\n")
-
-
-def run_eval(root: Path, env: dict[str, str], *extra: str) -> tuple[float, dict, int]:
-    """Wall time, the JSON report, and the peak RSS (KiB) of one `promptyard eval` process."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "promptyard", "eval", "--format", "json", *extra],
-        cwd=root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    peak = [0]
-
-    def watch() -> None:
-        status = Path(f"/proc/{proc.pid}/status")
-        while proc.poll() is None:
-            try:
-                for line in status.read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak[0] = max(peak[0], int(line.split()[1]))
-            except OSError:
-                return
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    out, _ = proc.communicate()
-    elapsed = time.perf_counter() - started
-    watcher.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"eval exited {proc.returncode}: {out[:500]}")
-    return elapsed, json.loads(out), peak[0]
+    write_eval_repo(root, eval_cases(cases), dataset=f"golden/{name}.jsonl")
 
 
 def main() -> None:
@@ -136,15 +51,15 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
         OpenAIServerProcess(latency_ms=args.latency_ms) as server,
     ):
-        env = {**os.environ, "BENCH_BASE_URL": server.base_url, "BENCH_API_KEY": "bench"}
-        env.pop("OPENAI_BASE_URL", None)
+        env = server_env(server.base_url)
+        print(f"load average before: {load()}")
 
         # process start: a live one-case eval, and a one-case eval answered from the cache
         tiny = Path(tmp) / "tiny"
         make_repo(tiny, 1, "tiny")
-        starts = [run_eval(tiny, env, "--no-cache")[0] for _ in range(args.runs)]
+        starts = [run_eval(tiny, env, "--no-cache")[0].wall_s for _ in range(args.runs)]
         start = statistics.median(starts)
-        cached_starts = [run_eval(tiny, env)[0] for _ in range(args.runs)]
+        cached_starts = [run_eval(tiny, env)[0].wall_s for _ in range(args.runs)]
         cached_start = statistics.median(cached_starts)
 
         ideal = args.cases / 50 * args.latency_ms / 1000
@@ -152,11 +67,11 @@ def main() -> None:
         for attempt in range(args.runs):
             root = Path(tmp) / f"cold-{attempt}"
             make_repo(root, args.cases, "cases")
-            elapsed, report, _ = run_eval(root, env, "--concurrency", "50")
+            measured, report = run_eval(root, env, "--concurrency", "50")
             assert report["runs"][0]["cases"] == args.cases and report["runs"][0]["errors"] == 0
-            cold.append(elapsed)
-            elapsed, report, _ = run_eval(root, env, "--concurrency", "50")
-            warm.append(elapsed)
+            cold.append(measured.wall_s)
+            measured, report = run_eval(root, env, "--concurrency", "50")
+            warm.append(measured.wall_s)
 
         print(
             f"process start, one live call:        {start:.3f} s  (runs: {', '.join(f'{s:.3f}' for s in starts)})"
@@ -179,7 +94,8 @@ def main() -> None:
         if args.big:
             root = Path(tmp) / "big"
             make_repo(root, args.big, "big")
-            elapsed, report, peak_kib = run_eval(root, env, "--concurrency", "50")
+            measured, report = run_eval(root, env, "--concurrency", "50")
+            elapsed, peak_kib = measured.wall_s, measured.peak_kib
             row = report["runs"][0]
             assert row["cases"] == args.big, row
             print(

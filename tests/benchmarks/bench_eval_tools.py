@@ -1,9 +1,13 @@
 """Benchmark: a 2,000-case eval with a prompt that declares two tools vs the same without.
 
 Both run as whole `promptyard eval --no-cache` processes against the local server in its
-own process (20 ms per answer, concurrency 50); with tools, every case's answer is a tool
-call (a `[[tool:...]]` marker), judged by `tool-call` and `tool-args-valid`. Without tools
-the server drops the marker and echoes the ticket, judged by `contains`. Runs alternate to share machine noise.
+own process (20 ms per answer, concurrency 50), on the same cases with the same
+assertions: the two runs differ only in the prompt's `tools`. Each ticket carries a
+`[[tool:lookup_order ...]]` marker: with tools the server answers with that call (no
+text), without tools it drops the marker and echoes the ticket. The assertions hold for
+both answers and exercise the tool checks when there are calls (`tool-args-valid`
+validates each call against the declared schema, `not-tool-call` looks through them).
+Runs alternate to share machine noise; wall and CPU time of the eval process are reported.
 Target: with tools <= 1.10 x the wall time without.
 
 Run by hand:
@@ -13,8 +17,6 @@ Run by hand:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_eval import CONFIG, run_eval
+from _fixture import eval_cases, load, median_line, run_eval, server_env, write_eval_repo
 
 from support.openai_server import OpenAIServerProcess
 
@@ -41,49 +43,23 @@ tools:
     description: Hand the ticket to a human.
     parameters: {type: object, properties: {reason: {type: string}}}
 """
-PROMPT = """\
-name: bench
-version: 1.0.0
-model: {{name: bench-model, parameters: {{temperature: 0}}}}
-inputs:
-  customer: {{type: string}}
-  ticket: {{type: string}}
-messages:
-  - role: system
-    content: You are a support agent. Address {{{{ customer }}}} by name.
-  - role: user
-    content: "{{{{ ticket }}}}"
-{tools}evals:
-  - dataset: golden/cases.jsonl
-    assert:
-{asserts}
-    threshold: 0.9
-"""
-WITH_TOOLS = """\
-      - {type: tool-call, value: {name: lookup_order, json-path: {path: $.order, exists: true}}}
-      - {type: tool-args-valid}
-"""
-WITHOUT_TOOLS = """\
-      - {type: contains, value: "is late"}
+# The same for both runs: each holds for a plain answer and for a call to lookup_order.
+ASSERTS = """\
       - {type: not-contains, value: "as an AI"}
+      - {type: not-refusal}
+      - {type: tool-args-valid}
+      - {type: not-tool-call, value: escalate}
 """
+
+
+def tool_ticket(i: int) -> str:
+    return f'My order {100000 + i} is late. [[tool:lookup_order {{"order": "{100000 + i}"}}]]'
 
 
 def make_repo(root: Path, cases: int, tools: bool) -> None:
-    (root / "prompts").mkdir(parents=True)
-    (root / "golden").mkdir()
-    (root / "promptyard.yaml").write_text(CONFIG)
-    asserts = WITH_TOOLS if tools else WITHOUT_TOOLS
-    (root / "prompts/bench.yaml").write_text(
-        PROMPT.format(tools=TOOLS if tools else "", asserts=asserts)
+    write_eval_repo(
+        root, eval_cases(cases, tool_ticket), asserts=ASSERTS, tools=TOOLS if tools else ""
     )
-    with open(root / "golden/cases.jsonl", "w") as out:
-        for i in range(cases):
-            ticket = (
-                f'My order {100000 + i} is late. [[tool:lookup_order {{"order": "{100000 + i}"}}]]'
-            )
-            case = {"id": f"case-{i:06d}", "vars": {"customer": f"Customer{i}", "ticket": ticket}}
-            out.write(json.dumps(case) + "\n")
 
 
 def main() -> None:
@@ -96,25 +72,27 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
         OpenAIServerProcess(latency_ms=args.latency_ms) as server,
     ):
-        env = {**os.environ, "BENCH_BASE_URL": server.base_url, "BENCH_API_KEY": "bench"}
-        env.pop("OPENAI_BASE_URL", None)
-        times: dict[bool, list[float]] = {False: [], True: []}
+        env = server_env(server.base_url)
+        load_before = load()
+        wall: dict[bool, list[float]] = {False: [], True: []}
+        cpu: dict[bool, list[float]] = {False: [], True: []}
         for attempt in range(args.runs):
             for tools in (False, True):
                 root = Path(tmp) / f"{'tools' if tools else 'plain'}-{attempt}"
                 make_repo(root, args.cases, tools)
-                elapsed, report, _ = run_eval(root, env, "--no-cache", "--concurrency", "50")
+                measured, report = run_eval(root, env, "--no-cache", "--concurrency", "50")
                 row = report["runs"][0]
                 assert row["cases"] == args.cases and row["errors"] == 0, row
                 assert row["passed"] == args.cases, row
-                times[tools].append(elapsed)
-        plain, tooled = statistics.median(times[False]), statistics.median(times[True])
+                wall[tools].append(measured.wall_s)
+                cpu[tools].append(measured.cpu_s)
+        print(f"load average: {load_before} before, {load()} after")
         for label, key in (("without tools", False), ("with two tools", True)):
-            runs = ", ".join(f"{t:.3f}" for t in times[key])
-            print(
-                f"{args.cases} cases {label}: median {statistics.median(times[key]):.3f} s ({runs})"
-            )
-        print(f"ratio with/without: {tooled / plain:.3f} (target <= 1.10)")
+            print(median_line(f"{args.cases} cases {label}, wall", wall[key]))
+            print(median_line(f"{args.cases} cases {label}, CPU ", cpu[key]))
+        ratio = statistics.median(wall[True]) / statistics.median(wall[False])
+        cpu_ratio = statistics.median(cpu[True]) / statistics.median(cpu[False])
+        print(f"ratio with/without: wall {ratio:.3f} (target <= 1.10), CPU {cpu_ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ _EXPORTS = {
     "run_evals_async": "promptyard.evals.runner",
     "evaluate_snapshot": "promptyard.evals.runner",
     "select_jobs": "promptyard.evals.runner",
-    "request_key": "promptyard.evals.runner",
+    "request_key": "promptyard.evals.responses",
     "EvalJob": "promptyard.evals.runner",
     "EvalOptions": "promptyard.evals.runner",
     "EvalProgress": "promptyard.evals.runner",

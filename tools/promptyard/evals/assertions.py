@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 
 from promptyard.evals import textchecks
 from promptyard.evals.providers.base import ToolCall
+from promptyard.evals.providers.runtime import RunStopped
 from promptyard.limits import TimeLimitExceeded, time_limit
 from promptyard.pathsafety import safe_relpath
 from promptyard.plugins import register_once
@@ -282,7 +283,9 @@ _WHOLE_REFERENCE = re.compile(r"^\s*\{\{\s*(expected|vars(?:\.[A-Za-z_][A-Za-z0-
 def render_value(value: Any, case: Case) -> Any:
     """Resolve `{{ expected }}` / `{{ vars.x }}` in an assertion value (sandboxed).
 
-    A string that is exactly one reference keeps the referenced value's type.
+    A string that is exactly one reference keeps the referenced value's type. A value
+    with no reference is returned as it is (the same object): `evaluate` then skips
+    checking its shape again for every case.
     """
     if isinstance(value, str):
         if "{" not in value:
@@ -301,9 +304,11 @@ def render_value(value: Any, case: Case) -> Any:
         except Exception as exc:  # a template in a dataset: report it on the assertion
             raise AssertionFailure(f"cannot resolve {_short(value)!r}: {exc}") from None
     if isinstance(value, list):
-        return [render_value(v, case) for v in value]
+        items = [render_value(v, case) for v in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
     if isinstance(value, dict):
-        return {k: render_value(v, case) for k, v in value.items()}
+        fields = {k: render_value(v, case) for k, v in value.items()}
+        return value if all(fields[k] is v for k, v in value.items()) else fields
     return value
 
 
@@ -387,9 +392,9 @@ class GradingUnavailable(Exception):
         self.kind = kind
 
 
-class GradingStopped(Exception):
-    """Raised by a grading hook (`judge`, `embed`) when the whole eval run is stopping, e.g.
-    because a provider is down: it passes through `evaluate` untouched."""
+# Raised by a grading hook (`judge`, `embed`) when the whole eval run is stopping, e.g.
+# because a provider is down: it passes through `evaluate` untouched.
+GradingStopped = RunStopped
 
 
 def combine(results: list[AssertionResult], threshold: float | None = None) -> tuple[bool, float]:
@@ -706,9 +711,30 @@ async def _json_schema(a: Assertion, ctx: AssertionContext) -> Outcome:
     return problem is None, float(problem is None), problem or "output matches the schema"
 
 
+_VALIDATORS: dict[str, Draft202012Validator] = {}
+_VALIDATORS_KEPT = 256
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    """The validator of `schema`, built once per distinct schema: a tool's `parameters` or
+    an assertion's schema is checked against every case, and building costs more than
+    validating."""
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):  # not plain JSON: build it each time
+        return Draft202012Validator(schema, format_checker=textchecks.FORMAT_CHECKER)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        if len(_VALIDATORS) >= _VALIDATORS_KEPT:
+            _VALIDATORS.clear()
+        validator = Draft202012Validator(schema, format_checker=textchecks.FORMAT_CHECKER)
+        _VALIDATORS[key] = validator
+    return validator
+
+
 def _schema_violation(schema: dict[str, Any], instance: Any) -> str | None:
     """Why `instance` fails `schema` (draft 2020-12, `format` enforced), or None."""
-    validator = Draft202012Validator(schema, format_checker=textchecks.FORMAT_CHECKER)
+    validator = _validator(schema)
     problem = _bounded(
         "json-schema validation",
         lambda: jsonschema.exceptions.best_match(validator.iter_errors(instance)),

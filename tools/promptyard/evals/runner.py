@@ -9,12 +9,11 @@ Public entry points:
 - `evaluate_snapshot(snapshot, names, options=...)` runs the evals of named prompts with
   their own datasets (what `promptyard eval` does).
 
-What happens to one case × repeat: render the messages (sandboxed), hash the request, answer
-it from the cache (live) or the recordings (offline), else call the provider — bounded per
-provider by `max_concurrency` and `requests_per_minute`, one attempt limited to `timeout_s`,
-retried with exponential backoff and jitter on timeouts, dropped connections, 429 and 5xx
-(`Retry-After` honoured, and a 429 pauses the whole provider) — then run the assertions,
-write the row to `results.jsonl` and fold it into the summary.
+What happens to one case × repeat: render the messages (sandboxed), respond (the answer
+comes from the cache or the recordings, an identical request in flight, or the provider:
+`responses.py`, each call through the provider's runtime with its limits and retries:
+`providers/runtime.py`), grade (the assertions), write the row to `results.jsonl` and fold
+it into the summary.
 
 If no call to a provider succeeds and its calls fail for infrastructure reasons, the run
 stops with `InfraError` (exit 3): an unreachable provider never looks like a pass or a
@@ -31,39 +30,44 @@ import asyncio
 import dataclasses
 import hashlib
 import os
-import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
-from promptyard.errors import ConfigError, InfraError
+from promptyard.errors import ConfigError
 from promptyard.evals.assertions import (
     AssertionContext,
-    GradingStopped,
     GradingUnavailable,
     assertion_problem,
     combine,
     evaluate,
     split_type,
 )
-from promptyard.evals.cache import CachedResponse, ResponseCache
+from promptyard.evals.cache import ResponseCache
 from promptyard.evals.pricing import cost_usd, unpriced_note
 from promptyard.evals.providers import (
     ChatRequest,
-    Provider,
     ProviderError,
     create_provider,
     tool_calls_of,
 )
-from promptyard.evals.recordings import (
-    RecordingRow,
-    RecordingStore,
-    RecordingWriter,
-    record_command,
-    recording_path,
+from promptyard.evals.providers.runtime import (
+    Halted,
+    ProviderRuntime,
+    RetryClock,
+    RetryPolicy,
+    StopFlag,
+    Unreachable,
+)
+from promptyard.evals.recordings import RecordingStore, RecordingWriter
+from promptyard.evals.responses import (  # noqa: F401 - request_key: public here too
+    MissingRecording,
+    Origin,
+    Responses,
+    request_key,
 )
 from promptyard.evals.results import (
     FORMAT_VERSION,
@@ -88,11 +92,7 @@ if TYPE_CHECKING:
 
     from promptyard.workspace import LoadedPrompt, Snapshot
 
-T = TypeVar("T")
 Mode = Literal["auto", "offline", "record"]
-# With no success yet, this many calls failing for infrastructure reasons (after their
-# retries) means the provider is down: stop instead of grinding through every case.
-ABORT_AFTER_INFRA_FAILURES = 3
 JUDGE_PARAMETERS: dict[str, Any] = {"temperature": 0}
 
 
@@ -230,14 +230,7 @@ class EvalReport:
         return {"runs": [run.summary.to_json_row() for run in self.runs]}
 
 
-# --- request identity -----------------------------------------------------------------------
-
-
-def request_key(kind: str, provider_type: str, request: Mapping[str, Any], repeat: int = 0) -> str:
-    """sha256 of the canonical request: what the cache and the recordings are keyed by."""
-    return sha256_json(
-        {"v": 1, "kind": kind, "provider": provider_type, "request": request, "repeat": repeat}
-    )
+# --- run identity ---------------------------------------------------------------------------
 
 
 def _slug(text: str) -> str:
@@ -250,245 +243,6 @@ def _cases_digest(cases: Sequence[Case]) -> str:
         digest.update(case.model_dump_json(by_alias=True).encode())
         digest.update(b"\n")
     return digest.hexdigest()
-
-
-# --- providers at run time --------------------------------------------------------------------
-
-
-class _Unreachable(GradingStopped):
-    """A provider is down (no call succeeded, several failed): the run stops."""
-
-    def __init__(self, runtime: _ProviderRuntime, kind: str) -> None:
-        super().__init__(runtime.name)
-        self.runtime = runtime
-        self.kind = kind
-
-
-class _Halted(GradingStopped):
-    """Raised instead of starting a call once the run is stopping (another worker failed)."""
-
-
-class _Halt:
-    """Shared by the workers and the providers: set once the run is stopping."""
-
-    def __init__(self) -> None:
-        self.stopped = False
-
-    def check(self) -> None:
-        if self.stopped:
-            raise _Halted("the run is stopping")
-
-
-class _RetryClock:
-    """How long every running worker was waiting to retry (shared by all providers)."""
-
-    def __init__(self, on_change: Callable[[], None]) -> None:
-        self.workers = 0  # workers running
-        self.waiting = 0  # calls sleeping before a retry
-        self._stalled_since: float | None = None
-        self._stalled_s = 0.0
-        self._on_change = on_change
-
-    def _update(self) -> None:
-        stalled = self.workers > 0 and self.waiting >= self.workers
-        now = time.monotonic()
-        if stalled and self._stalled_since is None:
-            self._stalled_since = now
-        elif not stalled and self._stalled_since is not None:
-            self._stalled_s += now - self._stalled_since
-            self._stalled_since = None
-
-    def stalled_s(self) -> float:
-        since = self._stalled_since
-        return self._stalled_s + (time.monotonic() - since if since is not None else 0.0)
-
-    def set_workers(self, count: int) -> None:
-        self.workers = count
-        self._update()
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep before a retry, counted as waiting."""
-        self.waiting += 1
-        self._update()
-        self._on_change()
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self.waiting -= 1
-            self._update()
-        self._on_change()
-
-
-@dataclass
-class _Tally:
-    """Outcomes of one kind of call (chat, judge, embed) to one provider."""
-
-    successes: int = 0
-    infra: int = 0
-    auth: int = 0
-    other: int = 0
-    last_error: ProviderError | None = None
-
-
-_CALL_NAMES = {"chat": "call(s)", "judge": "judge call(s)", "embed": "embeddings call(s)"}
-
-
-class _ProviderRuntime:
-    """A provider with its limits: concurrency, requests per minute, retries, pauses."""
-
-    def __init__(
-        self,
-        name: str,
-        provider: Provider,
-        offline: bool,
-        options: EvalOptions,
-        halt: _Halt,
-        clock: _RetryClock,
-    ) -> None:
-        self.name = name
-        self.provider = provider
-        self.config = provider.config
-        self.offline = offline
-        self.options = options
-        self.halt = halt
-        self.clock = clock
-        self.answered = False  # some call of any kind succeeded
-        self.refused_at_once = False  # stopped at a connect failure before any answer
-        self.attempts = 0
-        self.semaphore = asyncio.Semaphore(self.config.max_concurrency)
-        self.interval = (
-            60.0 / self.config.requests_per_minute if self.config.requests_per_minute else 0
-        )
-        self.next_slot = 0.0
-        self.paused_until = 0.0
-        self.prepared = False
-        # Per kind of call: a judge model that is down fails even when chat calls work.
-        self.tally: dict[str, _Tally] = {}
-
-    async def _wait_turn(self) -> None:
-        """Wait for a requests-per-minute slot, then for any pause a 429 asked for."""
-        loop = asyncio.get_running_loop()
-        if self.interval:
-            now = loop.time()
-            slot = max(now, self.next_slot)
-            self.next_slot = slot + self.interval  # reserve it before sleeping
-            if slot > now:
-                await asyncio.sleep(slot - now)
-        while (wait := self.paused_until - loop.time()) > 0:
-            await self.clock.sleep(wait)
-
-    def _delay(self, error: ProviderError, attempt: int) -> float:
-        if error.retry_after is not None:
-            return min(error.retry_after, self.options.max_retry_after_s)
-        ceiling = min(self.options.backoff_max_s, self.options.backoff_base_s * 2.0**attempt)
-        return ceiling * (0.5 + random.random() / 2)  # jitter: spread the retries out
-
-    async def call(self, kind: str, attempt_once: Callable[[], Awaitable[T]]) -> T:
-        """One logical call: attempts with retries; raises the last ProviderError."""
-        tally = self.tally.setdefault(kind, _Tally())
-        timeout = self.config.timeout_s
-        attempt = 0
-        if not self.prepared:  # before the first rate-limit slot is taken
-            self.prepared = True
-            await self.provider.prepare()
-        while True:
-            await self._wait_turn()
-            async with self.semaphore:
-                self.halt.check()  # the run may have failed while this call waited its turn
-                self.attempts += 1
-                try:
-                    async with asyncio.timeout(timeout):
-                        result = await attempt_once()
-                except ProviderError as exc:
-                    error = exc
-                except TimeoutError:
-                    error = ProviderError("timeout", f"no answer within {timeout:g} s")
-                else:
-                    tally.successes += 1
-                    self.answered = True
-                    return result
-            self.halt.check()  # decided elsewhere meanwhile: this failure changes nothing
-            if error.kind == "connect" and not self.answered:
-                # Nothing has answered yet: a wrong URL or a server that is not running.
-                # Retrying fixes neither, so the run stops now (a restarting server, once
-                # it has answered, gets the retries).
-                tally.last_error = error
-                tally.infra += 1
-                self.refused_at_once = True
-                raise _Unreachable(self, kind)
-            if not error.retryable or attempt >= self.config.max_retries:
-                self._count_failure(kind, tally, error)
-                raise error
-            delay = self._delay(error, attempt)
-            if error.kind == "rate_limit" or error.retry_after is not None:
-                # The server asked everyone to slow down, not just this request.
-                loop = asyncio.get_running_loop()
-                self.paused_until = max(self.paused_until, loop.time() + delay)
-            attempt += 1
-            await self.clock.sleep(delay)
-
-    def _count_failure(self, kind: str, tally: _Tally, error: ProviderError) -> None:
-        tally.last_error = error
-        if error.infra:
-            tally.infra += 1
-            if tally.successes == 0 and tally.infra >= ABORT_AFTER_INFRA_FAILURES:
-                raise _Unreachable(self, kind)
-        elif error.kind == "auth":
-            tally.auth += 1
-        else:
-            tally.other += 1
-
-    def unreachable_error(self, kind: str, runs: list[EvalRun] | None = None) -> InfraError:
-        tally = self.tally[kind]
-        retries = self.config.max_retries
-        last = tally.last_error.message if tally.last_error else "unknown error"
-        where = f" Partial results: {runs[0].run_dir}" if runs else ""
-        if self.refused_at_once:
-            return InfraError(
-                f"provider {self.name!r} ({self.provider.describe()}) is unreachable: {last} "
-                f"(stopped after {self.attempts} attempt(s): retrying cannot fix a refused "
-                f"connection or an unknown host).{where}",
-                hint=f"start the server, or fix the base URL ({self._url_setting()})",
-            )
-        return InfraError(
-            f"provider {self.name!r} ({self.provider.describe()}) is unreachable: "
-            f"{tally.infra} {_CALL_NAMES.get(kind, 'call(s)')} failed after {retries} retries, "
-            f"none succeeded (last: {last}).{where}",
-            hint="check that the server is up and the base URL is right, then run the same "
-            "command again; finished cases are kept",
-        )
-
-    def infra_share_error(self, failed: int, rows: int, runs: list[EvalRun]) -> InfraError:
-        """More rows than `max_infra_error_rate` allows ended in this provider's
-        infrastructure errors: the run is no quality result (exit 3)."""
-        allowed = self.config.max_infra_error_rate
-        errors = [t.last_error for t in self.tally.values() if t.infra and t.last_error]
-        last = f"; last: {errors[-1].message}" if errors else ""
-        where = f" Partial results: {runs[0].run_dir}" if runs else ""
-        return InfraError(
-            f"provider {self.name!r} ({self.provider.describe()}) failed {failed} of {rows} "
-            f"case run(s) for infrastructure reasons after {self.config.max_retries} retries "
-            f"({failed / rows:.0%} > max_infra_error_rate {allowed:.0%}{last}): those cases "
-            f"have no verdict, so the run is not judged.{where}",
-            hint="run the same command again once the provider is healthy (finished cases are "
-            f"kept; only these are asked again), or allow a share with "
-            f"`providers.{self.name}.max_infra_error_rate` in promptyard.yaml",
-        )
-
-    def _url_setting(self) -> str:
-        env = self.config.base_url_env
-        if env and self.provider.environ.get(env):
-            return f"${env}"
-        return "base_url in promptyard.yaml"
-
-    def auth_error(self, kind: str) -> ConfigError:
-        tally = self.tally[kind]
-        last = tally.last_error.message if tally.last_error else ""
-        env = self.config.api_key_env or "the API key"
-        return ConfigError(
-            f"provider {self.name!r} ({self.provider.describe()}) refused every call: {last}",
-            hint=f"check {env}",
-        )
 
 
 # --- one run (prompt × dataset) ----------------------------------------------------------------
@@ -670,6 +424,12 @@ class _Run:
             self.stats.case_pass_fractions(),
         )
 
+    def origin(self, case: Case, repeat: int) -> Origin:
+        """Where this case × repeat's answers are filed in the recordings."""
+        return Origin(
+            self.name, self.dataset, case.id, repeat, self.loaded.snapshot.paths.recordings
+        )
+
     def row(self, case: Case, repeat: int, **fields: Any) -> CaseResult:
         return CaseResult(
             run_id=self.run_id,
@@ -686,10 +446,6 @@ class _Run:
         )
 
 
-class _MissingRecording(Exception):
-    pass
-
-
 # --- the engine ---------------------------------------------------------------------------------
 
 
@@ -698,15 +454,18 @@ class _Engine:
         self.config = config
         self.options = options
         self.environ = options.environ if options.environ is not None else os.environ
-        self.runtimes: dict[str, _ProviderRuntime] = {}
-        self.store = options.recording_store or RecordingStore(options.recording_sources)
-        self.cache: ResponseCache | None = None
-        self.recorder: RecordingWriter | None = None
-        self.inflight: dict[str, asyncio.Future[tuple[CachedResponse, bool]]] = {}
+        self.runtimes: dict[str, ProviderRuntime] = {}
+        self.responses = Responses(
+            options.recording_store or RecordingStore(options.recording_sources),
+            use_cache=options.use_cache,
+        )
         self.total = self.done = self.cached = self.errors = 0
         self.started = time.monotonic()
-        self.halt = _Halt()
-        self.clock = _RetryClock(self._report_progress)
+        self.stop = StopFlag()
+        self.clock = RetryClock(self._report_progress, now=time.monotonic)
+        self.policy = RetryPolicy(
+            options.backoff_base_s, options.backoff_max_s, options.max_retry_after_s
+        )
         self.context = RunContext(command=options.command)
         # Per provider: rows run this invocation that could call it, and those it failed for
         # infrastructure reasons (`max_infra_error_rate`); judge and embeddings failures are
@@ -718,7 +477,7 @@ class _Engine:
 
     # providers
 
-    def runtime(self, name: str) -> _ProviderRuntime:
+    def runtime(self, name: str) -> ProviderRuntime:
         runtime = self.runtimes.get(name)
         if runtime is not None:
             return runtime
@@ -744,7 +503,9 @@ class _Engine:
         if problem is not None and mode != "offline":
             raise ConfigError(f"provider {name!r}: {problem}")
         offline = mode == "offline" or (mode == "auto" and not provider.configured)
-        runtime = _ProviderRuntime(name, provider, offline, self.options, self.halt, self.clock)
+        runtime = ProviderRuntime(
+            name, provider, offline=offline, policy=self.policy, stop=self.stop, clock=self.clock
+        )
         self.runtimes[name] = runtime
         return runtime
 
@@ -760,172 +521,25 @@ class _Engine:
             f"answering from {sources}"
         )
 
-    # lookups and calls
-
-    def _lookup(self, runtime: _ProviderRuntime, prompt: str, key: str) -> CachedResponse | None:
-        if runtime.offline:  # committed recordings first: the same answers as CI gets
-            hit = self.store.lookup(prompt, key)
-            if hit is None and self.options.use_cache and self.cache is not None:
-                hit = self.cache.get(key)
-            return hit
-        if self.options.use_cache and self.cache is not None:
-            return self.cache.get(key)
-        return None
-
-    async def respond(
-        self,
-        runtime: _ProviderRuntime,
-        run: _Run,
-        kind: str,
-        key: str,
-        model: str,
-        slot: tuple[str, int],
-        live: Callable[[], Awaitable[CachedResponse]],
-    ) -> tuple[CachedResponse, bool]:
-        """The response for one request and whether it came from storage.
-
-        Identical requests in flight at the same time share one call.
-        """
-        hit = self._lookup(runtime, run.name, key)
-        if hit is not None:
-            self._record(run, kind, key, model, slot, hit)
-            return hit, True
-        if runtime.offline:
-            raise _MissingRecording(
-                f"no recorded response (not in {recording_path(run.loaded.snapshot.paths.recordings, run.name)}"
-                f" or the cache); record it with `{record_command(run.name)}`"
-            )
-        waiting = self.inflight.get(key)
-        if waiting is not None:
-            response, _ = await asyncio.shield(waiting)
-            # This caller's prompt used the response too: its recordings need the row.
-            self._record(run, kind, key, model, slot, response)
-            return response, False
-        future: asyncio.Future[tuple[CachedResponse, bool]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.inflight[key] = future
-        try:
-            response = await live()
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except Exception as exc:
-            future.set_exception(exc)
-            future.exception()  # mark it retrieved: often nobody else is waiting
-            raise
-        finally:
-            self.inflight.pop(key, None)
-        future.set_result((response, False))
-        if self.cache is not None:
-            self.cache.put(
-                key,
-                kind,
-                runtime.provider.type_name,
-                model,
-                response.payload,
-                response.tokens_in,
-                response.tokens_out,
-                response.latency_ms,
-            )
-        self._record(run, kind, key, model, slot, response)
-        return response, False
-
-    def _record(
-        self,
-        run: _Run,
-        kind: str,
-        key: str,
-        model: str,
-        slot: tuple[str, int],
-        response: CachedResponse,
-    ) -> None:
-        if self.recorder is None:
-            return
-        self.recorder.add(
-            run.name,
-            RecordingRow(
-                key=key,
-                kind=kind,
-                model=model,
-                dataset=run.dataset,
-                case=slot[0],
-                repeat=slot[1],
-                payload=response.payload,
-                tokens_in=response.tokens_in,
-                tokens_out=response.tokens_out,
-                latency_ms=response.latency_ms,
-            ),
-        )
-
-    async def chat(
-        self,
-        runtime: _ProviderRuntime,
-        run: _Run,
-        kind: str,
-        request: ChatRequest,
-        repeat: int,
-        slot: tuple[str, int],
-    ) -> tuple[CachedResponse, bool]:
-        key = request_key(kind, runtime.provider.type_name, request.identity(), repeat)
-
-        async def live() -> CachedResponse:
-            completion = await runtime.call(
-                kind, lambda: runtime.provider.complete(request, timeout=runtime.config.timeout_s)
-            )
-            return CachedResponse(
-                kind,
-                runtime.provider.type_name,
-                request.model,
-                completion.payload(),
-                completion.tokens_in,
-                completion.tokens_out,
-                completion.latency_ms,
-            )
-
-        return await self.respond(runtime, run, kind, key, request.model, slot, live)
-
-    async def embed_one(
-        self, runtime: _ProviderRuntime, run: _Run, model: str, text: str, slot: tuple[str, int]
-    ) -> list[float]:
-        key = request_key("embed", runtime.provider.type_name, {"model": model, "input": text})
-
-        async def live() -> CachedResponse:
-            result = await runtime.call(
-                "embed",
-                lambda: runtime.provider.embed(model, [text], timeout=runtime.config.timeout_s),
-            )
-            return CachedResponse(
-                "embed",
-                runtime.provider.type_name,
-                model,
-                {"vector": result.vectors[0]},
-                result.tokens_in,
-                None,
-                result.latency_ms,
-            )
-
-        response, _ = await self.respond(runtime, run, "embed", key, model, slot, live)
-        return list(response.payload["vector"])
-
     # grading hooks handed to the assertions
 
     def grading(self, run: _Run, case: Case, repeat: int) -> tuple[Any, Any]:
         slot = (case.id, repeat)
+        origin = run.origin(case, repeat)
 
         async def judge(messages: list[dict[str, str]], provider: str | None) -> str:
             runtime = self.runtime(provider or run.grading.provider)
             model = runtime.config.judge_model or run.grading.name
             request = ChatRequest(model, messages, JUDGE_PARAMETERS, json_mode=True)
             try:
-                response, _ = await self.chat(runtime, run, "judge", request, 0, slot)
+                response, _ = await self.responses.chat(runtime, request, origin, kind="judge")
             except ProviderError as exc:
                 self._blame(run, slot, runtime, exc)
                 raise GradingUnavailable(
                     f"judge call to {runtime.name!r} failed: {exc.message}",
                     kind="infra" if exc.infra else exc.kind,
                 ) from None
-            except _MissingRecording as exc:
+            except MissingRecording as exc:
                 raise GradingUnavailable(f"judge: {exc}", kind="offline") from None
             return str(response.payload.get("text", ""))
 
@@ -937,20 +551,20 @@ class _Engine:
                     f"provider {runtime.name!r} has no embedding_model", kind="request"
                 )
             try:
-                return [await self.embed_one(runtime, run, model, t, slot) for t in texts]
+                return [await self.responses.embed(runtime, model, t, origin) for t in texts]
             except ProviderError as exc:
                 self._blame(run, slot, runtime, exc)
                 raise GradingUnavailable(
                     f"embeddings call to {runtime.name!r} failed: {exc.message}",
                     kind="infra" if exc.infra else exc.kind,
                 ) from None
-            except _MissingRecording as exc:
+            except MissingRecording as exc:
                 raise GradingUnavailable(f"embeddings: {exc}", kind="offline") from None
 
         return judge, embed
 
     def _blame(
-        self, run: _Run, slot: tuple[str, int], runtime: _ProviderRuntime, exc: ProviderError
+        self, run: _Run, slot: tuple[str, int], runtime: ProviderRuntime, exc: ProviderError
     ) -> None:
         if exc.infra:
             self.infra_blame[(run.run_id, *slot)] = runtime.name
@@ -964,7 +578,7 @@ class _Engine:
             name = blamed or run.runtime.name
             self.infra_by_provider[name] = self.infra_by_provider.get(name, 0) + 1
 
-    def _infra_breach(self) -> tuple[_ProviderRuntime, int, int] | None:
+    def _infra_breach(self) -> tuple[ProviderRuntime, int, int] | None:
         """The first provider whose share of infrastructure-errored rows exceeds its
         `max_infra_error_rate`: (runtime, failed rows, rows)."""
         for name, failed in sorted(self.infra_by_provider.items()):
@@ -1004,8 +618,8 @@ class _Engine:
             rendered.response_format,
         )
         try:
-            response, cached = await self.chat(
-                run.runtime, run, "chat", request, repeat, (case.id, repeat)
+            response, cached = await self.responses.chat(
+                run.runtime, request, run.origin(case, repeat), repeat=repeat
             )
         except ProviderError as exc:
             kind = "infra" if exc.infra else exc.kind
@@ -1013,7 +627,7 @@ class _Engine:
                 case, repeat, output=None, passed=False, score=0.0,
                 error=f"{run.runtime.name}: {exc.message}", error_kind=kind,
             )  # fmt: skip
-        except _MissingRecording as exc:
+        except MissingRecording as exc:
             return run.row(
                 case, repeat, output=None, passed=False, score=0.0,
                 error=str(exc), error_kind="offline",
@@ -1087,14 +701,14 @@ class _Engine:
         self.clock.set_workers(self.clock.workers + 1)
         try:
             for run, case, repeat in work:
-                if self.halt.stopped:
+                if self.stop.stopped:
                     return
                 result = await self.process(run, case, repeat)
                 assert run.writer is not None
-                if self.cache is not None:
+                if self.responses.cache is not None:
                     # The answers this row used are committed before the row is written:
                     # a resumed run keeps the row, and a later run must find its answers.
-                    self.cache.flush()
+                    self.responses.cache.flush()
                 run.writer.append(result)
                 run.stats.add(result)
                 self._count_row(run, result)
@@ -1104,7 +718,7 @@ class _Engine:
                 self._report_progress()
         except BaseException:
             # Set before anything else runs: no sibling starts a call after this failure.
-            self.halt.stopped = True
+            self.stop.stopped = True
             raise
         finally:
             self.clock.set_workers(self.clock.workers - 1)
@@ -1117,7 +731,7 @@ class _Engine:
                 for _ in range(count):
                     group.create_task(self._worker(work))
         except BaseExceptionGroup as failed:
-            causes = [e for e in failed.exceptions if not isinstance(e, _Halted)]
+            causes = [e for e in failed.exceptions if not isinstance(e, Halted)]
             raise (causes or list(failed.exceptions))[0] from None
 
     async def run(self, jobs: Sequence[EvalJob]) -> EvalReport:
@@ -1130,21 +744,22 @@ class _Engine:
         runs = list(unique.values())
         self.context = git_context(self.options.repo_root, self.options.command)
         live = any(not r.offline for r in self.runtimes.values())
+        responses = self.responses
         if live or self.options.use_cache:
-            self.cache = ResponseCache(self.options.cache_path)
+            responses.cache = ResponseCache(self.options.cache_path)
         if self.options.mode == "record":
             paths = {run.loaded.snapshot.paths.recordings for run in runs}
-            self.recorder = RecordingWriter(self.options.repo_root, sorted(paths)[0])
+            responses.recorder = RecordingWriter(self.options.repo_root, sorted(paths)[0])
         if self.options.recording_store is None:
             for run in runs:
-                self.store.add_source(run.loaded.snapshot)
+                responses.store.add_source(run.loaded.snapshot)
         note = self.offline_note()
         if note and self.options.notify is not None:
             self.options.notify(note)
         opened: list[_Run] = []
         finished: dict[str, EvalRun] = {}
         complete = False
-        breach: tuple[_ProviderRuntime, int, int] | None = None
+        breach: tuple[ProviderRuntime, int, int] | None = None
         try:
             for run in runs:
                 run.open(self)
@@ -1158,56 +773,52 @@ class _Engine:
             await self._run_workers(work, min(workers, self.total))
             breach = self._infra_breach()
             complete = breach is None  # a resumed run asks the errored rows again
-        except _Unreachable as exc:
+        except Unreachable as exc:
             partial = [run.finish(complete=False) for run in opened]
             opened = []
-            raise exc.runtime.unreachable_error(exc.kind, partial) from None
+            raise exc.runtime.unreachable_error(exc.kind, _first_dir(partial)) from None
         finally:
             for run in opened:
                 finished[run.run_id] = run.finish(complete=complete)
-            if self.cache is not None:
-                self.cache.close()
+            if responses.cache is not None:
+                responses.cache.close()
             for runtime in self.runtimes.values():
-                await runtime.provider.aclose()
-        self._check_providers(list(finished.values()))
+                await runtime.aclose()
+        where = _first_dir(list(finished.values()))
+        for runtime in self.runtimes.values():  # no call succeeded: say why, not quality
+            failure = runtime.failure(where)
+            if failure is not None:
+                raise failure
         if breach is not None:
             runtime, failed, rows = breach
-            raise runtime.infra_share_error(failed, rows, list(finished.values()))
+            raise runtime.infra_share_error(failed, rows, where)
         report = EvalReport([finished[run.run_id] for run in requested])
         if note:
             report.notes.append(note)
         report.notes.extend(self.unpriced.values())
         report.offline_providers = sorted(r.name for r in self.runtimes.values() if r.offline)
-        if self.recorder is not None:
+        if responses.recorder is not None:
             for run in runs:
                 sliced = run.job.slice is not None
-                self.recorder.complete(
+                responses.recorder.complete(
                     run.name, run.dataset, [c.id for c in run.cases] if sliced else None
                 )
             report.recordings_written = [
-                p.relative_to(self.options.repo_root).as_posix() for p in self.recorder.write()
+                p.relative_to(self.options.repo_root).as_posix() for p in responses.recorder.write()
             ]
         return report
 
     @staticmethod
-    def _prompt_runtimes(runs: list[_Run]) -> list[_ProviderRuntime]:
-        seen: dict[str, _ProviderRuntime] = {}
+    def _prompt_runtimes(runs: list[_Run]) -> list[ProviderRuntime]:
+        seen: dict[str, ProviderRuntime] = {}
         for run in runs:
             seen[run.runtime.name] = run.runtime
         return list(seen.values())
 
-    def _check_providers(self, runs: list[EvalRun]) -> None:
-        """No call of a provider succeeded: say why instead of reporting quality."""
-        for runtime in self.runtimes.values():
-            if runtime.offline:
-                continue
-            for kind, tally in runtime.tally.items():
-                if tally.successes:
-                    continue
-                if tally.infra:
-                    raise runtime.unreachable_error(kind, runs)
-                if tally.auth and not tally.other:
-                    raise runtime.auth_error(kind)
+
+def _first_dir(runs: list[EvalRun]) -> Path | None:
+    """Where partial results are, for an error message."""
+    return runs[0].run_dir if runs else None
 
 
 # --- public entry points ------------------------------------------------------------------------

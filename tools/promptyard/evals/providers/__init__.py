@@ -3,6 +3,8 @@
 Adding a type is one file: a `Provider` subclass decorated with `@provider("name")`
 (see `base.py`), imported below so that it registers itself in `PROVIDERS`. Importing
 this package never imports a provider's client library; that happens on the first call.
+Every call goes through a `ProviderRuntime` (`runtime.py`: concurrency, requests per
+minute, retries, pauses, the stop flag), so a registered type gets all of it.
 """
 
 from __future__ import annotations

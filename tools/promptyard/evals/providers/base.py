@@ -1,11 +1,12 @@
-"""What every provider type implements, and the errors the runner knows how to handle.
+"""What every provider type implements, and the errors the provider runtime knows how to handle.
 
 A provider turns a `ChatRequest` into a `Completion` (and texts into embeddings) over
-some API. It does one attempt per call: retries, backoff, rate limits, concurrency, the
-cache and recordings all live in the runner, so a new provider type gets them for free.
+some API. It does one attempt per call: retries, backoff, rate limits and concurrency live in the
+`ProviderRuntime` every call goes through (`runtime.py`), the cache and recordings in the
+eval engine's `responses.py`, so a new provider type gets them for free.
 It reports failures as `ProviderError` with a `kind` that says whether a retry can help.
 A `connect` failure (refused, unknown host) is retried only once the provider has answered
-(a server restarting); before that, the runner stops the run at once (exit 3), since
+(a server restarting); before that, the runtime stops the run at once (exit 3), since
 retrying cannot fix a wrong URL or a server that is not running.
 
 A provider type is one module: a `Provider` subclass decorated with `@provider("name")`,
@@ -269,7 +270,7 @@ class Provider(ABC):
     async def prepare(self) -> None:  # noqa: B027 - optional hook; most types need nothing
         """Get ready for the first call (load the client library, create the client).
 
-        The runner awaits this before it takes a rate-limit slot for the first live call,
+        The runtime awaits this before it takes a rate-limit slot for the first live call,
         so a slow start does not squeeze the next calls together."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook; most types hold nothing

@@ -1,8 +1,8 @@
 """Provider type `openai`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp, LM Studio).
 
 Calls go through the official `openai` client (`AsyncOpenAI`), imported only when a call is
-made so that `lint` and the CLI stay fast. The client's own retries are off: the runner
-retries (with Retry-After) for every provider type alike.
+made so that `lint` and the CLI stay fast. The client's own retries are off: the provider
+runtime retries (with Retry-After) for every provider type alike.
 
 Requests use the client's documented generic `post` with the body passed through as
 given, and the JSON answer is read leniently here: OpenAI-compatible servers differ in the
@@ -155,7 +155,7 @@ class OpenAIProvider(Provider):
             self._client_instance = openai.AsyncOpenAI(
                 api_key=self.api_key or "unused",  # local servers need no key
                 base_url=self.base_url or OPENAI_BASE_URL,
-                max_retries=0,  # the runner retries
+                max_retries=0,  # the provider runtime retries
                 timeout=self.config.timeout_s,
                 http_client=_http_client(openai),
             )

@@ -346,7 +346,8 @@ def test_concurrency_is_bounded_per_provider(project: PromptRepo) -> None:
     )
     project.write("prompts/echo.yaml", echo_prompt())
     project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(12)]))
-    with OpenAIServer(latency_ms=60) as server:
+    # Slow answers, so the cap is reached even when a loaded machine issues calls slowly.
+    with OpenAIServer(latency_ms=300) as server:
         evaluate(project, server)
         assert server.max_in_flight == 3
         server.reset()
@@ -355,15 +356,16 @@ def test_concurrency_is_bounded_per_provider(project: PromptRepo) -> None:
 
 
 def test_requests_per_minute_spaces_calls(project: PromptRepo, openai_server: OpenAIServer) -> None:
-    config = EVAL_CONFIG.replace("max_retries: 2", "max_retries: 2\n    requests_per_minute: 600")
+    # The limiter itself is tested on a virtual clock (test_provider_runtime); this checks that
+    # the config's limit reaches it. 2 per second: calls at 0, 0.5 and 1.0 s. A slow first call
+    # (a loaded machine) can shrink the first gap, not both (unlimited, all 3 arrive at once).
+    config = EVAL_CONFIG.replace("max_retries: 2", "max_retries: 2\n    requests_per_minute: 120")
     project.write("promptyard.yaml", config)
     project.write("prompts/echo.yaml", echo_prompt())
-    project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(5)]))
+    project.write("golden/echo.jsonl", text_cases(*[f"case {i}" for i in range(3)]))
     evaluate(project, openai_server)
     times = sorted(r.at for r in openai_server.chat_requests())
-    # 10 per second: 4 gaps of 0.1 s; the first call also opens the connection, so allow one
-    # gap of slack (without the limit the 5 calls arrive within a few milliseconds)
-    assert times[-1] - times[0] >= 0.3
+    assert times[-1] - times[0] >= 0.45
 
 
 def test_judge_and_embeddings_are_cached_like_any_call(

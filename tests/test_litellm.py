@@ -233,6 +233,8 @@ def test_answer_has_litellms_shape_with_placeholders(registry: str) -> None:
     assert body["promptyard"]["version"] == "1.0.0"
     assert body["promptyard"]["variables"] == ["company", "ticket", "tone"]
     assert response.headers["x-promptyard-version"] == "1.0.0"
+    metrics = httpx.get(f"{registry}/metrics").text
+    assert 'endpoint="litellm",prompt="ticket-reply",status="200"' in metrics
 
 
 def test_a_key_in_the_query_picks_the_sticky_canary(registry: str) -> None:

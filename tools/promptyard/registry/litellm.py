@@ -134,7 +134,7 @@ def _non_plain_uses(
     source: str, inputs: set[str], partials: Mapping[str, str], seen: set[str]
 ) -> Iterator[tuple[str, int]]:
     """(what is wrong, template line) for each use of an input other than a plain `{{ x }}`,
-    following includes into the partials (their lines are reported as 0: the include's)."""
+    following includes into the partials (reported at the include's line)."""
     try:
         ast = _PARSER.parse(source)
     except TemplateSyntaxError as exc:  # released versions lint clean; say so all the same

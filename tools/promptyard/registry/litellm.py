@@ -40,7 +40,12 @@ from starlette.routing import Route
 from promptyard.errors import ConfigError
 from promptyard.evals.providers.base import ChatRequest
 from promptyard.limits import time_limit
-from promptyard.registry.snapshot import DEFAULT_LABEL, PromptNotFound, ResolvedPrompt
+from promptyard.registry.snapshot import (
+    DEFAULT_LABEL,
+    PromptNotFound,
+    ResolvedPrompt,
+    ServedSnapshot,
+)
 from promptyard.render import (
     RENDER_TIME_LIMIT_S,
     make_environment,
@@ -184,24 +189,30 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
     )
 
 
-def litellm_routes(on: Callable[..., Any]) -> list[Route]:
-    """The routes to add to the registry app; `on` binds a handler to the app's service."""
-    return [Route(PATH, on(serve_litellm_prompt), methods=["GET"])]
+def litellm_routes(
+    on: Callable[..., Any], known: Callable[[ServedSnapshot, str], str]
+) -> list[Route]:
+    """The routes to add to the registry app: `on` binds a handler to the app's service,
+    `known` is the service's metric label of a prompt name (bounded cardinality)."""
+
+    async def handler(service: Any, request: Request) -> Response:
+        return await serve_litellm_prompt(service, request, known)
+
+    return [Route(PATH, on(handler), methods=["GET"])]
 
 
-async def serve_litellm_prompt(service: Any, request: Request) -> Response:
+async def serve_litellm_prompt(
+    service: Any, request: Request, known: Callable[[ServedSnapshot, str], str]
+) -> Response:
     """`GET /beta/litellm_prompt_management?prompt_id=NAME[&label=L|&version=V][&key=K]`."""
-    from promptyard.registry.service import UNKNOWN  # the service imports this module
-
     snapshot = service.reconciler.snapshot
     if snapshot is None:
         return _error(503, "not_ready", "no snapshot is being served yet; see /v1/status")
     params = request.query_params
     problem = _query_problem(params)
     name = params.get("prompt_id") or ""
-    known = name if name in snapshot.bundle.prompts else UNKNOWN
     if problem is not None:
-        service.count(ENDPOINT, known, "", "", 422)
+        service.count(ENDPOINT, known(snapshot, name), "", "", 422)
         return _error(422, "invalid_request", problem)
     started = time.perf_counter()
     try:
@@ -212,7 +223,7 @@ async def serve_litellm_prompt(service: Any, request: Request) -> Response:
             params.get("key") or None,
         )
     except PromptNotFound as exc:
-        service.count(ENDPOINT, known, "", "", 404)
+        service.count(ENDPOINT, known(snapshot, name), "", "", 404)
         return _error(404, "not_found", exc.message)
     try:
         answer = await run_in_threadpool(litellm_prompt, resolved, name)

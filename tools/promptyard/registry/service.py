@@ -194,7 +194,7 @@ def create_app(
         Route("/v1/feedback", on(take_feedback), methods=["POST"]),
         Route("/v1/reconcile", on(reconcile_now), methods=["POST"]),
         Route("/metrics", on(metrics_text), methods=["GET"]),
-        *litellm_routes(on),
+        *litellm_routes(on, _known),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.reconciler = reconciler

@@ -118,3 +118,28 @@ def test_readme_commands_and_ci_install_the_locks() -> None:
         if line.startswith("python3 -m venv") and "check" in line
     )
     assert "--require-hashes -r requirements/runtime.txt" in main_command
+
+
+def test_litellm_lock_pins_litellm_with_hashes_and_ci_installs_it() -> None:
+    # The LiteLLM proxy the integration tests run has a lock of its own (its pins would move
+    # the dev lock); CI builds its venv from it and makes a missing proxy fail the tests.
+    entries = lock_entries("litellm")
+    assert entries and all(hashes for _, hashes in entries), "run scripts/upgrade-lock"
+    assert all([s.operator for s in requirement.specifier] == ["=="] for requirement, _ in entries)
+    wanted = [
+        Requirement(line)
+        for line in (ROOT / "requirements/litellm.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    pinned = {canonicalize_name(r.name): next(iter(r.specifier)).version for r, _ in entries}
+    for requirement in wanted:
+        version = pinned.get(canonicalize_name(requirement.name))
+        assert version and requirement.specifier.contains(version), (
+            f"requirements/litellm.txt does not pin {requirement}: run scripts/upgrade-lock"
+        )
+        for extra in requirement.extras:  # the proxy's own dependencies came along
+            assert extra == "proxy" and "fastapi" in pinned and "uvicorn" in pinned
+    ci = (ROOT / ".ci/run").read_text()
+    install = "--require-hashes -r requirements/litellm.txt"
+    assert install in ci and "PROMPTYARD_REQUIRE_LITELLM=1" in ci
+    assert ci.index(install) < ci.index(".venv/bin/pytest")  # before the tests run

@@ -12,6 +12,7 @@ Endpoints (JSON unless noted):
 - `GET  /v1/status`                    source, synced commit, revision, Synced/Degraded + reason
 - `POST /v1/reconcile`                 reconcile now (for a git webhook); returns the outcome
 - `GET  /metrics`                      Prometheus text format
+- `GET  /beta/litellm_prompt_management` LiteLLM's Generic Prompt Management API (`litellm.py`)
 
 Errors are `{"error": {"type", "message"}}`: 400 unreadable body, 404 unknown prompt, version
 or label, 413 body too large, 422 bad variables or a template that fails on them, 503 nothing
@@ -47,6 +48,7 @@ from starlette.routing import Route
 
 from promptyard.allocation import LiveAllocations
 from promptyard.events import EventRecorder, EventStore, InvalidEvent, parse_feedback
+from promptyard.registry.litellm import litellm_routes
 from promptyard.registry.reconcile import ReconcileOutcome, Reconciler
 from promptyard.registry.render_workers import RenderWorkers
 from promptyard.registry.snapshot import (
@@ -198,6 +200,7 @@ def create_app(
         Route("/v1/experiments", on(experiments_status), methods=["GET"]),
         Route("/v1/reconcile", on(reconcile_now), methods=["POST"]),
         Route("/metrics", on(metrics_text), methods=["GET"]),
+        *litellm_routes(on, _known),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.reconciler = reconciler

@@ -52,6 +52,7 @@ from promptyard.render import (
     partial_name,
     response_format,
 )
+from promptyard.spec.prompt import Message
 
 PATH = "/beta/litellm_prompt_management"
 QUERY_PARAMS = ("prompt_id", "label", "version", "key")
@@ -75,8 +76,16 @@ def litellm_prompt(resolved: ResolvedPrompt, prompt_id: str) -> dict[str, Any]:
             f"{where} declares tools, which promptyard does not pass to LiteLLM's prompt API "
             "yet; serve it through `promptyard gateway`"
         )
+    plain_messages: list[Message] = []
+    for message in spec.messages:
+        if not isinstance(message, Message) or not isinstance(message.content, str):
+            raise NotServableToLiteLLM(
+                f"{where} splices a conversation or has image/text parts, which LiteLLM's "
+                "prompt API cannot carry; serve it through `promptyard gateway`"
+            )
+        plain_messages.append(message)
     inputs = set(spec.inputs)
-    for index, message in enumerate(spec.messages):
+    for index, message in enumerate(plain_messages):
         for problem, line in _non_plain_uses(message.content, inputs, prompt.partials, set()):
             position = loaded.message_position(index, line).line if line else None
             at = f"{loaded.path}:{position}" if position else loaded.path
@@ -91,7 +100,7 @@ def litellm_prompt(resolved: ResolvedPrompt, prompt_id: str) -> dict[str, Any]:
     templates = loaded.compiled_templates()[: len(spec.messages)]
     messages = []
     with time_limit(RENDER_TIME_LIMIT_S, f"rendering {spec.name} for LiteLLM"):
-        for index, (message, template) in enumerate(zip(spec.messages, templates, strict=True)):
+        for index, (message, template) in enumerate(zip(plain_messages, templates, strict=True)):
             try:
                 content = template.render(sentinels)
             except Exception as exc:  # user code: any failure is the template's

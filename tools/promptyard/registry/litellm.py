@@ -76,17 +76,17 @@ def litellm_prompt(resolved: ResolvedPrompt, prompt_id: str) -> dict[str, Any]:
             f"{where} declares tools, which promptyard does not pass to LiteLLM's prompt API "
             "yet; serve it through `promptyard gateway`"
         )
-    plain_messages: list[Message] = []
+    plain_messages: list[tuple[Message, str]] = []  # (message, its text template)
     for message in spec.messages:
         if not isinstance(message, Message) or not isinstance(message.content, str):
             raise NotServableToLiteLLM(
                 f"{where} splices a conversation or has image/text parts, which LiteLLM's "
                 "prompt API cannot carry; serve it through `promptyard gateway`"
             )
-        plain_messages.append(message)
+        plain_messages.append((message, message.content))
     inputs = set(spec.inputs)
-    for index, message in enumerate(plain_messages):
-        for problem, line in _non_plain_uses(message.content, inputs, prompt.partials, set()):
+    for index, (_, text) in enumerate(plain_messages):
+        for problem, line in _non_plain_uses(text, inputs, prompt.partials, set()):
             position = loaded.message_position(index, line).line if line else None
             at = f"{loaded.path}:{position}" if position else loaded.path
             raise NotServableToLiteLLM(
@@ -100,7 +100,9 @@ def litellm_prompt(resolved: ResolvedPrompt, prompt_id: str) -> dict[str, Any]:
     templates = loaded.compiled_templates()[: len(spec.messages)]
     messages = []
     with time_limit(RENDER_TIME_LIMIT_S, f"rendering {spec.name} for LiteLLM"):
-        for index, (message, template) in enumerate(zip(plain_messages, templates, strict=True)):
+        for index, ((message, _), template) in enumerate(
+            zip(plain_messages, templates, strict=True)
+        ):
             try:
                 content = template.render(sentinels)
             except Exception as exc:  # user code: any failure is the template's

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 
 @click.group(invoke_without_command=True)
@@ -62,7 +62,7 @@ def verify(file: Path, fmt: str) -> int:
 
     check = verify_bundle(file)
     if fmt == "json":
-        click.echo(json.dumps(check.to_dict(), indent=2, ensure_ascii=False))
+        emit(check)
         return 0 if check.ok else 1
     console = stdout_console()
     if check.ok:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 from promptyard.spec.environment import STRATEGIES
 
 if TYPE_CHECKING:  # the library loads only when the command runs
@@ -49,7 +49,7 @@ def _check_delivery(branch: str | None, push: bool) -> None:
 
 def _print(change: EnvironmentChange, fmt: str) -> int:
     if fmt == "json":
-        click.echo(json.dumps(change.to_dict(), indent=2, ensure_ascii=False))
+        emit(change)
         return 0
     console = stdout_console()
     if not change.changed:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 if TYPE_CHECKING:  # the library loads only when the command runs
     from promptyard.release.releaser import ReleaseResult
@@ -42,7 +42,7 @@ def release(app: App, ref: str, dry_run: bool, push: bool, remote: str, fmt: str
         app.workspace(), ref, lint=findings_at, dry_run=dry_run, push=push, remote=remote
     )
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        emit(result)
     elif fmt == "markdown":
         click.echo(notes_markdown(result.notes), nl=False)
         for item in result.items:

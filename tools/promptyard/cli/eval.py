@@ -170,7 +170,7 @@ def eval_command(
     elif fmt == "text":
         _print_text(report)
     else:
-        from promptyard.evals.reports import render_eval_report
+        from promptyard.evals.reports import EVAL_REPORT_FORMATS
 
-        click.echo(render_eval_report(report, fmt), nl=False)
+        emit(report, fmt, EVAL_REPORT_FORMATS)
     return 0 if report.ok else 1

@@ -306,14 +306,12 @@ def analyze(
         from promptyard.stats.plot import plot_analysis
 
         plot_analysis(analysis, plot)
-    if fmt == "json":
-        emit(analysis)
-    elif fmt == "markdown":
-        from promptyard.stats.report import analysis_markdown
-
-        click.echo(analysis_markdown(analysis), nl=False)
-    else:
+    if fmt == "text":
         _print_analysis(analysis)
+    else:
+        from promptyard.stats.report import ANALYSIS_FORMATS
+
+        emit(analysis, fmt, ANALYSIS_FORMATS)
     return 1 if analysis.srm.flagged else 0
 
 

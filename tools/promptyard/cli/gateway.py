@@ -7,7 +7,15 @@ from pathlib import Path
 import click
 
 from promptyard.cli.main import App, stderr_console
-from promptyard.cli.serve import events_option
+from promptyard.cli.server import (
+    address_options,
+    check_address,
+    listen,
+    open_events,
+    run_server,
+    service_options,
+    url_of,
+)
 from promptyard.errors import ConfigError
 
 
@@ -113,16 +121,8 @@ def build_config(
     help="Where models no --upstream names go (and other /v1 paths).",
 )
 @click.option("--label", metavar="ENV", help="The environment served by default (production).")
-@click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@events_option("gateway")
-@click.option("--access-log", is_flag=True, help="Log every request.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    default="info",
-    show_default=True,
-)
+@address_options(port=8080)
+@service_options("gateway")
 @click.pass_obj
 def gateway(
     app: App,
@@ -151,16 +151,13 @@ def gateway(
     other model is passed to its upstream untouched. GET /v1/models lists the prompts and
     the models; GET /metrics for Prometheus.
     """
-    import uvicorn
-
-    from promptyard.cli.serve import _address, _listen, open_events
     from promptyard.registry.client import Registry
     from promptyard.serving.gateway import GatewayConfig, create_gateway_app
     from promptyard.serving.gateway.runtime import require_served_label
 
     config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
     assert isinstance(config, GatewayConfig)
-    _address(host, port)  # a bad --host is a usage error, found before any git work
+    check_address(host, port)  # a bad --host is a usage error, found before any git work
     if registry_url is not None:
         if source is not None:
             raise ConfigError("give --registry or --source, not both")
@@ -176,8 +173,7 @@ def gateway(
     try:
         if label:
             require_served_label(registry, config.label)
-        sock = _listen(host, port)
-        bound_host, bound_port = sock.getsockname()[:2]
+        sock = listen(host, port)
         routes = (
             ", ".join(f"{m} -> {config.endpoints[e].url}" for m, e in sorted(config.models.items()))
             or "none"
@@ -188,21 +184,15 @@ def gateway(
         stderr_console().print(
             f"promptyard gateway: prompts from {where}; routes: {routes}; default upstream: "
             f"{default}; events: {store.path if store else 'not recorded (--no-events)'}; "
-            f"listening on http://{bound_host}:{bound_port}",
+            f"listening on {url_of(sock)}",
             markup=False,
         )
         application = create_gateway_app(
             registry, config, registry_blocks=registry_url is not None, events=store
         )
-        uvicorn.Server(
-            uvicorn.Config(
-                application,
-                log_level=log_level,
-                access_log=access_log,
-                lifespan="on",
-                timeout_graceful_shutdown=30,
-            )
-        ).run(sockets=[sock])
+        run_server(
+            application, sock, log_level=log_level, access_log=access_log, graceful_shutdown_s=30
+        )
     finally:
         registry.close()
         if store is not None:

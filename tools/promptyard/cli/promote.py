@@ -42,11 +42,6 @@ def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _check_delivery(branch: str | None, push: bool) -> None:
-    if push and not branch:
-        raise click.UsageError("--push needs --branch: only a new branch is pushed")
-
-
 def _print(change: EnvironmentChange, fmt: str) -> int:
     if fmt == "json":
         emit(change)
@@ -121,7 +116,6 @@ def promote(
     """
     from promptyard.release.environments import promote as run_promote
 
-    _check_delivery(branch, push)
     change = run_promote(
         app.workspace(),
         name,
@@ -168,7 +162,6 @@ def rollback(
     """
     from promptyard.release.environments import rollback as run_rollback
 
-    _check_delivery(branch, push)
     change = run_rollback(
         app.workspace(),
         name,

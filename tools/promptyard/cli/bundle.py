@@ -34,12 +34,10 @@ def bundle(ctx: click.Context, out: Path | None, ref: str) -> int:
     if ctx.invoked_subcommand is not None:
         return 0
     from promptyard.fsutil import atomic_write
-    from promptyard.release.bundle import build_bundle, bundle_bytes, load_bundle
+    from promptyard.release.bundle import bundle_file
 
     app: App = ctx.obj
-    document = build_bundle(app.workspace(), ref)
-    loaded = load_bundle(document)  # what a registry would refuse, refuse here
-    data = bundle_bytes(document)
+    data, loaded = bundle_file(app.workspace(), ref)
     if out is None:
         click.echo(data.decode("utf-8"), nl=False)
         return 0

@@ -31,44 +31,6 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def build_config(
-    app: App,
-    config_file: Path | None,
-    upstreams: dict[str, str],
-    default_upstream: str | None,
-    label: str | None,
-) -> object:
-    """The gateway config: --config, then the command-line routes and label on top of it."""
-    from promptyard.serving.gateway import GatewayConfig
-
-    base = GatewayConfig.load(config_file) if config_file else GatewayConfig()
-    data = base.model_dump(mode="json", exclude_none=True)
-    for model, url in upstreams.items():
-        data.setdefault("endpoints", {})[model] = {"url": url}
-        data.setdefault("models", {})[model] = model
-    if default_upstream:
-        if not default_upstream.startswith(("http://", "https://")):
-            raise ConfigError(f"--default-upstream {default_upstream!r} is not an http(s) URL")
-        data.setdefault("endpoints", {})["default"] = {"url": default_upstream}
-        data["default_upstream"] = "default"
-    if label:
-        data["label"] = label
-    if not data.get("pricing") or not data.get("online_quality", {}).get("prompts"):
-        try:  # in a prompt repository, price and check with its promptyard.yaml
-            config = app.workspace().snapshot().config_file.model
-            if config is not None:
-                if not data.get("pricing"):
-                    data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
-                if not data.get("online_quality", {}).get("prompts"):
-                    data["online_quality"] = config.online_quality.model_dump(mode="json")
-        except ConfigError:
-            pass
-    try:
-        return GatewayConfig.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"gateway configuration: {exc}") from None
-
-
 @click.command()
 @click.option(
     "--source",
@@ -152,11 +114,26 @@ def gateway(
     the models; GET /metrics for Prometheus.
     """
     from promptyard.registry.client import Registry
-    from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+    from promptyard.serving.gateway import (
+        GatewayConfig,
+        build_gateway_config,
+        create_gateway_app,
+    )
     from promptyard.serving.gateway.runtime import require_served_label
 
-    config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
-    assert isinstance(config, GatewayConfig)
+    routes = _pairs(upstreams)
+    base = GatewayConfig.load(config_file) if config_file else None
+    try:  # in a prompt repository, price and check with its promptyard.yaml
+        workspace = app.workspace()
+    except ConfigError:
+        workspace = None
+    config = build_gateway_config(
+        base,
+        upstreams=routes,
+        default_upstream=default_upstream,
+        label=label,
+        workspace=workspace,
+    )
     check_address(host, port)  # a bad --host is a usage error, found before any git work
     if registry_url is not None:
         if source is not None:

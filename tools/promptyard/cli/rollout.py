@@ -60,14 +60,11 @@ def _controller(
     match: str,
     author: str | None = None,
 ) -> Any:
-    from promptyard.release.remote import check_remote
     from promptyard.rollout.controller import Controller, ControllerSettings
     from promptyard.rollout.prometheus import PrometheusClient
 
-    workspace = app.workspace()
-    check_remote(workspace.git, remote)
     settings = ControllerSettings(
-        workspace=workspace,
+        workspace=app.workspace(),
         prometheus=PrometheusClient(prometheus_url),
         remote=remote,
         branch=branch,

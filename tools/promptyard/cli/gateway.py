@@ -6,16 +6,8 @@ from pathlib import Path
 
 import click
 
+from promptyard.cli import server
 from promptyard.cli.main import App, stderr_console
-from promptyard.cli.server import (
-    address_options,
-    check_address,
-    listen,
-    open_events,
-    run_server,
-    service_options,
-    url_of,
-)
 from promptyard.errors import ConfigError
 
 
@@ -83,8 +75,8 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     help="Where models no --upstream names go (and other /v1 paths).",
 )
 @click.option("--label", metavar="ENV", help="The environment served by default (production).")
-@address_options(port=8080)
-@service_options("gateway")
+@server.address_options(port=8080)
+@server.service_options("gateway")
 @click.pass_obj
 def gateway(
     app: App,
@@ -121,7 +113,7 @@ def gateway(
     )
     from promptyard.serving.gateway.runtime import require_served_label
 
-    routes = _pairs(upstreams)
+    upstream_urls = _pairs(upstreams)
     base = GatewayConfig.load(config_file) if config_file else None
     try:  # in a prompt repository, price and check with its promptyard.yaml
         workspace = app.workspace()
@@ -129,12 +121,12 @@ def gateway(
         workspace = None
     config = build_gateway_config(
         base,
-        upstreams=routes,
+        upstreams=upstream_urls,
         default_upstream=default_upstream,
         label=label,
         workspace=workspace,
     )
-    check_address(host, port)  # a bad --host is a usage error, found before any git work
+    server.check_address(host, port)  # a bad --host is a usage error, found before any git work
     if registry_url is not None:
         if source is not None:
             raise ConfigError("give --registry or --source, not both")
@@ -146,11 +138,11 @@ def gateway(
         location = source or str(app.workspace().root)
         registry = Registry.from_source(location, branch, poll=poll or None)
         where = location
-    store = open_events("gateway", events, no_events)
+    store = server.open_events("gateway", events, no_events)
     try:
         if label:
             require_served_label(registry, config.label)
-        sock = listen(host, port)
+        sock = server.listen(host, port)
         routes = (
             ", ".join(f"{m} -> {config.endpoints[e].url}" for m, e in sorted(config.models.items()))
             or "none"
@@ -161,13 +153,13 @@ def gateway(
         stderr_console().print(
             f"promptyard gateway: prompts from {where}; routes: {routes}; default upstream: "
             f"{default}; events: {store.path if store else 'not recorded (--no-events)'}; "
-            f"listening on {url_of(sock)}",
+            f"listening on {server.url_of(sock)}",
             markup=False,
         )
         application = create_gateway_app(
             registry, config, registry_blocks=registry_url is not None, events=store
         )
-        run_server(
+        server.run_server(
             application, sock, log_level=log_level, access_log=access_log, graceful_shutdown_s=30
         )
     finally:

@@ -25,14 +25,14 @@ def json_text(data: Any) -> str:
 def emit(result: Any, fmt: str = "json", formats: Mapping[str, Formatter] | None = None) -> None:
     """Write `result` to standard output in the machine-readable format `fmt`, as UTF-8.
 
-    `fmt` is looked up in `formats` (a registry of functions returning the whole text,
-    final newline included) first; "json" is otherwise the result's `to_dict()` (a dict or
-    list as it is) as `json_text`.
+    "json" is the result's `to_dict()` (a dict or list as it is) as `json_text`, unless
+    `formats` has its own; any other format comes from `formats` (a registry of functions
+    returning the whole text, final newline included).
     """
-    if formats is not None and (fmt != "json" or fmt in formats):
-        text = formats[fmt](result)  # an unknown name is a ConfigError listing the known ones
-    elif fmt == "json":
+    if fmt == "json" and (formats is None or fmt not in formats):
         text = json_text(result.to_dict() if hasattr(result, "to_dict") else result)
+    elif formats is not None:
+        text = formats[fmt](result)  # an unknown name is a ConfigError listing the known ones
     else:
         raise ValueError(f"emit: no format {fmt!r} without a registry of formats")
     click.echo(text.encode("utf-8"), nl=False)

@@ -6,16 +6,8 @@ from pathlib import Path
 
 import click
 
+from promptyard.cli import server
 from promptyard.cli.main import App, stderr_console
-from promptyard.cli.server import (
-    address_options,
-    check_address,
-    listen,
-    open_events,
-    run_server,
-    service_options,
-    url_of,
-)
 
 
 @click.command()
@@ -38,7 +30,7 @@ from promptyard.cli.server import (
     show_default=True,
     help="Seconds between reconciles (0: only on POST /v1/reconcile).",
 )
-@address_options(port=8700)
+@server.address_options(port=8700)
 @click.option(
     "--fallback-bundle",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -50,7 +42,7 @@ from promptyard.cli.server import (
     type=click.Path(file_okay=False, path_type=Path),
     help="Where a git URL is cloned (default: a temporary folder, removed on exit).",
 )
-@service_options("serve")
+@server.service_options("serve")
 @click.pass_obj
 def serve(
     app: App,
@@ -86,19 +78,19 @@ def serve(
     logger.setLevel(log_level.upper())
     logger.propagate = False
 
-    check_address(host, port)  # a bad --host is a usage error, found before any git work
+    server.check_address(host, port)  # a bad --host is a usage error, found before any git work
     location = source or str(app.workspace().root)
     reconciler = Reconciler(open_source(location, branch, workdir), fallback_bundle=fallback_bundle)
-    store = open_events("serve", events, no_events)
+    store = server.open_events("serve", events, no_events)
     try:
         reconciler.start_up()
-        sock = listen(host, port)
+        sock = server.listen(host, port)
         snapshot = reconciler.snapshot
         assert snapshot is not None
         err = stderr_console()
         err.print(
             f"promptyard serve: revision {snapshot.revision[:12]} ({reconciler.state}) from "
-            f"{snapshot.source}; listening on {url_of(sock)}"
+            f"{snapshot.source}; listening on {server.url_of(sock)}"
         )
         if reconciler.reason:
             err.print(f"  [yellow]degraded:[/yellow] {reconciler.reason}")
@@ -108,7 +100,7 @@ def serve(
         application = create_app(reconciler, events=store)
         if poll > 0:
             reconciler.start(poll)
-        run_server(
+        server.run_server(
             application, sock, log_level=log_level, access_log=access_log, graceful_shutdown_s=10
         )
     finally:

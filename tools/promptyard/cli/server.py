@@ -179,7 +179,7 @@ def run_server(
     *,
     log_level: str = "info",
     access_log: bool = False,
-    graceful_shutdown_s: float | None = None,
+    graceful_shutdown_s: int | None = None,
 ) -> None:
     """Serve `application` with uvicorn on `sock` until a signal stops it."""
     import uvicorn

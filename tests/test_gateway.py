@@ -726,6 +726,40 @@ def test_the_gateway_command(
             assert 'promptyard_gateway_requests_total{prompt="support-reply"' in metrics
 
 
+def test_gateway_config_from_python_takes_routes_and_the_repository_pricing(
+    tmp_path: Path,
+) -> None:
+    """What `gateway --upstream/--default-upstream/--label` do, from Python: routes on top of
+    a base config, and pricing from the repository's promptyard.yaml unless the base has it."""
+    from promptyard.errors import ConfigError
+    from promptyard.serving.gateway import build_gateway_config
+    from promptyard.workspace import Workspace
+
+    repo = make_repo(tmp_path)
+    repo.write(
+        "promptyard.yaml",
+        "providers:\n  default:\n    type: openai\npricing:\n"
+        "  gpt-4o-mini: {input: 0.15, output: 0.6}\n",
+    )
+    config = build_gateway_config(
+        upstreams={"gpt-4o-mini": "http://127.0.0.1:8000/v1"},
+        default_upstream="http://127.0.0.1:9000/v1",
+        label="staging",
+        workspace=Workspace(repo.root),
+    )
+    assert config.models == {"gpt-4o-mini": "gpt-4o-mini"}
+    assert config.endpoints["gpt-4o-mini"].url == "http://127.0.0.1:8000/v1"
+    assert config.default_upstream == "default"
+    assert config.label == "staging"
+    assert config.pricing["gpt-4o-mini"].input == 0.15
+    own = GatewayConfig.model_validate({"pricing": {"x": {"input": 9.0, "output": 9.0}}})
+    kept = build_gateway_config(own, workspace=Workspace(repo.root))
+    assert set(kept.pricing) == {"x"}  # the base's own pricing wins over promptyard.yaml
+    assert build_gateway_config().pricing == {}  # outside a repository: no pricing
+    with pytest.raises(ConfigError, match="--default-upstream 'ftp://x' is not an http"):
+        build_gateway_config(default_upstream="ftp://x")
+
+
 def test_the_gateway_command_refuses_bad_options(released: PromptRepo) -> None:
     from support.cli import run_cli
 

@@ -144,3 +144,15 @@ def test_release_and_serving_do_not_import_lint() -> None:
     assert "promptyard.lint" in packages["promptyard.cli"]  # the walker sees the edge
     for package in ("promptyard.release", "promptyard.serving"):
         assert "promptyard.lint" not in packages[package], f"{package} imports lint"
+
+
+def test_a_command_never_imports_another_command() -> None:
+    """What commands share lives in a CLI-level module (main, output, server, progress), so
+    each command module can change, or go, without touching another."""
+    from promptyard.cli.main import COMMANDS
+
+    graph, _ = import_graph()
+    commands = {target.partition(":")[0] for target in COMMANDS.values()}
+    assert {"promptyard.cli.serve", "promptyard.cli.gateway", "promptyard.cli.diff"} <= commands
+    found = {module: sorted(graph[module] & commands) for module in sorted(commands)}
+    assert {module: targets for module, targets in found.items() if targets} == {}

@@ -155,6 +155,23 @@ def test_a_pin_without_a_tag_is_refused(released: PromptRepo) -> None:
     assert run_cli("bundle", repo=released.root).exit_code == 0
 
 
+def test_the_python_api_writes_what_the_command_writes_and_refuses_what_it_refuses(
+    released: PromptRepo,
+) -> None:
+    from promptyard.release.bundle import BundleError, bundle_file
+    from promptyard.workspace import Workspace
+
+    data, loaded = bundle_file(Workspace(released.root))
+    assert data == run_cli("bundle", repo=released.root).stdout.encode("utf-8")
+    assert loaded.hash == json.loads(data)["hash"]
+    assert sorted(loaded.prompts["support-reply"]) == ["1.0.0", "1.1.0"]
+    released.set_environment("production", {"support-reply": "1.2.0"})
+    released.set_prompt("support-reply", "1.2.0", greeting="Not yet released")
+    released.commit("bump and pin together")
+    with pytest.raises(BundleError, match=r"pins support-reply 1\.2\.0 but there is no tag"):
+        bundle_file(Workspace(released.root))
+
+
 def test_a_tag_without_a_recorded_hash_is_refused(released: PromptRepo) -> None:
     released.git("tag", "prompts/greeter/v1.0.1")  # lightweight, made by hand
     result = run_cli("bundle", repo=released.root)

@@ -239,6 +239,31 @@ def test_branch_can_be_pushed_for_a_pull_request(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("command", ["promote", "rollback"])
+def test_push_without_a_branch_is_refused_before_anything_is_written(
+    repo: PromptRepo, command: str
+) -> None:
+    """From Python as from the CLI: the working-tree edit is never pushed, so push=True
+    without a branch is an error (exit 2), not a change that silently stays local."""
+    from promptyard.errors import ConfigError
+    from promptyard.release.environments import promote, rollback
+
+    repo.set_environment("production", {"support-reply": ("1.0.0", "1.1.0", 5)})
+    repo.commit("a canary")
+    before = env_text(repo)
+    with pytest.raises(ConfigError, match="--push needs --branch"):
+        if command == "promote":
+            promote(Workspace(repo.root), "support-reply", "1.1.0", "production", push=True)
+        else:
+            rollback(Workspace(repo.root), "support-reply", "production", push=True)
+    assert env_text(repo) == before
+    args = ["support-reply", "1.1.0"] if command == "promote" else ["support-reply"]
+    result = run_cli(command, *args, "--env", "production", "--push", repo=repo.root)
+    assert result.exit_code == 2
+    assert "--push needs --branch" in result.stderr
+    assert env_text(repo) == before
+
+
 def test_nothing_to_change_is_not_an_error(repo: PromptRepo) -> None:
     result = run_cli(
         "promote", "greeter", "1.0.0", "--env", "production", "--branch", "noop", repo=repo.root

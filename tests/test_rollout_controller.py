@@ -293,3 +293,18 @@ def test_status_without_prometheus_url_is_a_usage_error(remote_repo: PromptRepo)
     assert "--prometheus" in result.stderr
     unknown = remote_repo.run("rollout", "status", "--prometheus", "http://x", "--remote", "nope")
     assert unknown.exit_code == 2 and "no git remote named 'nope'" in unknown.stderr
+
+
+def test_a_controller_refuses_an_unknown_remote_from_python_too(remote_repo: PromptRepo) -> None:
+    """A typo in the remote is a configuration error (exit 2) when the controller is made,
+    not an "unreachable remote" (exit 3) at its first fetch."""
+    from promptyard.errors import ConfigError
+
+    settings = ControllerSettings(
+        workspace=Workspace(remote_repo.root),
+        prometheus=PrometheusClient("http://127.0.0.1:9"),
+        remote="nope",
+    )
+    with pytest.raises(ConfigError, match="no git remote named 'nope'") as raised:
+        Controller(settings)
+    assert raised.value.hint is not None and "origin" in raised.value.hint

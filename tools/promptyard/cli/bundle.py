@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 
 @click.group(invoke_without_command=True)
@@ -34,12 +34,10 @@ def bundle(ctx: click.Context, out: Path | None, ref: str) -> int:
     if ctx.invoked_subcommand is not None:
         return 0
     from promptyard.fsutil import atomic_write
-    from promptyard.release.bundle import build_bundle, bundle_bytes, load_bundle
+    from promptyard.release.bundle import bundle_file
 
     app: App = ctx.obj
-    document = build_bundle(app.workspace(), ref)
-    loaded = load_bundle(document)  # what a registry would refuse, refuse here
-    data = bundle_bytes(document)
+    data, loaded = bundle_file(app.workspace(), ref)
     if out is None:
         click.echo(data.decode("utf-8"), nl=False)
         return 0
@@ -62,7 +60,7 @@ def verify(file: Path, fmt: str) -> int:
 
     check = verify_bundle(file)
     if fmt == "json":
-        click.echo(json.dumps(check.to_dict(), indent=2, ensure_ascii=False))
+        emit(check)
         return 0 if check.ok else 1
     console = stdout_console()
     if check.ok:

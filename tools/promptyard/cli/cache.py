@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
-import json
 from pathlib import Path
 
 import click
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 
 def _cache_path(app: App) -> Path:
@@ -37,7 +37,7 @@ def stats(app: App, fmt: str) -> int:
 
     result = cache_stats(_cache_path(app))
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit(result)
         return 0
     console = stdout_console()
     if not result.exists:

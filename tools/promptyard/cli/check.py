@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from promptyard.cli.diff import RECORD_HELP
 from promptyard.cli.main import (
+    RECORD_BOTH_HELP,
     App,
     EvalFlags,
     build_eval_options,
@@ -77,7 +77,7 @@ def _append_step_summary(text: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the self-contained HTML report to FILE.",
 )
-@eval_options(record_help=RECORD_HELP)
+@eval_options(record_help=RECORD_BOTH_HELP)
 @format_option()
 @click.pass_obj
 def check(

@@ -8,17 +8,13 @@ import click
 from rich.markup import escape
 
 from promptyard.cli.main import (
+    RECORD_BOTH_HELP,
     App,
     EvalFlags,
     build_eval_options,
     eval_options,
     format_option,
     stderr_console,
-)
-
-RECORD_HELP = (
-    "Record the base and head responses to golden/recordings/ (so CI can replay both), "
-    "replacing the rows of the datasets run."
 )
 
 
@@ -43,7 +39,7 @@ RECORD_HELP = (
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report to FILE."
 )
-@eval_options(record_help=RECORD_HELP)
+@eval_options(record_help=RECORD_BOTH_HELP)
 @click.pass_obj
 def diff_command(
     app: App,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ from promptyard.cli.main import (
     stderr_console,
     stdout_console,
 )
+from promptyard.cli.output import emit
 from promptyard.evals.slicing import CaseSelection
 
 if TYPE_CHECKING:  # the library loads only when the command runs
@@ -166,11 +166,11 @@ def eval_command(
         err.print(f"wrote the {fmt} report of every case to {escape(str(out))}", highlight=False)
         _print_text(report)
     elif fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        emit(report)
     elif fmt == "text":
         _print_text(report)
     else:
-        from promptyard.evals.reports import render_eval_report
+        from promptyard.evals.reports import EVAL_REPORT_FORMATS
 
-        click.echo(render_eval_report(report, fmt), nl=False)
+        emit(report, fmt, EVAL_REPORT_FORMATS)
     return 0 if report.ok else 1

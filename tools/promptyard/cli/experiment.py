@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 from promptyard.errors import ConfigError
 
 if TYPE_CHECKING:  # the library loads only when the command runs
@@ -107,7 +107,7 @@ def plan(app: App, exp: str, fmt: str) -> int:
     spec, source, lines = load_experiment(app, exp)
     result = plan_experiment(spec, source=source, lines=lines)
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit(result)
         return 0
     from promptyard.stats.report import error_control_lines, fmt_difference, fmt_value
 
@@ -306,14 +306,12 @@ def analyze(
         from promptyard.stats.plot import plot_analysis
 
         plot_analysis(analysis, plot)
-    if fmt == "json":
-        click.echo(json.dumps(analysis.to_dict(), indent=2))
-    elif fmt == "markdown":
-        from promptyard.stats.report import analysis_markdown
-
-        click.echo(analysis_markdown(analysis), nl=False)
-    else:
+    if fmt == "text":
         _print_analysis(analysis)
+    else:
+        from promptyard.stats.report import ANALYSIS_FORMATS
+
+        emit(analysis, fmt, ANALYSIS_FORMATS)
     return 1 if analysis.srm.flagged else 0
 
 
@@ -366,7 +364,7 @@ def allocate(
         draws=draws,
     )
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit(result)
         return 0
     console = stdout_console()
     console.print(

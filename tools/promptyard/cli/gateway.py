@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from promptyard.cli import server
 from promptyard.cli.main import App, stderr_console
-from promptyard.cli.serve import events_option
 from promptyard.errors import ConfigError
 
 
@@ -21,44 +21,6 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
             )
         out[model] = url
     return out
-
-
-def build_config(
-    app: App,
-    config_file: Path | None,
-    upstreams: dict[str, str],
-    default_upstream: str | None,
-    label: str | None,
-) -> object:
-    """The gateway config: --config, then the command-line routes and label on top of it."""
-    from promptyard.serving.gateway import GatewayConfig
-
-    base = GatewayConfig.load(config_file) if config_file else GatewayConfig()
-    data = base.model_dump(mode="json", exclude_none=True)
-    for model, url in upstreams.items():
-        data.setdefault("endpoints", {})[model] = {"url": url}
-        data.setdefault("models", {})[model] = model
-    if default_upstream:
-        if not default_upstream.startswith(("http://", "https://")):
-            raise ConfigError(f"--default-upstream {default_upstream!r} is not an http(s) URL")
-        data.setdefault("endpoints", {})["default"] = {"url": default_upstream}
-        data["default_upstream"] = "default"
-    if label:
-        data["label"] = label
-    if not data.get("pricing") or not data.get("online_quality", {}).get("prompts"):
-        try:  # in a prompt repository, price and check with its promptyard.yaml
-            config = app.workspace().snapshot().config_file.model
-            if config is not None:
-                if not data.get("pricing"):
-                    data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
-                if not data.get("online_quality", {}).get("prompts"):
-                    data["online_quality"] = config.online_quality.model_dump(mode="json")
-        except ConfigError:
-            pass
-    try:
-        return GatewayConfig.model_validate(data)
-    except ValueError as exc:
-        raise ConfigError(f"gateway configuration: {exc}") from None
 
 
 @click.command()
@@ -113,16 +75,8 @@ def build_config(
     help="Where models no --upstream names go (and other /v1 paths).",
 )
 @click.option("--label", metavar="ENV", help="The environment served by default (production).")
-@click.option("--host", default="127.0.0.1", show_default=True, metavar="HOST")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
-@events_option("gateway")
-@click.option("--access-log", is_flag=True, help="Log every request.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    default="info",
-    show_default=True,
-)
+@server.address_options(port=8080)
+@server.service_options("gateway")
 @click.pass_obj
 def gateway(
     app: App,
@@ -151,16 +105,28 @@ def gateway(
     other model is passed to its upstream untouched. GET /v1/models lists the prompts and
     the models; GET /metrics for Prometheus.
     """
-    import uvicorn
-
-    from promptyard.cli.serve import _address, _listen, open_events
     from promptyard.registry.client import Registry
-    from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+    from promptyard.serving.gateway import (
+        GatewayConfig,
+        build_gateway_config,
+        create_gateway_app,
+    )
     from promptyard.serving.gateway.runtime import require_served_label
 
-    config = build_config(app, config_file, _pairs(upstreams), default_upstream, label)
-    assert isinstance(config, GatewayConfig)
-    _address(host, port)  # a bad --host is a usage error, found before any git work
+    upstream_urls = _pairs(upstreams)
+    base = GatewayConfig.load(config_file) if config_file else None
+    try:  # in a prompt repository, price and check with its promptyard.yaml
+        workspace = app.workspace()
+    except ConfigError:
+        workspace = None
+    config = build_gateway_config(
+        base,
+        upstreams=upstream_urls,
+        default_upstream=default_upstream,
+        label=label,
+        workspace=workspace,
+    )
+    server.check_address(host, port)  # a bad --host is a usage error, found before any git work
     if registry_url is not None:
         if source is not None:
             raise ConfigError("give --registry or --source, not both")
@@ -172,12 +138,11 @@ def gateway(
         location = source or str(app.workspace().root)
         registry = Registry.from_source(location, branch, poll=poll or None)
         where = location
-    store = open_events("gateway", events, no_events)
+    store = server.open_events("gateway", events, no_events)
     try:
         if label:
             require_served_label(registry, config.label)
-        sock = _listen(host, port)
-        bound_host, bound_port = sock.getsockname()[:2]
+        sock = server.listen(host, port)
         routes = (
             ", ".join(f"{m} -> {config.endpoints[e].url}" for m, e in sorted(config.models.items()))
             or "none"
@@ -188,21 +153,15 @@ def gateway(
         stderr_console().print(
             f"promptyard gateway: prompts from {where}; routes: {routes}; default upstream: "
             f"{default}; events: {store.path if store else 'not recorded (--no-events)'}; "
-            f"listening on http://{bound_host}:{bound_port}",
+            f"listening on {server.url_of(sock)}",
             markup=False,
         )
         application = create_gateway_app(
             registry, config, registry_blocks=registry_url is not None, events=store
         )
-        uvicorn.Server(
-            uvicorn.Config(
-                application,
-                log_level=log_level,
-                access_log=access_log,
-                lifespan="on",
-                timeout_graceful_shutdown=30,
-            )
-        ).run(sockets=[sock])
+        server.run_server(
+            application, sock, log_level=log_level, access_log=access_log, graceful_shutdown_s=30
+        )
     finally:
         registry.close()
         if store is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from promptyard.cli.main import format_option, stdout_console
+from promptyard.cli.output import emit
 
 
 @click.group("import")
@@ -34,7 +34,7 @@ def promptfoo(config: Path, out: Path, force: bool, fmt: str) -> int:
 
     plan = import_promptfoo(config, out, force=force)
     if fmt == "json":
-        click.echo(json.dumps({"out": str(out), **plan.to_dict()}, indent=2))
+        emit({"out": str(out), **plan.to_dict()})
         return 0
     console = stdout_console()
     for rel in sorted(plan.files):

@@ -141,6 +141,12 @@ class EvalFlags:
         return CaseSelection.of(self.case_ids, self.tags)
 
 
+# --record of the commands that run a base and a head (diff, check).
+RECORD_BOTH_HELP = (
+    "Record the base and head responses to golden/recordings/ (so CI can replay both), "
+    "replacing the rows of the datasets run."
+)
+
 EVAL_FLAGS = ("repeat", "concurrency", "no_cache", "offline", "record", "case_ids", "tags")
 
 

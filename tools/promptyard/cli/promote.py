@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 from promptyard.spec.environment import STRATEGIES
 
 if TYPE_CHECKING:  # the library loads only when the command runs
@@ -42,14 +42,9 @@ def _delivery_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _check_delivery(branch: str | None, push: bool) -> None:
-    if push and not branch:
-        raise click.UsageError("--push needs --branch: only a new branch is pushed")
-
-
 def _print(change: EnvironmentChange, fmt: str) -> int:
     if fmt == "json":
-        click.echo(json.dumps(change.to_dict(), indent=2, ensure_ascii=False))
+        emit(change)
         return 0
     console = stdout_console()
     if not change.changed:
@@ -121,7 +116,6 @@ def promote(
     """
     from promptyard.release.environments import promote as run_promote
 
-    _check_delivery(branch, push)
     change = run_promote(
         app.workspace(),
         name,
@@ -168,7 +162,6 @@ def rollback(
     """
     from promptyard.release.environments import rollback as run_rollback
 
-    _check_delivery(branch, push)
     change = run_rollback(
         app.workspace(),
         name,

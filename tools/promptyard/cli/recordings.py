@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 UNUSED_SHOWN = 5
 
@@ -39,7 +38,7 @@ def prune(app: App, base: str, check: bool, fmt: str) -> int:
 
     report = prune_recordings(app.workspace(), base, check=check)
     if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        emit(report)
     else:
         console = stdout_console()
         verb = "would remove" if check else "removed"

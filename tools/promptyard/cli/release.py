@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 if TYPE_CHECKING:  # the library loads only when the command runs
     from promptyard.release.releaser import ReleaseResult
@@ -35,21 +35,16 @@ def release(app: App, ref: str, dry_run: bool, push: bool, remote: str, fmt: str
     re-running is a no-op. Exits 1 when any prompt cannot be released.
     """
     from promptyard.lint import findings_at
-    from promptyard.release.notes import notes_markdown
+    from promptyard.release.releaser import RELEASE_FORMATS
     from promptyard.release.releaser import release as run_release
 
     result = run_release(
         app.workspace(), ref, lint=findings_at, dry_run=dry_run, push=push, remote=remote
     )
-    if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-    elif fmt == "markdown":
-        click.echo(notes_markdown(result.notes), nl=False)
-        for item in result.items:
-            if item.status == "error":
-                click.echo(f"\n> **{item.name}** was not released: {item.error}")
-    else:
+    if fmt == "text":
         _print_text(result)
+    else:
+        emit(result, fmt, RELEASE_FORMATS)
     return 0 if result.ok else 1
 
 

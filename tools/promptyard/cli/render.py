@@ -11,6 +11,7 @@ from rich.rule import Rule
 from rich.text import Text
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 from promptyard.errors import ConfigError
 
 MAX_VARS_BYTES = 16 << 20
@@ -113,7 +114,7 @@ def render(
     variables.update(_parse_assignment(item, spec.inputs) for item in assignments)
     rendered = render_prompt(prompt, variables)
     if fmt == "json":
-        click.echo(json.dumps(rendered.to_dict(), indent=2, ensure_ascii=False))
+        emit(rendered)
         return 0
     console = stdout_console()
     params = ", ".join(f"{k}={v}" for k, v in rendered.parameters.items())

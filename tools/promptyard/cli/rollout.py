@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -15,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 _AUTHOR = re.compile(r"^\s*([^<>]+?)\s*<([^<>\s]+)>\s*$")
 
@@ -60,14 +60,11 @@ def _controller(
     match: str,
     author: str | None = None,
 ) -> Any:
-    from promptyard.release.remote import check_remote
     from promptyard.rollout.controller import Controller, ControllerSettings
     from promptyard.rollout.prometheus import PrometheusClient
 
-    workspace = app.workspace()
-    check_remote(workspace.git, remote)
     settings = ControllerSettings(
-        workspace=workspace,
+        workspace=app.workspace(),
         prometheus=PrometheusClient(prometheus_url),
         remote=remote,
         branch=branch,
@@ -157,7 +154,7 @@ def status(
     controller = _controller(app, prometheus_url, remote, branch, environments, match)
     rollouts = controller.evaluate(controller.fetch())
     if fmt == "json":
-        click.echo(json.dumps({"rollouts": [r.to_dict() for r in rollouts]}, indent=2))
+        emit({"rollouts": [r.to_dict() for r in rollouts]})
         return 0
     console = stdout_console()
     if not rollouts:

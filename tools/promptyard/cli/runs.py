@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from promptyard.cli.main import App, format_option, stdout_console
+from promptyard.cli.output import emit
 
 
 def _runs_dir(app: App) -> Path:
@@ -38,7 +38,7 @@ def list_command(app: App, prompt: str | None, fmt: str) -> int:
 
     found = list_runs(_runs_dir(app), prompt=prompt)
     if fmt == "json":
-        click.echo(json.dumps({"runs": [r.to_dict() for r in found]}, indent=2))
+        emit({"runs": [r.to_dict() for r in found]})
         return 0
     if not found:
         stdout_console().print("no runs yet: `promptyard eval` writes them")
@@ -93,7 +93,7 @@ def prune(app: App, days: float | None, keep: int | None, dry_run: bool, fmt: st
     older_than = timedelta(days=days) if days is not None else None
     result = prune_runs(_runs_dir(app), older_than=older_than, keep=keep, dry_run=dry_run)
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit(result)
         return 0
     console = stdout_console()
     verb = "would remove" if dry_run else "removed"

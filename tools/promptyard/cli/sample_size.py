@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
 from promptyard.cli.main import format_option, stdout_console
+from promptyard.cli.output import emit
 from promptyard.errors import ConfigError
 
 if TYPE_CHECKING:  # the statistics load only when a command runs
@@ -107,7 +107,7 @@ def _emit(result: Any, fmt: str) -> int:
     from promptyard.stats.power import SampleSize
 
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit(result)
         return 0
     console = stdout_console()
     title = TITLES.get(result.test, result.test)

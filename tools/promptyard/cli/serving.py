@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import click
 from rich.markup import escape
 
 from promptyard.cli.main import App, stdout_console
+from promptyard.cli.output import emit
 
 if TYPE_CHECKING:  # the library loads only when the command runs
     from promptyard.serving.report import ServingCheck
@@ -48,7 +48,7 @@ def check(app: App, clusters: tuple[str, ...], fmt: str) -> int:
 
     result = check_clusters(app.workspace(), list(clusters), lint=cluster_findings)
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        emit(result)
         return 0 if result.ok else 1
     if fmt in ("github", "sarif"):
         if result.lint is not None:
@@ -156,7 +156,7 @@ def manifests(
     if check_only:
         found = drift(sets, target, all_clusters=all_clusters, root=workspace.root)
         if fmt == "json":
-            click.echo(json.dumps(found.to_dict(), indent=2, ensure_ascii=False))
+            emit(found)
             return 0 if found.ok else 1
         console = stdout_console()
         if found.ok:
@@ -176,7 +176,7 @@ def manifests(
         return 1
     result = write_manifests(sets, target, all_clusters=all_clusters)
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        emit(result)
         return 0
     console = stdout_console()
     if not sets:

@@ -16,21 +16,14 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from promptyard.evals.results import CaseResult, EvalSummary
-from promptyard.plugins import register_once
+from promptyard.plugins import NamedRegistry
 
 if TYPE_CHECKING:
     from promptyard.evals.runner import EvalReport
 
 EvalReportFormat = Callable[["EvalReport"], str]
-EVAL_REPORT_FORMATS: dict[str, EvalReportFormat] = {}
-
-
-def eval_report_format(name: str) -> Callable[[EvalReportFormat], EvalReportFormat]:
-    def register(fn: EvalReportFormat) -> EvalReportFormat:
-        register_once(EVAL_REPORT_FORMATS, name, fn, "eval report format")
-        return fn
-
-    return register
+EVAL_REPORT_FORMATS: NamedRegistry[EvalReportFormat] = NamedRegistry("eval report format")
+eval_report_format = EVAL_REPORT_FORMATS.register
 
 
 def render_eval_report(report: EvalReport, fmt: str) -> str:

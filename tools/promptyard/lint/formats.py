@@ -11,18 +11,11 @@ from rich.markup import escape
 from promptyard import __version__
 from promptyard.codes import RULES
 from promptyard.lint.runner import LintResult
-from promptyard.plugins import register_once
+from promptyard.plugins import NamedRegistry
 
 Formatter = Callable[[LintResult], str]
-FORMATS: dict[str, Formatter] = {}
-
-
-def output_format(name: str) -> Callable[[Formatter], Formatter]:
-    def register(fn: Formatter) -> Formatter:
-        register_once(FORMATS, name, fn, "lint output format")
-        return fn
-
-    return register
+FORMATS: NamedRegistry[Formatter] = NamedRegistry("lint output format")
+output_format = FORMATS.register
 
 
 def _plural(n: int, word: str) -> str:

@@ -568,3 +568,14 @@ def verify_bundle(path: Path) -> BundleCheck:
         versions=sum(len(v) for v in bundle.prompts.values()),
         environments=sorted(bundle.environments),
     )
+
+
+def bundle_file(workspace: Workspace, ref: str = "HEAD") -> tuple[bytes, LoadedBundle]:
+    """The bundle file of a repository (`bundle_bytes`) and what a registry loads from it.
+
+    What a registry would refuse (a pin without a tag, an invalid tagged prompt) is refused
+    here, as a `BundleError`, so no bundle is written that a registry could not serve.
+    """
+    document = build_bundle(workspace, ref)
+    loaded = load_bundle(document)
+    return bundle_bytes(document), loaded

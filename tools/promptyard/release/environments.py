@@ -318,6 +318,7 @@ def promote(
     `steps` and `analysis` of a canary, e.g. `STRATEGIES["standard"]`) replaces the canary
     block with one the rollout controller executes.
     """
+    delivery = _Delivery(branch, base, message, push, remote)
     if canary is not None and not 0 <= canary <= 100:
         raise ConfigError(f"--canary {canary}: the weight is a percentage of keys, 0..100")
     snapshot = workspace.snapshot(base if branch else None)
@@ -362,7 +363,7 @@ def promote(
                 _set_key(entry, "canary", _flow_map(version=version, weight=_number(canary)))
 
     target = _Target(workspace, env, path, raw, spec, name)
-    change = _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
+    change = _apply(target, action, edit, what, delivery)
     change.notes = notes
     return change
 
@@ -401,6 +402,7 @@ def rollback(
 ) -> EnvironmentChange:
     """Drop the canary of `name` in `env`, or with `to`, pin that earlier tagged version
     (which drops any canary too: a rollback returns to a known-good state)."""
+    delivery = _Delivery(branch, base, message, push, remote)
     snapshot = workspace.snapshot(base if branch else None)
     path, raw, spec = _load_environment(workspace, snapshot, env, name)
     pin = spec.prompts.get(name)
@@ -438,7 +440,7 @@ def rollback(
             _delete_key(entry, "canary")
 
     target = _Target(workspace, env, path, raw, spec, name)
-    return _apply(target, action, edit, what, _Delivery(branch, base, message, push, remote))
+    return _apply(target, action, edit, what, delivery)
 
 
 Edit = Callable[[CommentedMap], None]
@@ -550,6 +552,15 @@ class _Delivery:
     message: str | None
     push: bool
     remote: str
+
+    def __post_init__(self) -> None:
+        # Only a new branch is ever pushed: the working-tree edit is for the user to commit,
+        # so push without a branch would silently push nothing.
+        if self.push and not self.branch:
+            raise ConfigError(
+                "--push needs --branch: only a new branch is pushed",
+                hint="give a branch to commit the change on (branch= from Python), or drop push",
+            )
 
 
 def _apply(

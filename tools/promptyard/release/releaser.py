@@ -18,7 +18,8 @@ from typing import Any, Literal
 import semver
 
 from promptyard.codes import Finding
-from promptyard.release.notes import ReleaseNote, commits_touching, prompt_files
+from promptyard.plugins import NamedRegistry
+from promptyard.release.notes import ReleaseNote, commits_touching, notes_markdown, prompt_files
 from promptyard.release.remote import check_remote, run_git_remote
 from promptyard.release.semver import version_bump
 from promptyard.release.tags import (
@@ -213,3 +214,17 @@ def _plan_prompt(
         commits=history,
     )
     return ReleaseItem(name, version, "would-tag", tag, content_hash, note=note)
+
+
+# `release --format NAME` beyond text and json (the result's `to_dict()`).
+RELEASE_FORMATS: NamedRegistry[Callable[[ReleaseResult], str]] = NamedRegistry("release format")
+
+
+@RELEASE_FORMATS.register("markdown")
+def release_markdown(result: ReleaseResult) -> str:
+    """Release notes ready for a GitHub release, then a line for each prompt not released."""
+    text = notes_markdown(result.notes)
+    for item in result.items:
+        if item.status == "error":
+            text += f"\n> **{item.name}** was not released: {item.error}\n"
+    return text

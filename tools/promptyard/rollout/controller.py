@@ -39,7 +39,7 @@ from promptyard.release.environments import (
     pin_stable_edit,
 )
 from promptyard.release.environments import commit_file as commit_environment
-from promptyard.release.remote import push_if_unchanged, run_git_remote
+from promptyard.release.remote import check_remote, push_if_unchanged, run_git_remote
 from promptyard.rollout.analysis import NEEDS, QUERIES, TESTS, MetricResult, side_from_series
 from promptyard.rollout.prometheus import PrometheusClient, PrometheusError, Series
 from promptyard.spec import EnvironmentSpec
@@ -147,6 +147,7 @@ class Controller:
     """Stateless: every call reads git and Prometheus afresh."""
 
     def __init__(self, settings: ControllerSettings) -> None:
+        check_remote(settings.workspace.git, settings.remote)  # a typo is exit 2, not "unreachable"
         self.settings = settings
         self.workspace = settings.workspace
         self.ref = f"refs/promptyard/rollout/{settings.branch}"

@@ -7,7 +7,9 @@ request comment or a wiki page); the sample-ratio check comes first.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
+from promptyard.plugins import NamedRegistry
 from promptyard.stats.experiment import ExperimentAnalysis, MetricResult
 
 
@@ -167,3 +169,10 @@ def analysis_markdown(analysis: ExperimentAnalysis) -> str:
         lines.append("")
         lines.extend(f"- {w}" for w in analysis.warnings)
     return "\n".join(lines) + "\n"
+
+
+# `experiment analyze --format NAME` beyond text and json (the analysis's `to_dict()`).
+ANALYSIS_FORMATS: NamedRegistry[Callable[[ExperimentAnalysis], str]] = NamedRegistry(
+    "experiment analysis format"
+)
+ANALYSIS_FORMATS.add("markdown", analysis_markdown)

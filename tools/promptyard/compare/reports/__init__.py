@@ -10,20 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from promptyard.compare.model import ComparisonReport
-from promptyard.plugins import register_once
+from promptyard.plugins import NamedRegistry
 
 ReportFormat = Callable[[ComparisonReport], str]
-REPORT_FORMATS: dict[str, ReportFormat] = {}
-
-
-def report_format(name: str) -> Callable[[ReportFormat], ReportFormat]:
-    """Register a report format under `name`."""
-
-    def register(fn: ReportFormat) -> ReportFormat:
-        register_once(REPORT_FORMATS, name, fn, "report format")
-        return fn
-
-    return register
+REPORT_FORMATS: NamedRegistry[ReportFormat] = NamedRegistry("report format")
+report_format = REPORT_FORMATS.register  # register a report format under a name
 
 
 def render(report: ComparisonReport, fmt: str) -> str:

@@ -33,7 +33,13 @@ build, forward; observed by `observe`), `upstream` (calls, stream relay, pass-th
 from __future__ import annotations
 
 from promptyard.serving.gateway.app import create_gateway_app
-from promptyard.serving.gateway.config import MAX_BODY_BYTES, Endpoint, GatewayConfig, Upstream
+from promptyard.serving.gateway.config import (
+    MAX_BODY_BYTES,
+    Endpoint,
+    GatewayConfig,
+    Upstream,
+    build_gateway_config,
+)
 from promptyard.serving.gateway.observe import GatewayMetrics, Observation
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.stages import PROMPT_PREFIX, PromptRef, parse_prompt_model
@@ -48,6 +54,7 @@ __all__ = [
     "Observation",
     "PromptRef",
     "Upstream",
+    "build_gateway_config",
     "create_gateway_app",
     "parse_prompt_model",
 ]

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from promptyard.errors import ConfigError
 from promptyard.spec.config import OnlineQuality, Price
+
+if TYPE_CHECKING:
+    from promptyard.workspace import Workspace
 
 MAX_BODY_BYTES = 16 << 20  # long contexts and images travel in chat bodies
 
@@ -98,3 +101,47 @@ def resolve_upstreams(config: GatewayConfig, environ: Mapping[str, str]) -> dict
         key = environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
         out[name] = Upstream(name, endpoint.url.rstrip("/"), key or None)
     return out
+
+
+def build_gateway_config(
+    base: GatewayConfig | None = None,
+    *,
+    upstreams: Mapping[str, str] | None = None,
+    default_upstream: str | None = None,
+    label: str | None = None,
+    workspace: Workspace | None = None,
+) -> GatewayConfig:
+    """`base` (a --config file, or the defaults) with routes and a label on top of it.
+
+    Each of `upstreams` (model -> OpenAI-compatible base URL) becomes an endpoint of that
+    name serving that model; `default_upstream` (a URL) takes every other model. In a prompt
+    repository (`workspace`), pricing and the online quality checks `base` leaves empty come
+    from its promptyard.yaml, so a gateway prices and checks like the evals do.
+    """
+    data = (base or GatewayConfig()).model_dump(mode="json", exclude_none=True)
+    for model, url in (upstreams or {}).items():
+        data.setdefault("endpoints", {})[model] = {"url": url}
+        data.setdefault("models", {})[model] = model
+    if default_upstream:
+        if not default_upstream.startswith(("http://", "https://")):
+            raise ConfigError(f"--default-upstream {default_upstream!r} is not an http(s) URL")
+        data.setdefault("endpoints", {})["default"] = {"url": default_upstream}
+        data["default_upstream"] = "default"
+    if label:
+        data["label"] = label
+    wants_pricing = not data.get("pricing")
+    wants_quality = not data.get("online_quality", {}).get("prompts")
+    if workspace is not None and (wants_pricing or wants_quality):
+        try:
+            config = workspace.snapshot().config_file.model
+        except ConfigError:  # a broken promptyard.yaml only means no defaults from it
+            config = None
+        if config is not None:
+            if wants_pricing:
+                data["pricing"] = {k: v.model_dump() for k, v in config.pricing.items()}
+            if wants_quality:
+                data["online_quality"] = config.online_quality.model_dump(mode="json")
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValueError as exc:
+        raise ConfigError(f"gateway configuration: {exc}") from None

@@ -19,7 +19,7 @@ import io
 import os
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path, PurePosixPath
@@ -43,13 +43,7 @@ from promptyard.hashing import sha256_json
 from promptyard.images import ImageError, resolve_image
 from promptyard.pathsafety import safe_relpath
 from promptyard.problems import Problem
-from promptyard.render import (
-    TemplateInfo,
-    analyze_template,
-    input_validator,
-    make_environment,
-    partial_name,
-)
+from promptyard.render import input_validator, make_environment
 from promptyard.spec import (
     Case,
     ClusterSpec,
@@ -60,6 +54,7 @@ from promptyard.spec import (
     spec_problems,
 )
 from promptyard.spec.config import Paths
+from promptyard.templates import Locate, TemplateInfo, analyze_template, resolve_includes
 
 CONFIG_FILE = "promptyard.yaml"
 STATE_FOLDER = ".promptyard"  # eval results and the cache (EvalOptions.state)
@@ -226,56 +221,6 @@ class GitTree(Tree):
 # --- loaded files ------------------------------------------------------------------------------
 
 
-def _line_position(line: int) -> Position:
-    return Position(line, 1)
-
-
-def include_cycle_problem(infos: Mapping[str, TemplateInfo], partials_dir: str) -> Problem | None:
-    """P012 at the include that closes a cycle among `infos`, if there is one."""
-    cycle = include_cycle(infos)
-    if cycle is None:
-        return None
-    first, second = cycle[0], cycle[1]
-    line = next(n for inc, n in infos[first].includes if partial_name(inc or "") == second)
-    return Problem(
-        f"{partials_dir}/{first}",
-        line,
-        1,
-        "P012",
-        f"include cycle {' -> '.join(cycle)}; a partial must not include itself",
-    )
-
-
-def include_cycle(infos: Mapping[str, TemplateInfo]) -> list[str] | None:
-    """A cycle of partials including each other (`[a, b, a]`), or None."""
-    graph = {
-        name: [p for inc, _ in info.includes if (p := partial_name(inc or "")) and p in infos]
-        for name, info in infos.items()
-    }
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        path.append(node)
-        for child in graph[node]:
-            if state.get(child) == 1:
-                loop = path[path.index(child) :]
-                first = loop.index(min(loop))  # one spelling per cycle, wherever it is found
-                loop = loop[first:] + loop[:first]
-                return [*loop, loop[0]]
-            if child not in state and (found := visit(child)):
-                return found
-        path.pop()
-        state[node] = 2
-        return None
-
-    for start in sorted(graph):
-        if start not in state and (found := visit(start)):
-            return found
-    return None
-
-
 @dataclass
 class LoadedFile(Generic[M]):
     """A file read and validated: its model when valid, and every problem found loading it."""
@@ -350,14 +295,10 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
 
         The problems are template syntax errors (P002) and bad includes (P005, P006).
         """
-        partials: dict[str, str] = {}
-        infos: dict[str, TemplateInfo] = {}
         problems: list[Problem] = []
         if self.model is None:
-            return partials, infos, problems
-        # (include name, its template line, file it is in, line -> position in that file);
-        # positions are computed only for problems: locating needs a second parse.
-        Locate = Callable[[int], Position]
+            return {}, {}, problems
+        # (include name, its template line, file it is in, line -> position in that file)
         pending: list[tuple[str | None, int, str, Locate]] = []
         for (index, loc, _), info in zip(
             self.template_sources, self.message_templates, strict=True
@@ -374,56 +315,14 @@ class LoadedPrompt(LoadedFile[PromptSpec]):
                 )
             pending.extend((inc, line, self.path, locate) for inc, line in info.includes)
         partials_dir = self.snapshot.paths.partials.rstrip("/")
-        while pending:
-            include, line, source, locate = pending.pop(0)
-            name = partial_name(include) if include is not None else None
-            if name is None:
-                why = (
-                    "include with a computed name; include a fixed partial name so it can be "
-                    "resolved and hashed"
-                    if include is None
-                    else f"include {include!r} leaves {partials_dir}/; includes are relative to it"
-                )
-                problems.append(Problem.at("P006", source, locate(line), why))
-                continue
-            if name in partials:
-                continue
-            text = self.snapshot.partial_text(name)
-            unreadable = self.snapshot.partial_problem(name)
-            if unreadable is not None:
-                problems.append(unreadable)
-                continue
-            if text is None:
-                close = difflib.get_close_matches(name, self.snapshot.partial_names(), n=1)
-                fix = f"did you mean {close[0]!r}?" if close else f"create {partials_dir}/{name}"
-                problems.append(
-                    Problem.at(
-                        "P005",
-                        source,
-                        locate(line),
-                        f"included partial {name!r} does not exist; {fix}",
-                    )
-                )
-                continue
-            partials[name] = text
-            info = infos[name] = analyze_template(text)
-            partial_path = f"{partials_dir}/{name}"
-            if info.error is not None:
-                problems.append(
-                    Problem(
-                        partial_path,
-                        info.error_line or 1,
-                        1,
-                        "P002",
-                        f"template syntax error: {info.error}",
-                    )
-                )
-            pending.extend(
-                (inc, inc_line, partial_path, _line_position) for inc, inc_line in info.includes
-            )
-        cycle = include_cycle_problem(infos, partials_dir)
-        if cycle is not None:
-            problems.append(cycle)
+        partials, infos, found = resolve_includes(
+            pending,
+            partials_dir,
+            self.snapshot.partial_text,
+            self.snapshot.partial_problem,
+            self.snapshot.partial_names,
+        )
+        problems.extend(found)
         problems.extend(self.static_images[1])
         return partials, infos, problems
 

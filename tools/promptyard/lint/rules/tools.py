@@ -7,7 +7,7 @@ from typing import Any
 
 from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
-from promptyard.render import analyze_template
+from promptyard.templates import analyze_template
 from promptyard.workspace import LoadedPrompt
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptyard.lint import lint_repository
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.cli import run_cli
 from support.repo import PromptRepo, make_repo
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from promptyard.errors import ConfigError, RefError
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.cli import assert_clean_error
 from support.repo import PromptRepo, prompt_doc
 

@@ -15,9 +15,9 @@ from promptyard.lint.registry import Hit, rule
 from promptyard.names import closest
 from promptyard.problems import Problem
 from promptyard.render import template_label
+from promptyard.repo.snapshot import LoadedPrompt
 from promptyard.spec.prompt import HistoryEntry
 from promptyard.templates import TemplateInfo, analyze_template, partial_name
-from promptyard.workspace import LoadedPrompt
 
 
 @rule("P001", kind="prompt")

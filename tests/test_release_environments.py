@@ -123,7 +123,10 @@ def test_pins_must_be_tagged_or_the_version_at_the_ref(repo: PromptRepo) -> None
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["promote", "support-reply", "1.1.0", "--env", "prod"], "no environment 'prod'"),
+        (
+            ["promote", "support-reply", "1.1.0", "--env", "prod"],
+            "no environment 'prod' under serving/environments/ in working tree",
+        ),
         (["promote", "support-replies", "1.1.0", "--env", "production"], "did you mean"),
         (["promote", "support-reply", "one", "--env", "production"], "not a semver version"),
         (

@@ -22,8 +22,8 @@ from promptyard.evals.runner import (
     request_key,
     run_eval,
 )
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import EvalSpec
-from promptyard.workspace import Workspace
 from support.evals import EVAL_CONFIG, echo_prompt, jsonl, live_env, options, text_cases
 from support.openai_server import OpenAIServer, default_reply
 from support.repo import PromptRepo

@@ -84,7 +84,7 @@ def test_registry_assigns_the_variant_by_unit_and_renders_its_version(repo: Prom
 
 def lint_findings(repo: PromptRepo) -> list[tuple[str, int, str]]:
     from promptyard.lint.runner import lint_repository
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     result = lint_repository(Workspace(repo.root))
     return sorted((f.rule, f.line, f.message) for f in result.findings if f.rule == "E012")
@@ -627,7 +627,7 @@ def test_bundle_carries_running_experiments_and_refuses_one_without_them(
     repo: PromptRepo,
 ) -> None:
     from promptyard.release.bundle import BundleError, build_bundle, document_hash, load_bundle
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     document = build_bundle(Workspace(repo.root), "main")
     entry = document["environments"]["production"]

@@ -131,7 +131,7 @@ def test_continuous_primary_uses_a_normal_approximation_and_waits_for_data() -> 
 
 def lint_messages(repo: PromptRepo) -> list[str]:
     from promptyard.lint.runner import lint_repository
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     result = lint_repository(Workspace(repo.root))
     return [f"{f.rule} {f.message}" for f in result.findings if f.file == "experiments/tone.yaml"]

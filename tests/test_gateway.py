@@ -732,8 +732,8 @@ def test_gateway_config_from_python_takes_routes_and_the_repository_pricing(
     """What `gateway --upstream/--default-upstream/--label` do, from Python: routes on top of
     a base config, and pricing from the repository's promptyard.yaml unless the base has it."""
     from promptyard.errors import ConfigError
+    from promptyard.repo.workspace import Workspace
     from promptyard.serving.gateway import build_gateway_config
-    from promptyard.workspace import Workspace
 
     repo = make_repo(tmp_path)
     repo.write(

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from promptyard.repo.kinds import ENVIRONMENTS, EXPERIMENTS
+from promptyard.repo.workspace import Workspace
 from promptyard.scaffold import init_repository, scaffold_files
 from promptyard.spec import SCHEMAS
-from promptyard.workspace import Workspace
 from support.repo import CliResult, PromptRepo
 
 ROOT = Path(__file__).parents[1]
@@ -98,8 +99,8 @@ def test_example_content_is_substantial() -> None:
             assert len(snapshot.dataset(eval_spec.dataset).require()) >= 30
     assert kinds == {"json", "text"}
     assert snapshot.partial_names()
-    assert {Path(p).stem for p in snapshot.environment_paths()} >= {"staging", "production"}
-    assert snapshot.experiment_paths()
+    assert {Path(p).stem for p in snapshot.paths_of(ENVIRONMENTS)} >= {"staging", "production"}
+    assert snapshot.paths_of(EXPERIMENTS)
 
 
 def test_schema_modelines_point_at_committed_schemas() -> None:

@@ -12,7 +12,7 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.cli import assert_clean_error
 from support.repo import (
     SCAFFOLD_DATASET,

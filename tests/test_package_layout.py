@@ -7,7 +7,7 @@ from pathlib import Path
 
 import promptyard
 from promptyard.renderable import RenderablePrompt
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.repo import PromptRepo, prompt_doc
 
 PACKAGE = Path(promptyard.__file__).parent
@@ -86,7 +86,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_two_modules_import_each_other() -> None:
     graph, packages = import_graph()
-    assert "promptyard.render" in graph["promptyard.workspace"]  # the walker sees imports
+    assert "promptyard.render" in graph["promptyard.repo.snapshot"]  # the walker sees imports
     # A plugin package whose __init__ holds the registry and imports its plugins to register
     # them (compare.reports) loops through that __init__ by design; any other loop is a circle.
     found = [c for c in circles(graph) if not packages.intersection(c)]
@@ -101,7 +101,7 @@ def test_a_loaded_prompt_is_what_rendering_takes(repo: PromptRepo) -> None:
 
 
 def package_graph() -> dict[str, set[str]]:
-    """Top-level package (`promptyard.lint`, `promptyard.workspace`, ...) -> those it imports.
+    """Top-level package (`promptyard.lint`, `promptyard.repo`, ...) -> those it imports.
 
     The root package `promptyard` is left out: its `__init__` only re-exports (lazily).
     """

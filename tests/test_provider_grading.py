@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from promptyard.evals.runner import EvalOptions, evaluate_snapshot
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.anthropic_server import AnthropicServer
 from support.evals import API_KEY_ENV, BASE_URL_ENV, echo_prompt, jsonl
 from support.openai_server import OpenAIServer

@@ -33,8 +33,8 @@ from promptyard.evals.providers.runtime import (
     Unreachable,
 )
 from promptyard.evals.runner import EvalOptions, evaluate_snapshot
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import ProviderConfig
-from promptyard.workspace import Workspace
 from support.evals import echo_prompt, text_cases
 from support.repo import PromptRepo
 

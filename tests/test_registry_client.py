@@ -19,7 +19,7 @@ from promptyard.registry.service import create_app
 from promptyard.registry.snapshot import PromptNotFound
 from promptyard.release.bundle import build_bundle, bundle_bytes
 from promptyard.render import RenderError, VariablesError
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.repo import PromptRepo, make_repo
 from support.servers import ThreadedServer, wait_until
 

@@ -159,7 +159,7 @@ def test_the_python_api_writes_what_the_command_writes_and_refuses_what_it_refus
     released: PromptRepo,
 ) -> None:
     from promptyard.release.bundle import BundleError, bundle_file
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     data, loaded = bundle_file(Workspace(released.root))
     assert data == run_cli("bundle", repo=released.root).stdout.encode("utf-8")
@@ -202,7 +202,7 @@ def test_bad_yaml_in_an_environment_file_is_refused_with_its_position(
 
 def test_a_ref_without_promptyard_yaml_is_not_a_prompt_repository(tmp_path: Path) -> None:
     from promptyard.release.bundle import BundleError, build_bundle
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     repo = make_repo(tmp_path)
     repo.release()

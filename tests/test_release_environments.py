@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptyard.lint import lint_repository
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.cli import run_cli
 from support.repo import PromptRepo, make_repo
 
@@ -123,7 +123,10 @@ def test_pins_must_be_tagged_or_the_version_at_the_ref(repo: PromptRepo) -> None
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["promote", "support-reply", "1.1.0", "--env", "prod"], "no environment 'prod'"),
+        (
+            ["promote", "support-reply", "1.1.0", "--env", "prod"],
+            "no environment 'prod' under serving/environments/ in working tree",
+        ),
         (["promote", "support-replies", "1.1.0", "--env", "production"], "did you mean"),
         (["promote", "support-reply", "one", "--env", "production"], "not a semver version"),
         (

@@ -16,8 +16,9 @@ from promptyard.errors import ConfigError, RefError
 from promptyard.registry import Registry
 from promptyard.release.bundle import build_bundle, bundle_bytes, document_hash
 from promptyard.release.environments import promote, rollback
+from promptyard.repo.kinds import ENVIRONMENTS
+from promptyard.repo.workspace import Workspace
 from promptyard.scaffold import init_repository
-from promptyard.workspace import Workspace
 from support.cli import assert_clean_error, run_cli
 from support.repo import PromptRepo, make_repo, run_git, run_promptyard
 
@@ -54,7 +55,7 @@ def test_promote_keeps_a_bom_and_crlf_and_edits_only_the_pinned_line(repo: Promp
     # The diff is for reading: one line out, one line in, no carriage returns.
     assert "-    version: 1.0.0\n+    version: 1.1.0\n" in change.diff
     assert "\r" not in change.diff
-    loaded = Workspace(repo.root).snapshot().environment(ENV).require()
+    loaded = Workspace(repo.root).snapshot().load(ENVIRONMENTS, ENV).require()
     assert loaded.prompts["support-reply"].version == "1.1.0"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptyard.release.tags import list_prompt_tags, parse_tag_name, tag_name
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.cli import assert_clean_error, run_cli
 from support.repo import PromptRepo, make_repo
 from support.servers import closed_port

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from promptyard.render import RenderError, VariablesError, input_validator, render_prompt
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.cli import assert_clean_error
 from support.repo import PromptRepo, prompt_doc, set_system_template
 

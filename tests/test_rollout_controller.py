@@ -22,10 +22,10 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from promptyard.repo.workspace import Workspace
 from promptyard.rollout.controller import Controller, ControllerSettings
 from promptyard.rollout.prometheus import PrometheusClient
 from promptyard.serving.gateway import GatewayMetrics
-from promptyard.workspace import Workspace
 from support.prometheus import PrometheusServer, free_port
 from support.repo import PromptRepo, run_git
 from support.rollout_stack import ENV, canary_repo

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from promptyard.lint import lint_repository
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.environment import STRATEGIES, duration_seconds
-from promptyard.workspace import Workspace
 from support.repo import PromptRepo, make_repo
 
 ENV = "serving/environments/production.yaml"

@@ -23,7 +23,7 @@ import pytest
 
 from promptyard.release.bundle import build_bundle, bundle_bytes
 from promptyard.release.environments import promote
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.repo import PromptRepo, make_repo, run_git
 from support.servers import ServeProcess, closed_port, wait_until
 

@@ -10,7 +10,7 @@ import pytest
 
 from promptyard.lint import findings_at
 from promptyard.release.releaser import release
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.clusters import cluster_doc, cluster_text, line_of
 from support.repo import PromptRepo, prompt_doc
 

@@ -746,7 +746,7 @@ def test_unknown_experiment_and_invalid_file(tmp_path: Path) -> None:
 
     repo = write_repo(tmp_path / "repo")
     missing = run(repo, "experiment", "plan", "nope")
-    assert missing.exit_code == 2 and "no experiment 'nope'" in missing.stderr
+    assert missing.exit_code == 2 and "no experiment 'nope' under experiments/" in missing.stderr
     broken = experiment(guardrails=[])
     broken["metrics"] = [{**broken["metrics"][0], "baseline": 0.99, "mde": 0.05}]
     path = tmp_path / "elsewhere" / "reply-tone.yaml"

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from promptyard.evals.runner import evaluate_snapshot
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.evals import EVAL_CONFIG, echo_prompt, jsonl, options
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from promptyard.render import render_prompt
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.repo import PromptRepo, prompt_doc
 
 LOOKUP = {

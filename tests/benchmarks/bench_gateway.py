@@ -288,7 +288,7 @@ def main(args: argparse.Namespace) -> None:
 
     from promptyard.registry.client import Registry
     from promptyard.release.bundle import build_bundle, bundle_bytes
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)

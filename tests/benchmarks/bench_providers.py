@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from promptyard.evals.providers import ChatRequest, create_provider
 from promptyard.evals.runner import EvalOptions, evaluate_snapshot
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import ProviderConfig
-from promptyard.workspace import Workspace
 from support.anthropic_server import AnthropicServerProcess
 from support.openai_server import OpenAIServerProcess
 from support.repo import PromptRepo

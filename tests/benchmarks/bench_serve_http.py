@@ -29,7 +29,7 @@ import httpx
 from _fixture import VARIABLES, released_repo
 
 from promptyard.release.bundle import build_bundle, bundle_bytes
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 
 HERE = Path(__file__).resolve().parent
 

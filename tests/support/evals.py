@@ -80,7 +80,7 @@ def text_cases(*texts: str, expected: list[Any] | None = None) -> str:
 def eval_rows(root: Path, environ: dict[str, str], **kwargs: Any) -> dict[str, dict[str, Any]]:
     """The result rows, by case id, of evaluating the one prompt of `root` (fast backoff)."""
     from promptyard.evals.runner import evaluate_snapshot
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     kwargs.setdefault("backoff_base_s", 0.01)
     options = EvalOptions(repo_root=root, environ=environ, **kwargs)

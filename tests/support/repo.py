@@ -16,7 +16,7 @@ remove files, commit, run git (`repo.git(...)`, the git CLI), run promptyard in-
 
 Every repository made here has a fixed identity and signing off in its own git config, so no
 test depends on the machine's git configuration. Code that needs GitPython opens the
-repository itself: `promptyard.workspace.Workspace(repo.root).git`.
+repository itself: `promptyard.repo.workspace.Workspace(repo.root).git`.
 """
 
 from __future__ import annotations
@@ -356,7 +356,7 @@ class PromptRepo:
         """The library's `release(Workspace(root), lint=findings_at, **kwargs)`."""
         from promptyard.lint import findings_at
         from promptyard.release.releaser import release
-        from promptyard.workspace import Workspace
+        from promptyard.repo.workspace import Workspace
 
         return release(Workspace(self.root), lint=findings_at, **kwargs)
 

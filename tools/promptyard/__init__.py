@@ -1,7 +1,7 @@
 """promptyard: prompts as code, the GitOps way.
 
 The command line is a thin shell over this library; the main entry points are
-`promptyard.workspace.Workspace` (read a repository at any ref),
+`promptyard.repo.workspace.Workspace` (read a repository at any ref),
 `promptyard.render.render_prompt`, `promptyard.lint.lint_repository`, and
 `promptyard.Registry` (resolve and render released prompts; imported on first use so that
 `import promptyard` stays light).

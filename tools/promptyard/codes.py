@@ -125,7 +125,7 @@ RULES: dict[str, Rule] = _catalogue(
             "error",
             "Thompson allocation floors that sum above 100%, or allocation fields without it",
         ),
-        # Raised by the lint checks (promptyard.lint.rules), the repository loader (promptyard.workspace) and the cluster checks (promptyard.serving.checks).
+        # Raised by the lint checks (promptyard.lint.rules), the repository loader (promptyard.repo) and the cluster checks (promptyard.serving.checks).
         Rule("A001", "unknown-assertion-type", "error", "an assertion type that does not exist"),
         Rule(
             "A002",

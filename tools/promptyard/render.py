@@ -15,13 +15,12 @@ import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.exceptions import SecurityError, TemplateNotFound, TemplateSyntaxError
+from jinja2.exceptions import SecurityError, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import Namespace
 from jsonschema import Draft202012Validator
@@ -33,6 +32,7 @@ from promptyard.limits import check_deadline, deadline_armed, time_limit
 from promptyard.renderable import RenderablePrompt
 from promptyard.spec import PromptSpec
 from promptyard.spec.prompt import HistoryEntry, ImagePart, TextPart
+from promptyard.templates import partial_name
 
 # A template is user code: these bound what one render may cost.
 MAX_OUTPUT_ITEMS = 1_000_000  # characters (or items) in any value a template builds
@@ -42,16 +42,6 @@ RENDER_TIME_LIMIT_S = 5.0  # wall clock per render (SIGALRM on the main thread, 
 
 class TemplateLimitError(SecurityError):
     """A template tried to build something too large or to run too long."""
-
-
-def partial_name(name: str) -> str | None:
-    """Normalise an include name relative to the partials folder; None if it would escape it."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
-        return None
-    parts = PurePosixPath(name).parts
-    if any(part in ("..", ".") for part in parts) or not parts:
-        return None
-    return "/".join(parts)
 
 
 PARTIAL_FILENAME_PREFIX = "partial:"  # how tracebacks name a partial's frames
@@ -257,72 +247,6 @@ def make_environment(lookup: Callable[[str], str | None]) -> jinja2.Environment:
         autoescape=False,
         keep_trailing_newline=True,
     )
-
-
-# Parsing needs no partials; one shared environment does it.
-_PARSER = make_environment(lambda name: None)
-_GLOBALS = frozenset(_PARSER.globals)
-
-
-@dataclass(frozen=True)
-class TemplateInfo:
-    """What a template uses, with the template line of each use, or its syntax error."""
-
-    variables: Mapping[str, int] = field(default_factory=dict)  # free variable -> first line
-    includes: tuple[tuple[str | None, int], ...] = ()  # (partial name, None if computed; line)
-    # (expression, line) of each use that can only raise SecurityError (`x.__class__`)
-    forbidden: tuple[tuple[str, int], ...] = ()
-    error_line: int | None = None
-    error: str | None = None
-
-
-@functools.lru_cache(maxsize=65536)
-def analyze_template(source: str) -> TemplateInfo:
-    """Parse a template once and report its free variables and includes (cached by text)."""
-    if "{" not in source:
-        return TemplateInfo()
-    try:
-        ast = _PARSER.parse(source)
-    except TemplateSyntaxError as exc:
-        return TemplateInfo(error_line=exc.lineno, error=exc.message or "syntax error")
-    loaded: dict[str, int] = {}
-    assigned: set[str] = set()
-    for name in ast.find_all(nodes.Name):
-        if name.ctx == "load":
-            loaded.setdefault(name.name, name.lineno)
-        else:
-            assigned.add(name.name)
-    for macro in ast.find_all(nodes.Macro):
-        assigned.add(macro.name)
-        assigned.update(arg.name for arg in macro.args)
-    includes: list[tuple[str | None, int]] = []
-    for node in ast.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
-        assert isinstance(node, nodes.Include | nodes.Import | nodes.FromImport | nodes.Extends)
-        target = node.template
-        includes.append((target.value if isinstance(target, nodes.Const) else None, node.lineno))
-    free = {
-        name: line
-        for name, line in sorted(loaded.items(), key=lambda item: item[1])
-        if name not in assigned and name not in _GLOBALS
-    }
-    return TemplateInfo(variables=free, includes=tuple(includes), forbidden=_forbidden(ast))
-
-
-# Attributes every Python object has: the sandbox refuses them all (they start with `_`), and
-# no dict key can stand in for them, so a template using one can only fail.
-_OBJECT_ATTRIBUTES = frozenset(dir(object))
-
-
-def _forbidden(ast: nodes.Template) -> tuple[tuple[str, int], ...]:
-    found: list[tuple[str, int]] = []
-    for node in ast.find_all((nodes.Getattr, nodes.Filter)):
-        if isinstance(node, nodes.Getattr) and node.attr in _OBJECT_ATTRIBUTES:
-            found.append((f".{node.attr}", node.lineno))
-        elif isinstance(node, nodes.Filter) and node.name == "attr" and node.args:
-            name = node.args[0]
-            if isinstance(name, nodes.Const) and name.value in _OBJECT_ATTRIBUTES:
-                found.append((f"|attr({name.value!r})", node.lineno))
-    return tuple(sorted(found, key=lambda item: item[1]))
 
 
 # --- variables ---------------------------------------------------------------------------

@@ -26,14 +26,17 @@ def load_experiment(app: App, ref: str) -> tuple[Any, str, dict[str, int]]:
 
     `ref` is an experiment name in the repository, or the path of an experiment file.
     """
+    from promptyard.repo.kinds import EXPERIMENTS
+
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        from promptyard.workspace import Snapshot, WorkingTree
+        from promptyard.repo.snapshot import Snapshot
+        from promptyard.repo.trees import WorkingTree
 
-        loaded = Snapshot(WorkingTree(path.resolve().parent)).experiment(path.name)
+        loaded = Snapshot(WorkingTree(path.resolve().parent)).load(EXPERIMENTS, path.name)
         shown = ref
     else:
-        loaded = app.workspace().snapshot().experiment_by_name(ref)
+        loaded = app.workspace().snapshot().named(EXPERIMENTS, ref)
         shown = loaded.path
     spec = loaded.require()
     lines: dict[str, int] = {}

@@ -78,7 +78,7 @@ class App:
     def workspace(self) -> Any:
         """The promptyard repository: --repo, or the nearest folder holding promptyard.yaml."""
         if self._workspace is None:
-            from promptyard.workspace import Workspace
+            from promptyard.repo.workspace import Workspace
 
             if self.repo is not None:
                 if not (self.repo / "promptyard.yaml").is_file():

@@ -1,8 +1,8 @@
 """What changed between a base and a head: prompts (by resolved content hash) and datasets.
 
 Only what the change touches is loaded: the changed files, the prompts that include a
-changed partial (`Snapshot.prompts_touched_by`) and the prompts whose evals use a changed
-dataset (`Snapshot.prompts_using_datasets`). A repository of thousands of prompts with one
+changed partial (`repo.changes.prompts_touched_by`) and the prompts whose evals use a changed
+dataset (`repo.changes.prompts_using_datasets`). A repository of thousands of prompts with one
 edited file loads and hashes that one prompt on each side.
 """
 
@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 from promptyard.compare.model import DatasetChange, Status
 from promptyard.errors import ConfigError
-from promptyard.workspace import LoadedDataset, LoadedPrompt, Snapshot, Workspace
+from promptyard.repo.changes import prompts_touched_by, prompts_using_datasets
+from promptyard.repo.datasets import LoadedDataset
+from promptyard.repo.snapshot import LoadedPrompt, Snapshot
+from promptyard.repo.workspace import Workspace
 
 
 @dataclass
@@ -140,8 +143,8 @@ def detect_changes(
     changed_datasets = {f for f in files if head_snap.is_dataset_path(f)}
 
     # Both sides: a prompt that included a changed partial may have stopped including it.
-    touched = head_snap.prompts_touched_by(files) | base_snap.prompts_touched_by(files)
-    using_datasets = head_snap.prompts_using_datasets(changed_datasets) - touched
+    touched = prompts_touched_by(head_snap, files) | prompts_touched_by(base_snap, files)
+    using_datasets = prompts_using_datasets(head_snap, changed_datasets) - touched
 
     wanted = list(dict.fromkeys(names))
     for name in wanted:
@@ -172,9 +175,9 @@ def detect_changes(
     datasets = []
     for path in sorted(changed_datasets | {f for f in files if base_snap.is_dataset_path(f)}):
         change = dataset_change(base_snap, head_snap, path)
-        users = head_snap.prompts_using_datasets({path})
+        users = prompts_using_datasets(head_snap, {path})
         if change.status == "removed":
-            users |= base_snap.prompts_using_datasets({path})
+            users |= prompts_using_datasets(base_snap, {path})
         change.used_by = sorted(users)
         datasets.append(change)
 

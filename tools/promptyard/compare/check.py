@@ -17,7 +17,7 @@ from promptyard.compare.model import ComparisonReport, Outcome
 from promptyard.evals.runner import EvalOptions
 from promptyard.evals.slicing import CaseSelection
 from promptyard.lint import LintResult, lint_repository
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 
 
 @dataclass

@@ -30,8 +30,8 @@ from promptyard.compare.rule_changes import (
 from promptyard.errors import ConfigError
 from promptyard.evals.runner import EvalOptions
 from promptyard.evals.slicing import CaseSelection
+from promptyard.repo.workspace import Workspace
 from promptyard.spec.config import Gates
-from promptyard.workspace import Workspace
 
 STATUS_ORDER = {
     "invalid": 0,

@@ -49,8 +49,8 @@ from promptyard.evals.other_models import (
 )
 from promptyard.evals.runner import EvalJob, EvalOptions, EvalRun, run_evals
 from promptyard.evals.slicing import CaseSelection
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import ProjectConfig
-from promptyard.workspace import Workspace
 
 
 @dataclass

@@ -202,7 +202,7 @@ def _working_tree_reader(root: Path | None) -> FileReader:
     def read(path: str, limit: int) -> bytes | None:
         if root is None:
             raise AssertionFailure("`file://` values need the repository root")
-        from promptyard.workspace import WorkingTree
+        from promptyard.repo.trees import WorkingTree
 
         return WorkingTree(root).read(path, limit)
 

@@ -14,9 +14,9 @@ from promptyard.documents import Document
 from promptyard.errors import ConfigError
 from promptyard.evals.providers import PROVIDERS
 from promptyard.names import closest
+from promptyard.repo.snapshot import LoadedPrompt
 from promptyard.spec import ModelRef, ProjectConfig
 from promptyard.spec.prompt import OtherModel
-from promptyard.workspace import LoadedPrompt
 
 ModelChoice = str | OtherModel
 

@@ -29,8 +29,9 @@ from promptyard.evals.recordings import (
 from promptyard.evals.runner import EvalJob, EvalOptions, run_evals
 from promptyard.fsutil import atomic_write, ensure_inside
 from promptyard.hashing import sha256_json
+from promptyard.repo.snapshot import LoadedPrompt, Snapshot
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import Case, EvalSpec, ProjectConfig
-from promptyard.workspace import LoadedPrompt, Snapshot, Workspace
 
 DEFAULT_BASE = "main"
 

@@ -31,7 +31,7 @@ from promptyard.evals.cache import CachedResponse
 from promptyard.fsutil import atomic_write, ensure_inside
 
 if TYPE_CHECKING:
-    from promptyard.workspace import Snapshot
+    from promptyard.repo.snapshot import Snapshot
 
 KINDS = ("chat", "judge", "embed")
 _KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}

@@ -84,13 +84,13 @@ from promptyard.evals.slicing import CaseSelection, Slice
 from promptyard.fsutil import ensure_inside
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt, variable_problems
+from promptyard.repo.workspace import STATE_FOLDER
 from promptyard.spec import Case, EvalSpec, ModelRef, ProjectConfig
-from promptyard.workspace import STATE_FOLDER
 
 if TYPE_CHECKING:
     import pandas
 
-    from promptyard.workspace import LoadedPrompt, Snapshot
+    from promptyard.repo.snapshot import LoadedPrompt, Snapshot
 
 Mode = Literal["auto", "offline", "record"]
 JUDGE_PARAMETERS: dict[str, Any] = {"temperature": 0}

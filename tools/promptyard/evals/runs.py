@@ -61,22 +61,12 @@ class RunContext:
 def git_context(repo_root: Path, command: str | None = None) -> RunContext:
     """The commit, branch and dirtiness of the repository at `repo_root` (all None when it
     is not a git repository or has no commit yet)."""
-    try:
-        import git
+    from promptyard.repo import git
 
-        repo = git.Repo(repo_root)
-    except Exception:  # not a repository, or git missing: the run still runs
+    state = git.head_state(repo_root)
+    if state is None:  # not a repository, or git missing: the run still runs
         return RunContext(command=command)
-    with repo:
-        try:
-            commit: str | None = repo.head.commit.hexsha
-        except ValueError:  # no commit yet
-            return RunContext(command=command)
-        branch = None if repo.head.is_detached else repo.active_branch.name
-        try:
-            dirty: bool | None = repo.is_dirty(untracked_files=True)
-        except git.GitCommandError:
-            dirty = None
+    commit, branch, dirty = state
     return RunContext(commit, branch, dirty, command)
 
 

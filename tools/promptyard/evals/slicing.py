@@ -16,7 +16,7 @@ from promptyard.errors import ConfigError
 from promptyard.spec import Case
 
 if TYPE_CHECKING:
-    from promptyard.workspace import LoadedPrompt, Snapshot
+    from promptyard.repo.snapshot import LoadedPrompt, Snapshot
 
 IDS_SHOWN = 8
 

@@ -10,8 +10,9 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 
+from promptyard.repo.snapshot import Snapshot
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import ProjectConfig
-from promptyard.workspace import Snapshot, Workspace
 
 
 @dataclass(frozen=True)

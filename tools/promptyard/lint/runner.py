@@ -20,14 +20,12 @@ from promptyard.errors import ConfigError
 from promptyard.lint.context import DatasetUse, LintContext
 from promptyard.lint.registry import Kind, as_problem, checks
 from promptyard.problems import Problem
-from promptyard.workspace import (
-    CONFIG_FILE,
-    LoadedFile,
-    LoadedPrompt,
-    Snapshot,
-    UnsafePathError,
-    Workspace,
-)
+from promptyard.repo.changes import files_mentioning, prompts_touched_by, prompts_using_datasets
+from promptyard.repo.kinds import CLUSTERS, ENVIRONMENTS, EXPERIMENTS
+from promptyard.repo.kinds import Kind as FileKind
+from promptyard.repo.snapshot import CONFIG_FILE, LoadedPrompt, Snapshot
+from promptyard.repo.trees import UnsafePathError
+from promptyard.repo.workspace import Workspace
 
 
 @dataclass
@@ -77,7 +75,7 @@ def _focus_for(head: Snapshot, files: set[str]) -> Focus:
     if CONFIG_FILE in files:
         return Focus(everything=True)
     p = head.paths
-    focus = Focus(prompts=head.prompts_touched_by(files))
+    focus = Focus(prompts=prompts_touched_by(head, files))
     for path in files:
         if path.startswith(p.environments.rstrip("/") + "/") and path.endswith(".yaml"):
             focus.environments.add(path)
@@ -90,15 +88,15 @@ def _focus_for(head: Snapshot, files: set[str]) -> Focus:
         elif head.is_dataset_path(path):
             focus.datasets.add(path)
     # Prompts that use a changed dataset are checked against it.
-    focus.prompts |= head.prompts_using_datasets(focus.datasets)
+    focus.prompts |= prompts_using_datasets(head, focus.datasets)
     # Environments and experiments naming a changed (or removed) prompt.
     if focus.prompts:
-        focus.environments |= head.files_mentioning(head.environment_paths(), focus.prompts)
-        focus.experiments |= head.files_mentioning(head.experiment_paths(), focus.prompts)
+        focus.environments |= files_mentioning(head, head.paths_of(ENVIRONMENTS), focus.prompts)
+        focus.experiments |= files_mentioning(head, head.paths_of(EXPERIMENTS), focus.prompts)
     # A cluster checks the prompts its environments pin (their models, their lengths against
     # the golden cases), so any of those changing re-checks the (few) cluster files.
     if focus.prompts or focus.environments or focus.datasets:
-        focus.clusters |= set(head.cluster_paths())
+        focus.clusters |= set(head.paths_of(CLUSTERS))
     return focus
 
 
@@ -132,7 +130,6 @@ class _Job:
 
 
 _CONTEXTS: dict[tuple[_Job, int], LintContext] = {}
-_Loader = Callable[[str], LoadedFile[Any]]
 
 
 def _context(job: _Job) -> LintContext:
@@ -325,15 +322,15 @@ def _lint_job(ctx: LintContext, job: _Job, base: str | None, focus: Focus) -> Li
     items = [(path, uses.get(path, [])) for path in sorted(dataset_paths)]
     found.merge(_run_batches(_check_datasets, job, items, PARALLEL_MIN_DATASETS))
 
-    # One-file YAML formats: (rule kind, every path, the focused paths, loader).
-    yaml_files: tuple[tuple[Kind, Callable[[], list[str]], set[str], _Loader], ...] = (
-        ("environment", head.environment_paths, focus.environments, head.environment),
-        ("experiment", head.experiment_paths, focus.experiments, head.experiment),
-        ("cluster", head.cluster_paths, focus.clusters, head.cluster),
+    # One-file YAML formats: (rule kind, the repository's kind of file, the focused paths).
+    yaml_files: tuple[tuple[Kind, FileKind[Any], set[str]], ...] = (
+        ("environment", ENVIRONMENTS, focus.environments),
+        ("experiment", EXPERIMENTS, focus.experiments),
+        ("cluster", CLUSTERS, focus.clusters),
     )
-    for kind, every, focused, load in yaml_files:
-        for path in every() if focus.everything else sorted(focused):
-            loaded = load(path)
+    for kind, file_kind, focused in yaml_files:
+        for path in head.paths_of(file_kind) if focus.everything else sorted(focused):
+            loaded = head.load(file_kind, path)
             found.checked.add(path)
             found.problems.update(loaded.problems)
             if loaded.model is not None:
@@ -374,7 +371,7 @@ def _add_other_uses(
     head: Snapshot, datasets: set[str], uses: dict[str, list[DatasetUse]], linted: list[str]
 ) -> None:
     """In a focused lint, find the prompts outside the focus that use the focused datasets."""
-    for name in sorted(head.prompts_using_datasets(datasets) - set(linted)):
+    for name in sorted(prompts_using_datasets(head, datasets) - set(linted)):
         prompt = head.prompt(name)
         if prompt.model is None:
             continue

@@ -49,10 +49,10 @@ from promptyard.registry.snapshot import (
 from promptyard.render import (
     RENDER_TIME_LIMIT_S,
     make_environment,
-    partial_name,
     response_format,
 )
 from promptyard.spec.prompt import Message
+from promptyard.templates import partial_name
 
 PATH = "/beta/litellm_prompt_management"
 QUERY_PARAMS = ("prompt_id", "label", "version", "key")

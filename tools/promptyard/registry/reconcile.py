@@ -32,7 +32,7 @@ from promptyard.release.bundle import (
     load_bundle,
     read_bundle,
 )
-from promptyard.release.remote import run_git_remote
+from promptyard.repo import git
 
 log = logging.getLogger("promptyard.registry")
 
@@ -73,7 +73,7 @@ class GitSource(Source):
     """
 
     def __init__(self, location: str, branch: str = "main", workdir: Path | None = None) -> None:
-        from promptyard.workspace import Workspace
+        from promptyard.repo.workspace import Workspace
 
         self.location = location
         self.branch = branch
@@ -112,17 +112,9 @@ class GitSource(Source):
 
     def _clone(self) -> Any:
         """An empty repository with `origin` set: creating it never touches the network."""
-        import git
+        from promptyard.repo.workspace import Workspace
 
-        from promptyard.workspace import Workspace
-
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        repo = git.Repo.init(self.workdir)
-        with repo.config_writer() as config:
-            if not repo.remotes:
-                config.set_value('remote "origin"', "url", self.url)
-            # The clone only ever reads: no hooks, no gc pauses in the middle of a reconcile.
-            config.set_value("gc", "auto", "0")
+        git.init_mirror(self.workdir, self.url)
         return Workspace(self.workdir)
 
     def sync(self) -> Any:
@@ -131,9 +123,8 @@ class GitSource(Source):
             return self._workspace
         if self._workspace is None:
             self._workspace = self._clone()
-        run_git_remote(
+        git.fetch(
             self._workspace.git,
-            "fetch",
             "--prune",
             "--no-tags",
             "origin",
@@ -146,7 +137,7 @@ class GitSource(Source):
     def load(self, previous: str | None) -> tuple[str, dict[str, Any] | None]:
         workspace = self.sync()
         commit = workspace.resolve_commit(self.ref)
-        refs = workspace.git.git.for_each_ref("--format=%(refname) %(objectname)", "refs/tags/")
+        refs = git.list_refs(workspace.git, "%(refname) %(objectname)", "refs/tags/")
         fingerprint = hashlib.sha256(f"{commit.hexsha}\n{refs}".encode()).hexdigest()
         if fingerprint == previous:
             return fingerprint, None

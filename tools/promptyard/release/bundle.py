@@ -35,10 +35,13 @@ from promptyard.errors import ConfigError
 from promptyard.hashing import sha256_json
 from promptyard.images import MAX_IMAGE_BYTES
 from promptyard.release.tags import PromptTag, hash_problem, list_prompt_tags, tag_name
+from promptyard.repo.kinds import ENVIRONMENTS, EXPERIMENTS
+from promptyard.repo.snapshot import CONFIG_FILE, LoadedPrompt, Snapshot
+from promptyard.repo.trees import MemoryTree
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.base import SEMVER_PATTERN
 from promptyard.spec.experiment import ExperimentSpec
-from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, Tree, Workspace
 
 FORMAT = "promptyard.bundle/v1"
 MAX_BUNDLE_BYTES = 512 << 20
@@ -123,7 +126,7 @@ def _tag_entry(
     if tag.recorded_hash is None:
         return None, f"{at}: {hash_problem(tag)}; delete it and run `promptyard release`"
     if tag.commit not in snapshots:
-        snapshots[tag.commit] = workspace.snapshot_at(workspace.git.commit(tag.commit))
+        snapshots[tag.commit] = workspace.snapshot_at(workspace.commit(tag.commit))
     snapshot = snapshots[tag.commit]
     if not snapshot.has_prompt(tag.name):
         return None, f"{at}: the commit has no prompt {tag.name!r}"
@@ -202,8 +205,8 @@ def build_bundle(
         )
     problems.extend(str(p) for p in head.config_file.problems)
     environments: dict[str, Any] = {}
-    for path in head.environment_paths():
-        loaded = head.environment(path)
+    for path in head.paths_of(ENVIRONMENTS):
+        loaded = head.load(ENVIRONMENTS, path)
         if loaded.model is None or loaded.document is None:
             problems.extend(str(p) for p in loaded.problems)
             continue
@@ -232,7 +235,7 @@ def _running_experiments(
     running: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
-            loaded = head.experiment_by_name(name)
+            loaded = head.named(EXPERIMENTS, name)
         except ConfigError as exc:
             problems.append(f"{env_path}: runs experiment {name!r}: {exc.message}")
             continue
@@ -272,26 +275,11 @@ def read_bundle(path: Path) -> dict[str, Any]:
 # --- loading (the same code path as git) -----------------------------------------------------
 
 
-class MemoryTree(Tree):
-    """A tree held in memory: one bundled prompt version, its partials and a minimal config."""
-
-    holds = (
-        "this served prompt version (it carries only the image files its spec names; send "
-        "other images as an http(s) or data: URL)"
-    )
-
-    def __init__(self, files: dict[str, bytes], label: str) -> None:
-        self.files = files
-        self.label = label
-        self.revision = None
-
-    def read(self, path: str, limit: int) -> bytes | None:
-        data = self.files.get(path)
-        return None if data is None else data[: limit + 1]
-
-    def list_files(self, directory: str) -> list[str]:
-        prefix = directory.rstrip("/") + "/"
-        return sorted(p for p in self.files if p.startswith(prefix))
+# What a served prompt version's tree holds, for "does not exist in ..." messages.
+BUNDLED_FILES = (
+    "this served prompt version (it carries only the image files its spec names; send "
+    "other images as an http(s) or data: URL)"
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -340,7 +328,7 @@ def load_prompt_entry(name: str, version: str, entry: BundleEntry) -> BundledPro
         files.update({p: base64.b64decode(data, validate=True) for p, data in entry.images.items()})
     except ValueError:
         raise BundleError([f"{where}: an entry of `images` is not base64"]) from None
-    snapshot = Snapshot(MemoryTree(files, where))
+    snapshot = Snapshot(MemoryTree(files, where, holds=BUNDLED_FILES))
     loaded = snapshot.prompt(name)
     problems = loaded.problems or loaded.resolution[2]
     if loaded.model is None or loaded.content_hash is None or loaded.document is None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import codecs
 import difflib
 import io
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,10 +30,12 @@ from ruamel.yaml.tokens import CommentToken
 from promptyard.documents import DocumentError, parse_yaml
 from promptyard.errors import ConfigError
 from promptyard.fsutil import atomic_write
-from promptyard.release.remote import check_remote, run_git_remote
 from promptyard.release.tags import is_pinnable, tag_name, tagged_versions
+from promptyard.repo import git
+from promptyard.repo.kinds import ENVIRONMENTS
+from promptyard.repo.snapshot import Snapshot
+from promptyard.repo.workspace import Workspace
 from promptyard.spec import EnvironmentSpec, spec_problems
-from promptyard.workspace import Snapshot, Workspace
 
 Action = Literal["promote", "canary", "drop-canary", "rollback"]
 
@@ -255,7 +255,7 @@ def _load_environment(
     """The environment file, refused when a pin other than `editing`'s is already invalid:
     a promotion must not carry a broken file along (and get it merged by a reviewer who
     only reads the one-line change)."""
-    loaded = snapshot.environment_by_name(env)
+    loaded = snapshot.named(ENVIRONMENTS, env)
     spec = loaded.require()
     assert loaded.raw is not None
     tagged = tagged_versions(workspace.git)
@@ -604,17 +604,16 @@ def _apply(
         atomic_write(workspace.root / path, new_raw, inside=workspace.root)
         return change
     if push:
-        check_remote(workspace.git, remote)
+        git.check_remote(workspace.git, remote)
     base_commit = workspace.resolve_commit(base)
     change.branch = branch
     change.base = base_commit.hexsha
-    change.commit = commit_file_on_new_branch(
-        workspace, branch, base_commit, path, new_raw, change.message
+    change.commit = git.commit_on_branch(
+        workspace.git, branch, base_commit, workspace.git_prefix + path, new_raw, change.message
     )
     if push:
-        run_git_remote(
+        git.push(
             workspace.git,
-            "push",
             remote,
             f"refs/heads/{branch}:refs/heads/{branch}",
             what=f"push branch {branch} to {remote}",
@@ -633,63 +632,3 @@ def _validate(raw: bytes, path: str) -> EnvironmentSpec:
     except ValidationError as exc:
         problems = spec_problems(EnvironmentSpec, document.data, exc)
         raise ConfigError(f"the edited {path} is invalid: {problems[0].message}") from None
-
-
-_BRANCH_NAME = re.compile(r"^[A-Za-z0-9._/-]+$")
-
-
-def commit_file_on_new_branch(
-    workspace: Workspace, branch: str, base: Any, path: str, content: bytes, message: str
-) -> str:
-    """Commit `content` at `path` on a new branch from `base`; the checkout is not touched."""
-    import git
-
-    repo = workspace.git
-    if not _BRANCH_NAME.match(branch):
-        raise ConfigError(f"--branch {branch!r}: use letters, digits, '.', '_', '-' and '/'")
-    try:
-        repo.git.check_ref_format("--branch", branch)
-    except git.GitCommandError:
-        raise ConfigError(f"--branch {branch!r} is not a valid git branch name") from None
-    ref = f"refs/heads/{branch}"
-    if ref in {h.path for h in repo.heads}:
-        raise ConfigError(f"branch {branch!r} already exists", hint="pick another --branch name")
-    commit = commit_file(workspace, base, path, content, message)
-    # The all-zero old value makes the update fail if the branch appeared meanwhile.
-    repo.git.update_ref(ref, commit, "0" * 40)
-    return commit
-
-
-def commit_file(workspace: Workspace, base: Any, path: str, content: bytes, message: str) -> str:
-    """A commit whose parent is `base` and whose tree is `base`'s with `content` at `path`.
-
-    Only objects are written: no ref moves, and the checkout and the index are not touched.
-    """
-    import git
-    from gitdb import IStream
-
-    repo = workspace.git
-    git_path = workspace.git_prefix + path
-    entry = repo.git.ls_tree(base.hexsha, "--", git_path)
-    mode = entry.split()[0] if entry else "100644"
-    blob = repo.odb.store(IStream("blob", len(content), io.BytesIO(content))).hexsha.decode()
-    fd, index_file = tempfile.mkstemp(prefix="promptyard-index-")
-    os.close(fd)
-    os.unlink(index_file)  # git creates it; an empty file is not a valid index
-    try:
-        with repo.git.custom_environment(GIT_INDEX_FILE=index_file):
-            repo.git.read_tree(base.hexsha)
-            repo.git.update_index("--add", "--cacheinfo", f"{mode},{blob},{git_path}")
-            tree = repo.git.write_tree()
-        try:
-            return str(repo.git.commit_tree(tree, "-p", base.hexsha, "-m", message))
-        except git.GitCommandError as exc:
-            if "tell me who you are" in (exc.stderr or "") or "ident" in (exc.stderr or ""):
-                raise ConfigError(
-                    "cannot commit: git has no user identity",
-                    hint='run `git config user.name "..."` and `git config user.email "..."`',
-                ) from None
-            raise
-    finally:
-        if os.path.exists(index_file):
-            os.unlink(index_file)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptyard.workspace import LoadedPrompt, Workspace
+from promptyard.repo import git
+from promptyard.repo.snapshot import LoadedPrompt
+from promptyard.repo.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,7 @@ def commits_touching(
     """Commits reachable from `commit` (and not from `since`) that changed any of `paths`."""
     prefix = workspace.git_prefix
     revision = f"{since}..{commit}" if since else commit
-    out = workspace.git.git.log(
-        "--format=%H%x00%an%x00%aI%x00%s", revision, "--", *(prefix + p for p in paths)
-    )
+    out = git.log(workspace.git, "%H%x00%an%x00%aI%x00%s", revision, [prefix + p for p in paths])
     found = []
     for line in out.splitlines():
         sha, author, date, subject = [*line.split("\x00"), "", "", ""][:4]

@@ -20,7 +20,6 @@ import semver
 from promptyard.codes import Finding
 from promptyard.plugins import NamedRegistry
 from promptyard.release.notes import ReleaseNote, commits_touching, notes_markdown, prompt_files
-from promptyard.release.remote import check_remote, run_git_remote
 from promptyard.release.semver import version_bump
 from promptyard.release.tags import (
     PromptTag,
@@ -30,7 +29,9 @@ from promptyard.release.tags import (
     tag_name,
     tags_by_prompt,
 )
-from promptyard.workspace import LoadedPrompt, Workspace
+from promptyard.repo import git
+from promptyard.repo.snapshot import LoadedPrompt
+from promptyard.repo.workspace import Workspace
 
 Status = Literal["tagged", "would-tag", "up-to-date", "error"]
 
@@ -121,7 +122,7 @@ def release(
     repo = workspace.git
     commit = workspace.resolve_commit(ref)
     if push:
-        check_remote(repo, remote)
+        git.check_remote(repo, remote)
     snapshot = workspace.snapshot_at(commit)
     tags = tags_by_prompt(list_prompt_tags(repo))
     errors = _errors_by_file(list(lint(workspace, commit.hexsha)))
@@ -140,9 +141,8 @@ def release(
             to_push.append(item.tag)
 
     if push and not dry_run and to_push:
-        run_git_remote(
+        git.push(
             repo,
-            "push",
             remote,
             *(f"refs/tags/{t}:refs/tags/{t}" for t in to_push),
             what=f"push tags to {remote}",

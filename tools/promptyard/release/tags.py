@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import semver
 
-from promptyard.errors import ConfigError
+from promptyard.repo import git
 
 if TYPE_CHECKING:
-    from promptyard.workspace import Snapshot
+    from promptyard.repo.snapshot import Snapshot
 
 TAG_NAMESPACE = "prompts/"
 HASH_LINE = re.compile(r"^content-sha256:\s*([0-9a-f]{64})\s*$", re.MULTILINE)
@@ -99,7 +99,7 @@ class PromptTag:
 
 def list_prompt_tags(repo: Any) -> list[PromptTag]:
     """Every prompt tag of a GitPython repository, sorted by name then semver."""
-    out = repo.git.for_each_ref(f"--format={_FORMAT}", "refs/tags/prompts/")
+    out = git.list_refs(repo, _FORMAT, "refs/tags/prompts/")
     tags: list[PromptTag] = []
     for record in out.split("\x00\x01"):
         record = record.lstrip("\n")
@@ -143,28 +143,14 @@ def tags_by_prompt(tags: Iterable[PromptTag]) -> dict[str, dict[str, PromptTag]]
 
 def create_tag(repo: Any, name: str, version: str, commit: str, content_hash: str) -> PromptTag:
     """Create the annotated tag of a prompt version at `commit` (never moves an existing tag)."""
-    import git
-
     tag = tag_name(name, version)
-    try:
-        repo.git.tag("-a", tag, commit, "-m", tag_message(name, version, content_hash))
-    except git.GitCommandError as exc:
-        detail = (exc.stderr or "").strip().splitlines()
-        reason = detail[-1] if detail else str(exc)
-        if "already exists" in reason:
-            raise ConfigError(f"tag {tag} already exists; tags are never moved") from None
-        if "tell me who you are" in (exc.stderr or "") or "empty ident" in (exc.stderr or ""):
-            raise ConfigError(
-                f"cannot create tag {tag}: git has no user identity",
-                hint='run `git config user.name "..."` and `git config user.email "..."`',
-            ) from None
-        raise ConfigError(f"cannot create tag {tag}: {reason}") from None
+    made = git.create_tag(repo, tag, commit, tag_message(name, version, content_hash))
     return PromptTag(
         name=name,
         version=version,
         tag=tag,
         commit=commit,
-        object=repo.git.rev_parse(f"refs/tags/{tag}"),
+        object=made,
         annotated=True,
         recorded_hash=content_hash,
     )

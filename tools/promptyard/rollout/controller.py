@@ -38,13 +38,13 @@ from promptyard.release.environments import (
     edit_environment_file,
     pin_stable_edit,
 )
-from promptyard.release.environments import commit_file as commit_environment
-from promptyard.release.remote import check_remote, push_if_unchanged, run_git_remote
+from promptyard.repo import git
+from promptyard.repo.kinds import ENVIRONMENTS
+from promptyard.repo.workspace import Workspace
 from promptyard.rollout.analysis import NEEDS, QUERIES, TESTS, MetricResult, side_from_series
 from promptyard.rollout.prometheus import PrometheusClient, PrometheusError, Series
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.environment import Canary, duration_seconds, strategy_problems
-from promptyard.workspace import Workspace
 
 log = logging.getLogger("promptyard.rollout")
 
@@ -147,7 +147,9 @@ class Controller:
     """Stateless: every call reads git and Prometheus afresh."""
 
     def __init__(self, settings: ControllerSettings) -> None:
-        check_remote(settings.workspace.git, settings.remote)  # a typo is exit 2, not "unreachable"
+        git.check_remote(
+            settings.workspace.git, settings.remote
+        )  # a typo is exit 2, not "unreachable"
         self.settings = settings
         self.workspace = settings.workspace
         self.ref = f"refs/promptyard/rollout/{settings.branch}"
@@ -157,24 +159,23 @@ class Controller:
     def fetch(self) -> Any:
         """The branch's tip on the remote, fetched into a private ref (InfraError if unreachable)."""
         s = self.settings
-        run_git_remote(
+        git.fetch(
             self.workspace.git,
-            "fetch",
             "--quiet",
             "--no-tags",
             s.remote,
             f"+refs/heads/{s.branch}:{self.ref}",
             what=f"fetch {s.branch} from {s.remote}",
         )
-        return self.workspace.git.commit(self.ref)
+        return self.workspace.commit(self.ref)
 
     def evaluate(self, commit: Any) -> list[CanaryRollout]:
         """Every canary with a strategy at `commit`, each with its decision."""
         snapshot = self.workspace.snapshot_at(commit)
         wanted = set(self.settings.environments)
         rollouts = []
-        for path in snapshot.environment_paths():
-            loaded = snapshot.environment(path)
+        for path in snapshot.paths_of(ENVIRONMENTS):
+            loaded = snapshot.load(ENVIRONMENTS, path)
             spec = loaded.model
             if spec is None:
                 log.warning("%s at %s is invalid; skipped", path, commit.hexsha[:12])
@@ -216,14 +217,14 @@ class Controller:
         """The commits (newest first) that changed `name`'s pin in the file at `path`."""
         repo = self.workspace.git
         git_path = self.workspace.git_prefix + path
-        lines = repo.git.log(
-            f"-n{HISTORY_LIMIT}", "--format=%H%x00%ct%x00%s", commit.hexsha, "--", git_path
+        lines = git.log(
+            repo, "%H%x00%ct%x00%s", commit.hexsha, [git_path], max_count=HISTORY_LIMIT
         ).splitlines()
         entries: list[HistoryEntry] = []
         for line in lines:
             sha, when, subject = line.split("\x00", 2)
             try:
-                data = yaml.safe_load(repo.git.show(f"{sha}:{git_path}"))
+                data = yaml.safe_load(git.show(repo, f"{sha}:{git_path}"))
                 pin = data["prompts"][name] if isinstance(data, dict) else None
             except Exception:  # the file was invalid or deleted in that commit
                 pin = None
@@ -363,7 +364,7 @@ class Controller:
         else:
             raise ValueError(f"nothing to apply for a {decision.action}")
         snapshot = self.workspace.snapshot_at(commit)
-        raw = snapshot.environment(rollout.path).raw
+        raw = snapshot.load(ENVIRONMENTS, rollout.path).raw
         if raw is None:
             raise ConfigError(f"{rollout.path} vanished at {commit.hexsha[:12]}")
         edited = edit_environment_file(raw, rollout.path, edit)
@@ -377,18 +378,17 @@ class Controller:
             ]
         )
         name_, email = self.settings.author
-        identity = {
-            "GIT_AUTHOR_NAME": name_,
-            "GIT_AUTHOR_EMAIL": email,
-            "GIT_COMMITTER_NAME": name_,
-            "GIT_COMMITTER_EMAIL": email,
-        }
-        with self.workspace.git.git.custom_environment(**identity):
-            new = commit_environment(
-                self.workspace, commit, rollout.path, edited.raw, f"{subject}\n\n{body}"
+        repo = self.workspace.git
+        with git.identity(repo, name_, email):
+            new = git.commit_file(
+                repo,
+                commit,
+                self.workspace.git_prefix + rollout.path,
+                edited.raw,
+                f"{subject}\n\n{body}",
             )
         s = self.settings
-        if not push_if_unchanged(self.workspace.git, s.remote, new, s.branch, commit.hexsha):
+        if not git.push_if_unchanged(repo, s.remote, new, s.branch, commit.hexsha):
             return None
         return new
 

@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from promptyard import __version__
 from promptyard.errors import ConfigError
 from promptyard.fsutil import atomic_write
+from promptyard.repo import git
 from promptyard.spec import SCHEMAS, json_schema_text
 
 FILES = resources.files(__package__) / "files"
@@ -93,14 +94,6 @@ def init_repository(
     for rel, text in files.items():
         atomic_write(root / rel, text, inside=root)
         result.written.append(rel)
-    import git
-
-    try:
-        git.Repo(root, search_parent_directories=True)
-    except git.InvalidGitRepositoryError:
-        repo = git.Repo.init(root)
-        # The README, the scaffolded workflows and `serve --branch` all say `main`, whatever
-        # `init.defaultBranch` the user's git has (symbolic-ref also works before git 2.28).
-        repo.git.symbolic_ref("HEAD", f"refs/heads/{DEFAULT_BRANCH}")
-        result.git_initialized = True
+    # The README, the scaffolded workflows and `serve --branch` all say `main`.
+    result.git_initialized = git.init_repo(root, DEFAULT_BRANCH)
     return result

@@ -23,8 +23,10 @@ from typing import Any
 from promptyard.documents import Loc
 from promptyard.errors import ConfigError
 from promptyard.problems import Problem
+from promptyard.repo.kinds import ENVIRONMENTS
+from promptyard.repo.snapshot import LoadedFile, LoadedPrompt, Snapshot
+from promptyard.repo.workspace import Workspace
 from promptyard.spec.cluster import DNS_LABEL, ClusterSpec, ModelDeployment
-from promptyard.workspace import LoadedFile, LoadedPrompt, Snapshot, Workspace
 
 # The codes of the checks below (K001..K016) are in the catalogue, `promptyard.codes`.
 MIN_KUBERNETES_MINOR = 23  # autoscaling/v2 and policy/v1 are GA from 1.23
@@ -70,7 +72,7 @@ class PinnedPrompts:
         if commit is None or self.workspace is None:
             return None
         if commit not in self._snapshots:
-            self._snapshots[commit] = self.workspace.snapshot_at(self.workspace.git.commit(commit))
+            self._snapshots[commit] = self.workspace.snapshot_at(self.workspace.commit(commit))
         tagged = self._snapshots[commit]
         if not tagged.has_prompt(name):
             return None
@@ -305,7 +307,7 @@ def _check_gateway(snapshot: Snapshot, spec: ClusterSpec, out: _Reporter) -> Non
             f"default_upstream {gateway.default_upstream!r} is neither a deployment nor a "
             f"gateway upstream; {fix}",
         )
-    environments = [PurePosixPath(p).stem for p in snapshot.environment_paths()]
+    environments = [PurePosixPath(p).stem for p in snapshot.paths_of(ENVIRONMENTS)]
     if gateway.label not in environments:
         close = difflib.get_close_matches(gateway.label, environments, n=1)
         fix = (
@@ -332,8 +334,8 @@ def _check_pinned_prompts(
     snapshot: Snapshot, spec: ClusterSpec, stem: str, prompts: PinnedPrompts, out: _Reporter
 ) -> None:
     served = served_models(spec)
-    for env_path in snapshot.environment_paths():
-        env = snapshot.environment(env_path)
+    for env_path in snapshot.paths_of(ENVIRONMENTS):
+        env = snapshot.load(ENVIRONMENTS, env_path)
         if env.model is None or env.document is None or env.model.cluster != stem:
             continue
         for name, version, loc in _pins(env.model):

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Generic, Protocol, TypeVar
 
+from promptyard.repo.kinds import CLUSTERS
+from promptyard.repo.workspace import Workspace
 from promptyard.serving.fit import Fit, deployment_fit, startup_estimate_s
-from promptyard.workspace import Workspace
 
 
 @dataclass
@@ -86,15 +87,15 @@ def check_clusters(
     `lint(workspace, paths)` lints those files."""
     snapshot = workspace.snapshot()
     if names:
-        paths = [snapshot.cluster_by_name(name).path for name in names]
+        paths = [snapshot.named(CLUSTERS, name).path for name in names]
     else:
-        paths = snapshot.cluster_paths()
+        paths = snapshot.paths_of(CLUSTERS)
     result: ServingCheck[L] = ServingCheck([PurePosixPath(p).stem for p in paths])
     if not paths:
         return result
     result.lint = lint(workspace, paths)
     for path in paths:
-        loaded = snapshot.cluster(path)
+        loaded = snapshot.load(CLUSTERS, path)
         spec = loaded.model
         if spec is None:
             result.invalid.append(path)

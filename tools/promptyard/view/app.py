@@ -156,8 +156,8 @@ def create_app(config: ViewerConfig) -> Starlette:
 
 def _gates(repo_root: Path) -> Any:
     """The repository's merge gate settings (defaults when the config does not load)."""
+    from promptyard.repo.workspace import Workspace
     from promptyard.spec.config import Gates
-    from promptyard.workspace import Workspace
 
     try:
         return Workspace(repo_root).snapshot().config.gates
@@ -170,7 +170,7 @@ def _rendered(repo_root: Path, info: RunInfo, variables: dict[str, Any]) -> tupl
     its content is still the one the run used (else: why not)."""
     from promptyard.conversation import display_text
     from promptyard.render import render_prompt
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
     try:
         loaded = Workspace(repo_root).snapshot().require_prompt(info.prompt)

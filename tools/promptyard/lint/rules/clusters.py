@@ -13,13 +13,14 @@ from pathlib import PurePosixPath
 from promptyard.errors import ConfigError
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
+from promptyard.repo.kinds import CLUSTERS, EXPERIMENTS
+from promptyard.repo.snapshot import LoadedFile
 from promptyard.serving.checks import (
     PinnedPrompts,
     check_cluster,
     served_models,
 )
 from promptyard.spec import ClusterSpec, EnvironmentSpec
-from promptyard.workspace import LoadedFile
 
 
 def _pinned(ctx: LintContext) -> PinnedPrompts:
@@ -41,7 +42,7 @@ def unknown_cluster(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> Itera
     assert env.model and env.document
     if env.model.cluster is None:
         return
-    names = [PurePosixPath(p).stem for p in ctx.head.cluster_paths()]
+    names = [PurePosixPath(p).stem for p in ctx.head.paths_of(CLUSTERS)]
     if env.model.cluster in names:
         return
     close = difflib.get_close_matches(env.model.cluster, names, n=1)
@@ -61,7 +62,7 @@ def running_experiment(ctx: LintContext, env: LoadedFile[EnvironmentSpec]) -> It
     for index, name in enumerate(env.model.experiments):
         where = env.document.locate(("experiments", index))
         try:
-            experiment = ctx.head.experiment_by_name(name).model
+            experiment = ctx.head.named(EXPERIMENTS, name).model
         except ConfigError:
             yield (
                 env.path,
@@ -100,7 +101,7 @@ def _cluster_models(ctx: LintContext, cluster: str | None) -> set[str] | None:
     if cluster is None:
         return None
     try:
-        spec = ctx.head.cluster_by_name(cluster).model
+        spec = ctx.head.named(CLUSTERS, cluster).model
     except ConfigError:
         return None  # E011 reports an unknown cluster
     return set(served_models(spec)) if spec is not None else None

@@ -11,7 +11,9 @@ from promptyard.documents import START
 from promptyard.evals.providers import PROVIDERS
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
-from promptyard.workspace import CONFIG_FILE, STATE_FOLDER, WorkingTree
+from promptyard.repo.snapshot import CONFIG_FILE
+from promptyard.repo.trees import WorkingTree
+from promptyard.repo.workspace import STATE_FOLDER
 
 
 @rule("C001", kind="project")

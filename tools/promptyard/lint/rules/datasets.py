@@ -13,7 +13,7 @@ from promptyard.lint.context import DatasetUse, LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.problems import Problem
 from promptyard.render import input_validator, template_label, variable_problems
-from promptyard.workspace import LoadedDataset
+from promptyard.repo.datasets import LoadedDataset
 
 MAX_CASE_FINDINGS = 20  # per dataset and rule: past this, one summary line
 
@@ -121,7 +121,7 @@ def empty_dataset(
 def invalid_recording(ctx: LintContext, path: str) -> Iterator[Hit]:
     from promptyard.documents import DocumentError, Position, decode
     from promptyard.evals.recordings import MAX_RECORDING_BYTES, RecordingError, parse_recordings
-    from promptyard.workspace import UnsafePathError
+    from promptyard.repo.trees import UnsafePathError
 
     root = ctx.head.paths.recordings.rstrip("/") + "/"
     prompt = path[len(root) : -len(".jsonl")]

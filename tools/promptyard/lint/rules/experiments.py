@@ -7,8 +7,8 @@ from pathlib import PurePosixPath
 
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
+from promptyard.repo.snapshot import LoadedFile
 from promptyard.spec import ExperimentSpec
-from promptyard.workspace import LoadedFile
 
 
 @rule("X002", kind="experiment")

@@ -9,8 +9,8 @@ from promptyard.evals.assertions import split_type
 from promptyard.evals.providers import PROVIDERS
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
+from promptyard.repo.snapshot import LoadedPrompt
 from promptyard.spec import Assertion
-from promptyard.workspace import LoadedPrompt
 
 
 def _graded_assertions(prompt: LoadedPrompt) -> Iterator[tuple[str, Position, Assertion]]:

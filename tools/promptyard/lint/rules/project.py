@@ -8,7 +8,7 @@ from promptyard.documents import START
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.problems import Problem
-from promptyard.render import analyze_template
+from promptyard.templates import analyze_template
 
 
 @rule("P002", kind="project")

@@ -14,9 +14,10 @@ from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
 from promptyard.names import closest
 from promptyard.problems import Problem
-from promptyard.render import TemplateInfo, analyze_template, partial_name, template_label
+from promptyard.render import template_label
+from promptyard.repo.snapshot import LoadedPrompt
 from promptyard.spec.prompt import HistoryEntry
-from promptyard.workspace import LoadedPrompt
+from promptyard.templates import TemplateInfo, analyze_template, partial_name
 
 
 @rule("P001", kind="prompt")

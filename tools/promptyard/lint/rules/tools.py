@@ -7,8 +7,8 @@ from typing import Any
 
 from promptyard.lint.context import LintContext, schema_error
 from promptyard.lint.registry import Hit, rule
-from promptyard.render import analyze_template
-from promptyard.workspace import LoadedPrompt
+from promptyard.repo.snapshot import LoadedPrompt
+from promptyard.templates import analyze_template
 
 
 @rule("T004", kind="prompt")

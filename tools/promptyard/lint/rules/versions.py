@@ -8,7 +8,7 @@ from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
 from promptyard.problems import Problem
 from promptyard.release.semver import Bump, classify_change, next_version, version_bump
-from promptyard.workspace import LoadedPrompt
+from promptyard.repo.snapshot import LoadedPrompt
 
 
 @rule("R001", kind="change")  # also reports R002, R003, R004

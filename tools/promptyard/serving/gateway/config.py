@@ -13,7 +13,7 @@ from promptyard.errors import ConfigError
 from promptyard.spec.config import OnlineQuality, Price
 
 if TYPE_CHECKING:
-    from promptyard.workspace import Workspace
+    from promptyard.repo.workspace import Workspace
 
 MAX_BODY_BYTES = 16 << 20  # long contexts and images travel in chat bodies
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from promptyard.errors import ConfigError, RefError
-from promptyard.workspace import Workspace
+from promptyard.repo.workspace import Workspace
 from support.cli import assert_clean_error
 from support.repo import PromptRepo, prompt_doc
 
@@ -168,3 +168,37 @@ def test_render_refuses_an_unreadable_config(scaffolded: PromptRepo, content: by
     scaffolded.write("promptyard.yaml", content)
     result = scaffolded.run("render", "summarize", "--var", "text=hi")
     assert_clean_error(result, 2, "promptyard.yaml")
+
+
+@pytest.mark.parametrize(
+    ("kind", "folder", "present", "asked", "hint"),
+    [
+        ("environments", "serving/environments", "production", "prod", "environments: production"),
+        ("environments", "serving/environments", "staging", "stagin", "did you mean 'staging'?"),
+        ("clusters", "serving/clusters", "gpu", "gpus", "did you mean 'gpu'?"),
+        ("experiments", "experiments", "tone", "colour", "experiments: tone"),
+    ],
+)
+def test_every_kind_of_named_file_is_missing_the_same_way(
+    repo: PromptRepo, kind: str, folder: str, present: str, asked: str, hint: str
+) -> None:
+    from promptyard.repo.kinds import KINDS
+
+    repo.write(f"{folder}/{present}.yaml", "name: x\n")
+    snapshot = Workspace(repo.root).snapshot()
+    (found,) = [k for k in KINDS if k.plural == kind]
+    assert snapshot.paths_of(found) == [f"{folder}/{present}.yaml"]
+    assert snapshot.named(found, present).path == f"{folder}/{present}.yaml"
+    with pytest.raises(ConfigError) as caught:
+        snapshot.named(found, asked)
+    noun = kind.removesuffix("s")
+    assert caught.value.message == f"no {noun} {asked!r} under {folder}/ in working tree"
+    assert caught.value.hint == hint
+
+
+def test_an_experiment_may_be_named_by_its_path(repo: PromptRepo) -> None:
+    from promptyard.repo.kinds import EXPERIMENTS
+
+    repo.write("experiments/tone.yaml", "name: x\n")
+    snapshot = Workspace(repo.root).snapshot()
+    assert snapshot.named(EXPERIMENTS, "experiments/tone.yaml").path == "experiments/tone.yaml"

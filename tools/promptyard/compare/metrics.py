@@ -203,28 +203,50 @@ def _paired_metrics(
     score_test: str,
     errors: tuple[Sequence[bool], Sequence[bool]] | None,
 ) -> dict[str, MetricResult]:
-    n = len(base)
     metrics: dict[str, MetricResult] = {}
-    if n == 0:
+    if len(base) == 0:
         return metrics
+    metrics["pass_rate"] = _pass_rate_metric(base, head)
+    metrics.update(_score_metrics(base, head, repeat=repeat, score_test=score_test))
+    base_errors, head_errors = errors or ([c.errored for c in base], [c.errored for c in head])
+    if len(base_errors):
+        metrics["error_rate"] = _error_rate_metric(base_errors, head_errors)
+    metrics.update(_latency_metrics(base, head))
+    cost = _cost_metric(base, head)
+    if cost is not None:
+        metrics["cost_per_case_usd"] = cost
+    return metrics
+
+
+def _pass_rate_metric(base: Sequence[CaseOutcome], head: Sequence[CaseOutcome]) -> MetricResult:
+    """McNemar on the cases' pass/fail; the one-sided p asks whether head passes fewer."""
     base_pass, head_pass = [c.passed for c in base], [c.passed for c in head]
     passes = mcnemar(base_pass, head_pass)
     worse = mcnemar(base_pass, head_pass, alternative="less")  # head passes fewer cases
-    metrics["pass_rate"] = MetricResult(
+    return MetricResult(
         "pass_rate", "pass rate", "rate", "higher",
         passes.base_rate, passes.head_rate, passes.difference,
-        _ci(passes.ci_low, passes.ci_high), passes.p_value, passes.test, n,
+        _ci(passes.ci_low, passes.ci_high), passes.p_value, passes.test, len(base),
         p_regression=worse.p_value,
     )  # fmt: skip
-    metrics["mean_score"] = _score_metric(
-        "mean_score",
-        "mean score",
-        base,
-        head,
-        {b.case_id: (b.scores, h.scores) for b, h in zip(base, head, strict=True)},
-        repeat=repeat,
-        test=score_test,
-    )
+
+
+def _score_metrics(
+    base: Sequence[CaseOutcome], head: Sequence[CaseOutcome], *, repeat: int, score_test: str
+) -> dict[str, MetricResult]:
+    """The mean score, the pass rate per repeat (with repeats) and every named metric."""
+    pairs = list(zip(base, head, strict=True))
+    metrics = {
+        "mean_score": _score_metric(
+            "mean_score",
+            "mean score",
+            base,
+            head,
+            {b.case_id: (b.scores, h.scores) for b, h in pairs},
+            repeat=repeat,
+            test=score_test,
+        )
+    }
     if repeat > 1:
         metrics["repeat_pass_rate"] = _score_metric(
             "repeat_pass_rate",
@@ -233,14 +255,13 @@ def _paired_metrics(
             head,
             {
                 b.case_id: ([float(x) for x in b.pass_flags], [float(x) for x in h.pass_flags])
-                for b, h in zip(base, head, strict=True)
+                for b, h in pairs
             },
             repeat=repeat,
             test=score_test,
             unit="rate",
         )
-    names = sorted({m for c in (*base, *head) for m in c.metric_scores})
-    for name in names:
+    for name in sorted({m for c in (*base, *head) for m in c.metric_scores}):
         key = metric_key(name)
         metrics[key] = _score_metric(
             key,
@@ -249,49 +270,65 @@ def _paired_metrics(
             head,
             {
                 b.case_id: (b.metric_scores.get(name, []), h.metric_scores.get(name, []))
-                for b, h in zip(base, head, strict=True)
+                for b, h in pairs
             },
             repeat=repeat,
             test=score_test,
         )
-    base_errors, head_errors = errors or ([c.errored for c in base], [c.errored for c in head])
-    if len(base_errors):
-        erred = mcnemar(base_errors, head_errors)
-        more = mcnemar(base_errors, head_errors, alternative="greater")  # head errs more
-        metrics["error_rate"] = MetricResult(
-            "error_rate", "error rate", "rate", "lower",
-            erred.base_rate, erred.head_rate, erred.difference,
-            _ci(erred.ci_low, erred.ci_high), erred.p_value, erred.test, len(base_errors),
-            p_regression=more.p_value,
-        )  # fmt: skip
+    return metrics
+
+
+def _error_rate_metric(base_errors: Sequence[bool], head_errors: Sequence[bool]) -> MetricResult:
+    """McNemar on the error flags; the one-sided p asks whether head errs more."""
+    erred = mcnemar(base_errors, head_errors)
+    more = mcnemar(base_errors, head_errors, alternative="greater")  # head errs more
+    return MetricResult(
+        "error_rate", "error rate", "rate", "lower",
+        erred.base_rate, erred.head_rate, erred.difference,
+        _ci(erred.ci_low, erred.ci_high), erred.p_value, erred.test, len(base_errors),
+        p_regression=more.p_value,
+    )  # fmt: skip
+
+
+def _latency_metrics(
+    base: Sequence[CaseOutcome], head: Sequence[CaseOutcome]
+) -> dict[str, MetricResult]:
+    """Latency p50 and p95 over the cases timed on both sides (none when no case is)."""
     timed = [(b.latencies, h.latencies) for b, h in zip(base, head, strict=True)]
     timed = [(b, h) for b, h in timed if b and h]
-    if timed:
-        all_b = [x for b, _ in timed for x in b]
-        all_h = [x for _, h in timed for x in h]
-        for q, key, label in ((0.5, "latency_p50_ms", "latency p50"), (0.95, "latency_p95_ms", "latency p95")):  # fmt: skip
-            vb, vh = _percentile(all_b, q), _percentile(all_h, q)
-            assert vb is not None and vh is not None
-            metrics[key] = MetricResult(
-                key, label, "ms", "lower", vb, vh, vh - vb,
-                _latency_interval([b for b, _ in timed], [h for _, h in timed], q),
-                None, "ratio + bootstrap", len(timed), _ratio(vb, vh),
-            )  # fmt: skip
-    priced = [(b.cost, h.cost) for b, h in zip(base, head, strict=True)]
-    costs = [(b, h) for b, h in priced if b is not None and h is not None]
-    if costs:
-        cb = [b for b, _ in costs]
-        ch = [h for _, h in costs]
-        mb, mh = float(np.mean(cb)), float(np.mean(ch))
-        ci = None
-        if len(costs) >= 2:
-            boot = paired_bootstrap(cb, ch, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
-            ci = _ci(boot.ci_low, boot.ci_high)
-        metrics["cost_per_case_usd"] = MetricResult(
-            "cost_per_case_usd", "cost per case", "usd", "lower", mb, mh, mh - mb, ci,
-            None, "ratio + bootstrap", len(costs), _ratio(mb, mh),
+    metrics: dict[str, MetricResult] = {}
+    if not timed:
+        return metrics
+    all_b = [x for b, _ in timed for x in b]
+    all_h = [x for _, h in timed for x in h]
+    for q, key, label in ((0.5, "latency_p50_ms", "latency p50"), (0.95, "latency_p95_ms", "latency p95")):  # fmt: skip
+        vb, vh = _percentile(all_b, q), _percentile(all_h, q)
+        assert vb is not None and vh is not None
+        metrics[key] = MetricResult(
+            key, label, "ms", "lower", vb, vh, vh - vb,
+            _latency_interval([b for b, _ in timed], [h for _, h in timed], q),
+            None, "ratio + bootstrap", len(timed), _ratio(vb, vh),
         )  # fmt: skip
     return metrics
+
+
+def _cost_metric(base: Sequence[CaseOutcome], head: Sequence[CaseOutcome]) -> MetricResult | None:
+    """Mean cost per case over the cases priced on both sides (None when no case is)."""
+    priced = [(b.cost, h.cost) for b, h in zip(base, head, strict=True)]
+    costs = [(b, h) for b, h in priced if b is not None and h is not None]
+    if not costs:
+        return None
+    cb = [b for b, _ in costs]
+    ch = [h for _, h in costs]
+    mb, mh = float(np.mean(cb)), float(np.mean(ch))
+    ci = None
+    if len(costs) >= 2:
+        boot = paired_bootstrap(cb, ch, n_resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+        ci = _ci(boot.ci_low, boot.ci_high)
+    return MetricResult(
+        "cost_per_case_usd", "cost per case", "usd", "lower", mb, mh, mh - mb, ci,
+        None, "ratio + bootstrap", len(costs), _ratio(mb, mh),
+    )  # fmt: skip
 
 
 # --- head only ---------------------------------------------------------------------------

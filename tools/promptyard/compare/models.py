@@ -49,8 +49,12 @@ from promptyard.evals.other_models import (
 )
 from promptyard.evals.runner import EvalJob, EvalOptions, EvalRun, run_evals
 from promptyard.evals.slicing import CaseSelection
+from promptyard.repo.snapshot import Snapshot
 from promptyard.repo.workspace import Workspace
 from promptyard.spec import ProjectConfig
+
+# The other models each eval runs on, by (prompt name, eval index).
+Wanted = dict[tuple[str, int], list[ModelTarget]]
 
 
 @dataclass
@@ -62,36 +66,33 @@ class _Plan:
     other_jobs: list[tuple[ModelTarget, int]] | None = None
 
 
-def compare_models(
-    workspace: Workspace,
-    names: Sequence[str] = (),
-    models: Sequence[str] = (),
-    *,
-    options: EvalOptions,
-    selection: CaseSelection | None = None,
-) -> ComparisonReport:
-    """Run prompts `names` on their own model and on other models; one report entry per
-    prompt × other model, judged against the prompt's model by the merge gate.
+@dataclass
+class _Comparisons:
+    """What to compare: the evals that run, each eval's other models (by prompt and eval
+    index), and the report's entries (prompt × other model) in the order first met."""
 
-    `models` (`--model` values: `NAME` or `PROVIDER:NAME`) apply to every eval of every
-    named prompt; without them each eval's `compare_models` do. No names: every prompt
-    with evals (with `models`) or with `compare_models` (without). Raises ConfigError
-    (exit 2) for an unknown prompt, provider or model, or nothing to compare; InfraError
-    (exit 3) when a provider cannot be reached.
-    """
-    snapshot = workspace.snapshot()
-    config = snapshot.config
+    plans: list[EvalPlan]
+    wanted: Wanted
+    order: list[tuple[str, ModelTarget]]
+
+
+def _require_prompts(snapshot: Snapshot, names: Sequence[str]) -> None:
     for name in names:
         if not snapshot.has_prompt(name):
             raise ConfigError(
                 f"no prompt named {name!r} in the working tree",
                 hint=f"name a prompt under {snapshot.paths.prompts}/ (without .yaml)",
             )
-    candidates = list(dict.fromkeys(names)) or snapshot.prompt_names()
-    plans: list[EvalPlan] = []
-    wanted: dict[tuple[str, int], list[ModelTarget]] = {}
-    order: list[tuple[str, ModelTarget]] = []
-    for name in candidates:
+
+
+def _plan_comparisons(
+    snapshot: Snapshot, names: Sequence[str], models: Sequence[str]
+) -> _Comparisons:
+    """Every eval of the named prompts (or of every prompt that compares) with other models
+    to run on; a dataset that does not load is kept as the eval's problem."""
+    config = snapshot.config
+    found = _Comparisons([], {}, [])
+    for name in list(dict.fromkeys(names)) or snapshot.prompt_names():
         prompt = snapshot.prompt(name)
         if not names and (prompt.model is None or not prompt.model.evals):
             continue
@@ -107,25 +108,29 @@ def compare_models(
             targets = list(dict.fromkeys(resolve_model(c, own, config) for c in choices))
             if not targets:
                 continue
-            wanted[(name, index)] = targets
+            found.wanted[(name, index)] = targets
             for target in targets:
-                if (name, target) not in order:
-                    order.append((name, target))
+                if (name, target) not in found.order:
+                    found.order.append((name, target))
             plan = EvalPlan(PromptChange(name, "compared", None, prompt), index, eval_spec, None)
             try:
                 plan.cases = list(snapshot.dataset(eval_spec.dataset).require())
             except ConfigError as exc:
                 plan.problem = exc.message
-            plans.append(plan)
-    if not plans:
+            found.plans.append(plan)
+    if not found.plans:
         which = ", ".join(names) if names else "no prompt"
         raise ConfigError(
             f"nothing to compare: {which} has no eval"
             + ("" if models else " listing `compare_models`"),
             hint="name models with --model MODEL (or compare with a base: --base REF)",
         )
-    if selection is not None:
-        plans = slice_plans(plans, selection)
+    return found
+
+
+def _schedule(plans: list[EvalPlan], wanted: Wanted) -> tuple[list[EvalJob], list[_Plan]]:
+    """One eval-engine job per eval on the prompt's own model and one per other model
+    (graded by the own model); an eval whose dataset did not load gets none."""
     jobs: list[EvalJob] = []
     planned: list[_Plan] = []
     for plan in plans:
@@ -151,6 +156,63 @@ def compare_models(
                     grading_model=own,
                 )
             )
+    return jobs, planned
+
+
+def _prompt_comparison(
+    snapshot: Snapshot,
+    name: str,
+    target: ModelTarget,
+    planned: list[_Plan],
+    wanted: Wanted,
+    runs: list[EvalRun],
+) -> PromptComparison:
+    """Prompt `name` on `target` judged against its own model, eval by eval."""
+    prompt = snapshot.prompt(name)
+    spec = prompt.require()
+    comparison = PromptComparison(
+        prompt=name,
+        status="compared",
+        path=prompt.path,
+        base_version=spec.version,
+        head_version=spec.version,
+        base_hash=prompt.content_hash,
+        head_hash=prompt.content_hash,
+        base_model=spec.model.name,
+        head_model=target.label(spec.model.provider),
+    )
+    for entry in planned:
+        if target not in wanted.get((entry.plan.change.name, entry.plan.index), []):
+            continue  # another prompt's eval, or one that does not compare with `target`
+        if entry.plan.change.name == name:
+            job = dict(entry.other_jobs or []).get(target, -1)
+            comparison.evals.append(_judge(entry, runs, job, snapshot.config))
+    return comparison
+
+
+def compare_models(
+    workspace: Workspace,
+    names: Sequence[str] = (),
+    models: Sequence[str] = (),
+    *,
+    options: EvalOptions,
+    selection: CaseSelection | None = None,
+) -> ComparisonReport:
+    """Run prompts `names` on their own model and on other models; one report entry per
+    prompt × other model, judged against the prompt's model by the merge gate.
+
+    `models` (`--model` values: `NAME` or `PROVIDER:NAME`) apply to every eval of every
+    named prompt; without them each eval's `compare_models` do. No names: every prompt
+    with evals (with `models`) or with `compare_models` (without). Raises ConfigError
+    (exit 2) for an unknown prompt, provider or model, or nothing to compare; InfraError
+    (exit 3) when a provider cannot be reached.
+    """
+    snapshot = workspace.snapshot()
+    config = snapshot.config  # a config that does not load is reported first
+    _require_prompts(snapshot, names)
+    found = _plan_comparisons(snapshot, names, models)
+    plans = found.plans if selection is None else slice_plans(found.plans, selection)
+    jobs, planned = _schedule(plans, found.wanted)
     eval_report = run_evals(jobs, config=config, options=options) if jobs else None
     runs = eval_report.runs if eval_report is not None else []
     for entry in planned:
@@ -161,27 +223,10 @@ def compare_models(
         base_ref=None, head_ref=None, merge_base=None, command="diff --model", selection=selection
     )
     report.comparison = "models"
-    for name, target in order:
-        prompt = snapshot.prompt(name)
-        spec = prompt.require()
-        comparison = PromptComparison(
-            prompt=name,
-            status="compared",
-            path=prompt.path,
-            base_version=spec.version,
-            head_version=spec.version,
-            base_hash=prompt.content_hash,
-            head_hash=prompt.content_hash,
-            base_model=spec.model.name,
-            head_model=target.label(spec.model.provider),
+    for name, target in found.order:
+        report.prompts.append(
+            _prompt_comparison(snapshot, name, target, planned, found.wanted, runs)
         )
-        for entry in planned:
-            if target not in wanted.get((entry.plan.change.name, entry.plan.index), []):
-                continue  # another prompt's eval, or one that does not compare with `target`
-            if entry.plan.change.name == name:
-                job = dict(entry.other_jobs or []).get(target, -1)
-                comparison.evals.append(_judge(entry, runs, job, config))
-        report.prompts.append(comparison)
     if eval_report is not None:
         report.notes.extend(eval_report.notes)
         report.offline = bool(eval_report.offline_providers)

@@ -72,6 +72,8 @@ Family = Literal["decision", "guardrail", "secondary"]
 Outcome = Literal["better", "worse", "inconclusive"]
 Action = Literal["ship", "keep-control", "continue", "invalid"]
 VARIANT_COLUMN = "variant"
+# The weights in force over time, and which epoch each row was first exposed in.
+WeightHistory = tuple[list[dict[str, float]], np.ndarray]
 
 
 def metric_role(spec: ExperimentSpec, name: str) -> Role:
@@ -513,7 +515,7 @@ def _prepare(
 def _assignment_check(
     spec: ExperimentSpec,
     prepared: _Prepared,
-    history: tuple[list[dict[str, float]], np.ndarray] | None = None,
+    history: WeightHistory | None = None,
     *,
     skip: bool = False,
 ) -> AssignmentCheck:
@@ -628,6 +630,172 @@ def _outcome(metric: Metric, significant: bool, difference: float) -> Outcome:
     return "better" if good else "worse"
 
 
+def _expected_weights(
+    spec: ExperimentSpec, rows: int, weight_history: WeightHistory | None, warnings: list[str]
+) -> dict[str, float]:
+    """Each variant's expected share: its weight, or under a weight history the weights in
+    force at each row's first exposure, averaged over the rows (the change is warned about)."""
+    weights = {v.name: v.weight for v in spec.variants}
+    if weight_history is None:
+        return weights
+    epochs, row_epoch = weight_history
+    used = np.bincount(row_epoch, minlength=len(epochs)) / max(1, rows)
+    weights = {
+        name: sum(share * epoch.get(name, 0.0) for share, epoch in zip(used, epochs, strict=True))
+        for name in weights
+    }
+    warnings.append(
+        f"allocation: thompson: the weights changed {len(epochs) - 1} time(s); the sample "
+        "ratio is tested against the weights in force at each unit's first exposure "
+        f"({', '.join(f'{k} {v:.2f}%' for k, v in weights.items())})"
+    )
+    return weights
+
+
+def _sample_ratio_check(
+    counts: dict[str, int], weights: dict[str, float], *, skip: bool, warnings: list[str]
+) -> SRMResult:
+    """The SRM check, or its skipped form (with a warning) when the weights are unknown."""
+    srm = srm_check(counts, weights)
+    if skip:
+        srm = srm.skipped(
+            "allocation: thompson changes the weights while the experiment runs and this "
+            "data does not say when each unit arrived; analyze --events STORE checks it"
+        )
+        warnings.append(f"sample ratio not checked: {srm.skipped_reason}")
+    return srm
+
+
+def _variant_counts(
+    spec: ExperimentSpec, prepared: _Prepared, weights: dict[str, float]
+) -> list[VariantCount]:
+    return [
+        VariantCount(
+            name=v.name,
+            weight=round(weights[v.name], 4),
+            units=prepared.counts.get(v.name, 0),
+            share=prepared.counts.get(v.name, 0) / prepared.rows,
+        )
+        for v in spec.variants
+    ]
+
+
+def _present_treatments(
+    spec: ExperimentSpec, counts: dict[str, int], warnings: list[str]
+) -> list[str]:
+    """The treatments with rows; each one without is warned about and left out."""
+    present = [t for t in _treatments(spec) if counts.get(t, 0) > 0]
+    for absent in (t for t in _treatments(spec) if t not in present):
+        warnings.append(f"variant {absent!r} has no rows; it is left out of the comparisons")
+    return present
+
+
+def _compare_metrics(
+    spec: ExperimentSpec,
+    frame: pd.DataFrame,
+    prepared: _Prepared,
+    treatments: list[str],
+    *,
+    source: str,
+    seed: int,
+) -> list[_Comparison]:
+    """Every metric against every treatment (each metric's column is read even with none)."""
+    comparisons: list[_Comparison] = []
+    for metric in spec.metrics:
+        values = metric_values(frame, metric.name, binary=metric.type == "binary", path=source)
+        for treatment in treatments:
+            comparisons.append(
+                _compare(
+                    spec, metric, values, prepared.variants, treatment, source=source, seed=seed
+                )
+            )
+    return comparisons
+
+
+def _holm_by_family(
+    spec: ExperimentSpec, comparisons: list[_Comparison], families: list[Family]
+) -> list[float | None]:
+    """Holm-adjusted p-values within the decision and secondary families (None otherwise)."""
+    adjusted: list[float | None] = [None] * len(comparisons)
+    for family in ("decision", "secondary"):  # guardrails are not adjusted: module docstring
+        members = [i for i, name in enumerate(families) if name == family]
+        two_sided = [
+            (sequential.p_value if (sequential := comparisons[i].sequential) else 1.0)
+            if spec.sequential
+            else comparisons[i].test.p_value
+            for i in members
+        ]
+        for i, holm_p in zip(members, holm(two_sided), strict=True):
+            adjusted[i] = holm_p
+    return adjusted
+
+
+def _metric_result(
+    spec: ExperimentSpec, item: _Comparison, family: Family, p_adj: float | None
+) -> MetricResult:
+    """One comparison's result: its outcome after adjustment, and a guardrail's harm."""
+    metric, test = item.metric, item.test
+    significant = p_adj is not None and p_adj <= spec.alpha
+    outcome = _outcome(metric, significant, test.difference)
+    if item.harm_p_value is not None and item.harm_p_value <= spec.alpha:
+        significant, outcome = True, "worse"  # a guardrail's harm: worse, whatever else
+    increase = metric.direction == "increase"
+    bayes = item.bayes
+    return MetricResult(
+        metric=metric.name,
+        role=metric_role(spec, metric.name),
+        family=family,
+        type=metric.type,
+        direction=metric.direction,
+        control=spec.control_variant.name,
+        treatment=item.treatment,
+        control_n=test.control_n,
+        treatment_n=test.treatment_n,
+        control_mean=test.control_mean,
+        treatment_mean=test.treatment_mean,
+        difference=test.difference,
+        ci_low=test.ci_low,
+        ci_high=test.ci_high,
+        lift=test.lift,
+        test=test.test,
+        statistic=test.statistic,
+        p_value=test.p_value,
+        sequential=item.sequential,
+        p_adjusted=p_adj,
+        harm_p_value=item.harm_p_value,
+        significant=significant,
+        outcome=outcome,
+        prob_better=(bayes.prob_treatment_better if increase else 1 - bayes.prob_treatment_better),
+        expected_loss=(bayes.expected_loss_treatment if increase else bayes.expected_loss_control),
+        bayes=bayes.to_dict(),
+        missing=item.missing,
+    )
+
+
+def _missing_value_warnings(results: list[MetricResult]) -> list[str]:
+    return [
+        f"metric {r.metric!r}: {r.missing} row(s) of {r.control!r} or "
+        f"{r.treatment!r} have no value and were left out"
+        for r in results
+        if r.missing
+    ]
+
+
+def _data_quality_warnings(assignment: AssignmentCheck, duplicates: int) -> list[str]:
+    """Warnings about rows in the wrong variant and units seen more than once."""
+    warnings = []
+    if assignment.mismatched:
+        warnings.append(
+            f"{assignment.mismatched} row(s) ({assignment.share:.2%}) are in a different variant "
+            "than assign() gives their unit; check the assignment code and the salt"
+        )
+    if duplicates:
+        warnings.append(
+            f"{duplicates} row(s) repeat a unit already seen; the data should hold one row per unit"
+        )
+    return warnings
+
+
 def analyze_experiment(
     spec: ExperimentSpec,
     frame: pd.DataFrame,
@@ -635,7 +803,7 @@ def analyze_experiment(
     variant_column: str = VARIANT_COLUMN,
     source: str = "data",
     seed: int = 0,
-    weight_history: tuple[list[dict[str, float]], np.ndarray] | None = None,
+    weight_history: WeightHistory | None = None,
 ) -> ExperimentAnalysis:
     """Analyze an experiment's data: SRM, every metric, assignment check, decision.
 
@@ -649,138 +817,37 @@ def analyze_experiment(
     prepared = _prepare(
         spec, frame, variant_column=variant_column, source=source, metrics=list(spec.metrics)
     )
-    control = spec.control_variant.name
-    weights = {v.name: v.weight for v in spec.variants}
     warnings: list[str] = []
     adaptive = spec.allocation == "thompson"
-    if weight_history is not None:
-        epochs, row_epoch = weight_history
-        used = np.bincount(row_epoch, minlength=len(epochs)) / max(1, prepared.rows)
-        weights = {
-            name: sum(
-                share * epoch.get(name, 0.0) for share, epoch in zip(used, epochs, strict=True)
-            )
-            for name in weights
-        }
-        warnings.append(
-            f"allocation: thompson: the weights changed {len(epochs) - 1} time(s); the sample "
-            "ratio is tested against the weights in force at each unit's first exposure "
-            f"({', '.join(f'{k} {v:.2f}%' for k, v in weights.items())})"
-        )
-    srm = srm_check(prepared.counts, weights)
-    if adaptive and weight_history is None:
-        srm = srm.skipped(
-            "allocation: thompson changes the weights while the experiment runs and this "
-            "data does not say when each unit arrived; analyze --events STORE checks it"
-        )
-        warnings.append(f"sample ratio not checked: {srm.skipped_reason}")
-    counts = [
-        VariantCount(
-            name=v.name,
-            weight=round(weights[v.name], 4),
-            units=prepared.counts.get(v.name, 0),
-            share=prepared.counts.get(v.name, 0) / prepared.rows,
-        )
-        for v in spec.variants
-    ]
-    present = [t for t in _treatments(spec) if prepared.counts.get(t, 0) > 0]
-    for absent in (t for t in _treatments(spec) if t not in present):
-        warnings.append(f"variant {absent!r} has no rows; it is left out of the comparisons")
-    comparisons: list[_Comparison] = []
-    for metric in spec.metrics:
-        values = metric_values(frame, metric.name, binary=metric.type == "binary", path=source)
-        for treatment in present:
-            comparisons.append(
-                _compare(
-                    spec, metric, values, prepared.variants, treatment, source=source, seed=seed
-                )
-            )
+    weights = _expected_weights(spec, prepared.rows, weight_history, warnings)
+    srm = _sample_ratio_check(
+        prepared.counts, weights, skip=adaptive and weight_history is None, warnings=warnings
+    )
+    present = _present_treatments(spec, prepared.counts, warnings)
+    comparisons = _compare_metrics(spec, frame, prepared, present, source=source, seed=seed)
     families = [metric_family(spec, item.metric.name) for item in comparisons]
-    adjusted: list[float | None] = [None] * len(comparisons)
-    for family in ("decision", "secondary"):  # guardrails are not adjusted: module docstring
-        members = [i for i, name in enumerate(families) if name == family]
-        two_sided = [
-            (sequential.p_value if (sequential := comparisons[i].sequential) else 1.0)
-            if spec.sequential
-            else comparisons[i].test.p_value
-            for i in members
-        ]
-        for i, holm_p in zip(members, holm(two_sided), strict=True):
-            adjusted[i] = holm_p
-    results: list[MetricResult] = []
-    for item, family, p_adj in zip(comparisons, families, adjusted, strict=True):
-        metric, test = item.metric, item.test
-        significant = p_adj is not None and p_adj <= spec.alpha
-        outcome = _outcome(metric, significant, test.difference)
-        if item.harm_p_value is not None and item.harm_p_value <= spec.alpha:
-            significant, outcome = True, "worse"  # a guardrail's harm: worse, whatever else
-        increase = metric.direction == "increase"
-        bayes = item.bayes
-        results.append(
-            MetricResult(
-                metric=metric.name,
-                role=metric_role(spec, metric.name),
-                family=family,
-                type=metric.type,
-                direction=metric.direction,
-                control=control,
-                treatment=item.treatment,
-                control_n=test.control_n,
-                treatment_n=test.treatment_n,
-                control_mean=test.control_mean,
-                treatment_mean=test.treatment_mean,
-                difference=test.difference,
-                ci_low=test.ci_low,
-                ci_high=test.ci_high,
-                lift=test.lift,
-                test=test.test,
-                statistic=test.statistic,
-                p_value=test.p_value,
-                sequential=item.sequential,
-                p_adjusted=p_adj,
-                harm_p_value=item.harm_p_value,
-                significant=significant,
-                outcome=outcome,
-                prob_better=(
-                    bayes.prob_treatment_better if increase else 1 - bayes.prob_treatment_better
-                ),
-                expected_loss=(
-                    bayes.expected_loss_treatment if increase else bayes.expected_loss_control
-                ),
-                bayes=bayes.to_dict(),
-                missing=item.missing,
-            )
-        )
-        if item.missing:
-            warnings.append(
-                f"metric {metric.name!r}: {item.missing} row(s) of {control!r} or "
-                f"{item.treatment!r} have no value and were left out"
-            )
+    adjusted = _holm_by_family(spec, comparisons, families)
+    results = [
+        _metric_result(spec, item, family, p_adj)
+        for item, family, p_adj in zip(comparisons, families, adjusted, strict=True)
+    ]
+    warnings += _missing_value_warnings(results)
     assignment = _assignment_check(spec, prepared, weight_history, skip=adaptive)
-    if assignment.mismatched:
-        warnings.append(
-            f"{assignment.mismatched} row(s) ({assignment.share:.2%}) are in a different variant "
-            "than assign() gives their unit; check the assignment code and the salt"
-        )
     duplicates = int(pd.Series(prepared.units).duplicated().sum())
-    if duplicates:
-        warnings.append(
-            f"{duplicates} row(s) repeat a unit already seen; the data should hold one row per unit"
-        )
+    warnings += _data_quality_warnings(assignment, duplicates)
     required, required_source = required_samples(spec)
-    decision = _decide(spec, srm, results, prepared.counts, required, required_source)
     return ExperimentAnalysis(
         experiment=spec.name,
-        control=control,
+        control=spec.control_variant.name,
         alpha=spec.alpha,
         sequential=spec.sequential,
         rows=prepared.rows,
         srm=srm,
-        variants=counts,
+        variants=_variant_counts(spec, prepared, weights),
         assignment=assignment,
         duplicate_units=duplicates,
         metrics=results,
-        decision=decision,
+        decision=_decide(spec, srm, results, prepared.counts, required, required_source),
         warnings=warnings,
         min_samples=required,
         min_samples_source=required_source,
@@ -835,6 +902,94 @@ def _harmed(result: MetricResult, alpha: float) -> bool:
     return result.harm_p_value is not None and result.harm_p_value <= alpha
 
 
+def _srm_invalid(srm: SRMResult, rule: str) -> Decision:
+    return Decision(
+        "invalid",
+        None,
+        rule,
+        f"sample ratio mismatch (chi-square p={srm.p_value:.3g} < {srm.threshold:g}): the "
+        "units per variant do not match the weights, so no result can be trusted; find "
+        "the cause (assignment, logging, bots) before reading the metrics",
+    )
+
+
+def _losing_reason(worse: list[MetricResult], harmed: list[MetricResult], sequential: bool) -> str:
+    """Why a treatment loses: the rule's metrics that are worse, then the harmed guardrails."""
+    reasons = []
+    if worse:
+        reasons.append("significantly worse on " + ", ".join(map(_describe, worse)))
+    if harmed:
+        listed = ", ".join(_describe_harm(r, sequential) for r in harmed)
+        reasons.append(
+            f"guardrail {listed} is significantly worse, which blocks shipping"
+            if len(harmed) == 1
+            else f"guardrails {listed} are significantly worse, which blocks shipping"
+        )
+    return "; ".join(reasons)
+
+
+@dataclass(frozen=True)
+class _Standing:
+    """Where one treatment stands under the decision rule.
+
+    `status` is candidate (may ship; `rank` orders candidates), loser (worse on a metric the
+    rule counts, or a guardrail harmed) or pending (not yet better enough).
+    """
+
+    status: Literal["candidate", "loser", "pending"]
+    reason: str
+    rank: tuple[float, float] = (0.0, 0.0)
+
+
+def _standing(spec: ExperimentSpec, treatment: str, metrics: dict[str, MetricResult]) -> _Standing:
+    rule = spec.decision.rule
+    primary = metrics[spec.primary]
+    harmed = [metrics[g] for g in spec.guardrails if _harmed(metrics[g], spec.alpha)]
+    # The metrics the rule counts; a harmed guardrail among them is reported as such.
+    if rule == "k-of-n":
+        names = spec.decision.metrics or [m.name for m in spec.metrics]
+    else:
+        names = [spec.primary]
+    wins = [metrics[n] for n in names if metrics[n].outcome == "better"]
+    worse = [
+        metrics[n]
+        for n in names
+        if metrics[n].outcome == "worse" and not _harmed(metrics[n], spec.alpha)
+    ]
+    no_harm = " and no guardrail is significantly worse" if spec.guardrails else ""
+    if worse or harmed:
+        return _Standing("loser", _losing_reason(worse, harmed, spec.sequential))
+    if rule == "k-of-n":
+        assert spec.decision.k is not None
+        if len(wins) < spec.decision.k:
+            return _Standing(
+                "pending",
+                f"{treatment}: {len(wins)} of {len(names)} metrics significantly better, "
+                f"need {spec.decision.k}",
+            )
+        why = (
+            f"{len(wins)} of {len(names)} metrics significantly better "
+            f"(need {spec.decision.k}): "
+            + ", ".join(map(_describe, wins))
+            + "; none significantly worse"
+            + no_harm
+        )
+        return _Standing("candidate", why, (len(wins), _improvement(primary)))
+    if wins:
+        why = f"primary {_describe(primary)} is significantly better{no_harm}"
+        return _Standing("candidate", why, (1, _improvement(primary)))
+    return _Standing("pending", f"{treatment}: primary {_describe(primary)} is not significant")
+
+
+def _too_early(
+    involved: list[str], counts: dict[str, int], required: dict[str, int], source: str
+) -> str:
+    """The clause that defers a decision while a variant it involves lacks units, or ""."""
+    short = [n for n in dict.fromkeys(involved) if counts.get(n, 0) < required.get(n, 0)]
+    listed = ", ".join(f"{n} has {counts.get(n, 0):,} of {required[n]:,}" for n in short)
+    return f"; but {listed} units ({REQUIRED_BY[source]}); keep collecting" if short else ""
+
+
 def _decide(
     spec: ExperimentSpec,
     srm: SRMResult,
@@ -850,85 +1005,27 @@ def _decide(
     """
     rule = spec.decision.rule
     if srm.flagged:
-        return Decision(
-            "invalid",
-            None,
-            rule,
-            f"sample ratio mismatch (chi-square p={srm.p_value:.3g} < {srm.threshold:g}): the "
-            "units per variant do not match the weights, so no result can be trusted; find "
-            "the cause (assignment, logging, bots) before reading the metrics",
-        )
+        return _srm_invalid(srm, rule)
     control = spec.control_variant.name
     by_treatment: dict[str, dict[str, MetricResult]] = {}
     for result in results:
         by_treatment.setdefault(result.treatment, {})[result.metric] = result
-    candidates: list[tuple[tuple[float, float], str, str]] = []
-    losers: dict[str, str] = {}
-    pending: list[str] = []
-    no_harm = " and no guardrail is significantly worse" if spec.guardrails else ""
-    for treatment, metrics in by_treatment.items():
-        primary = metrics[spec.primary]
-        harmed = [metrics[g] for g in spec.guardrails if _harmed(metrics[g], spec.alpha)]
-        # The metrics the rule counts; a harmed guardrail among them is reported as such.
-        if rule == "k-of-n":
-            names = spec.decision.metrics or [m.name for m in spec.metrics]
-        else:
-            names = [spec.primary]
-        wins = [metrics[n] for n in names if metrics[n].outcome == "better"]
-        worse = [
-            metrics[n]
-            for n in names
-            if metrics[n].outcome == "worse" and not _harmed(metrics[n], spec.alpha)
-        ]
-        if worse or harmed:
-            reasons = []
-            if worse:
-                reasons.append("significantly worse on " + ", ".join(map(_describe, worse)))
-            if harmed:
-                listed = ", ".join(_describe_harm(r, spec.sequential) for r in harmed)
-                reasons.append(
-                    f"guardrail {listed} is significantly worse, which blocks shipping"
-                    if len(harmed) == 1
-                    else f"guardrails {listed} are significantly worse, which blocks shipping"
-                )
-            losers[treatment] = "; ".join(reasons)
-        elif rule == "k-of-n":
-            assert spec.decision.k is not None
-            if len(wins) >= spec.decision.k:
-                why = (
-                    f"{len(wins)} of {len(names)} metrics significantly better "
-                    f"(need {spec.decision.k}): "
-                    + ", ".join(map(_describe, wins))
-                    + "; none significantly worse"
-                    + no_harm
-                )
-                candidates.append(((len(wins), _improvement(primary)), treatment, why))
-            else:
-                pending.append(
-                    f"{treatment}: {len(wins)} of {len(names)} metrics significantly better, "
-                    f"need {spec.decision.k}"
-                )
-        elif wins:
-            why = f"primary {_describe(primary)} is significantly better{no_harm}"
-            candidates.append(((1, _improvement(primary)), treatment, why))
-        else:
-            pending.append(f"{treatment}: primary {_describe(primary)} is not significant")
-
-    def too_early(involved: list[str]) -> str:
-        short = [n for n in dict.fromkeys(involved) if counts.get(n, 0) < required.get(n, 0)]
-        listed = ", ".join(f"{n} has {counts.get(n, 0):,} of {required[n]:,}" for n in short)
-        return f"; but {listed} units ({REQUIRED_BY[source]}); keep collecting" if short else ""
-
+    standings = {t: _standing(spec, t, metrics) for t, metrics in by_treatment.items()}
+    candidates = sorted(
+        ((s.rank, t, s.reason) for t, s in standings.items() if s.status == "candidate"),
+        reverse=True,
+    )
+    losers = {t: s.reason for t, s in standings.items() if s.status == "loser"}
+    pending = [s.reason for s in standings.values() if s.status == "pending"]
     if candidates:
-        candidates.sort(reverse=True)
         _, best, why = candidates[0]
-        wait = too_early([control, best])
+        wait = _too_early([control, best], counts, required, source)
         if wait:
             return Decision("continue", best, rule, f"{best}: {why}{wait}")
         return Decision("ship", best, rule, f"{best}: {why}")
     if losers and not pending:
         listed = "; ".join(f"{t}: {why}" for t, why in losers.items())
-        wait = too_early([control, *losers])
+        wait = _too_early([control, *losers], counts, required, source)
         if wait:
             return Decision("continue", None, rule, f"would keep {control}: {listed}{wait}")
         return Decision("keep-control", control, rule, f"keep {control}: {listed}")

@@ -42,12 +42,8 @@ from promptyard.stats._base import (
     check_seed,
     shown,
 )
-from promptyard.stats.power import (
-    SampleSize,
-    _sample_size,
-    mcnemar_sample_size,
-    paired_t_sample_size,
-)
+from promptyard.stats.power import SampleSize, mcnemar_sample_size, paired_t_sample_size
+from promptyard.stats.power._base import _sample_size
 
 McNemarMethod = Literal["exact", "chi2"]
 

@@ -10,13 +10,31 @@ HTTP error status to a kind itself (`status_error`), since vendors differ there.
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from promptyard.evals.providers.base import ProviderError
-from promptyard.evals.providers.openai import connect_failure
+
+
+def connect_failure(exc: BaseException) -> str | None:
+    """Why no connection could be opened (refused, unknown host), from the exception's
+    causes, or None when the failure was something else (a timeout, a dropped connection).
+
+    Both transports of the SDK wrap the socket error: httpx as `ConnectError`, the aiohttp
+    transport as a connect *timeout* whose cause is aiohttp's `ClientConnectorError`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, socket.gaierror):
+            return f"unknown host ({current.strerror or current})"
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 async def post_json(

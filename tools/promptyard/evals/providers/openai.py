@@ -28,24 +28,10 @@ from promptyard.evals.providers.base import (
     ToolCall,
     provider,
 )
-from promptyard.evals.providers.sdk import post_json
+from promptyard.evals.providers.sdk import post_json, sdk_client
 from promptyard.spec import ProviderConfig
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-
-
-def _http_client(openai: Any) -> Any:
-    """The SDK's aiohttp transport when installed (`openai[aiohttp]`), else its default.
-
-    The SDK documents aiohttp as its faster option under concurrency; on a small machine it
-    halves the CPU each call costs, which is what bounds an eval's throughput.
-    """
-    try:
-        import aiohttp  # noqa: F401
-
-        return openai.DefaultAioHttpClient()
-    except (ImportError, RuntimeError, AttributeError):
-        return None
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -134,12 +120,12 @@ class OpenAIProvider(Provider):
         if self._client_instance is None:
             import openai
 
-            self._client_instance = openai.AsyncOpenAI(
+            self._client_instance = sdk_client(
+                openai,
+                openai.AsyncOpenAI,
+                self.config.timeout_s,
                 api_key=self.api_key or "unused",  # local servers need no key
                 base_url=self.base_url or OPENAI_BASE_URL,
-                max_retries=0,  # the provider runtime retries
-                timeout=self.config.timeout_s,
-                http_client=_http_client(openai),
             )
         return self._client_instance
 

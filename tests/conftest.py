@@ -13,6 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from support.evals import API_KEY_ENV, BASE_URL_ENV
 from support.openai_server import OpenAIServer
 from support.repo import GIT_ENV, PromptRepo, run_git, run_promptyard
 
@@ -41,6 +42,16 @@ def openai_server() -> Iterator[OpenAIServer]:
     127.0.0.1; `openai_server.base_url` is what a client or a provider's base URL takes."""
     with OpenAIServer(retry_after_s=0.05, slow_s=1.0) as server:
         yield server
+
+
+@pytest.fixture
+def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
+    """`openai_server`, with the test provider (support.evals.EVAL_CONFIG) pointed at it:
+    no key, and not under GitHub Actions (`check` acts as in CI there)."""
+    monkeypatch.setenv(BASE_URL_ENV, openai_server.base_url)
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    return openai_server
 
 
 @pytest.fixture(scope="session")

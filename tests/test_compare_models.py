@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from support.evals import API_KEY_ENV, BASE_URL_ENV, EVAL_CONFIG
-from support.gate import cases, echo_spec, point_at
+from support.gate import cases, echo_spec
 from support.openai_server import JUDGE_SIGNATURE, OpenAIServer
 from support.repo import PromptRepo
 
@@ -42,11 +42,6 @@ ASSERTS = [{"type": "icontains", "value": "{{ expected }}"}, RUBRIC]
 
 def prompt(**fields: object) -> str:
     return echo_spec(user=USER, threshold=0.7, asserts=ASSERTS, **fields)
-
-
-@pytest.fixture
-def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    return point_at(openai_server, monkeypatch)
 
 
 @pytest.fixture

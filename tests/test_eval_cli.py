@@ -39,12 +39,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PromptRepo:
     return repo
 
 
-@pytest.fixture
-def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    monkeypatch.setenv(BASE_URL_ENV, openai_server.base_url)
-    return openai_server
-
-
 def run(repo: PromptRepo, *args: str, env: dict[str, str] | None = None) -> CliResult:
     """The real process (not a terminal: plain progress lines)."""
     clean = {BASE_URL_ENV: "", API_KEY_ENV: ""}

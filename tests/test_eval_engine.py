@@ -15,6 +15,7 @@ import pytest
 
 from promptyard.errors import ConfigError, InfraError
 from promptyard.evals import load_results
+from promptyard.evals.cache import cache_stats
 from promptyard.evals.results import RunWriter
 from promptyard.evals.runner import (
     EvalOptions,
@@ -24,7 +25,15 @@ from promptyard.evals.runner import (
 )
 from promptyard.repo.workspace import Workspace
 from promptyard.spec import EvalSpec
-from support.evals import EVAL_CONFIG, echo_prompt, jsonl, live_env, options, text_cases
+from support.evals import (
+    BASE_URL_ENV,
+    EVAL_CONFIG,
+    echo_prompt,
+    jsonl,
+    live_env,
+    options,
+    text_cases,
+)
 from support.openai_server import OpenAIServer, default_reply
 from support.repo import PromptRepo
 
@@ -168,6 +177,25 @@ def test_second_run_is_cached_with_the_original_latency_and_usage(
     third = evaluate(project, openai_server, use_cache=False).runs[0]
     assert len(openai_server.requests) == calls + 2
     assert not any(r.cached for r in third.iter_results())
+
+
+def test_one_model_name_on_two_providers_is_cached_apart(tmp_path: Path) -> None:
+    """Two provider entries of one type serving one model name at different endpoints
+    answer differently: each answer gets its own cache entry."""
+    second_entry = "  second:\n    type: openai\n    base_url_env: SECOND_BASE_URL\n"
+    config = EVAL_CONFIG.replace("providers:\n", "providers:\n" + second_entry)
+    project = PromptRepo.create(tmp_path / "repo", config)
+    project.write("golden/echo.jsonl", text_cases("a"))
+    with OpenAIServer() as first, OpenAIServer() as second:
+        environ = {BASE_URL_ENV: first.base_url, "SECOND_BASE_URL": second.base_url}
+        for name in ("default", "second", "default", "second"):
+            model = {"provider": name, "name": "test-model", "parameters": {"temperature": 0}}
+            project.write("prompts/echo.yaml", echo_prompt(model=model))
+            opts = EvalOptions(repo_root=project.root, environ=environ, backoff_base_s=0.01)
+            evaluate_snapshot(Workspace(project.root).snapshot(), (), options=opts)
+        # one call each; the second round is answered from the cache, each by its own entry
+        assert (len(first.chat_requests()), len(second.chat_requests())) == (1, 1)
+    assert cache_stats(project.root / ".promptyard/cache.sqlite").entries == 2
 
 
 def test_errors_are_not_cached(project: PromptRepo, openai_server: OpenAIServer) -> None:

@@ -12,20 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from support.evals import API_KEY_ENV, BASE_URL_ENV, EVAL_CONFIG, jsonl
+from support.evals import BASE_URL_ENV, EVAL_CONFIG, jsonl
 from support.gate import WORDS, cases, echo_spec, gate_repo, regressing_user
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo
 
 REGRESSED = ["refund", "invoice", "billing", "coupon", "login", "order"]
-
-
-@pytest.fixture
-def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    monkeypatch.setenv(BASE_URL_ENV, openai_server.base_url)
-    monkeypatch.delenv(API_KEY_ENV, raising=False)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return openai_server
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ import yaml
 from promptyard.compare.rule_changes import eval_spec_gates, gates_config_gate
 from promptyard.spec import PromptSpec
 from promptyard.spec.config import Gates
-from support.evals import API_KEY_ENV, BASE_URL_ENV, EVAL_CONFIG
+from support.evals import EVAL_CONFIG
 from support.gate import echo_spec, gate_repo, regressing_user
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo
@@ -33,14 +33,6 @@ from support.repo import PromptRepo
 # Three regressions in twenty cases: 85% stays above the 80% threshold, so only the
 # comparison with the base (a 15-point drop, allowed 3) can block.
 THREE = ["refund", "invoice", "billing"]
-
-
-@pytest.fixture
-def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    monkeypatch.setenv(BASE_URL_ENV, openai_server.base_url)
-    monkeypatch.delenv(API_KEY_ENV, raising=False)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return openai_server
 
 
 @pytest.fixture

@@ -19,18 +19,9 @@ from promptyard.serving.gateway import GatewayConfig, create_gateway_app
 from support.openai_server import OpenAIServer
 from support.repo import make_repo
 from support.servers import ThreadedServer
+from support.tools import lookup_tool
 
-LOOKUP = {
-    "name": "lookup_order",
-    "description": "Look up an order at {{ company }}.",
-    "parameters": {
-        "type": "object",
-        "properties": {"order_id": {"type": "string"}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-    "strict": True,
-}
+LOOKUP = lookup_tool("Look up an order at {{ company }}.")
 AGENT = {
     "name": "agent",
     "version": "1.0.0",

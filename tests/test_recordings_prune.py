@@ -41,12 +41,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PromptRepo:
     return repo
 
 
-@pytest.fixture
-def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    monkeypatch.setenv(BASE_URL_ENV, openai_server.base_url)
-    return openai_server
-
-
 def test_diff_record_replaces_so_only_base_and_head_answers_remain(
     project: PromptRepo, live: OpenAIServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

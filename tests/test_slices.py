@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support.evals import API_KEY_ENV, BASE_URL_ENV, EVAL_CONFIG, echo_prompt, jsonl
+from support.evals import API_KEY_ENV, EVAL_CONFIG, echo_prompt, jsonl
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo
 
@@ -29,12 +29,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> PromptRepo:
     repo.write("prompts/echo.yaml", echo_prompt(asserts=asserts, threshold=0.5))
     repo.write("golden/echo.jsonl", jsonl(CASES))
     return repo
-
-
-@pytest.fixture
-def live(openai_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    monkeypatch.setenv(BASE_URL_ENV, openai_server.base_url)
-    return openai_server
 
 
 def asked(server: OpenAIServer) -> list[str]:

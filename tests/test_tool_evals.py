@@ -16,22 +16,11 @@ from promptyard.repo.workspace import Workspace
 from support.evals import EVAL_CONFIG, echo_prompt, jsonl, options
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo
+from support.tools import CANCEL, lookup_tool
 
-LOOKUP = {
-    "name": "lookup_order",
-    "description": "Look up an order by id.",
-    "parameters": {
-        "type": "object",
-        "properties": {"order_id": {"type": "string", "pattern": "^A[0-9]+$"}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-}
-CANCEL = {
-    "name": "cancel_order",
-    "description": "Cancel an order.",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
-}
+LOOKUP = lookup_tool(
+    "Look up an order by id.", strict=False, order_id={"type": "string", "pattern": "^A[0-9]+$"}
+)
 
 
 def tool_prompt(asserts: list[dict[str, Any]], **fields: Any) -> str:

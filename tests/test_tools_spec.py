@@ -10,23 +10,9 @@ import pytest
 from promptyard.render import render_prompt
 from promptyard.repo.workspace import Workspace
 from support.repo import PromptRepo, prompt_doc
+from support.tools import CANCEL, lookup_tool
 
-LOOKUP = {
-    "name": "lookup_order",
-    "description": "Look up an order of {{ who }}.",
-    "parameters": {
-        "type": "object",
-        "properties": {"order_id": {"type": "string"}},
-        "required": ["order_id"],
-        "additionalProperties": False,
-    },
-    "strict": True,
-}
-CANCEL = {
-    "name": "cancel_order",
-    "description": "Cancel an order.",
-    "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
-}
+LOOKUP = lookup_tool("Look up an order of {{ who }}.")
 STRICT_OUTPUT = {
     "format": "json",
     "strict": True,

@@ -41,7 +41,7 @@ def released_repo(tmp: Path) -> PromptRepo:
     return repo
 
 
-# --- the eval benchmarks (bench_eval, bench_eval_tools, bench_vs_promptfoo) ------------------
+# --- the eval benchmarks (bench_eval, bench_eval_tools, bench_vs_promptfoo, bench_check) ----
 
 EVAL_CONFIG = """\
 providers:
@@ -49,14 +49,14 @@ providers:
     type: openai
     base_url_env: BENCH_BASE_URL
     api_key_env: BENCH_API_KEY
-    max_concurrency: 50
+    max_concurrency: {max_concurrency}
     timeout_s: 30
     max_retries: 2
 pricing:
-  bench-model: {input: 0.15, output: 0.60}
+  bench-model: {{input: 0.15, output: 0.60}}
 """
 EVAL_PROMPT = """\
-name: bench
+name: {name}
 version: 1.0.0
 model: {{name: bench-model, parameters: {{temperature: 0}}}}
 inputs:
@@ -64,7 +64,7 @@ inputs:
   ticket: {{type: string}}
 messages:
   - role: system
-    content: You are a support agent. Address {{{{ customer }}}} by name.
+    content: {system}
   - role: user
     content: "{{{{ ticket }}}}"
 {tools}evals:
@@ -78,6 +78,27 @@ EVAL_ASSERTS = """\
       - {type: word-count, value: {min: 3, max: 200}}
       - {type: not-contains, value: "as an AI"}
 """
+EVAL_SYSTEM = "You are a support agent. Address {{ customer }} by name."
+
+
+def eval_config(max_concurrency: int = 50) -> str:
+    """promptyard.yaml of a benchmark repository: provider `default` at BENCH_BASE_URL."""
+    return EVAL_CONFIG.format(max_concurrency=max_concurrency)
+
+
+def eval_prompt(
+    *,
+    name: str = "bench",
+    system: str = EVAL_SYSTEM,
+    tools: str = "",
+    dataset: str = "golden/cases.jsonl",
+    asserts: str = EVAL_ASSERTS,
+) -> str:
+    """A prompt of two messages (`system` as YAML, `tools` spliced in as given) evaluated on
+    `dataset` by `asserts` (YAML list items, indented for `evals[0].assert`)."""
+    return EVAL_PROMPT.format(
+        name=name, system=system, tools=tools, dataset=dataset, asserts=asserts
+    )
 
 
 def ticket(i: int) -> str:
@@ -106,9 +127,9 @@ def write_eval_repo(
     evaluated on `cases` by `asserts` (YAML list items, indented for `evals[0].assert`)."""
     (root / "prompts").mkdir(parents=True, exist_ok=True)
     (root / "golden").mkdir(exist_ok=True)
-    (root / "promptyard.yaml").write_text(EVAL_CONFIG)
+    (root / "promptyard.yaml").write_text(eval_config())
     (root / "prompts/bench.yaml").write_text(
-        EVAL_PROMPT.format(tools=tools, dataset=dataset, asserts=asserts)
+        eval_prompt(tools=tools, dataset=dataset, asserts=asserts)
     )
     with open(root / dataset, "w") as out:
         for case in cases:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -35,39 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _fixture import eval_config, eval_prompt, server_env
+
 from support.openai_server import OpenAIServerProcess
 
-CONFIG = """\
-providers:
-  default:
-    type: openai
-    base_url_env: BENCH_BASE_URL
-    api_key_env: BENCH_API_KEY
-    max_concurrency: 16
-    timeout_s: 30
-    max_retries: 2
-pricing:
-  bench-model: {input: 0.15, output: 0.60}
-"""
-
-PROMPT = """\
-name: {name}
-version: 1.0.0
-model: {{name: bench-model, parameters: {{temperature: 0}}}}
-inputs:
-  customer: {{type: string}}
-  ticket: {{type: string}}
-messages:
-  - role: system
-    content: "{system}"
-  - role: user
-    content: "{{{{ ticket }}}}"
-evals:
-  - dataset: golden/set-{dataset:02d}.jsonl
-    assert:
-      - {{type: icontains, value: "{{{{ vars.customer }}}}", metric: personal}}
-      - {{type: word-count, value: {{min: 3, max: 200}}}}
-    threshold: 0.9
+# Each prompt's cases are judged by these (YAML list items for `evals[0].assert`).
+CHECK_ASSERTS = """\
+      - {type: icontains, value: "{{ vars.customer }}", metric: personal}
+      - {type: word-count, value: {min: 3, max: 200}}
 """
 
 
@@ -79,7 +53,7 @@ def make_repo(root: Path, prompts: int, cases: int) -> str:
     """The repository, committed on branch `base`; returns the name of the prompt to change."""
     (root / "prompts/partials").mkdir(parents=True)
     (root / "golden").mkdir()
-    (root / "promptyard.yaml").write_text(CONFIG)
+    (root / "promptyard.yaml").write_text(eval_config(max_concurrency=16))
     (root / ".gitignore").write_text(".promptyard/\nreport.*\n")
     for p in range(10):
         (root / f"prompts/partials/style-{p}.j2").write_text(f"Style guide {p}: be brief.")
@@ -103,9 +77,13 @@ def make_repo(root: Path, prompts: int, cases: int) -> str:
             if n % 10 == 0
             else f"You answer for team {n % 10}, prompt {n}."
         )
-        (folder / f"prompt-{n:04d}.yaml").write_text(
-            PROMPT.format(name=name, system=system, dataset=n % 20)
+        prompt = eval_prompt(
+            name=name,
+            system=json.dumps(system),  # a YAML string, whatever quotes it holds
+            dataset=f"golden/set-{n % 20:02d}.jsonl",
+            asserts=CHECK_ASSERTS,
         )
+        (folder / f"prompt-{n:04d}.yaml").write_text(prompt)
     git(root, "init", "-q", "-b", "main")
     git(root, "-c", "user.name=b", "-c", "user.email=b@b", "add", "-A")
     git(root, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "base")
@@ -157,8 +135,8 @@ def main() -> None:
     ):
         root = Path(tmp) / "repo"
         changed = make_repo(root, args.prompts, args.cases)
-        env = {**os.environ, "BENCH_BASE_URL": server.base_url, "BENCH_API_KEY": "bench"}
-        for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "GITHUB_ACTIONS"):
+        env = server_env(server.base_url)
+        for name in ("OPENAI_API_KEY", "GITHUB_ACTIONS"):
             env.pop(name, None)
 
         evals, checks = [], []

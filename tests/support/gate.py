@@ -10,10 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from support.evals import API_KEY_ENV, BASE_URL_ENV, EVAL_CONFIG, jsonl
-from support.openai_server import OpenAIServer
+from support.evals import EVAL_CONFIG, jsonl
 from support.repo import PromptRepo, prompt_doc
 
 WORDS = [
@@ -85,11 +82,3 @@ def gate_repo(root: Path, config: str = EVAL_CONFIG) -> PromptRepo:
     repo.commit("base prompts")
     repo.git("branch", "base")
     return repo
-
-
-def point_at(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> OpenAIServer:
-    """Point the test provider at `server` (no key, not under GitHub Actions)."""
-    monkeypatch.setenv(BASE_URL_ENV, server.base_url)
-    monkeypatch.delenv(API_KEY_ENV, raising=False)
-    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
-    return server

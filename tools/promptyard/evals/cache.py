@@ -1,7 +1,7 @@
 """The response cache: SQLite in WAL mode at `.promptyard/cache.sqlite`.
 
 Keyed by the sha256 of the canonical request (provider type, model, parameters, messages,
-repeat index). A row keeps what was measured when the response was produced — tokens and
+repeat index) and the provider's name (`responses.cache_key`). A row keeps what was measured when the response was produced — tokens and
 latency — so a cached result reports the same latency and cost as the live one (docs/architecture.md
 §8). Errors are never cached.
 

@@ -9,7 +9,8 @@
    goes into the cache.
 
 Every answer a prompt used, stored or fresh, goes to the recordings when recording. The
-key of a request is `request_key`: the sha256 of everything that shapes the answer.
+key of a request is `request_key`: the sha256 of everything that shapes the answer. The
+cache (and the sharing of calls in flight) adds the provider's name (`cache_key`).
 """
 
 from __future__ import annotations
@@ -33,10 +34,18 @@ from promptyard.hashing import sha256_json
 
 
 def request_key(kind: str, provider_type: str, request: Mapping[str, Any], repeat: int = 0) -> str:
-    """sha256 of the canonical request: what the cache and the recordings are keyed by."""
+    """sha256 of the canonical request: what the recordings are keyed by."""
     return sha256_json(
         {"v": 1, "kind": kind, "provider": provider_type, "request": request, "repeat": repeat}
     )
+
+
+def cache_key(provider_name: str, key: str) -> str:
+    """The cache's key of request `key` sent to the provider entry named `provider_name`.
+
+    Two entries of one type (two endpoints serving one model name) answer differently, so
+    they share no answers. The recordings keep `key` alone: committed recordings stay valid."""
+    return sha256_json({"v": 1, "provider_name": provider_name, "key": key})
 
 
 class MissingRecording(Exception):
@@ -120,14 +129,16 @@ class Responses:
         response, _ = await self._respond(runtime, "embed", key, model, origin, live)
         return list(response.payload["vector"])
 
-    def _lookup(self, runtime: ProviderRuntime, prompt: str, key: str) -> CachedResponse | None:
+    def _lookup(
+        self, runtime: ProviderRuntime, prompt: str, key: str, cached: str
+    ) -> CachedResponse | None:
         if runtime.offline:  # committed recordings first: the same answers as CI gets
             hit = self.store.lookup(prompt, key)
             if hit is None and self.use_cache and self.cache is not None:
-                hit = self.cache.get(key)
+                hit = self.cache.get(cached)
             return hit
         if self.use_cache and self.cache is not None:
-            return self.cache.get(key)
+            return self.cache.get(cached)
         return None
 
     async def _respond(
@@ -139,7 +150,8 @@ class Responses:
         origin: Origin,
         live: Callable[[], Awaitable[CachedResponse]],
     ) -> tuple[CachedResponse, bool]:
-        hit = self._lookup(runtime, origin.prompt, key)
+        cached = cache_key(runtime.provider.name, key)
+        hit = self._lookup(runtime, origin.prompt, key, cached)
         if hit is not None:
             self._record(kind, key, model, origin, hit)
             return hit, True
@@ -148,14 +160,14 @@ class Responses:
                 f"no recorded response (not in {recording_path(origin.recordings, origin.prompt)}"
                 f" or the cache); record it with `{record_command(origin.prompt)}`"
             )
-        waiting = self.inflight.get(key)
+        waiting = self.inflight.get(cached)
         if waiting is not None:
             response = await asyncio.shield(waiting)
             # This caller's prompt used the response too: its recordings need the row.
             self._record(kind, key, model, origin, response)
             return response, False
         future: asyncio.Future[CachedResponse] = asyncio.get_running_loop().create_future()
-        self.inflight[key] = future
+        self.inflight[cached] = future
         try:
             response = await live()
         except asyncio.CancelledError:
@@ -166,11 +178,11 @@ class Responses:
             future.exception()  # mark it retrieved: often nobody else is waiting
             raise
         finally:
-            self.inflight.pop(key, None)
+            self.inflight.pop(cached, None)
         future.set_result(response)
         if self.cache is not None:
             self.cache.put(
-                key,
+                cached,
                 kind,
                 runtime.provider.type_name,
                 model,

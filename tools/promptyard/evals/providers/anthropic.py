@@ -40,11 +40,10 @@ from promptyard.evals.providers.base import (
 )
 from promptyard.evals.providers.openai import (
     _error_message,
-    _http_client,
     _int_or_none,
     parse_retry_after,
 )
-from promptyard.evals.providers.sdk import post_json
+from promptyard.evals.providers.sdk import post_json, sdk_client
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 # The Messages API requires `max_tokens`; this is used when a prompt does not set it.
@@ -338,12 +337,12 @@ class AnthropicProvider(Provider):
         if self._client_instance is None:
             import anthropic
 
-            self._client_instance = anthropic.AsyncAnthropic(
+            self._client_instance = sdk_client(
+                anthropic,
+                anthropic.AsyncAnthropic,
+                self.config.timeout_s,
                 api_key=self.api_key or "unused",  # local servers need no key
                 base_url=self.base_url or ANTHROPIC_BASE_URL,
-                max_retries=0,  # the runner retries
-                timeout=self.config.timeout_s,
-                http_client=_http_client(anthropic),
             )
         return self._client_instance
 

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from promptyard.evals.providers.base import ChatRequest, Completion, provider
-from promptyard.evals.providers.openai import OpenAIProvider, _http_client
+from promptyard.evals.providers.openai import OpenAIProvider
+from promptyard.evals.providers.sdk import sdk_client
 from promptyard.spec import ProviderConfig
 
 DEFAULT_API_VERSION = "2024-10-21"  # the current GA version of the data-plane API
@@ -58,13 +59,13 @@ class AzureOpenAIProvider(OpenAIProvider):
 
             # configuration_problem() refuses a missing endpoint before any call is made
             assert self.base_url is not None
-            self._client_instance = openai.AsyncAzureOpenAI(
+            self._client_instance = sdk_client(
+                openai,
+                openai.AsyncAzureOpenAI,
+                self.config.timeout_s,
                 azure_endpoint=self.base_url,
                 api_key=self.api_key,
                 api_version=self.api_version,
-                max_retries=0,  # the runner retries
-                timeout=self.config.timeout_s,
-                http_client=_http_client(openai),
             )
         return self._client_instance
 

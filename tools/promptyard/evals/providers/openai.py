@@ -15,7 +15,6 @@ from __future__ import annotations
 import email.utils
 import json
 import math
-import socket
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -29,23 +28,10 @@ from promptyard.evals.providers.base import (
     ToolCall,
     provider,
 )
+from promptyard.evals.providers.sdk import post_json, sdk_client
 from promptyard.spec import ProviderConfig
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-
-
-def _http_client(openai: Any) -> Any:
-    """The SDK's aiohttp transport when installed (`openai[aiohttp]`), else its default.
-
-    The SDK documents aiohttp as its faster option under concurrency; on a small machine it
-    halves the CPU each call costs, which is what bounds an eval's throughput.
-    """
-    try:
-        import aiohttp  # noqa: F401
-
-        return openai.DefaultAioHttpClient()
-    except (ImportError, RuntimeError, AttributeError):
-        return None
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -71,24 +57,6 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def connect_failure(exc: BaseException) -> str | None:
-    """Why no connection could be opened (refused, unknown host), from the exception's
-    causes, or None when the failure was something else (a timeout, a dropped connection).
-
-    Both transports of the SDK wrap the socket error: httpx as `ConnectError`, the aiohttp
-    transport as a connect *timeout* whose cause is aiohttp's `ClientConnectorError`."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, socket.gaierror):
-            return f"unknown host ({current.strerror or current})"
-        if isinstance(current, ConnectionRefusedError):
-            return "connection refused"
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def _error_message(exc: Any) -> str:
@@ -152,12 +120,12 @@ class OpenAIProvider(Provider):
         if self._client_instance is None:
             import openai
 
-            self._client_instance = openai.AsyncOpenAI(
+            self._client_instance = sdk_client(
+                openai,
+                openai.AsyncOpenAI,
+                self.config.timeout_s,
                 api_key=self.api_key or "unused",  # local servers need no key
                 base_url=self.base_url or OPENAI_BASE_URL,
-                max_retries=0,  # the provider runtime retries
-                timeout=self.config.timeout_s,
-                http_client=_http_client(openai),
             )
         return self._client_instance
 
@@ -167,34 +135,9 @@ class OpenAIProvider(Provider):
     async def _post(self, path: str, body: dict[str, Any], timeout: float) -> tuple[Any, float]:
         import openai
 
-        client = self._client()
-        started = time.perf_counter()
-        try:
-            raw = await client.post(path, cast_to=bytes, body=body, options={"timeout": timeout})
-        except openai.APITimeoutError as exc:
-            why = connect_failure(exc)
-            if why is not None:
-                raise ProviderError("connect", why) from None
-            cause = exc.__cause__ or exc.__context__
-            if cause is not None and "Cannot connect to host" in str(cause):
-                # the aiohttp transport reports any connect failure as a connect timeout
-                raise ProviderError("connection", f"connection failed ({cause})") from None
-            raise ProviderError("timeout", f"no answer within {timeout:g} s") from None
-        except openai.APIConnectionError as exc:
-            why = connect_failure(exc)
-            if why is not None:
-                raise ProviderError("connect", why) from None
-            cause = exc.__cause__ or exc.__context__
-            detail = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-            raise ProviderError("connection", f"connection failed ({detail})") from None
-        except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        latency_ms = (time.perf_counter() - started) * 1000
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            snippet = raw[:80].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-            raise ProviderError("malformed", f"response is not JSON: {snippet!r}") from None
+        data, latency_ms = await post_json(
+            openai, self._client(), path, body, timeout, self._status_error
+        )
         if isinstance(data, dict) and "error" in data and "choices" not in data:
             raise ProviderError("server", f"error in a 200 response: {_error_message(data)}")
         return data, latency_ms

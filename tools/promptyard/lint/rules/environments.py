@@ -10,7 +10,7 @@ import semver
 from promptyard.documents import Loc
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
-from promptyard.rollout.sources import missing_data_source
+from promptyard.release.analysis_sources import missing_data_source
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.environment import strategy_problems
 from promptyard.workspace import LoadedFile

@@ -19,11 +19,13 @@ from promptyard.evals.assertions import (
     AssertionContext,
     GradingUnavailable,
     assertion_problem,
+    assertion_type,
     combine,
     evaluate,
     levenshtein,
 )
 from promptyard.spec import Assertion, Case
+from promptyard.spec.assertion import ASSERTION_TYPE_NAMES
 from support.assertions import PROMPT, check
 from support.cli import assert_no_crash
 from support.repo import (
@@ -46,6 +48,20 @@ EXPECTED_TYPES = {
 
 def test_every_type_of_the_issue_is_registered() -> None:
     assert set(ASSERTION_TYPES) == EXPECTED_TYPES
+
+
+def test_the_format_names_exactly_the_registered_types() -> None:
+    """The schema's `type` examples come from the spec's name list; the registry fills it."""
+    assert list(ASSERTION_TYPE_NAMES) == sorted(ASSERTION_TYPES)
+
+
+def test_a_type_the_format_does_not_name_is_refused() -> None:
+    async def evaluate_nothing(a: Assertion, ctx: AssertionContext) -> tuple[bool, float, str]:
+        raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match=r"'shiny' is not in .*ASSERTION_TYPE_NAMES"):
+        assertion_type("shiny", "a type nobody listed", lambda a: None)(evaluate_nothing)
+    assert "shiny" not in ASSERTION_TYPES
 
 
 @pytest.mark.parametrize(

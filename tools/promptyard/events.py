@@ -35,7 +35,7 @@ from promptyard.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from promptyard.registry.snapshot import RenderResult
+    from promptyard.render import RenderResult
     from promptyard.spec.experiment import ExperimentSpec
     from promptyard.stats.experiment import ExperimentAnalysis
 

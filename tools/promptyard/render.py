@@ -428,6 +428,52 @@ class RenderedPrompt:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class RenderResult:
+    """What an application sends to the model, and which prompt version made it: a
+    `RenderedPrompt` as the registry serves it (variant, label, revision). It lives here,
+    below the registry, so the event store can type what was served."""
+
+    name: str
+    version: str
+    variant: str
+    label: str | None
+    content_hash: str
+    provider: str
+    model: str
+    parameters: dict[str, Any]
+    messages: list[dict[str, Any]]
+    output_format: str
+    revision: str | None
+    is_fallback: bool = False
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    allow_client_tools: bool = False
+    experiment: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "variant": self.variant,
+            "label": self.label,
+            "content_hash": self.content_hash,
+            "provider": self.provider,
+            "model": self.model,
+            "parameters": self.parameters,
+            "messages": self.messages,
+            "output_format": self.output_format,
+            "revision": self.revision,
+            "is_fallback": self.is_fallback,
+            "tools": self.tools,
+            "tool_choice": self.tool_choice,
+            "response_format": self.response_format,
+            "allow_client_tools": self.allow_client_tools,
+            "experiment": self.experiment,
+        }
+
+
 def response_format(spec: PromptSpec) -> dict[str, Any] | None:
     """Structured output for `output.strict`; JSON mode is the provider's concern."""
     output = spec.output

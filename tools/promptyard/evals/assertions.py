@@ -35,6 +35,7 @@ from promptyard.pathsafety import safe_relpath
 from promptyard.plugins import register_once
 from promptyard.render import make_environment
 from promptyard.spec import Assertion, Case, PromptSpec
+from promptyard.spec.assertion import ASSERTION_TYPE_NAMES
 
 Outcome = tuple[bool, float, str]  # passed, score in 0..1, human reason
 Evaluator = Callable[[Assertion, "AssertionContext"], Awaitable[Outcome]]
@@ -82,6 +83,10 @@ def assertion_type(
     """
 
     def register(fn: Evaluator) -> Evaluator:
+        if name not in ASSERTION_TYPE_NAMES:  # the schema offers editors only those names
+            raise ValueError(
+                f"assertion type {name!r} is not in promptyard.spec.assertion.ASSERTION_TYPE_NAMES"
+            )
         entry = AssertionType(
             name, summary, shape, fn, grader is not None, grader, uses_threshold, graded
         )

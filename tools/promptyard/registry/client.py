@@ -51,7 +51,6 @@ from promptyard.registry.snapshot import (
     EXPLICIT,
     STABLE,
     PromptNotFound,
-    RenderResult,
     ResolvedPrompt,
     ServedSnapshot,
 )
@@ -61,6 +60,7 @@ from promptyard.release.bundle import (
     BundleError,
     load_prompt_entry,
 )
+from promptyard.render import RenderResult
 
 log = logging.getLogger("promptyard.registry")
 

@@ -20,7 +20,8 @@ import anyio
 import anyio.to_thread
 
 from promptyard.limits import cooperative_deadline
-from promptyard.registry.snapshot import RenderResult, ResolvedPrompt
+from promptyard.registry.snapshot import ResolvedPrompt
+from promptyard.render import RenderResult
 
 RENDER_CONCURRENCY = 4  # renders at once per app in worker threads
 LOOP_SLICE_S = 0.01  # how long a render may hold the event loop before it moves off it

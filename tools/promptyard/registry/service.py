@@ -51,13 +51,8 @@ from promptyard.events import EventRecorder, EventStore, InvalidEvent, parse_fee
 from promptyard.registry.litellm import litellm_routes
 from promptyard.registry.reconcile import ReconcileOutcome, Reconciler
 from promptyard.registry.render_workers import RenderWorkers
-from promptyard.registry.snapshot import (
-    DEFAULT_LABEL,
-    PromptNotFound,
-    RenderResult,
-    ServedSnapshot,
-)
-from promptyard.render import RenderError, VariablesError
+from promptyard.registry.snapshot import DEFAULT_LABEL, PromptNotFound, ServedSnapshot
+from promptyard.render import RenderError, RenderResult, VariablesError
 
 log = logging.getLogger("promptyard.registry")
 

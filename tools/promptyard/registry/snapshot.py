@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from promptyard.assignment import assign, in_canary
 from promptyard.errors import ConfigError
 from promptyard.release.bundle import BundledPrompt, LoadedBundle
-from promptyard.render import render_prompt
+from promptyard.render import RenderResult, render_prompt
 from promptyard.spec.experiment import ExperimentSpec
 
 STABLE, CANARY, EXPLICIT = "stable", "canary", "explicit"
@@ -141,50 +141,6 @@ class ResolvedPrompt:
             "running_experiment": self.running,
             **self.prompt.definition(),
             **({"model": self.model} if self.model else {}),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RenderResult:
-    """What an application sends to the model, and which prompt version made it."""
-
-    name: str
-    version: str
-    variant: str
-    label: str | None
-    content_hash: str
-    provider: str
-    model: str
-    parameters: dict[str, Any]
-    messages: list[dict[str, Any]]
-    output_format: str
-    revision: str | None
-    is_fallback: bool = False
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_choice: str | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
-    allow_client_tools: bool = False
-    experiment: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "variant": self.variant,
-            "label": self.label,
-            "content_hash": self.content_hash,
-            "provider": self.provider,
-            "model": self.model,
-            "parameters": self.parameters,
-            "messages": self.messages,
-            "output_format": self.output_format,
-            "revision": self.revision,
-            "is_fallback": self.is_fallback,
-            "tools": self.tools,
-            "tool_choice": self.tool_choice,
-            "response_format": self.response_format,
-            "allow_client_tools": self.allow_client_tools,
-            "experiment": self.experiment,
         }
 
 

@@ -30,6 +30,7 @@ from ruamel.yaml.tokens import CommentToken
 from promptyard.documents import DocumentError, parse_yaml
 from promptyard.errors import ConfigError
 from promptyard.fsutil import atomic_write
+from promptyard.release.analysis_sources import missing_data_source
 from promptyard.release.tags import is_pinnable, tag_name, tagged_versions
 from promptyard.repo import git
 from promptyard.repo.kinds import ENVIRONMENTS
@@ -372,8 +373,6 @@ def _measurable_strategy(
     snapshot: Snapshot, name: str, strategy: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """`strategy` without the metrics nothing measures for `name` (and a note for each)."""
-    from promptyard.rollout.sources import missing_data_source
-
     spec = snapshot.prompt(name).require()
     config = snapshot.config
     metrics = dict(strategy["analysis"]["metrics"])

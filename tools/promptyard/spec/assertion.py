@@ -8,12 +8,46 @@ from pydantic import Field
 
 from promptyard.spec.base import SpecModel
 
+# Every assertion type's name, sorted. The evaluators register under these names
+# (`promptyard.evals.assertions` refuses any other); the name list lives here, with the format,
+# so the generated schema offers them to editors without the format importing the evals.
+ASSERTION_TYPE_NAMES: tuple[str, ...] = (
+    "bleu",
+    "contains",
+    "contains-all",
+    "contains-any",
+    "contains-json",
+    "cost",
+    "equals",
+    "finish-reason",
+    "icontains",
+    "icontains-all",
+    "icontains-any",
+    "is-json",
+    "is-refusal",
+    "is-sql",
+    "is-xml",
+    "json-path",
+    "json-schema",
+    "latency",
+    "levenshtein",
+    "llm-rubric",
+    "python",
+    "refusal",
+    "regex",
+    "rouge-n",
+    "similar",
+    "starts-with",
+    "tool-args-valid",
+    "tool-call",
+    "tool-calls-f1",
+    "word-count",
+)
+
 
 def _type_examples(schema: dict[str, Any]) -> None:
-    """Editors complete `type` from the assertion registry (imported late: it imports us)."""
-    from promptyard.evals.assertions import known_type_names
-
-    schema["examples"] = known_type_names()
+    """Editors complete `type` from the names of the assertion types."""
+    schema["examples"] = list(ASSERTION_TYPE_NAMES)
 
 
 class Assertion(SpecModel):

@@ -10,8 +10,8 @@ import semver
 from promptyard.documents import Loc
 from promptyard.lint.context import LintContext
 from promptyard.lint.registry import Hit, rule
+from promptyard.release.analysis_sources import missing_data_source
 from promptyard.repo.snapshot import LoadedFile
-from promptyard.rollout.sources import missing_data_source
 from promptyard.spec import EnvironmentSpec
 from promptyard.spec.environment import strategy_problems
 

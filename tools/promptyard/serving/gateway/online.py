@@ -4,7 +4,7 @@ For a prompt listed under `online_quality.prompts` of promptyard.yaml (copied in
 gateway config), the `sample_answer` stage (in `stages`) picks a share (`sample`) of its requests; the
 answer's bytes are kept as they pass to the client (`AnswerSample`), and when the request has
 ended `OnlineChecks.observe` puts them on a bounded queue without waiting. A worker thread
-runs the version's online checks (`serving.online_quality.online_checks`: reference-free,
+runs the version's online checks (`evals.online_quality.online_checks`: reference-free,
 no model, no repository code) and counts each verdict in
 `promptyard_gateway_online_checks_total{prompt,version,variant,metric,result}`, where
 `metric` is the assertion's `metric` or its type. A full queue drops the sample and counts it
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter
 
 from promptyard.evals.assertions import AssertionContext, evaluate
+from promptyard.evals.online_quality import online_checks
 from promptyard.serving.gateway.answers import chat_answer
 from promptyard.serving.gateway.observe import AnswerSample, Observation
-from promptyard.serving.online_quality import online_checks
 from promptyard.spec import Assertion, Case, PromptSpec
 from promptyard.spec.config import OnlineQuality
 

@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from promptyard.errors import ConfigError, InfraError
 from promptyard.evals.providers.base import ChatRequest
 from promptyard.registry.service import error_response, read_json_body, variant_headers
-from promptyard.registry.snapshot import PromptNotFound, RenderResult, ResolvedPrompt
-from promptyard.render import RenderError, VariablesError
+from promptyard.registry.snapshot import PromptNotFound, ResolvedPrompt
+from promptyard.render import RenderError, RenderResult, VariablesError
 from promptyard.serving.gateway.config import Upstream
 from promptyard.serving.gateway.observe import UNKNOWN, Observation
 from promptyard.serving.gateway.runtime import Gateway

@@ -1,9 +1,13 @@
-"""Where each analysis metric's data comes from, and whether a prompt has that source."""
+"""Where each canary analysis metric's data comes from, and whether a prompt has that source.
+
+Promotion with a strategy (`release.environments.promote`) leaves out the metrics nothing
+measures, and lint reports them (E011); the rollout controller only reads the metrics.
+"""
 
 from __future__ import annotations
 
+from promptyard.evals.online_quality import online_checks
 from promptyard.evals.pricing import price_for
-from promptyard.serving.online_quality import online_checks
 from promptyard.spec import PromptSpec
 from promptyard.spec.config import ProjectConfig
 

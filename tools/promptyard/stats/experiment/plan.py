@@ -117,12 +117,7 @@ def metric_sample_size(
             hint=f"add `sd:` to metric {metric.name!r} (from past data)",
         )
     return two_means_sample_size(
-        mde=effect,
-        sd=metric.sd,
-        alpha=alpha,
-        power=power,
-        ratio=ratio,
-        alternative=alternative,
+        mde=effect, sd=metric.sd, alpha=alpha, power=power, ratio=ratio, alternative=alternative
     )
 
 
@@ -144,10 +139,7 @@ def _planned_tests(spec: ExperimentSpec, treatments: int) -> list[tuple[Metric, 
 
 
 def plan_experiment(
-    spec: ExperimentSpec,
-    *,
-    source: str | None = None,
-    lines: Mapping[str, int] | None = None,
+    spec: ExperimentSpec, *, source: str | None = None, lines: Mapping[str, int] | None = None
 ) -> ExperimentPlan:
     """Required units per variant for every test the analysis runs (package docstring).
 
@@ -165,43 +157,12 @@ def plan_experiment(
     shares = _shares(spec)
     treatments = _treatments(spec)
     tests = _planned_tests(spec, len(treatments))
-    plans: list[MetricPlan] = []
-    need_total = 0.0
-    binding = spec.primary
-    for metric, family, level in tests:
-        harm = family == "guardrail"
-        for treatment in treatments:
-            ratio = shares[treatment] / shares[control]
-            try:
-                size = metric_sample_size(
-                    metric, alpha=level, power=spec.power, ratio=ratio, harm=harm
-                )
-            except ConfigError as exc:
-                raise _metric_error(
-                    spec, metric, treatment, level, family, exc, source, lines
-                ) from None
-            plans.append(
-                MetricPlan(
-                    metric=metric.name,
-                    role=metric_role(spec, metric.name),
-                    family=family,
-                    type=metric.type,
-                    direction=metric.direction,
-                    treatment=treatment,
-                    baseline=metric.baseline,
-                    mde=metric.absolute_mde,
-                    relative_mde=(
-                        metric.absolute_mde / abs(metric.baseline) if metric.baseline else None
-                    ),
-                    alpha=level,
-                    alternative=size.alternative,
-                    sample_size=size,
-                )
-            )
-            assert size.n_treatment is not None
-            needed = max(size.n / shares[control], size.n_treatment / shares[treatment])
-            if needed > need_total:
-                need_total, binding = needed, metric.name
+    plans = [
+        _metric_plan(spec, metric, family, level, treatment, shares, source, lines)
+        for metric, family, level in tests
+        for treatment in treatments
+    ]
+    need_total, binding = _binding_need(plans, shares, control, default=spec.primary)
     # Each arm rounds up on its own; the total is their sum, so the printed numbers add up.
     per_variant = {name: math.ceil(need_total * share - 1e-9) for name, share in shares.items()}
     total = sum(per_variant.values())
@@ -227,6 +188,55 @@ def plan_experiment(
         daily_traffic=spec.daily_traffic,
         days=days,
     )
+
+
+def _metric_plan(
+    spec: ExperimentSpec,
+    metric: Metric,
+    family: Family,
+    level: float,
+    treatment: str,
+    shares: dict[str, float],
+    source: str | None,
+    lines: Mapping[str, int] | None,
+) -> MetricPlan:
+    """One test of `metric` for `treatment` against the control; its errors say where."""
+    ratio = shares[treatment] / shares[spec.control_variant.name]
+    harm = family == "guardrail"
+    try:
+        size = metric_sample_size(metric, alpha=level, power=spec.power, ratio=ratio, harm=harm)
+    except ConfigError as exc:
+        raise _metric_error(spec, metric, treatment, level, family, exc, source, lines) from None
+    return MetricPlan(
+        metric=metric.name,
+        role=metric_role(spec, metric.name),
+        family=family,
+        type=metric.type,
+        direction=metric.direction,
+        treatment=treatment,
+        baseline=metric.baseline,
+        mde=metric.absolute_mde,
+        relative_mde=(metric.absolute_mde / abs(metric.baseline) if metric.baseline else None),
+        alpha=level,
+        alternative=size.alternative,
+        sample_size=size,
+    )
+
+
+def _binding_need(
+    plans: list[MetricPlan], shares: dict[str, float], control: str, *, default: str
+) -> tuple[float, str]:
+    """(total units the most demanding test needs at the configured shares, its metric);
+    the first test wins a tie, and `default` names the metric when nothing needs units."""
+    need_total = 0.0
+    binding = default
+    for plan in plans:
+        size = plan.sample_size
+        assert size.n_treatment is not None
+        needed = max(size.n / shares[control], size.n_treatment / shares[plan.treatment])
+        if needed > need_total:
+            need_total, binding = needed, plan.metric
+    return need_total, binding
 
 
 def _metric_error(

@@ -15,7 +15,7 @@ import yaml
 from promptyard.lint import findings_at
 from promptyard.release.bundle import build_bundle, bundle_bytes
 from promptyard.release.releaser import release
-from promptyard.serving.gateway import GatewayConfig
+from promptyard.spec.gateway import GatewayConfig
 from promptyard.workspace import Workspace
 from support.clusters import cluster_doc, cluster_text
 from support.prometheus import prometheus_binary

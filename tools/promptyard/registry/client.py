@@ -55,12 +55,8 @@ from promptyard.registry.snapshot import (
     ResolvedPrompt,
     ServedSnapshot,
 )
-from promptyard.release.bundle import (
-    BundledPrompt,
-    BundleEntry,
-    BundleError,
-    load_prompt_entry,
-)
+from promptyard.release.bundle import BundledPrompt, BundleError, load_prompt_entry
+from promptyard.spec.bundle import BundleEntry
 
 log = logging.getLogger("promptyard.registry")
 

@@ -28,6 +28,7 @@ from promptyard.codes import RULES
 SPEC_CODES = (
     *("S001", "S002", "S003", "S004", "S005", "T001", "T002", "T003", "V001"),
     *("E002", "E003", "E009", "X001", "X003", "X005", "X007", "K007", "K012", "K017"),
+    "D007",
 )
 _CODE_BY_ERROR_TYPE = {RULES[code].name: code for code in SPEC_CODES} | {
     "extra_forbidden": "S001",

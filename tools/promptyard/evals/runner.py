@@ -70,7 +70,6 @@ from promptyard.evals.responses import (  # noqa: F401 - request_key: public her
     request_key,
 )
 from promptyard.evals.results import (
-    FORMAT_VERSION,
     CaseResult,
     EvalSummary,
     RunStats,
@@ -85,6 +84,7 @@ from promptyard.fsutil import ensure_inside
 from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt, variable_problems
 from promptyard.spec import Case, EvalSpec, ModelRef, ProjectConfig
+from promptyard.spec.runs import FORMAT_VERSION
 from promptyard.workspace import STATE_FOLDER
 
 if TYPE_CHECKING:

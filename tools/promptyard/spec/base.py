@@ -204,10 +204,12 @@ def spec_problems(model: type[BaseModel], data: Any, error: ValidationError) -> 
             field = str(raw_loc[-1])
             allowed = _allowed_fields(model, loc[:-1])
             close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+            keep = " (or prefix it with `x-` to keep it as an extension)"
+            # Only formats people write take `x-` keys; the machine-written ones do not.
             fix = (
                 f"did you mean {close[0]!r}?"
                 if close
-                else ("remove it (or prefix it with `x-` to keep it as an extension)")
+                else "remove it" + (keep if issubclass(model, SpecModel) else "")
             )
             problems.append(SpecProblem(code, loc, f"unknown field {field!r}; {fix}", at_key=True))
         elif kind == "missing":

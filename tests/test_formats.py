@@ -68,6 +68,9 @@ def test_a_bad_gateway_config_names_the_file_line_and_fix(tmp_path: Path) -> Non
     wrong_type = gateway_error(tmp_path, '{\n  "label": "x",\n  "max_body_bytes": "big"\n}\n')
     assert wrong_type.startswith("--config gateway.json:3: max_body_bytes: Input should be")
     assert wrong_type.endswith("(got 'big')")
+    assert gateway_error(tmp_path, '{"models": {"a": "nope"}}') == (
+        "--config gateway.json:1: model 'a' routes to unknown endpoint 'nope'"
+    )
     assert gateway_error(tmp_path, "[]") == (
         "--config gateway.json:1: expected a mapping of fields, got list"
     )

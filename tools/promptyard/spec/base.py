@@ -216,9 +216,11 @@ def spec_problems(model: type[BaseModel], data: Any, error: ValidationError) -> 
             field = str(raw_loc[-1])
             parent = ".".join(str(p) for p in loc) or "the file"
             problems.append(SpecProblem(code, loc, f"missing required field {field!r} in {parent}"))
-        elif code != "S002":
+        elif code != "S002" or kind == "value_error":
+            # A model's own check (ValueError) says what is wrong in its message already.
             prefix = f"{where}: " if loc else ""
-            problems.append(SpecProblem(code, loc, prefix + err["msg"]))
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(SpecProblem(code, loc, prefix + message))
         else:
             value = err.get("input")
             shown = (

@@ -36,7 +36,7 @@ from promptyard.hashing import sha256_json
 from promptyard.images import MAX_IMAGE_BYTES
 from promptyard.release.tags import PromptTag, hash_problem, list_prompt_tags, tag_name
 from promptyard.spec import EnvironmentSpec
-from promptyard.spec.base import SEMVER_PATTERN
+from promptyard.spec.base import SEMVER_PATTERN, spec_problems
 from promptyard.spec.bundle import BUNDLE_FORMAT, BundleDocument, BundleEntry, BundleEnvironment
 from promptyard.spec.experiment import ExperimentSpec
 from promptyard.workspace import CONFIG_FILE, LoadedPrompt, Snapshot, Tree, Workspace
@@ -383,9 +383,9 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
     try:
         shape = BundleDocument.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise NotABundleError([f"not a promptyard bundle: {where}: {first['msg']}"]) from None
+        # The message every format gives (spec.loader); a bundle held in memory has no lines.
+        problem = spec_problems(BundleDocument, document, exc)[0]
+        raise NotABundleError([f"not a promptyard bundle: {problem.message}"]) from None
     if shape.format != BUNDLE_FORMAT:
         raise NotABundleError([f"bundle format {shape.format!r} is not {BUNDLE_FORMAT!r}"])
     if document_hash(document) != shape.hash:

@@ -15,7 +15,8 @@ import pytest
 
 from promptyard.events import EventStore, read_events
 from promptyard.registry.client import Registry
-from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+from promptyard.serving.gateway import create_gateway_app
+from promptyard.spec.gateway import GatewayConfig
 from support.clusters import cluster_doc, cluster_text
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo, make_repo

@@ -337,7 +337,8 @@ def test_streamed_answers_text_and_tool_calls_are_captured(tmp_path: Path) -> No
     import openai
     import yaml
 
-    from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+    from promptyard.serving.gateway import create_gateway_app
+    from promptyard.spec.gateway import GatewayConfig
     from support.openai_server import OpenAIServer
     from support.repo import make_repo
     from test_gateway_tools import AGENT

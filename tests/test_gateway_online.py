@@ -15,10 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import binom
 
 from promptyard.registry.client import Registry
-from promptyard.serving.gateway import GatewayConfig, Observation, create_gateway_app
+from promptyard.serving.gateway import Observation, create_gateway_app
 from promptyard.serving.gateway.observe import AnswerSample
 from promptyard.serving.gateway.online import OnlineChecks, answer_text
 from promptyard.spec.config import OnlineQuality
+from promptyard.spec.gateway import GatewayConfig
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo, make_repo
 from support.servers import ThreadedServer, wait_until

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from promptyard.assignment import in_canary
 from promptyard.registry.client import Registry
-from promptyard.serving.gateway import GatewayConfig, parse_prompt_model
+from promptyard.serving.gateway import parse_prompt_model
 from promptyard.serving.gateway.observe import UNKNOWN, UNMANAGED, GatewayMetrics, Observation
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.stages import (
@@ -32,6 +32,7 @@ from promptyard.serving.gateway.stages import (
     route_plain_model,
     route_prompt_model,
 )
+from promptyard.spec.gateway import GatewayConfig
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo, make_repo
 

@@ -15,7 +15,8 @@ import yaml
 from promptyard.registry.client import Registry
 from promptyard.registry.reconcile import GitSource, Reconciler
 from promptyard.registry.service import create_app
-from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+from promptyard.serving.gateway import create_gateway_app
+from promptyard.spec.gateway import GatewayConfig
 from support.openai_server import OpenAIServer
 from support.repo import make_repo
 from support.servers import ThreadedServer

@@ -23,7 +23,8 @@ from promptyard.registry.reconcile import GitSource, Reconciler
 from promptyard.registry.service import create_app
 from promptyard.render import RenderError, VariablesError, render_prompt
 from promptyard.repo.workspace import Workspace
-from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+from promptyard.serving.gateway import create_gateway_app
+from promptyard.spec.gateway import GatewayConfig
 from support.evals import EVAL_CONFIG, jsonl, options
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo, make_repo, run_promptyard

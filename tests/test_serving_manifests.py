@@ -16,7 +16,7 @@ from promptyard.lint import findings_at
 from promptyard.release.bundle import build_bundle, bundle_bytes
 from promptyard.release.releaser import release
 from promptyard.repo.workspace import Workspace
-from promptyard.serving.gateway import GatewayConfig
+from promptyard.spec.gateway import GatewayConfig
 from support.clusters import cluster_doc, cluster_text
 from support.prometheus import prometheus_binary
 from support.repo import PromptRepo, prompt_doc

@@ -21,7 +21,8 @@ from promptyard.registry.client import Registry
 from promptyard.registry.reconcile import GitSource, Reconciler
 from promptyard.registry.render_workers import RENDER_CONCURRENCY
 from promptyard.registry.service import create_app
-from promptyard.serving.gateway import GatewayConfig, create_gateway_app
+from promptyard.serving.gateway import create_gateway_app
+from promptyard.spec.gateway import GatewayConfig
 from support.openai_server import OpenAIServer
 from support.repo import PromptRepo, make_repo
 from support.servers import ThreadedServer

@@ -106,12 +106,9 @@ def gateway(
     the models; GET /metrics for Prometheus.
     """
     from promptyard.registry.client import Registry
-    from promptyard.serving.gateway import (
-        GatewayConfig,
-        build_gateway_config,
-        create_gateway_app,
-    )
+    from promptyard.serving.gateway import build_gateway_config, create_gateway_app
     from promptyard.serving.gateway.runtime import require_served_label
+    from promptyard.spec.gateway import GatewayConfig
 
     upstream_urls = _pairs(upstreams)
     base = GatewayConfig.load(config_file) if config_file else None

@@ -2,7 +2,8 @@
 
 `promptyard eval --record` (and `diff`/`check --record`, for the base and the head) writes
 every response an eval used (the prompt's answers and the judge and embedding calls its
-assertions made), keyed by the same request hash as the cache. Recording replaces the
+assertions made), keyed by the request hash (the cache's key less the provider's name, so a
+recording answers whichever provider serves the same request). Recording replaces the
 prompt's rows for the datasets (or the slice of cases) it ran, so a file holds what the
 recorded versions ask for and nothing older; `promptyard recordings prune` removes rows no
 version in use asks for any more. One row per request, sorted by dataset, case, repeat,
@@ -19,21 +20,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from promptyard.documents import DocumentError, decode, iter_json_lines
+from promptyard.documents import DocumentError, decode
 from promptyard.errors import ConfigError
 from promptyard.evals.cache import CachedResponse
 from promptyard.fsutil import atomic_write, ensure_inside
+from promptyard.spec.loader import FormatError, iter_jsonl
+from promptyard.spec.recordings import KINDS, RecordingLine
 
 if TYPE_CHECKING:
     from promptyard.repo.snapshot import Snapshot
 
-KINDS = ("chat", "judge", "embed")
 _KIND_ORDER = {kind: index for index, kind in enumerate(KINDS)}
 MAX_RECORDING_BYTES = 256 << 20
 
@@ -66,20 +67,39 @@ class RecordingRow:
     def sort_key(self) -> tuple[str, str, int, int, str]:
         return (self.dataset, self.case, self.repeat, _KIND_ORDER.get(self.kind, 9), self.key)
 
+    @classmethod
+    def from_line(cls, line: RecordingLine) -> RecordingRow:
+        return cls(
+            key=line.key,
+            kind=line.kind,
+            model=line.model,
+            dataset=line.dataset,
+            case=line.case,
+            repeat=line.repeat,
+            payload=line.answer(),
+            tokens_in=line.tokens_in,
+            tokens_out=line.tokens_out,
+            latency_ms=float(line.latency_ms),
+        )
+
+    def to_line(self) -> RecordingLine:
+        return RecordingLine.model_validate(
+            {
+                "case": self.case,
+                "repeat": self.repeat,
+                "kind": self.kind,
+                "dataset": self.dataset,
+                "model": self.model,
+                "key": self.key,
+                **self.payload,
+                "tokens_in": self.tokens_in,
+                "tokens_out": self.tokens_out,
+                "latency_ms": self.latency_ms,
+            }
+        )
+
     def to_json(self) -> str:
-        row: dict[str, Any] = {
-            "case": self.case,
-            "repeat": self.repeat,
-            "kind": self.kind,
-            "dataset": self.dataset,
-            "model": self.model,
-            "key": self.key,
-            **self.payload,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "latency_ms": round(self.latency_ms),
-        }
-        return json.dumps(row, ensure_ascii=False)
+        return json.dumps(self.to_line().model_dump(), ensure_ascii=False)
 
     def response(self) -> CachedResponse:
         return CachedResponse(
@@ -110,77 +130,12 @@ def _bad(path: str, line: int, why: str, prompt: str) -> RecordingError:
     return RecordingError(path, line, why, prompt)
 
 
-def _count(value: Any) -> bool:
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
-
-
 def parse_recordings(text: str, path: str, prompt: str) -> list[RecordingRow]:
     """Rows of a recordings file; ConfigError naming the line of the first bad one."""
-    rows: list[RecordingRow] = []
     try:
-        for line, value in iter_json_lines(text, path):
-            rows.append(_row(value, path, line, prompt))
-    except DocumentError as exc:
-        raise _bad(path, exc.position.line, exc.message, prompt) from None
-    return rows
-
-
-def _row(value: Any, path: str, line: int, prompt: str) -> RecordingRow:
-    if not isinstance(value, dict):
-        raise _bad(path, line, "each line must be a JSON object", prompt)
-    key, kind = value.get("key"), value.get("kind")
-    if not isinstance(key, str) or len(key) != 64:
-        raise _bad(path, line, "`key` must be the request's sha256 (64 hex digits)", prompt)
-    if kind not in KINDS:
-        raise _bad(path, line, f"`kind` must be one of {', '.join(KINDS)}", prompt)
-    if kind == "embed":
-        vector = value.get("vector")
-        if not isinstance(vector, list) or not all(
-            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
-            for x in vector
-        ):
-            raise _bad(path, line, "`vector` must be a list of numbers", prompt)
-        payload: dict[str, Any] = {"vector": vector}
-    else:
-        if not isinstance(value.get("text"), str):
-            raise _bad(path, line, "`text` must be the response text", prompt)
-        payload = {"text": value["text"]}
-        calls = value.get("tool_calls")
-        if calls is not None:
-            if not isinstance(calls, list) or not all(
-                isinstance(c, dict)
-                and isinstance(c.get("name"), str)
-                and isinstance(c.get("raw_arguments"), str)
-                for c in calls
-            ):
-                why = "`tool_calls` must be a list of {id, name, arguments, raw_arguments}"
-                raise _bad(path, line, why, prompt)
-            payload["tool_calls"] = calls
-        for field_name in ("finish_reason", "refusal"):
-            if value.get(field_name) is not None:
-                if not isinstance(value[field_name], str):
-                    raise _bad(path, line, f"`{field_name}` must be a string or null", prompt)
-                payload[field_name] = value[field_name]
-    if not _count(value.get("tokens_in")) or not _count(value.get("tokens_out")):
-        raise _bad(path, line, "`tokens_in`/`tokens_out` must be counts or null", prompt)
-    latency = value.get("latency_ms", 0)
-    if not isinstance(latency, int | float) or isinstance(latency, bool) or not latency >= 0:
-        raise _bad(path, line, "`latency_ms` must be a number >= 0", prompt)
-    repeat = value.get("repeat", 0)
-    if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 0:
-        raise _bad(path, line, "`repeat` must be an integer >= 0", prompt)
-    return RecordingRow(
-        key=key,
-        kind=kind,
-        model=str(value.get("model", "")),
-        dataset=str(value.get("dataset", "")),
-        case=str(value.get("case", "")),
-        repeat=repeat,
-        payload=payload,
-        tokens_in=value.get("tokens_in"),
-        tokens_out=value.get("tokens_out"),
-        latency_ms=float(latency),
-    )
+        return [RecordingRow.from_line(line) for _, line in iter_jsonl(text, path, RecordingLine)]
+    except FormatError as exc:
+        raise _bad(path, exc.line, exc.why, prompt) from None
 
 
 class RecordingStore:

@@ -18,42 +18,22 @@ import math
 import os
 from array import array
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
 from promptyard.errors import ConfigError
 from promptyard.fsutil import atomic_write
+from promptyard.spec.loader import FormatError, load_json, loads_row
+from promptyard.spec.runs import FORMAT_VERSION, ResultRow, RunSummary
 
 RESULTS_FILE = "results.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
-FORMAT_VERSION = 1
 INFRA_ERROR = "infra"  # the error_kind of a row a provider failed for infrastructure reasons
 MAX_FAILURES_KEPT = 50  # failing rows kept in memory for the report; all are in the file
 
-COLUMNS = (
-    "run_id",
-    "prompt",
-    "version",
-    "content_hash",
-    "dataset",
-    "case_id",
-    "repeat",
-    "model",
-    "output",
-    "pass",
-    "score",
-    "latency_ms",
-    "tokens_in",
-    "tokens_out",
-    "cost_usd",
-    "cached",
-    "error",
-    "error_kind",
-    "assertions",
-    "vars",
-)
+COLUMNS = ResultRow.columns()  # of `load_results`
 
 
 @dataclass
@@ -86,71 +66,21 @@ class CaseResult:
     finish_reason: str | None = None
     refusal: str | None = None
 
-    def answer_fields(self) -> dict[str, Any]:
-        """The answer's tool calls, finish reason and refusal, only those present."""
-        fields: dict[str, Any] = {}
-        if self.tool_calls:
-            fields["tool_calls"] = self.tool_calls
-        if self.finish_reason is not None:
-            fields["finish_reason"] = self.finish_reason
-        if self.refusal is not None:
-            fields["refusal"] = self.refusal
-        return fields
+    def to_row(self) -> ResultRow:
+        return ResultRow.model_validate({f.name: getattr(self, f.name) for f in fields(self)})
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "prompt": self.prompt,
-            "version": self.version,
-            "content_hash": self.content_hash,
-            "dataset": self.dataset,
-            "case_id": self.case_id,
-            "repeat": self.repeat,
-            "model": self.model,
-            "output": self.output,
-            "pass": self.passed,
-            "score": self.score,
-            "latency_ms": self.latency_ms,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "cost_usd": self.cost_usd,
-            "cached": self.cached,
-            "error": self.error,
-            "error_kind": self.error_kind,
-            "assertions": self.assertions,
-            "vars": self.vars,
-            "tags": self.tags,
-            **self.answer_fields(),
-        }
+        """The row as `results.jsonl` holds it."""
+        return self.to_row().model_dump(by_alias=True)
+
+    @classmethod
+    def from_row(cls, row: ResultRow) -> CaseResult:
+        return cls(**{name: getattr(row, name) for name in ResultRow.model_fields})
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> CaseResult:
-        return cls(
-            run_id=row["run_id"],
-            prompt=row["prompt"],
-            version=row["version"],
-            content_hash=row["content_hash"],
-            dataset=row["dataset"],
-            case_id=row["case_id"],
-            repeat=row["repeat"],
-            model=row.get("model", ""),
-            output=row.get("output"),
-            passed=row["pass"],
-            score=row["score"],
-            assertions=row.get("assertions") or [],
-            latency_ms=row.get("latency_ms"),
-            tokens_in=row.get("tokens_in"),
-            tokens_out=row.get("tokens_out"),
-            cost_usd=row.get("cost_usd"),
-            cached=row.get("cached", False),
-            error=row.get("error"),
-            error_kind=row.get("error_kind"),
-            vars=row.get("vars"),
-            tags=[t for t in row.get("tags") or [] if isinstance(t, str)],
-            tool_calls=row.get("tool_calls") or [],
-            finish_reason=row.get("finish_reason"),
-            refusal=row.get("refusal"),
-        )
+        """A row of `results.jsonl`; pydantic's ValidationError when it is not one."""
+        return cls.from_row(ResultRow.model_validate(row))
 
     def metric_scores(self) -> dict[str, float]:
         """Weighted mean score per assertion `metric` name (assertions without one skipped)."""
@@ -194,16 +124,6 @@ def metric_outcomes(assertions: list[dict[str, Any]]) -> dict[str, tuple[float, 
 def metric_scores(assertions: list[dict[str, Any]]) -> dict[str, float]:
     """Weighted mean score per assertion `metric` name of one row."""
     return {name: score for name, (score, _) in metric_outcomes(assertions).items()}
-
-
-def _valid_row(row: Any) -> bool:
-    return (
-        isinstance(row, dict)
-        and isinstance(row.get("case_id"), str)
-        and isinstance(row.get("repeat"), int)
-        and isinstance(row.get("pass"), bool)
-        and isinstance(row.get("score"), int | float)
-    )
 
 
 def percentile(sorted_values: list[float] | array[float], q: float) -> float | None:
@@ -380,46 +300,15 @@ class EvalSummary:
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, as written to summary.json."""
-        return {
-            "format": FORMAT_VERSION,
-            "run_id": self.run_id,
-            "prompt": self.prompt,
-            "version": self.version,
-            "content_hash": self.content_hash,
-            "dataset": self.dataset,
-            "model": self.model,
-            "provider": self.provider,
-            "mode": self.mode,
-            "cases": self.cases,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "infra_errors": self.infra_errors,
-            "pass_rate": self.pass_rate,
-            "mean_score": self.mean_score,
-            "threshold": self.threshold,
-            "ok": self.ok,
-            "repeat": self.repeat,
-            "min_pass": self.min_pass,
-            "rows": self.rows,
-            "cached": self.cached,
-            "latency_ms_p50": self.latency_ms_p50,
-            "latency_ms_p95": self.latency_ms_p95,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "cost_usd": self.cost_usd,
-            "cost_per_case_usd": self.cost_per_case_usd,
-            "metrics": self.metrics,
-            "results_path": self.results_path,
-            "complete": self.complete,
-            "duration_s": self.duration_s,
-            "slice": self.slice,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "git": self.git,
-            "command": self.command,
-            "offline": self.offline,
-        }
+        return RunSummary.model_validate(
+            {f.name: getattr(self, f.name) for f in fields(self)}
+            | {
+                "format": FORMAT_VERSION,
+                "ok": self.ok,
+                "cost_per_case_usd": self.cost_per_case_usd,
+                "offline": self.offline,
+            }
+        ).model_dump()
 
     def to_json_row(self) -> dict[str, Any]:
         """The row of `promptyard eval --format json` (the documented, stable keys)."""
@@ -533,15 +422,12 @@ class RunWriter:
         seen: set[tuple[str, int]] = set()
         with open(self.results_path, "rb") as handle:
             for raw in handle:
-                try:
-                    row = json.loads(raw)
-                except ValueError:
+                valid = loads_row(raw, ResultRow) if raw.endswith(b"\n") else None
+                if valid is None or valid.error:
                     yield None
                     continue
-                if not raw.endswith(b"\n") or not _valid_row(row) or row.get("error"):
-                    yield None
-                    continue
-                slot = (row["case_id"], row["repeat"])
+                row = json.loads(raw)  # kept as written: a rewrite changes no kept line
+                slot = (valid.case_id, valid.repeat)
                 if slot in seen:
                     yield None
                     continue
@@ -577,11 +463,14 @@ class RunWriter:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's `summary.json` (every field, defaults filled in), or None when there is no
+    readable one."""
+    path = run_dir / SUMMARY_FILE
     try:
-        data = json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        summary = load_json(path.read_text(encoding="utf-8"), str(path), RunSummary)
+    except (OSError, ValueError, FormatError):
         return None
-    return data if isinstance(data, dict) else None
+    return summary.model_dump()
 
 
 def iter_results(path: Path) -> Iterator[CaseResult]:
@@ -589,9 +478,6 @@ def iter_results(path: Path) -> Iterator[CaseResult]:
     file = path / RESULTS_FILE if path.is_dir() else path
     with open(file, "rb") as handle:
         for raw in handle:
-            try:
-                row = json.loads(raw)
-            except ValueError:
-                continue  # a torn last line of an interrupted run
-            if _valid_row(row):
-                yield CaseResult.from_dict(row)
+            row = loads_row(raw, ResultRow)
+            if row is not None:  # else a torn last line of an interrupted run
+                yield CaseResult.from_row(row)

@@ -70,7 +70,6 @@ from promptyard.evals.responses import (  # noqa: F401 - request_key: public her
     request_key,
 )
 from promptyard.evals.results import (
-    FORMAT_VERSION,
     CaseResult,
     EvalSummary,
     RunStats,
@@ -86,6 +85,7 @@ from promptyard.hashing import sha256_json
 from promptyard.render import render_prompt, variable_problems
 from promptyard.repo.workspace import STATE_FOLDER
 from promptyard.spec import Case, EvalSpec, ModelRef, ProjectConfig
+from promptyard.spec.runs import FORMAT_VERSION
 
 if TYPE_CHECKING:
     import pandas

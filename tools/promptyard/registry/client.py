@@ -54,13 +54,9 @@ from promptyard.registry.snapshot import (
     ResolvedPrompt,
     ServedSnapshot,
 )
-from promptyard.release.bundle import (
-    BundledPrompt,
-    BundleEntry,
-    BundleError,
-    load_prompt_entry,
-)
+from promptyard.release.bundle import BundledPrompt, BundleError, load_prompt_entry
 from promptyard.render import RenderResult
+from promptyard.spec.bundle import BundleEntry
 
 log = logging.getLogger("promptyard.registry")
 

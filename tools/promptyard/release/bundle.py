@@ -1,6 +1,6 @@
 """Bundles: every tagged prompt version, fully resolved, plus the environment files at a ref.
 
-A bundle is one JSON document (format `promptyard.bundle/v1`):
+A bundle is one JSON document (format `promptyard.bundle/v1`, modelled in `spec/bundle.py`):
 
 ```
 {"format": "promptyard.bundle/v1", "ref": "HEAD", "commit": "<sha of ref>",
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from promptyard.documents import parse_json_value
 from promptyard.errors import ConfigError
@@ -40,10 +40,10 @@ from promptyard.repo.snapshot import CONFIG_FILE, LoadedPrompt, Snapshot
 from promptyard.repo.trees import MemoryTree
 from promptyard.repo.workspace import Workspace
 from promptyard.spec import EnvironmentSpec
-from promptyard.spec.base import SEMVER_PATTERN
+from promptyard.spec.base import SEMVER_PATTERN, spec_problems
+from promptyard.spec.bundle import BUNDLE_FORMAT, BundleDocument, BundleEntry, BundleEnvironment
 from promptyard.spec.experiment import ExperimentSpec
 
-FORMAT = "promptyard.bundle/v1"
 MAX_BUNDLE_BYTES = 512 << 20
 MAX_PROBLEMS_SHOWN = 3
 
@@ -61,40 +61,6 @@ class BundleError(ConfigError):
 class NotABundleError(BundleError):
     """A document that is not a promptyard bundle at all (as opposed to one that does not
     verify): the wrong shape or an unknown format."""
-
-
-# --- the document's shape ------------------------------------------------------------------
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BundleEntry(_Strict):
-    tag: str
-    commit: str = Field(pattern=r"^[0-9a-f]{40,64}$")
-    content_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    path: str
-    source: str
-    spec: dict[str, Any]
-    partials: dict[str, str] = Field(default_factory=dict)
-    images: dict[str, str] = Field(default_factory=dict)  # path -> base64 of the file
-
-
-class BundleEnvironment(_Strict):
-    path: str
-    spec: dict[str, Any]
-    # The experiment files the environment runs, by name (absent when it runs none).
-    experiments: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
-class BundleDocument(_Strict):
-    format: str
-    ref: str
-    commit: str = Field(pattern=r"^[0-9a-f]{40,64}$")
-    prompts: dict[str, dict[str, BundleEntry]]
-    environments: dict[str, BundleEnvironment]
-    hash: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 def document_hash(document: dict[str, Any]) -> str:
@@ -218,7 +184,7 @@ def build_bundle(
     if problems:
         raise BundleError(problems, hint=f"at {ref} ({commit.hexsha[:12]})")
     document: dict[str, Any] = {
-        "format": FORMAT,
+        "format": BUNDLE_FORMAT,
         "ref": ref_label or ref,
         "commit": commit.hexsha,
         "prompts": prompts,
@@ -405,11 +371,11 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
     try:
         shape = BundleDocument.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise NotABundleError([f"not a promptyard bundle: {where}: {first['msg']}"]) from None
-    if shape.format != FORMAT:
-        raise NotABundleError([f"bundle format {shape.format!r} is not {FORMAT!r}"])
+        # The message every format gives (spec.loader); a bundle held in memory has no lines.
+        problem = spec_problems(BundleDocument, document, exc)[0]
+        raise NotABundleError([f"not a promptyard bundle: {problem.message}"]) from None
+    if shape.format != BUNDLE_FORMAT:
+        raise NotABundleError([f"bundle format {shape.format!r} is not {BUNDLE_FORMAT!r}"])
     if document_hash(document) != shape.hash:
         raise BundleError(["the bundle's hash does not match its content; it was modified"])
 

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from promptyard.documents import (
     START,
@@ -37,8 +37,9 @@ from promptyard.render import input_validator, make_environment
 from promptyard.repo.datasets import DATASET_READERS, LoadedDataset, load_dataset
 from promptyard.repo.kinds import Kind
 from promptyard.repo.trees import Tree, UnsafePathError
-from promptyard.spec import ProjectConfig, PromptSpec, spec_problems
+from promptyard.spec import ProjectConfig, PromptSpec
 from promptyard.spec.config import Paths
+from promptyard.spec.loader import validate_document
 from promptyard.templates import Locate, TemplateInfo, analyze_template, resolve_includes
 
 CONFIG_FILE = "promptyard.yaml"
@@ -64,21 +65,6 @@ class LoadedFile(Generic[M]):
             )
             raise ConfigError(str(first), hint=f"run `promptyard lint {self.path}`")
         return self.model
-
-
-def _validate(model: type[M], document: Document) -> tuple[M | None, list[Problem]]:
-    if not isinstance(document.data, dict):
-        kind = "an empty file" if document.data is None else type(document.data).__name__
-        return None, [
-            Problem.at("S002", document.path, START, f"expected a mapping of fields, got {kind}")
-        ]
-    try:
-        return model.model_validate(document.data), []
-    except ValidationError as exc:
-        return None, [
-            Problem.at(p.code, document.path, document.locate(p.loc, key=p.at_key), p.message)
-            for p in spec_problems(model, document.data, exc)
-        ]
 
 
 class LoadedPrompt(LoadedFile[PromptSpec]):
@@ -292,7 +278,7 @@ class Snapshot:
             if raw is not None:
                 loaded.raw = raw
                 loaded.document = parse_yaml(raw, path, max_bytes=limit)
-                loaded.model, loaded.problems = _validate(model, loaded.document)
+                loaded.model, loaded.problems = validate_document(model, loaded.document)
         except DocumentError as exc:
             loaded.problems.append(Problem.from_document_error(exc))
         except UnsafePathError as exc:

@@ -9,12 +9,16 @@ from pydantic import BaseModel, TypeAdapter
 
 from promptyard.spec.assertion import Assertion
 from promptyard.spec.base import SPEC_CODES, SpecModel, SpecProblem, spec_problems
+from promptyard.spec.bundle import BundleDocument
 from promptyard.spec.cluster import ClusterSpec
 from promptyard.spec.config import ProjectConfig, ProviderConfig
 from promptyard.spec.dataset import Case
 from promptyard.spec.environment import Canary, EnvironmentSpec, PromptPin
 from promptyard.spec.experiment import ExperimentSpec, Metric, Variant
+from promptyard.spec.gateway import GatewayConfig
 from promptyard.spec.prompt import EvalSpec, Message, ModelRef, OutputSpec, PromptSpec
+from promptyard.spec.recordings import RecordingLine
+from promptyard.spec.runs import ResultRow, RunSummary
 
 # `promptyard schema NAME` and tools/promptyard/schemas/NAME.json
 SCHEMAS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
@@ -26,6 +30,12 @@ SCHEMAS: dict[str, type[BaseModel] | TypeAdapter[Any]] = {
     "environment": EnvironmentSpec,
     "experiment": ExperimentSpec,
     "cluster": ClusterSpec,
+    # Written by promptyard; the schemas document them for other tools.
+    "gateway": GatewayConfig,  # serving/k8s/<cluster>/gateway.yaml's gateway.json, --config
+    "recording": RecordingLine,  # a line of golden/recordings/<prompt>.jsonl
+    "result": ResultRow,  # a line of .promptyard/runs/<run-id>/results.jsonl
+    "summary": RunSummary,  # .promptyard/runs/<run-id>/summary.json
+    "bundle": BundleDocument,  # `promptyard bundle`
 }
 
 

@@ -28,6 +28,7 @@ from promptyard.codes import RULES
 SPEC_CODES = (
     *("S001", "S002", "S003", "S004", "S005", "T001", "T002", "T003", "V001"),
     *("E002", "E003", "E009", "X001", "X003", "X005", "X007", "K007", "K012", "K017"),
+    "D007",
 )
 _CODE_BY_ERROR_TYPE = {RULES[code].name: code for code in SPEC_CODES} | {
     "extra_forbidden": "S001",
@@ -203,19 +204,23 @@ def spec_problems(model: type[BaseModel], data: Any, error: ValidationError) -> 
             field = str(raw_loc[-1])
             allowed = _allowed_fields(model, loc[:-1])
             close = difflib.get_close_matches(field, allowed, n=1, cutoff=0.6)
+            keep = " (or prefix it with `x-` to keep it as an extension)"
+            # Only formats people write take `x-` keys; the machine-written ones do not.
             fix = (
                 f"did you mean {close[0]!r}?"
                 if close
-                else ("remove it (or prefix it with `x-` to keep it as an extension)")
+                else "remove it" + (keep if issubclass(model, SpecModel) else "")
             )
             problems.append(SpecProblem(code, loc, f"unknown field {field!r}; {fix}", at_key=True))
         elif kind == "missing":
             field = str(raw_loc[-1])
             parent = ".".join(str(p) for p in loc) or "the file"
             problems.append(SpecProblem(code, loc, f"missing required field {field!r} in {parent}"))
-        elif code != "S002":
+        elif code != "S002" or kind == "value_error":
+            # A model's own check (ValueError) says what is wrong in its message already.
             prefix = f"{where}: " if loc else ""
-            problems.append(SpecProblem(code, loc, prefix + err["msg"]))
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(SpecProblem(code, loc, prefix + message))
         else:
             value = err.get("input")
             shown = (

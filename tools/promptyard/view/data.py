@@ -18,9 +18,11 @@ from promptyard.compare.diff import judge_eval
 from promptyard.compare.flips import word_diff
 from promptyard.compare.model import EvalComparison
 from promptyard.compare.paired import CaseOutcome, fold_results
-from promptyard.evals.results import CaseResult, _valid_row
+from promptyard.evals.results import CaseResult
 from promptyard.evals.runs import RunInfo, list_runs
 from promptyard.spec.config import Gates
+from promptyard.spec.loader import loads_row
+from promptyard.spec.runs import ResultRow
 
 PAGE_SIZE = 50
 
@@ -78,15 +80,11 @@ def read_page(path: Path, flt: RowFilter, page: int = 1, size: int = PAGE_SIZE) 
     for raw in _lines(path):
         if needle and needle not in raw.lower() and raw.endswith(b"\n"):
             continue
-        try:
-            row = json.loads(raw)
-        except ValueError:
+        row = loads_row(raw, ResultRow) if raw.endswith(b"\n") else None
+        if row is None:
             skipped += 1
             continue
-        if not raw.endswith(b"\n") or not _valid_row(row):
-            skipped += 1
-            continue
-        result = CaseResult.from_dict(row)
+        result = CaseResult.from_row(row)
         if not flt.matches(result):
             continue
         matched += 1
@@ -107,12 +105,9 @@ def case_rows(path: Path, case_id: str) -> list[CaseResult]:
     for raw in _lines(path):
         if marker not in raw:
             continue
-        try:
-            row = json.loads(raw)
-        except ValueError:
-            continue
-        if _valid_row(row) and row["case_id"] == case_id:
-            rows.append(CaseResult.from_dict(row))
+        row = loads_row(raw, ResultRow)
+        if row is not None and row.case_id == case_id:
+            rows.append(CaseResult.from_row(row))
     return sorted(rows, key=lambda r: r.repeat)
 
 
@@ -153,12 +148,9 @@ def _fold(info: RunInfo, *, base: bool) -> dict[str, CaseOutcome]:
 
 def _iter_rows(path: Path) -> Iterator[CaseResult]:
     for raw in _lines(path):
-        try:
-            row = json.loads(raw)
-        except ValueError:
-            continue
-        if raw.endswith(b"\n") and _valid_row(row):
-            yield CaseResult.from_dict(row)
+        row = loads_row(raw, ResultRow) if raw.endswith(b"\n") else None
+        if row is not None:
+            yield CaseResult.from_row(row)
 
 
 def compare_runs(base: RunInfo, head: RunInfo, gates: Gates) -> RunComparison:

@@ -33,23 +33,14 @@ build, forward; observed by `observe`), `upstream` (calls, stream relay, pass-th
 from __future__ import annotations
 
 from promptyard.serving.gateway.app import create_gateway_app
-from promptyard.serving.gateway.config import (
-    MAX_BODY_BYTES,
-    Endpoint,
-    GatewayConfig,
-    Upstream,
-    build_gateway_config,
-)
+from promptyard.serving.gateway.config import Upstream, build_gateway_config
 from promptyard.serving.gateway.observe import GatewayMetrics, Observation
 from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.stages import PROMPT_PREFIX, PromptRef, parse_prompt_model
 
 __all__ = [
-    "MAX_BODY_BYTES",
     "PROMPT_PREFIX",
-    "Endpoint",
     "Gateway",
-    "GatewayConfig",
     "GatewayMetrics",
     "Observation",
     "PromptRef",

@@ -19,7 +19,6 @@ from promptyard.allocation import LiveAllocations
 from promptyard.events import EventRecorder, EventStore
 from promptyard.registry.service import error_response, feedback_response
 from promptyard.serving.gateway.captures import CaptureObserver
-from promptyard.serving.gateway.config import GatewayConfig
 from promptyard.serving.gateway.exposures import ExposureObserver
 from promptyard.serving.gateway.models import list_models
 from promptyard.serving.gateway.observe import GatewayMetrics
@@ -27,6 +26,7 @@ from promptyard.serving.gateway.runtime import Gateway
 from promptyard.serving.gateway.stages import chat_completions
 from promptyard.serving.gateway.traces import TraceObserver
 from promptyard.serving.gateway.upstream import pass_through
+from promptyard.spec.gateway import GatewayConfig
 
 
 def create_gateway_app(

@@ -14,9 +14,10 @@ from starlette.requests import Request
 from promptyard.errors import ConfigError, InfraError
 from promptyard.registry.render_workers import RenderWorkers
 from promptyard.registry.snapshot import ResolvedPrompt
-from promptyard.serving.gateway.config import GatewayConfig, Upstream, resolve_upstreams
+from promptyard.serving.gateway.config import Upstream, resolve_upstreams
 from promptyard.serving.gateway.observe import GatewayMetrics, Observer
 from promptyard.serving.gateway.online import OnlineChecks
+from promptyard.spec.gateway import GatewayConfig
 
 # Request headers the gateway passes on to an upstream (the rest are hop-by-hop or its own).
 FORWARDED_HEADERS = ("authorization", "openai-organization", "openai-project", "x-request-id")

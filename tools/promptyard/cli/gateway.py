@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from promptyard.cli import server
 from promptyard.cli.main import App, stderr_console
 from promptyard.errors import ConfigError
+
+if TYPE_CHECKING:
+    from promptyard.registry.client import Registry
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -21,6 +25,29 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
             )
         out[model] = url
     return out
+
+
+def _open_registry(
+    app: App,
+    source: str | None,
+    branch: str,
+    registry_url: str | None,
+    registry_ttl: float,
+    fallback_bundle: Path | None,
+    poll: float,
+) -> tuple[Registry, str]:
+    """The registry the gateway reads prompts from, and where that is (for the startup line)."""
+    from promptyard.registry.client import Registry
+
+    if registry_url is not None:
+        if source is not None:
+            raise ConfigError("give --registry or --source, not both")
+        registry = Registry.from_server(
+            registry_url, ttl=registry_ttl, fallback_bundle=fallback_bundle
+        )
+        return registry, registry_url
+    location = source or str(app.workspace().root)
+    return Registry.from_source(location, branch, poll=poll or None), location
 
 
 @click.command()
@@ -105,7 +132,6 @@ def gateway(
     other model is passed to its upstream untouched. GET /v1/models lists the prompts and
     the models; GET /metrics for Prometheus.
     """
-    from promptyard.registry.client import Registry
     from promptyard.serving.gateway import build_gateway_config, create_gateway_app
     from promptyard.serving.gateway.runtime import require_served_label
     from promptyard.spec.gateway import GatewayConfig
@@ -124,32 +150,17 @@ def gateway(
         workspace=workspace,
     )
     server.check_address(host, port)  # a bad --host is a usage error, found before any git work
-    if registry_url is not None:
-        if source is not None:
-            raise ConfigError("give --registry or --source, not both")
-        registry = Registry.from_server(
-            registry_url, ttl=registry_ttl, fallback_bundle=fallback_bundle
-        )
-        where = registry_url
-    else:
-        location = source or str(app.workspace().root)
-        registry = Registry.from_source(location, branch, poll=poll or None)
-        where = location
+    registry, where = _open_registry(
+        app, source, branch, registry_url, registry_ttl, fallback_bundle, poll
+    )
     store = server.open_events("gateway", events, no_events)
     try:
         if label:
             require_served_label(registry, config.label)
         sock = server.listen(host, port)
-        routes = (
-            ", ".join(f"{m} -> {config.endpoints[e].url}" for m, e in sorted(config.models.items()))
-            or "none"
-        )
-        default = (
-            config.endpoints[config.default_upstream].url if config.default_upstream else "none"
-        )
         stderr_console().print(
-            f"promptyard gateway: prompts from {where}; routes: {routes}; default upstream: "
-            f"{default}; events: {store.path if store else 'not recorded (--no-events)'}; "
+            f"promptyard gateway: prompts from {where}; {config.describe_routes()}; "
+            f"events: {store.path if store else 'not recorded (--no-events)'}; "
             f"listening on {server.url_of(sock)}",
             markup=False,
         )

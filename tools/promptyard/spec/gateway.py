@@ -119,6 +119,15 @@ class GatewayConfig(BaseModel):
     def with_label(self, label: str | None) -> GatewayConfig:
         return self._with(label=label) if label else self
 
+    def describe_routes(self) -> str:
+        """One line for the startup message: where each model goes, and the default upstream."""
+        routes = (
+            ", ".join(f"{m} -> {self.endpoints[e].url}" for m, e in sorted(self.models.items()))
+            or "none"
+        )
+        default = self.endpoints[self.default_upstream].url if self.default_upstream else "none"
+        return f"routes: {routes}; default upstream: {default}"
+
     @property
     def wants_pricing(self) -> bool:
         return not self.pricing

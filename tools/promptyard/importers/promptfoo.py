@@ -371,28 +371,8 @@ class _Importer:
             loc: tuple[str | int, ...] = (
                 ("providers", index) if isinstance(raw, list) else ("providers",)
             )
-            config: dict[str, Any] = {}
-            label = None
-            if isinstance(item, dict):
-                config = item.get("config") or {}
-                label = item.get("label")
-                for key in item:
-                    if key not in {"id", "label", "config"}:
-                        self.note(
-                            self.config,
-                            (*loc, key),
-                            "not-carried",
-                            f"provider `{key}` is not carried over",
-                        )
-                item = item.get("id")
-            if not isinstance(item, str):
-                raise self.fail(
-                    self.config,
-                    loc,
-                    "a provider must be `id` text or {id, label, config}",
-                    "fix the provider entry",
-                )
-            family, _, rest = item.partition(":")
+            provider_id, config, label = self._provider_entry(item, loc)
+            family, _, rest = provider_id.partition(":")
             model = rest.removeprefix("chat:").removeprefix("completion:")
             if (
                 family not in ("openai", "ollama")
@@ -403,59 +383,100 @@ class _Importer:
                     self.config,
                     loc,
                     "not-carried",
-                    f"provider {item}: promptyard imports openai:… and ollama:… chat providers",
+                    f"provider {provider_id}: promptyard imports openai:… and ollama:… chat providers",
                 )
                 continue
             key = _slug(label or (model if family == "openai" else f"{family}-{model}"), "provider")
             while key in out:
                 key += "-2"
-            parameters: dict[str, Any] = {}
-            output_format = None
-            provider: dict[str, Any] = {"type": "openai"}
-            if family == "ollama":
-                provider.update(
-                    base_url="http://localhost:11434/v1",
-                    base_url_env="OLLAMA_BASE_URL",
-                    api_key_env=None,
-                )
-            for name, value in config.items():
-                if name in _OPENAI_PARAMETERS:
-                    parameters[_OPENAI_PARAMETERS[name]] = value
-                elif (
-                    name == "response_format"
-                    and isinstance(value, dict)
-                    and value.get("type") == "json_object"
-                ):
-                    output_format = "json"
-                elif name in ("apiBaseUrl", "apiHost"):
-                    url = str(value) if name == "apiBaseUrl" else f"https://{value}/v1"
-                    provider.update(base_url=url)
-                elif name == "apiKeyEnvar":
-                    provider["api_key_env"] = value
-                elif name in ("cost", "inputCost", "outputCost") and isinstance(value, int | float):
-                    price = self.prices.setdefault(model, {})
-                    for side in ("input", "output") if name == "cost" else (name[:-4],):
-                        price[side] = round(float(value) * 1_000_000, 6)  # per token -> per million
-                else:
+            provider, parameters, output_format = self._provider_settings(
+                family, model, config, loc
+            )
+            self._complete_price(model, loc)
+            self.provider_configs[key] = provider
+            out[key] = (provider_id, model, parameters, output_format)
+        return out
+
+    def _provider_entry(
+        self, item: Any, loc: tuple[str | int, ...]
+    ) -> tuple[str, dict[str, Any], Any]:
+        """A provider entry's id, config and label, noting the keys left behind."""
+        config: dict[str, Any] = {}
+        label = None
+        if isinstance(item, dict):
+            config = item.get("config") or {}
+            label = item.get("label")
+            for key in item:
+                if key not in {"id", "label", "config"}:
                     self.note(
                         self.config,
-                        (*loc, "config", name),
+                        (*loc, key),
                         "not-carried",
-                        f"provider config `{name}` is not carried over",
+                        f"provider `{key}` is not carried over",
                     )
-            if model in self.prices and len(self.prices[model]) == 1:
-                side = next(iter(self.prices[model]))
+            item = item.get("id")
+        if not isinstance(item, str):
+            raise self.fail(
+                self.config,
+                loc,
+                "a provider must be `id` text or {id, label, config}",
+                "fix the provider entry",
+            )
+        return item, config, label
+
+    def _provider_settings(
+        self, family: str, model: str, config: dict[str, Any], loc: tuple[str | int, ...]
+    ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        """The promptyard provider, call parameters and output format of a promptfoo
+        provider config; its prices go to `self.prices`."""
+        parameters: dict[str, Any] = {}
+        output_format = None
+        provider: dict[str, Any] = {"type": "openai"}
+        if family == "ollama":
+            provider.update(
+                base_url="http://localhost:11434/v1",
+                base_url_env="OLLAMA_BASE_URL",
+                api_key_env=None,
+            )
+        for name, value in config.items():
+            if name in _OPENAI_PARAMETERS:
+                parameters[_OPENAI_PARAMETERS[name]] = value
+            elif (
+                name == "response_format"
+                and isinstance(value, dict)
+                and value.get("type") == "json_object"
+            ):
+                output_format = "json"
+            elif name in ("apiBaseUrl", "apiHost"):
+                url = str(value) if name == "apiBaseUrl" else f"https://{value}/v1"
+                provider.update(base_url=url)
+            elif name == "apiKeyEnvar":
+                provider["api_key_env"] = value
+            elif name in ("cost", "inputCost", "outputCost") and isinstance(value, int | float):
+                price = self.prices.setdefault(model, {})
+                for side in ("input", "output") if name == "cost" else (name[:-4],):
+                    price[side] = round(float(value) * 1_000_000, 6)  # per token -> per million
+            else:
                 self.note(
                     self.config,
-                    loc,
-                    "differs",
-                    f"only the {side} price of {model} is known; the other is set to 0",
+                    (*loc, "config", name),
+                    "not-carried",
+                    f"provider config `{name}` is not carried over",
                 )
-                self.prices[model].setdefault("input", 0.0)
-                self.prices[model].setdefault("output", 0.0)
-            self.provider_configs[key] = provider
-            out[key] = (item, model, parameters, output_format)
-        return out
+        return provider, parameters, output_format
+
+    def _complete_price(self, model: str, loc: tuple[str | int, ...]) -> None:
+        """A model with only one side priced gets 0 for the other, with a note."""
+        if model in self.prices and len(self.prices[model]) == 1:
+            side = next(iter(self.prices[model]))
+            self.note(
+                self.config,
+                loc,
+                "differs",
+                f"only the {side} price of {model} is known; the other is set to 0",
+            )
+            self.prices[model].setdefault("input", 0.0)
+            self.prices[model].setdefault("output", 0.0)
 
     def write_config(self, providers: dict[str, Any]) -> None:
         config: dict[str, Any] = {"providers": self.provider_configs}

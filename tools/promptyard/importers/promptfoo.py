@@ -156,29 +156,7 @@ class _Importer:
     # -- the whole config
 
     def run(self) -> ImportPlan:
-        data = self.config.document.data
-        if not isinstance(data, dict):
-            raise self.fail(
-                self.config,
-                (),
-                "not a promptfoo config (expected a mapping)",
-                "pass promptfooconfig.yaml",
-            )
-        known = {"description", "prompts", "providers", "tests", "defaultTest"}
-        for key in data:
-            if key not in known:
-                self.note(
-                    self.config, (key,), "not-carried", f"`{key}` has no promptyard equivalent"
-                )
-        if not data.get("prompts"):
-            raise self.fail(self.config, (), "no `prompts`", "add at least one prompt")
-        if not data.get("providers"):
-            raise self.fail(
-                self.config,
-                (),
-                "no `providers`",
-                "add at least one provider, e.g. openai:gpt-4o-mini",
-            )
+        data = self._top_level()
         prompts = self.prompts(data["prompts"])
         providers = self.providers(data["providers"])
         if not providers:
@@ -205,39 +183,91 @@ class _Importer:
         inputs = _infer_inputs([c["vars"] for c in cases])
         self.write_config(providers)
         for prompt_name, messages, loc, source in prompts:
-            used = _template_variables(messages)
-            prompt_inputs = dict(inputs)
-            for name in sorted(used - set(prompt_inputs)):
-                self.note(
-                    source,
-                    loc,
-                    "differs",
-                    f"{{{{ {name} }}}} has no value in any test; declared as a string with "
-                    'default "" (promptfoo renders it empty)',
-                )
-                prompt_inputs[name] = {"type": "string", "default": ""}
-            for key, (provider_id, model, parameters, output_format) in providers.items():
-                name = prompt_name if len(providers) == 1 else f"{prompt_name}-{key}"
-                spec: dict[str, Any] = {
-                    "name": name,
-                    "version": "1.0.0",
-                    "description": f"Imported from {self.config.name} ({provider_id}).",
-                    "model": {
-                        "provider": key,
-                        "name": model,
-                        **({"parameters": parameters} if parameters else {}),
-                    },
-                    "inputs": prompt_inputs,
-                    "messages": messages,
-                }
-                if output_format:
-                    spec["output"] = {"format": output_format}
-                spec["evals"] = [
-                    {"dataset": dataset, **({"assert": eval_asserts} if eval_asserts else {})}
-                ]
-                self.plan.files[f"prompts/{name}.yaml"] = _yaml(spec)
+            prompt_inputs = self._prompt_inputs(inputs, messages, loc, source)
+            self._write_prompt_specs(
+                prompt_name, messages, prompt_inputs, providers, dataset, eval_asserts
+            )
         self.plan.notes.sort(key=lambda n: (n.file != self.config.name, n.file, n.line))
         return self.plan
+
+    def _top_level(self) -> dict[str, Any]:
+        """The config mapping, with `prompts` and `providers` present; unknown keys noted."""
+        data = self.config.document.data
+        if not isinstance(data, dict):
+            raise self.fail(
+                self.config,
+                (),
+                "not a promptfoo config (expected a mapping)",
+                "pass promptfooconfig.yaml",
+            )
+        known = {"description", "prompts", "providers", "tests", "defaultTest"}
+        for key in data:
+            if key not in known:
+                self.note(
+                    self.config, (key,), "not-carried", f"`{key}` has no promptyard equivalent"
+                )
+        if not data.get("prompts"):
+            raise self.fail(self.config, (), "no `prompts`", "add at least one prompt")
+        if not data.get("providers"):
+            raise self.fail(
+                self.config,
+                (),
+                "no `providers`",
+                "add at least one provider, e.g. openai:gpt-4o-mini",
+            )
+        return data
+
+    def _prompt_inputs(
+        self,
+        inputs: dict[str, dict[str, Any]],
+        messages: list[dict[str, str]],
+        loc: tuple[str | int, ...],
+        source: _Source,
+    ) -> dict[str, dict[str, Any]]:
+        """The dataset's inputs plus, as empty strings, template variables no test sets."""
+        used = _template_variables(messages)
+        prompt_inputs = dict(inputs)
+        for name in sorted(used - set(prompt_inputs)):
+            self.note(
+                source,
+                loc,
+                "differs",
+                f"{{{{ {name} }}}} has no value in any test; declared as a string with "
+                'default "" (promptfoo renders it empty)',
+            )
+            prompt_inputs[name] = {"type": "string", "default": ""}
+        return prompt_inputs
+
+    def _write_prompt_specs(
+        self,
+        prompt_name: str,
+        messages: list[dict[str, str]],
+        prompt_inputs: dict[str, dict[str, Any]],
+        providers: dict[str, tuple[str, str, dict[str, Any], str | None]],
+        dataset: str,
+        eval_asserts: list[dict[str, Any]],
+    ) -> None:
+        """One prompt spec per provider (suffixed with the provider key when several)."""
+        for key, (provider_id, model, parameters, output_format) in providers.items():
+            name = prompt_name if len(providers) == 1 else f"{prompt_name}-{key}"
+            spec: dict[str, Any] = {
+                "name": name,
+                "version": "1.0.0",
+                "description": f"Imported from {self.config.name} ({provider_id}).",
+                "model": {
+                    "provider": key,
+                    "name": model,
+                    **({"parameters": parameters} if parameters else {}),
+                },
+                "inputs": prompt_inputs,
+                "messages": messages,
+            }
+            if output_format:
+                spec["output"] = {"format": output_format}
+            spec["evals"] = [
+                {"dataset": dataset, **({"assert": eval_asserts} if eval_asserts else {})}
+            ]
+            self.plan.files[f"prompts/{name}.yaml"] = _yaml(spec)
 
     # -- prompts
 

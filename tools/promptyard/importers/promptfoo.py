@@ -622,49 +622,22 @@ class _Importer:
                     "not-carried",
                     f"assertion `{key}` is not carried over; the check runs on the raw answer",
                 )
-        if base in (
-            "contains-any",
-            "contains-all",
-            "icontains-any",
-            "icontains-all",
-        ) and isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        elif base == "is-xml":
-            if isinstance(value, str):
-                value = [p.strip() for p in value.split(",") if p.strip()]
-            elif isinstance(value, dict):
-                value = value.get("requiredElements")
-        elif base == "is-sql" and value is not None:
-            self.note(
-                source,
-                where,
-                "not-carried",
-                "is-sql options (databaseType, allowed tables/columns) are not carried over; only the syntax is checked",
-            )
-            value = None
-        elif base == "python":
+        if base == "python":
             value = self.python_check(source, where, value)
             if value is None:
                 return None
+        else:
+            value = self._reshaped_value(source, where, base, value)
         if isinstance(value, str) and not value.startswith("file://"):
             value = _SIMPLE_REFERENCE.sub(lambda m: "{{ vars." + m.group(1) + " }}", value)
         elif isinstance(value, str):
             value = self.value_file(source, where, value)
         if value is not None:
             out["value"] = value
-        threshold = item.get("threshold")
+        graded = kind.uses_threshold or kind.graded
+        threshold = self._threshold(source, where, item.get("threshold"), graded, base)
         if threshold is not None:
-            if kind.uses_threshold or kind.graded:
-                out["threshold"] = threshold
-            else:
-                self.note(
-                    source,
-                    (*where, "threshold"),
-                    "changed",
-                    f"`threshold` dropped: {base} passes or fails (promptfoo ignores it too)",
-                )
-        elif base == "similar":
-            out["threshold"] = 0.75  # promptfoo's default; promptyard's is 0.8
+            out["threshold"] = threshold
         for key in ("weight", "metric", "provider"):
             if key in item:
                 out[key] = item[key]
@@ -678,6 +651,57 @@ class _Importer:
         if base in DIFFERENT_SEMANTICS:
             self.note(source, where, "differs", f"{type_name}: {DIFFERENT_SEMANTICS[base]}")
         return out
+
+    def _reshaped_value(
+        self, source: _Source, where: tuple[str | int, ...], base: str, value: Any
+    ) -> Any:
+        """A promptfoo assertion value in the shape promptyard's check of `base` expects."""
+        if base in (
+            "contains-any",
+            "contains-all",
+            "icontains-any",
+            "icontains-all",
+        ) and isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if base == "is-xml":
+            if isinstance(value, str):
+                return [p.strip() for p in value.split(",") if p.strip()]
+            if isinstance(value, dict):
+                return value.get("requiredElements")
+            return value
+        if base == "is-sql" and value is not None:
+            self.note(
+                source,
+                where,
+                "not-carried",
+                "is-sql options (databaseType, allowed tables/columns) are not carried over; only the syntax is checked",
+            )
+            return None
+        return value
+
+    def _threshold(
+        self,
+        source: _Source,
+        where: tuple[str | int, ...],
+        threshold: Any,
+        graded: bool,
+        base: str,
+    ) -> Any:
+        """The threshold to carry over (None: none), noting one a pass/fail check drops;
+        `graded`: the check takes a threshold."""
+        if threshold is not None:
+            if graded:
+                return threshold
+            self.note(
+                source,
+                (*where, "threshold"),
+                "changed",
+                f"`threshold` dropped: {base} passes or fails (promptfoo ignores it too)",
+            )
+            return None
+        if base == "similar":
+            return 0.75  # promptfoo's default; promptyard's is 0.8
+        return None
 
     def python_check(self, source: _Source, where: tuple[str | int, ...], value: Any) -> str | None:
         if not isinstance(value, str) or not value.startswith("file://"):

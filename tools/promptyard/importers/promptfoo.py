@@ -156,29 +156,7 @@ class _Importer:
     # -- the whole config
 
     def run(self) -> ImportPlan:
-        data = self.config.document.data
-        if not isinstance(data, dict):
-            raise self.fail(
-                self.config,
-                (),
-                "not a promptfoo config (expected a mapping)",
-                "pass promptfooconfig.yaml",
-            )
-        known = {"description", "prompts", "providers", "tests", "defaultTest"}
-        for key in data:
-            if key not in known:
-                self.note(
-                    self.config, (key,), "not-carried", f"`{key}` has no promptyard equivalent"
-                )
-        if not data.get("prompts"):
-            raise self.fail(self.config, (), "no `prompts`", "add at least one prompt")
-        if not data.get("providers"):
-            raise self.fail(
-                self.config,
-                (),
-                "no `providers`",
-                "add at least one provider, e.g. openai:gpt-4o-mini",
-            )
+        data = self._top_level()
         prompts = self.prompts(data["prompts"])
         providers = self.providers(data["providers"])
         if not providers:
@@ -205,39 +183,91 @@ class _Importer:
         inputs = _infer_inputs([c["vars"] for c in cases])
         self.write_config(providers)
         for prompt_name, messages, loc, source in prompts:
-            used = _template_variables(messages)
-            prompt_inputs = dict(inputs)
-            for name in sorted(used - set(prompt_inputs)):
-                self.note(
-                    source,
-                    loc,
-                    "differs",
-                    f"{{{{ {name} }}}} has no value in any test; declared as a string with "
-                    'default "" (promptfoo renders it empty)',
-                )
-                prompt_inputs[name] = {"type": "string", "default": ""}
-            for key, (provider_id, model, parameters, output_format) in providers.items():
-                name = prompt_name if len(providers) == 1 else f"{prompt_name}-{key}"
-                spec: dict[str, Any] = {
-                    "name": name,
-                    "version": "1.0.0",
-                    "description": f"Imported from {self.config.name} ({provider_id}).",
-                    "model": {
-                        "provider": key,
-                        "name": model,
-                        **({"parameters": parameters} if parameters else {}),
-                    },
-                    "inputs": prompt_inputs,
-                    "messages": messages,
-                }
-                if output_format:
-                    spec["output"] = {"format": output_format}
-                spec["evals"] = [
-                    {"dataset": dataset, **({"assert": eval_asserts} if eval_asserts else {})}
-                ]
-                self.plan.files[f"prompts/{name}.yaml"] = _yaml(spec)
+            prompt_inputs = self._prompt_inputs(inputs, messages, loc, source)
+            self._write_prompt_specs(
+                prompt_name, messages, prompt_inputs, providers, dataset, eval_asserts
+            )
         self.plan.notes.sort(key=lambda n: (n.file != self.config.name, n.file, n.line))
         return self.plan
+
+    def _top_level(self) -> dict[str, Any]:
+        """The config mapping, with `prompts` and `providers` present; unknown keys noted."""
+        data = self.config.document.data
+        if not isinstance(data, dict):
+            raise self.fail(
+                self.config,
+                (),
+                "not a promptfoo config (expected a mapping)",
+                "pass promptfooconfig.yaml",
+            )
+        known = {"description", "prompts", "providers", "tests", "defaultTest"}
+        for key in data:
+            if key not in known:
+                self.note(
+                    self.config, (key,), "not-carried", f"`{key}` has no promptyard equivalent"
+                )
+        if not data.get("prompts"):
+            raise self.fail(self.config, (), "no `prompts`", "add at least one prompt")
+        if not data.get("providers"):
+            raise self.fail(
+                self.config,
+                (),
+                "no `providers`",
+                "add at least one provider, e.g. openai:gpt-4o-mini",
+            )
+        return data
+
+    def _prompt_inputs(
+        self,
+        inputs: dict[str, dict[str, Any]],
+        messages: list[dict[str, str]],
+        loc: tuple[str | int, ...],
+        source: _Source,
+    ) -> dict[str, dict[str, Any]]:
+        """The dataset's inputs plus, as empty strings, template variables no test sets."""
+        used = _template_variables(messages)
+        prompt_inputs = dict(inputs)
+        for name in sorted(used - set(prompt_inputs)):
+            self.note(
+                source,
+                loc,
+                "differs",
+                f"{{{{ {name} }}}} has no value in any test; declared as a string with "
+                'default "" (promptfoo renders it empty)',
+            )
+            prompt_inputs[name] = {"type": "string", "default": ""}
+        return prompt_inputs
+
+    def _write_prompt_specs(
+        self,
+        prompt_name: str,
+        messages: list[dict[str, str]],
+        prompt_inputs: dict[str, dict[str, Any]],
+        providers: dict[str, tuple[str, str, dict[str, Any], str | None]],
+        dataset: str,
+        eval_asserts: list[dict[str, Any]],
+    ) -> None:
+        """One prompt spec per provider (suffixed with the provider key when several)."""
+        for key, (provider_id, model, parameters, output_format) in providers.items():
+            name = prompt_name if len(providers) == 1 else f"{prompt_name}-{key}"
+            spec: dict[str, Any] = {
+                "name": name,
+                "version": "1.0.0",
+                "description": f"Imported from {self.config.name} ({provider_id}).",
+                "model": {
+                    "provider": key,
+                    "name": model,
+                    **({"parameters": parameters} if parameters else {}),
+                },
+                "inputs": prompt_inputs,
+                "messages": messages,
+            }
+            if output_format:
+                spec["output"] = {"format": output_format}
+            spec["evals"] = [
+                {"dataset": dataset, **({"assert": eval_asserts} if eval_asserts else {})}
+            ]
+            self.plan.files[f"prompts/{name}.yaml"] = _yaml(spec)
 
     # -- prompts
 
@@ -371,28 +401,8 @@ class _Importer:
             loc: tuple[str | int, ...] = (
                 ("providers", index) if isinstance(raw, list) else ("providers",)
             )
-            config: dict[str, Any] = {}
-            label = None
-            if isinstance(item, dict):
-                config = item.get("config") or {}
-                label = item.get("label")
-                for key in item:
-                    if key not in {"id", "label", "config"}:
-                        self.note(
-                            self.config,
-                            (*loc, key),
-                            "not-carried",
-                            f"provider `{key}` is not carried over",
-                        )
-                item = item.get("id")
-            if not isinstance(item, str):
-                raise self.fail(
-                    self.config,
-                    loc,
-                    "a provider must be `id` text or {id, label, config}",
-                    "fix the provider entry",
-                )
-            family, _, rest = item.partition(":")
+            provider_id, config, label = self._provider_entry(item, loc)
+            family, _, rest = provider_id.partition(":")
             model = rest.removeprefix("chat:").removeprefix("completion:")
             if (
                 family not in ("openai", "ollama")
@@ -403,59 +413,100 @@ class _Importer:
                     self.config,
                     loc,
                     "not-carried",
-                    f"provider {item}: promptyard imports openai:… and ollama:… chat providers",
+                    f"provider {provider_id}: promptyard imports openai:… and ollama:… chat providers",
                 )
                 continue
             key = _slug(label or (model if family == "openai" else f"{family}-{model}"), "provider")
             while key in out:
                 key += "-2"
-            parameters: dict[str, Any] = {}
-            output_format = None
-            provider: dict[str, Any] = {"type": "openai"}
-            if family == "ollama":
-                provider.update(
-                    base_url="http://localhost:11434/v1",
-                    base_url_env="OLLAMA_BASE_URL",
-                    api_key_env=None,
-                )
-            for name, value in config.items():
-                if name in _OPENAI_PARAMETERS:
-                    parameters[_OPENAI_PARAMETERS[name]] = value
-                elif (
-                    name == "response_format"
-                    and isinstance(value, dict)
-                    and value.get("type") == "json_object"
-                ):
-                    output_format = "json"
-                elif name in ("apiBaseUrl", "apiHost"):
-                    url = str(value) if name == "apiBaseUrl" else f"https://{value}/v1"
-                    provider.update(base_url=url)
-                elif name == "apiKeyEnvar":
-                    provider["api_key_env"] = value
-                elif name in ("cost", "inputCost", "outputCost") and isinstance(value, int | float):
-                    price = self.prices.setdefault(model, {})
-                    for side in ("input", "output") if name == "cost" else (name[:-4],):
-                        price[side] = round(float(value) * 1_000_000, 6)  # per token -> per million
-                else:
+            provider, parameters, output_format = self._provider_settings(
+                family, model, config, loc
+            )
+            self._complete_price(model, loc)
+            self.provider_configs[key] = provider
+            out[key] = (provider_id, model, parameters, output_format)
+        return out
+
+    def _provider_entry(
+        self, item: Any, loc: tuple[str | int, ...]
+    ) -> tuple[str, dict[str, Any], Any]:
+        """A provider entry's id, config and label, noting the keys left behind."""
+        config: dict[str, Any] = {}
+        label = None
+        if isinstance(item, dict):
+            config = item.get("config") or {}
+            label = item.get("label")
+            for key in item:
+                if key not in {"id", "label", "config"}:
                     self.note(
                         self.config,
-                        (*loc, "config", name),
+                        (*loc, key),
                         "not-carried",
-                        f"provider config `{name}` is not carried over",
+                        f"provider `{key}` is not carried over",
                     )
-            if model in self.prices and len(self.prices[model]) == 1:
-                side = next(iter(self.prices[model]))
+            item = item.get("id")
+        if not isinstance(item, str):
+            raise self.fail(
+                self.config,
+                loc,
+                "a provider must be `id` text or {id, label, config}",
+                "fix the provider entry",
+            )
+        return item, config, label
+
+    def _provider_settings(
+        self, family: str, model: str, config: dict[str, Any], loc: tuple[str | int, ...]
+    ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+        """The promptyard provider, call parameters and output format of a promptfoo
+        provider config; its prices go to `self.prices`."""
+        parameters: dict[str, Any] = {}
+        output_format = None
+        provider: dict[str, Any] = {"type": "openai"}
+        if family == "ollama":
+            provider.update(
+                base_url="http://localhost:11434/v1",
+                base_url_env="OLLAMA_BASE_URL",
+                api_key_env=None,
+            )
+        for name, value in config.items():
+            if name in _OPENAI_PARAMETERS:
+                parameters[_OPENAI_PARAMETERS[name]] = value
+            elif (
+                name == "response_format"
+                and isinstance(value, dict)
+                and value.get("type") == "json_object"
+            ):
+                output_format = "json"
+            elif name in ("apiBaseUrl", "apiHost"):
+                url = str(value) if name == "apiBaseUrl" else f"https://{value}/v1"
+                provider.update(base_url=url)
+            elif name == "apiKeyEnvar":
+                provider["api_key_env"] = value
+            elif name in ("cost", "inputCost", "outputCost") and isinstance(value, int | float):
+                price = self.prices.setdefault(model, {})
+                for side in ("input", "output") if name == "cost" else (name[:-4],):
+                    price[side] = round(float(value) * 1_000_000, 6)  # per token -> per million
+            else:
                 self.note(
                     self.config,
-                    loc,
-                    "differs",
-                    f"only the {side} price of {model} is known; the other is set to 0",
+                    (*loc, "config", name),
+                    "not-carried",
+                    f"provider config `{name}` is not carried over",
                 )
-                self.prices[model].setdefault("input", 0.0)
-                self.prices[model].setdefault("output", 0.0)
-            self.provider_configs[key] = provider
-            out[key] = (item, model, parameters, output_format)
-        return out
+        return provider, parameters, output_format
+
+    def _complete_price(self, model: str, loc: tuple[str | int, ...]) -> None:
+        """A model with only one side priced gets 0 for the other, with a note."""
+        if model in self.prices and len(self.prices[model]) == 1:
+            side = next(iter(self.prices[model]))
+            self.note(
+                self.config,
+                loc,
+                "differs",
+                f"only the {side} price of {model} is known; the other is set to 0",
+            )
+            self.prices[model].setdefault("input", 0.0)
+            self.prices[model].setdefault("output", 0.0)
 
     def write_config(self, providers: dict[str, Any]) -> None:
         config: dict[str, Any] = {"providers": self.provider_configs}
@@ -571,49 +622,22 @@ class _Importer:
                     "not-carried",
                     f"assertion `{key}` is not carried over; the check runs on the raw answer",
                 )
-        if base in (
-            "contains-any",
-            "contains-all",
-            "icontains-any",
-            "icontains-all",
-        ) and isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        elif base == "is-xml":
-            if isinstance(value, str):
-                value = [p.strip() for p in value.split(",") if p.strip()]
-            elif isinstance(value, dict):
-                value = value.get("requiredElements")
-        elif base == "is-sql" and value is not None:
-            self.note(
-                source,
-                where,
-                "not-carried",
-                "is-sql options (databaseType, allowed tables/columns) are not carried over; only the syntax is checked",
-            )
-            value = None
-        elif base == "python":
+        if base == "python":
             value = self.python_check(source, where, value)
             if value is None:
                 return None
+        else:
+            value = self._reshaped_value(source, where, base, value)
         if isinstance(value, str) and not value.startswith("file://"):
             value = _SIMPLE_REFERENCE.sub(lambda m: "{{ vars." + m.group(1) + " }}", value)
         elif isinstance(value, str):
             value = self.value_file(source, where, value)
         if value is not None:
             out["value"] = value
-        threshold = item.get("threshold")
+        graded = kind.uses_threshold or kind.graded
+        threshold = self._threshold(source, where, item.get("threshold"), graded, base)
         if threshold is not None:
-            if kind.uses_threshold or kind.graded:
-                out["threshold"] = threshold
-            else:
-                self.note(
-                    source,
-                    (*where, "threshold"),
-                    "changed",
-                    f"`threshold` dropped: {base} passes or fails (promptfoo ignores it too)",
-                )
-        elif base == "similar":
-            out["threshold"] = 0.75  # promptfoo's default; promptyard's is 0.8
+            out["threshold"] = threshold
         for key in ("weight", "metric", "provider"):
             if key in item:
                 out[key] = item[key]
@@ -627,6 +651,57 @@ class _Importer:
         if base in DIFFERENT_SEMANTICS:
             self.note(source, where, "differs", f"{type_name}: {DIFFERENT_SEMANTICS[base]}")
         return out
+
+    def _reshaped_value(
+        self, source: _Source, where: tuple[str | int, ...], base: str, value: Any
+    ) -> Any:
+        """A promptfoo assertion value in the shape promptyard's check of `base` expects."""
+        if base in (
+            "contains-any",
+            "contains-all",
+            "icontains-any",
+            "icontains-all",
+        ) and isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if base == "is-xml":
+            if isinstance(value, str):
+                return [p.strip() for p in value.split(",") if p.strip()]
+            if isinstance(value, dict):
+                return value.get("requiredElements")
+            return value
+        if base == "is-sql" and value is not None:
+            self.note(
+                source,
+                where,
+                "not-carried",
+                "is-sql options (databaseType, allowed tables/columns) are not carried over; only the syntax is checked",
+            )
+            return None
+        return value
+
+    def _threshold(
+        self,
+        source: _Source,
+        where: tuple[str | int, ...],
+        threshold: Any,
+        graded: bool,
+        base: str,
+    ) -> Any:
+        """The threshold to carry over (None: none), noting one a pass/fail check drops;
+        `graded`: the check takes a threshold."""
+        if threshold is not None:
+            if graded:
+                return threshold
+            self.note(
+                source,
+                (*where, "threshold"),
+                "changed",
+                f"`threshold` dropped: {base} passes or fails (promptfoo ignores it too)",
+            )
+            return None
+        if base == "similar":
+            return 0.75  # promptfoo's default; promptyard's is 0.8
+        return None
 
     def python_check(self, source: _Source, where: tuple[str | int, ...], value: Any) -> str | None:
         if not isinstance(value, str) or not value.startswith("file://"):

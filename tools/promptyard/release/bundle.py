@@ -368,6 +368,38 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
     reused instead of re-parsed, and a version whose content changed is refused: tags are
     immutable, so that means a tag was moved.
     """
+    shape = _verified_shape(document)
+    problems: list[str] = []
+    prompts = _load_prompts(shape, previous, problems)
+    environments: dict[str, EnvironmentSpec] = {}
+    experiments: dict[str, dict[str, ExperimentSpec]] = {}
+    for env_name, env in sorted(shape.environments.items()):
+        spec = _load_environment(env_name, env, shape, problems)
+        if spec is None:
+            continue
+        environments[env_name] = spec
+        missing = [name for name in spec.experiments if name not in env.experiments]
+        if missing:
+            problems.append(
+                f"{env.path}: runs experiment(s) {', '.join(missing)} but the bundle does not "
+                "carry them; rebuild it with this promptyard"
+            )
+        experiments[env_name] = _load_experiments(env_name, env, shape, problems)
+    if problems:
+        raise BundleError(problems)
+    return LoadedBundle(
+        hash=shape.hash,
+        ref=shape.ref,
+        commit=shape.commit,
+        prompts=prompts,
+        environments=environments,
+        document=document,
+        experiments=experiments,
+    )
+
+
+def _verified_shape(document: dict[str, Any]) -> BundleDocument:
+    """The document as a bundle of this format whose hash matches its content."""
     try:
         shape = BundleDocument.model_validate(document)
     except ValidationError as exc:
@@ -378,8 +410,13 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
         raise NotABundleError([f"bundle format {shape.format!r} is not {BUNDLE_FORMAT!r}"])
     if document_hash(document) != shape.hash:
         raise BundleError(["the bundle's hash does not match its content; it was modified"])
+    return shape
 
-    problems: list[str] = []
+
+def _load_prompts(
+    shape: BundleDocument, previous: LoadedBundle | None, problems: list[str]
+) -> dict[str, dict[str, BundledPrompt]]:
+    """Every prompt version, reused from `previous` when unchanged; problems appended."""
     prompts: dict[str, dict[str, BundledPrompt]] = {}
     for name, versions in sorted(shape.prompts.items()):
         for version, entry in sorted(versions.items()):
@@ -401,50 +438,36 @@ def load_bundle(document: dict[str, Any], *, previous: LoadedBundle | None = Non
                 prompts.setdefault(name, {})[version] = load_prompt_entry(name, version, entry)
             except BundleError as exc:
                 problems.extend(exc.problems)
+    return prompts
 
-    environments: dict[str, EnvironmentSpec] = {}
-    experiments: dict[str, dict[str, ExperimentSpec]] = {}
-    for env_name, env in sorted(shape.environments.items()):
-        try:
-            spec = EnvironmentSpec.model_validate(env.spec)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            problems.append(f"{env.path}: {where}: {first['msg']}")
-            continue
-        if spec.environment != env_name:
-            problems.append(f"{env.path}: `environment: {spec.environment}` is not {env_name!r}")
-            continue
-        for prompt_name, pin in spec.prompts.items():
-            pinned = [("", pin.version)]
-            if pin.canary is not None:
-                pinned.append(("canary ", pin.canary.version))
-            for role, version in pinned:
-                if version not in shape.prompts.get(prompt_name, {}):
-                    problems.append(
-                        f"{env.path}: {env_name} pins {role}{prompt_name} {version} but there "
-                        f"is no tag {tag_name(prompt_name, version)}; run `promptyard release` "
-                        "or pin a tagged version"
-                    )
-        environments[env_name] = spec
-        missing = [name for name in spec.experiments if name not in env.experiments]
-        if missing:
-            problems.append(
-                f"{env.path}: runs experiment(s) {', '.join(missing)} but the bundle does not "
-                "carry them; rebuild it with this promptyard"
-            )
-        experiments[env_name] = _load_experiments(env_name, env, shape, problems)
-    if problems:
-        raise BundleError(problems)
-    return LoadedBundle(
-        hash=shape.hash,
-        ref=shape.ref,
-        commit=shape.commit,
-        prompts=prompts,
-        environments=environments,
-        document=document,
-        experiments=experiments,
-    )
+
+def _load_environment(
+    env_name: str, env: BundleEnvironment, shape: BundleDocument, problems: list[str]
+) -> EnvironmentSpec | None:
+    """An environment's spec (None when invalid or misnamed), its pins checked against
+    the bundle's tags; problems appended."""
+    try:
+        spec = EnvironmentSpec.model_validate(env.spec)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        problems.append(f"{env.path}: {where}: {first['msg']}")
+        return None
+    if spec.environment != env_name:
+        problems.append(f"{env.path}: `environment: {spec.environment}` is not {env_name!r}")
+        return None
+    for prompt_name, pin in spec.prompts.items():
+        pinned = [("", pin.version)]
+        if pin.canary is not None:
+            pinned.append(("canary ", pin.canary.version))
+        for role, version in pinned:
+            if version not in shape.prompts.get(prompt_name, {}):
+                problems.append(
+                    f"{env.path}: {env_name} pins {role}{prompt_name} {version} but there "
+                    f"is no tag {tag_name(prompt_name, version)}; run `promptyard release` "
+                    "or pin a tagged version"
+                )
+    return spec
 
 
 def _load_experiments(

@@ -22,6 +22,7 @@ from typing import Any
 from promptyard.compare import formatting as fmt
 from promptyard.compare.model import (
     ComparisonReport,
+    DatasetChange,
     EvalComparison,
     Flip,
     MetricResult,
@@ -285,22 +286,25 @@ def _calls(flip: Flip) -> str:
     return "tool calls (differing arguments in bold):\n\n" + "\n".join(rows) + "\n\n"
 
 
-@report_format("markdown")
-def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERVE) -> str:
-    footer = (
-        "\n<sub>promptyard — base and head run on the same cases, paired by id. The HTML "
-        "report (workflow artifact) has every case side by side.</sub>\n"
-    )
-    out = _Budget(limit - len(footer) - 400)  # 400: the "left out" line
+FOOTER = (
+    "\n<sub>promptyard — base and head run on the same cases, paired by id. The HTML "
+    "report (workflow artifact) has every case side by side.</sub>\n"
+)
+
+
+def _heading(report: ComparisonReport) -> str:
+    """The marker, the decision as a title, the verdict and any slice or mode note."""
     head = [MARKER, f"## {ICONS[report.decision]} {text(title(report))}", ""]
     head.append(f"**{text(verdict(report))}** {text(scope(report))}")
     if (sliced := slice_note(report)) is not None:
         head.append(f"\n> **{text(sliced)}**")
     if (note := mode(report)) is not None:
         head.append(f"\n> {text(note)}")
-    out.add("\n".join(head) + "\n\n")
+    return "\n".join(head) + "\n\n"
 
-    # 1. blocking and warning gate reasons: what a reviewer must read
+
+def _add_gate_reasons(out: _Budget, report: ComparisonReport) -> None:
+    """Blocking and warning gate reasons: what a reviewer must read."""
     found = problems(report)
     if report.lint is not None and not report.lint.ok:
         out.add(f"- ❌ **lint**: {report.lint.errors} error(s) (see below)\n")
@@ -315,78 +319,102 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
     if found or (report.lint is not None and not report.lint.ok):
         out.add("\n")
 
-    # 2. one row per prompt
-    if report.prompts:
-        out.add(TABLE_HEAD)
-        rows_left = 0
-        for prompt in report.prompts:
-            if not out.add(_row(prompt), keep=2000):
-                rows_left += 1
-        out.add("\n")
-        if rows_left:
-            out.add(f"… and {rows_left} more prompt(s) (see the HTML report).\n\n")
-    else:
+
+def _add_prompt_table(out: _Budget, report: ComparisonReport) -> None:
+    """One row per prompt."""
+    if not report.prompts:
         out.add("No prompt changed.\n\n")
+        return
+    out.add(TABLE_HEAD)
+    rows_left = 0
+    for prompt in report.prompts:
+        if not out.add(_row(prompt), keep=2000):
+            rows_left += 1
+    out.add("\n")
+    if rows_left:
+        out.add(f"… and {rows_left} more prompt(s) (see the HTML report).\n\n")
 
-    # 3. lint findings
-    if report.lint is not None and report.lint.findings:
-        out.add(f"**Lint**: {report.lint.errors} error(s), {report.lint.warnings} warning(s)\n\n")
-        shown = 0
-        for f in report.lint.findings:
-            where = f"{f.file}:{f.line}:{f.column}"
-            line = f"- {code(where)} {f.severity} {code(f.rule)} {text(f.message)}\n"
-            if shown >= 50 or not out.add(line, keep=1500):
-                break
-            shown += 1
-        if shown < len(report.lint.findings):
-            out.add(f"- … and {len(report.lint.findings) - shown} more (`promptyard lint`)\n")
-        out.add("\n")
 
-    # 4. datasets
-    if report.datasets:
-        out.add("**Datasets**\n\n")
-        for d in report.datasets:
-            users = f" (used by {', '.join(code(u) for u in d.used_by)})" if d.used_by else ""
-            ids = []
-            for label, values in (
-                ("added", d.added),
-                ("removed", d.removed),
-                ("modified", d.modified),
-            ):
-                if values:
-                    listed = ", ".join(code(v) for v in values[:10])
-                    more = f" and {len(values) - 10} more" if len(values) > 10 else ""
-                    ids.append(f"{label}: {listed}{more}")
-            detail = f" — {'; '.join(ids)}" if ids else ""
-            if not out.add(f"- {code(d.path)}{users}: {text(d.summary())}{detail}\n", keep=1000):
-                out.omitted += 1
-        out.add("\n")
+def _add_lint_findings(out: _Budget, report: ComparisonReport) -> None:
+    """The first lint findings (at most 50), then how many more."""
+    if report.lint is None or not report.lint.findings:
+        return
+    out.add(f"**Lint**: {report.lint.errors} error(s), {report.lint.warnings} warning(s)\n\n")
+    shown = 0
+    for f in report.lint.findings:
+        where = f"{f.file}:{f.line}:{f.column}"
+        line = f"- {code(where)} {f.severity} {code(f.rule)} {text(f.message)}\n"
+        if shown >= 50 or not out.add(line, keep=1500):
+            break
+        shown += 1
+    if shown < len(report.lint.findings):
+        out.add(f"- … and {len(report.lint.findings) - shown} more (`promptyard lint`)\n")
+    out.add("\n")
 
-    # 5. per prompt: metrics and every gate, then the flips (most severe first)
+
+def _dataset_line(d: DatasetChange) -> str:
+    """A changed dataset, its users and the first ten case ids of each kind of change."""
+    users = f" (used by {', '.join(code(u) for u in d.used_by)})" if d.used_by else ""
+    ids = []
+    for label, values in (
+        ("added", d.added),
+        ("removed", d.removed),
+        ("modified", d.modified),
+    ):
+        if values:
+            listed = ", ".join(code(v) for v in values[:10])
+            more = f" and {len(values) - 10} more" if len(values) > 10 else ""
+            ids.append(f"{label}: {listed}{more}")
+    detail = f" — {'; '.join(ids)}" if ids else ""
+    return f"- {code(d.path)}{users}: {text(d.summary())}{detail}\n"
+
+
+def _add_datasets(out: _Budget, report: ComparisonReport) -> None:
+    if not report.datasets:
+        return
+    out.add("**Datasets**\n\n")
+    for d in report.datasets:
+        if not out.add(_dataset_line(d), keep=1000):
+            out.omitted += 1
+    out.add("\n")
+
+
+def _add_flips(out: _Budget, prompt: PromptComparison) -> None:
+    """A prompt's flipped cases (pass → fail first), as far as the comment's budget goes."""
+    p2f, f2p = prompt.flips
+    total_p2f = sum(e.flips_total[0] for e in prompt.evals)
+    total_f2p = sum(e.flips_total[1] for e in prompt.evals)
+    if not total_p2f and not total_f2p:
+        return
+    summary = f"{total_p2f} pass → fail, {total_f2p} fail → pass"
+    if not _open_section(out, prompt, summary, total_p2f + total_f2p):
+        return
+    shown = 0
+    for flip in [*p2f, *f2p]:
+        if not out.add(_flip(flip), keep=len(CLOSING) + 120):
+            break
+        shown += 1
+    if shown < total_p2f + total_f2p:
+        out.add(
+            f"… {total_p2f + total_f2p - shown} more flip(s) not shown: see the HTML report.\n\n"
+        )
+    out.add(CLOSING)
+
+
+@report_format("markdown")
+def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERVE) -> str:
+    out = _Budget(limit - len(FOOTER) - 400)  # 400: the "left out" line
+    out.add(_heading(report))
+    _add_gate_reasons(out, report)
+    _add_prompt_table(out, report)
+    _add_lint_findings(out, report)
+    _add_datasets(out, report)
+    # per prompt: metrics and every gate, then the flips, then the other paired cases
     for prompt in report.prompts:
         if prompt.evals and not out.add(_details(prompt), keep=500):
             out.omitted += 1
     for prompt in report.prompts:
-        p2f, f2p = prompt.flips
-        total_p2f = sum(e.flips_total[0] for e in prompt.evals)
-        total_f2p = sum(e.flips_total[1] for e in prompt.evals)
-        if not total_p2f and not total_f2p:
-            continue
-        summary = f"{total_p2f} pass → fail, {total_f2p} fail → pass"
-        if not _open_section(out, prompt, summary, total_p2f + total_f2p):
-            continue
-        shown = 0
-        for flip in [*p2f, *f2p]:
-            if not out.add(_flip(flip), keep=len(CLOSING) + 120):
-                break
-            shown += 1
-        if shown < total_p2f + total_f2p:
-            out.add(
-                f"… {total_p2f + total_f2p - shown} more flip(s) not shown: see the HTML report.\n\n"
-            )
-        out.add(CLOSING)
-
-    # 6. per prompt: the other paired cases, changed answers first, then the rest by id
+        _add_flips(out, prompt)
     for prompt in report.prompts:
         _add_paired(out, prompt)
 
@@ -396,7 +424,7 @@ def markdown_report(report: ComparisonReport, limit: int = GITHUB_LIMIT - RESERV
             f"_{out.omitted} section(s) or flip(s) left out to stay under GitHub's comment "
             "limit: see the HTML report._\n"
         )
-    return body + footer
+    return body + FOOTER
 
 
 def failure_markdown(command: str, message: str, hint: str | None, exit_code: int) -> str:
